@@ -1,0 +1,453 @@
+//! `xdm-connect demo`: the bridge and both sandboxes wired together in one process, with a
+//! terminal in which a person plays the X customer and the Connect agent.
+//!
+//! The bridge here is the same `Application` as `serve`, configured through the public settings
+//! only (see `sandbox_link`); the sandbox speaks the platforms' wire protocols.
+// A terminal command: printing to stdout is its job.
+#![allow(clippy::print_stdout)]
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::oneshot;
+use xdm_core::jobs::{JobState, Queue};
+use xdm_core::ports::Store;
+use xdm_sandbox::{
+    ContactStatus, ContactView, DmSpec, ItemType, ParticipantRole, Sandbox, SandboxConfig,
+    SandboxEvent, SandboxHandle, SandboxUser,
+};
+
+use crate::sandbox_link;
+use crate::startup::{Application, Overrides};
+use crate::wiring::AppBridge;
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The customer's X display name.
+    #[arg(long, default_value = "Jordan Brinks")]
+    customer_name: String,
+    /// The customer's X handle (without @).
+    #[arg(long, default_value = "furiouscamper")]
+    customer_handle: String,
+    /// The agent's name in Connect.
+    #[arg(long, default_value = "Enrique")]
+    agent_name: String,
+    /// Read the conversation from this file instead of the terminal (one line per input, as typed).
+    #[arg(long)]
+    script: Option<PathBuf>,
+}
+
+const CUSTOMER_ID: &str = "3001969357";
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    // Quiet logs: the demo prints what each side sees. RUST_LOG=info shows the bridge's logs.
+    if std::env::var_os("RUST_LOG").is_none() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("warn")
+            .with_writer(std::io::stderr)
+            .try_init();
+    } else {
+        crate::telemetry::init(crate::config::LogFormat::Text);
+    }
+    let style = Style::new(std::io::stdout().is_terminal());
+
+    let sandbox = Sandbox::start(SandboxConfig::default())
+        .await
+        .context("cannot start the sandbox")?;
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let store = format!("sqlite:{}", dir.path().join("demo.db").display());
+    let mut config = sandbox_link::bridge_config(&sandbox, "127.0.0.1:0", &store)?;
+    config.delivery.reorder_window_ms = 100;
+    config.delivery.outbound_reorder_window_ms = 100;
+    let app = Application::build(
+        config,
+        Overrides {
+            sdk_config: Some(sandbox_link::sdk_config(&sandbox)),
+        },
+    )
+    .await?;
+    let base = app.base_url();
+    let bridge = app.bridge();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stop_rx.await;
+    }));
+
+    sandbox.add_user(SandboxUser {
+        followers_count: 22,
+        ..SandboxUser::new(CUSTOMER_ID, &args.customer_name, &args.customer_handle)
+    });
+    let crc = sandbox.set_webhook(&format!("{base}/webhooks/x")).await?;
+    if !crc.ok {
+        bail!(
+            "the bridge failed X's CRC check: {}",
+            crc.error.unwrap_or_default()
+        );
+    }
+    let sub = sandbox
+        .subscribe(&format!("{base}/webhooks/connect"))
+        .await?;
+    sandbox
+        .wait_confirmed(&sub.subscription_arn, Duration::from_secs(10))
+        .await?;
+
+    let business = &sandbox.config().x.business;
+    println!("{}", style.bold("xdm-connect demo"));
+    println!("  bridge   {base}   (store: {store})");
+    println!(
+        "  sandbox  {}   (X API + Amazon Connect + SNS)",
+        sandbox.base_url()
+    );
+    println!("  X webhook CRC passed; SNS subscription confirmed.");
+    println!();
+    println!(
+        "You are {} (@{}) writing to @{} on X, and {} answering in Amazon Connect.",
+        args.customer_name, args.customer_handle, business.username, args.agent_name
+    );
+    print_help(&style);
+
+    let printer = tokio::spawn(print_events(
+        sandbox.clone(),
+        style,
+        business.name.clone(),
+        args.customer_handle.clone(),
+    ));
+    let interactive = args.script.is_none() && std::io::stdin().is_terminal();
+    let input: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match &args.script {
+        Some(path) => Box::new(
+            tokio::fs::File::open(path)
+                .await
+                .with_context(|| format!("cannot open {}", path.display()))?,
+        ),
+        None => Box::new(tokio::io::stdin()),
+    };
+    let mut lines = BufReader::new(input).lines();
+    let session = Demo {
+        sandbox: sandbox.clone(),
+        bridge,
+        args,
+        style,
+    };
+    loop {
+        if interactive {
+            print!("{}", style.dim("> "));
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+        }
+        let Some(line) = lines.next_line().await? else {
+            break;
+        };
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if !interactive {
+            println!("{} {line}", style.dim(">"));
+        }
+        match session.handle(line).await {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Quit) => break,
+            Err(e) => println!("{} {e:#}", style.red("!")),
+        }
+        if !interactive {
+            session.settle().await;
+        }
+    }
+    session.settle().await;
+    println!("{}", style.dim("bye"));
+    printer.abort();
+    let _ = stop_tx.send(());
+    server.await??;
+    sandbox.shutdown();
+    Ok(())
+}
+
+enum Flow {
+    Continue,
+    Quit,
+}
+
+struct Demo {
+    sandbox: SandboxHandle,
+    bridge: Arc<AppBridge>,
+    args: DemoArgs,
+    style: Style,
+}
+
+impl Demo {
+    async fn handle(&self, line: &str) -> anyhow::Result<Flow> {
+        let (cmd, rest) = match line.strip_prefix('/') {
+            Some(c) => c.split_once(' ').map_or((c, ""), |(c, r)| (c, r.trim())),
+            None => {
+                let delivery = self
+                    .sandbox
+                    .deliver_dm(DmSpec::text(CUSTOMER_ID, line))
+                    .await?;
+                if delivery.status != Some(200) {
+                    bail!("the bridge answered X with {:?}", delivery.status);
+                }
+                return Ok(Flow::Continue);
+            }
+        };
+        match cmd {
+            "a" | "agent" => {
+                if rest.is_empty() {
+                    bail!("usage: /agent <reply>");
+                }
+                let contact = self.open_contact()?;
+                if contact.agent.is_none() {
+                    self.sandbox
+                        .agent_accept(&contact.contact_id, &self.args.agent_name)?;
+                }
+                self.sandbox
+                    .agent_send(&contact.contact_id, rest, "text/markdown")?;
+            }
+            "accept" => {
+                let contact = self.open_contact()?;
+                self.sandbox
+                    .agent_accept(&contact.contact_id, &self.args.agent_name)?;
+            }
+            "leave" => {
+                self.sandbox.agent_leave(&self.open_contact()?.contact_id)?;
+            }
+            "flow" | "system" => {
+                if rest.is_empty() {
+                    bail!("usage: /flow <message from the contact flow>");
+                }
+                self.sandbox
+                    .system_message(&self.open_contact()?.contact_id, rest)?;
+            }
+            "transfer" => {
+                let after = self.sandbox.transfer(&self.open_contact()?.contact_id)?;
+                println!(
+                    "{} transferred: contact {} (initial {})",
+                    self.style.cyan("🎧 Connect "),
+                    short(&after.contact_id),
+                    short(&after.initial_contact_id)
+                );
+            }
+            "end" => {
+                self.sandbox.end_chat(&self.open_contact()?.contact_id)?;
+            }
+            "status" => self.status().await?,
+            "help" | "?" => print_help(&self.style),
+            "quit" | "exit" | "q" => return Ok(Flow::Quit),
+            other => bail!("unknown command /{other} (try /help)"),
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// The customer's chat that has not ended.
+    fn open_contact(&self) -> anyhow::Result<ContactView> {
+        self.sandbox
+            .contacts()
+            .into_iter()
+            .rev()
+            .find(|c| {
+                c.status != ContactStatus::Ended
+                    && c.attributes.get("customerId").map(String::as_str) == Some(CUSTOMER_ID)
+            })
+            .context("no open chat: write something as the customer first")
+    }
+
+    async fn status(&self) -> anyhow::Result<()> {
+        for c in self.sandbox.contacts() {
+            println!(
+                "  chat {} ({:?}{}): {} items, agent {}",
+                short(&c.initial_contact_id),
+                c.status,
+                if c.contact_id == c.initial_contact_id {
+                    String::new()
+                } else {
+                    format!(", now contact {}", short(&c.contact_id))
+                },
+                c.transcript.len(),
+                c.agent
+                    .as_ref()
+                    .map_or("none".to_owned(), |a| a.display_name.clone()),
+            );
+        }
+        let store = self.bridge.store();
+        for q in [Queue::Inbound, Queue::Outbound] {
+            let mut counts = Vec::new();
+            for s in [
+                JobState::Pending,
+                JobState::Processing,
+                JobState::Done,
+                JobState::Failed,
+            ] {
+                counts.push(format!(
+                    "{} {}",
+                    store.jobs(q, Some(s), 100_000).await?.len(),
+                    s.as_str()
+                ));
+            }
+            println!("  {} events: {}", q.as_str(), counts.join(", "));
+        }
+        Ok(())
+    }
+
+    /// Waits until the bridge has nothing left in hand and the sandbox has gone quiet.
+    async fn settle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut quiet_since = Instant::now();
+        let mut last_seq = self.sandbox.event_log(0).last().map_or(0, |e| e.seq);
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let seq = self
+                .sandbox
+                .event_log(last_seq)
+                .last()
+                .map_or(last_seq, |e| e.seq);
+            let mut open = 0;
+            for q in [Queue::Inbound, Queue::Outbound] {
+                for s in [JobState::Pending, JobState::Processing] {
+                    open += self
+                        .bridge
+                        .store()
+                        .jobs(q, Some(s), 1)
+                        .await
+                        .map_or(1, |j| j.len());
+                }
+            }
+            if seq != last_seq || open > 0 {
+                last_seq = seq;
+                quiet_since = Instant::now();
+            } else if quiet_since.elapsed() > Duration::from_millis(400) {
+                return;
+            }
+        }
+    }
+}
+
+fn print_help(style: &Style) {
+    println!();
+    println!(
+        "  {}            send a DM as the customer",
+        style.bold("text")
+    );
+    println!(
+        "  {}   reply as the agent (markdown works: **bold**, [link](https://…))",
+        style.bold("/agent text")
+    );
+    println!(
+        "  {}  /leave  /flow text  /transfer  /end  /status  /help  /quit",
+        style.bold("/accept")
+    );
+    println!();
+}
+
+/// Prints what each side sees as the sandbox reports it.
+async fn print_events(sandbox: SandboxHandle, style: Style, business_name: String, handle: String) {
+    let mut events = sandbox.events();
+    let customer = style.magenta("📱 X        ");
+    let connect = style.cyan("🎧 Connect  ");
+    loop {
+        let event = match events.recv().await {
+            Ok(e) => e,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        match event {
+            SandboxEvent::ContactStarted { contact } => {
+                let a = &contact.attributes;
+                println!(
+                    "{connect}new chat {} for {} (@{}, {} followers) — queued for an agent",
+                    short(&contact.initial_contact_id),
+                    contact.display_name,
+                    a.get("x_username").map_or("?", String::as_str),
+                    a.get("x_followers_count").map_or("?", String::as_str),
+                );
+            }
+            SandboxEvent::ChatItem { item, .. } => {
+                let i = &item.item;
+                let who = i.display_name.clone().unwrap_or_default();
+                match (i.item_type, i.participant_role) {
+                    (ItemType::Message, Some(ParticipantRole::Customer)) => {
+                        println!(
+                            "{connect}agent sees  {}: {}",
+                            who,
+                            i.content.as_deref().unwrap_or("")
+                        );
+                    }
+                    (ItemType::Message, Some(ParticipantRole::System)) => {
+                        println!(
+                            "{connect}flow says   {}",
+                            i.content.as_deref().unwrap_or("")
+                        );
+                    }
+                    (ItemType::Event, _) => {
+                        let what = i.content_type.rsplit('.').take(2).collect::<Vec<_>>();
+                        match what.as_slice() {
+                            ["joined", "participant"]
+                                if i.participant_role == Some(ParticipantRole::Agent) =>
+                            {
+                                println!("{connect}{who} joined the chat");
+                            }
+                            ["left", "participant"]
+                                if i.participant_role == Some(ParticipantRole::Agent) =>
+                            {
+                                println!(
+                                    "{connect}{who} left the chat (the chat goes on: flows can still write)"
+                                );
+                            }
+                            ["ended", "chat"] => println!(
+                                "{connect}chat ended — the customer's next DM opens a new one"
+                            ),
+                            _ => {}
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            SandboxEvent::DmSent { dm } if dm.recipient_id == CUSTOMER_ID => {
+                println!(
+                    "{customer}@{handle} receives from {business_name}: {}",
+                    dm.text.as_deref().unwrap_or("(media)")
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Style {
+    color: bool,
+}
+
+impl Style {
+    fn new(color: bool) -> Self {
+        Self { color }
+    }
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
+    }
+    fn bold(&self, s: &str) -> String {
+        self.paint("1", s)
+    }
+    fn dim(&self, s: &str) -> String {
+        self.paint("2", s)
+    }
+    fn red(&self, s: &str) -> String {
+        self.paint("31", s)
+    }
+    fn cyan(&self, s: &str) -> String {
+        self.paint("36", s)
+    }
+    fn magenta(&self, s: &str) -> String {
+        self.paint("35", s)
+    }
+}

@@ -1,0 +1,10 @@
+//! The `xdm-connect` application: configuration, wiring of the adapters into the core, the
+//! HTTP server of `serve`, and the commands of the binary.
+
+pub mod commands;
+pub mod config;
+pub mod sandbox_link;
+pub mod server;
+pub mod startup;
+pub mod telemetry;
+pub mod wiring;

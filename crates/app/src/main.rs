@@ -1,0 +1,71 @@
+//! `xdm-connect`: the bridge between X Direct Messages and Amazon Connect Chat.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use xdm_connect::commands;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "xdm-connect",
+    version,
+    about = "Bridge between X Direct Messages and Amazon Connect Chat"
+)]
+struct Cli {
+    /// Configuration file (TOML). Default: ./xdm-connect.toml when it exists. XDM_* environment
+    /// variables override it.
+    #[arg(long, global = true, env = "XDM_CONFIG")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the bridge: X webhooks on /webhooks/x, the Connect SNS subscription on /webhooks/connect.
+    Serve,
+    /// Run the bridge wired to built-in X and Amazon Connect sandboxes, and play the customer and
+    /// the agent from this terminal. Needs no account and no configuration.
+    Demo(commands::demo::DemoArgs),
+    /// Run the X + Amazon Connect sandbox alone (for tests, load generators, other emulators).
+    Sandbox(commands::sandbox::SandboxArgs),
+    /// Check the configuration and the store, and say what is missing.
+    Doctor,
+    /// Inspect and re-drive accepted events.
+    #[command(subcommand)]
+    Inbox(commands::inbox::InboxCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = cli.config.as_deref();
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve => commands::serve::run(config).await,
+            Command::Demo(args) => commands::demo::run(args).await,
+            Command::Sandbox(args) => commands::sandbox::run(args).await,
+            Command::Doctor => commands::doctor::run(config).await,
+            Command::Inbox(cmd) => commands::inbox::run(config, cmd).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

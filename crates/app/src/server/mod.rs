@@ -1,0 +1,58 @@
+//! The HTTP face of `serve` (DESIGN.md §4): X webhooks, the Connect SNS subscription, health
+//! and metrics. Handlers only authenticate, parse and persist; delivery happens in the
+//! dispatchers, so both platforms get their answer fast.
+
+mod connect_webhook;
+mod health;
+mod x_webhook;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use secrecy::SecretString;
+use xdm_aws_connect::sns::SnsVerifier;
+
+use crate::wiring::AppBridge;
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    pub bridge: Arc<AppBridge>,
+    /// The X consumer secret (CRC and signatures). `None`: X webhooks answer 503.
+    pub webhook_secret: Option<SecretString>,
+    /// `None` when the Connect topic is not configured: the SNS endpoint answers 503.
+    pub sns: Option<SnsVerifier>,
+    /// Settings missing for delivery, reported by `/healthz`.
+    pub missing: Vec<&'static str>,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/webhooks/x", get(x_webhook::crc).post(x_webhook::events))
+        .route("/webhooks/connect", post(connect_webhook::sns))
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(health::metrics))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+/// A one-line plain-text error answer.
+pub(crate) fn reject(
+    status: http::StatusCode,
+    reason: impl Into<String>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let reason = reason.into();
+    metrics::counter!("xdm_http_rejections_total", "status" => status.as_u16().to_string())
+        .increment(1);
+    (
+        status,
+        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{reason}\n"),
+    )
+        .into_response()
+}

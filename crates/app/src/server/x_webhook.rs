@@ -1,0 +1,107 @@
+//! `GET /webhooks/x` (CRC) and `POST /webhooks/x` (events).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode};
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use super::{AppState, reject};
+
+/// Answers X's challenge-response check. Needs only the consumer secret, so it works even when
+/// the rest of the configuration is incomplete.
+pub async fn crc(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
+    let Some(secret) = &state.webhook_secret else {
+        return reject(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "XDM_X_CONSUMER_SECRET is not set: cannot answer the CRC",
+        );
+    };
+    let Some(token) = crc_token(query.as_deref().unwrap_or("")) else {
+        return reject(
+            StatusCode::BAD_REQUEST,
+            "missing or undecodable crc_token query parameter",
+        );
+    };
+    match xdm_x::webhook::crc_response(secret.expose_secret(), &token) {
+        Ok(answer) => {
+            tracing::info!("answered an X CRC challenge");
+            Json(answer).into_response()
+        }
+        Err(e) => reject(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+/// Verifies, parses and persists a webhook delivery, then answers 200. Delivery to Connect
+/// happens afterwards, in order per customer.
+pub async fn events(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(secret) = &state.webhook_secret else {
+        return reject(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "XDM_X_CONSUMER_SECRET is not set: cannot verify X webhooks",
+        );
+    };
+    if let Err(e) = xdm_x::webhook::verify_signature(secret.expose_secret(), &headers, &body) {
+        tracing::warn!(error = %e, "X webhook refused: bad signature");
+        return reject(StatusCode::UNAUTHORIZED, e.to_string());
+    }
+    let batch = match xdm_x::payload::parse_delivery(&body) {
+        Ok(parsed) => parsed.batch,
+        Err(e) => {
+            tracing::warn!(error = %e, "X webhook refused: malformed body");
+            return reject(StatusCode::BAD_REQUEST, e.to_string());
+        }
+    };
+    match state.bridge.accept_inbound(batch).await {
+        Ok(report) => Json(json!({
+            "accepted": report.accepted,
+            "duplicates": report.duplicates,
+            "echoes": report.echoes,
+            "ignored": report.ignored,
+        }))
+        .into_response(),
+        Err(e) => {
+            // Not persisted: X must deliver again.
+            tracing::error!(error = %e, "could not persist an X delivery");
+            reject(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage unavailable; deliver again later",
+            )
+        }
+    }
+}
+
+/// The `crc_token` query parameter, percent-decoded only: a base64 token may carry a literal
+/// `+`, which form decoding would turn into a space.
+fn crc_token(query: &str) -> Option<String> {
+    let raw = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("crc_token="))?;
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()
+        .map(|t| t.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::crc_token;
+
+    #[test]
+    fn crc_token_keeps_plus_and_decodes_percent() {
+        assert_eq!(
+            crc_token("crc_token=ab+c%2Bd%3D&nonce=x").as_deref(),
+            Some("ab+c+d=")
+        );
+        assert_eq!(crc_token("nonce=1&crc_token=M2Rk").as_deref(), Some("M2Rk"));
+        assert_eq!(crc_token("nonce=1"), None);
+    }
+}

@@ -1,0 +1,211 @@
+//! Building the adapters from the configuration, once, and plugging them into the core.
+
+use aws_config::SdkConfig;
+use secrecy::ExposeSecret;
+use xdm_aws_connect::sns::SnsVerifier;
+use xdm_aws_connect::{ConnectClient, ConnectConfig};
+use xdm_core::Bridge;
+use xdm_core::ids::{ConnectionToken, ContactId, ParticipantToken, XUserId};
+use xdm_core::ports::{
+    ChatMessage, ConnectApi, ConnectError, DmRequest, SentDm, StartChat, StartedChat, SystemClock,
+    XApi, XError,
+};
+use xdm_core::profile::XProfile;
+use xdm_core::session::ConnectionCredentials;
+use xdm_store::{AnyStore, StoreUrl};
+use xdm_x::{AccessToken, Consumer, XClient, XClientConfig};
+
+use crate::config::Config;
+
+/// The core with the production adapters.
+pub type AppBridge = Bridge<AnyStore, XPort, ConnectPort, SystemClock>;
+
+/// Opens the store named by `XDM_STORE`.
+pub async fn open_store(url: &str) -> anyhow::Result<AnyStore> {
+    let parsed = StoreUrl::parse(url)?;
+    Ok(xdm_store::open(&parsed).await?)
+}
+
+/// The X adapter, or why it cannot be built. When it is `Unconfigured` the dispatchers are not
+/// started (nothing would be delivered), but webhooks are still accepted and kept.
+#[derive(Debug)]
+pub enum XPort {
+    Client(XClient),
+    Unconfigured(String),
+}
+
+impl XPort {
+    pub fn from_config(config: &Config) -> Self {
+        let x = &config.x;
+        let (Some(key), Some(secret), Some(token), Some(token_secret)) = (
+            &x.consumer_key,
+            &x.consumer_secret,
+            &x.access_token,
+            &x.access_token_secret,
+        ) else {
+            return XPort::Unconfigured("the X credentials (XDM_X_*) are incomplete".to_owned());
+        };
+        let build = || -> Result<XClient, xdm_x::XConfigError> {
+            let mut cfg = XClientConfig::new(
+                &x.api_url,
+                Consumer::new(key.expose_secret(), secret.expose_secret()),
+                AccessToken::new(token.expose_secret(), token_secret.expose_secret()),
+            )?;
+            for account in &x.accounts {
+                let Ok(id) = XUserId::parse(account.user_id.clone()) else {
+                    continue;
+                };
+                cfg = cfg.with_account_token(
+                    id,
+                    AccessToken::new(
+                        account.access_token.expose_secret(),
+                        account.access_token_secret.expose_secret(),
+                    ),
+                )?;
+            }
+            XClient::new(cfg)
+        };
+        match build() {
+            Ok(client) => XPort::Client(client),
+            Err(e) => XPort::Unconfigured(e.to_string()),
+        }
+    }
+
+    pub fn problem(&self) -> Option<&str> {
+        match self {
+            XPort::Client(_) => None,
+            XPort::Unconfigured(why) => Some(why),
+        }
+    }
+}
+
+impl XApi for XPort {
+    async fn send_dm(&self, dm: &DmRequest) -> Result<SentDm, XError> {
+        match self {
+            XPort::Client(c) => c.send_dm(dm).await,
+            XPort::Unconfigured(why) => Err(XError::Unauthorized(why.clone())),
+        }
+    }
+
+    async fn user(&self, business: &XUserId, id: &XUserId) -> Result<Option<XProfile>, XError> {
+        match self {
+            XPort::Client(c) => c.user(business, id).await,
+            XPort::Unconfigured(why) => Err(XError::Unauthorized(why.clone())),
+        }
+    }
+}
+
+/// The Amazon Connect adapter, or why it cannot be built (see [`XPort`]).
+#[derive(Debug)]
+pub enum ConnectPort {
+    Client(ConnectClient),
+    Unconfigured(String),
+}
+
+impl ConnectPort {
+    pub fn from_config(config: &Config, sdk: Option<&SdkConfig>) -> Self {
+        let c = &config.connect;
+        let (Some(instance), Some(flow), Some(topic)) =
+            (&c.instance_id, &c.contact_flow_id, &c.topic_arn)
+        else {
+            return ConnectPort::Unconfigured(
+                "the Amazon Connect settings (XDM_CONNECT_*) are incomplete".to_owned(),
+            );
+        };
+        let Some(sdk) = sdk else {
+            return ConnectPort::Unconfigured(
+                "the AWS configuration could not be loaded".to_owned(),
+            );
+        };
+        let mut cfg = ConnectConfig::new(instance, flow, topic);
+        cfg.chat_duration_minutes = c.chat_duration_minutes;
+        cfg.connect_endpoint = c.endpoint_url.clone();
+        cfg.participant_endpoint = c.participant_endpoint_url.clone();
+        match ConnectClient::new(cfg, sdk) {
+            Ok(client) => ConnectPort::Client(client),
+            Err(e) => ConnectPort::Unconfigured(e.to_string()),
+        }
+    }
+
+    pub fn problem(&self) -> Option<&str> {
+        match self {
+            ConnectPort::Client(_) => None,
+            ConnectPort::Unconfigured(why) => Some(why),
+        }
+    }
+
+    fn unconfigured(why: &str) -> ConnectError {
+        ConnectError::Unauthorized(why.to_owned())
+    }
+}
+
+impl ConnectApi for ConnectPort {
+    async fn start_chat(&self, req: &StartChat) -> Result<StartedChat, ConnectError> {
+        match self {
+            ConnectPort::Client(c) => c.start_chat(req).await,
+            ConnectPort::Unconfigured(why) => Err(Self::unconfigured(why)),
+        }
+    }
+
+    async fn start_streaming(
+        &self,
+        contact: &ContactId,
+        client_token: &str,
+    ) -> Result<(), ConnectError> {
+        match self {
+            ConnectPort::Client(c) => c.start_streaming(contact, client_token).await,
+            ConnectPort::Unconfigured(why) => Err(Self::unconfigured(why)),
+        }
+    }
+
+    async fn stop_contact(&self, contact: &ContactId) -> Result<(), ConnectError> {
+        match self {
+            ConnectPort::Client(c) => c.stop_contact(contact).await,
+            ConnectPort::Unconfigured(why) => Err(Self::unconfigured(why)),
+        }
+    }
+
+    async fn connect_participant(
+        &self,
+        token: &ParticipantToken,
+    ) -> Result<ConnectionCredentials, ConnectError> {
+        match self {
+            ConnectPort::Client(c) => c.connect_participant(token).await,
+            ConnectPort::Unconfigured(why) => Err(Self::unconfigured(why)),
+        }
+    }
+
+    async fn send_message(
+        &self,
+        connection: &ConnectionToken,
+        message: &ChatMessage,
+        client_token: &str,
+    ) -> Result<(), ConnectError> {
+        match self {
+            ConnectPort::Client(c) => c.send_message(connection, message, client_token).await,
+            ConnectPort::Unconfigured(why) => Err(Self::unconfigured(why)),
+        }
+    }
+
+    async fn disconnect(
+        &self,
+        connection: &ConnectionToken,
+        client_token: &str,
+    ) -> Result<(), ConnectError> {
+        match self {
+            ConnectPort::Client(c) => c.disconnect(connection, client_token).await,
+            ConnectPort::Unconfigured(why) => Err(Self::unconfigured(why)),
+        }
+    }
+}
+
+/// The SNS verifier for `/webhooks/connect`, when the topic is configured.
+pub fn sns_verifier(config: &Config) -> anyhow::Result<Option<SnsVerifier>> {
+    let Some(topic) = &config.connect.topic_arn else {
+        return Ok(None);
+    };
+    Ok(Some(SnsVerifier::new(
+        topic.clone(),
+        config.sns.trusted_cert_urls.iter().cloned(),
+    )?))
+}

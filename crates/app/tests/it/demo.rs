@@ -1,0 +1,50 @@
+//! `xdm-connect demo`, as a person would run it, with a scripted conversation.
+
+use std::process::Command;
+
+#[test]
+fn the_demo_plays_a_whole_conversation() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("conversation.txt");
+    std::fs::write(
+        &script,
+        "Hi! My order #1234 hasn't arrived.\n\
+         /agent Sorry about that, **Jordan**. Tracking: [here](https://example.com/t/1234)\n\
+         Thanks!\n\
+         /leave\n\
+         /flow Thanks for contacting Acme. Goodbye!\n\
+         /end\n\
+         One more question\n\
+         /status\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xdm-connect"))
+        .args(["demo", "--script"])
+        .arg(&script)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed\n{stdout}\n{stderr}");
+    for expected in [
+        "X webhook CRC passed; SNS subscription confirmed.",
+        "new chat",
+        "for Jordan Brinks (@furiouscamper",
+        "agent sees  Jordan Brinks: Hi! My order #1234 hasn't arrived.",
+        "Enrique joined the chat",
+        "receives from Acme Support: Sorry about that, Jordan. Tracking: here (https://example.com/t/1234)",
+        "agent sees  Jordan Brinks: Thanks!",
+        "flow says   Thanks for contacting Acme. Goodbye!",
+        "receives from Acme Support: Thanks for contacting Acme. Goodbye!",
+        "chat ended",
+        "agent sees  Jordan Brinks: One more question",
+        "inbound events: 0 pending, 0 processing, 3 done, 0 failed",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing `{expected}` in:\n{stdout}"
+        );
+    }
+    assert_eq!(stdout.matches("new chat").count(), 2, "{stdout}");
+}

@@ -1,0 +1,249 @@
+//! `spawn_app()`: a sandbox and a bridge on port 0, wired like `demo`, one SQLite file each.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use xdm_connect::config::Config;
+use xdm_connect::sandbox_link;
+use xdm_connect::startup::{Application, Overrides};
+use xdm_connect::wiring::AppBridge;
+use xdm_core::jobs::{JobState, Queue};
+use xdm_core::ports::Store;
+use xdm_sandbox::{
+    ChatItem, ContactStatus, ContactView, DmSpec, ItemType, ParticipantRole, Sandbox,
+    SandboxConfig, SandboxHandle, SandboxUser,
+};
+
+pub const CUSTOMER: &str = "3001969357";
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// X's documentation sample consumer secret: the CRC and signature vectors of PROTOCOLS.md A1
+/// are computed with it.
+pub const VECTOR_SECRET: &str = "kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw";
+
+pub struct TestApp {
+    pub base: String,
+    pub sandbox: SandboxHandle,
+    pub bridge: Arc<AppBridge>,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(SandboxConfig::default(), |_| {}).await
+}
+
+pub async fn spawn_app_with(
+    sandbox_config: SandboxConfig,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
+    let sandbox = Sandbox::start(sandbox_config).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", dir.path().join("bridge.db").display());
+    let mut config = sandbox_link::bridge_config(&sandbox, "127.0.0.1:0", &store).unwrap();
+    config.delivery.reorder_window_ms = 150;
+    config.delivery.outbound_reorder_window_ms = 150;
+    config.delivery.retry_base_ms = 50;
+    tweak(&mut config);
+    let app = Application::build(
+        config,
+        Overrides {
+            sdk_config: Some(sandbox_link::sdk_config(&sandbox)),
+        },
+    )
+    .await
+    .unwrap();
+    let base = app.base_url();
+    let bridge = app.bridge();
+    let (stop, stop_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stop_rx.await;
+    }));
+    sandbox.add_user(SandboxUser {
+        followers_count: 22,
+        ..SandboxUser::new(CUSTOMER, "Jordan Brinks", "furiouscamper")
+    });
+    let crc = sandbox
+        .set_webhook(&format!("{base}/webhooks/x"))
+        .await
+        .unwrap();
+    assert!(crc.ok, "CRC failed: {crc:?}");
+    let sub = sandbox
+        .subscribe(&format!("{base}/webhooks/connect"))
+        .await
+        .unwrap();
+    sandbox
+        .wait_confirmed(&sub.subscription_arn, WAIT)
+        .await
+        .unwrap();
+    TestApp {
+        base,
+        sandbox,
+        bridge,
+        http: reqwest::Client::new(),
+        stop: Some(stop),
+        server: Some(server),
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    /// A customer DM delivered by the sandbox (as X does); asserts X got its 200.
+    pub async fn dm(&self, text: &str) -> String {
+        self.dm_spec(DmSpec::text(CUSTOMER, text)).await
+    }
+
+    pub async fn dm_spec(&self, spec: DmSpec) -> String {
+        let d = self.sandbox.deliver_dm(spec).await.unwrap();
+        assert_eq!(d.status, Some(200), "webhook answer: {d:?}");
+        d.event_id.unwrap()
+    }
+
+    /// The customer's contacts, oldest first.
+    pub fn contacts(&self) -> Vec<ContactView> {
+        self.sandbox
+            .contacts()
+            .into_iter()
+            .filter(|c| c.attributes.get("customerId").map(String::as_str) == Some(CUSTOMER))
+            .collect()
+    }
+
+    /// Waits until some contact's customer messages satisfy `f`; returns the contact.
+    pub async fn wait_contact(
+        &self,
+        what: &str,
+        f: impl Fn(&ContactView, &[String]) -> bool,
+    ) -> ContactView {
+        let this = self;
+        self.sandbox
+            .wait_until(what, WAIT, |_| {
+                this.contacts()
+                    .into_iter()
+                    .find(|c| f(c, &customer_messages(c)))
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Waits for the customer's first chat to exist and carry `text`; returns it.
+    pub async fn open_chat(&self, text: &str) -> ContactView {
+        self.dm(text).await;
+        self.wait_contact("the first chat", |c, m| {
+            m.iter().any(|t| t == text) && c.customer_connected
+        })
+        .await
+    }
+
+    /// DM texts the sandbox X received, in order.
+    pub fn dm_texts(&self) -> Vec<String> {
+        self.sandbox
+            .sent_dms()
+            .into_iter()
+            .filter_map(|d| d.text)
+            .collect()
+    }
+
+    pub async fn wait_dms(&self, n: usize) -> Vec<String> {
+        let this = self;
+        self.sandbox
+            .wait_until(&format!("{n} DMs"), WAIT, |_| {
+                let t = this.dm_texts();
+                (t.len() >= n).then_some(t)
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the bridge has nothing in hand and every SNS message reached it.
+    pub async fn settle(&self) {
+        let bridge = Arc::clone(&self.bridge);
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut quiet = 0;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let mut open = 0;
+            for q in [Queue::Inbound, Queue::Outbound] {
+                for s in [JobState::Pending, JobState::Processing] {
+                    open += bridge.store().jobs(q, Some(s), 10).await.unwrap().len();
+                }
+            }
+            let undelivered = self
+                .sandbox
+                .sns_deliveries()
+                .iter()
+                .filter(|d| !d.delivered)
+                .count();
+            if open == 0 && undelivered == 0 {
+                quiet += 1;
+                if quiet >= 6 {
+                    return;
+                }
+            } else {
+                quiet = 0;
+            }
+        }
+        panic!("the bridge did not settle");
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+        self.sandbox.shutdown();
+    }
+}
+
+/// Texts the customer wrote into a chat (initial message and SendMessage), in transcript order.
+pub fn customer_messages(c: &ContactView) -> Vec<String> {
+    c.transcript
+        .iter()
+        .filter(|i| is_customer_message(i))
+        .filter_map(|i| i.item.content.clone())
+        .collect()
+}
+
+fn is_customer_message(i: &ChatItem) -> bool {
+    i.item.item_type == ItemType::Message
+        && i.item.participant_role == Some(ParticipantRole::Customer)
+}
+
+pub fn is_open(c: &ContactView) -> bool {
+    c.status != ContactStatus::Ended
+}
+
+/// `sha256=<base64 HMAC-SHA256(secret, body)>`, computed here from the primitive (pinned by the
+/// PROTOCOLS.md A1.2 vectors, which the tests also check).
+pub fn x_signature(secret: &str, body: &[u8]) -> String {
+    use base64::Engine;
+    use hmac::{KeyInit, Mac};
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!(
+        "sha256={}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    )
+}
+
+/// The captured API Gateway delivery (PROTOCOLS.md A1.2): its raw body.
+pub fn captured_body() -> String {
+    let raw = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/apigw-x-webhook-text-dm.json"
+    ))
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    v["body"].as_str().unwrap().to_owned()
+}
+
+pub fn vector_sandbox() -> SandboxConfig {
+    let mut cfg = SandboxConfig::default();
+    cfg.x.consumer_secret = VECTOR_SECRET.to_owned();
+    cfg
+}

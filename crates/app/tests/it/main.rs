@@ -1,0 +1,13 @@
+//! End-to-end tests of the bridge against the sandbox emulators, over real sockets, with the
+//! real clients. One binary for the crate (each links hundreds of MB).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+mod helpers;
+
+mod demo;
+mod inbound;
+mod lifecycle;
+mod outbound;
+mod restart;
+mod sns_endpoint;
+mod x_webhook;

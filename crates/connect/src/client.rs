@@ -1,0 +1,183 @@
+//! [`ConnectClient`]: the adapter behind `xdm_core::ports::ConnectApi`.
+
+use aws_config::SdkConfig;
+use xdm_core::ids::{ConnectionToken, ContactId, ParticipantToken};
+use xdm_core::ports::{ChatMessage, ConnectApi, ConnectError, StartChat, StartedChat};
+use xdm_core::session::ConnectionCredentials;
+
+use crate::config::{ConfigError, ConnectConfig};
+use crate::contact_api::{
+    ChatMessageBody, ChatStreamingConfiguration, ContactApi, ParticipantDetails,
+    SUPPORTED_MESSAGING_CONTENT_TYPES, StartChatContactRequest, StartContactStreamingRequest,
+    StopContactRequest,
+};
+use crate::participant::ParticipantApi;
+
+/// Amazon Connect, as the core sees it: the control plane (hand-signed) and the participant API
+/// (SDK), both built once from one `SdkConfig`. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ConnectClient {
+    config: ConnectConfig,
+    contact: ContactApi,
+    participant: ParticipantApi,
+}
+
+impl ConnectClient {
+    /// Validates `config` and builds both clients. Endpoint variables are read from the
+    /// process environment.
+    pub fn new(config: ConnectConfig, sdk: &SdkConfig) -> Result<Self, ConfigError> {
+        Self::with_env(config, sdk, |k| std::env::var(k).ok())
+    }
+
+    /// As [`ConnectClient::new`], with an injected environment lookup.
+    pub fn with_env(
+        config: ConnectConfig,
+        sdk: &SdkConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let contact = ContactApi::with_env(
+            sdk,
+            config.connect_endpoint.as_deref(),
+            config.request_timeout,
+            env,
+        )?;
+        let participant = ParticipantApi::new(sdk, config.participant_endpoint.as_deref());
+        tracing::info!(
+            endpoint = contact.endpoint(),
+            region = contact.region(),
+            instance_id = %config.instance_id,
+            "Amazon Connect client ready"
+        );
+        Ok(Self {
+            config,
+            contact,
+            participant,
+        })
+    }
+
+    pub fn config(&self) -> &ConnectConfig {
+        &self.config
+    }
+
+    /// The control-plane client (StartChatContact, StartContactStreaming, StopContact).
+    pub fn contact_api(&self) -> &ContactApi {
+        &self.contact
+    }
+
+    /// The participant-API client.
+    pub fn participant_api(&self) -> &ParticipantApi {
+        &self.participant
+    }
+
+    /// The StartChatContact body for a core request.
+    pub fn start_chat_request(&self, req: &StartChat) -> StartChatContactRequest {
+        let initial_message = (!req.initial_message.content.is_empty()).then(|| ChatMessageBody {
+            content_type: req.initial_message.content_type.as_str().to_owned(),
+            content: req.initial_message.content.clone(),
+        });
+        StartChatContactRequest {
+            instance_id: self.config.instance_id.clone(),
+            contact_flow_id: self.config.contact_flow_id.clone(),
+            attributes: req.attributes.clone(),
+            participant_details: ParticipantDetails {
+                display_name: req.display_name.clone(),
+            },
+            initial_message,
+            client_token: req.client_token.clone(),
+            chat_duration_in_minutes: self.config.chat_duration_minutes,
+            supported_messaging_content_types: SUPPORTED_MESSAGING_CONTENT_TYPES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+        }
+    }
+}
+
+fn parse_contact_id(op: &str, raw: &str) -> Result<ContactId, ConnectError> {
+    ContactId::parse(raw)
+        .map_err(|e| ConnectError::Unavailable(format!("{op}: {e} in the response")))
+}
+
+impl ConnectApi for ConnectClient {
+    async fn start_chat(&self, req: &StartChat) -> Result<StartedChat, ConnectError> {
+        let body = self.start_chat_request(req);
+        let out = self.contact.start_chat_contact(&body).await?;
+        let contact_id = parse_contact_id("StartChatContact", &out.contact_id)?;
+        if out.participant_token.is_empty() {
+            return Err(ConnectError::Unavailable(
+                "StartChatContact: empty ParticipantToken in the response".into(),
+            ));
+        }
+        tracing::info!(contact_id = %contact_id, "chat contact started");
+        Ok(StartedChat {
+            contact_id,
+            participant_id: out.participant_id,
+            participant_token: ParticipantToken::new(out.participant_token),
+        })
+    }
+
+    async fn start_streaming(
+        &self,
+        contact: &ContactId,
+        client_token: &str,
+    ) -> Result<(), ConnectError> {
+        let body = StartContactStreamingRequest {
+            instance_id: self.config.instance_id.clone(),
+            contact_id: contact.as_str().to_owned(),
+            chat_streaming_configuration: ChatStreamingConfiguration {
+                streaming_endpoint_arn: self.config.topic_arn.clone(),
+            },
+            client_token: client_token.to_owned(),
+        };
+        let out = self.contact.start_contact_streaming(&body).await?;
+        tracing::info!(contact_id = %contact, streaming_id = %out.streaming_id, "chat streaming started");
+        Ok(())
+    }
+
+    async fn stop_contact(&self, contact: &ContactId) -> Result<(), ConnectError> {
+        let body = StopContactRequest {
+            contact_id: contact.as_str().to_owned(),
+            instance_id: self.config.instance_id.clone(),
+        };
+        self.contact.stop_contact(&body).await?;
+        tracing::info!(contact_id = %contact, "contact stopped");
+        Ok(())
+    }
+
+    async fn connect_participant(
+        &self,
+        participant_token: &ParticipantToken,
+    ) -> Result<ConnectionCredentials, ConnectError> {
+        self.participant
+            .create_participant_connection(participant_token)
+            .await
+    }
+
+    async fn send_message(
+        &self,
+        connection: &ConnectionToken,
+        message: &ChatMessage,
+        client_token: &str,
+    ) -> Result<(), ConnectError> {
+        self.participant
+            .send_message(
+                connection,
+                message.content_type.as_str(),
+                &message.content,
+                client_token,
+            )
+            .await
+            .map(|_| ())
+    }
+
+    async fn disconnect(
+        &self,
+        connection: &ConnectionToken,
+        client_token: &str,
+    ) -> Result<(), ConnectError> {
+        self.participant
+            .disconnect_participant(connection, client_token)
+            .await
+    }
+}

@@ -1,0 +1,449 @@
+//! The Amazon Connect control plane: StartChatContact, StartContactStreaming, StopContact.
+//!
+//! Why not `aws-sdk-connect`: it generates 404 operations (663 k lines of Rust) for the three we
+//! call, takes ~205 s of a single core to compile and roughly doubles the workspace's clean build
+//! time (ECOSYSTEM.md §2: 395 s → 167 s debug without it). These three rest-json calls are
+//! therefore typed serde bodies sent with reqwest and signed with the official `aws-sigv4` crate
+//! (service `connect`), with credentials from the same `aws_config::SdkConfig` the SDK clients use.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use aws_config::SdkConfig;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use xdm_core::ports::ConnectError;
+
+use crate::config::{ConfigError, settings, validate_endpoint};
+use crate::errors::{Plane, classify, from_reqwest, parse_rest_json_error};
+use crate::signing::{CredentialsCache, sign_request};
+
+/// SigV4 signing name of the Connect control plane.
+pub const SERVICE_NAME: &str = "connect";
+
+/// Content types the bridge can handle in a chat (`text/plain` is mandatory for Connect).
+pub const SUPPORTED_MESSAGING_CONTENT_TYPES: [&str; 2] = ["text/plain", "text/markdown"];
+
+/// Largest response body read from the control plane.
+const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// Resolves the control-plane endpoint: the explicit setting, else `AWS_ENDPOINT_URL_CONNECT`,
+/// else `AWS_ENDPOINT_URL`, else the `SdkConfig` endpoint, else
+/// `https://connect.{region}.amazonaws.com` (`.amazonaws.com.cn` in China regions).
+/// `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true` skips the environment and `SdkConfig` endpoints,
+/// as the AWS SDKs do. `env` is the environment lookup (injected for tests).
+pub fn resolve_connect_endpoint(
+    explicit: Option<&str>,
+    sdk_endpoint: Option<&str>,
+    region: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> String {
+    if let Some(url) = explicit.filter(|u| !u.trim().is_empty()) {
+        return url.trim().to_owned();
+    }
+    let ignore_configured = env(settings::IGNORE_CONFIGURED_ENDPOINTS)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if !ignore_configured {
+        let from_env = |name: &str| {
+            env(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        if let Some(url) = from_env(settings::ENDPOINT_CONNECT) {
+            return url;
+        }
+        if let Some(url) = from_env(settings::ENDPOINT) {
+            return url;
+        }
+        if let Some(url) = sdk_endpoint.filter(|u| !u.trim().is_empty()) {
+            return url.trim().to_owned();
+        }
+    }
+    let suffix = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    format!("https://connect.{region}.{suffix}")
+}
+
+/// `ParticipantDetails` of StartChatContact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ParticipantDetails {
+    pub display_name: String,
+}
+
+/// `InitialMessage` / chat message body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ChatMessageBody {
+    pub content_type: String,
+    pub content: String,
+}
+
+/// `PUT /contact/chat` request body (PROTOCOLS.md B1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StartChatContactRequest {
+    pub instance_id: String,
+    pub contact_flow_id: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+    pub participant_details: ParticipantDetails,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_message: Option<ChatMessageBody>,
+    pub client_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_duration_in_minutes: Option<u32>,
+    pub supported_messaging_content_types: Vec<String>,
+}
+
+/// StartChatContact response.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StartChatContactResponse {
+    pub contact_id: String,
+    pub participant_id: String,
+    pub participant_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continued_from_contact_id: Option<String>,
+}
+
+impl fmt::Debug for StartChatContactResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StartChatContactResponse")
+            .field("contact_id", &self.contact_id)
+            .field("participant_id", &self.participant_id)
+            .field("participant_token", &"…")
+            .field("continued_from_contact_id", &self.continued_from_contact_id)
+            .finish()
+    }
+}
+
+/// `ChatStreamingConfiguration` of StartContactStreaming.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ChatStreamingConfiguration {
+    pub streaming_endpoint_arn: String,
+}
+
+/// `POST /contact/start-streaming` request body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StartContactStreamingRequest {
+    pub instance_id: String,
+    pub contact_id: String,
+    pub chat_streaming_configuration: ChatStreamingConfiguration,
+    pub client_token: String,
+}
+
+/// StartContactStreaming response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StartContactStreamingResponse {
+    pub streaming_id: String,
+}
+
+/// `POST /contact/stop` request body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StopContactRequest {
+    pub contact_id: String,
+    pub instance_id: String,
+}
+
+/// Responses without fields (`{}`); anything is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+struct Empty {}
+
+/// The hand-signed Connect control-plane client.
+#[derive(Debug, Clone)]
+pub struct ContactApi {
+    http: reqwest::Client,
+    /// Endpoint without a trailing slash; operation paths are appended.
+    endpoint: String,
+    region: String,
+    credentials: Arc<CredentialsCache>,
+}
+
+impl ContactApi {
+    /// Builds the client once from the `SdkConfig` (region, credentials provider, endpoint) and
+    /// the process environment (`AWS_ENDPOINT_URL_CONNECT`, `AWS_ENDPOINT_URL`).
+    pub fn new(
+        sdk: &SdkConfig,
+        endpoint_override: Option<&str>,
+        timeout: std::time::Duration,
+    ) -> Result<Self, ConfigError> {
+        Self::with_env(sdk, endpoint_override, timeout, |k| std::env::var(k).ok())
+    }
+
+    /// As [`ContactApi::new`], with an injected environment lookup.
+    pub fn with_env(
+        sdk: &SdkConfig,
+        endpoint_override: Option<&str>,
+        timeout: std::time::Duration,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let region = sdk
+            .region()
+            .map(|r| r.as_ref().to_owned())
+            .filter(|r| !r.is_empty())
+            .ok_or(ConfigError::Missing {
+                setting: settings::REGION,
+                what: "the AWS region of the Amazon Connect instance",
+            })?;
+        let provider = sdk
+            .credentials_provider()
+            .ok_or(ConfigError::NoCredentials)?;
+        let endpoint =
+            resolve_connect_endpoint(endpoint_override, sdk.endpoint_url(), &region, env);
+        validate_endpoint(settings::ENDPOINT_CONNECT, &endpoint)?;
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(std::time::Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
+        Ok(Self {
+            http,
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            region,
+            credentials: Arc::new(CredentialsCache::new(provider)),
+        })
+    }
+
+    /// The resolved endpoint (scheme, host, optional port and base path).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// `StartChatContact` — `PUT /contact/chat`.
+    pub async fn start_chat_contact(
+        &self,
+        req: &StartChatContactRequest,
+    ) -> Result<StartChatContactResponse, ConnectError> {
+        self.call("StartChatContact", http::Method::PUT, "/contact/chat", req)
+            .await
+    }
+
+    /// `StartContactStreaming` — `POST /contact/start-streaming`.
+    pub async fn start_contact_streaming(
+        &self,
+        req: &StartContactStreamingRequest,
+    ) -> Result<StartContactStreamingResponse, ConnectError> {
+        self.call(
+            "StartContactStreaming",
+            http::Method::POST,
+            "/contact/start-streaming",
+            req,
+        )
+        .await
+    }
+
+    /// `StopContact` — `POST /contact/stop`.
+    pub async fn stop_contact(&self, req: &StopContactRequest) -> Result<(), ConnectError> {
+        let _: Empty = self
+            .call("StopContact", http::Method::POST, "/contact/stop", req)
+            .await?;
+        Ok(())
+    }
+
+    async fn call<B: Serialize, R: DeserializeOwned>(
+        &self,
+        op: &'static str,
+        method: http::Method,
+        path: &str,
+        body: &B,
+    ) -> Result<R, ConnectError> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| ConnectError::Invalid(format!("{op}: could not encode the body: {e}")))?;
+        let url = format!("{}{path}", self.endpoint);
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .map_err(|e| {
+                ConnectError::Invalid(format!("{op}: could not build the request: {e}"))
+            })?;
+
+        let credentials = self.credentials.get(op).await?;
+        sign_request(
+            &mut request,
+            credentials,
+            &self.region,
+            SERVICE_NAME,
+            SystemTime::now(),
+        )
+        .map_err(|e| ConnectError::Invalid(format!("{op}: could not sign the request: {e}")))?;
+
+        let request = reqwest::Request::try_from(request).map_err(|e| {
+            ConnectError::Invalid(format!("{op}: could not build the request: {e}"))
+        })?;
+        tracing::debug!(op, url = %url, "calling Amazon Connect");
+        let response = self
+            .http
+            .execute(request)
+            .await
+            .map_err(|e| from_reqwest(op, &e))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let request_id = headers
+            .get("x-amzn-requestid")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = read_limited(response, op).await?;
+
+        if status.is_success() {
+            // An empty body is accepted for operations whose response has no fields.
+            let parsed = if bytes.is_empty() {
+                serde_json::from_slice::<R>(b"{}")
+            } else {
+                serde_json::from_slice::<R>(&bytes)
+            };
+            return parsed.map_err(|e| {
+                ConnectError::Unavailable(format!("{op}: unexpected response (HTTP {status}): {e}"))
+            });
+        }
+
+        let info = parse_rest_json_error(&headers, &bytes);
+        let err = classify(
+            Plane::Control,
+            op,
+            Some(status.as_u16()),
+            info.code.as_deref(),
+            info.message.as_deref(),
+        );
+        tracing::debug!(
+            op,
+            status = status.as_u16(),
+            code = info.code.as_deref().unwrap_or("-"),
+            request_id = request_id.as_deref().unwrap_or("-"),
+            "Amazon Connect call failed"
+        );
+        Err(err)
+    }
+}
+
+async fn read_limited(mut response: reqwest::Response, op: &str) -> Result<Vec<u8>, ConnectError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| from_reqwest(op, &e))? {
+        if out.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(ConnectError::Unavailable(format!(
+                "{op}: response larger than {MAX_RESPONSE_BYTES} bytes"
+            )));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn endpoint_resolution_order() {
+        let env = env_of(&[
+            ("AWS_ENDPOINT_URL_CONNECT", "http://connect.local:1"),
+            ("AWS_ENDPOINT_URL", "http://all.local:2"),
+        ]);
+        assert_eq!(
+            resolve_connect_endpoint(Some("http://explicit:3"), None, "us-east-1", &env),
+            "http://explicit:3"
+        );
+        assert_eq!(
+            resolve_connect_endpoint(None, Some("http://sdk:4"), "us-east-1", &env),
+            "http://connect.local:1"
+        );
+        let env = env_of(&[("AWS_ENDPOINT_URL", "http://all.local:2")]);
+        assert_eq!(
+            resolve_connect_endpoint(None, Some("http://sdk:4"), "us-east-1", &env),
+            "http://all.local:2"
+        );
+        let env = env_of(&[("AWS_ENDPOINT_URL_CONNECT", "  ")]);
+        assert_eq!(
+            resolve_connect_endpoint(None, Some("http://sdk:4"), "us-east-1", &env),
+            "http://sdk:4"
+        );
+        assert_eq!(
+            resolve_connect_endpoint(None, None, "us-west-2", env_of(&[])),
+            "https://connect.us-west-2.amazonaws.com"
+        );
+        assert_eq!(
+            resolve_connect_endpoint(None, None, "cn-north-1", env_of(&[])),
+            "https://connect.cn-north-1.amazonaws.com.cn"
+        );
+        let env = env_of(&[
+            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
+            ("AWS_ENDPOINT_URL_CONNECT", "http://connect.local:1"),
+        ]);
+        assert_eq!(
+            resolve_connect_endpoint(None, Some("http://sdk:4"), "eu-west-2", &env),
+            "https://connect.eu-west-2.amazonaws.com"
+        );
+    }
+
+    #[test]
+    fn start_chat_body_is_pascal_case() {
+        let req = StartChatContactRequest {
+            instance_id: "i".into(),
+            contact_flow_id: "f".into(),
+            attributes: BTreeMap::from([("Channel".to_owned(), "X".to_owned())]),
+            participant_details: ParticipantDetails {
+                display_name: "Elizabeth".into(),
+            },
+            initial_message: Some(ChatMessageBody {
+                content_type: "text/plain".into(),
+                content: "Hola".into(),
+            }),
+            client_token: "x-dm-1".into(),
+            chat_duration_in_minutes: None,
+            supported_messaging_content_types: SUPPORTED_MESSAGING_CONTENT_TYPES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+        };
+        let v = serde_json::to_value(&req).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "InstanceId": "i",
+                "ContactFlowId": "f",
+                "Attributes": {"Channel": "X"},
+                "ParticipantDetails": {"DisplayName": "Elizabeth"},
+                "InitialMessage": {"ContentType": "text/plain", "Content": "Hola"},
+                "ClientToken": "x-dm-1",
+                "SupportedMessagingContentTypes": ["text/plain", "text/markdown"]
+            })
+        );
+    }
+
+    #[test]
+    fn response_debug_hides_the_token() {
+        let r = StartChatContactResponse {
+            contact_id: "c".into(),
+            participant_id: "p".into(),
+            participant_token: "secret".into(),
+            continued_from_contact_id: None,
+        };
+        assert!(!format!("{r:?}").contains("secret"));
+    }
+}

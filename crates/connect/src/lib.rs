@@ -1,0 +1,23 @@
+//! xdm-aws-connect: the Amazon Connect adapter of xdm-connect.
+//!
+//! * [`ConnectClient`] implements `xdm_core::ports::ConnectApi`: the control plane
+//!   (StartChatContact, StartContactStreaming, StopContact — [`contact_api`], hand-signed with
+//!   `aws-sigv4`) and the participant API (CreateParticipantConnection, SendMessage,
+//!   DisconnectParticipant — [`participant`], `aws-sdk-connectparticipant`).
+//! * [`sns`]: SNS envelopes (HTTP subscription and Lambda shapes), signature verification,
+//!   subscription confirmation, streamed chat items → `xdm_core::chat_item::ChatItem`.
+//! * [`errors`]: every failure classified into `xdm_core::ports::ConnectError`.
+
+pub mod client;
+pub mod config;
+pub mod contact_api;
+pub mod errors;
+pub mod participant;
+mod signing;
+pub mod sns;
+
+pub use client::ConnectClient;
+pub use config::{ConfigError, ConnectConfig};
+pub use contact_api::{ContactApi, resolve_connect_endpoint};
+pub use participant::{ParticipantApi, SentMessage, iso8601_to_ms};
+pub use sns::{SnsMessage, SnsVerifier};

@@ -1,0 +1,592 @@
+//! `ConnectClient` against a tiny Connect stand-in (axum on 127.0.0.1:0) that records what
+//! arrives and answers scripted errors.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use xdm_aws_connect::{ConfigError, ConnectClient, ConnectConfig};
+use xdm_core::ids::{ConnectionToken, ContactId, ParticipantToken};
+use xdm_core::ports::{ChatMessage, ConnectApi, ConnectError, MessageContentType, StartChat};
+
+const INSTANCE: &str = "30b0e238-b3bd-4f61-9f04-c0b24e4a2f74";
+const FLOW: &str = "846ec553-a005-41c0-8341-000000000000";
+const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:connect-chat-out";
+const ACCESS_KEY: &str = "AKIDXDMTEST";
+const SECRET_KEY: &str = "xdm/test/secret";
+
+#[derive(Debug, Clone)]
+struct Recorded {
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Recorded {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or_else(|| panic!("no {name} header on {}", self.path))
+    }
+}
+
+/// (status, error code or none, body)
+type Scripted = (u16, Option<&'static str>, &'static str);
+
+#[derive(Default)]
+struct FakeState {
+    requests: Mutex<Vec<Recorded>>,
+    errors: Mutex<HashMap<String, Scripted>>,
+}
+
+async fn handle(
+    State(state): State<Arc<FakeState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_owned();
+    state.requests.lock().unwrap().push(Recorded {
+        method: method.clone(),
+        path: path.clone(),
+        headers,
+        body,
+    });
+    if let Some((status, code, body)) = state.errors.lock().unwrap().get(&path).copied() {
+        let status = StatusCode::from_u16(status).unwrap();
+        let mut resp = (status, body.to_owned()).into_response();
+        if let Some(code) = code {
+            resp.headers_mut().insert(
+                "x-amzn-ErrorType",
+                format!("{code}:http://internal.amazon.com/coral/")
+                    .parse()
+                    .unwrap(),
+            );
+        }
+        return resp;
+    }
+    let ok = |v: serde_json::Value| (StatusCode::OK, axum::Json(v)).into_response();
+    match (method.as_str(), path.as_str()) {
+        ("PUT", "/contact/chat") => ok(serde_json::json!({
+            "ContactId": "da81f813-70b0-496e-91ed-70f48771c522",
+            "ParticipantId": "p-1",
+            "ParticipantToken": "participant-token-secret",
+        })),
+        ("POST", "/contact/start-streaming") => ok(serde_json::json!({"StreamingId": "s-1"})),
+        ("POST", "/contact/stop") => ok(serde_json::json!({})),
+        ("POST", "/participant/connection") => ok(serde_json::json!({
+            "ConnectionCredentials": {
+                "ConnectionToken": "connection-token-secret",
+                "Expiry": "2019-11-08T02:41:28.172Z",
+            }
+        })),
+        ("POST", "/participant/message") => ok(serde_json::json!({
+            "Id": "m-1", "AbsoluteTime": "2026-04-01T22:20:13.466Z"
+        })),
+        ("POST", "/participant/disconnect") => ok(serde_json::json!({})),
+        _ => (StatusCode::NOT_FOUND, "no route").into_response(),
+    }
+}
+
+struct Fake {
+    base: String,
+    state: Arc<FakeState>,
+}
+
+impl Fake {
+    async fn start() -> Self {
+        let state = Arc::new(FakeState::default());
+        let app = Router::new().fallback(handle).with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            base: format!("http://{addr}"),
+            state,
+        }
+    }
+
+    fn script(&self, path: &str, scripted: Scripted) {
+        self.state
+            .errors
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), scripted);
+    }
+
+    fn requests(&self) -> Vec<Recorded> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    fn last(&self, path: &str) -> Recorded {
+        self.requests()
+            .into_iter()
+            .rev()
+            .find(|r| r.path == path)
+            .unwrap_or_else(|| panic!("nothing reached {path}"))
+    }
+}
+
+/// An explicit SdkConfig (no environment, no IMDS): region, static credentials, the fake as
+/// endpoint, no SDK retries (scripted errors must surface at once).
+fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
+    let mut b = SdkConfig::builder()
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            ACCESS_KEY, SECRET_KEY, None, None, "test",
+        )))
+        .behavior_version(BehaviorVersion::latest())
+        .retry_config(RetryConfig::disabled());
+    if let Some(endpoint) = endpoint {
+        b = b.endpoint_url(endpoint);
+    }
+    b.build()
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn client(fake: &Fake) -> ConnectClient {
+    let mut config = ConnectConfig::new(INSTANCE, FLOW, TOPIC);
+    config.chat_duration_minutes = Some(1500);
+    ConnectClient::with_env(config, &sdk_config(Some(&fake.base)), no_env).unwrap()
+}
+
+fn start_chat_request() -> StartChat {
+    StartChat {
+        display_name: "Elizabeth Fuentes".into(),
+        attributes: BTreeMap::from([
+            ("Channel".to_owned(), "X".to_owned()),
+            ("customerId".to_owned(), "55125386".to_owned()),
+            ("customerName".to_owned(), "Elizabeth Fuentes".to_owned()),
+        ]),
+        initial_message: ChatMessage::plain("Hola2"),
+        client_token: "x-dm-2039459599745679612".into(),
+    }
+}
+
+/// Re-signs what arrived (method, path, host, content-type, body, x-amz-date) and compares:
+/// the signature covers exactly the bytes that were sent.
+fn assert_signature_matches_the_wire(r: &Recorded) {
+    let auth = r.header("authorization");
+    let date = r.header("x-amz-date");
+    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    let at: SystemTime = time::PrimitiveDateTime::parse(date, &format)
+        .unwrap()
+        .assume_utc()
+        .into();
+    let uri = format!("http://{}{}", r.header("host"), r.path);
+    let identity = Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test").into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("connect")
+        .time(at)
+        .settings(aws_sigv4::http_request::SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let signable = aws_sigv4::http_request::SignableRequest::new(
+        r.method.as_str(),
+        &uri,
+        [("content-type", r.header("content-type"))].into_iter(),
+        aws_sigv4::http_request::SignableBody::Bytes(&r.body),
+    )
+    .unwrap();
+    let (instructions, _) = aws_sigv4::http_request::sign(signable, &params)
+        .unwrap()
+        .into_parts();
+    let expected = instructions
+        .headers()
+        .find(|(name, _)| *name == "authorization")
+        .map(|(_, v)| v.to_owned())
+        .unwrap();
+    assert_eq!(auth, expected);
+}
+
+#[tokio::test]
+async fn start_chat_is_a_signed_put_with_the_expected_body() {
+    let fake = Fake::start().await;
+    let client = client(&fake);
+    let started = client.start_chat(&start_chat_request()).await.unwrap();
+    assert_eq!(
+        started.contact_id.as_str(),
+        "da81f813-70b0-496e-91ed-70f48771c522"
+    );
+    assert_eq!(started.participant_id, "p-1");
+    assert_eq!(
+        started.participant_token.expose(),
+        "participant-token-secret"
+    );
+
+    let r = fake.last("/contact/chat");
+    assert_eq!(r.method, Method::PUT);
+    let auth = r.header("authorization");
+    assert!(
+        auth.starts_with(&format!("AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/")),
+        "{auth}"
+    );
+    assert!(auth.contains("/us-east-1/connect/aws4_request"), "{auth}");
+    assert!(
+        auth.contains("SignedHeaders=content-type;host;x-amz-date"),
+        "{auth}"
+    );
+    assert_eq!(r.header("content-type"), "application/json");
+    assert_eq!(
+        r.json(),
+        serde_json::json!({
+            "InstanceId": INSTANCE,
+            "ContactFlowId": FLOW,
+            "Attributes": {"Channel": "X", "customerId": "55125386", "customerName": "Elizabeth Fuentes"},
+            "ParticipantDetails": {"DisplayName": "Elizabeth Fuentes"},
+            "InitialMessage": {"ContentType": "text/plain", "Content": "Hola2"},
+            "ClientToken": "x-dm-2039459599745679612",
+            "ChatDurationInMinutes": 1500,
+            "SupportedMessagingContentTypes": ["text/plain", "text/markdown"],
+        })
+    );
+    assert_signature_matches_the_wire(&r);
+}
+
+#[tokio::test]
+async fn streaming_and_stop_use_the_configured_instance_and_topic() {
+    let fake = Fake::start().await;
+    let client = client(&fake);
+    let contact = ContactId::parse("c-42").unwrap();
+    client
+        .start_streaming(&contact, "stream-token")
+        .await
+        .unwrap();
+    client.stop_contact(&contact).await.unwrap();
+
+    let r = fake.last("/contact/start-streaming");
+    assert_eq!(r.method, Method::POST);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({
+            "InstanceId": INSTANCE,
+            "ContactId": "c-42",
+            "ChatStreamingConfiguration": {"StreamingEndpointArn": TOPIC},
+            "ClientToken": "stream-token",
+        })
+    );
+    assert_signature_matches_the_wire(&r);
+
+    let r = fake.last("/contact/stop");
+    assert_eq!(r.method, Method::POST);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"ContactId": "c-42", "InstanceId": INSTANCE})
+    );
+    assert_signature_matches_the_wire(&r);
+}
+
+#[tokio::test]
+async fn participant_calls_carry_the_bearer_tokens() {
+    let fake = Fake::start().await;
+    let client = client(&fake);
+
+    let creds = client
+        .connect_participant(&ParticipantToken::new("participant-token-secret"))
+        .await
+        .unwrap();
+    assert_eq!(creds.token.expose(), "connection-token-secret");
+    assert_eq!(creds.expires_at_ms, Some(1_573_180_888_172));
+    let r = fake.last("/participant/connection");
+    assert_eq!(r.header("x-amz-bearer"), "participant-token-secret");
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"Type": ["CONNECTION_CREDENTIALS"], "ConnectParticipant": true})
+    );
+
+    let connection = ConnectionToken::new("connection-token-secret");
+    let message = ChatMessage {
+        content_type: MessageContentType::Markdown,
+        content: "**hola**".into(),
+    };
+    client
+        .send_message(&connection, &message, "x-dm-1-part-0")
+        .await
+        .unwrap();
+    let r = fake.last("/participant/message");
+    assert_eq!(r.header("x-amz-bearer"), "connection-token-secret");
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"ContentType": "text/markdown", "Content": "**hola**", "ClientToken": "x-dm-1-part-0"})
+    );
+
+    client.disconnect(&connection, "bye-1").await.unwrap();
+    let r = fake.last("/participant/disconnect");
+    assert_eq!(r.header("x-amz-bearer"), "connection-token-secret");
+    assert_eq!(r.json(), serde_json::json!({"ClientToken": "bye-1"}));
+}
+
+#[tokio::test]
+async fn scripted_errors_map_to_connect_errors() {
+    let fake = Fake::start().await;
+    let client = client(&fake);
+    let connection = ConnectionToken::new("connection-token-secret");
+    let contact = ContactId::parse("c-42").unwrap();
+
+    fake.script(
+        "/participant/message",
+        (
+            403,
+            Some("AccessDeniedException"),
+            r#"{"message":"Access denied: the chat has already been terminated"}"#,
+        ),
+    );
+    let err = client
+        .send_message(&connection, &ChatMessage::plain("hi"), "t-1")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::ChatEnded(_)), "{err:?}");
+
+    fake.script(
+        "/participant/message",
+        (
+            429,
+            Some("ThrottlingException"),
+            r#"{"message":"Rate exceeded"}"#,
+        ),
+    );
+    let err = client
+        .send_message(&connection, &ChatMessage::plain("hi"), "t-2")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::Throttled(_)), "{err:?}");
+
+    fake.script(
+        "/participant/message",
+        (
+            400,
+            Some("ValidationException"),
+            r#"{"message":"Content too long"}"#,
+        ),
+    );
+    let err = client
+        .send_message(&connection, &ChatMessage::plain("hi"), "t-3")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::Invalid(_)), "{err:?}");
+
+    fake.script("/participant/message", (500, None, "boom"));
+    let err = client
+        .send_message(&connection, &ChatMessage::plain("hi"), "t-4")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::Unavailable(_)), "{err:?}");
+
+    fake.script(
+        "/participant/connection",
+        (
+            403,
+            Some("AccessDeniedException"),
+            r#"{"message":"denied"}"#,
+        ),
+    );
+    let err = client
+        .connect_participant(&ParticipantToken::new("p"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::ChatEnded(_)), "{err:?}");
+
+    // Control plane: body-only codes (`__type`), 429 rate limit vs 429 quota, 403, 404, 5xx.
+    fake.script(
+        "/contact/chat",
+        (
+            429,
+            None,
+            r#"{"__type":"com.amazonaws.connect#ThrottlingException","message":"Rate exceeded"}"#,
+        ),
+    );
+    let err = client.start_chat(&start_chat_request()).await.unwrap_err();
+    assert!(matches!(err, ConnectError::Throttled(_)), "{err:?}");
+
+    fake.script(
+        "/contact/chat",
+        (
+            429,
+            Some("LimitExceededException"),
+            r#"{"Message":"too many chats"}"#,
+        ),
+    );
+    let err = client.start_chat(&start_chat_request()).await.unwrap_err();
+    assert!(matches!(err, ConnectError::QuotaExceeded(_)), "{err:?}");
+
+    fake.script(
+        "/contact/chat",
+        (
+            400,
+            Some("InvalidRequestException"),
+            r#"{"Message":"bad","Reason":{}}"#,
+        ),
+    );
+    let err = client.start_chat(&start_chat_request()).await.unwrap_err();
+    assert!(matches!(err, ConnectError::Invalid(_)), "{err:?}");
+
+    fake.script(
+        "/contact/chat",
+        (
+            404,
+            Some("ResourceNotFoundException"),
+            r#"{"Message":"no flow"}"#,
+        ),
+    );
+    let err = client.start_chat(&start_chat_request()).await.unwrap_err();
+    assert!(matches!(err, ConnectError::NotFound(_)), "{err:?}");
+
+    fake.script(
+        "/contact/start-streaming",
+        (
+            403,
+            Some("UnrecognizedClientException"),
+            r#"{"message":"The security token included in the request is invalid."}"#,
+        ),
+    );
+    let err = client.start_streaming(&contact, "t").await.unwrap_err();
+    assert!(matches!(err, ConnectError::Unauthorized(_)), "{err:?}");
+
+    fake.script(
+        "/contact/stop",
+        (
+            500,
+            Some("InternalServiceException"),
+            r#"{"Message":"oops"}"#,
+        ),
+    );
+    let err = client.stop_contact(&contact).await.unwrap_err();
+    assert!(matches!(err, ConnectError::Unavailable(_)), "{err:?}");
+    assert!(err.is_retryable());
+
+    // Error texts never carry the tokens.
+    let err = client
+        .send_message(&connection, &ChatMessage::plain("hi"), "t-5")
+        .await
+        .unwrap_err();
+    assert!(!format!("{err} {err:?}").contains("secret"), "{err}");
+    assert!(fake.requests().len() >= 12);
+}
+
+#[tokio::test]
+async fn unreachable_connect_is_unavailable() {
+    // Bind then drop: nothing listens on that port any more.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let client = ConnectClient::with_env(
+        ConnectConfig::new(INSTANCE, FLOW, TOPIC),
+        &sdk_config(Some(&base)),
+        no_env,
+    )
+    .unwrap();
+    let err = client.start_chat(&start_chat_request()).await.unwrap_err();
+    assert!(matches!(err, ConnectError::Unavailable(_)), "{err:?}");
+    let err = client
+        .send_message(&ConnectionToken::new("c"), &ChatMessage::plain("x"), "t")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::Unavailable(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn explicit_endpoints_win_and_env_is_consulted() {
+    let fake = Fake::start().await;
+    // SdkConfig points nowhere useful; the explicit settings point at the fake.
+    let mut config = ConnectConfig::new(INSTANCE, FLOW, TOPIC);
+    config.connect_endpoint = Some(fake.base.clone());
+    config.participant_endpoint = Some(fake.base.clone());
+    let client =
+        ConnectClient::with_env(config, &sdk_config(Some("http://127.0.0.1:1")), no_env).unwrap();
+    client.start_chat(&start_chat_request()).await.unwrap();
+    client
+        .connect_participant(&ParticipantToken::new("p"))
+        .await
+        .unwrap();
+
+    // AWS_ENDPOINT_URL_CONNECT from the (injected) environment.
+    let base = fake.base.clone();
+    let client = ConnectClient::with_env(
+        ConnectConfig::new(INSTANCE, FLOW, TOPIC),
+        &sdk_config(None),
+        move |k| (k == "AWS_ENDPOINT_URL_CONNECT").then(|| base.clone()),
+    )
+    .unwrap();
+    assert_eq!(client.contact_api().endpoint(), fake.base);
+    client
+        .stop_contact(&ContactId::parse("c-1").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(fake.last("/contact/stop").method, Method::POST);
+}
+
+#[test]
+fn construction_errors_name_the_setting() {
+    let sdk = sdk_config(None);
+    let err =
+        ConnectClient::with_env(ConnectConfig::new("", FLOW, TOPIC), &sdk, no_env).unwrap_err();
+    assert!(
+        err.to_string().starts_with("XDM_CONNECT_INSTANCE_ID"),
+        "{err}"
+    );
+    let err =
+        ConnectClient::with_env(ConnectConfig::new(INSTANCE, "", TOPIC), &sdk, no_env).unwrap_err();
+    assert!(
+        err.to_string().starts_with("XDM_CONNECT_CONTACT_FLOW_ID"),
+        "{err}"
+    );
+    let err = ConnectClient::with_env(ConnectConfig::new(INSTANCE, FLOW, "topic"), &sdk, no_env)
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with("XDM_CONNECT_TOPIC_ARN"),
+        "{err}"
+    );
+
+    let no_region = SdkConfig::builder()
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            ACCESS_KEY, SECRET_KEY, None, None, "test",
+        )))
+        .behavior_version(BehaviorVersion::latest())
+        .build();
+    let err = ConnectClient::with_env(
+        ConnectConfig::new(INSTANCE, FLOW, TOPIC),
+        &no_region,
+        no_env,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConfigError::Missing {
+                setting: "AWS_REGION",
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    let no_creds = SdkConfig::builder()
+        .region(Region::new("us-east-1"))
+        .behavior_version(BehaviorVersion::latest())
+        .build();
+    let err = ConnectClient::with_env(ConnectConfig::new(INSTANCE, FLOW, TOPIC), &no_creds, no_env)
+        .unwrap_err();
+    assert_eq!(err, ConfigError::NoCredentials);
+}

@@ -1,0 +1,172 @@
+//! Runs accepted jobs: one at a time per lane (customer or chat), many lanes at once, in order,
+//! with retries. Jobs live in the store, so a restart resumes where the last process stopped.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::jobs::{Job, JobState, Queue};
+use crate::pipeline::{Bridge, JobOutcome};
+use crate::ports::{Clock, ConnectApi, Store, XApi};
+
+/// The longest the dispatcher sleeps without looking at the store (covers jobs made due by
+/// another process sharing the store).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// Pause after the store failed to answer, before asking again.
+const STORE_ERROR_PAUSE: Duration = Duration::from_millis(500);
+
+impl<S, X, C, K> Bridge<S, X, C, K>
+where
+    S: Store,
+    X: XApi,
+    C: ConnectApi,
+    K: Clock,
+{
+    /// Delivers the jobs of `queue` until `shutdown` turns true, then waits for the jobs in hand.
+    pub async fn run_dispatcher(
+        self: Arc<Self>,
+        queue: Queue,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let concurrency = self.config().concurrency.max(1);
+        let mut running: JoinSet<String> = JoinSet::new();
+        let mut busy_lanes: HashSet<String> = HashSet::new();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let mut sleep_for = IDLE_POLL;
+            if running.len() < concurrency {
+                let now = self.now_ms();
+                match self.store().lane_heads(queue, now, concurrency * 2).await {
+                    Ok(heads) => {
+                        for job in heads {
+                            if running.len() >= concurrency {
+                                break;
+                            }
+                            let due = job.due_at_ms();
+                            if due > now {
+                                // Heads come soonest-due first: the rest are later still.
+                                let wait = u64::try_from(due - now).unwrap_or(0);
+                                sleep_for = sleep_for.min(Duration::from_millis(wait));
+                                break;
+                            }
+                            if busy_lanes.contains(&job.lane) {
+                                continue;
+                            }
+                            let lease_until = now + self.config().lease_ms;
+                            match self.store().claim(queue, &job.key, now, lease_until).await {
+                                Ok(true) => {
+                                    let mut job = job;
+                                    job.attempts += 1;
+                                    job.state = JobState::Processing;
+                                    busy_lanes.insert(job.lane.clone());
+                                    let bridge = Arc::clone(&self);
+                                    running.spawn(async move {
+                                        let lane = job.lane.clone();
+                                        bridge.run_job(queue, job).await;
+                                        lane
+                                    });
+                                }
+                                Ok(false) => {}
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "could not claim a job");
+                                    sleep_for = STORE_ERROR_PAUSE;
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(queue = queue.as_str(), error = %e, "store unavailable; retrying");
+                        sleep_for = STORE_ERROR_PAUSE;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = self.wake_handle(queue).notified() => {}
+                _ = tokio::time::sleep(sleep_for) => {}
+                Some(done) = running.join_next(), if !running.is_empty() => {
+                    match done {
+                        Ok(lane) => { busy_lanes.remove(&lane); }
+                        Err(e) => {
+                            // A panicking job loses its lane marker; the lease expiry makes the
+                            // job claimable again. Rebuild the marker set from what still runs.
+                            tracing::error!(error = %e, "a delivery task failed");
+                            busy_lanes.clear();
+                        }
+                    }
+                }
+                _ = shutdown.changed() => {}
+            }
+        }
+        while let Some(done) = running.join_next().await {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "a delivery task failed during shutdown");
+            }
+        }
+    }
+
+    /// Runs one claimed job and records its outcome.
+    pub async fn run_job(&self, queue: Queue, job: Job) {
+        let outcome = match queue {
+            Queue::Inbound => self.handle_inbound(&job).await,
+            Queue::Outbound => self.handle_outbound(&job).await,
+        };
+        let now = self.now_ms();
+        let label = match &outcome {
+            JobOutcome::Done => "done",
+            JobOutcome::Failed { .. } => "failed",
+            JobOutcome::Retry { .. } if job.attempts >= self.config().max_attempts => "failed",
+            JobOutcome::Retry { .. } => "retry",
+        };
+        metrics::counter!("xdm_job_attempts_total", "queue" => queue.as_str(), "outcome" => label)
+            .increment(1);
+        let result = match outcome {
+            JobOutcome::Done => {
+                self.store()
+                    .finish(queue, &job.key, JobState::Done, None, now)
+                    .await
+            }
+            JobOutcome::Failed { reason } => {
+                tracing::warn!(job = %job.key, %reason, "delivery failed for good; parked as failed");
+                self.store()
+                    .finish(queue, &job.key, JobState::Failed, Some(&reason), now)
+                    .await
+            }
+            JobOutcome::Retry { reason, .. } if job.attempts >= self.config().max_attempts => {
+                tracing::warn!(job = %job.key, attempts = job.attempts, %reason, "giving up after the last attempt; parked as failed");
+                self.store()
+                    .finish(queue, &job.key, JobState::Failed, Some(&reason), now)
+                    .await
+            }
+            JobOutcome::Retry {
+                not_before_ms,
+                reason,
+            } => {
+                let cfg = self.config();
+                let at = not_before_ms.unwrap_or_else(|| {
+                    now + crate::pipeline::backoff_ms(
+                        job.attempts,
+                        cfg.retry_base_ms,
+                        cfg.retry_max_ms,
+                        &job.key,
+                    )
+                });
+                tracing::info!(job = %job.key, attempts = job.attempts, retry_in_ms = at - now, %reason, "delivery will be retried");
+                self.store()
+                    .reschedule(queue, &job.key, at, &reason, now)
+                    .await
+            }
+        };
+        if let Err(e) = result {
+            // The lease expires and the job runs again; deliveries are idempotent.
+            tracing::error!(job = %job.key, error = %e, "could not record the outcome of a job");
+        }
+        self.wake(queue);
+    }
+}

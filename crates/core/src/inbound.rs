@@ -1,0 +1,96 @@
+//! Inbound events (X → Connect) in the bridge's own terms, independent of the webhook shape
+//! (Account Activity or X Activity API) they arrived in.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{XEventId, XUserId};
+use crate::profile::XProfile;
+
+/// Everything one webhook delivery carried that the bridge cares about.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InboundBatch {
+    pub events: Vec<InboundEvent>,
+}
+
+/// One event of a webhook delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+// Events live briefly in one delivery's Vec; boxing the common variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum InboundEvent {
+    /// A direct message (from the customer, or an echo of one the business sent).
+    Message(InboundDm),
+    /// The customer is typing.
+    Typing(Indicator),
+    /// The customer read the conversation up to an event.
+    Read(Indicator),
+    /// The business account revoked the app's access: nothing more will be delivered for it.
+    Revoked { user_id: Option<XUserId> },
+}
+
+/// A direct message as the bridge sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundDm {
+    /// The subscribed business account this delivery is for (`for_user_id`).
+    pub business: XUserId,
+    pub event_id: XEventId,
+    pub sender: XUserId,
+    pub recipient: XUserId,
+    /// `created_timestamp`, milliseconds since the epoch.
+    pub created_ms: i64,
+    /// The text to show the agent: the media t.co link already removed, every other link kept.
+    pub text: String,
+    /// Set when the message was sent through an API app (X's `source_app_id`).
+    pub source_app_id: Option<String>,
+    /// The sender's profile when the delivery carried it inline (`users` map).
+    pub sender_profile: Option<XProfile>,
+    /// The attached photo, GIF or video, if any.
+    pub media: Option<InboundMedia>,
+}
+
+impl InboundDm {
+    /// An echo is a DM the business account itself sent (through us, another app or X's own UI):
+    /// it must never be relayed to Connect as if the customer wrote it.
+    pub fn is_echo(&self) -> bool {
+        self.sender == self.business
+    }
+}
+
+/// The media attached to a DM, with the file already chosen (photo URL, best mp4 variant).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundMedia {
+    pub kind: MediaKind,
+    /// X's media id.
+    pub media_id: String,
+    /// The file to download.
+    pub url: String,
+    /// MIME type when the payload states it (video variants do).
+    pub content_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    Photo,
+    AnimatedGif,
+    Video,
+}
+
+impl MediaKind {
+    /// How a person would name it in a sentence ("a photo").
+    pub fn with_article(self) -> &'static str {
+        match self {
+            MediaKind::Photo => "a photo",
+            MediaKind::AnimatedGif => "a GIF",
+            MediaKind::Video => "a video",
+        }
+    }
+}
+
+/// A typing or read indicator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Indicator {
+    pub business: XUserId,
+    pub sender: XUserId,
+    pub created_ms: i64,
+}

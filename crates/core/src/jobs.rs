@@ -1,0 +1,114 @@
+//! Durable work items: the inbox (X → Connect) and the outbox (Connect → X).
+//!
+//! Every accepted event becomes a job before the platform that sent it gets its 200, so a crash
+//! loses nothing. Jobs are deduplicated by `key`, and run one at a time per `lane` in `order_key`
+//! order (a lane is one X user for the inbox, one chat for the outbox).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Queue {
+    /// X → Connect.
+    Inbound,
+    /// Connect → X.
+    Outbound,
+}
+
+impl Queue {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Queue::Inbound => "inbound",
+            Queue::Outbound => "outbound",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "inbound" => Some(Queue::Inbound),
+            "outbound" => Some(Queue::Outbound),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for its turn (or for its retry time).
+    Pending,
+    /// Claimed by a worker until `lease_until_ms`.
+    Processing,
+    /// Finished; kept for deduplication until the retention period ends.
+    Done,
+    /// Gave up; kept for inspection and manual retry. Does not block its lane.
+    Failed,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Processing => "processing",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(JobState::Pending),
+            "processing" => Some(JobState::Processing),
+            "done" => Some(JobState::Done),
+            "failed" => Some(JobState::Failed),
+            _ => None,
+        }
+    }
+
+    /// Pending and processing jobs hold their lane.
+    pub fn is_open(self) -> bool {
+        matches!(self, JobState::Pending | JobState::Processing)
+    }
+}
+
+/// A job to accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    pub queue: Queue,
+    /// Deduplication key: a second job with the same key is dropped.
+    pub key: String,
+    pub lane: String,
+    pub order_key: i64,
+    /// The event, serialised by the core.
+    pub payload: String,
+    pub accepted_at_ms: i64,
+    /// Not to be started before this time (lets events that arrive slightly out of order settle).
+    pub not_before_ms: i64,
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub queue: Queue,
+    pub key: String,
+    pub lane: String,
+    pub order_key: i64,
+    pub payload: String,
+    pub state: JobState,
+    pub attempts: u32,
+    pub accepted_at_ms: i64,
+    pub not_before_ms: i64,
+    pub lease_until_ms: i64,
+    pub updated_at_ms: i64,
+    pub last_error: Option<String>,
+}
+
+impl Job {
+    /// When a worker may take this job: its retry time if pending, its lease end if processing.
+    pub fn due_at_ms(&self) -> i64 {
+        match self.state {
+            JobState::Processing => self.lease_until_ms,
+            _ => self.not_before_ms,
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! xdm-core: the domain of xdm-connect — identifiers, events, sessions, the ports the outside
+//! world is reached through, and the pipelines that move messages between X DMs and Amazon
+//! Connect chats. No HTTP, no AWS: adapters implement the ports (see DESIGN.md §2).
+
+pub mod chat_item;
+pub mod dispatcher;
+pub mod ids;
+pub mod inbound;
+pub mod jobs;
+pub mod memory_store;
+pub mod pipeline;
+pub mod ports;
+pub mod profile;
+pub mod session;
+pub mod text;
+
+pub use pipeline::{AcceptReport, Bridge, BridgeConfig, ItemAcceptance, JobOutcome};

@@ -1,0 +1,140 @@
+//! Accepting events: validate, filter, persist — before the platform that sent them gets its 200.
+
+use crate::chat_item::{ChatItem, ChatItemBody, event_types};
+use crate::inbound::{InboundBatch, InboundEvent};
+use crate::jobs::{NewJob, Queue};
+use crate::ports::{Clock, ConnectApi, Store, StoreError, XApi};
+
+use super::Bridge;
+
+/// What became of the events of one webhook delivery.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AcceptReport {
+    /// New messages persisted for delivery.
+    pub accepted: usize,
+    /// Messages already accepted before (X redelivers; dedup by `for_user_id` + event id).
+    pub duplicates: usize,
+    /// The business account's own DMs coming back (echoes).
+    pub echoes: usize,
+    /// Events the bridge does not relay (typing, read, revoke).
+    pub ignored: usize,
+}
+
+/// What became of one chat item streamed by Connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemAcceptance {
+    Accepted,
+    /// Seen before (SNS redelivery): dropped.
+    Duplicate,
+    /// Not for the customer (their own message, agent-only visibility) or nothing to act on.
+    Filtered,
+}
+
+impl<S, X, C, K> Bridge<S, X, C, K>
+where
+    S: Store,
+    X: XApi,
+    C: ConnectApi,
+    K: Clock,
+{
+    /// Persists the customer messages of a verified webhook delivery. When this returns `Ok`,
+    /// every message is durable and X may be answered 200.
+    pub async fn accept_inbound(&self, batch: InboundBatch) -> Result<AcceptReport, StoreError> {
+        let now = self.clock.now_ms();
+        let mut report = AcceptReport::default();
+        let mut jobs = Vec::new();
+        for event in batch.events {
+            match event {
+                InboundEvent::Message(dm) if dm.is_echo() => {
+                    tracing::debug!(event_id = %dm.event_id, "echo of the business account's own DM dropped");
+                    report.echoes += 1;
+                }
+                InboundEvent::Message(dm) => {
+                    let key = format!("{}:{}", dm.business, dm.event_id);
+                    let lane = format!("{}:{}", dm.business, dm.sender);
+                    let order_key = dm.created_ms;
+                    let payload =
+                        serde_json::to_string(&InboundEvent::Message(dm)).map_err(|e| {
+                            StoreError::Corrupt(format!("cannot serialise an event: {e}"))
+                        })?;
+                    jobs.push(NewJob {
+                        queue: Queue::Inbound,
+                        key,
+                        lane,
+                        order_key,
+                        payload,
+                        accepted_at_ms: now,
+                        not_before_ms: now + self.config.reorder_window_ms,
+                    });
+                }
+                InboundEvent::Revoked { user_id } => {
+                    tracing::warn!(user_id = ?user_id, "X reports the app's access was revoked: no more events for this account");
+                    report.ignored += 1;
+                }
+                InboundEvent::Typing(_) | InboundEvent::Read(_) => report.ignored += 1,
+            }
+        }
+        if jobs.is_empty() {
+            return Ok(report);
+        }
+        let fresh = self.store.enqueue(&jobs).await?;
+        for (job, new) in jobs.iter().zip(fresh) {
+            if new {
+                tracing::info!(job = %job.key, "inbound message accepted");
+                report.accepted += 1;
+            } else {
+                tracing::info!(job = %job.key, "inbound message already accepted: duplicate dropped");
+                report.duplicates += 1;
+            }
+        }
+        metrics::counter!("xdm_inbound_events_total", "result" => "accepted")
+            .increment(report.accepted as u64);
+        metrics::counter!("xdm_inbound_events_total", "result" => "duplicate")
+            .increment(report.duplicates as u64);
+        if report.accepted > 0 {
+            self.wake(Queue::Inbound);
+        }
+        Ok(report)
+    }
+
+    /// Persists one chat item streamed by Connect if it is for the customer. When this returns
+    /// `Ok`, SNS may be answered 200.
+    pub async fn accept_chat_item(&self, item: ChatItem) -> Result<ItemAcceptance, StoreError> {
+        if !item.is_for_customer() || !needs_delivery(&item.body) {
+            tracing::debug!(item = %item.id, "chat item not for the customer or nothing to act on");
+            return Ok(ItemAcceptance::Filtered);
+        }
+        let now = self.clock.now_ms();
+        let job = NewJob {
+            queue: Queue::Outbound,
+            key: item.id.to_string(),
+            lane: item.initial_contact_id.to_string(),
+            order_key: item.absolute_time_ms,
+            payload: serde_json::to_string(&item)
+                .map_err(|e| StoreError::Corrupt(format!("cannot serialise a chat item: {e}")))?,
+            accepted_at_ms: now,
+            not_before_ms: now + self.config.outbound_reorder_window_ms,
+        };
+        let fresh = self.store.enqueue(std::slice::from_ref(&job)).await?;
+        if fresh.first().copied().unwrap_or(false) {
+            tracing::info!(item = %job.key, initial_contact_id = %job.lane, "chat item accepted");
+            metrics::counter!("xdm_chat_items_total", "result" => "accepted").increment(1);
+            self.wake(Queue::Outbound);
+            Ok(ItemAcceptance::Accepted)
+        } else {
+            tracing::info!(item = %job.key, "chat item already accepted: duplicate dropped");
+            metrics::counter!("xdm_chat_items_total", "result" => "duplicate").increment(1);
+            Ok(ItemAcceptance::Duplicate)
+        }
+    }
+}
+
+/// Messages, attachments and the end of the chat need work; typing, joins, receipts and
+/// `participant.left` (the chat goes on, e.g. into a disconnect flow) do not.
+fn needs_delivery(body: &ChatItemBody) -> bool {
+    match body {
+        ChatItemBody::Message { .. } | ChatItemBody::Attachment { .. } => true,
+        ChatItemBody::Event { content_type } => content_type == event_types::CHAT_ENDED,
+        ChatItemBody::Other { .. } => false,
+    }
+}

@@ -1,0 +1,117 @@
+//! The bridge: accepting events durably, then delivering them (X → Connect and Connect → X).
+
+mod accept;
+mod inbound;
+mod notes;
+mod outbound;
+mod outcome;
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::jobs::Queue;
+use crate::ports::{Clock, ConnectApi, Store, XApi};
+
+pub use accept::{AcceptReport, ItemAcceptance};
+pub use outcome::JobOutcome;
+pub(crate) use outcome::backoff_ms;
+
+/// Tunables of the pipelines. Defaults suit production; tests shorten the timings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeConfig {
+    /// An accepted inbound event waits this long before it is delivered, so that events of one
+    /// customer arriving in separate webhook calls slightly out of order are delivered in
+    /// `created_timestamp` order.
+    pub reorder_window_ms: i64,
+    /// Same for chat items streamed by Connect (SNS does not keep order).
+    pub outbound_reorder_window_ms: i64,
+    /// How long a looked-up X profile is reused.
+    pub profile_ttl_ms: i64,
+    /// Attempts before a job is parked as failed.
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt up to `retry_max_ms` (plus up to 25 % jitter).
+    pub retry_base_ms: i64,
+    pub retry_max_ms: i64,
+    /// How long a claimed job is reserved for its worker.
+    pub lease_ms: i64,
+    /// The customer's connection token is renewed when it expires within this margin.
+    pub connection_refresh_margin_ms: i64,
+    /// Lanes delivered at the same time, per queue.
+    pub concurrency: usize,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        Self {
+            reorder_window_ms: 250,
+            outbound_reorder_window_ms: 250,
+            profile_ttl_ms: 7 * 24 * 3600 * 1000,
+            max_attempts: 25,
+            retry_base_ms: 1_000,
+            retry_max_ms: 5 * 60 * 1000,
+            lease_ms: 120_000,
+            connection_refresh_margin_ms: 5 * 60 * 1000,
+            concurrency: 64,
+        }
+    }
+}
+
+/// The core: owns the ports and runs the pipelines. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Bridge<S, X, C, K> {
+    store: S,
+    x: X,
+    connect: C,
+    clock: K,
+    config: BridgeConfig,
+    inbound_wake: Notify,
+    outbound_wake: Notify,
+}
+
+impl<S, X, C, K> Bridge<S, X, C, K>
+where
+    S: Store,
+    X: XApi,
+    C: ConnectApi,
+    K: Clock,
+{
+    pub fn new(store: S, x: X, connect: C, clock: K, config: BridgeConfig) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            x,
+            connect,
+            clock,
+            config,
+            inbound_wake: Notify::new(),
+            outbound_wake: Notify::new(),
+        })
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn config(&self) -> &BridgeConfig {
+        &self.config
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Wakes the dispatcher of a queue (new or rescheduled work).
+    pub fn wake(&self, queue: Queue) {
+        self.wake_handle(queue).notify_one();
+    }
+
+    pub(crate) fn wake_handle(&self, queue: Queue) -> &Notify {
+        match queue {
+            Queue::Inbound => &self.inbound_wake,
+            Queue::Outbound => &self.outbound_wake,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

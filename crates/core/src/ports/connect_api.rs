@@ -1,0 +1,136 @@
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use crate::ids::{ConnectionToken, ContactId, ParticipantToken};
+use crate::session::ConnectionCredentials;
+
+/// Content types the bridge sends into a chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageContentType {
+    Plain,
+    Markdown,
+}
+
+impl MessageContentType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageContentType::Plain => "text/plain",
+            MessageContentType::Markdown => "text/markdown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    pub content_type: MessageContentType,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn plain(content: impl Into<String>) -> Self {
+        Self {
+            content_type: MessageContentType::Plain,
+            content: content.into(),
+        }
+    }
+}
+
+/// StartChatContact, as the core asks for it (instance, flow and the streaming topic are the
+/// adapter's configuration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartChat {
+    pub display_name: String,
+    pub attributes: BTreeMap<String, String>,
+    pub initial_message: ChatMessage,
+    /// Idempotency token: the same token never opens a second chat.
+    pub client_token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartedChat {
+    pub contact_id: ContactId,
+    pub participant_id: String,
+    pub participant_token: ParticipantToken,
+}
+
+/// Amazon Connect errors, classified by what the bridge should do about them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    /// `AccessDeniedException` on a participant call: the chat is over (ended, expired,
+    /// disconnected). Start a new chat.
+    #[error("the chat is over: {0}")]
+    ChatEnded(String),
+    /// `ThrottlingException` / API rate limits: retry with backoff.
+    #[error("Amazon Connect throttled the call: {0}")]
+    Throttled(String),
+    /// `LimitExceededException` / `ServiceQuotaExceededException`: a quota such as concurrent
+    /// active chats. Retried later.
+    #[error("an Amazon Connect quota is exhausted: {0}")]
+    QuotaExceeded(String),
+    /// Validation / invalid request or parameter: the request itself is wrong. Not retried.
+    #[error("Amazon Connect rejected the request: {0}")]
+    Invalid(String),
+    /// `ResourceNotFoundException` (wrong instance or contact flow id, unknown contact). Not retried.
+    #[error("not found in Amazon Connect: {0}")]
+    NotFound(String),
+    /// Credentials missing or refused for the control-plane API. Not retried.
+    #[error("Amazon Connect refused the credentials: {0}")]
+    Unauthorized(String),
+    /// 5xx, timeouts, connection errors: retried with backoff.
+    #[error("Amazon Connect is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl ConnectError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ConnectError::Throttled(_)
+                | ConnectError::QuotaExceeded(_)
+                | ConnectError::Unavailable(_)
+        )
+    }
+}
+
+/// The Amazon Connect calls the core makes.
+pub trait ConnectApi: Send + Sync + 'static {
+    /// `StartChatContact` with the configured instance and contact flow.
+    fn start_chat(
+        &self,
+        req: &StartChat,
+    ) -> impl Future<Output = Result<StartedChat, ConnectError>> + Send;
+
+    /// `StartContactStreaming` to the configured SNS topic.
+    fn start_streaming(
+        &self,
+        contact: &ContactId,
+        client_token: &str,
+    ) -> impl Future<Output = Result<(), ConnectError>> + Send;
+
+    /// `StopContact`.
+    fn stop_contact(
+        &self,
+        contact: &ContactId,
+    ) -> impl Future<Output = Result<(), ConnectError>> + Send;
+
+    /// `CreateParticipantConnection(Type=[CONNECTION_CREDENTIALS], ConnectParticipant=true)`.
+    fn connect_participant(
+        &self,
+        participant_token: &ParticipantToken,
+    ) -> impl Future<Output = Result<ConnectionCredentials, ConnectError>> + Send;
+
+    /// `SendMessage` as the customer.
+    fn send_message(
+        &self,
+        connection: &ConnectionToken,
+        message: &ChatMessage,
+        client_token: &str,
+    ) -> impl Future<Output = Result<(), ConnectError>> + Send;
+
+    /// `DisconnectParticipant`: the customer leaves the chat.
+    fn disconnect(
+        &self,
+        connection: &ConnectionToken,
+        client_token: &str,
+    ) -> impl Future<Output = Result<(), ConnectError>> + Send;
+}

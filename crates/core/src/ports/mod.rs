@@ -1,0 +1,14 @@
+//! The ports: what the core needs from the outside world. Adapters implement them
+//! (`xdm-x`, `xdm-aws-connect`, `xdm-store`); tests implement them with in-memory fakes.
+
+mod clock;
+mod connect_api;
+mod store;
+mod x_api;
+
+pub use clock::{Clock, SystemClock};
+pub use connect_api::{
+    ChatMessage, ConnectApi, ConnectError, MessageContentType, StartChat, StartedChat,
+};
+pub use store::{SessionInsert, Store, StoreError};
+pub use x_api::{DmRequest, SentDm, XApi, XError};

@@ -1,0 +1,174 @@
+use std::future::Future;
+
+use crate::ids::{InitialContactId, XUserId};
+use crate::jobs::{Job, JobState, NewJob, Queue};
+use crate::profile::XProfile;
+use crate::session::{ConnectionCredentials, Session};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The backend could not be reached or failed; the operation may succeed later.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data could not be read back (schema mismatch, corrupt row).
+    #[error("the store holds unreadable data: {0}")]
+    Corrupt(String),
+}
+
+/// Outcome of a conditional session insert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionInsert {
+    Inserted,
+    /// Another open (starting or live) session already exists for the pair: this one.
+    OpenExists(Session),
+}
+
+/// Durable state. Every backend must pass the conformance suite in `xdm-store`.
+///
+/// Guarantees the core relies on:
+/// * at most one open session per (business, customer), enforced by the backend itself
+///   (unique constraint / conditional write), not by callers;
+/// * `enqueue` is atomic per call and drops jobs whose (queue, key) exists in any state;
+/// * `claim` is a compare-and-set: two workers never both win the same job.
+pub trait Store: Send + Sync + 'static {
+    // -- sessions --------------------------------------------------------------------------
+
+    /// The open (starting or live) session of a customer with a business account.
+    fn open_session(
+        &self,
+        business: &XUserId,
+        customer: &XUserId,
+    ) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
+
+    /// Any session (open or ended) by the chat's initial contact id.
+    fn session_by_initial_contact(
+        &self,
+        id: &InitialContactId,
+    ) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
+
+    /// Inserts `session` unless an open session exists for its (business, customer).
+    /// Inserting a session whose initial contact id is already stored returns `OpenExists`
+    /// with the stored one if it is open.
+    fn insert_session(
+        &self,
+        session: &Session,
+    ) -> impl Future<Output = Result<SessionInsert, StoreError>> + Send;
+
+    /// Records the customer's connection and marks the session live (unless it ended).
+    fn set_session_connection(
+        &self,
+        id: &InitialContactId,
+        connection: &ConnectionCredentials,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Marks a session ended. `Ok(false)` when it was unknown or already ended.
+    fn end_session(
+        &self,
+        id: &InitialContactId,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    // -- profile cache ---------------------------------------------------------------------
+
+    /// A cached profile that has not expired at `now_ms`.
+    fn cached_profile(
+        &self,
+        id: &XUserId,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Option<XProfile>, StoreError>> + Send;
+
+    fn cache_profile(
+        &self,
+        profile: &XProfile,
+        expires_at_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    // -- jobs (inbox / outbox) -------------------------------------------------------------
+
+    /// Accepts jobs atomically; returns, per job, whether it was new (`false` = duplicate key).
+    fn enqueue(
+        &self,
+        jobs: &[NewJob],
+    ) -> impl Future<Output = Result<Vec<bool>, StoreError>> + Send;
+
+    /// The first open job of every lane whose head is not leased at `now_ms`, soonest due first,
+    /// at most `limit`. Heads that are due later are included so callers know when to wake up.
+    fn lane_heads(
+        &self,
+        queue: Queue,
+        now_ms: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Job>, StoreError>> + Send;
+
+    /// Takes a due head (pending with `not_before_ms <= now_ms`, or processing with an expired
+    /// lease): state processing, `attempts + 1`, lease until `lease_until_ms`. `Ok(false)` if the
+    /// job was not claimable (someone else took it, or it is not due).
+    fn claim(
+        &self,
+        queue: Queue,
+        key: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Puts a claimed job back to pending, to be tried again at `not_before_ms`.
+    fn reschedule(
+        &self,
+        queue: Queue,
+        key: &str,
+        not_before_ms: i64,
+        error: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Ends a job as done or failed.
+    fn finish(
+        &self,
+        queue: Queue,
+        key: &str,
+        state: JobState,
+        error: Option<&str>,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn job(
+        &self,
+        queue: Queue,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Job>, StoreError>> + Send;
+
+    /// Jobs of a queue, optionally of one state, oldest accepted first.
+    fn jobs(
+        &self,
+        queue: Queue,
+        state: Option<JobState>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Job>, StoreError>> + Send;
+
+    /// Puts a failed job back to pending (attempts reset). `Ok(false)` if it was not failed.
+    fn retry_failed(
+        &self,
+        queue: Queue,
+        key: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Returns every processing job of the queue to pending. For backends owned by one process
+    /// (SQLite) at start-up: claims of a process that died are released at once instead of at
+    /// lease expiry.
+    fn release_claims(
+        &self,
+        queue: Queue,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Deletes done and failed jobs finished before `jobs_before_ms`, ended sessions updated
+    /// before `sessions_before_ms`, and profiles expired at `now_ms`. Returns rows deleted.
+    fn purge(
+        &self,
+        jobs_before_ms: i64,
+        sessions_before_ms: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}

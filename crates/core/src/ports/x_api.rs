@@ -1,0 +1,66 @@
+use std::future::Future;
+
+use crate::ids::XUserId;
+use crate::profile::XProfile;
+
+/// A DM to send on behalf of a business account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DmRequest {
+    /// The business account sending (selects the credentials).
+    pub business: XUserId,
+    pub recipient: XUserId,
+    pub text: Option<String>,
+    /// A media id uploaded by the same account (one attachment per DM).
+    pub media_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentDm {
+    pub dm_event_id: String,
+}
+
+/// X REST errors, classified by what the bridge should do about them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XError {
+    /// 429 rate limit: retry after `reset_at_s` (Unix seconds, from `x-rate-limit-reset`).
+    #[error("X rate limit reached (resets at {reset_at_s:?})")]
+    RateLimited { reset_at_s: Option<i64> },
+    /// 429 `usage-capped`: the app's spend cap. Not retried.
+    #[error("X usage cap reached: {0}")]
+    UsageCapped(String),
+    /// 403: the user does not accept DMs from this account, blocked it, or the app lacks DM access.
+    #[error("X refused: {0}")]
+    Forbidden(String),
+    /// 401: the credentials are wrong. Not retried: a configuration problem.
+    #[error("X rejected the credentials: {0}")]
+    Unauthorized(String),
+    /// 400: the request is invalid. Not retried.
+    #[error("X rejected the request: {0}")]
+    Invalid(String),
+    /// 404 or a `resource-not-found` problem.
+    #[error("not found on X: {0}")]
+    NotFound(String),
+    /// 5xx, timeouts, connection errors: retried with backoff.
+    #[error("X is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl XError {
+    /// Whether trying again later can succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, XError::RateLimited { .. } | XError::Unavailable(_))
+    }
+}
+
+/// The X API calls the core makes.
+pub trait XApi: Send + Sync + 'static {
+    /// `POST /2/dm_conversations/with/:recipient/messages`.
+    fn send_dm(&self, dm: &DmRequest) -> impl Future<Output = Result<SentDm, XError>> + Send;
+
+    /// `GET /2/users/:id`; `Ok(None)` when X says the user does not exist.
+    fn user(
+        &self,
+        business: &XUserId,
+        id: &XUserId,
+    ) -> impl Future<Output = Result<Option<XProfile>, XError>> + Send;
+}

@@ -1,0 +1,204 @@
+//! Sandbox configuration. `SandboxConfig::default()` gives fixed, documented development values so
+//! that a bridge configured with the same values talks to the sandbox without further setup.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::x::payloads::PayloadShape;
+
+/// Everything the sandbox needs to start. Every field has a default (see each type).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SandboxConfig {
+    /// Listen address; default `127.0.0.1:0` (a free port; read it back with `SandboxHandle::base_url`).
+    pub listen: SocketAddr,
+    pub x: XConfig,
+    pub connect: ConnectConfig,
+    pub sns: SnsConfig,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            x: XConfig::default(),
+            connect: ConnectConfig::default(),
+            sns: SnsConfig::default(),
+        }
+    }
+}
+
+/// The X side: the one app + user credential set the bridge is configured with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct XConfig {
+    /// Default `sandbox-consumer-key`.
+    pub consumer_key: String,
+    /// Default `sandbox-consumer-secret`. Also the key of CRC answers and webhook signatures.
+    pub consumer_secret: String,
+    /// Default `4337869213-sandbox-access-token` (X access tokens start with the user id).
+    pub access_token: String,
+    /// Default `sandbox-access-token-secret`.
+    pub access_token_secret: String,
+    /// The account the access token belongs to: sender of outbound DMs, `for_user_id` of deliveries.
+    pub business: BusinessAccount,
+    /// The app shown as `source_app_id` / `apps` in echoes of DMs sent through the API.
+    pub app: XApp,
+    /// A webhook registered at start. It is validated by a CRC on first use (the bridge may start later).
+    pub webhook_url: Option<String>,
+    /// Like X: a DM sent through the API is also delivered to the webhook (default true).
+    pub echo_outbound: bool,
+    /// Payload shape of those echoes (default Account Activity).
+    pub echo_shape: PayloadShape,
+    /// OAuth 1.0a `oauth_timestamp` tolerance in seconds (default 300).
+    pub oauth_max_clock_skew_secs: u64,
+    /// Per-user, per-endpoint request window; `None` (default) = unlimited.
+    pub rate_limit: Option<RateLimit>,
+    /// Timeout of CRC requests and event POSTs to the webhook, in milliseconds (default 10,000).
+    pub webhook_timeout_ms: u64,
+}
+
+impl Default for XConfig {
+    fn default() -> Self {
+        Self {
+            consumer_key: "sandbox-consumer-key".into(),
+            consumer_secret: "sandbox-consumer-secret".into(),
+            access_token: "4337869213-sandbox-access-token".into(),
+            access_token_secret: "sandbox-access-token-secret".into(),
+            business: BusinessAccount::default(),
+            app: XApp::default(),
+            webhook_url: None,
+            echo_outbound: true,
+            echo_shape: PayloadShape::Aaa,
+            oauth_max_clock_skew_secs: 300,
+            rate_limit: None,
+            webhook_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// The business X account (default `4337869213` "Acme Support" `@AcmeSupport`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BusinessAccount {
+    pub id: String,
+    pub name: String,
+    pub username: String,
+}
+
+impl Default for BusinessAccount {
+    fn default() -> Self {
+        Self {
+            id: "4337869213".into(),
+            name: "Acme Support".into(),
+            username: "AcmeSupport".into(),
+        }
+    }
+}
+
+/// The X app (default id `13090192`, name `AcmeSupportBridge`, url `https://example.com`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct XApp {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+}
+
+impl Default for XApp {
+    fn default() -> Self {
+        Self {
+            id: "13090192".into(),
+            name: "AcmeSupportBridge".into(),
+            url: "https://example.com".into(),
+        }
+    }
+}
+
+/// A fixed request window: at most `requests` calls per `window_secs`, per user and endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub window_secs: u64,
+}
+
+/// The Amazon Connect instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConnectConfig {
+    /// Default `6f8c1a52-3b7e-4d2a-9c11-5a0e2b7d9f40`.
+    pub instance_id: String,
+    /// Default `c2a9e4f7-8d13-4b6e-a5f2-0e7d3c9b1a68`.
+    pub contact_flow_id: String,
+    /// Default `us-east-1` (SigV4 credential scopes must name it; streaming topics must live in it).
+    pub region: String,
+    /// Default `123456789012`.
+    pub account_id: String,
+    /// Lifetime of a ConnectionToken, in seconds (default 86,400 = 24 h).
+    pub connection_token_lifetime_secs: u64,
+    /// Per-message limit of `text/plain` / `text/markdown`, in characters (default 1,024).
+    pub max_message_chars: usize,
+}
+
+impl Default for ConnectConfig {
+    fn default() -> Self {
+        Self {
+            instance_id: "6f8c1a52-3b7e-4d2a-9c11-5a0e2b7d9f40".into(),
+            contact_flow_id: "c2a9e4f7-8d13-4b6e-a5f2-0e7d3c9b1a68".into(),
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+            connection_token_lifetime_secs: 86_400,
+            max_message_chars: 1024,
+        }
+    }
+}
+
+/// SNS: the streaming topic and how notifications are signed and retried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SnsConfig {
+    /// Default `arn:aws:sns:us-east-1:123456789012:xdm-sandbox-chat`.
+    pub topic_arn: String,
+    /// `"1"` (SHA1withRSA, default) or `"2"` (SHA256withRSA).
+    pub signature_version: SignatureVersion,
+    /// Retries after a failed attempt (default 3; real SNS: 3 retries 20 s apart).
+    pub retries: u32,
+    /// Delay between attempts in milliseconds (default 1,000).
+    pub retry_delay_ms: u64,
+    /// Per-attempt HTTP timeout in milliseconds (default 15,000).
+    pub timeout_ms: u64,
+}
+
+impl Default for SnsConfig {
+    fn default() -> Self {
+        Self {
+            topic_arn: "arn:aws:sns:us-east-1:123456789012:xdm-sandbox-chat".into(),
+            signature_version: SignatureVersion::V1,
+            retries: 3,
+            retry_delay_ms: 1_000,
+            timeout_ms: 15_000,
+        }
+    }
+}
+
+/// SNS `SignatureVersion`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum SignatureVersion {
+    /// SHA1withRSA.
+    #[default]
+    #[serde(rename = "1")]
+    V1,
+    /// SHA256withRSA.
+    #[serde(rename = "2")]
+    V2,
+}
+
+impl SignatureVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V1 => "1",
+            Self::V2 => "2",
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! AWS rest-json errors (PROTOCOLS.md B0): status + `x-amzn-ErrorType` + `{"__type","message"}` +
+//! `x-amzn-RequestId`, and successful JSON answers with a request id.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::faults::Fault;
+use crate::ids;
+
+/// Which AWS service answers (their default error codes differ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Service {
+    /// `connect` (`/contact/*`).
+    Connect,
+    /// `connectparticipant` (`/participant/*`).
+    Participant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AwsError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+}
+
+impl AwsError {
+    pub(crate) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn access_denied(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "AccessDeniedException", message)
+    }
+
+    pub(crate) fn validation(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "ValidationException", message)
+    }
+
+    pub(crate) fn invalid_parameter(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterException",
+            message,
+        )
+    }
+
+    pub(crate) fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "InvalidRequestException", message)
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", message)
+    }
+
+    pub(crate) fn limit_exceeded(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "LimitExceededException",
+            message,
+        )
+    }
+
+    /// The error of an injected fault (code defaulted from the status, per service).
+    pub(crate) fn from_fault(service: Service, status: StatusCode, fault: &Fault) -> Self {
+        let code = fault
+            .code
+            .clone()
+            .unwrap_or_else(|| default_code(service, status).to_owned());
+        let message = fault
+            .message
+            .clone()
+            .unwrap_or_else(|| format!("Injected fault: {code}"));
+        Self {
+            status,
+            code,
+            message,
+        }
+    }
+
+    /// The body of a request that is not valid JSON.
+    pub(crate) fn unparsable(service: Service, err: &serde_json::Error) -> Self {
+        let message = format!("Unable to parse request body: {err}");
+        match service {
+            Service::Connect => Self::invalid_request(message),
+            Service::Participant => Self::validation(message),
+        }
+    }
+}
+
+fn default_code(service: Service, status: StatusCode) -> &'static str {
+    match (service, status.as_u16()) {
+        (Service::Connect, 400) => "InvalidRequestException",
+        (Service::Participant, 400) => "ValidationException",
+        (_, 403) => "AccessDeniedException",
+        (_, 404) => "ResourceNotFoundException",
+        (_, 409) => "ConflictException",
+        (_, 429) => "ThrottlingException",
+        (Service::Connect, 503) => "ServiceUnavailableException",
+        (Service::Connect, _) => "InternalServiceException",
+        (Service::Participant, _) => "InternalServerException",
+    }
+}
+
+fn with_request_id(mut response: Response) -> Response {
+    if let Ok(id) = HeaderValue::from_str(&ids::uuid()) {
+        response.headers_mut().insert("x-amzn-RequestId", id);
+    }
+    response
+}
+
+impl IntoResponse for AwsError {
+    fn into_response(self) -> Response {
+        let body = json!({"__type": self.code, "message": self.message});
+        let mut response = with_request_id((self.status, axum::Json(body)).into_response());
+        if let Ok(code) = HeaderValue::from_str(&self.code) {
+            response.headers_mut().insert("x-amzn-ErrorType", code);
+        }
+        response
+    }
+}
+
+/// 200 with a JSON body and a request id.
+pub(crate) fn aws_ok(body: Value) -> Response {
+    with_request_id((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+/// Renders a handler's outcome.
+pub(crate) fn respond(result: Result<Value, AwsError>) -> Response {
+    match result {
+        Ok(body) => aws_ok(body),
+        Err(err) => {
+            tracing::info!(code = %err.code, status = err.status.as_u16(), message = %err.message, "AWS call refused");
+            err.into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_response_has_header_body_and_request_id() {
+        let response = AwsError::access_denied("nope").into_response();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            response.headers()["x-amzn-ErrorType"],
+            "AccessDeniedException"
+        );
+        assert!(response.headers().contains_key("x-amzn-RequestId"));
+    }
+
+    #[test]
+    fn fault_codes_default_per_service() {
+        let fault = Fault::status(429);
+        assert_eq!(
+            AwsError::from_fault(Service::Participant, StatusCode::TOO_MANY_REQUESTS, &fault).code,
+            "ThrottlingException"
+        );
+        let fault = Fault::status(500);
+        assert_eq!(
+            AwsError::from_fault(Service::Connect, StatusCode::INTERNAL_SERVER_ERROR, &fault).code,
+            "InternalServiceException"
+        );
+        assert_eq!(
+            AwsError::from_fault(
+                Service::Participant,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &fault
+            )
+            .code,
+            "InternalServerException"
+        );
+    }
+}

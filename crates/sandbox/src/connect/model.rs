@@ -1,0 +1,282 @@
+//! Chat data as Amazon Connect exposes it: transcript `Item`s (PROTOCOLS.md B2/B3, PascalCase on the
+//! wire) and the sandbox's views of contacts.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Content types the emulator produces or accepts (CHATJS constants, PROTOCOLS.md B3).
+pub mod content_types {
+    pub const TEXT_PLAIN: &str = "text/plain";
+    pub const TEXT_MARKDOWN: &str = "text/markdown";
+    pub const APPLICATION_JSON: &str = "application/json";
+    pub const INTERACTIVE: &str = "application/vnd.amazonaws.connect.message.interactive";
+    pub const INTERACTIVE_RESPONSE: &str =
+        "application/vnd.amazonaws.connect.message.interactive.response";
+    pub const TYPING: &str = "application/vnd.amazonaws.connect.event.typing";
+    pub const PARTICIPANT_JOINED: &str =
+        "application/vnd.amazonaws.connect.event.participant.joined";
+    pub const PARTICIPANT_LEFT: &str = "application/vnd.amazonaws.connect.event.participant.left";
+    pub const CHAT_ENDED: &str = "application/vnd.amazonaws.connect.event.chat.ended";
+    pub const MESSAGE_DELIVERED: &str = "application/vnd.amazonaws.connect.event.message.delivered";
+    pub const MESSAGE_READ: &str = "application/vnd.amazonaws.connect.event.message.read";
+    pub const CONNECTION_ACKNOWLEDGED: &str =
+        "application/vnd.amazonaws.connect.event.connection.acknowledged";
+}
+
+/// `Item.Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ItemType {
+    #[default]
+    Message,
+    Event,
+    Attachment,
+}
+
+impl ItemType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Message => "MESSAGE",
+            Self::Event => "EVENT",
+            Self::Attachment => "ATTACHMENT",
+        }
+    }
+}
+
+/// `Item.ParticipantRole`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ParticipantRole {
+    Agent,
+    Customer,
+    System,
+    CustomBot,
+    Supervisor,
+}
+
+impl ParticipantRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agent => "AGENT",
+            Self::Customer => "CUSTOMER",
+            Self::System => "SYSTEM",
+            Self::CustomBot => "CUSTOM_BOT",
+            Self::Supervisor => "SUPERVISOR",
+        }
+    }
+}
+
+/// Who may see an item (the SNS `MessageVisibility` attribute).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MessageVisibility {
+    Customer,
+    Agent,
+    #[default]
+    All,
+}
+
+impl MessageVisibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Customer => "CUSTOMER",
+            Self::Agent => "AGENT",
+            Self::All => "ALL",
+        }
+    }
+
+    /// Whether the customer participant sees it (GetTranscript with the customer's token).
+    pub fn customer_sees(self) -> bool {
+        matches!(self, Self::Customer | Self::All)
+    }
+}
+
+/// A chat transcript item, serialised exactly as Connect streams it (field order of the real
+/// capture in PROTOCOLS.md B3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Item {
+    pub absolute_time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    pub content_type: String,
+    pub id: String,
+    #[serde(rename = "Type")]
+    pub item_type: ItemType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant_role: Option<ParticipantRole>,
+    pub initial_contact_id: String,
+    pub contact_id: String,
+}
+
+/// A transcript item with its visibility (which is an SNS attribute, not an `Item` field).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatItem {
+    #[serde(flatten)]
+    pub item: Item,
+    #[serde(rename = "MessageVisibility")]
+    pub visibility: MessageVisibility,
+}
+
+/// What an agent-side control call adds to a transcript (`agent_send_item`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ItemSpec {
+    pub item_type: ItemType,
+    pub role: ParticipantRole,
+    pub visibility: MessageVisibility,
+    pub content_type: String,
+    pub content: Option<String>,
+    /// Default: the agent's name for AGENT, the customer's for CUSTOMER, `SYSTEM_MESSAGE` otherwise.
+    pub display_name: Option<String>,
+    /// Default: the agent's / customer's participant id, or a fixed system participant id.
+    pub participant_id: Option<String>,
+}
+
+impl Default for ItemSpec {
+    fn default() -> Self {
+        Self {
+            item_type: ItemType::Message,
+            role: ParticipantRole::Agent,
+            visibility: MessageVisibility::All,
+            content_type: content_types::TEXT_PLAIN.to_owned(),
+            content: None,
+            display_name: None,
+            participant_id: None,
+        }
+    }
+}
+
+impl ItemSpec {
+    /// A MESSAGE from `role` with `visibility`.
+    pub fn message(
+        role: ParticipantRole,
+        visibility: MessageVisibility,
+        content_type: impl Into<String>,
+        content: impl Into<String>,
+    ) -> Self {
+        Self {
+            role,
+            visibility,
+            content_type: content_type.into(),
+            content: Some(content.into()),
+            ..Self::default()
+        }
+    }
+}
+
+/// Lifecycle of a contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactStatus {
+    /// StartChatContact done, customer not connected.
+    Started,
+    /// CreateParticipantConnection with `ConnectParticipant: true` done: the flow runs.
+    Connected,
+    Ended,
+}
+
+/// Why a chat ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// DisconnectParticipant from the customer.
+    CustomerDisconnected,
+    /// StopContact.
+    StopContact,
+    /// `end_chat` (the agent side / the flow ended it).
+    Ended,
+    /// `ChatDurationInMinutes` elapsed.
+    Expired,
+}
+
+/// The message of StartChatContact's `InitialMessage`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub content_type: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentView {
+    pub participant_id: String,
+    pub display_name: String,
+    /// false once the agent left.
+    pub present: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamingView {
+    pub streaming_id: String,
+    pub topic_arn: String,
+    pub active: bool,
+}
+
+/// A snapshot of a contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactView {
+    /// The current ContactId (changes on transfer).
+    pub contact_id: String,
+    pub initial_contact_id: String,
+    /// ContactIds this chat had before transfers, oldest first.
+    pub previous_contact_ids: Vec<String>,
+    pub instance_id: String,
+    pub attributes: BTreeMap<String, String>,
+    pub display_name: String,
+    pub customer_participant_id: String,
+    pub client_token: Option<String>,
+    pub initial_message: Option<ChatMessage>,
+    pub supported_messaging_content_types: Vec<String>,
+    pub chat_duration_minutes: u32,
+    /// `PersistentChat.SourceContactId`, when the chat continues an earlier one.
+    pub continued_from_contact_id: Option<String>,
+    pub customer_connected: bool,
+    pub agent: Option<AgentView>,
+    pub status: ContactStatus,
+    pub end_reason: Option<EndReason>,
+    pub streaming: Vec<StreamingView>,
+    /// Every item ever added, in order (including typing events and agent-only items).
+    pub transcript: Vec<ChatItem>,
+    pub created_at: String,
+    pub ended_at: Option<String>,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// The real agent message of PROTOCOLS.md B3 round-trips byte for byte.
+    #[test]
+    fn item_serialises_like_connect() {
+        let real = r#"{"AbsoluteTime":"2026-04-01T22:20:13.466Z","Content":"Connect con pago","ContentType":"text/markdown","Id":"019d4b22-031a-7f5a-985f-812613771c9f","Type":"MESSAGE","ParticipantId":"7bc2bf37-6e83-4426-9671-8048abe56ddc","DisplayName":"Enrique","ParticipantRole":"AGENT","InitialContactId":"da81f813-70b0-496e-91ed-70f48771c522","ContactId":"da81f813-70b0-496e-91ed-70f48771c522"}"#;
+        let item: Item = serde_json::from_str(real).unwrap();
+        assert_eq!(item.participant_role, Some(ParticipantRole::Agent));
+        assert_eq!(serde_json::to_string(&item).unwrap(), real);
+    }
+
+    #[test]
+    fn chat_ended_has_no_participant_fields() {
+        let item = Item {
+            absolute_time: "2026-04-01T22:25:00.000Z".into(),
+            content: None,
+            content_type: content_types::CHAT_ENDED.into(),
+            id: "i".into(),
+            item_type: ItemType::Event,
+            participant_id: None,
+            display_name: None,
+            participant_role: None,
+            initial_contact_id: "a".into(),
+            contact_id: "a".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&item).unwrap(),
+            r#"{"AbsoluteTime":"2026-04-01T22:25:00.000Z","ContentType":"application/vnd.amazonaws.connect.event.chat.ended","Id":"i","Type":"EVENT","InitialContactId":"a","ContactId":"a"}"#
+        );
+    }
+}

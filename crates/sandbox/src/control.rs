@@ -1,0 +1,369 @@
+//! The HTTP control API under `/_sandbox`: every `SandboxHandle` control method, with JSON bodies,
+//! for `xdm-connect sandbox` run standalone and for tools that are not in-process.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::connect::model::{ItemSpec, content_types};
+use crate::error::SandboxError;
+use crate::faults::{Fault, FaultOp};
+use crate::handle::SandboxHandle;
+use crate::state::Shared;
+use crate::x::payloads::DmSpec;
+use crate::x::users::SandboxUser;
+use crate::x::webhook_client::SignatureHeader;
+
+type Ctl = State<Arc<Shared>>;
+
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/", get(info))
+        .route("/events", get(events))
+        .route("/x/users", get(users).post(add_user))
+        .route("/x/webhook", get(webhook).post(set_webhook))
+        .route("/x/crc", post(crc_check))
+        .route("/x/dm", post(deliver_dm))
+        .route("/x/typing", post(deliver_typing))
+        .route("/x/read", post(deliver_read))
+        .route("/x/raw", post(deliver_raw))
+        .route("/x/dms", get(sent_dms))
+        .route("/x/requests", get(x_requests))
+        .route("/x/deliveries", get(webhook_deliveries))
+        .route("/connect/contacts", get(contacts))
+        .route("/connect/contacts/{id}", get(contact))
+        .route("/connect/contacts/{id}/accept", post(accept))
+        .route("/connect/contacts/{id}/message", post(message))
+        .route("/connect/contacts/{id}/item", post(item))
+        .route("/connect/contacts/{id}/typing", post(typing))
+        .route("/connect/contacts/{id}/read", post(read))
+        .route("/connect/contacts/{id}/leave", post(leave))
+        .route("/connect/contacts/{id}/system", post(system))
+        .route("/connect/contacts/{id}/end", post(end))
+        .route("/connect/contacts/{id}/transfer", post(transfer))
+        .route("/sns/subscribe", post(subscribe))
+        .route("/sns/subscriptions", get(subscriptions))
+        .route("/sns/deliveries", get(sns_deliveries))
+        .route("/sns/redeliver", post(redeliver))
+        .route("/faults", get(faults).post(fail_next).delete(clear_faults))
+}
+
+fn handle(shared: Arc<Shared>) -> SandboxHandle {
+    SandboxHandle { shared }
+}
+
+/// A control call's failure, as `{"error": "…"}` with a fitting status.
+struct ControlError(StatusCode, String);
+
+impl From<SandboxError> for ControlError {
+    fn from(err: SandboxError) -> Self {
+        let status = match &err {
+            SandboxError::UnknownContact(_)
+            | SandboxError::UnknownSubscription(_)
+            | SandboxError::UnknownMessage(_) => StatusCode::NOT_FOUND,
+            SandboxError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            SandboxError::Unreachable { .. } => StatusCode::BAD_GATEWAY,
+            SandboxError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            SandboxError::NoWebhook
+            | SandboxError::WebhookInvalid { .. }
+            | SandboxError::ContactEnded(_)
+            | SandboxError::CustomerNotConnected(_)
+            | SandboxError::NoAgent(_)
+            | SandboxError::AgentAlreadyJoined(_) => StatusCode::CONFLICT,
+            SandboxError::Bind { .. } | SandboxError::Crypto(_) | SandboxError::HttpClient(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        Self(status, err.to_string())
+    }
+}
+
+impl IntoResponse for ControlError {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(json!({"error": self.1}))).into_response()
+    }
+}
+
+type Reply = Result<Response, ControlError>;
+
+fn ok<T: Serialize>(value: T) -> Reply {
+    Ok(axum::Json(value).into_response())
+}
+
+fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ControlError> {
+    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        bytes
+    };
+    serde_json::from_slice(bytes)
+        .map_err(|e| ControlError(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+}
+
+async fn info(State(shared): Ctl) -> Reply {
+    let h = handle(shared);
+    ok(json!({
+        "base_url": h.base_url(),
+        "sns_cert_url": h.sns_cert_url(),
+        "sns_topic_arn": h.sns_topic_arn(),
+        "config": h.config(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct Since {
+    #[serde(default)]
+    since: u64,
+}
+
+async fn events(State(shared): Ctl, Query(q): Query<Since>) -> Reply {
+    ok(handle(shared).event_log(q.since))
+}
+
+async fn users(State(shared): Ctl) -> Reply {
+    ok(handle(shared).users())
+}
+
+async fn add_user(State(shared): Ctl, bytes: Bytes) -> Reply {
+    let user: SandboxUser = body(&bytes)?;
+    if user.id.is_empty() || !user.id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ControlError(
+            StatusCode::BAD_REQUEST,
+            "user id must be digits".into(),
+        ));
+    }
+    handle(shared).add_user(user.clone());
+    Ok((StatusCode::CREATED, axum::Json(user)).into_response())
+}
+
+#[derive(Deserialize)]
+struct UrlBody {
+    url: String,
+}
+
+async fn webhook(State(shared): Ctl) -> Reply {
+    ok(handle(shared).webhook())
+}
+
+async fn set_webhook(State(shared): Ctl, bytes: Bytes) -> Reply {
+    let req: UrlBody = body(&bytes)?;
+    ok(handle(shared).set_webhook(&req.url).await?)
+}
+
+#[derive(Deserialize)]
+struct CrcBody {
+    url: String,
+    crc_token: String,
+}
+
+async fn crc_check(State(shared): Ctl, bytes: Bytes) -> Reply {
+    let req: CrcBody = body(&bytes)?;
+    ok(handle(shared).crc_check(&req.url, &req.crc_token).await?)
+}
+
+async fn deliver_dm(State(shared): Ctl, bytes: Bytes) -> Reply {
+    let spec: DmSpec = body(&bytes)?;
+    ok(handle(shared).deliver_dm(spec).await?)
+}
+
+#[derive(Deserialize)]
+struct SenderBody {
+    sender_id: String,
+}
+
+async fn deliver_typing(State(shared): Ctl, bytes: Bytes) -> Reply {
+    let req: SenderBody = body(&bytes)?;
+    ok(handle(shared).deliver_typing(&req.sender_id).await?)
+}
+
+#[derive(Deserialize)]
+struct ReadBody {
+    sender_id: String,
+    last_read_event_id: String,
+}
+
+async fn deliver_read(State(shared): Ctl, bytes: Bytes) -> Reply {
+    let req: ReadBody = body(&bytes)?;
+    ok(handle(shared)
+        .deliver_read(&req.sender_id, &req.last_read_event_id)
+        .await?)
+}
+
+#[derive(Deserialize)]
+struct RawBody {
+    body: String,
+    #[serde(default)]
+    signature: SignatureHeader,
+}
+
+async fn deliver_raw(State(shared): Ctl, bytes: Bytes) -> Reply {
+    let req: RawBody = body(&bytes)?;
+    ok(handle(shared)
+        .deliver_raw(req.body.into_bytes(), req.signature)
+        .await?)
+}
+
+async fn sent_dms(State(shared): Ctl) -> Reply {
+    ok(handle(shared).sent_dms())
+}
+
+async fn x_requests(State(shared): Ctl) -> Reply {
+    ok(handle(shared).x_requests())
+}
+
+async fn webhook_deliveries(State(shared): Ctl) -> Reply {
+    ok(handle(shared).webhook_deliveries())
+}
+
+async fn contacts(State(shared): Ctl) -> Reply {
+    ok(handle(shared).contacts())
+}
+
+async fn contact(State(shared): Ctl, Path(id): Path<String>) -> Reply {
+    handle(shared)
+        .contact(&id)
+        .ok_or_else(|| SandboxError::UnknownContact(id).into())
+        .and_then(ok)
+}
+
+#[derive(Deserialize)]
+struct AcceptBody {
+    #[serde(default = "default_agent")]
+    agent_name: String,
+}
+
+fn default_agent() -> String {
+    "Agent".to_owned()
+}
+
+async fn accept(State(shared): Ctl, Path(id): Path<String>, bytes: Bytes) -> Reply {
+    let req: AcceptBody = body(&bytes)?;
+    ok(handle(shared).agent_accept(&id, &req.agent_name)?)
+}
+
+#[derive(Deserialize)]
+struct MessageBody {
+    content: String,
+    #[serde(default = "default_agent_content_type")]
+    content_type: String,
+}
+
+/// The Connect agent workspace sends markdown.
+fn default_agent_content_type() -> String {
+    content_types::TEXT_MARKDOWN.to_owned()
+}
+
+async fn message(State(shared): Ctl, Path(id): Path<String>, bytes: Bytes) -> Reply {
+    let req: MessageBody = body(&bytes)?;
+    ok(handle(shared).agent_send(&id, &req.content, &req.content_type)?)
+}
+
+async fn item(State(shared): Ctl, Path(id): Path<String>, bytes: Bytes) -> Reply {
+    let spec: ItemSpec = body(&bytes)?;
+    ok(handle(shared).agent_send_item(&id, spec)?)
+}
+
+async fn typing(State(shared): Ctl, Path(id): Path<String>) -> Reply {
+    ok(handle(shared).agent_typing(&id)?)
+}
+
+#[derive(Deserialize)]
+struct AgentReadBody {
+    message_id: String,
+}
+
+async fn read(State(shared): Ctl, Path(id): Path<String>, bytes: Bytes) -> Reply {
+    let req: AgentReadBody = body(&bytes)?;
+    ok(handle(shared).agent_read(&id, &req.message_id)?)
+}
+
+async fn leave(State(shared): Ctl, Path(id): Path<String>) -> Reply {
+    ok(handle(shared).agent_leave(&id)?)
+}
+
+#[derive(Deserialize)]
+struct SystemBody {
+    text: String,
+}
+
+async fn system(State(shared): Ctl, Path(id): Path<String>, bytes: Bytes) -> Reply {
+    let req: SystemBody = body(&bytes)?;
+    ok(handle(shared).system_message(&id, &req.text)?)
+}
+
+async fn end(State(shared): Ctl, Path(id): Path<String>) -> Reply {
+    ok(handle(shared).end_chat(&id)?)
+}
+
+async fn transfer(State(shared): Ctl, Path(id): Path<String>) -> Reply {
+    ok(handle(shared).transfer(&id)?)
+}
+
+#[derive(Deserialize)]
+struct SubscribeBody {
+    endpoint: String,
+    topic_arn: Option<String>,
+}
+
+async fn subscribe(State(shared): Ctl, bytes: Bytes) -> Reply {
+    let req: SubscribeBody = body(&bytes)?;
+    let h = handle(shared);
+    let topic = req.topic_arn.unwrap_or_else(|| h.sns_topic_arn());
+    ok(h.subscribe_topic(&topic, &req.endpoint).await?)
+}
+
+async fn subscriptions(State(shared): Ctl) -> Reply {
+    ok(handle(shared).subscriptions())
+}
+
+async fn sns_deliveries(State(shared): Ctl) -> Reply {
+    ok(handle(shared).sns_deliveries())
+}
+
+#[derive(Deserialize)]
+struct RedeliverBody {
+    message_id: String,
+}
+
+async fn redeliver(State(shared): Ctl, bytes: Bytes) -> Reply {
+    let req: RedeliverBody = body(&bytes)?;
+    ok(handle(shared).redeliver(&req.message_id).await?)
+}
+
+#[derive(Deserialize)]
+struct FaultBody {
+    op: FaultOp,
+    #[serde(default = "one")]
+    count: u32,
+    #[serde(default)]
+    fault: Fault,
+}
+
+fn one() -> u32 {
+    1
+}
+
+async fn faults(State(shared): Ctl) -> Reply {
+    ok(handle(shared).pending_faults())
+}
+
+async fn fail_next(State(shared): Ctl, bytes: Bytes) -> Reply {
+    let req: FaultBody = body(&bytes)?;
+    let h = handle(shared);
+    h.fail_next(req.op, req.count, req.fault);
+    ok(h.pending_faults())
+}
+
+async fn clear_faults(State(shared): Ctl) -> Reply {
+    handle(shared).clear_faults();
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

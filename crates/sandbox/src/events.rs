@@ -1,0 +1,150 @@
+//! Observable happenings, broadcast live (`SandboxHandle::events`) and kept in a bounded log
+//! (`SandboxHandle::event_log`, `GET /_sandbox/events?since=N`).
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::clock;
+use crate::connect::model::{ChatItem, ContactView, EndReason};
+use crate::faults::FaultOp;
+use crate::state::lock;
+use crate::x::records::{DeliveryKind, SentDm, XOp};
+
+/// Events kept for `event_log`; older ones are dropped.
+const LOG_CAPACITY: usize = 10_000;
+/// Live subscribers lagging more than this many events see `RecvError::Lagged`.
+const BROADCAST_CAPACITY: usize = 4_096;
+
+/// Everything observable that happens in the sandbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum SandboxEvent {
+    /// An X REST call was answered (including rejected ones).
+    XRequest {
+        op: XOp,
+        method: String,
+        path: String,
+        status: u16,
+    },
+    /// A CRC check was sent to a webhook.
+    WebhookCrc {
+        url: String,
+        ok: bool,
+        status: Option<u16>,
+    },
+    /// An event POST to the webhook finished (`status: None` = no HTTP answer).
+    WebhookDelivered {
+        event_id: Option<String>,
+        kind: DeliveryKind,
+        status: Option<u16>,
+    },
+    /// A DM was accepted by `POST /2/dm_conversations/with/:id/messages`.
+    DmSent { dm: SentDm },
+    /// `GET /2/users/:id` was answered.
+    UserLookup { id: String, found: bool },
+    /// StartChatContact created a contact.
+    ContactStarted { contact: Box<ContactView> },
+    /// CreateParticipantConnection with `ConnectParticipant: true` connected the customer.
+    CustomerConnected {
+        contact_id: String,
+        initial_contact_id: String,
+    },
+    /// StartContactStreaming attached a topic.
+    StreamingStarted {
+        contact_id: String,
+        topic_arn: String,
+        streaming_id: String,
+    },
+    /// An item was added to a chat transcript.
+    ChatItem {
+        contact_id: String,
+        initial_contact_id: String,
+        item: ChatItem,
+    },
+    /// A chat ended.
+    ContactEnded {
+        contact_id: String,
+        initial_contact_id: String,
+        reason: EndReason,
+    },
+    /// The subscriber fetched the SubscribeURL.
+    SnsSubscriptionConfirmed {
+        subscription_arn: String,
+        endpoint: String,
+    },
+    /// One attempt to POST an SNS message finished (`status: None` = no HTTP answer).
+    SnsDelivered {
+        message_id: String,
+        subscription_arn: String,
+        status: Option<u16>,
+        attempt: u32,
+    },
+    /// A queued fault was applied to a call.
+    FaultInjected {
+        op: FaultOp,
+        status: Option<u16>,
+        delay_ms: u64,
+    },
+}
+
+/// An event with its position in the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggedEvent {
+    /// 1-based, strictly increasing.
+    pub seq: u64,
+    pub at: String,
+    #[serde(flatten)]
+    pub event: SandboxEvent,
+}
+
+#[derive(Debug)]
+pub(crate) struct EventBus {
+    tx: broadcast::Sender<SandboxEvent>,
+    log: Mutex<(u64, VecDeque<LoggedEvent>)>,
+}
+
+impl EventBus {
+    pub(crate) fn new() -> Self {
+        let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
+        Self {
+            tx,
+            log: Mutex::new((0, VecDeque::new())),
+        }
+    }
+
+    pub(crate) fn emit(&self, event: SandboxEvent) {
+        tracing::debug!(?event, "sandbox event");
+        {
+            let mut guard = lock(&self.log);
+            let (seq, log) = &mut *guard;
+            *seq += 1;
+            if log.len() == LOG_CAPACITY {
+                log.pop_front();
+            }
+            log.push_back(LoggedEvent {
+                seq: *seq,
+                at: clock::now_iso_ms(),
+                event: event.clone(),
+            });
+        }
+        // No live subscriber is fine: the log keeps the event.
+        let _ = self.tx.send(event);
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<SandboxEvent> {
+        self.tx.subscribe()
+    }
+
+    /// Logged events with `seq > since`.
+    pub(crate) fn since(&self, since: u64) -> Vec<LoggedEvent> {
+        lock(&self.log)
+            .1
+            .iter()
+            .filter(|e| e.seq > since)
+            .cloned()
+            .collect()
+    }
+}

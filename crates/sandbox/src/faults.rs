@@ -1,0 +1,163 @@
+//! Fault injection: the next N calls of an operation fail (or are delayed) the way the caller asks.
+//!
+//! A fault is consumed by a call that reached the operation: for X routes after OAuth verification,
+//! for Connect routes after the authentication header check. Malformed bodies still consume it.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+/// Operations whose calls can be faulted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum FaultOp {
+    StartChatContact,
+    StartContactStreaming,
+    StopContactStreaming,
+    StopContact,
+    CreateParticipantConnection,
+    SendMessage,
+    SendEvent,
+    DisconnectParticipant,
+    GetTranscript,
+    /// X `POST /2/dm_conversations/with/:id/messages`.
+    CreateDm,
+    /// X `GET /2/users/:id` and `GET /2/users/me`.
+    GetUser,
+}
+
+impl FaultOp {
+    pub fn is_x(self) -> bool {
+        matches!(self, Self::CreateDm | Self::GetUser)
+    }
+}
+
+/// What a faulted call does. `status: None` only delays the call, which then proceeds normally.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Fault {
+    /// HTTP status of the error response; `None` = delay only.
+    pub status: Option<u16>,
+    /// AWS error type (`ThrottlingException`) or X problem type (`https://api.x.com/2/problems/usage-capped`,
+    /// `about:blank`). Defaults to the platform's usual code for the status.
+    pub code: Option<String>,
+    /// Error message / problem `detail`.
+    pub message: Option<String>,
+    /// Delay before answering (or before acting normally), in milliseconds.
+    pub delay_ms: u64,
+    /// X only: the `x-rate-limit-reset` header (Unix seconds) of the faulted response.
+    pub rate_limit_reset: Option<i64>,
+}
+
+impl Fault {
+    /// An error response with this status and the platform's default code.
+    pub fn status(status: u16) -> Self {
+        Self {
+            status: Some(status),
+            ..Self::default()
+        }
+    }
+
+    /// An error response with this status and code.
+    pub fn error(status: u16, code: impl Into<String>) -> Self {
+        Self {
+            status: Some(status),
+            code: Some(code.into()),
+            ..Self::default()
+        }
+    }
+
+    /// No error: the call waits `delay_ms` and then proceeds normally.
+    pub fn delay(delay_ms: u64) -> Self {
+        Self {
+            delay_ms,
+            ..Self::default()
+        }
+    }
+
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
+        self
+    }
+
+    pub fn with_delay_ms(mut self, delay_ms: u64) -> Self {
+        self.delay_ms = delay_ms;
+        self
+    }
+
+    pub fn with_rate_limit_reset(mut self, unix_secs: i64) -> Self {
+        self.rate_limit_reset = Some(unix_secs);
+        self
+    }
+}
+
+/// Faults waiting for their calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingFault {
+    pub op: FaultOp,
+    pub remaining: u32,
+    pub fault: Fault,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct FaultBook {
+    queues: HashMap<FaultOp, VecDeque<(Fault, u32)>>,
+}
+
+impl FaultBook {
+    pub(crate) fn push(&mut self, op: FaultOp, count: u32, fault: Fault) {
+        if count > 0 {
+            self.queues.entry(op).or_default().push_back((fault, count));
+        }
+    }
+
+    /// Consumes one call's worth of the oldest fault queued for `op`.
+    pub(crate) fn take(&mut self, op: FaultOp) -> Option<Fault> {
+        let queue = self.queues.get_mut(&op)?;
+        let (fault, remaining) = queue.front_mut()?;
+        let taken = fault.clone();
+        *remaining -= 1;
+        if *remaining == 0 {
+            queue.pop_front();
+        }
+        Some(taken)
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.queues.clear();
+    }
+
+    pub(crate) fn pending(&self) -> Vec<PendingFault> {
+        let mut out: Vec<PendingFault> = self
+            .queues
+            .iter()
+            .flat_map(|(op, queue)| {
+                queue.iter().map(|(fault, remaining)| PendingFault {
+                    op: *op,
+                    remaining: *remaining,
+                    fault: fault.clone(),
+                })
+            })
+            .collect();
+        out.sort_by_key(|p| p.op);
+        out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_are_consumed_in_order_and_counted() {
+        let mut book = FaultBook::default();
+        book.push(FaultOp::SendMessage, 2, Fault::status(429));
+        book.push(FaultOp::SendMessage, 1, Fault::delay(5));
+        assert_eq!(book.take(FaultOp::SendMessage).unwrap().status, Some(429));
+        assert_eq!(book.pending()[0].remaining, 1);
+        assert_eq!(book.take(FaultOp::SendMessage).unwrap().status, Some(429));
+        assert_eq!(book.take(FaultOp::SendMessage).unwrap().delay_ms, 5);
+        assert!(book.take(FaultOp::SendMessage).is_none());
+        assert!(book.take(FaultOp::CreateDm).is_none());
+    }
+}

@@ -1,0 +1,305 @@
+//! `SandboxHandle`: the Rust control surface of a running sandbox (cheap to clone).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast;
+
+use crate::config::SandboxConfig;
+use crate::connect::model::{ChatItem, ContactView, ItemSpec};
+use crate::error::SandboxError;
+use crate::events::{LoggedEvent, SandboxEvent};
+use crate::faults::{Fault, FaultOp, PendingFault};
+use crate::sns::delivery::{self, SnsAttempt, SnsDelivery, SubscriptionView};
+use crate::state::{Shared, lock};
+use crate::x::payloads::DmSpec;
+use crate::x::records::{CrcOutcome, RequestRecord, SentDm, WebhookDelivery, WebhookRegistration};
+use crate::x::users::SandboxUser;
+use crate::x::webhook_client::{self, SignatureHeader};
+
+/// How often `wait_until` re-checks its condition.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// A running sandbox. Dropping handles does not stop it; `shutdown` does.
+#[derive(Debug, Clone)]
+pub struct SandboxHandle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl SandboxHandle {
+    // ----- addresses and lifecycle -----
+
+    /// `http://127.0.0.1:PORT` — the X API base URL and the AWS endpoint URL for the bridge.
+    pub fn base_url(&self) -> String {
+        self.shared.base_url.clone()
+    }
+
+    /// `<base>/sns/SimpleNotificationService-<hash>.pem`, the SigningCertURL of every SNS message.
+    pub fn sns_cert_url(&self) -> String {
+        self.shared.sns_cert_url()
+    }
+
+    /// The signing certificate (PEM).
+    pub fn sns_cert_pem(&self) -> String {
+        self.shared.signer.cert_pem().to_owned()
+    }
+
+    /// The configured streaming topic.
+    pub fn sns_topic_arn(&self) -> String {
+        self.shared.cfg.sns.topic_arn.clone()
+    }
+
+    pub fn config(&self) -> &SandboxConfig {
+        &self.shared.cfg
+    }
+
+    /// Stops the listener and every background task (deliveries in flight are abandoned).
+    pub fn shutdown(&self) {
+        self.shared.shutdown();
+    }
+
+    /// Resolves once `shutdown` has been called.
+    pub async fn stopped(&self) {
+        self.shared.stopped().await;
+    }
+
+    // ----- observation -----
+
+    /// Live events from now on.
+    pub fn events(&self) -> broadcast::Receiver<SandboxEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Logged events with a sequence number above `since` (0 = all still kept).
+    pub fn event_log(&self, since: u64) -> Vec<LoggedEvent> {
+        self.shared.events.since(since)
+    }
+
+    /// Polls `check` until it returns `Some` or `timeout` passes.
+    pub async fn wait_until<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut(&SandboxHandle) -> Option<T>,
+    ) -> Result<T, SandboxError> {
+        let start = Instant::now();
+        loop {
+            if let Some(value) = check(self) {
+                return Ok(value);
+            }
+            if start.elapsed() >= timeout {
+                return Err(SandboxError::Timeout {
+                    what: what.to_owned(),
+                    millis: timeout.as_millis(),
+                });
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    // ----- X: registry and records -----
+
+    /// Adds or replaces a user of the registry (`GET /2/users/:id`, webhook `users` maps).
+    pub fn add_user(&self, user: SandboxUser) {
+        lock(&self.shared.x).users.insert(user.id.clone(), user);
+    }
+
+    pub fn users(&self) -> Vec<SandboxUser> {
+        lock(&self.shared.x).users.values().cloned().collect()
+    }
+
+    /// DMs accepted by `POST /2/dm_conversations/with/:id/messages`, in order.
+    pub fn sent_dms(&self) -> Vec<SentDm> {
+        lock(&self.shared.x).dms.clone()
+    }
+
+    /// Every X REST call, including refused ones.
+    pub fn x_requests(&self) -> Vec<RequestRecord> {
+        lock(&self.shared.x).requests.clone()
+    }
+
+    // ----- X: webhook side -----
+
+    /// Registers the webhook and runs X's CRC against it; the outcome decides its validity.
+    pub async fn set_webhook(&self, url: &str) -> Result<CrcOutcome, SandboxError> {
+        webhook_client::set_webhook(&self.shared, url).await
+    }
+
+    /// Sends a CRC with an arbitrary token (e.g. a signing-oracle probe); changes nothing.
+    pub async fn crc_check(&self, url: &str, crc_token: &str) -> Result<CrcOutcome, SandboxError> {
+        webhook_client::crc_check(&self.shared, url, crc_token).await
+    }
+
+    pub fn webhook(&self) -> Option<WebhookRegistration> {
+        lock(&self.shared.x).webhook.clone()
+    }
+
+    /// Delivers a customer DM to the webhook, signed. Not retried.
+    pub async fn deliver_dm(&self, spec: DmSpec) -> Result<WebhookDelivery, SandboxError> {
+        webhook_client::deliver_dm(&self.shared, spec).await
+    }
+
+    /// Delivers a typing indicator from `sender_id`.
+    pub async fn deliver_typing(&self, sender_id: &str) -> Result<WebhookDelivery, SandboxError> {
+        webhook_client::deliver_typing(&self.shared, sender_id).await
+    }
+
+    /// Delivers a read receipt from `sender_id`.
+    pub async fn deliver_read(
+        &self,
+        sender_id: &str,
+        last_read_event_id: &str,
+    ) -> Result<WebhookDelivery, SandboxError> {
+        webhook_client::deliver_read(&self.shared, sender_id, last_read_event_id).await
+    }
+
+    /// POSTs `body` as-is, with the chosen signature header.
+    pub async fn deliver_raw(
+        &self,
+        body: Vec<u8>,
+        signature: SignatureHeader,
+    ) -> Result<WebhookDelivery, SandboxError> {
+        webhook_client::deliver(
+            &self.shared,
+            crate::x::records::DeliveryKind::Raw,
+            None,
+            body,
+            signature,
+        )
+        .await
+    }
+
+    /// Every webhook POST (deliveries and echoes), in order.
+    pub fn webhook_deliveries(&self) -> Vec<WebhookDelivery> {
+        lock(&self.shared.x).deliveries.clone()
+    }
+
+    // ----- Connect -----
+
+    pub fn contacts(&self) -> Vec<ContactView> {
+        lock(&self.shared.connect)
+            .chats
+            .iter()
+            .map(|c| c.view())
+            .collect()
+    }
+
+    /// The contact with this ContactId (current or pre-transfer) or InitialContactId.
+    pub fn contact(&self, contact_id: &str) -> Option<ContactView> {
+        let cs = lock(&self.shared.connect);
+        cs.find(contact_id)
+            .and_then(|i| cs.chats.get(i))
+            .map(|c| c.view())
+    }
+
+    pub fn agent_accept(
+        &self,
+        contact_id: &str,
+        agent_name: &str,
+    ) -> Result<ChatItem, SandboxError> {
+        self.shared.agent_accept(contact_id, agent_name)
+    }
+
+    /// A MESSAGE (role AGENT, visibility ALL) from the agent who accepted; the CCP sends `text/markdown`.
+    pub fn agent_send(
+        &self,
+        contact_id: &str,
+        content: &str,
+        content_type: &str,
+    ) -> Result<ChatItem, SandboxError> {
+        self.shared.agent_send(contact_id, content, content_type)
+    }
+
+    pub fn agent_send_item(
+        &self,
+        contact_id: &str,
+        spec: ItemSpec,
+    ) -> Result<ChatItem, SandboxError> {
+        self.shared.agent_send_item(contact_id, spec)
+    }
+
+    pub fn agent_typing(&self, contact_id: &str) -> Result<ChatItem, SandboxError> {
+        self.shared.agent_typing(contact_id)
+    }
+
+    pub fn agent_read(&self, contact_id: &str, message_id: &str) -> Result<ChatItem, SandboxError> {
+        self.shared.agent_read(contact_id, message_id)
+    }
+
+    pub fn agent_leave(&self, contact_id: &str) -> Result<ChatItem, SandboxError> {
+        self.shared.agent_leave(contact_id)
+    }
+
+    pub fn system_message(&self, contact_id: &str, text: &str) -> Result<ChatItem, SandboxError> {
+        self.shared.system_message(contact_id, text)
+    }
+
+    pub fn end_chat(&self, contact_id: &str) -> Result<ChatItem, SandboxError> {
+        self.shared.end_chat(contact_id)
+    }
+
+    /// Returns the contact after the transfer (its new `contact_id`).
+    pub fn transfer(&self, contact_id: &str) -> Result<ContactView, SandboxError> {
+        self.shared.transfer(contact_id)
+    }
+
+    // ----- SNS -----
+
+    /// Subscribes `endpoint` to the configured topic and sends the SubscriptionConfirmation.
+    pub async fn subscribe(&self, endpoint: &str) -> Result<SubscriptionView, SandboxError> {
+        delivery::subscribe(&self.shared, &self.shared.cfg.sns.topic_arn, endpoint).await
+    }
+
+    /// Subscribes `endpoint` to another topic (a contact may stream to two).
+    pub async fn subscribe_topic(
+        &self,
+        topic_arn: &str,
+        endpoint: &str,
+    ) -> Result<SubscriptionView, SandboxError> {
+        delivery::subscribe(&self.shared, topic_arn, endpoint).await
+    }
+
+    pub fn subscriptions(&self) -> Vec<SubscriptionView> {
+        self.shared.sns_subscriptions()
+    }
+
+    /// Waits until the subscriber has fetched the SubscribeURL.
+    pub async fn wait_confirmed(
+        &self,
+        subscription_arn: &str,
+        timeout: Duration,
+    ) -> Result<SubscriptionView, SandboxError> {
+        let what = format!("confirmation of {subscription_arn}");
+        self.wait_until(&what, timeout, |h| {
+            h.subscriptions()
+                .into_iter()
+                .find(|s| s.subscription_arn == subscription_arn && s.confirmed)
+        })
+        .await
+    }
+
+    /// Every SNS message to every subscription, with its attempts.
+    pub fn sns_deliveries(&self) -> Vec<SnsDelivery> {
+        self.shared.sns_deliveries()
+    }
+
+    /// Re-POSTs the identical body of `message_id` (same MessageId, same signature).
+    pub async fn redeliver(&self, message_id: &str) -> Result<Vec<SnsAttempt>, SandboxError> {
+        delivery::redeliver(&self.shared, message_id).await
+    }
+
+    // ----- faults -----
+
+    /// The next `count` calls of `op` get `fault`.
+    pub fn fail_next(&self, op: FaultOp, count: u32, fault: Fault) {
+        self.shared.push_fault(op, count, fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.shared.clear_faults();
+    }
+
+    pub fn pending_faults(&self) -> Vec<PendingFault> {
+        self.shared.pending_faults()
+    }
+}

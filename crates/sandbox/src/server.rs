@@ -1,0 +1,137 @@
+//! Starting a sandbox: the listener, the router of all emulated services, background tasks.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{OriginalUri, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+
+use crate::config::SandboxConfig;
+use crate::connect::errors::AwsError;
+use crate::error::SandboxError;
+use crate::handle::SandboxHandle;
+use crate::sns::signer::SnsSigner;
+use crate::state::{Shared, lock};
+use crate::x::records::WebhookRegistration;
+use crate::x::users::SandboxUser;
+use crate::{connect, control, sns, x};
+
+/// How often expired chats are ended.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .merge(x::api::routes())
+        .merge(connect::contact::routes())
+        .merge(connect::participant::routes())
+        .merge(sns::routes())
+        .nest("/_sandbox", control::routes())
+        .fallback(fallback)
+        .with_state(shared)
+}
+
+/// Unknown paths, answered in the style of the platform the path belongs to.
+async fn fallback(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+) -> Response {
+    let path = uri.path();
+    if path.starts_with("/2/") || path.starts_with("/1.1/") {
+        return x::api::unknown_route(&shared, method, uri);
+    }
+    if path.starts_with("/contact") || path.starts_with("/participant") {
+        return AwsError::new(
+            StatusCode::NOT_FOUND,
+            "UnknownOperationException",
+            format!("The sandbox does not implement {method} {path}"),
+        )
+        .into_response();
+    }
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({"error": format!("no route {method} {path}")})),
+    )
+        .into_response()
+}
+
+/// The address clients use: a wildcard listen address is reached through loopback.
+fn public_addr(bound: SocketAddr) -> SocketAddr {
+    let ip = match bound.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, bound.port())
+}
+
+pub(crate) async fn start(cfg: SandboxConfig) -> Result<SandboxHandle, SandboxError> {
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| SandboxError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| SandboxError::Bind {
+        addr: cfg.listen,
+        source,
+    })?;
+    let base_url = format!("http://{}", public_addr(bound));
+    // RSA key generation takes a few hundred milliseconds: keep it off the async workers.
+    let signer = tokio::task::spawn_blocking(SnsSigner::generate)
+        .await
+        .map_err(|e| SandboxError::Crypto(e.to_string()))??;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .map_err(|e| SandboxError::HttpClient(e.to_string()))?;
+    let shared = Shared::new(
+        cfg,
+        base_url,
+        http,
+        signer,
+        tokio::runtime::Handle::current(),
+    );
+
+    {
+        let x = &shared.cfg.x;
+        let mut state = lock(&shared.x);
+        let business = &x.business;
+        state.users.insert(
+            business.id.clone(),
+            SandboxUser::new(&business.id, &business.name, &business.username),
+        );
+        state.webhook = x
+            .webhook_url
+            .clone()
+            .map(|url| WebhookRegistration { url, valid: false });
+    }
+
+    let app = router(Arc::clone(&shared));
+    let stopped = shared.stopped();
+    // Not `Shared::spawn`: on shutdown the server must stop gracefully (finish requests in flight,
+    // close kept-alive connections), not be dropped while its connection tasks keep serving.
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
+            tracing::error!(error = %e, "sandbox server stopped");
+        }
+    });
+    let sweeper = Arc::clone(&shared);
+    shared.spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+        loop {
+            tick.tick().await;
+            sweeper.end_expired_chats();
+        }
+    });
+    tracing::info!(base_url = %shared.base_url, "sandbox listening");
+    Ok(SandboxHandle { shared })
+}

@@ -1,0 +1,559 @@
+//! The X REST routes the bridge calls: send a DM, look a user up. Every call is OAuth 1.0a-verified
+//! (user lookups also take any Bearer token), rate-limit headed, recorded, and subject to faults.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use crate::clock;
+use crate::events::SandboxEvent;
+use crate::faults::FaultOp;
+use crate::state::{Shared, lock};
+use crate::x::oauth_verify::{self, Credentials, OAuthError, ReceivedRequest};
+use crate::x::problem::{self, XReply};
+use crate::x::records::{RequestRecord, SentDm, XOp};
+use crate::x::state::RateInfo;
+use crate::x::users::USER_FIELDS;
+use crate::x::webhook_client;
+
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route(
+            "/2/dm_conversations/with/{participant_id}/messages",
+            post(create_dm),
+        )
+        .route("/2/users/me", get(get_me))
+        .route("/2/users/{id}", get(get_user))
+}
+
+/// The parts of a received X request the handlers need.
+struct XRequest {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// Who a call is authenticated as: the configured user (OAuth 1.0a) or an app (Bearer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Principal {
+    User,
+    App,
+}
+
+impl Principal {
+    fn key(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::App => "app",
+        }
+    }
+}
+
+async fn create_dm(
+    State(shared): State<Arc<Shared>>,
+    Path(participant_id): Path<String>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req = XRequest {
+        method,
+        uri,
+        headers,
+        body,
+    };
+    let reply = create_dm_reply(&shared, &req, &participant_id).await;
+    finish(&shared, XOp::CreateDm, &req, reply)
+}
+
+async fn get_user(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    let req = XRequest {
+        method,
+        uri,
+        headers,
+        body: Bytes::new(),
+    };
+    let reply = get_user_reply(&shared, &req, &id, XOp::GetUser).await;
+    finish(&shared, XOp::GetUser, &req, reply)
+}
+
+async fn get_me(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    let req = XRequest {
+        method,
+        uri,
+        headers,
+        body: Bytes::new(),
+    };
+    let id = shared.cfg.x.business.id.clone();
+    let reply = get_user_reply(&shared, &req, &id, XOp::GetMe).await;
+    finish(&shared, XOp::GetMe, &req, reply)
+}
+
+/// Records the call, then renders the reply with its rate-limit headers.
+fn finish(shared: &Shared, op: XOp, req: &XRequest, reply: XReply) -> Response {
+    let status = reply.status.as_u16();
+    let path = req.uri.path().to_owned();
+    if let Some(why) = &reply.rejection {
+        tracing::info!(?op, status, reason = %why, "X request refused");
+    }
+    lock(&shared.x).requests.push(RequestRecord {
+        op,
+        method: req.method.to_string(),
+        path: path.clone(),
+        status,
+        rejection: reply.rejection.clone(),
+        at: clock::now_iso_ms(),
+    });
+    shared.events.emit(SandboxEvent::XRequest {
+        op,
+        method: req.method.to_string(),
+        path,
+        status,
+    });
+    reply.into_response()
+}
+
+/// Verifies the `Authorization` header: OAuth 1.0a with the configured credentials, or (when
+/// `allow_bearer`) any non-empty Bearer token.
+fn authenticate(shared: &Shared, req: &XRequest, allow_bearer: bool) -> Result<Principal, String> {
+    let authorization = req
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if let Some(auth) = authorization
+        && auth
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("bearer "))
+    {
+        if !allow_bearer {
+            return Ok(Principal::App);
+        }
+        return if auth.get(7..).unwrap_or("").trim().is_empty() {
+            Err("empty Bearer token".into())
+        } else {
+            Ok(Principal::App)
+        };
+    }
+    let host = req
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri.authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    let forwarded_https = req
+        .headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    let is_form = req
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    let form_body = if is_form {
+        Some(std::str::from_utf8(&req.body).map_err(|_| "form body is not UTF-8".to_owned())?)
+    } else {
+        None
+    };
+    let x = &shared.cfg.x;
+    let now = clock::now_unix_secs();
+    let received = ReceivedRequest {
+        method: req.method.as_str(),
+        scheme: if forwarded_https { "https" } else { "http" },
+        host: &host,
+        path: req.uri.path(),
+        query: req.uri.query(),
+        form_body,
+        authorization,
+    };
+    let creds = Credentials {
+        consumer_key: &x.consumer_key,
+        consumer_secret: &x.consumer_secret,
+        token: &x.access_token,
+        token_secret: &x.access_token_secret,
+    };
+    let verified = oauth_verify::verify(&received, creds, now, x.oauth_max_clock_skew_secs)
+        .map_err(|e| e.to_string())?;
+    if !lock(&shared.x).use_nonce(&verified.nonce, now) {
+        return Err(OAuthError::NonceReplayed.to_string());
+    }
+    Ok(Principal::User)
+}
+
+fn peek_rate(shared: &Shared, op: XOp, principal: &str) -> RateInfo {
+    lock(&shared.x).peek_rate(
+        op,
+        principal,
+        shared.cfg.x.rate_limit,
+        clock::now_unix_secs(),
+    )
+}
+
+/// Authentication, fault injection and rate limiting, in that order. `Ok` carries the window after
+/// counting this call.
+async fn admit(
+    shared: &Shared,
+    req: &XRequest,
+    op: XOp,
+    fault_op: FaultOp,
+    allow_bearer: bool,
+) -> Result<(Principal, RateInfo), XReply> {
+    let principal = authenticate(shared, req, allow_bearer).map_err(|why| {
+        XReply::new(
+            StatusCode::UNAUTHORIZED,
+            problem::unauthorized(),
+            peek_rate(shared, op, "anonymous"),
+        )
+        .rejected(why)
+    })?;
+    if principal == Principal::App && !allow_bearer {
+        return Err(XReply::new(
+            StatusCode::FORBIDDEN,
+            problem::unsupported_authentication(),
+            peek_rate(shared, op, principal.key()),
+        )
+        .rejected("app-only authentication on a user-context endpoint"));
+    }
+    if let Some(fault) = shared.take_fault(fault_op) {
+        if fault.delay_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(fault.delay_ms)).await;
+        }
+        if let Some(code) = fault.status {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut rate = peek_rate(shared, op, principal.key());
+            if let Some(reset) = fault.rate_limit_reset {
+                rate.reset = reset;
+                rate.remaining = 0;
+            }
+            return Err(
+                XReply::new(status, problem::fault_body(status, &fault), rate)
+                    .rejected("injected fault"),
+            );
+        }
+    }
+    lock(&shared.x)
+        .count_call(
+            op,
+            principal.key(),
+            shared.cfg.x.rate_limit,
+            clock::now_unix_secs(),
+        )
+        .map(|rate| (principal, rate))
+        .map_err(|rate| {
+            XReply::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                problem::too_many_requests(),
+                rate,
+            )
+            .rejected("rate limit exhausted")
+        })
+}
+
+fn is_x_id(s: &str) -> bool {
+    (1..=19).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The DM body per X's OpenAPI `CreateDirectMessagesByParticipantIdRequest`
+/// (`additionalProperties: false`, text minLength 1, at most one attachment, at least one of them).
+fn parse_dm_body(body: &[u8]) -> Result<(Option<String>, Vec<String>), Vec<Value>> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        vec![problem::body_error(format!(
+            "Request body is not valid JSON: {e}"
+        ))]
+    })?;
+    let Value::Object(obj) = value else {
+        return Err(vec![problem::body_error("$: must be a JSON object")]);
+    };
+    let mut errors = Vec::new();
+    for key in obj.keys() {
+        if key != "text" && key != "attachments" {
+            errors.push(problem::body_error(format!(
+                "$.{key}: is not defined in the schema and the schema does not allow additional properties"
+            )));
+        }
+    }
+    let text = match obj.get("text") {
+        None => None,
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(Value::String(_)) => {
+            errors.push(problem::body_error(
+                "$.text: must be at least 1 characters long",
+            ));
+            None
+        }
+        Some(_) => {
+            errors.push(problem::body_error("$.text: string expected"));
+            None
+        }
+    };
+    let mut media_ids = Vec::new();
+    match obj.get("attachments") {
+        None => {}
+        Some(Value::Array(items)) => {
+            if items.len() > 1 {
+                errors.push(problem::body_error(
+                    "$.attachments: there must be a maximum of 1 items in the array",
+                ));
+            }
+            if items.is_empty() {
+                errors.push(problem::body_error(
+                    "$.attachments: there must be a minimum of 1 items in the array",
+                ));
+            }
+            for (i, item) in items.iter().enumerate() {
+                let id = item
+                    .as_object()
+                    .and_then(|o| (o.len() == 1).then(|| o.get("media_id")).flatten());
+                match id.and_then(Value::as_str) {
+                    Some(id) if is_x_id(id) => media_ids.push(id.to_owned()),
+                    _ => errors.push(problem::body_error(format!(
+                        "$.attachments[{i}]: must be an object with only a media_id matching ^[0-9]{{1,19}}$"
+                    ))),
+                }
+            }
+        }
+        Some(_) => errors.push(problem::body_error("$.attachments: array expected")),
+    }
+    if obj.get("text").is_none() && obj.get("attachments").is_none() {
+        errors.push(problem::body_error(
+            "$: must have at least one of the properties text, attachments",
+        ));
+    }
+    if errors.is_empty() {
+        Ok((text, media_ids))
+    } else {
+        Err(errors)
+    }
+}
+
+/// `"<lower id>-<higher id>"`, numerically ordered.
+fn conversation_id(a: &str, b: &str) -> String {
+    let (na, nb) = (a.parse::<u64>().unwrap_or(0), b.parse::<u64>().unwrap_or(0));
+    if na <= nb {
+        format!("{a}-{b}")
+    } else {
+        format!("{b}-{a}")
+    }
+}
+
+async fn create_dm_reply(shared: &Arc<Shared>, req: &XRequest, participant_id: &str) -> XReply {
+    let (_, rate) = match admit(shared, req, XOp::CreateDm, FaultOp::CreateDm, false).await {
+        Ok(admitted) => admitted,
+        Err(reply) => return reply,
+    };
+    if !is_x_id(participant_id) {
+        return XReply::new(
+            StatusCode::BAD_REQUEST,
+            problem::invalid_request(vec![problem::param_error(
+                "participant_id",
+                participant_id,
+                format!(
+                    "The `participant_id` path parameter value [{participant_id}] is not valid"
+                ),
+            )]),
+            rate,
+        )
+        .rejected("invalid participant_id");
+    }
+    let (text, attachments) = match parse_dm_body(&req.body) {
+        Ok(parsed) => parsed,
+        Err(errors) => {
+            return XReply::new(
+                StatusCode::BAD_REQUEST,
+                problem::invalid_request(errors),
+                rate,
+            )
+            .rejected("invalid body");
+        }
+    };
+    let business = shared.cfg.x.business.id.clone();
+    let dm = {
+        let mut x = lock(&shared.x);
+        if x.users.get(participant_id).is_some_and(|u| !u.accepts_dms) {
+            return XReply::new(
+                StatusCode::FORBIDDEN,
+                problem::forbidden("You are not permitted to send messages to this user."),
+                rate,
+            )
+            .rejected("recipient does not accept DMs");
+        }
+        let now = clock::now();
+        let dm = SentDm {
+            dm_event_id: shared.snowflake.next(),
+            dm_conversation_id: conversation_id(&business, participant_id),
+            sender_id: business,
+            recipient_id: participant_id.to_owned(),
+            text,
+            attachments,
+            created_timestamp_ms: clock::unix_ms(now),
+            created_at: clock::iso_ms(now),
+        };
+        x.dms.push(dm.clone());
+        dm
+    };
+    tracing::info!(dm_event_id = %dm.dm_event_id, recipient = %dm.recipient_id, "X DM accepted");
+    shared.events.emit(SandboxEvent::DmSent { dm: dm.clone() });
+    let body = json!({"data": {"dm_conversation_id": dm.dm_conversation_id, "dm_event_id": dm.dm_event_id}});
+    if shared.cfg.x.echo_outbound {
+        let echo_to = Arc::clone(shared);
+        shared.spawn(async move { webhook_client::deliver_echo(&echo_to, &dm).await });
+    }
+    XReply::new(StatusCode::CREATED, body, rate)
+}
+
+async fn get_user_reply(shared: &Shared, req: &XRequest, id: &str, op: XOp) -> XReply {
+    let allow_bearer = op == XOp::GetUser;
+    let (_, rate) = match admit(shared, req, op, FaultOp::GetUser, allow_bearer).await {
+        Ok(admitted) => admitted,
+        Err(reply) => return reply,
+    };
+    if !is_x_id(id) {
+        return XReply::new(
+            StatusCode::BAD_REQUEST,
+            problem::invalid_request(vec![problem::param_error(
+                "id",
+                id,
+                format!("The `id` query parameter value [{id}] is not valid"),
+            )]),
+            rate,
+        )
+        .rejected("invalid id");
+    }
+    let mut fields = Vec::new();
+    let query = url::form_urlencoded::parse(req.uri.query().unwrap_or("").as_bytes());
+    for (name, value) in query {
+        if name != "user.fields" {
+            continue;
+        }
+        for field in value.split(',').filter(|f| !f.is_empty()) {
+            if !USER_FIELDS.contains(&field) {
+                return XReply::new(
+                    StatusCode::BAD_REQUEST,
+                    problem::invalid_request(vec![problem::param_error(
+                        "user.fields",
+                        field,
+                        format!(
+                            "The `user.fields` query parameter value [{field}] is not one of [{}]",
+                            USER_FIELDS.join(",")
+                        ),
+                    )]),
+                    rate,
+                )
+                .rejected("invalid user.fields");
+            }
+            fields.push(field.to_owned());
+        }
+    }
+    let user = lock(&shared.x).users.get(id).cloned();
+    shared.events.emit(SandboxEvent::UserLookup {
+        id: id.to_owned(),
+        found: user.is_some(),
+    });
+    let body = match user {
+        Some(user) => json!({"data": user.v2_json(&fields)}),
+        None => json!({"errors": [{
+            "value": id,
+            "detail": format!("Could not find user with id: [{id}]."),
+            "title": "Not Found Error",
+            "resource_type": "user",
+            "parameter": "id",
+            "resource_id": id,
+            "type": problem::RESOURCE_NOT_FOUND,
+        }]}),
+    };
+    XReply::new(StatusCode::OK, body, rate)
+}
+
+/// Any other path under `/2/` or `/1.1/`: X's not-found problem (not authenticated, not counted).
+pub(crate) fn unknown_route(shared: &Shared, method: Method, uri: Uri) -> Response {
+    let req = XRequest {
+        method,
+        uri,
+        headers: HeaderMap::new(),
+        body: Bytes::new(),
+    };
+    let body = json!({
+        "title": "Not Found Error",
+        "type": problem::RESOURCE_NOT_FOUND,
+        "status": 404,
+        "detail": format!("The sandbox does not implement {} {}", req.method, req.uri.path()),
+    });
+    let rate = peek_rate(shared, XOp::Unknown, "anonymous");
+    let reply = XReply::new(StatusCode::NOT_FOUND, body, rate).rejected("route not emulated");
+    finish(shared, XOp::Unknown, &req, reply)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dm_body_schema() {
+        assert_eq!(
+            parse_dm_body(br#"{"text":"hi"}"#).unwrap(),
+            (Some("hi".into()), vec![])
+        );
+        assert_eq!(
+            parse_dm_body(br#"{"attachments":[{"media_id":"123"}]}"#).unwrap(),
+            (None, vec!["123".into()])
+        );
+        for bad in [
+            &br#"{}"#[..],
+            br#"{"text":""}"#,
+            br#"{"text":"hi","extra":1}"#,
+            br#"{"attachments":[{"media_id":"1"},{"media_id":"2"}]}"#,
+            br#"{"attachments":[{"media_id":"abc"}]}"#,
+            br#"{"attachments":[]}"#,
+            br#"[1]"#,
+            br#"{"text":"#,
+        ] {
+            assert!(
+                parse_dm_body(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn conversation_ids_are_ordered_numerically() {
+        assert_eq!(
+            conversation_id("4337869213", "55125386"),
+            "55125386-4337869213"
+        );
+        assert_eq!(conversation_id("1", "2"), "1-2");
+    }
+
+    #[test]
+    fn x_ids() {
+        assert!(is_x_id("1234567890123456789"));
+        assert!(!is_x_id("12345678901234567890"));
+        assert!(!is_x_id("12a"));
+        assert!(!is_x_id(""));
+    }
+}

@@ -1,0 +1,130 @@
+//! Unit tests that need the crate's internals: pragmas, migrations and query plans.
+
+use rusqlite::Connection;
+
+use super::schema::{SCHEMA_VERSION, Target, open_connection};
+use super::*;
+
+fn conn(options: &SqliteOptions) -> (tempfile::TempDir, Connection) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("unit.db");
+    let conn =
+        open_connection(Target::File(&path), "unit.db", options).unwrap_or_else(|e| panic!("{e}"));
+    (dir, conn)
+}
+
+fn pragma(conn: &Connection, name: &str) -> String {
+    conn.pragma_query_value(None, name, |row| {
+        let v: rusqlite::types::Value = row.get(0)?;
+        Ok(match v {
+            rusqlite::types::Value::Integer(i) => i.to_string(),
+            rusqlite::types::Value::Text(t) => t,
+            other => format!("{other:?}"),
+        })
+    })
+    .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[test]
+fn pragmas_default_to_wal_normal() {
+    let (_dir, conn) = conn(&SqliteOptions::default());
+    assert_eq!(pragma(&conn, "journal_mode"), "wal");
+    assert_eq!(pragma(&conn, "synchronous"), "1"); // NORMAL
+    assert_eq!(pragma(&conn, "foreign_keys"), "0");
+    assert_eq!(pragma(&conn, "busy_timeout"), "5000");
+    assert_eq!(pragma(&conn, "user_version"), SCHEMA_VERSION.to_string());
+}
+
+#[test]
+fn synchronous_full_is_an_option() {
+    let options = SqliteOptions {
+        synchronous: Synchronous::Full,
+        busy_timeout: Duration::from_millis(1234),
+    };
+    let (_dir, conn) = conn(&options);
+    assert_eq!(pragma(&conn, "synchronous"), "2"); // FULL
+    assert_eq!(pragma(&conn, "busy_timeout"), "1234");
+}
+
+/// The query plan of `sql` (with placeholder values bound), one detail line per step.
+fn plan(conn: &Connection, sql: &str, n_params: usize) -> String {
+    let mut stmt = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let values: Vec<i64> = vec![1; n_params];
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(values))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut lines = Vec::new();
+    while let Some(row) = rows.next().unwrap_or_else(|e| panic!("{e}")) {
+        let detail: String = row.get(3).unwrap_or_else(|e| panic!("{e}"));
+        lines.push(detail);
+    }
+    lines.join("\n")
+}
+
+/// True when a step of the plan reads a whole table or index instead of seeking into it.
+fn scans(plan: &str) -> bool {
+    plan.lines().any(|l| {
+        l.starts_with("SCAN ") && !l.starts_with("SCAN lanes") && !l.starts_with("SCAN (subquery")
+    })
+}
+
+/// Many finished rows must not make the dispatcher's queries slow: they go through the partial
+/// index on open jobs, never a scan of the table.
+#[test]
+fn hot_queries_use_the_indexes() {
+    let (_dir, conn) = conn(&SqliteOptions::default());
+    conn.execute_batch("ANALYZE")
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let heads = plan(&conn, SQL_LANE_HEADS, 3);
+    assert!(
+        heads.contains("SEARCH n USING INDEX jobs_open_by_lane (queue=? AND lane>?)"),
+        "{heads}"
+    );
+    assert!(
+        heads.contains("SEARCH h USING INDEX jobs_open_by_lane (queue=? AND lane=?)"),
+        "{heads}"
+    );
+    assert!(!scans(&heads), "{heads}");
+
+    let claim = plan(&conn, SQL_CLAIM, 4);
+    assert!(claim.contains("sqlite_autoindex_jobs_1"), "{claim}"); // the primary key
+    assert!(claim.contains("jobs_open_by_lane"), "{claim}");
+    assert!(!scans(&claim), "{claim}");
+
+    for (sql, n, index) in [
+        (SQL_OPEN_SESSION, 2, "sessions_one_open_per_pair"),
+        (SQL_PURGE_JOBS, 1, "jobs_finished_by_age"),
+        (SQL_PURGE_SESSIONS, 1, "sessions_ended_by_age"),
+        (SQL_PURGE_PROFILES, 1, "profiles_by_expiry"),
+        (SQL_JOBS_IN_STATE, 3, "jobs_by_state"),
+        (SQL_RELEASE_CLAIMS, 2, "jobs_by_state"),
+    ] {
+        let p = plan(&conn, sql, n);
+        assert!(p.contains(index), "{sql}\n{p}");
+        assert!(!scans(&p), "{sql}\n{p}");
+    }
+}
+
+#[test]
+fn migrations_run_once() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("twice.db");
+    let options = SqliteOptions::default();
+    for _ in 0..2 {
+        let conn = open_connection(Target::File(&path), "twice.db", &options)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(pragma(&conn, "user_version"), SCHEMA_VERSION.to_string());
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' \
+                 AND name IN ('sessions', 'profiles', 'jobs')",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(tables, 3);
+    }
+}

@@ -1,0 +1,565 @@
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::Barrier;
+use tokio::task::JoinSet;
+use xdm_core::jobs::{Job, JobState, NewJob, Queue};
+use xdm_core::ports::Store;
+
+use crate::backends::Fresh;
+use crate::fixtures::{job_in, keys, new_job, stored};
+
+const IN: Queue = Queue::Inbound;
+const OUT: Queue = Queue::Outbound;
+
+async fn job<S: Store>(store: &S, queue: Queue, key: &str) -> Job {
+    match store.job(queue, key).await {
+        Ok(Some(job)) => job,
+        other => panic!("job {key}: {other:?}"),
+    }
+}
+
+async fn enqueue_all<S: Store>(store: &S, jobs: &[NewJob]) {
+    assert_eq!(store.enqueue(jobs).await, Ok(vec![true; jobs.len()]));
+}
+
+async fn heads<S: Store>(store: &S, queue: Queue, now_ms: i64, limit: usize) -> Vec<Job> {
+    store
+        .lane_heads(queue, now_ms, limit)
+        .await
+        .unwrap_or_else(|e| panic!("lane_heads: {e}"))
+}
+
+async fn claim<S: Store>(store: &S, queue: Queue, key: &str, now_ms: i64, lease: i64) -> bool {
+    store
+        .claim(queue, key, now_ms, lease)
+        .await
+        .unwrap_or_else(|e| panic!("claim {key}: {e}"))
+}
+
+/// The job after `claim` at `now_ms` with a lease until `lease_until_ms`.
+fn claimed(mut job: Job, now_ms: i64, lease_until_ms: i64) -> Job {
+    job.state = JobState::Processing;
+    job.attempts += 1;
+    job.lease_until_ms = lease_until_ms;
+    job.updated_at_ms = now_ms;
+    job
+}
+
+pub async fn jobs_enqueue_dedup<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn() -> F) {
+    let store = fresh().await;
+    let a = new_job(IN, "a", "lane-1", 1, 100, 100);
+    let b = new_job(IN, "b", "lane-1", 2, 100, 100);
+    let a_again = NewJob {
+        payload: "a different payload".into(),
+        order_key: 0,
+        ..a.clone()
+    };
+    // Within one call, and across calls: the first (queue, key) wins, the rest are dropped.
+    assert_eq!(
+        store
+            .enqueue(&[a.clone(), b.clone(), a_again.clone()])
+            .await,
+        Ok(vec![true, true, false])
+    );
+    assert_eq!(
+        store.enqueue(std::slice::from_ref(&a_again)).await,
+        Ok(vec![false])
+    );
+    assert_eq!(store.job(IN, "a").await, Ok(Some(stored(&a))));
+    assert_eq!(store.job(IN, "b").await, Ok(Some(stored(&b))));
+    assert_eq!(store.job(IN, "nope").await, Ok(None));
+    assert_eq!(store.enqueue(&[]).await, Ok(vec![]));
+
+    // The same key in the other queue is another job.
+    let a_out = new_job(OUT, "a", "chat-1", 1, 150, 150);
+    assert_eq!(
+        store.enqueue(std::slice::from_ref(&a_out)).await,
+        Ok(vec![true])
+    );
+    assert_eq!(store.job(OUT, "a").await, Ok(Some(stored(&a_out))));
+    assert_eq!(store.job(IN, "a").await, Ok(Some(stored(&a))));
+
+    // Still a duplicate once done or failed.
+    assert!(claim(&*store, IN, "a", 200, 1_000).await);
+    assert_eq!(
+        store.finish(IN, "a", JobState::Done, None, 300).await,
+        Ok(())
+    );
+    assert!(claim(&*store, IN, "b", 300, 1_000).await);
+    assert_eq!(
+        store
+            .finish(IN, "b", JobState::Failed, Some("no"), 400)
+            .await,
+        Ok(())
+    );
+    assert_eq!(
+        store.enqueue(&[a.clone(), b.clone()]).await,
+        Ok(vec![false, false])
+    );
+    assert_eq!(job(&*store, IN, "a").await.state, JobState::Done);
+    assert_eq!(job(&*store, IN, "b").await.state, JobState::Failed);
+
+    // A batch with a duplicate inside still stores its new jobs.
+    let c = new_job(IN, "c", "lane-2", 1, 500, 500);
+    assert_eq!(
+        store.enqueue(&[a.clone(), c.clone()]).await,
+        Ok(vec![false, true])
+    );
+    assert_eq!(store.job(IN, "c").await, Ok(Some(stored(&c))));
+}
+
+pub async fn jobs_lane_heads_follow_lane_order<S: Store, F: Future<Output = Fresh<S>>>(
+    fresh: impl Fn() -> F,
+) {
+    let store = fresh().await;
+    // Lane L1 accepted out of order; k1 and k1b tie on order_key (the key breaks the tie).
+    let k3 = new_job(IN, "k3", "L1", 3, 10, 100);
+    let k1 = new_job(IN, "k1", "L1", 1, 11, 100);
+    let k2 = new_job(IN, "k2", "L1", 2, 12, 100);
+    let k1b = new_job(IN, "k1b", "L1", 1, 13, 100);
+    let m = new_job(IN, "m", "L2", 5, 14, 50);
+    enqueue_all(
+        &*store,
+        &[k3.clone(), k1.clone(), k2.clone(), k1b.clone(), m.clone()],
+    )
+    .await;
+
+    assert_eq!(
+        heads(&*store, IN, 1_000, 10).await,
+        vec![stored(&m), stored(&k1)]
+    );
+    assert_eq!(heads(&*store, OUT, 1_000, 10).await, vec![]);
+    // Only heads can be claimed.
+    for later in ["k1b", "k2", "k3"] {
+        assert!(!claim(&*store, IN, later, 1_000, 2_000).await, "{later}");
+    }
+
+    // Done: the next job of the lane becomes head.
+    assert!(claim(&*store, IN, "k1", 1_000, 2_000).await);
+    assert_eq!(
+        store.finish(IN, "k1", JobState::Done, None, 1_100).await,
+        Ok(())
+    );
+    assert_eq!(
+        heads(&*store, IN, 1_100, 10).await,
+        vec![stored(&m), stored(&k1b)]
+    );
+
+    // Failed does not block the lane either.
+    assert!(claim(&*store, IN, "k1b", 1_100, 2_000).await);
+    assert_eq!(
+        store
+            .finish(IN, "k1b", JobState::Failed, Some("bad"), 1_200)
+            .await,
+        Ok(())
+    );
+    assert_eq!(
+        heads(&*store, IN, 1_200, 10).await,
+        vec![stored(&m), stored(&k2)]
+    );
+
+    assert!(claim(&*store, IN, "k2", 1_200, 2_000).await);
+    assert_eq!(
+        store.finish(IN, "k2", JobState::Done, None, 1_300).await,
+        Ok(())
+    );
+    assert!(claim(&*store, IN, "m", 1_300, 2_000).await);
+    assert_eq!(
+        store.finish(IN, "m", JobState::Done, None, 1_300).await,
+        Ok(())
+    );
+    assert_eq!(heads(&*store, IN, 1_300, 10).await, vec![stored(&k3)]);
+    assert!(claim(&*store, IN, "k3", 1_300, 2_000).await);
+    assert_eq!(
+        store.finish(IN, "k3", JobState::Done, None, 1_400).await,
+        Ok(())
+    );
+    assert_eq!(heads(&*store, IN, 1_400, 10).await, vec![]);
+}
+
+pub async fn jobs_not_before_is_respected<S: Store, F: Future<Output = Fresh<S>>>(
+    fresh: impl Fn() -> F,
+) {
+    let store = fresh().await;
+    let x = new_job(IN, "x", "L", 1, 100, 500);
+    enqueue_all(&*store, std::slice::from_ref(&x)).await;
+
+    // Heads due later are listed (so the caller knows when to wake up)…
+    assert_eq!(heads(&*store, IN, 100, 10).await, vec![stored(&x)]);
+    assert_eq!(heads(&*store, IN, 100, 10).await[0].due_at_ms(), 500);
+    // …but cannot be claimed before they are due.
+    assert!(!claim(&*store, IN, "x", 499, 1_000).await);
+    assert_eq!(store.job(IN, "x").await, Ok(Some(stored(&x))));
+    assert!(claim(&*store, IN, "x", 500, 1_000).await);
+    assert_eq!(
+        store.job(IN, "x").await,
+        Ok(Some(claimed(stored(&x), 500, 1_000)))
+    );
+}
+
+pub async fn jobs_lane_heads_soonest_due_first_and_limit<S: Store, F: Future<Output = Fresh<S>>>(
+    fresh: impl Fn() -> F,
+) {
+    let store = fresh().await;
+    // x-b and w-e tie on due time: the key breaks the tie, whatever the lane names or the
+    // acceptance order say.
+    let jobs = [
+        new_job(IN, "a-1", "a", 1, 0, 300),
+        new_job(IN, "x-b", "b", 1, 1, 100),
+        new_job(IN, "c-1", "c", 1, 0, 500),
+        new_job(IN, "d-1", "d", 1, 0, 200),
+        new_job(IN, "w-e", "e", 1, 5, 100),
+        new_job(IN, "w-e2", "e", 2, 0, 0),
+    ];
+    enqueue_all(&*store, &jobs).await;
+
+    let all = heads(&*store, IN, 0, 10).await;
+    assert_eq!(keys(&all), ["w-e", "x-b", "d-1", "a-1", "c-1"]);
+    assert_eq!(all[1], stored(&jobs[1]));
+    assert_eq!(keys(&heads(&*store, IN, 0, 2).await), ["w-e", "x-b"]);
+    assert_eq!(keys(&heads(&*store, IN, 0, 5).await).len(), 5);
+    assert_eq!(heads(&*store, IN, 0, 0).await, vec![]);
+
+    // A processing head whose lease ran out is due at its lease end.
+    assert!(claim(&*store, IN, "x-b", 100, 250).await);
+    let later = heads(&*store, IN, 260, 10).await;
+    assert_eq!(keys(&later), ["w-e", "d-1", "x-b", "a-1", "c-1"]);
+    assert_eq!(later[2], claimed(stored(&jobs[1]), 100, 250));
+    assert_eq!(later[2].due_at_ms(), 250);
+}
+
+pub async fn jobs_lease_blocks_the_lane<S: Store, F: Future<Output = Fresh<S>>>(
+    fresh: impl Fn() -> F,
+) {
+    let store = fresh().await;
+    let j1 = job_in("j1", "L", 1);
+    let j2 = job_in("j2", "L", 2);
+    let m1 = job_in("m1", "M", 1);
+    enqueue_all(&*store, &[j1.clone(), j2.clone(), m1.clone()]).await;
+
+    assert!(claim(&*store, IN, "j1", 1_000, 5_000).await);
+    // While leased, the lane has no head at all: neither j1 nor the job behind it.
+    assert_eq!(heads(&*store, IN, 4_999, 10).await, vec![stored(&m1)]);
+    assert!(!claim(&*store, IN, "j2", 4_999, 9_000).await);
+    assert!(!claim(&*store, IN, "j1", 4_999, 9_000).await);
+
+    // Once the lease expires (at lease_until_ms), the job is a head again and claimable.
+    let expired = claimed(stored(&j1), 1_000, 5_000);
+    assert_eq!(
+        heads(&*store, IN, 5_000, 10).await,
+        vec![stored(&m1), expired.clone()]
+    );
+    assert!(claim(&*store, IN, "j1", 5_000, 9_000).await);
+    let again = claimed(expired, 5_000, 9_000);
+    assert_eq!(again.attempts, 2);
+    assert_eq!(store.job(IN, "j1").await, Ok(Some(again)));
+    // An expired lease frees the job, not the lane: j2 still waits for j1.
+    assert!(!claim(&*store, IN, "j2", 9_000, 9_500).await);
+}
+
+/// 10 workers claim the same job at once: exactly one gets it.
+pub async fn jobs_claim_is_compare_and_set<S: Store, F: Future<Output = Fresh<S>>>(
+    fresh: impl Fn() -> F,
+) {
+    const WORKERS: usize = 10;
+    let store = fresh().await;
+    let x = job_in("x", "L", 1);
+    enqueue_all(&*store, std::slice::from_ref(&x)).await;
+
+    let barrier = Arc::new(Barrier::new(WORKERS));
+    let mut tasks = JoinSet::new();
+    for _ in 0..WORKERS {
+        let store = store.shared();
+        let barrier = Arc::clone(&barrier);
+        tasks.spawn(async move {
+            barrier.wait().await;
+            store.claim(IN, "x", 100, 1_000).await
+        });
+    }
+    let mut won = 0;
+    while let Some(joined) = tasks.join_next().await {
+        match joined.unwrap_or_else(|e| panic!("worker panicked: {e}")) {
+            Ok(true) => won += 1,
+            Ok(false) => {}
+            Err(e) => panic!("claim failed: {e}"),
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(
+        store.job(IN, "x").await,
+        Ok(Some(claimed(stored(&x), 100, 1_000)))
+    );
+}
+
+pub async fn jobs_claim_refusals<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn() -> F) {
+    let store = fresh().await;
+    let x = job_in("x", "L", 1);
+    let y = job_in("y", "M", 1);
+    let z = job_in("z", "N", 1);
+    enqueue_all(&*store, &[x.clone(), y.clone(), z.clone()]).await;
+
+    assert!(!claim(&*store, IN, "unknown", 100, 1_000).await);
+    assert!(!claim(&*store, OUT, "x", 100, 1_000).await);
+    assert_eq!(store.job(IN, "x").await, Ok(Some(stored(&x))));
+
+    // Finished jobs are never claimed again.
+    assert!(claim(&*store, IN, "y", 100, 1_000).await);
+    assert_eq!(
+        store.finish(IN, "y", JobState::Done, None, 200).await,
+        Ok(())
+    );
+    assert!(claim(&*store, IN, "z", 100, 1_000).await);
+    assert_eq!(
+        store.finish(IN, "z", JobState::Failed, None, 200).await,
+        Ok(())
+    );
+    assert!(!claim(&*store, IN, "y", 5_000, 6_000).await);
+    assert!(!claim(&*store, IN, "z", 5_000, 6_000).await);
+    assert_eq!(job(&*store, IN, "y").await.attempts, 1);
+    assert_eq!(job(&*store, IN, "z").await.attempts, 1);
+}
+
+pub async fn jobs_reschedule<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn() -> F) {
+    let store = fresh().await;
+    let x = job_in("x", "L", 1);
+    let after = job_in("after", "L", 2);
+    enqueue_all(&*store, &[x.clone(), after.clone()]).await;
+    assert!(claim(&*store, IN, "x", 100, 1_000).await);
+
+    assert_eq!(store.reschedule(IN, "x", 9_000, "boom", 150).await, Ok(()));
+    let rescheduled = Job {
+        state: JobState::Pending,
+        attempts: 1,
+        not_before_ms: 9_000,
+        lease_until_ms: 0,
+        updated_at_ms: 150,
+        last_error: Some("boom".into()),
+        ..stored(&x)
+    };
+    assert_eq!(store.job(IN, "x").await, Ok(Some(rescheduled.clone())));
+    // A rescheduled job still holds its lane.
+    assert_eq!(heads(&*store, IN, 150, 10).await, vec![rescheduled.clone()]);
+    assert!(!claim(&*store, IN, "after", 150, 1_000).await);
+
+    assert!(!claim(&*store, IN, "x", 8_999, 10_000).await);
+    assert!(claim(&*store, IN, "x", 9_000, 10_000).await);
+    assert_eq!(
+        store.job(IN, "x").await,
+        Ok(Some(claimed(rescheduled, 9_000, 10_000)))
+    );
+
+    // Unknown job: nothing happens.
+    assert_eq!(store.reschedule(IN, "nope", 1, "e", 1).await, Ok(()));
+    assert_eq!(store.job(IN, "nope").await, Ok(None));
+}
+
+pub async fn jobs_finish<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn() -> F) {
+    let store = fresh().await;
+    let x = job_in("x", "L", 1);
+    let y = job_in("y", "M", 1);
+    enqueue_all(&*store, &[x.clone(), y.clone()]).await;
+
+    // Done without an error keeps the last error seen.
+    assert!(claim(&*store, IN, "x", 100, 1_000).await);
+    assert_eq!(store.reschedule(IN, "x", 200, "first", 120).await, Ok(()));
+    assert!(claim(&*store, IN, "x", 200, 1_000).await);
+    assert_eq!(
+        store.finish(IN, "x", JobState::Done, None, 300).await,
+        Ok(())
+    );
+    assert_eq!(
+        store.job(IN, "x").await,
+        Ok(Some(Job {
+            state: JobState::Done,
+            attempts: 2,
+            not_before_ms: 200,
+            lease_until_ms: 0,
+            updated_at_ms: 300,
+            last_error: Some("first".into()),
+            ..stored(&x)
+        }))
+    );
+
+    // Failed with a reason records it.
+    assert!(claim(&*store, IN, "y", 100, 1_000).await);
+    assert_eq!(
+        store
+            .finish(IN, "y", JobState::Failed, Some("gave up"), 400)
+            .await,
+        Ok(())
+    );
+    assert_eq!(
+        store.job(IN, "y").await,
+        Ok(Some(Job {
+            state: JobState::Failed,
+            attempts: 1,
+            lease_until_ms: 0,
+            updated_at_ms: 400,
+            last_error: Some("gave up".into()),
+            ..stored(&y)
+        }))
+    );
+
+    assert_eq!(
+        store.finish(IN, "nope", JobState::Done, None, 1).await,
+        Ok(())
+    );
+    assert_eq!(store.job(IN, "nope").await, Ok(None));
+}
+
+pub async fn jobs_retry_failed<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn() -> F) {
+    let store = fresh().await;
+    let failed = job_in("failed", "A", 1);
+    let done = job_in("done", "B", 1);
+    let pending = job_in("pending", "C", 1);
+    enqueue_all(&*store, &[failed.clone(), done.clone(), pending.clone()]).await;
+    assert!(claim(&*store, IN, "failed", 100, 1_000).await);
+    assert_eq!(
+        store
+            .finish(IN, "failed", JobState::Failed, Some("403"), 200)
+            .await,
+        Ok(())
+    );
+    assert!(claim(&*store, IN, "done", 100, 1_000).await);
+    assert_eq!(
+        store.finish(IN, "done", JobState::Done, None, 200).await,
+        Ok(())
+    );
+
+    assert_eq!(store.retry_failed(IN, "done", 500).await, Ok(false));
+    assert_eq!(store.retry_failed(IN, "pending", 500).await, Ok(false));
+    assert_eq!(store.retry_failed(IN, "unknown", 500).await, Ok(false));
+    assert_eq!(store.retry_failed(OUT, "failed", 500).await, Ok(false));
+
+    assert_eq!(store.retry_failed(IN, "failed", 500).await, Ok(true));
+    let retried = Job {
+        state: JobState::Pending,
+        attempts: 0,
+        not_before_ms: 500,
+        lease_until_ms: 0,
+        updated_at_ms: 500,
+        last_error: Some("403".into()),
+        ..stored(&failed)
+    };
+    assert_eq!(store.job(IN, "failed").await, Ok(Some(retried.clone())));
+    assert_eq!(store.retry_failed(IN, "failed", 600).await, Ok(false));
+    assert_eq!(
+        store.job(IN, "done").await.map(|j| j.map(|j| j.state)),
+        Ok(Some(JobState::Done))
+    );
+    assert_eq!(store.job(IN, "pending").await, Ok(Some(stored(&pending))));
+
+    assert!(claim(&*store, IN, "failed", 500, 1_500).await);
+    assert_eq!(job(&*store, IN, "failed").await.attempts, 1);
+}
+
+pub async fn jobs_release_claims<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn() -> F) {
+    let store = fresh().await;
+    let p1 = job_in("p1", "A", 1);
+    let p2 = job_in("p2", "B", 1);
+    let p3 = job_in("p3", "C", 1);
+    let o1 = new_job(OUT, "o1", "chat", 1, 0, 0);
+    enqueue_all(&*store, &[p1.clone(), p2.clone(), p3.clone(), o1.clone()]).await;
+    assert!(claim(&*store, IN, "p1", 100, 10_000).await);
+    assert!(claim(&*store, IN, "p2", 100, 10_000).await);
+    assert!(claim(&*store, OUT, "o1", 100, 10_000).await);
+
+    assert_eq!(store.release_claims(IN, 700).await, Ok(2));
+    for (key, new) in [("p1", &p1), ("p2", &p2)] {
+        assert_eq!(
+            store.job(IN, key).await,
+            Ok(Some(Job {
+                attempts: 1,
+                not_before_ms: 700,
+                updated_at_ms: 700,
+                ..stored(new)
+            }))
+        );
+    }
+    assert_eq!(store.job(IN, "p3").await, Ok(Some(stored(&p3))));
+    assert_eq!(
+        store.job(OUT, "o1").await,
+        Ok(Some(claimed(stored(&o1), 100, 10_000)))
+    );
+    assert_eq!(store.release_claims(IN, 800).await, Ok(0));
+
+    // Released jobs are claimable at once, long before their old lease would have ended.
+    assert!(claim(&*store, IN, "p1", 700, 2_000).await);
+    assert_eq!(job(&*store, IN, "p1").await.attempts, 2);
+}
+
+pub async fn jobs_list<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn() -> F) {
+    let store = fresh().await;
+    let a = new_job(IN, "a", "A", 1, 300, 0);
+    let b = new_job(IN, "b", "B", 1, 100, 0);
+    let c = new_job(IN, "c", "C", 1, 200, 0);
+    let d = new_job(IN, "d", "D", 1, 100, 0);
+    let e = new_job(IN, "e", "E", 1, 400, 0);
+    let o = new_job(OUT, "o", "O", 1, 50, 0);
+    enqueue_all(
+        &*store,
+        &[
+            a.clone(),
+            b.clone(),
+            c.clone(),
+            d.clone(),
+            e.clone(),
+            o.clone(),
+        ],
+    )
+    .await;
+    assert!(claim(&*store, IN, "c", 500, 1_000).await);
+    assert_eq!(
+        store.finish(IN, "c", JobState::Done, None, 600).await,
+        Ok(())
+    );
+    assert!(claim(&*store, IN, "d", 500, 1_000).await);
+    assert_eq!(
+        store
+            .finish(IN, "d", JobState::Failed, Some("x"), 600)
+            .await,
+        Ok(())
+    );
+    assert!(claim(&*store, IN, "e", 500, 1_000).await);
+
+    // Oldest accepted first, key breaking ties.
+    let all = store
+        .jobs(IN, None, 100)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(keys(&all), ["b", "d", "c", "a", "e"]);
+    assert_eq!(all[0], stored(&b));
+    assert_eq!(all[3], stored(&a));
+    let first_two = store
+        .jobs(IN, None, 2)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(keys(&first_two), ["b", "d"]);
+    assert_eq!(store.jobs(IN, None, 0).await, Ok(vec![]));
+
+    let by_state = |state| {
+        let store = store.shared();
+        async move {
+            let jobs = store
+                .jobs(IN, Some(state), 100)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            jobs.into_iter().map(|j| j.key).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(by_state(JobState::Pending).await, ["b", "a"]);
+    assert_eq!(by_state(JobState::Processing).await, ["e"]);
+    assert_eq!(by_state(JobState::Done).await, ["c"]);
+    assert_eq!(by_state(JobState::Failed).await, ["d"]);
+    assert_eq!(
+        store
+            .jobs(IN, Some(JobState::Pending), 1)
+            .await
+            .map(|j| j.len()),
+        Ok(1)
+    );
+
+    assert_eq!(store.jobs(OUT, None, 100).await, Ok(vec![stored(&o)]));
+    assert_eq!(store.jobs(OUT, Some(JobState::Done), 100).await, Ok(vec![]));
+}

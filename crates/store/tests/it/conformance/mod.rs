@@ -1,0 +1,57 @@
+//! The contract of `xdm_core::ports::Store`, as generic cases any backend must pass.
+//!
+//! Each case is `async fn case<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn() -> F)`:
+//! it asks the factory for a fresh, empty store and asserts exact values. `conformance_suite!`
+//! turns the list below into one `#[tokio::test]` per case for a backend.
+
+mod jobs;
+mod profiles;
+mod purge;
+mod sessions;
+
+pub use jobs::*;
+pub use profiles::*;
+pub use purge::*;
+pub use sessions::*;
+
+/// One test per conformance case, for the backend built by `$factory`.
+macro_rules! conformance_suite {
+    ($factory:path) => {
+        conformance_cases!(
+            $factory;
+            sessions_insert_then_find,
+            sessions_second_open_is_refused,
+            sessions_end_then_reopen,
+            sessions_set_connection,
+            sessions_ended_rows_do_not_hold_the_pair,
+            sessions_contact_id_is_unique,
+            sessions_insert_race,
+            profiles_ttl,
+            profiles_round_trip,
+            jobs_enqueue_dedup,
+            jobs_lane_heads_follow_lane_order,
+            jobs_not_before_is_respected,
+            jobs_lane_heads_soonest_due_first_and_limit,
+            jobs_lease_blocks_the_lane,
+            jobs_claim_is_compare_and_set,
+            jobs_claim_refusals,
+            jobs_reschedule,
+            jobs_finish,
+            jobs_retry_failed,
+            jobs_release_claims,
+            jobs_list,
+            purge_deletes_only_what_expired,
+        );
+    };
+}
+
+macro_rules! conformance_cases {
+    ($factory:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                crate::conformance::$case($factory).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,504 @@
+//! [`XClient`]: the X REST v2 calls the bridge makes, implementing [`XApi`] over reqwest.
+//!
+//! * One `reqwest::Client`, built once (connect timeout 5 s, whole request 20 s, no redirects: a
+//!   redirect would not carry a valid OAuth signature, and must not carry the header elsewhere).
+//! * Every call is OAuth 1.0a-signed in user context with the token of the business account it
+//!   acts for (per-account tokens, else the default token). JSON bodies are not signed; query
+//!   parameters are.
+//! * Errors are classified for the core ([`error_from_response`]): 429 `usage-capped` ⇒
+//!   `UsageCapped`, other 429 ⇒ `RateLimited` (reset from `x-rate-limit-reset`), 401 ⇒
+//!   `Unauthorized`, 403 ⇒ `Forbidden`, 400 ⇒ `Invalid`, 404 ⇒ `NotFound`, 5xx / timeouts /
+//!   connection errors / unreadable success bodies ⇒ `Unavailable`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, Method, StatusCode, header};
+use serde::{Deserialize, Serialize};
+use url::Url;
+use xdm_core::ids::XUserId;
+use xdm_core::ports::{DmRequest, SentDm, XApi, XError};
+use xdm_core::profile::XProfile;
+
+use crate::oauth1::{self, AccessToken, Consumer, SignableRequest};
+use crate::problem::{Problem, one_line};
+use crate::user::UserObject;
+use crate::{lenient, rate_limit};
+
+/// X's REST base when `XDM_X_API_URL` is not set.
+pub const DEFAULT_API_URL: &str = "https://api.x.com";
+/// The setting that overrides the base URL (emulators, tests).
+pub const API_URL_SETTING: &str = "XDM_X_API_URL";
+/// The profile fields the bridge asks for.
+pub const USER_FIELDS: &str = "name,username,profile_image_url,verified,public_metrics";
+
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
+/// X's answers are small JSON documents; anything bigger is not X.
+const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// A setting that cannot work. The message names the setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XConfigError {
+    #[error("{API_URL_SETTING} is not a usable base URL: {0}")]
+    ApiUrl(String),
+    #[error("{0} is empty")]
+    Empty(&'static str),
+    #[error("the access token for X account {0} is empty")]
+    EmptyAccountToken(XUserId),
+    #[error("cannot build the HTTP client for X: {0}")]
+    HttpClient(String),
+}
+
+/// How to reach X and as whom.
+#[derive(Debug, Clone)]
+pub struct XClientConfig {
+    /// Normalised: http(s), no query or fragment, no trailing slash.
+    api_url: String,
+    consumer: Consumer,
+    default_token: AccessToken,
+    account_tokens: HashMap<XUserId, AccessToken>,
+    connect_timeout: Duration,
+    timeout: Duration,
+}
+
+impl XClientConfig {
+    /// `api_url` is the base of every call (`https://api.x.com`, or an emulator's
+    /// `http://127.0.0.1:port[/prefix]`); a trailing slash is ignored.
+    pub fn new(
+        api_url: &str,
+        consumer: Consumer,
+        default_token: AccessToken,
+    ) -> Result<Self, XConfigError> {
+        let api_url = normalise_api_url(api_url)?;
+        for (value, setting) in [
+            (consumer.key(), "XDM_X_CONSUMER_KEY"),
+            (consumer.expose_secret(), "XDM_X_CONSUMER_SECRET"),
+            (default_token.token(), "XDM_X_ACCESS_TOKEN"),
+            (default_token.expose_secret(), "XDM_X_ACCESS_TOKEN_SECRET"),
+        ] {
+            if value.trim().is_empty() {
+                return Err(XConfigError::Empty(setting));
+            }
+        }
+        Ok(Self {
+            api_url,
+            consumer,
+            default_token,
+            account_tokens: HashMap::new(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            timeout: DEFAULT_TIMEOUT,
+        })
+    }
+
+    /// The token to act as business account `business` (instead of the default token).
+    pub fn with_account_token(
+        mut self,
+        business: XUserId,
+        token: AccessToken,
+    ) -> Result<Self, XConfigError> {
+        if token.token().trim().is_empty() || token.expose_secret().trim().is_empty() {
+            return Err(XConfigError::EmptyAccountToken(business));
+        }
+        self.account_tokens.insert(business, token);
+        Ok(self)
+    }
+
+    /// Overrides the connect timeout (default 5 s) and the whole-request timeout (default 20 s).
+    pub fn with_timeouts(mut self, connect: Duration, total: Duration) -> Self {
+        self.connect_timeout = connect;
+        self.timeout = total;
+        self
+    }
+
+    pub fn api_url(&self) -> &str {
+        &self.api_url
+    }
+}
+
+fn normalise_api_url(raw: &str) -> Result<String, XConfigError> {
+    let bad = |reason: String| Err(XConfigError::ApiUrl(reason));
+    let url = match Url::parse(raw.trim()) {
+        Ok(u) => u,
+        Err(e) => return bad(format!("{e}")),
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return bad(format!(
+            "the scheme must be http or https, not {}",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return bad("it has no host".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return bad("it must not carry credentials".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return bad(format!("it must not have a query or a fragment ({url})"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// The X REST client. Cheap to clone (shares the connection pool).
+#[derive(Debug, Clone)]
+pub struct XClient {
+    http: reqwest::Client,
+    api_url: Arc<str>,
+    consumer: Arc<Consumer>,
+    default_token: Arc<AccessToken>,
+    account_tokens: Arc<HashMap<XUserId, AccessToken>>,
+}
+
+impl XClient {
+    pub fn new(config: XClientConfig) -> Result<Self, XConfigError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("xdm-connect/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| XConfigError::HttpClient(e.to_string()))?;
+        Ok(Self {
+            http,
+            api_url: config.api_url.into(),
+            consumer: Arc::new(config.consumer),
+            default_token: Arc::new(config.default_token),
+            account_tokens: Arc::new(config.account_tokens),
+        })
+    }
+
+    /// The base URL every call starts with (no trailing slash).
+    pub fn api_url(&self) -> &str {
+        &self.api_url
+    }
+
+    /// The shared HTTP client (for other X calls: media upload, TON downloads).
+    pub fn http_client(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The token used to act as `business`: its own when configured, else the default.
+    pub fn token_for(&self, business: &XUserId) -> &AccessToken {
+        self.account_tokens
+            .get(business)
+            .unwrap_or(&self.default_token)
+    }
+
+    /// An `Authorization` header value for a request made as `business` (no form body), e.g. a
+    /// signed GET of a TON media URL.
+    pub fn authorization(
+        &self,
+        business: &XUserId,
+        method: &Method,
+        url: &Url,
+    ) -> Result<String, oauth1::OAuth1Error> {
+        let request = SignableRequest {
+            method: method.as_str(),
+            url,
+            form_body: None,
+        };
+        oauth1::sign(&request, &self.consumer, Some(self.token_for(business)))
+            .map(|s| s.authorization)
+    }
+
+    fn endpoint(&self, path: &str) -> Result<Url, XError> {
+        Url::parse(&format!("{}{path}", self.api_url))
+            .map_err(|e| XError::Invalid(format!("cannot build the URL of {path}: {e}")))
+    }
+
+    /// Sends one signed request and reads the whole (bounded) answer.
+    async fn call<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        url: Url,
+        business: &XUserId,
+        json: Option<&B>,
+    ) -> Result<Answer, XError> {
+        let authorization = self
+            .authorization(business, &method, &url)
+            .map_err(|e| XError::Unauthorized(e.to_string()))?;
+        let mut request = self
+            .http
+            .request(method.clone(), url.clone())
+            .header(header::AUTHORIZATION, authorization);
+        if let Some(body) = json {
+            request = request.json(body);
+        }
+        let mut response = request.send().await.map_err(transport_error)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(XError::Unavailable(format!(
+                    "X's answer to {method} {} is larger than {MAX_RESPONSE_BYTES} bytes",
+                    url.path()
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        tracing::debug!(
+            %method,
+            path = url.path(),
+            status = status.as_u16(),
+            rate_limit = ?rate_limit::RateLimitHeaders::from_headers(&headers).ok(),
+            "X answered"
+        );
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+fn transport_error(e: reqwest::Error) -> XError {
+    let e = e.without_url();
+    if e.is_timeout() {
+        XError::Unavailable(format!("X did not answer in time: {e}"))
+    } else if e.is_connect() {
+        XError::Unavailable(format!("cannot connect to X: {e}"))
+    } else {
+        XError::Unavailable(format!("the request to X failed: {e}"))
+    }
+}
+
+/// Classifies an X error answer (any non-2xx) for the core.
+pub fn error_from_response(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> XError {
+    let problem = Problem::parse(body);
+    let summary = problem
+        .as_ref()
+        .and_then(Problem::summary)
+        .unwrap_or_else(|| {
+            status
+                .canonical_reason()
+                .unwrap_or("no reason given")
+                .to_owned()
+        });
+    let code = status.as_u16();
+    match code {
+        429 if problem.as_ref().is_some_and(Problem::is_usage_capped) => {
+            XError::UsageCapped(summary)
+        }
+        429 => XError::RateLimited {
+            reset_at_s: rate_limit::reset_at_s(headers),
+        },
+        401 => XError::Unauthorized(summary),
+        403 => XError::Forbidden(summary),
+        400 => XError::Invalid(summary),
+        404 => XError::NotFound(summary),
+        408 | 425 | 500..=599 => XError::Unavailable(format!("HTTP {code}: {summary}")),
+        402..=499 => XError::Invalid(format!("HTTP {code}: {summary}")),
+        _ => XError::Unavailable(format!("unexpected HTTP {code} from X: {summary}")),
+    }
+}
+
+/// `POST /2/dm_conversations/with/:id/messages` body.
+#[derive(Debug, Serialize)]
+struct DmBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attachments: Option<[DmAttachment<'a>; 1]>,
+}
+
+#[derive(Debug, Serialize)]
+struct DmAttachment<'a> {
+    media_id: &'a str,
+}
+
+#[derive(Debug, Deserialize)]
+struct DmCreated {
+    data: DmCreatedData,
+}
+
+#[derive(Debug, Deserialize)]
+struct DmCreatedData {
+    dm_event_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct UserAnswer {
+    #[serde(default, deserialize_with = "lenient::object")]
+    data: Option<UserObject>,
+}
+
+fn unexpected_body(what: &str, body: &[u8]) -> XError {
+    let shown = one_line(&String::from_utf8_lossy(body), 200);
+    XError::Unavailable(format!(
+        "X answered {what} with an unexpected body: {shown}"
+    ))
+}
+
+impl XApi for XClient {
+    async fn send_dm(&self, dm: &DmRequest) -> Result<SentDm, XError> {
+        let text = dm.text.as_deref().filter(|t| !t.is_empty());
+        let media_id = dm.media_id.as_deref().filter(|m| !m.is_empty());
+        if text.is_none() && media_id.is_none() {
+            return Err(XError::Invalid(
+                "a DM needs a text or a media attachment".into(),
+            ));
+        }
+        let url = self.endpoint(&format!(
+            "/2/dm_conversations/with/{}/messages",
+            dm.recipient
+        ))?;
+        let body = DmBody {
+            text,
+            attachments: media_id.map(|media_id| [DmAttachment { media_id }]),
+        };
+        tracing::debug!(business = %dm.business, recipient = %dm.recipient, media = media_id.is_some(), "sending a DM");
+        let answer = self
+            .call(Method::POST, url, &dm.business, Some(&body))
+            .await?;
+        if !answer.status.is_success() {
+            return Err(error_from_response(
+                answer.status,
+                &answer.headers,
+                &answer.body,
+            ));
+        }
+        match serde_json::from_slice::<DmCreated>(&answer.body) {
+            Ok(created) if !created.data.dm_event_id.is_empty() => Ok(SentDm {
+                dm_event_id: created.data.dm_event_id,
+            }),
+            _ => Err(unexpected_body("a DM send", &answer.body)),
+        }
+    }
+
+    async fn user(&self, business: &XUserId, id: &XUserId) -> Result<Option<XProfile>, XError> {
+        let mut url = self.endpoint(&format!("/2/users/{id}"))?;
+        url.set_query(Some(&format!("user.fields={USER_FIELDS}")));
+        let answer = self.call::<()>(Method::GET, url, business, None).await?;
+        if !answer.status.is_success() {
+            return Err(error_from_response(
+                answer.status,
+                &answer.headers,
+                &answer.body,
+            ));
+        }
+        let parsed: Option<UserAnswer> = serde_json::from_slice(&answer.body).ok();
+        if let Some(user) = parsed.and_then(|a| a.data) {
+            if user.id.as_deref().is_some_and(|got| got != id.as_str()) {
+                return Err(XError::Unavailable(format!(
+                    "X answered a lookup of user {id} with another user"
+                )));
+            }
+            return Ok(Some(user.into_profile(id.clone())));
+        }
+        match Problem::parse(&answer.body) {
+            Some(p) if p.has_resource_not_found() => Ok(None),
+            _ => Err(unexpected_body("a user lookup", &answer.body)),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str) -> Result<XClientConfig, XConfigError> {
+        XClientConfig::new(
+            url,
+            Consumer::new("ck", "cs"),
+            AccessToken::new("at", "ats"),
+        )
+    }
+
+    #[test]
+    fn normalises_the_base_url() {
+        assert_eq!(
+            config(DEFAULT_API_URL).unwrap().api_url(),
+            "https://api.x.com"
+        );
+        assert_eq!(
+            config("https://api.x.com/").unwrap().api_url(),
+            "https://api.x.com"
+        );
+        assert_eq!(
+            config(" http://127.0.0.1:9000/x-api// ").unwrap().api_url(),
+            "http://127.0.0.1:9000/x-api"
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        for bad in [
+            "",
+            "api.x.com",
+            "ftp://api.x.com",
+            "https://api.x.com/?a=1",
+            "https://u:p@api.x.com",
+        ] {
+            let e = config(bad).unwrap_err();
+            assert!(matches!(e, XConfigError::ApiUrl(_)), "{bad}");
+            assert!(e.to_string().starts_with("XDM_X_API_URL "), "{e}");
+            assert!(!e.to_string().contains("u:p"), "{e}");
+        }
+        let e = XClientConfig::new(
+            DEFAULT_API_URL,
+            Consumer::new("ck", ""),
+            AccessToken::new("at", "ats"),
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "XDM_X_CONSUMER_SECRET is empty");
+        let e = config(DEFAULT_API_URL)
+            .unwrap()
+            .with_account_token(XUserId::parse("1").unwrap(), AccessToken::new("", "s"))
+            .unwrap_err();
+        assert_eq!(e.to_string(), "the access token for X account 1 is empty");
+    }
+
+    #[test]
+    fn classifies_error_answers() {
+        let none = HeaderMap::new();
+        let mut reset = HeaderMap::new();
+        reset.insert(
+            "x-rate-limit-reset",
+            http::HeaderValue::from_static("1775080934"),
+        );
+        let s = |c| StatusCode::from_u16(c).unwrap();
+        assert_eq!(
+            error_from_response(
+                s(429),
+                &reset,
+                br#"{"errors":[{"code":88,"message":"Rate limit exceeded"}]}"#
+            ),
+            XError::RateLimited {
+                reset_at_s: Some(1_775_080_934)
+            }
+        );
+        assert_eq!(
+            error_from_response(s(429), &none, b""),
+            XError::RateLimited { reset_at_s: None }
+        );
+        assert_eq!(
+            error_from_response(s(429), &reset, br#"{"title":"UsageCapExceeded","detail":"Usage cap exceeded: Monthly product cap","type":"https://api.twitter.com/2/problems/usage-capped"}"#),
+            XError::UsageCapped("Usage cap exceeded: Monthly product cap".into())
+        );
+        assert_eq!(
+            error_from_response(s(401), &none, b""),
+            XError::Unauthorized("Unauthorized".into())
+        );
+        assert_eq!(
+            error_from_response(s(409), &none, b"{}"),
+            XError::Invalid("HTTP 409: Conflict".into())
+        );
+        assert!(
+            matches!(error_from_response(s(502), &none, b"<html>"), XError::Unavailable(m) if m == "HTTP 502: Bad Gateway")
+        );
+        assert!(matches!(
+            error_from_response(s(302), &none, b""),
+            XError::Unavailable(_)
+        ));
+    }
+}

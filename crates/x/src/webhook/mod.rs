@@ -1,0 +1,36 @@
+//! Authenticating X's webhook traffic: the CRC challenge (`GET`) and the signature of every
+//! event delivery (`POST`). Both use HMAC-SHA256 keyed with the app's consumer secret
+//! (PROTOCOLS.md A1.1, A1.2).
+
+mod crc;
+mod signature;
+
+pub use crc::{CRC_TOKEN_MAX_LEN, CrcError, CrcResponse, crc_response, is_acceptable_crc_token};
+pub use signature::{SIGNATURE_HEADER, SignatureError, verify_signature, verify_signature_header};
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+/// HMAC-SHA256 keyed with the consumer secret, ready to take the message.
+///
+/// `None` when the secret is empty: an empty key would make every signature forgeable by anyone
+/// who guesses the configuration is missing, so it is refused rather than used.
+fn keyed_mac(consumer_secret: &str) -> Option<Hmac<Sha256>> {
+    if consumer_secret.is_empty() {
+        return None;
+    }
+    // HMAC accepts keys of any length; the error branch cannot happen with hmac 0.13.
+    <Hmac<Sha256> as KeyInit>::new_from_slice(consumer_secret.as_bytes()).ok()
+}
+
+/// `sha256=<base64(HMAC-SHA256(consumer_secret, message))>`.
+fn sha256_token(mac: Hmac<Sha256>, message: &[u8]) -> String {
+    use base64::Engine as _;
+    let mut mac = mac;
+    mac.update(message);
+    let digest = mac.finalize().into_bytes();
+    format!(
+        "sha256={}",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}

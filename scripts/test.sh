@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite, from a clean clone: formatting, lints, and every test of every crate.
+# Installs nothing globally; anything it needs beyond the Rust toolchain goes under ./.venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Tests talk to emulators on loopback only; never to AWS or X.
+export AWS_EC2_METADATA_DISABLED=true
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked
+
+step "all tests passed"
