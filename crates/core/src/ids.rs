@@ -16,21 +16,28 @@ fn is_x_id(s: &str) -> bool {
     (1..=19).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-macro_rules! numeric_x_id {
-    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+fn is_connect_id(s: &str) -> bool {
+    // Connect ids are UUIDs in practice; the API models them as 1..256 chars. Accept any
+    // printable ASCII without whitespace so emulators with other formats still work.
+    (1..=256).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// A string newtype that only holds values `$valid` accepts.
+macro_rules! validated_id {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $valid:path, $reason:literal) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
         impl $name {
-            /// Accepts X's id format: 1 to 19 ASCII digits (`^[0-9]{1,19}$`).
+            #[doc = concat!("Accepts ", $reason, ".")]
             pub fn parse(s: impl Into<String>) -> Result<Self, IdError> {
                 let s = s.into();
-                if is_x_id(&s) {
+                if $valid(&s) {
                     Ok(Self(s))
                 } else {
-                    Err(IdError { kind: $kind, reason: "expected 1 to 19 digits" })
+                    Err(IdError { kind: $kind, reason: $reason })
                 }
             }
 
@@ -63,6 +70,18 @@ macro_rules! numeric_x_id {
                 write!(f, "{}({})", stringify!($name), self.0)
             }
         }
+    };
+}
+
+macro_rules! numeric_x_id {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        validated_id!($(#[$doc])* $name, $kind, is_x_id, "1 to 19 ASCII digits (X's `^[0-9]{1,19}$`)");
+    };
+}
+
+macro_rules! connect_id {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        validated_id!($(#[$doc])* $name, $kind, is_connect_id, "1 to 256 printable ASCII characters without whitespace");
     };
 }
 
@@ -76,62 +95,6 @@ numeric_x_id!(
     XEventId,
     "X event id"
 );
-
-fn is_connect_id(s: &str) -> bool {
-    // Connect ids are UUIDs in practice; the API models them as 1..256 chars. Accept any
-    // printable ASCII without whitespace so emulators with other formats still work.
-    (1..=256).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic())
-}
-
-macro_rules! connect_id {
-    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
-        $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
-
-        impl $name {
-            /// Accepts 1 to 256 printable ASCII characters without whitespace.
-            pub fn parse(s: impl Into<String>) -> Result<Self, IdError> {
-                let s = s.into();
-                if is_connect_id(&s) {
-                    Ok(Self(s))
-                } else {
-                    Err(IdError { kind: $kind, reason: "expected 1 to 256 printable ASCII characters" })
-                }
-            }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = IdError;
-            fn try_from(s: String) -> Result<Self, IdError> {
-                Self::parse(s)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(id: $name) -> String {
-                id.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({})", stringify!($name), self.0)
-            }
-        }
-    };
-}
 
 connect_id!(
     /// An Amazon Connect contact id (changes on transfer).

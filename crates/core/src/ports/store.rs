@@ -46,9 +46,10 @@ pub trait Store: Send + Sync + 'static {
         id: &InitialContactId,
     ) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
 
-    /// Inserts `session` unless an open session exists for its (business, customer).
-    /// Inserting a session whose initial contact id is already stored returns `OpenExists`
-    /// with the stored one if it is open.
+    /// Inserts `session` unless an open session exists for its (business, customer), in which
+    /// case that one is returned as `OpenExists` (also when it is this very contact, stored by an
+    /// earlier attempt). An initial contact id stored for another pair, or already ended, is
+    /// `Err(Corrupt)`: it can never become this customer's open chat.
     fn insert_session(
         &self,
         session: &Session,
@@ -86,7 +87,8 @@ pub trait Store: Send + Sync + 'static {
 
     // -- jobs (inbox / outbox) -------------------------------------------------------------
 
-    /// Accepts jobs atomically; returns, per job, whether it was new (`false` = duplicate key).
+    /// Accepts jobs atomically; returns, per job, whether it was new (`false` = a job with the
+    /// same (queue, key) is stored, in any state; deduplication lasts until `purge` removes it).
     fn enqueue(
         &self,
         jobs: &[NewJob],
