@@ -10,6 +10,12 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() { printf '\n== %s\n' "$*"; }
 
+step "Python test tools (.venv)"
+./scripts/venv.sh
+
+step "cfn-lint deploy/template.yaml"
+.venv/bin/cfn-lint deploy/template.yaml
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -235,6 +235,7 @@ impl Config {
                 format!("`{arn}` is not an SNS topic ARN"),
             ));
         }
+        let connect_attachment_types = connect.attachment_types;
         let connect = ConnectSettings {
             instance_id: env("XDM_CONNECT_INSTANCE_ID").or(connect.instance_id),
             contact_flow_id: env("XDM_CONNECT_CONTACT_FLOW_ID").or(connect.contact_flow_id),
@@ -280,6 +281,20 @@ impl Config {
         if let Some(v) = env("XDM_CONCURRENCY").or(delivery_file.concurrency.map(|n| n.to_string()))
         {
             delivery.concurrency = parse_num("XDM_CONCURRENCY", &v)?;
+        }
+        let attachment_types = match env("XDM_CONNECT_ATTACHMENT_TYPES") {
+            Some(v) => Some(split_list(&v)),
+            None => connect_attachment_types,
+        };
+        if let Some(types) = attachment_types {
+            if types.iter().any(|t| !t.contains('/')) {
+                return Err(invalid(
+                    "XDM_CONNECT_ATTACHMENT_TYPES",
+                    "list MIME types such as image/jpeg,application/pdf",
+                ));
+            }
+            delivery.attachments.allowed_types =
+                types.iter().map(|t| xdm_core::media::essence(t)).collect();
         }
         if delivery.max_attempts == 0 || delivery.concurrency == 0 || delivery.retry_base_ms <= 0 {
             return Err(invalid(
@@ -411,6 +426,7 @@ struct ConnectFile {
     chat_duration_minutes: Option<u32>,
     endpoint_url: Option<String>,
     participant_endpoint_url: Option<String>,
+    attachment_types: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

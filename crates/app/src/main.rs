@@ -32,6 +32,8 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Run the X + Amazon Connect sandbox alone (for tests, load generators, other emulators).
     Sandbox(commands::sandbox::SandboxArgs),
+    /// Run as an AWS Lambda function (what `bootstrap`, the same binary renamed, does by itself).
+    Lambda,
     /// Check the configuration and the store, and say what is missing.
     Doctor,
     /// Inspect and re-drive accepted events.
@@ -40,7 +42,20 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // On Lambda (provided.al2023) this binary is the function's `bootstrap`, started without
+    // arguments.
+    let invoked_as_bootstrap = std::env::args_os()
+        .next()
+        .and_then(|a| PathBuf::from(a).file_name().map(|n| n == "bootstrap"))
+        .unwrap_or(false);
+    let cli = if invoked_as_bootstrap {
+        Cli {
+            config: None,
+            command: Command::Lambda,
+        }
+    } else {
+        Cli::parse()
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -57,6 +72,7 @@ fn main() -> ExitCode {
             Command::Serve => commands::serve::run(config).await,
             Command::Demo(args) => commands::demo::run(args).await,
             Command::Sandbox(args) => commands::sandbox::run(args).await,
+            Command::Lambda => xdm_connect::lambda::run().await,
             Command::Doctor => commands::doctor::run(config).await,
             Command::Inbox(cmd) => commands::inbox::run(config, cmd).await,
         }

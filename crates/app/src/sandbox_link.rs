@@ -30,6 +30,8 @@ pub fn bridge_config(
     config.x.access_token = Some(SecretString::from(sb.x.access_token.clone()));
     config.x.access_token_secret = Some(SecretString::from(sb.x.access_token_secret.clone()));
     config.x.api_url = sandbox.base_url();
+    // The sandbox serves X's media hosts on its own listener, over plain http.
+    config.x.media_hosts = vec![sandbox.base_url()];
     config.connect.instance_id = Some(sb.connect.instance_id.clone());
     config.connect.contact_flow_id = Some(sb.connect.contact_flow_id.clone());
     config.connect.topic_arn = Some(sandbox.sns_topic_arn());

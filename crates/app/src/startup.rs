@@ -48,14 +48,26 @@ impl Application {
     /// Opens the store, builds the adapters and the core, starts the dispatchers (when the
     /// configuration allows delivery) and binds the listener.
     pub async fn build(config: Config, overrides: Overrides) -> anyhow::Result<Self> {
-        let store = wiring::open_store(&config.store)
-            .await
-            .context("XDM_STORE")?;
-        if let AnyStore::Sqlite(_) = &store {
+        let sdk = match overrides.sdk_config {
+            Some(sdk) => Some(sdk),
+            None if config.connect.instance_id.is_some()
+                || config.store.starts_with("dynamodb:") =>
+            {
+                Some(aws_config::defaults(BehaviorVersion::latest()).load().await)
+            }
+            None => None,
+        };
+        let built = Box::pin(build_state(&config, sdk.as_ref())).await?;
+        if let AnyStore::Sqlite(_) = built.state.bridge.store() {
             // One process owns a SQLite file: whatever the last process had in hand is ours to redo.
             let now = SystemClock.now_ms();
             for queue in [Queue::Inbound, Queue::Outbound] {
-                let n = store.release_claims(queue, now).await?;
+                let n = built
+                    .state
+                    .bridge
+                    .store()
+                    .release_claims(queue, now)
+                    .await?;
                 if n > 0 {
                     tracing::info!(
                         queue = queue.as_str(),
@@ -65,44 +77,10 @@ impl Application {
                 }
             }
         }
-
-        let x = XPort::from_config(&config);
-        let sdk = match overrides.sdk_config {
-            Some(sdk) => Some(sdk),
-            None if config.connect.instance_id.is_some() => {
-                Some(aws_config::defaults(BehaviorVersion::latest()).load().await)
-            }
-            None => None,
-        };
-        let connect = ConnectPort::from_config(&config, sdk.as_ref());
-        let sns = wiring::sns_verifier(&config)?;
-
-        let mut missing: Vec<&'static str> = config.missing_for_delivery();
-        let problems: Vec<String> = [x.problem(), connect.problem()]
-            .into_iter()
-            .flatten()
-            .map(str::to_owned)
-            .collect();
-        if config.webhook_secret().is_none() {
-            tracing::error!(
-                "XDM_X_CONSUMER_SECRET is not set: X webhooks cannot be verified and are refused"
-            );
-        }
-        let deliver = problems.is_empty();
-        if !deliver {
-            for p in &problems {
-                tracing::error!(problem = %p, "delivery is off until the configuration is complete; accepted events are kept");
-            }
-            if missing.is_empty() {
-                missing.push("a valid X / Amazon Connect configuration");
-            }
-        }
-
-        let bridge: Arc<AppBridge> =
-            Bridge::new(store, x, connect, SystemClock, config.delivery.clone());
+        let bridge = Arc::clone(&built.state.bridge);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut workers = Vec::new();
-        if deliver {
+        if built.deliver {
             for queue in [Queue::Inbound, Queue::Outbound] {
                 workers.push(tokio::spawn(
                     Arc::clone(&bridge).run_dispatcher(queue, shutdown_rx.clone()),
@@ -113,14 +91,7 @@ impl Application {
             Arc::clone(&bridge),
             shutdown_rx,
         )));
-
-        let state = Arc::new(AppState {
-            bridge,
-            webhook_secret: config.x.consumer_secret.clone(),
-            sns,
-            missing,
-            metrics: metrics_handle(),
-        });
+        let state = built.state;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("XDM_LISTEN: cannot listen on {}", config.listen))?;
@@ -199,4 +170,55 @@ fn metrics_handle() -> Option<PrometheusHandle> {
             metrics::set_global_recorder(recorder).ok().map(|()| handle)
         })
         .clone()
+}
+
+/// The shared parts of a bridge process, before any listener or worker.
+#[derive(Debug)]
+pub struct BuiltState {
+    pub state: Arc<AppState>,
+    /// Delivery is possible (X and Connect configured); otherwise events are only accepted.
+    pub deliver: bool,
+}
+
+/// Opens the store and builds the adapters and the core from `config` — once per process (or
+/// per Lambda cold start / configuration change).
+pub async fn build_state(config: &Config, sdk: Option<&SdkConfig>) -> anyhow::Result<BuiltState> {
+    let store = wiring::open_store(&config.store, sdk)
+        .await
+        .context("XDM_STORE")?;
+    let x = XPort::from_config(config);
+    let connect = ConnectPort::from_config(config, sdk);
+    let sns = wiring::sns_verifier(config)?;
+
+    let mut missing: Vec<&'static str> = config.missing_for_delivery();
+    let problems: Vec<String> = [x.problem(), connect.problem()]
+        .into_iter()
+        .flatten()
+        .map(str::to_owned)
+        .collect();
+    if config.webhook_secret().is_none() {
+        tracing::error!(
+            "XDM_X_CONSUMER_SECRET is not set: X webhooks cannot be verified and are refused"
+        );
+    }
+    let deliver = problems.is_empty();
+    if !deliver {
+        for p in &problems {
+            tracing::error!(problem = %p, "delivery is off until the configuration is complete; accepted events are kept");
+        }
+        if missing.is_empty() {
+            missing.push("a valid X / Amazon Connect configuration");
+        }
+    }
+    let bridge: Arc<AppBridge> =
+        Bridge::new(store, x, connect, SystemClock, config.delivery.clone());
+    let state = Arc::new(AppState {
+        bridge,
+        webhook_secret: config.x.consumer_secret.clone(),
+        sns,
+        missing,
+        metrics: metrics_handle(),
+        inbound_trigger: None,
+    });
+    Ok(BuiltState { state, deliver })
 }

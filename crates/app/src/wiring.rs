@@ -5,7 +5,10 @@ use secrecy::ExposeSecret;
 use xdm_aws_connect::sns::SnsVerifier;
 use xdm_aws_connect::{ConnectClient, ConnectConfig};
 use xdm_core::Bridge;
+use xdm_core::chat_item::AttachmentRef;
 use xdm_core::ids::{ConnectionToken, ContactId, ParticipantToken, XUserId};
+use xdm_core::inbound::InboundMedia;
+use xdm_core::media::{MediaStream, XMediaCategory};
 use xdm_core::ports::{
     ChatMessage, ConnectApi, ConnectError, DmRequest, SentDm, StartChat, StartedChat, SystemClock,
     XApi, XError,
@@ -13,17 +16,18 @@ use xdm_core::ports::{
 use xdm_core::profile::XProfile;
 use xdm_core::session::ConnectionCredentials;
 use xdm_store::{AnyStore, StoreUrl};
-use xdm_x::{AccessToken, Consumer, XClient, XClientConfig};
+use xdm_x::{AccessToken, Consumer, MediaHosts, XClient, XClientConfig};
 
 use crate::config::Config;
 
 /// The core with the production adapters.
 pub type AppBridge = Bridge<AnyStore, XPort, ConnectPort, SystemClock>;
 
-/// Opens the store named by `XDM_STORE`.
-pub async fn open_store(url: &str) -> anyhow::Result<AnyStore> {
+/// Opens the store named by `XDM_STORE` (DynamoDB uses `sdk` when given, else the default AWS
+/// configuration).
+pub async fn open_store(url: &str, sdk: Option<&SdkConfig>) -> anyhow::Result<AnyStore> {
     let parsed = StoreUrl::parse(url)?;
-    Ok(xdm_store::open(&parsed).await?)
+    Ok(xdm_store::open_with(&parsed, sdk.cloned()).await?)
 }
 
 /// The X adapter, or why it cannot be built. When it is `Unconfigured` the dispatchers are not
@@ -50,7 +54,8 @@ impl XPort {
                 &x.api_url,
                 Consumer::new(key.expose_secret(), secret.expose_secret()),
                 AccessToken::new(token.expose_secret(), token_secret.expose_secret()),
-            )?;
+            )?
+            .with_media_hosts(MediaHosts::parse(&x.media_hosts.join(","))?);
             for account in &x.accounts {
                 let Ok(id) = XUserId::parse(account.user_id.clone()) else {
                     continue;
@@ -93,12 +98,36 @@ impl XApi for XPort {
             XPort::Unconfigured(why) => Err(XError::Unauthorized(why.clone())),
         }
     }
+
+    async fn download_media(
+        &self,
+        business: &XUserId,
+        media: &InboundMedia,
+        max_bytes: u64,
+    ) -> Result<MediaStream, XError> {
+        match self {
+            XPort::Client(c) => c.download_media(business, media, max_bytes).await,
+            XPort::Unconfigured(why) => Err(XError::Unauthorized(why.clone())),
+        }
+    }
+
+    async fn upload_media(
+        &self,
+        business: &XUserId,
+        category: XMediaCategory,
+        file: MediaStream,
+    ) -> Result<String, XError> {
+        match self {
+            XPort::Client(c) => c.upload_media(business, category, file).await,
+            XPort::Unconfigured(why) => Err(XError::Unauthorized(why.clone())),
+        }
+    }
 }
 
 /// The Amazon Connect adapter, or why it cannot be built (see [`XPort`]).
 #[derive(Debug)]
 pub enum ConnectPort {
-    Client(ConnectClient),
+    Client(Box<ConnectClient>),
     Unconfigured(String),
 }
 
@@ -122,7 +151,7 @@ impl ConnectPort {
         cfg.connect_endpoint = c.endpoint_url.clone();
         cfg.participant_endpoint = c.participant_endpoint_url.clone();
         match ConnectClient::new(cfg, sdk) {
-            Ok(client) => ConnectPort::Client(client),
+            Ok(client) => ConnectPort::Client(Box::new(client)),
             Err(e) => ConnectPort::Unconfigured(e.to_string()),
         }
     }
@@ -194,6 +223,29 @@ impl ConnectApi for ConnectPort {
     ) -> Result<(), ConnectError> {
         match self {
             ConnectPort::Client(c) => c.disconnect(connection, client_token).await,
+            ConnectPort::Unconfigured(why) => Err(Self::unconfigured(why)),
+        }
+    }
+
+    async fn upload_attachment(
+        &self,
+        connection: &ConnectionToken,
+        file: MediaStream,
+        client_token: &str,
+    ) -> Result<String, ConnectError> {
+        match self {
+            ConnectPort::Client(c) => c.upload_attachment(connection, file, client_token).await,
+            ConnectPort::Unconfigured(why) => Err(Self::unconfigured(why)),
+        }
+    }
+
+    async fn open_attachment(
+        &self,
+        connection: &ConnectionToken,
+        attachment: &AttachmentRef,
+    ) -> Result<MediaStream, ConnectError> {
+        match self {
+            ConnectPort::Client(c) => c.open_attachment(connection, attachment).await,
             ConnectPort::Unconfigured(why) => Err(Self::unconfigured(why)),
         }
     }

@@ -1,10 +1,13 @@
 //! [`ConnectClient`]: the adapter behind `xdm_core::ports::ConnectApi`.
 
 use aws_config::SdkConfig;
+use xdm_core::chat_item::AttachmentRef;
 use xdm_core::ids::{ConnectionToken, ContactId, ParticipantToken};
+use xdm_core::media::MediaStream;
 use xdm_core::ports::{ChatMessage, ConnectApi, ConnectError, StartChat, StartedChat};
 use xdm_core::session::ConnectionCredentials;
 
+use crate::attachments::Attachments;
 use crate::config::{ConfigError, ConnectConfig};
 use crate::contact_api::{
     ChatMessageBody, ChatStreamingConfiguration, ContactApi, ParticipantDetails,
@@ -20,6 +23,7 @@ pub struct ConnectClient {
     config: ConnectConfig,
     contact: ContactApi,
     participant: ParticipantApi,
+    attachments: Attachments,
 }
 
 impl ConnectClient {
@@ -43,6 +47,10 @@ impl ConnectClient {
             env,
         )?;
         let participant = ParticipantApi::new(sdk, config.participant_endpoint.as_deref());
+        let attachments = Attachments::new(
+            participant.sdk_client().clone(),
+            config.transfer_read_timeout,
+        )?;
         tracing::info!(
             endpoint = contact.endpoint(),
             region = contact.region(),
@@ -53,6 +61,7 @@ impl ConnectClient {
             config,
             contact,
             participant,
+            attachments,
         })
     }
 
@@ -68,6 +77,11 @@ impl ConnectClient {
     /// The participant-API client.
     pub fn participant_api(&self) -> &ParticipantApi {
         &self.participant
+    }
+
+    /// The attachment operations (upload to / download from the chat).
+    pub fn attachments(&self) -> &Attachments {
+        &self.attachments
     }
 
     /// The StartChatContact body for a core request.
@@ -178,6 +192,27 @@ impl ConnectApi for ConnectClient {
     ) -> Result<(), ConnectError> {
         self.participant
             .disconnect_participant(connection, client_token)
+            .await
+    }
+
+    async fn upload_attachment(
+        &self,
+        connection: &ConnectionToken,
+        file: MediaStream,
+        client_token: &str,
+    ) -> Result<String, ConnectError> {
+        self.attachments
+            .upload_attachment(connection, file, client_token)
+            .await
+    }
+
+    async fn open_attachment(
+        &self,
+        connection: &ConnectionToken,
+        attachment: &AttachmentRef,
+    ) -> Result<MediaStream, ConnectError> {
+        self.attachments
+            .open_attachment(connection, attachment)
             .await
     }
 }

@@ -60,10 +60,14 @@ pub struct ConnectConfig {
     pub participant_endpoint: Option<String>,
     /// Whole-request timeout of the control-plane calls.
     pub request_timeout: Duration,
+    /// Idle timeout of the attachment transfers to and from S3: a transfer fails when no byte
+    /// moves for this long (there is no total timeout: big files take time).
+    pub transfer_read_timeout: Duration,
 }
 
 impl ConnectConfig {
     pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+    pub const DEFAULT_TRANSFER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
     pub fn new(
         instance_id: impl Into<String>,
@@ -78,6 +82,7 @@ impl ConnectConfig {
             connect_endpoint: None,
             participant_endpoint: None,
             request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
+            transfer_read_timeout: Self::DEFAULT_TRANSFER_READ_TIMEOUT,
         }
     }
 
@@ -113,6 +118,12 @@ impl ConnectConfig {
         if self.request_timeout.is_zero() {
             return Err(ConfigError::Invalid {
                 setting: "request_timeout",
+                reason: "must be greater than zero".into(),
+            });
+        }
+        if self.transfer_read_timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                setting: "transfer_read_timeout",
                 reason: "must be greater than zero".into(),
             });
         }

@@ -274,7 +274,11 @@ impl ContactApi {
                 ConnectError::Invalid(format!("{op}: could not build the request: {e}"))
             })?;
 
-        let credentials = self.credentials.get(op).await?;
+        let credentials = self
+            .credentials
+            .get()
+            .await
+            .map_err(|e| crate::errors::from_credentials(op, &e))?;
         sign_request(
             &mut request,
             credentials,

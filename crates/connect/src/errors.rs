@@ -70,7 +70,7 @@ pub fn parse_rest_json_error(headers: &http::HeaderMap, body: &[u8]) -> AwsError
     AwsErrorInfo { code, message }
 }
 
-fn truncate(s: &str) -> String {
+pub(crate) fn truncate(s: &str) -> String {
     match s.char_indices().nth(MAX_MESSAGE_CHARS) {
         Some((idx, _)) => format!("{}…", &s[..idx]),
         None => s.to_owned(),

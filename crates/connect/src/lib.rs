@@ -3,19 +3,24 @@
 //! * [`ConnectClient`] implements `xdm_core::ports::ConnectApi`: the control plane
 //!   (StartChatContact, StartContactStreaming, StopContact — [`contact_api`], hand-signed with
 //!   `aws-sigv4`) and the participant API (CreateParticipantConnection, SendMessage,
-//!   DisconnectParticipant — [`participant`], `aws-sdk-connectparticipant`).
+//!   DisconnectParticipant — [`participant`], `aws-sdk-connectparticipant`) and chat
+//!   attachments ([`attachments`]: StartAttachmentUpload → S3 PUT → CompleteAttachmentUpload,
+//!   GetAttachment → S3 GET, streamed both ways).
 //! * [`sns`]: SNS envelopes (HTTP subscription and Lambda shapes), signature verification,
 //!   subscription confirmation, streamed chat items → `xdm_core::chat_item::ChatItem`.
 //! * [`errors`]: every failure classified into `xdm_core::ports::ConnectError`.
+//! * [`signing`]: a credentials cache and the SigV4 signer for hand-signed AWS calls.
 
+pub mod attachments;
 pub mod client;
 pub mod config;
 pub mod contact_api;
 pub mod errors;
 pub mod participant;
-mod signing;
+pub mod signing;
 pub mod sns;
 
+pub use attachments::{Attachments, attachment_name};
 pub use client::ConnectClient;
 pub use config::{ConfigError, ConnectConfig};
 pub use contact_api::{ContactApi, resolve_connect_endpoint};

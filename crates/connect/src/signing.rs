@@ -1,17 +1,15 @@
-//! SigV4 for the hand-signed control-plane calls: credentials from the `SdkConfig` provider,
-//! signed with the official `aws-sigv4` crate.
+//! SigV4 for the hand-signed calls (the Connect control plane here; SSM GetParameter in the app):
+//! credentials from the `SdkConfig` provider, signed with the official `aws-sigv4` crate.
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
+use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
-use xdm_core::ports::ConnectError;
-
-use crate::errors::from_credentials;
 
 /// Credentials are refreshed this long before they expire.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
@@ -24,7 +22,7 @@ const PROVIDER_TIMEOUT: Duration = Duration::from_secs(30);
 /// orchestrator (it needs its runtime components), so the hand-signed path keeps this
 /// equivalent: resolve on first use, reuse until 5 minutes before expiry, one refresh at a time.
 /// Credentials live only here, never in the adapter's configuration, and their `Debug` is redacted.
-pub(crate) struct CredentialsCache {
+pub struct CredentialsCache {
     provider: SharedCredentialsProvider,
     cached: tokio::sync::Mutex<Option<Credentials>>,
 }
@@ -36,7 +34,7 @@ impl fmt::Debug for CredentialsCache {
 }
 
 impl CredentialsCache {
-    pub(crate) fn new(provider: SharedCredentialsProvider) -> Self {
+    pub fn new(provider: SharedCredentialsProvider) -> Self {
         Self {
             provider,
             cached: tokio::sync::Mutex::new(None),
@@ -51,7 +49,7 @@ impl CredentialsCache {
     }
 
     /// Current credentials, from the cache or freshly resolved.
-    pub(crate) async fn get(&self, op: &str) -> Result<Credentials, ConnectError> {
+    pub async fn get(&self) -> Result<Credentials, CredentialsError> {
         let mut slot = self.cached.lock().await;
         if let Some(creds) = slot.as_ref()
             && Self::is_fresh(creds, SystemTime::now())
@@ -60,10 +58,7 @@ impl CredentialsCache {
         }
         let resolved = tokio::time::timeout(PROVIDER_TIMEOUT, self.provider.provide_credentials())
             .await
-            .map_err(|_| {
-                ConnectError::Unavailable(format!("{op}: the AWS credentials provider timed out"))
-            })?
-            .map_err(|e| from_credentials(op, &e))?;
+            .map_err(|_| CredentialsError::provider_timed_out(PROVIDER_TIMEOUT))??;
         tracing::debug!(
             expires = ?resolved.expiry(),
             "resolved AWS credentials for the Connect control plane"
@@ -76,7 +71,7 @@ impl CredentialsCache {
 /// Signs `request` in place (adds `x-amz-date`, `authorization` and, for temporary
 /// credentials, `x-amz-security-token`). Every header already on the request is signed, plus
 /// `host`, derived from the URI exactly as the HTTP client will send it.
-pub(crate) fn sign_request(
+pub fn sign_request(
     request: &mut http::Request<Vec<u8>>,
     credentials: Credentials,
     region: &str,
@@ -154,8 +149,8 @@ mod tests {
             calls: calls.clone(),
             expiry: Some(SystemTime::now() + Duration::from_secs(3600)),
         }));
-        cache.get("Op").await.unwrap();
-        cache.get("Op").await.unwrap();
+        cache.get().await.unwrap();
+        cache.get().await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 1);
 
         let calls = Arc::new(AtomicUsize::new(0));
@@ -163,8 +158,8 @@ mod tests {
             calls: calls.clone(),
             expiry: Some(SystemTime::now() + Duration::from_secs(60)),
         }));
-        cache.get("Op").await.unwrap();
-        cache.get("Op").await.unwrap();
+        cache.get().await.unwrap();
+        cache.get().await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 

@@ -12,6 +12,18 @@ use crate::jobs::{Job, JobState, Queue};
 use crate::pipeline::{Bridge, JobOutcome};
 use crate::ports::{Clock, ConnectApi, Store, XApi};
 
+/// What [`Bridge::run_due`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Jobs claimed and run (whatever their outcome).
+    pub ran: usize,
+    /// Due jobs another worker claimed first.
+    pub lost_claims: usize,
+    pub store_errors: usize,
+    /// When the next job of what was looked at becomes due, if one is waiting.
+    pub next_due_ms: Option<i64>,
+}
+
 /// The longest the dispatcher sleeps without looking at the store (covers jobs made due by
 /// another process sharing the store).
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -109,6 +121,91 @@ where
                 tracing::error!(error = %e, "a delivery task failed during shutdown");
             }
         }
+    }
+
+    /// Runs the jobs of `queue` that are due — of one lane if `lane` is given, else of every
+    /// lane, several lanes at once — until none is due or `deadline_ms` passes. For processes
+    /// without a long-running dispatcher (AWS Lambda): a lane's head that becomes due within
+    /// `max_wait_ms` (the reorder window) is waited for; later ones are left for the next run.
+    pub async fn run_due(
+        self: &Arc<Self>,
+        queue: Queue,
+        lane: Option<&str>,
+        deadline_ms: i64,
+        max_wait_ms: i64,
+    ) -> RunSummary {
+        let mut summary = RunSummary::default();
+        loop {
+            let now = self.now_ms();
+            if now >= deadline_ms {
+                break;
+            }
+            let heads = match lane {
+                Some(l) => self
+                    .store()
+                    .lane_head(queue, l, now)
+                    .await
+                    .map(|h| h.into_iter().collect::<Vec<_>>()),
+                None => {
+                    self.store()
+                        .lane_heads(queue, now, self.config().concurrency.max(1))
+                        .await
+                }
+            };
+            let heads = match heads {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::warn!(error = %e, "store unavailable while running due jobs");
+                    summary.store_errors += 1;
+                    break;
+                }
+            };
+            let (due, later): (Vec<Job>, Vec<Job>) =
+                heads.into_iter().partition(|j| j.due_at_ms() <= now);
+            if due.is_empty() {
+                let next = later.iter().map(Job::due_at_ms).min();
+                summary.next_due_ms = next;
+                match next {
+                    Some(at) if at - now <= max_wait_ms && at < deadline_ms => {
+                        tokio::time::sleep(Duration::from_millis(
+                            u64::try_from(at - now).unwrap_or(0),
+                        ))
+                        .await;
+                        continue;
+                    }
+                    _ => break,
+                }
+            }
+            let mut running = JoinSet::new();
+            for job in due {
+                let lease_until = now + self.config().lease_ms;
+                match self.store().claim(queue, &job.key, now, lease_until).await {
+                    Ok(true) => {
+                        let mut job = job;
+                        job.attempts += 1;
+                        job.state = JobState::Processing;
+                        let bridge = Arc::clone(self);
+                        running.spawn(async move { bridge.run_job(queue, job).await });
+                        summary.ran += 1;
+                    }
+                    Ok(false) => summary.lost_claims += 1,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not claim a job");
+                        summary.store_errors += 1;
+                    }
+                }
+            }
+            if running.is_empty() {
+                // Every due head was taken by another worker: let them run.
+                break;
+            }
+            while let Some(done) = running.join_next().await {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "a delivery task failed");
+                }
+            }
+        }
+        summary
     }
 
     /// Runs one claimed job and records its outcome.

@@ -7,6 +7,7 @@ pub mod dispatcher;
 pub mod ids;
 pub mod inbound;
 pub mod jobs;
+pub mod media;
 pub mod memory_store;
 pub mod pipeline;
 pub mod ports;

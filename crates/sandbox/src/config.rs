@@ -16,6 +16,7 @@ pub struct SandboxConfig {
     pub x: XConfig,
     pub connect: ConnectConfig,
     pub sns: SnsConfig,
+    pub media: MediaConfig,
 }
 
 impl Default for SandboxConfig {
@@ -25,6 +26,7 @@ impl Default for SandboxConfig {
             x: XConfig::default(),
             connect: ConnectConfig::default(),
             sns: SnsConfig::default(),
+            media: MediaConfig::default(),
         }
     }
 }
@@ -57,6 +59,8 @@ pub struct XConfig {
     pub rate_limit: Option<RateLimit>,
     /// Timeout of CRC requests and event POSTs to the webhook, in milliseconds (default 10,000).
     pub webhook_timeout_ms: u64,
+    /// Media upload v2.
+    pub media: XMediaConfig,
 }
 
 impl Default for XConfig {
@@ -74,6 +78,54 @@ impl Default for XConfig {
             oauth_max_clock_skew_secs: 300,
             rate_limit: None,
             webhook_timeout_ms: 10_000,
+            media: XMediaConfig::default(),
+        }
+    }
+}
+
+/// X media upload v2 behaviour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct XMediaConfig {
+    /// STATUS polls after `finalize` until a GIF or video is `succeeded` (default 2: the first
+    /// answers `in_progress`, the second `succeeded`). A `MediaProcessing` fault makes the last
+    /// one `failed` instead.
+    pub processing_polls: u32,
+    /// `processing_info.check_after_secs` (default 1).
+    pub check_after_secs: u64,
+    /// Largest `media` of one `append` (default 5 MiB; X's v2 maximum is undocumented, its v1.1
+    /// sample used 4 MB and the v2 docs 1 MB chunks).
+    pub max_segment_bytes: u64,
+    /// `expires_after_secs` (default 86,400): media older than this cannot be sent.
+    pub expires_after_secs: u64,
+}
+
+impl Default for XMediaConfig {
+    fn default() -> Self {
+        Self {
+            processing_polls: 2,
+            check_after_secs: 1,
+            max_segment_bytes: 5 * MIB,
+            expires_after_secs: 86_400,
+        }
+    }
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// Stored files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MediaConfig {
+    /// Uploads (X media, Connect attachments) up to this size keep their bytes (default 1 MiB);
+    /// larger ones keep only size and SHA-256, so the sandbox never holds a large file.
+    pub keep_bytes_up_to: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            keep_bytes_up_to: MIB,
         }
     }
 }
@@ -139,6 +191,59 @@ pub struct ConnectConfig {
     pub connection_token_lifetime_secs: u64,
     /// Per-message limit of `text/plain` / `text/markdown`, in characters (default 1,024).
     pub max_message_chars: usize,
+    /// Attachment MIME types StartAttachmentUpload accepts (default: PROTOCOLS.md B2's list
+    /// `.csv .doc .docx .jpeg .jpg .pdf .png .ppt .pptx .txt .wav .xls .xlsx` plus `video/mp4` and
+    /// `video/quicktime`, see [`DEFAULT_ATTACHMENT_TYPES`]).
+    pub attachment_types: Vec<String>,
+    /// Largest attachment (default 20 MiB).
+    pub max_attachment_bytes: u64,
+    /// Attachments per chat (default 35); one more is `ServiceQuotaExceededException` (402).
+    pub max_attachments_per_chat: u32,
+    /// How long pre-signed upload URLs stay valid (default 300 s).
+    pub attachment_url_expiry_secs: u64,
+    /// The scan of uploaded attachments (changeable at run time: `set_attachment_scan`).
+    pub attachment_scan: AttachmentScan,
+    /// More `HeadersToInclude` beyond the eight Connect sends (default none): e.g. an unusual
+    /// header proves the bridge copies them all rather than a list it knows.
+    pub attachment_extra_headers: Vec<(String, String)>,
+}
+
+/// Connect's documented attachment types plus the video types newer instances accept.
+pub const DEFAULT_ATTACHMENT_TYPES: &[&str] = &[
+    "text/csv",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "image/jpeg",
+    "application/pdf",
+    "image/png",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "text/plain",
+    "audio/wav",
+    "audio/x-wav",
+    "application/vnd.ms-excel",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "video/mp4",
+    "video/quicktime",
+];
+
+/// What Connect's scan of a completed customer upload does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AttachmentScan {
+    /// `0` (default): the ATTACHMENT item carries the verdict at once. Otherwise the item is
+    /// `IN_PROGRESS` and a second ATTACHMENT item with the verdict follows after this many ms.
+    pub delay_ms: u64,
+    pub verdict: ScanVerdict,
+}
+
+/// The outcome of an attachment scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ScanVerdict {
+    #[default]
+    Approved,
+    Rejected,
 }
 
 impl Default for ConnectConfig {
@@ -150,6 +255,15 @@ impl Default for ConnectConfig {
             account_id: "123456789012".into(),
             connection_token_lifetime_secs: 86_400,
             max_message_chars: 1024,
+            attachment_types: DEFAULT_ATTACHMENT_TYPES
+                .iter()
+                .map(|t| (*t).to_owned())
+                .collect(),
+            max_attachment_bytes: 20 * MIB,
+            max_attachments_per_chat: 35,
+            attachment_url_expiry_secs: 300,
+            attachment_scan: AttachmentScan::default(),
+            attachment_extra_headers: Vec::new(),
         }
     }
 }

@@ -14,10 +14,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use crate::config::AttachmentScan;
+use crate::connect::attachments::AgentAttachment;
 use crate::connect::model::{ItemSpec, content_types};
 use crate::error::SandboxError;
 use crate::faults::{Fault, FaultOp};
 use crate::handle::SandboxHandle;
+use crate::media::files::{MediaFile, ServeOptions, generated_sha256};
+use crate::media::stream::file_response;
 use crate::state::Shared;
 use crate::x::payloads::DmSpec;
 use crate::x::users::SandboxUser;
@@ -39,6 +43,20 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/x/dms", get(sent_dms))
         .route("/x/requests", get(x_requests))
         .route("/x/deliveries", get(webhook_deliveries))
+        .route("/x/media", get(uploaded_media))
+        .route("/media/files", get(files).post(add_file))
+        .route("/media/files/{id}", get(file))
+        .route("/media/files/{id}/content", get(file_content))
+        .route("/media/files/{id}/serve", post(serve_options))
+        .route("/media/requests", get(media_requests))
+        .route("/media/generated", get(generated))
+        .route("/connect/attachments", get(attachments))
+        .route("/connect/s3-requests", get(s3_requests))
+        .route(
+            "/connect/attachment-scan",
+            get(attachment_scan).post(set_attachment_scan),
+        )
+        .route("/connect/contacts/{id}/attachment", post(agent_attachment))
         .route("/connect/contacts", get(contacts))
         .route("/connect/contacts/{id}", get(contact))
         .route("/connect/contacts/{id}/accept", post(accept))
@@ -69,7 +87,8 @@ impl From<SandboxError> for ControlError {
         let status = match &err {
             SandboxError::UnknownContact(_)
             | SandboxError::UnknownSubscription(_)
-            | SandboxError::UnknownMessage(_) => StatusCode::NOT_FOUND,
+            | SandboxError::UnknownMessage(_)
+            | SandboxError::UnknownFile(_) => StatusCode::NOT_FOUND,
             SandboxError::Invalid { .. } => StatusCode::BAD_REQUEST,
             SandboxError::Unreachable { .. } => StatusCode::BAD_GATEWAY,
             SandboxError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -366,4 +385,82 @@ async fn fail_next(State(shared): Ctl, bytes: Bytes) -> Reply {
 async fn clear_faults(State(shared): Ctl) -> Reply {
     handle(shared).clear_faults();
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn uploaded_media(State(shared): Ctl) -> Reply {
+    ok(handle(shared).uploaded_media())
+}
+
+async fn files(State(shared): Ctl) -> Reply {
+    ok(handle(shared).files())
+}
+
+async fn add_file(State(shared): Ctl, bytes: Bytes) -> Reply {
+    let spec: MediaFile = body(&bytes)?;
+    // Hashing a large generated file takes a while: not on an async worker.
+    let info = tokio::task::spawn_blocking(move || handle(shared).add_file(spec))
+        .await
+        .map_err(|e| ControlError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok((StatusCode::CREATED, axum::Json(info)).into_response())
+}
+
+async fn file(State(shared): Ctl, Path(id): Path<String>) -> Reply {
+    handle(shared)
+        .file(&id)
+        .ok_or_else(|| SandboxError::UnknownFile(id).into())
+        .and_then(ok)
+}
+
+/// The file's bytes, streamed like the media routes serve them.
+async fn file_content(State(shared): Ctl, Path(id): Path<String>) -> Reply {
+    let file = shared
+        .file(&id)
+        .ok_or_else(|| ControlError::from(SandboxError::UnknownFile(id)))?;
+    Ok(file_response(&file, None))
+}
+
+async fn serve_options(State(shared): Ctl, Path(id): Path<String>, bytes: Bytes) -> Reply {
+    let serve: ServeOptions = body(&bytes)?;
+    ok(handle(shared).set_serve_options(&id, serve)?)
+}
+
+async fn media_requests(State(shared): Ctl) -> Reply {
+    ok(handle(shared).media_requests())
+}
+
+#[derive(Deserialize)]
+struct GeneratedQuery {
+    size: u64,
+    seed: u64,
+}
+
+async fn generated(Query(q): Query<GeneratedQuery>) -> Reply {
+    let sha256 = tokio::task::spawn_blocking(move || generated_sha256(q.size, q.seed))
+        .await
+        .map_err(|e| ControlError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    ok(json!({"size": q.size, "seed": q.seed, "sha256": sha256}))
+}
+
+async fn attachments(State(shared): Ctl) -> Reply {
+    ok(handle(shared).attachments())
+}
+
+async fn s3_requests(State(shared): Ctl) -> Reply {
+    ok(handle(shared).s3_requests())
+}
+
+async fn attachment_scan(State(shared): Ctl) -> Reply {
+    ok(handle(shared).attachment_scan())
+}
+
+async fn set_attachment_scan(State(shared): Ctl, bytes: Bytes) -> Reply {
+    let scan: AttachmentScan = body(&bytes)?;
+    let h = handle(shared);
+    h.set_attachment_scan(scan);
+    ok(h.attachment_scan())
+}
+
+async fn agent_attachment(State(shared): Ctl, Path(id): Path<String>, bytes: Bytes) -> Reply {
+    let spec: AgentAttachment = body(&bytes)?;
+    ok(handle(shared).agent_send_attachment_with(&id, spec)?)
 }

@@ -38,6 +38,8 @@ pub enum SandboxError {
     UnknownSubscription(String),
     #[error("unknown SNS message {0}")]
     UnknownMessage(String),
+    #[error("unknown file {0}")]
+    UnknownFile(String),
     #[error("timed out after {millis} ms waiting for {what}")]
     Timeout { what: String, millis: u128 },
 }

@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::clock;
-use crate::connect::model::{ChatItem, ContactView, EndReason};
+use crate::connect::model::{ArtifactStatus, ChatItem, ContactView, EndReason};
 use crate::faults::FaultOp;
+use crate::media::registry::MediaRequestKind;
 use crate::state::lock;
-use crate::x::records::{DeliveryKind, SentDm, XOp};
+use crate::x::records::{DeliveryKind, MediaCategory, ProcessingState, SentDm, XOp};
 
 /// Events kept for `event_log`; older ones are dropped.
 const LOG_CAPACITY: usize = 10_000;
@@ -81,6 +82,60 @@ pub enum SandboxEvent {
         subscription_arn: String,
         status: Option<u16>,
         attempt: u32,
+    },
+    /// X media upload v2 `initialize` accepted.
+    MediaInitialized {
+        media_id: String,
+        category: MediaCategory,
+        total_bytes: u64,
+    },
+    /// An X media upload was finalized (or a one-shot upload received): the bytes are in.
+    MediaUploaded {
+        media_id: String,
+        category: MediaCategory,
+        media_type: String,
+        size: u64,
+        sha256: String,
+        file_id: String,
+    },
+    /// Processing of an uploaded GIF or video ended (`succeeded` or `failed`).
+    MediaProcessed {
+        media_id: String,
+        state: ProcessingState,
+    },
+    /// A media URL of a DM was requested (refused ones included).
+    MediaDownload {
+        kind: MediaRequestKind,
+        path: String,
+        status: u16,
+        file_id: Option<String>,
+    },
+    /// StartAttachmentUpload handed out an upload URL.
+    AttachmentUploadStarted {
+        contact_id: String,
+        attachment_id: String,
+        name: String,
+        content_type: String,
+        size: u64,
+    },
+    /// A PUT to an attachment upload URL was answered.
+    AttachmentPut {
+        attachment_id: Option<String>,
+        status: u16,
+        rejection: Option<String>,
+        size: Option<u64>,
+        sha256: Option<String>,
+    },
+    /// CompleteAttachmentUpload added the ATTACHMENT item.
+    AttachmentCompleted {
+        contact_id: String,
+        attachment_id: String,
+        status: ArtifactStatus,
+    },
+    /// A GET of a GetAttachment URL was answered.
+    AttachmentDownload {
+        attachment_id: Option<String>,
+        status: u16,
     },
     /// A queued fault was applied to a call.
     FaultInjected {

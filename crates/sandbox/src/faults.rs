@@ -23,11 +23,50 @@ pub enum FaultOp {
     CreateDm,
     /// X `GET /2/users/:id` and `GET /2/users/me`.
     GetUser,
+    /// Connect participant StartAttachmentUpload.
+    StartAttachmentUpload,
+    /// Connect participant CompleteAttachmentUpload.
+    CompleteAttachmentUpload,
+    /// Connect participant GetAttachment.
+    GetAttachment,
+    /// The PUT to a pre-signed attachment upload URL (S3; errors as S3 XML).
+    AttachmentPut,
+    /// The GET of a GetAttachment URL (S3; errors as S3 XML).
+    AttachmentGet,
+    /// X `POST /2/media/upload/initialize`.
+    MediaInitialize,
+    /// X `POST /2/media/upload/:id/append`.
+    MediaAppend,
+    /// X `POST /2/media/upload/:id/finalize`.
+    MediaFinalize,
+    /// X `GET /2/media/upload?command=STATUS`.
+    MediaStatus,
+    /// X one-shot `POST /2/media/upload`.
+    MediaUpload,
+    /// Not a call: a fault queued here is consumed by the next `finalize` of a GIF or video, whose
+    /// processing then ends `failed` (with the fault's `message`). Its status is ignored.
+    MediaProcessing,
+    /// X TON photo download (`GET /1.1/ton/data/dm/…`), after OAuth verification.
+    TonDownload,
+    /// Public (twimg-style) media download; errors are plain text.
+    MediaDownload,
 }
 
 impl FaultOp {
     pub fn is_x(self) -> bool {
-        matches!(self, Self::CreateDm | Self::GetUser)
+        matches!(
+            self,
+            Self::CreateDm
+                | Self::GetUser
+                | Self::MediaInitialize
+                | Self::MediaAppend
+                | Self::MediaFinalize
+                | Self::MediaStatus
+                | Self::MediaUpload
+                | Self::MediaProcessing
+                | Self::TonDownload
+                | Self::MediaDownload
+        )
     }
 }
 

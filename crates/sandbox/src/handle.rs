@@ -5,15 +5,20 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
-use crate::config::SandboxConfig;
-use crate::connect::model::{ChatItem, ContactView, ItemSpec};
+use crate::config::{AttachmentScan, SandboxConfig};
+use crate::connect::attachments::{AgentAttachment, S3RequestRecord};
+use crate::connect::model::{ArtifactStatus, AttachmentView, ChatItem, ContactView, ItemSpec};
 use crate::error::SandboxError;
 use crate::events::{LoggedEvent, SandboxEvent};
 use crate::faults::{Fault, FaultOp, PendingFault};
+use crate::media::files::{FileInfo, FileOrigin, MediaFile, ServeOptions, Source};
+use crate::media::registry::MediaRequestRecord;
 use crate::sns::delivery::{self, SnsAttempt, SnsDelivery, SubscriptionView};
 use crate::state::{Shared, lock};
 use crate::x::payloads::DmSpec;
-use crate::x::records::{CrcOutcome, RequestRecord, SentDm, WebhookDelivery, WebhookRegistration};
+use crate::x::records::{
+    CrcOutcome, RequestRecord, SentDm, UploadedMedia, WebhookDelivery, WebhookRegistration,
+};
 use crate::x::users::SandboxUser;
 use crate::x::webhook_client::{self, SignatureHeader};
 
@@ -42,6 +47,13 @@ impl SandboxHandle {
     /// The signing certificate (PEM).
     pub fn sns_cert_pem(&self) -> String {
         self.shared.signer.cert_pem().to_owned()
+    }
+
+    /// `http://localhost:PORT`: this listener under another host name — a media host a bridge
+    /// allow-listing `base_url` must not fetch from (the sandbox would still record the GET).
+    pub fn alt_base_url(&self) -> String {
+        let port = self.shared.base_url.rsplit(':').next().unwrap_or_default();
+        format!("http://localhost:{port}")
     }
 
     /// The configured streaming topic.
@@ -116,6 +128,74 @@ impl SandboxHandle {
     /// Every X REST call, including refused ones.
     pub fn x_requests(&self) -> Vec<RequestRecord> {
         lock(&self.shared.x).requests.clone()
+    }
+
+    /// X media uploads (media upload v2), oldest first.
+    pub fn uploaded_media(&self) -> Vec<UploadedMedia> {
+        let mut all: Vec<UploadedMedia> = lock(&self.shared.x)
+            .uploads
+            .values()
+            .map(|u| u.view.clone())
+            .collect();
+        all.sort_by(|a, b| (a.media_id.len(), &a.media_id).cmp(&(b.media_id.len(), &b.media_id)));
+        all
+    }
+
+    pub fn media_upload(&self, media_id: &str) -> Option<UploadedMedia> {
+        lock(&self.shared.x)
+            .uploads
+            .get(media_id)
+            .map(|u| u.view.clone())
+    }
+
+    // ----- media files -----
+
+    /// Registers a file the sandbox can serve (DM media, agent attachments). Generated files are
+    /// hashed once here, by streaming (about a second per few hundred MB).
+    pub fn add_file(&self, file: MediaFile) -> FileInfo {
+        self.shared.add_file(file, FileOrigin::Registered)
+    }
+
+    /// Every stored file: registered, decoys, X uploads, Connect uploads.
+    pub fn files(&self) -> Vec<FileInfo> {
+        lock(&self.shared.media).infos()
+    }
+
+    pub fn file(&self, file_id: &str) -> Option<FileInfo> {
+        self.shared.file_info(file_id)
+    }
+
+    /// The bytes of a stored file, if it was retained and is at most `max_len` bytes long
+    /// (generated content is materialised).
+    pub fn file_bytes(&self, file_id: &str, max_len: u64) -> Option<Vec<u8>> {
+        let file = self.shared.file(file_id)?;
+        if file.info.size > max_len {
+            return None;
+        }
+        match file.source {
+            Source::Bytes(bytes) => Some(bytes.to_vec()),
+            Source::Generated { size, seed } => {
+                Some(crate::media::files::generated_bytes(size, seed))
+            }
+            Source::HashOnly => None,
+        }
+    }
+
+    /// Changes how a file is served (chunked without Content-Length, redirect).
+    pub fn set_serve_options(
+        &self,
+        file_id: &str,
+        serve: ServeOptions,
+    ) -> Result<FileInfo, SandboxError> {
+        self.shared
+            .set_serve_options(file_id, serve)
+            .ok_or_else(|| SandboxError::UnknownFile(file_id.to_owned()))
+    }
+
+    /// Every GET/HEAD of a DM media URL (TON, twimg-style, other registered URLs), refused ones
+    /// included — an empty list proves nothing was fetched.
+    pub fn media_requests(&self) -> Vec<MediaRequestRecord> {
+        lock(&self.shared.media).requests.clone()
     }
 
     // ----- X: webhook side -----
@@ -236,6 +316,60 @@ impl SandboxHandle {
 
     pub fn end_chat(&self, contact_id: &str) -> Result<ChatItem, SandboxError> {
         self.shared.end_chat(contact_id)
+    }
+
+    /// An ATTACHMENT item (role AGENT, status APPROVED) carrying a registered file, from the
+    /// agent who accepted. Connect's type and size limits are not applied to the agent side.
+    pub fn agent_send_attachment(
+        &self,
+        contact_id: &str,
+        name: &str,
+        content_type: &str,
+        file_id: &str,
+    ) -> Result<ChatItem, SandboxError> {
+        self.shared.agent_send_attachment(
+            contact_id,
+            AgentAttachment {
+                name: name.to_owned(),
+                content_type: Some(content_type.to_owned()),
+                file_id: file_id.to_owned(),
+                status: ArtifactStatus::Approved,
+            },
+        )
+    }
+
+    /// Like `agent_send_attachment`, with every field (e.g. a REJECTED or IN_PROGRESS status).
+    pub fn agent_send_attachment_with(
+        &self,
+        contact_id: &str,
+        attachment: AgentAttachment,
+    ) -> Result<ChatItem, SandboxError> {
+        self.shared.agent_send_attachment(contact_id, attachment)
+    }
+
+    /// Every attachment of every chat (what reached Connect: size, SHA-256, status).
+    pub fn attachments(&self) -> Vec<AttachmentView> {
+        self.shared.attachment_views()
+    }
+
+    pub fn attachment(&self, attachment_id: &str) -> Option<AttachmentView> {
+        self.attachments()
+            .into_iter()
+            .find(|a| a.attachment_id == attachment_id)
+    }
+
+    /// Requests to pre-signed attachment URLs (uploads and downloads), refused ones included.
+    pub fn s3_requests(&self) -> Vec<S3RequestRecord> {
+        self.shared.s3_requests()
+    }
+
+    /// The scan applied to customer attachments completed from now on.
+    pub fn set_attachment_scan(&self, scan: AttachmentScan) {
+        self.shared.set_attachment_scan(scan);
+    }
+
+    pub fn attachment_scan(&self) -> AttachmentScan {
+        self.shared.attachment_scan()
     }
 
     /// Returns the contact after the transfer (its new `contact_id`).

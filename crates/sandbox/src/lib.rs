@@ -42,6 +42,12 @@
 //! | `PUT /contact/chat` | StartChatContact (SigV4 `connect`) |
 //! | `POST /contact/start-streaming`, `/contact/stop-streaming`, `/contact/stop` | StartContactStreaming, StopContactStreaming, StopContact |
 //! | `POST /participant/connection`, `/message`, `/event`, `/disconnect`, `/transcript` | participant service (`X-Amz-Bearer`) |
+//! | `POST /participant/start-attachment-upload`, `/complete-attachment-upload`, `/attachment` | StartAttachmentUpload, CompleteAttachmentUpload, GetAttachment (`X-Amz-Bearer` = ConnectionToken) |
+//! | `PUT`/`GET /s3/…?X-Amz-Signature=…` | the pre-signed attachment upload / download URLs ("S3": XML errors) |
+//! | `POST /2/media/upload/initialize`, `/2/media/upload/{id}/append`, `/2/media/upload/{id}/finalize` | X media upload v2 (OAuth 1.0a) |
+//! | `GET /2/media/upload?command=STATUS&media_id=…`, `POST /2/media/upload` | STATUS polling; one-shot image upload |
+//! | `GET /1.1/ton/data/dm/{dm_id}/{media_id}/{resource}` | DM photo download (TON: OAuth 1.0a required) |
+//! | `GET /dm_video/…`, `/dm_gif/…`, `/dm_video_preview/…`, `/dm_gif_preview/…`, any other registered media URL | public DM video / GIF / preview downloads |
 //! | `GET /sns/SimpleNotificationService-<hash>.pem` | the SNS signing certificate |
 //! | `GET /sns/confirm?Action=ConfirmSubscription&TopicArn=…&Token=…` | SubscribeURL |
 //! | `GET /sns/unsubscribe?Action=Unsubscribe&SubscriptionArn=…` | UnsubscribeURL |
@@ -62,18 +68,31 @@
 //! | `POST /_sandbox/x/typing`, `/x/read` | `{"sender_id"}`, `{"sender_id","last_read_event_id"}` |
 //! | `POST /_sandbox/x/raw` | `{"body":"…","signature":"valid"\|"omit"\|{"custom":"sha256=…"}}` |
 //! | `GET /_sandbox/x/dms`, `/x/requests`, `/x/deliveries` | [`SentDm`]s, [`RequestRecord`]s, [`WebhookDelivery`]s |
+//! | `GET /_sandbox/x/media` | [`UploadedMedia`]s (media upload v2) |
+//! | `GET`/`POST /_sandbox/media/files` | [`MediaFile`] → [`FileInfo`] (201); `content`: `{"bytes":"<base64>"}`, `{"text":"…"}` or `{"generated":{"size","seed"}}` |
+//! | `GET /_sandbox/media/files/{id}`, `…/{id}/content` | [`FileInfo`]; the bytes, streamed |
+//! | `POST /_sandbox/media/files/{id}/serve` | [`ServeOptions`] `{"omit_content_length"?,"redirect_to"?}` → [`FileInfo`] |
+//! | `GET /_sandbox/media/requests` | [`MediaRequestRecord`]s (every media GET) |
+//! | `GET /_sandbox/media/generated?size=N&seed=S` | `{"size","seed","sha256"}` of a generated file |
 //! | `GET /_sandbox/connect/contacts[/{id}]` | [`ContactView`]s |
 //! | `POST /_sandbox/connect/contacts/{id}/accept` | `{"agent_name"}` |
 //! | `POST …/{id}/message` | `{"content","content_type"?}` (default `text/markdown`) |
 //! | `POST …/{id}/item` | [`ItemSpec`] |
 //! | `POST …/{id}/typing`, `/read` `{"message_id"}`, `/leave`, `/end`, `/transfer` | |
 //! | `POST …/{id}/system` | `{"text"}` |
+//! | `POST …/{id}/attachment` | [`AgentAttachment`] `{"name","file_id","content_type"?,"status"?}` → [`ChatItem`] |
+//! | `GET /_sandbox/connect/attachments`, `/connect/s3-requests` | [`AttachmentView`]s, [`S3RequestRecord`]s |
+//! | `GET`/`POST /_sandbox/connect/attachment-scan` | [`AttachmentScan`] `{"delay_ms","verdict":"APPROVED"\|"REJECTED"}` |
 //! | `POST /_sandbox/sns/subscribe` | `{"endpoint","topic_arn"?}` → [`SubscriptionView`] |
 //! | `GET /_sandbox/sns/subscriptions`, `/sns/deliveries` | [`SubscriptionView`]s, [`SnsDelivery`]s |
 //! | `POST /_sandbox/sns/redeliver` | `{"message_id"}` → attempts |
 //! | `GET`/`POST`/`DELETE /_sandbox/faults` | `{"op":"SendMessage","count":2,"fault":{"status":429}}` |
 //!
-//! Control errors answer `{"error":"…"}` with 400/404/409/502/504.
+//! Control errors answer `{"error":"…"}` with 400/404/409/502/504. Fault ops: every Connect and X
+//! operation above, plus `StartAttachmentUpload`, `CompleteAttachmentUpload`, `GetAttachment`,
+//! `AttachmentPut`, `AttachmentGet` (S3 XML errors), `MediaInitialize`, `MediaAppend`,
+//! `MediaFinalize`, `MediaStatus`, `MediaUpload`, `MediaProcessing` (makes the next GIF/video
+//! processing fail), `TonDownload`, `MediaDownload` (see [`FaultOp`]).
 //!
 //! ```text
 //! B=http://127.0.0.1:4566
@@ -84,6 +103,9 @@
 //! curl -s -XPOST $B/_sandbox/connect/contacts/$CONTACT/accept -d '{"agent_name":"Enrique"}'
 //! curl -s -XPOST $B/_sandbox/connect/contacts/$CONTACT/message -d '{"content":"Hi, how can I help?"}'
 //! curl -s -XPOST $B/_sandbox/faults -d '{"op":"CreateDm","count":1,"fault":{"status":429,"rate_limit_reset":1893456000}}'
+//! curl -s -XPOST $B/_sandbox/media/files -d '{"name":"clip.mp4","content_type":"video/mp4","content":{"generated":{"size":209715200,"seed":7}}}'
+//! curl -s -XPOST $B/_sandbox/x/dm -d '{"sender_id":"55125386","text":"look","media":{"kind":"video","file_id":"file-1"}}'
+//! curl -s -XPOST $B/_sandbox/connect/contacts/$CONTACT/attachment -d '{"name":"statement.pdf","file_id":"file-2"}'
 //! ```
 //!
 //! ## Behaviour worth knowing
@@ -103,8 +125,60 @@
 //! * The webhook is validated by CRC when set; a webhook configured in `XConfig::webhook_url` (or
 //!   one whose CRC failed) is re-checked before the next delivery, like X's periodic CRC.
 //! * DMs to ids not in the registry are accepted; registered users with `accepts_dms: false` get 403.
-//! * Not emulated: X media upload/TON download, Connect attachments, participant websockets (the
-//!   `Websocket` URL of CreateParticipantConnection is not served).
+//! * Not emulated: participant websockets (the `Websocket` URL of CreateParticipantConnection is not
+//!   served), the OAuth 2.0-only `GET /2/dm_conversations/media/…` download, v1.1 media upload. The
+//!   command-style `POST /2/media/upload?command=…` answers 400 (deprecated by X).
+//!
+//! ## Media
+//!
+//! * **Files** ([`SandboxHandle::add_file`], [`MediaFile`]): literal bytes, or generated content —
+//!   `size` bytes from `seed`, computed on the fly whenever served ([`generated_stream`]) and never
+//!   materialised; [`generated_sha256`] gives a generated file's hash (memoised) so tests compare
+//!   without holding it. Every stored file — registered, decoy, X upload, Connect upload — has a
+//!   size and a SHA-256 ([`FileInfo`]); uploads are hashed as they stream and keep their bytes only
+//!   up to [`MediaConfig::keep_bytes_up_to`] (1 MiB). A larger upload whose size and hash equal a
+//!   retained file's (e.g. a generated file the bridge relayed) is servable from that file's source.
+//! * **DM media** ([`MediaSpec::photo`], [`MediaSpec::video`], [`MediaSpec::animated_gif`] on a
+//!   [`DmSpec`]): every URL is on this listener. Photo: `media_url_https` =
+//!   `{base}/1.1/ton/data/dm/{dm_id}/{media_id}/{file name}`, which needs an OAuth 1.0a signature
+//!   (verified like the REST routes, base URL = the URL without query; unsigned or wrong ⇒ 401, the
+//!   reason recorded). Video: three variants — a 320 kbit/s mp4 (a small decoy), the 2,176 kbit/s
+//!   mp4 (the file, listed in the middle) and an `application/x-mpegURL` playlist without bitrate —
+//!   and a preview image, all public. GIF: one mp4 variant with `bitrate: 0`. The text ends with
+//!   the media's t.co link ([`DeliveredMedia::tco_url`], also the entity's `url` and `media.url`);
+//!   [`DmSpec::with_link`] adds other t.co links. [`MediaSpec::url`] may name any URL: one on this
+//!   port under another host name ([`SandboxHandle::alt_base_url`], `http://localhost:PORT/…`) is
+//!   still served, so a bridge that fetched it despite its allow-list shows in
+//!   [`SandboxHandle::media_requests`] (every media GET: path, `Host`, status, rejection).
+//!   [`ServeOptions`] per file: no `Content-Length` (chunked), or `302` to another host.
+//! * **X media upload v2**: `initialize` needs `media_category` `dm_image`/`dm_gif`/`dm_video` and a
+//!   fitting `media_type` (image/* but GIF, `image/gif`, video/*), `total_bytes` within 5 / 15 /
+//!   512 MB; `append` (multipart `segment_index` + `media`, or JSON base64) takes segments 0, 1, 2…
+//!   strictly in order and one at a time (out of order, duplicate, concurrent ⇒ 400), each at most
+//!   [`XMediaConfig::max_segment_bytes`] (5 MiB) and never past `total_bytes`; `finalize` needs
+//!   exactly `total_bytes`. Images are ready at once (no `processing_info`); GIFs and videos answer
+//!   `pending`, then STATUS polls answer `in_progress` until poll number
+//!   [`XMediaConfig::processing_polls`] (default 2), which answers `succeeded` — or `failed` when
+//!   a [`FaultOp::MediaProcessing`] fault was queued. Polls before `check_after_secs` are answered and
+//!   counted ([`UploadedMedia::early_polls`]). A DM's `attachments` must name media this user
+//!   uploaded, `succeeded` and unexpired (else 400); [`SentDm::media`] records its category, type,
+//!   size and SHA-256, and the echo carries it as photo / video / GIF.
+//! * **Connect attachments**: StartAttachmentUpload checks the type against
+//!   [`ConnectConfig::attachment_types`] (PROTOCOLS.md B2's list + `video/mp4`, `video/quicktime`),
+//!   size ≤ 20 MiB, name 1..256 (ValidationException 400) and 35 attachments per chat, agent ones
+//!   included (`ServiceQuotaExceededException` 402); ClientToken is idempotent. The upload URL takes
+//!   a PUT only with every `HeadersToInclude` header verbatim (the eight Connect sends, plus
+//!   [`ConnectConfig::attachment_extra_headers`]) and the declared length; otherwise S3's `403
+//!   SignatureDoesNotMatch` XML, with the missing or altered headers in [`S3RequestRecord`].
+//!   CompleteAttachmentUpload (409 `ConflictException` before a successful PUT) adds an ATTACHMENT
+//!   item (role CUSTOMER, no top-level `ContentType`, like the only real sample), streamed like every
+//!   item. Scan ([`AttachmentScan`]): by default the item says APPROVED at once; with `delay_ms` it
+//!   says IN_PROGRESS and a second ATTACHMENT item with the verdict (APPROVED or REJECTED) follows.
+//!   GetAttachment (URL expiry 5..300 s, default 300) serves APPROVED attachments only (else 400);
+//!   its URL's GET streams the file with `Content-Length`, `Content-Type`, `Content-Disposition`.
+//!   [`SandboxHandle::agent_send_attachment`] adds an agent's (Connect's type and size limits are not
+//!   applied to the agent side). [`ContactView::attachments`] and [`SandboxHandle::attachments`] show
+//!   what reached Connect: size, SHA-256, status.
 
 mod clock;
 pub mod config;
@@ -115,27 +189,37 @@ pub mod events;
 pub mod faults;
 mod handle;
 mod ids;
+pub mod media;
 mod server;
 pub mod sns;
 mod state;
 pub mod x;
 
 pub use config::{
-    BusinessAccount, ConnectConfig, RateLimit, SandboxConfig, SignatureVersion, SnsConfig, XApp,
-    XConfig,
+    AttachmentScan, BusinessAccount, ConnectConfig, DEFAULT_ATTACHMENT_TYPES, MediaConfig,
+    RateLimit, SandboxConfig, ScanVerdict, SignatureVersion, SnsConfig, XApp, XConfig,
+    XMediaConfig,
 };
+pub use connect::attachments::{AgentAttachment, S3RequestRecord};
 pub use connect::model::{
-    AgentView, ChatItem, ChatMessage, ContactStatus, ContactView, EndReason, Item, ItemSpec,
-    ItemType, MessageVisibility, ParticipantRole, StreamingView, content_types,
+    AgentView, ArtifactStatus, AttachmentItem, AttachmentView, ChatItem, ChatMessage,
+    ContactStatus, ContactView, EndReason, Item, ItemSpec, ItemType, MessageVisibility,
+    ParticipantRole, StreamingView, content_types,
 };
 pub use error::SandboxError;
 pub use events::{LoggedEvent, SandboxEvent};
 pub use faults::{Fault, FaultOp, PendingFault};
 pub use handle::SandboxHandle;
+pub use media::files::{
+    FileContent, FileInfo, FileOrigin, Generator, MediaFile, ServeOptions, generated_bytes,
+    generated_sha256, generated_stream, sha256_hex,
+};
+pub use media::registry::{MediaRequestKind, MediaRequestRecord};
 pub use sns::delivery::{SnsAttempt, SnsDelivery, SnsMessageType, SubscriptionView};
 pub use x::payloads::{DmSpec, MediaKind, MediaSpec, PayloadShape, UrlSpec};
 pub use x::records::{
-    CrcOutcome, DeliveryKind, RequestRecord, SentDm, WebhookDelivery, WebhookRegistration, XOp,
+    CrcOutcome, DeliveredMedia, DeliveryKind, MediaCategory, ProcessingState, RequestRecord,
+    SentDm, SentMedia, UploadedMedia, WebhookDelivery, WebhookRegistration, XOp,
 };
 pub use x::users::SandboxUser;
 pub use x::webhook_client::SignatureHeader;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{OriginalUri, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 
@@ -18,7 +18,7 @@ use crate::sns::signer::SnsSigner;
 use crate::state::{Shared, lock};
 use crate::x::records::WebhookRegistration;
 use crate::x::users::SandboxUser;
-use crate::{connect, control, sns, x};
+use crate::{connect, control, media, sns, x};
 
 /// How often expired chats are ended.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -26,8 +26,12 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(x::api::routes())
+        .merge(x::media_upload::routes())
+        .merge(media::download::routes())
         .merge(connect::contact::routes())
         .merge(connect::participant::routes())
+        .merge(connect::attachments::participant_routes())
+        .merge(connect::attachments::s3_routes())
         .merge(sns::routes())
         .nest("/_sandbox", control::routes())
         .fallback(fallback)
@@ -39,7 +43,11 @@ async fn fallback(
     State(shared): State<Arc<Shared>>,
     method: Method,
     OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
 ) -> Response {
+    if media::download::is_media_request(&shared, &method, uri.path()) {
+        return media::download::public(shared, method, uri, headers).await;
+    }
     let path = uri.path();
     if path.starts_with("/2/") || path.starts_with("/1.1/") {
         return x::api::unknown_route(&shared, method, uri);

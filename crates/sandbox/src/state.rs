@@ -13,6 +13,7 @@ use crate::connect::errors::{AwsError, Service};
 use crate::events::{EventBus, SandboxEvent};
 use crate::faults::{Fault, FaultBook, FaultOp, PendingFault};
 use crate::ids::Snowflake;
+use crate::media::registry::MediaState;
 use crate::sns::delivery::SnsState;
 use crate::sns::signer::SnsSigner;
 use crate::x::state::XState;
@@ -22,7 +23,8 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Lock order, where two are held: `connect` before `sns`. No lock is held across an `.await`.
+/// Lock order, where two are held: `connect` before `sns`; `media` and `x` are never held with
+/// another lock. No lock is held across an `.await`.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub cfg: SandboxConfig,
@@ -31,6 +33,8 @@ pub(crate) struct Shared {
     pub x: Mutex<XState>,
     pub connect: Mutex<ConnectState>,
     pub sns: Mutex<SnsState>,
+    /// Files, media paths and media GET records.
+    pub media: Mutex<MediaState>,
     faults: Mutex<FaultBook>,
     pub events: EventBus,
     /// Client for calls to the bridge (webhook, SNS endpoints): no redirects, no proxy.
@@ -57,6 +61,7 @@ impl Shared {
             x: Mutex::default(),
             connect: Mutex::default(),
             sns: Mutex::default(),
+            media: Mutex::default(),
             faults: Mutex::default(),
             events: EventBus::new(),
             http,

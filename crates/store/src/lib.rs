@@ -10,10 +10,18 @@
 //! |---|---|
 //! | `sqlite:PATH` (`sqlite:./xdm-connect.db`) | [`SqliteStore`] on that file: the embedded default |
 //! | `sqlite::memory:` | [`SqliteStore`] in memory (tests, throw-away demos) |
-//! | `dynamodb:TABLE_PREFIX` | parsed, but not part of this build yet (opening it says so) |
+//! | `dynamodb:TABLE_PREFIX` | [`DynamoStore`] on the tables `TABLE_PREFIXsessions`, `…profiles`, `…jobs`, `…lanes` |
 //!
 //! `AnyStore::Memory` wraps the core's [`MemoryStore`] for tests and benchmarks; it has no URL.
-//! Every backend passes the same conformance suite (`tests/it/conformance`).
+//! Every backend passes the same conformance suite (`tests/it/conformance`); the DynamoDB run
+//! talks to a local emulator (moto) over real sockets with the real AWS SDK client.
+//!
+//! Opening `dynamodb:PREFIX` needs an AWS configuration (credentials, region, optional
+//! `AWS_ENDPOINT_URL_DYNAMODB`): [`open`] loads it from the environment, [`open_with`] takes
+//! the one the application already built. Either way the tables are checked (DescribeTable)
+//! before the store is returned, so a missing table or region is a start-up error that names
+//! it, not a failure of the first webhook. The table design is in the `dynamodb` module and in
+//! `docs/aws-tables.md`; [`DynamoStore::create_tables`] creates them for tests and development.
 //!
 //! # Durability (SQLite)
 //!
@@ -29,9 +37,21 @@
 //! runs the calls in order (see `sqlite/worker.rs`). Correctness does not rest on that thread:
 //! the one-open-session-per-customer rule is a partial unique index, `enqueue` one transaction,
 //! and `claim` a single compare-and-set UPDATE.
+//!
+//! # Durability (DynamoDB)
+//!
+//! A DynamoDB write is acknowledged once it is stored durably across availability zones, so an
+//! `Ok` from [`Store::enqueue`] survives the loss of the process (or of the Lambda instance)
+//! that made it. Every state change is one transaction or one conditional write, so a process
+//! that dies mid-call leaves nothing half-done (an enqueue of more than 50 jobs is several
+//! transactions, committed in order); a job it had claimed becomes claimable again when its
+//! lease ends.
 
+mod dynamodb;
 mod sqlite;
 mod url;
+
+use aws_config::{BehaviorVersion, SdkConfig};
 
 use xdm_core::ids::{InitialContactId, XUserId};
 use xdm_core::jobs::{Job, JobState, NewJob, Queue};
@@ -40,6 +60,7 @@ use xdm_core::ports::{SessionInsert, Store, StoreError};
 use xdm_core::profile::XProfile;
 use xdm_core::session::{ConnectionCredentials, Session};
 
+pub use crate::dynamodb::{DynamoOptions, DynamoStore, TableError, TableNames};
 pub use crate::sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore, Synchronous};
 pub use crate::url::{SqliteLocation, StoreUrl, StoreUrlError};
 
@@ -82,13 +103,28 @@ pub enum OpenError {
     #[error("the thread of the SQLite store {location} stopped while opening it")]
     ThreadStopped { location: String },
     #[error(
-        "XDM_STORE=dynamodb:{table_prefix}: the DynamoDB backend is not part of this build yet (it is coming in a later release); use XDM_STORE=sqlite:PATH for now"
+        "XDM_STORE=dynamodb:{table_prefix}: no AWS region is configured; set AWS_REGION (or a region in the AWS profile)"
     )]
-    DynamoDbNotAvailable { table_prefix: String },
+    DynamoDbNoRegion { table_prefix: String },
+    #[error("XDM_STORE=dynamodb:{table_prefix}: {source}")]
+    DynamoDb {
+        table_prefix: String,
+        #[source]
+        source: TableError,
+    },
 }
 
-/// Opens the backend `url` names.
+/// Opens the backend `url` names. For `dynamodb:` the AWS configuration is loaded from the
+/// environment (`aws_config::defaults(BehaviorVersion::latest())`); use [`open_with`] to pass the
+/// one the application already has.
 pub async fn open(url: &StoreUrl) -> Result<AnyStore, OpenError> {
+    open_with(url, None).await
+}
+
+/// Opens the backend `url` names; a `dynamodb:` store uses `sdk` when given (credentials,
+/// region, endpoint), else the configuration loaded from the environment. Other backends ignore
+/// `sdk`.
+pub async fn open_with(url: &StoreUrl, sdk: Option<SdkConfig>) -> Result<AnyStore, OpenError> {
     match url {
         StoreUrl::Sqlite { location, options } => {
             let store = match location {
@@ -97,9 +133,31 @@ pub async fn open(url: &StoreUrl) -> Result<AnyStore, OpenError> {
             };
             Ok(AnyStore::Sqlite(store))
         }
-        StoreUrl::DynamoDb { table_prefix } => Err(OpenError::DynamoDbNotAvailable {
-            table_prefix: table_prefix.clone(),
-        }),
+        StoreUrl::DynamoDb { table_prefix } => {
+            let sdk = match sdk {
+                Some(sdk) => sdk,
+                None => aws_config::defaults(BehaviorVersion::latest()).load().await,
+            };
+            if sdk.region().is_none() {
+                return Err(OpenError::DynamoDbNoRegion {
+                    table_prefix: table_prefix.clone(),
+                });
+            }
+            let store = DynamoStore::new(&sdk, table_prefix);
+            store
+                .check_tables()
+                .await
+                .map_err(|source| OpenError::DynamoDb {
+                    table_prefix: table_prefix.clone(),
+                    source,
+                })?;
+            tracing::info!(
+                table_prefix = %table_prefix,
+                region = sdk.region().map(|r| r.as_ref()).unwrap_or_default(),
+                "DynamoDB store open"
+            );
+            Ok(AnyStore::DynamoDb(store))
+        }
     }
 }
 
@@ -107,6 +165,8 @@ pub async fn open(url: &StoreUrl) -> Result<AnyStore, OpenError> {
 #[derive(Debug)]
 pub enum AnyStore {
     Sqlite(SqliteStore),
+    /// Shared by every process and Lambda instance that uses the same tables.
+    DynamoDb(DynamoStore),
     /// The core's in-memory reference store: not durable, for tests and benchmarks.
     Memory(MemoryStore),
 }
@@ -116,6 +176,7 @@ impl AnyStore {
     pub fn backend(&self) -> &'static str {
         match self {
             AnyStore::Sqlite(_) => "sqlite",
+            AnyStore::DynamoDb(_) => "dynamodb",
             AnyStore::Memory(_) => "memory",
         }
     }
@@ -124,6 +185,12 @@ impl AnyStore {
 impl From<SqliteStore> for AnyStore {
     fn from(store: SqliteStore) -> Self {
         AnyStore::Sqlite(store)
+    }
+}
+
+impl From<DynamoStore> for AnyStore {
+    fn from(store: DynamoStore) -> Self {
+        AnyStore::DynamoDb(store)
     }
 }
 
@@ -138,6 +205,7 @@ macro_rules! delegate {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {
         match $self {
             AnyStore::Sqlite(s) => s.$method($($arg),*).await,
+            AnyStore::DynamoDb(s) => s.$method($($arg),*).await,
             AnyStore::Memory(s) => s.$method($($arg),*).await,
         }
     };
@@ -203,6 +271,15 @@ impl Store for AnyStore {
         limit: usize,
     ) -> Result<Vec<Job>, StoreError> {
         delegate!(self.lane_heads(queue, now_ms, limit))
+    }
+
+    async fn lane_head(
+        &self,
+        queue: Queue,
+        lane: &str,
+        now_ms: i64,
+    ) -> Result<Option<Job>, StoreError> {
+        delegate!(self.lane_head(queue, lane, now_ms))
     }
 
     async fn claim(
@@ -273,19 +350,22 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn dynamodb_parses_but_does_not_open() {
+    async fn dynamodb_without_a_region_names_the_setting() {
         let url = StoreUrl::parse("dynamodb:xdm-").unwrap_or_else(|e| panic!("{e}"));
-        let e = open(&url)
+        // An explicit configuration without a region: nothing is read from the environment.
+        let sdk = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .build();
+        let e = open_with(&url, Some(sdk))
             .await
             .err()
-            .unwrap_or_else(|| panic!("opened dynamodb"));
+            .unwrap_or_else(|| panic!("opened dynamodb without a region"));
         assert!(
-            matches!(e, OpenError::DynamoDbNotAvailable { ref table_prefix } if table_prefix == "xdm-")
+            matches!(e, OpenError::DynamoDbNoRegion { ref table_prefix } if table_prefix == "xdm-")
         );
         let msg = e.to_string();
         assert!(msg.contains("XDM_STORE=dynamodb:xdm-"), "{msg}");
-        assert!(msg.contains("not part of this build yet"), "{msg}");
-        assert!(msg.contains("sqlite:PATH"), "{msg}");
+        assert!(msg.contains("AWS_REGION"), "{msg}");
     }
 
     #[tokio::test]

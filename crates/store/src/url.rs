@@ -19,7 +19,8 @@ pub enum StoreUrl {
         location: SqliteLocation,
         options: SqliteOptions,
     },
-    /// `dynamodb:TABLE_PREFIX`: the tables are `<prefix>…`.
+    /// `dynamodb:TABLE_PREFIX`: the tables are `<prefix>sessions`, `<prefix>profiles`,
+    /// `<prefix>jobs` and `<prefix>lanes` (docs/aws-tables.md).
     DynamoDb { table_prefix: String },
 }
 

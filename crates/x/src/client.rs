@@ -1,7 +1,10 @@
 //! [`XClient`]: the X REST v2 calls the bridge makes, implementing [`XApi`] over reqwest.
 //!
-//! * One `reqwest::Client`, built once (connect timeout 5 s, whole request 20 s, no redirects: a
-//!   redirect would not carry a valid OAuth signature, and must not carry the header elsewhere).
+//! * One `reqwest::Client` for the REST calls, built once (connect timeout 5 s, whole request
+//!   20 s, no redirects: a redirect would not carry a valid OAuth signature, and must not carry the
+//!   header elsewhere), and one for media downloads (connect timeout 5 s, a read timeout instead of
+//!   a total one since a 20 MB file may take a while, no automatic redirects:
+//!   [`crate::media_download`] follows them itself, within the allowed media hosts).
 //! * Every call is OAuth 1.0a-signed in user context with the token of the business account it
 //!   acts for (per-account tokens, else the default token). JSON bodies are not signed; query
 //!   parameters are.
@@ -9,6 +12,8 @@
 //!   `UsageCapped`, other 429 ⇒ `RateLimited` (reset from `x-rate-limit-reset`), 401 ⇒
 //!   `Unauthorized`, 403 ⇒ `Forbidden`, 400 ⇒ `Invalid`, 404 ⇒ `NotFound`, 5xx / timeouts /
 //!   connection errors / unreadable success bodies ⇒ `Unavailable`.
+//! * Media: [`XApi::download_media`] is [`crate::media_download`], [`XApi::upload_media`] is
+//!   [`crate::media_upload`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,9 +23,12 @@ use http::{HeaderMap, Method, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use url::Url;
 use xdm_core::ids::XUserId;
+use xdm_core::inbound::InboundMedia;
+use xdm_core::media::{MediaStream, XMediaCategory};
 use xdm_core::ports::{DmRequest, SentDm, XApi, XError};
 use xdm_core::profile::XProfile;
 
+use crate::media_hosts::{MediaHosts, MediaHostsError};
 use crate::oauth1::{self, AccessToken, Consumer, SignableRequest};
 use crate::problem::{Problem, one_line};
 use crate::user::UserObject;
@@ -35,6 +43,13 @@ pub const USER_FIELDS: &str = "name,username,profile_image_url,verified,public_m
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Media downloads: the longest silence between two reads (there is no total timeout).
+const DEFAULT_MEDIA_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Media upload: the whole of one `append` request (one chunk of at most
+/// [`crate::media_upload::MEDIA_CHUNK_BYTES`]: 1 MiB in 60 s is ~140 kbit/s at the least).
+const DEFAULT_MEDIA_APPEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Media upload: how long to wait for X to process a file after `finalize`.
+const DEFAULT_MEDIA_PROCESSING_LIMIT: Duration = Duration::from_secs(600);
 /// X's answers are small JSON documents; anything bigger is not X.
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
@@ -49,6 +64,8 @@ pub enum XConfigError {
     EmptyAccountToken(XUserId),
     #[error("cannot build the HTTP client for X: {0}")]
     HttpClient(String),
+    #[error(transparent)]
+    MediaHosts(#[from] MediaHostsError),
 }
 
 /// How to reach X and as whom.
@@ -61,6 +78,19 @@ pub struct XClientConfig {
     account_tokens: HashMap<XUserId, AccessToken>,
     connect_timeout: Duration,
     timeout: Duration,
+    media_hosts: MediaHosts,
+    media: MediaTimeouts,
+}
+
+/// The timeouts of the media calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MediaTimeouts {
+    /// Downloads: the longest wait for the next bytes (answer head or body).
+    pub(crate) read: Duration,
+    /// Upload: one whole `append` request.
+    pub(crate) append: Duration,
+    /// Upload: the total wait for X's processing after `finalize`.
+    pub(crate) processing: Duration,
 }
 
 impl XClientConfig {
@@ -89,6 +119,12 @@ impl XClientConfig {
             account_tokens: HashMap::new(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             timeout: DEFAULT_TIMEOUT,
+            media_hosts: MediaHosts::default(),
+            media: MediaTimeouts {
+                read: DEFAULT_MEDIA_READ_TIMEOUT,
+                append: DEFAULT_MEDIA_APPEND_TIMEOUT,
+                processing: DEFAULT_MEDIA_PROCESSING_LIMIT,
+            },
         })
     }
 
@@ -112,8 +148,34 @@ impl XClientConfig {
         self
     }
 
+    /// The hosts media may be downloaded from (`XDM_X_MEDIA_HOSTS`; default X's media hosts).
+    pub fn with_media_hosts(mut self, hosts: MediaHosts) -> Self {
+        self.media_hosts = hosts;
+        self
+    }
+
+    /// Overrides the media timeouts: `read` is the longest silence while downloading (default
+    /// 30 s; the connect timeout is shared with the REST calls), `append` the whole of one upload
+    /// `append` request (default 60 s).
+    pub fn with_media_timeouts(mut self, read: Duration, append: Duration) -> Self {
+        self.media.read = read;
+        self.media.append = append;
+        self
+    }
+
+    /// How long to wait for X to process an uploaded file before giving up with `Unavailable`
+    /// (default 10 minutes).
+    pub fn with_media_processing_limit(mut self, limit: Duration) -> Self {
+        self.media.processing = limit;
+        self
+    }
+
     pub fn api_url(&self) -> &str {
         &self.api_url
+    }
+
+    pub fn media_hosts(&self) -> &MediaHosts {
+        &self.media_hosts
     }
 }
 
@@ -145,10 +207,13 @@ fn normalise_api_url(raw: &str) -> Result<String, XConfigError> {
 #[derive(Debug, Clone)]
 pub struct XClient {
     http: reqwest::Client,
+    media_http: reqwest::Client,
     api_url: Arc<str>,
     consumer: Arc<Consumer>,
     default_token: Arc<AccessToken>,
     account_tokens: Arc<HashMap<XUserId, AccessToken>>,
+    media_hosts: Arc<MediaHosts>,
+    media: MediaTimeouts,
 }
 
 impl XClient {
@@ -160,12 +225,22 @@ impl XClient {
             .user_agent(concat!("xdm-connect/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| XConfigError::HttpClient(e.to_string()))?;
+        let media_http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .read_timeout(config.media.read)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("xdm-connect/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| XConfigError::HttpClient(e.to_string()))?;
         Ok(Self {
             http,
+            media_http,
             api_url: config.api_url.into(),
             consumer: Arc::new(config.consumer),
             default_token: Arc::new(config.default_token),
             account_tokens: Arc::new(config.account_tokens),
+            media_hosts: Arc::new(config.media_hosts),
+            media: config.media,
         })
     }
 
@@ -174,9 +249,23 @@ impl XClient {
         &self.api_url
     }
 
-    /// The shared HTTP client (for other X calls: media upload, TON downloads).
+    /// The shared HTTP client of the REST calls (media upload included).
     pub fn http_client(&self) -> &reqwest::Client {
         &self.http
+    }
+
+    /// The HTTP client of media downloads (read timeout, no redirects).
+    pub(crate) fn media_http_client(&self) -> &reqwest::Client {
+        &self.media_http
+    }
+
+    /// The hosts media may be downloaded from.
+    pub fn media_hosts(&self) -> &MediaHosts {
+        &self.media_hosts
+    }
+
+    pub(crate) fn media_timeouts(&self) -> MediaTimeouts {
+        self.media
     }
 
     /// The token used to act as `business`: its own when configured, else the default.
@@ -203,29 +292,43 @@ impl XClient {
             .map(|s| s.authorization)
     }
 
-    fn endpoint(&self, path: &str) -> Result<Url, XError> {
+    pub(crate) fn endpoint(&self, path: &str) -> Result<Url, XError> {
         Url::parse(&format!("{}{path}", self.api_url))
             .map_err(|e| XError::Invalid(format!("cannot build the URL of {path}: {e}")))
     }
 
-    /// Sends one signed request and reads the whole (bounded) answer.
-    async fn call<B: Serialize + ?Sized>(
+    /// Sends one signed request with an optional JSON body and reads the whole (bounded) answer.
+    pub(crate) async fn call<B: Serialize + ?Sized + Sync>(
         &self,
         method: Method,
         url: Url,
         business: &XUserId,
         json: Option<&B>,
     ) -> Result<Answer, XError> {
+        self.call_with(method, url, business, |request| match json {
+            Some(body) => request.json(body),
+            None => request,
+        })
+        .await
+    }
+
+    /// Sends one signed request, completed by `build` (a body that is not signed: JSON,
+    /// multipart; a timeout), and reads the whole (bounded) answer.
+    pub(crate) async fn call_with(
+        &self,
+        method: Method,
+        url: Url,
+        business: &XUserId,
+        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder + Send,
+    ) -> Result<Answer, XError> {
         let authorization = self
             .authorization(business, &method, &url)
             .map_err(|e| XError::Unauthorized(e.to_string()))?;
-        let mut request = self
+        let request = self
             .http
             .request(method.clone(), url.clone())
             .header(header::AUTHORIZATION, authorization);
-        if let Some(body) = json {
-            request = request.json(body);
-        }
+        let request = build(request);
         let mut response = request.send().await.map_err(transport_error)?;
         let status = response.status();
         let headers = response.headers().clone();
@@ -254,13 +357,13 @@ impl XClient {
     }
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Vec<u8>,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Vec<u8>,
 }
 
-fn transport_error(e: reqwest::Error) -> XError {
+pub(crate) fn transport_error(e: reqwest::Error) -> XError {
     let e = e.without_url();
     if e.is_timeout() {
         XError::Unavailable(format!("X did not answer in time: {e}"))
@@ -331,7 +434,7 @@ struct UserAnswer {
     data: Option<UserObject>,
 }
 
-fn unexpected_body(what: &str, body: &[u8]) -> XError {
+pub(crate) fn unexpected_body(what: &str, body: &[u8]) -> XError {
     let shown = one_line(&String::from_utf8_lossy(body), 200);
     XError::Unavailable(format!(
         "X answered {what} with an unexpected body: {shown}"
@@ -398,6 +501,24 @@ impl XApi for XClient {
             Some(p) if p.has_resource_not_found() => Ok(None),
             _ => Err(unexpected_body("a user lookup", &answer.body)),
         }
+    }
+
+    async fn download_media(
+        &self,
+        business: &XUserId,
+        media: &InboundMedia,
+        max_bytes: u64,
+    ) -> Result<MediaStream, XError> {
+        crate::media_download::download(self, business, media, max_bytes).await
+    }
+
+    async fn upload_media(
+        &self,
+        business: &XUserId,
+        category: XMediaCategory,
+        file: MediaStream,
+    ) -> Result<String, XError> {
+        Box::pin(crate::media_upload::upload(self, business, category, file)).await
     }
 }
 

@@ -79,7 +79,7 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
         Err(e) => report(false, "SNS subscription", e.to_string()),
     }
 
-    match open_store(&config.store).await {
+    match open_store(&config.store, None).await {
         Ok(store) => {
             let failed = store
                 .jobs(Queue::Inbound, Some(JobState::Failed), 1000)

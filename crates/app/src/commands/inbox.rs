@@ -76,7 +76,7 @@ fn state(s: StateArg) -> JobState {
 
 pub async fn run(config_path: Option<&Path>, cmd: InboxCommand) -> anyhow::Result<()> {
     let config = Config::load(config_path)?;
-    let store = open_store(&config.store).await?;
+    let store = open_store(&config.store, None).await?;
     match cmd {
         InboxCommand::List(args) => {
             let jobs = store

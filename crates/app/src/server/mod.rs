@@ -28,11 +28,15 @@ pub struct AppState {
     /// Settings missing for delivery, reported by `/healthz`.
     pub missing: Vec<&'static str>,
     pub metrics: Option<PrometheusHandle>,
+    /// On AWS Lambda: the queue that wakes the delivery function for customers with new work.
+    pub inbound_trigger: Option<crate::lambda::queue::InboundTrigger>,
 }
 
 pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/webhooks/x", get(x_webhook::crc).post(x_webhook::events))
+        // The AWS sample's API path, so its users can point the same webhook at this bridge.
+        .route("/webhooks", get(x_webhook::crc).post(x_webhook::events))
         .route("/webhooks/connect", post(connect_webhook::sns))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))

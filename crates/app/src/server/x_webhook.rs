@@ -61,13 +61,19 @@ pub async fn events(
         }
     };
     match state.bridge.accept_inbound(batch).await {
-        Ok(report) => Json(json!({
+        Ok(report) => {
+            if let Some(trigger) = &state.inbound_trigger {
+                // The events are stored: if the wake-up fails, the periodic sweep delivers them.
+                trigger.notify(&report.lanes).await;
+            }
+            Json(json!({
             "accepted": report.accepted,
             "duplicates": report.duplicates,
             "echoes": report.echoes,
             "ignored": report.ignored,
-        }))
-        .into_response(),
+            }))
+            .into_response()
+        }
         Err(e) => {
             // Not persisted: X must deliver again.
             tracing::error!(error = %e, "could not persist an X delivery");

@@ -189,6 +189,20 @@ impl TestApp {
         panic!("the bridge did not settle");
     }
 
+    /// The customer's connection token the bridge holds for a chat (to speak the participant
+    /// protocol directly in a test).
+    pub async fn bridge_connection_token(&self, initial_contact_id: &str) -> String {
+        let id = xdm_core::ids::InitialContactId::parse(initial_contact_id.to_owned()).unwrap();
+        let session = self
+            .bridge
+            .store()
+            .session_by_initial_contact(&id)
+            .await
+            .unwrap()
+            .unwrap();
+        session.connection.unwrap().token.expose().to_owned()
+    }
+
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

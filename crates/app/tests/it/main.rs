@@ -6,7 +6,9 @@ mod helpers;
 
 mod demo;
 mod inbound;
+mod lambda;
 mod lifecycle;
+mod media;
 mod outbound;
 mod restart;
 mod sns_endpoint;

@@ -1,8 +1,9 @@
 //! `ConnectClient` against a tiny Connect stand-in (axum on 127.0.0.1:0) that records what
-//! arrives and answers scripted errors.
+//! arrives and answers scripted errors. The stand-in also plays S3 for the attachment tests
+//! (`attachments.rs`): pre-signed PUTs are checked header by header and hashed as they stream.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use aws_config::retry::RetryConfig;
@@ -10,34 +11,40 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
 use xdm_aws_connect::{ConfigError, ConnectClient, ConnectConfig};
 use xdm_core::ids::{ConnectionToken, ContactId, ParticipantToken};
 use xdm_core::ports::{ChatMessage, ConnectApi, ConnectError, MessageContentType, StartChat};
 
-const INSTANCE: &str = "30b0e238-b3bd-4f61-9f04-c0b24e4a2f74";
-const FLOW: &str = "846ec553-a005-41c0-8341-000000000000";
-const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:connect-chat-out";
+pub(crate) const INSTANCE: &str = "30b0e238-b3bd-4f61-9f04-c0b24e4a2f74";
+pub(crate) const FLOW: &str = "846ec553-a005-41c0-8341-000000000000";
+pub(crate) const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:connect-chat-out";
 const ACCESS_KEY: &str = "AKIDXDMTEST";
 const SECRET_KEY: &str = "xdm/test/secret";
+/// The signature in the fake's pre-signed URLs: must never show up in errors.
+pub(crate) const PRESIGNED_SECRET: &str = "presigned-secret-signature";
+/// The attachment id StartAttachmentUpload hands out.
+pub(crate) const UPLOAD_ID: &str = "att-1";
 
 #[derive(Debug, Clone)]
-struct Recorded {
-    method: Method,
-    path: String,
-    headers: HeaderMap,
-    body: Bytes,
+pub(crate) struct Recorded {
+    pub(crate) method: Method,
+    pub(crate) path: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 impl Recorded {
-    fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap()
     }
 
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
             .map(|v| v.to_str().unwrap())
@@ -46,12 +53,195 @@ impl Recorded {
 }
 
 /// (status, error code or none, body)
-type Scripted = (u16, Option<&'static str>, &'static str);
+pub(crate) type Scripted = (u16, Option<&'static str>, &'static str);
+
+/// What the fake S3 received on a PUT: headers, and the body as length + SHA-256 (never kept).
+#[derive(Debug, Clone)]
+pub(crate) struct S3Put {
+    pub(crate) headers: HeaderMap,
+    pub(crate) length: u64,
+    pub(crate) sha256: Vec<u8>,
+    /// The body broke off (the client aborted).
+    pub(crate) aborted: bool,
+    /// The status the fake answered.
+    pub(crate) status: u16,
+}
+
+/// How the fake S3 frames a download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// `Content-Length` = the body's real length.
+    Length,
+    /// Chunked, no length.
+    Chunked,
+    /// Chunked; sends the body then hangs.
+    Stall,
+}
+
+/// An attachment the fake can serve: GetAttachment announces `announced`; the GET serves `body`.
+#[derive(Debug, Clone)]
+pub(crate) struct Download {
+    pub(crate) announced: i64,
+    pub(crate) body: Bytes,
+    pub(crate) content_type: Option<&'static str>,
+    pub(crate) framing: Framing,
+    /// An S3 error instead of the body.
+    pub(crate) error: Option<(u16, &'static str)>,
+}
 
 #[derive(Default)]
-struct FakeState {
+pub(crate) struct FakeState {
     requests: Mutex<Vec<Recorded>>,
     errors: Mutex<HashMap<String, Scripted>>,
+    base: OnceLock<String>,
+    /// `HeadersToInclude` of StartAttachmentUpload.
+    pub(crate) upload_headers: Mutex<BTreeMap<String, String>>,
+    /// Headers S3 requires besides `HeadersToInclude` (a signature Connect got wrong).
+    pub(crate) s3_also_requires: Mutex<Vec<(String, String)>>,
+    /// An S3 error answered to PUTs whose headers are fine.
+    pub(crate) s3_put_error: Mutex<Option<(u16, &'static str)>>,
+    pub(crate) puts: Mutex<Vec<S3Put>>,
+    pub(crate) downloads: Mutex<HashMap<String, Download>>,
+}
+
+fn s3_error_xml(code: &str, message: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message>\
+         <StringToSign>AWS4-HMAC-SHA256 {PRESIGNED_SECRET}</StringToSign><RequestId>R1</RequestId></Error>"
+    )
+}
+
+fn xml_response(status: u16, body: String) -> Response {
+    let mut resp = (StatusCode::from_u16(status).unwrap(), body).into_response();
+    resp.headers_mut()
+        .insert("content-type", "application/xml".parse().unwrap());
+    resp
+}
+
+/// The fake S3 PUT: streams and hashes the body, then checks every required header the way a
+/// SigV4 pre-signed URL would (each present once, value byte for byte), a `Content-Length`
+/// and no chunking; answers 403 SignatureDoesNotMatch otherwise.
+async fn s3_put(
+    State(state): State<Arc<FakeState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    state.requests.lock().unwrap().push(Recorded {
+        method: Method::PUT,
+        path: uri.path().to_owned(),
+        headers: headers.clone(),
+        body: Bytes::new(),
+    });
+    let mut hasher = Sha256::new();
+    let mut length = 0u64;
+    let mut aborted = false;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) => {
+                hasher.update(&chunk);
+                length += chunk.len() as u64;
+            }
+            Err(_) => {
+                aborted = true;
+                break;
+            }
+        }
+    }
+    let mut required: Vec<(String, String)> = state
+        .upload_headers
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    required.extend(state.s3_also_requires.lock().unwrap().iter().cloned());
+    let signature_ok = required.iter().all(|(name, value)| {
+        let values: Vec<_> = headers.get_all(name.as_str()).iter().collect();
+        values.len() == 1 && values[0].as_bytes() == value.as_bytes()
+    }) && headers.get_all("content-length").iter().count() == 1
+        && !headers.contains_key("transfer-encoding")
+        && uri.query().is_some_and(|q| q.contains(PRESIGNED_SECRET));
+    let (status, resp) = if aborted {
+        (
+            400,
+            xml_response(
+                400,
+                s3_error_xml(
+                    "IncompleteBody",
+                    "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+                ),
+            ),
+        )
+    } else if !signature_ok {
+        (
+            403,
+            xml_response(
+                403,
+                s3_error_xml(
+                    "SignatureDoesNotMatch",
+                    "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
+                ),
+            ),
+        )
+    } else if let Some((status, code)) = *state.s3_put_error.lock().unwrap() {
+        (status, xml_response(status, s3_error_xml(code, "scripted")))
+    } else {
+        let mut resp = StatusCode::OK.into_response();
+        resp.headers_mut().insert(
+            "etag",
+            "\"d41d8cd98f00b204e9800998ecf8427e\"".parse().unwrap(),
+        );
+        (200, resp)
+    };
+    state.puts.lock().unwrap().push(S3Put {
+        headers,
+        length,
+        sha256: hasher.finalize().to_vec(),
+        aborted,
+        status,
+    });
+    resp
+}
+
+/// The fake S3 GET of `/s3/download/{id}`.
+async fn s3_get(State(state): State<Arc<FakeState>>, uri: Uri) -> Response {
+    let id = uri.path().rsplit('/').next().unwrap_or_default().to_owned();
+    let Some(download) = state.downloads.lock().unwrap().get(&id).cloned() else {
+        return xml_response(
+            404,
+            s3_error_xml("NoSuchKey", "The specified key does not exist."),
+        );
+    };
+    if !uri.query().is_some_and(|q| q.contains(PRESIGNED_SECRET)) {
+        return xml_response(403, s3_error_xml("AccessDenied", "Access Denied"));
+    }
+    if let Some((status, code)) = download.error {
+        return xml_response(status, s3_error_xml(code, "scripted"));
+    }
+    let body = match download.framing {
+        Framing::Length => Body::from(download.body.clone()),
+        Framing::Chunked | Framing::Stall => {
+            let chunks: Vec<Result<Bytes, std::io::Error>> = download
+                .body
+                .chunks(7000)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            let stream = futures_util::stream::iter(chunks);
+            if download.framing == Framing::Stall {
+                Body::from_stream(stream.chain(futures_util::stream::pending()))
+            } else {
+                Body::from_stream(stream)
+            }
+        }
+    };
+    let mut resp = Response::new(body);
+    if let Some(ct) = download.content_type {
+        resp.headers_mut()
+            .insert("content-type", ct.parse().unwrap());
+    }
+    resp
 }
 
 async fn handle(
@@ -62,6 +252,7 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_owned();
+    let json_body: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
     state.requests.lock().unwrap().push(Recorded {
         method: method.clone(),
         path: path.clone(),
@@ -81,6 +272,7 @@ async fn handle(
         }
         return resp;
     }
+    let base = state.base.get().cloned().unwrap_or_default();
     let ok = |v: serde_json::Value| (StatusCode::OK, axum::Json(v)).into_response();
     match (method.as_str(), path.as_str()) {
         ("PUT", "/contact/chat") => ok(serde_json::json!({
@@ -100,29 +292,58 @@ async fn handle(
             "Id": "m-1", "AbsoluteTime": "2026-04-01T22:20:13.466Z"
         })),
         ("POST", "/participant/disconnect") => ok(serde_json::json!({})),
+        ("POST", "/participant/start-attachment-upload") => ok(serde_json::json!({
+            "AttachmentId": UPLOAD_ID,
+            "UploadMetadata": {
+                "Url": format!(
+                    "{base}/s3/connect-bucket/attachments/{UPLOAD_ID}?X-Amz-Algorithm=AWS4-HMAC-SHA256\
+                     &X-Amz-Credential=ASIAXDM&X-Amz-Signature={PRESIGNED_SECRET}"
+                ),
+                "UrlExpiry": "2026-04-01T22:25:13.466Z",
+                "HeadersToInclude": *state.upload_headers.lock().unwrap(),
+            }
+        })),
+        ("POST", "/participant/complete-attachment-upload") => ok(serde_json::json!({})),
+        ("POST", "/participant/attachment") => {
+            let id = json_body
+                .as_ref()
+                .and_then(|b| b["AttachmentId"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            match state.downloads.lock().unwrap().get(&id) {
+                Some(d) => ok(serde_json::json!({
+                    "Url": format!("{base}/s3/download/{id}?X-Amz-Signature={PRESIGNED_SECRET}"),
+                    "UrlExpiry": "2026-04-01T22:25:13.466Z",
+                    "AttachmentSizeInBytes": d.announced,
+                })),
+                None => (StatusCode::NOT_FOUND, "no such attachment").into_response(),
+            }
+        }
         _ => (StatusCode::NOT_FOUND, "no route").into_response(),
     }
 }
 
-struct Fake {
-    base: String,
-    state: Arc<FakeState>,
+pub(crate) struct Fake {
+    pub(crate) base: String,
+    pub(crate) state: Arc<FakeState>,
 }
 
 impl Fake {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let state = Arc::new(FakeState::default());
-        let app = Router::new().fallback(handle).with_state(state.clone());
+        let app = Router::new()
+            .route("/s3/{*key}", axum::routing::put(s3_put).get(s3_get))
+            .fallback(handle)
+            .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let base = format!("http://{addr}");
+        state.base.set(base.clone()).unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Self {
-            base: format!("http://{addr}"),
-            state,
-        }
+        Self { base, state }
     }
 
-    fn script(&self, path: &str, scripted: Scripted) {
+    pub(crate) fn script(&self, path: &str, scripted: Scripted) {
         self.state
             .errors
             .lock()
@@ -130,22 +351,34 @@ impl Fake {
             .insert(path.to_owned(), scripted);
     }
 
-    fn requests(&self) -> Vec<Recorded> {
+    pub(crate) fn unscript(&self, path: &str) {
+        self.state.errors.lock().unwrap().remove(path);
+    }
+
+    pub(crate) fn requests(&self) -> Vec<Recorded> {
         self.state.requests.lock().unwrap().clone()
     }
 
-    fn last(&self, path: &str) -> Recorded {
+    pub(crate) fn last(&self, path: &str) -> Recorded {
         self.requests()
             .into_iter()
             .rev()
             .find(|r| r.path == path)
             .unwrap_or_else(|| panic!("nothing reached {path}"))
     }
+
+    pub(crate) fn count(&self, path: &str) -> usize {
+        self.requests().iter().filter(|r| r.path == path).count()
+    }
+
+    pub(crate) fn puts(&self) -> Vec<S3Put> {
+        self.state.puts.lock().unwrap().clone()
+    }
 }
 
 /// An explicit SdkConfig (no environment, no IMDS): region, static credentials, the fake as
 /// endpoint, no SDK retries (scripted errors must surface at once).
-fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
+pub(crate) fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
     let mut b = SdkConfig::builder()
         .region(Region::new("us-east-1"))
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
@@ -159,11 +392,11 @@ fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
     b.build()
 }
 
-fn no_env(_: &str) -> Option<String> {
+pub(crate) fn no_env(_: &str) -> Option<String> {
     None
 }
 
-fn client(fake: &Fake) -> ConnectClient {
+pub(crate) fn client(fake: &Fake) -> ConnectClient {
     let mut config = ConnectConfig::new(INSTANCE, FLOW, TOPIC);
     config.chat_duration_minutes = Some(1500);
     ConnectClient::with_env(config, &sdk_config(Some(&fake.base)), no_env).unwrap()

@@ -8,7 +8,7 @@ use crate::ports::{Clock, ConnectApi, Store, StoreError, XApi};
 use super::Bridge;
 
 /// What became of the events of one webhook delivery.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AcceptReport {
     /// New messages persisted for delivery.
     pub accepted: usize,
@@ -18,6 +18,9 @@ pub struct AcceptReport {
     pub echoes: usize,
     /// Events the bridge does not relay (typing, read, revoke).
     pub ignored: usize,
+    /// The lanes (customers) that got new work, for processes that trigger delivery themselves
+    /// (AWS Lambda behind a queue).
+    pub lanes: Vec<String>,
 }
 
 /// What became of one chat item streamed by Connect.
@@ -82,6 +85,9 @@ where
             if new {
                 tracing::info!(job = %job.key, "inbound message accepted");
                 report.accepted += 1;
+                if !report.lanes.contains(&job.lane) {
+                    report.lanes.push(job.lane.clone());
+                }
             } else {
                 tracing::info!(job = %job.key, "inbound message already accepted: duplicate dropped");
                 report.duplicates += 1;
@@ -105,28 +111,57 @@ where
             return Ok(ItemAcceptance::Filtered);
         }
         let now = self.clock.now_ms();
-        let job = NewJob {
-            queue: Queue::Outbound,
-            key: item.id.to_string(),
-            lane: item.initial_contact_id.to_string(),
-            order_key: item.absolute_time_ms,
-            payload: serde_json::to_string(&item)
-                .map_err(|e| StoreError::Corrupt(format!("cannot serialise a chat item: {e}")))?,
-            accepted_at_ms: now,
-            not_before_ms: now + self.config.outbound_reorder_window_ms,
-        };
-        let fresh = self.store.enqueue(std::slice::from_ref(&job)).await?;
-        if fresh.first().copied().unwrap_or(false) {
-            tracing::info!(item = %job.key, initial_contact_id = %job.lane, "chat item accepted");
+        let (id, chat) = (item.id.clone(), item.initial_contact_id.clone());
+        let jobs = outbound_jobs(item, now, self.config.outbound_reorder_window_ms)?;
+        let fresh = self.store.enqueue(&jobs).await?;
+        if fresh.iter().any(|new| *new) {
+            tracing::info!(item = %id, initial_contact_id = %chat, "chat item accepted");
             metrics::counter!("xdm_chat_items_total", "result" => "accepted").increment(1);
             self.wake(Queue::Outbound);
             Ok(ItemAcceptance::Accepted)
         } else {
-            tracing::info!(item = %job.key, "chat item already accepted: duplicate dropped");
+            tracing::info!(item = %id, "chat item already accepted: duplicate dropped");
             metrics::counter!("xdm_chat_items_total", "result" => "duplicate").increment(1);
             Ok(ItemAcceptance::Duplicate)
         }
     }
+}
+
+/// The jobs for one chat item: one, except that an item carrying several files becomes one job
+/// per file (`<item id>#<n>`), so that a retry of one file never sends another twice.
+fn outbound_jobs(item: ChatItem, now: i64, window_ms: i64) -> Result<Vec<NewJob>, StoreError> {
+    let items: Vec<(String, ChatItem)> = match &item.body {
+        ChatItemBody::Attachment { attachments } if attachments.len() > 1 => attachments
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let single = ChatItem {
+                    body: ChatItemBody::Attachment {
+                        attachments: vec![a.clone()],
+                    },
+                    ..item.clone()
+                };
+                (format!("{}#{i}", item.id), single)
+            })
+            .collect(),
+        _ => vec![(item.id.to_string(), item)],
+    };
+    items
+        .into_iter()
+        .map(|(key, item)| {
+            Ok(NewJob {
+                queue: Queue::Outbound,
+                key,
+                lane: item.initial_contact_id.to_string(),
+                order_key: item.absolute_time_ms,
+                payload: serde_json::to_string(&item).map_err(|e| {
+                    StoreError::Corrupt(format!("cannot serialise a chat item: {e}"))
+                })?,
+                accepted_at_ms: now,
+                not_before_ms: now + window_ms,
+            })
+        })
+        .collect()
 }
 
 /// Messages, attachments and the end of the chat need work; typing, joins, receipts and

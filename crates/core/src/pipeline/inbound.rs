@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 use tracing::Instrument;
 
 use crate::ids::ConnectionToken;
-use crate::inbound::{InboundDm, InboundEvent};
+use crate::inbound::{InboundDm, InboundEvent, InboundMedia};
 use crate::jobs::Job;
+use crate::media::human_size;
 use crate::ports::{
-    ChatMessage, Clock, ConnectApi, ConnectError, SessionInsert, StartChat, Store, XApi,
+    ChatMessage, Clock, ConnectApi, ConnectError, SessionInsert, StartChat, Store, StoreError,
+    XApi, XError,
 };
 use crate::profile::XProfile;
 use crate::session::{Session, SessionStatus};
@@ -19,6 +21,37 @@ use super::{Bridge, JobOutcome};
 
 /// How often one delivery may find its chat ended and open a new one before giving up for now.
 const MAX_CHAT_RESTARTS: usize = 3;
+
+/// What one DM becomes in the chat, in order: its text in parts Connect accepts, then its media.
+#[derive(Debug)]
+pub(super) enum Piece<'a> {
+    Text(String),
+    Media(&'a InboundMedia),
+}
+
+/// Why delivering into a chat stopped.
+#[derive(Debug)]
+pub(super) enum Halt {
+    /// The chat is over: open a new one and carry on from the same piece.
+    ChatEnded(String),
+    /// Stop this attempt with this outcome.
+    Stop(JobOutcome),
+}
+
+impl From<ConnectError> for Halt {
+    fn from(e: ConnectError) -> Self {
+        match e {
+            ConnectError::ChatEnded(why) => Halt::ChatEnded(why),
+            other => Halt::Stop(other.into()),
+        }
+    }
+}
+
+impl From<StoreError> for Halt {
+    fn from(e: StoreError) -> Self {
+        Halt::Stop(e.into())
+    }
+}
 
 impl<S, X, C, K> Bridge<S, X, C, K>
 where
@@ -52,43 +85,46 @@ where
     }
 
     async fn deliver_dm(&self, dm: &InboundDm) -> Result<(), JobOutcome> {
-        let parts = inbound_parts(dm);
-        if parts.is_empty() {
+        let pieces = pieces(dm);
+        if pieces.is_empty() {
             tracing::info!(event_id = %dm.event_id, "message has nothing to deliver");
             return Ok(());
         }
-        // Index of the first part not yet delivered.
+        // Index of the first piece not yet delivered.
         let mut next = 0;
         for _ in 0..MAX_CHAT_RESTARTS {
             let session = match self.store.open_session(&dm.business, &dm.sender).await? {
                 Some(s) => {
                     // A chat this very message opened on an earlier attempt already holds the
-                    // part it started with.
-                    if let Some(from) = opened_with_part(&s, dm) {
+                    // text part it started with.
+                    if let Some(from) = opened_with_part(&s, dm)
+                        && matches!(pieces.get(from), Some(Piece::Text(_)))
+                    {
                         next = next.max(from + 1);
                     }
                     s
                 }
-                None => match self.start_chat(dm, &parts, next).await? {
-                    // Our new chat carries parts[next] as its initial message.
-                    Started::New(s) => {
-                        next += 1;
+                None => match self.start_chat(dm, &pieces, next).await? {
+                    Started::New(s, consumed) => {
+                        if consumed {
+                            next += 1;
+                        }
                         s
                     }
                     // Another worker opened the customer's chat first: deliver into that one.
                     Started::Existing(s) => s,
                 },
             };
-            match self.send_parts(&session, dm, &parts, &mut next).await {
+            match self.send_pieces(&session, dm, &pieces, &mut next).await {
                 Ok(()) => return Ok(()),
-                Err(ConnectError::ChatEnded(why)) => {
+                Err(Halt::ChatEnded(why)) => {
                     tracing::info!(initial_contact_id = %session.initial_contact_id, reason = %why,
                         "chat is over; opening a new one for the customer");
                     self.store
                         .end_session(&session.initial_contact_id, self.clock.now_ms())
                         .await?;
                 }
-                Err(e) => return Err(e.into()),
+                Err(Halt::Stop(outcome)) => return Err(outcome),
             }
         }
         Err(JobOutcome::retry(
@@ -96,45 +132,112 @@ where
         ))
     }
 
-    /// Sends `parts[*next..]` into the session, advancing `next` as parts are accepted.
-    async fn send_parts(
+    /// Delivers `pieces[*next..]` into the session, advancing `next` as pieces are accepted.
+    async fn send_pieces(
         &self,
         session: &Session,
         dm: &InboundDm,
-        parts: &[String],
+        pieces: &[Piece<'_>],
         next: &mut usize,
-    ) -> Result<(), ConnectError> {
-        if *next >= parts.len() {
-            // Nothing left, but make sure a chat we just opened is fully set up.
-            self.connection(session).await?;
-            return Ok(());
-        }
+    ) -> Result<(), Halt> {
+        // Also finishes the set-up of a chat opened just now or half-way by a crashed attempt.
         let token = self.connection(session).await?;
-        while let Some(part) = parts.get(*next) {
-            let client_token = part_token(dm, *next);
-            self.connect
-                .send_message(&token, &ChatMessage::plain(part.clone()), &client_token)
-                .await?;
+        while let Some(piece) = pieces.get(*next) {
+            match piece {
+                Piece::Text(part) => {
+                    let message = ChatMessage::plain(part.clone());
+                    self.connect
+                        .send_message(&token, &message, &piece_token(dm, *next))
+                        .await?;
+                }
+                Piece::Media(media) => self.relay_media(&token, dm, media, *next).await?,
+            }
             *next += 1;
         }
         tracing::info!(initial_contact_id = %session.initial_contact_id, "message delivered to the chat");
         Ok(())
     }
 
-    /// Opens a chat whose initial message is `parts[from]`, race-free: the store decides which
-    /// of two concurrent openers wins; the loser stops its contact (never connected, so no agent
-    /// was offered it) and uses the winner's.
+    /// Downloads the DM's photo, GIF or video from X and attaches it to the chat; whatever
+    /// cannot be attached becomes a note for the agent saying what and why.
+    async fn relay_media(
+        &self,
+        token: &ConnectionToken,
+        dm: &InboundDm,
+        media: &InboundMedia,
+        index: usize,
+    ) -> Result<(), Halt> {
+        let policy = &self.config.attachments;
+        let refusal = match self
+            .x
+            .download_media(&dm.business, media, policy.max_bytes)
+            .await
+        {
+            Ok(file) if !policy.allows(&file.content_type) => {
+                format!("Amazon Connect does not accept {} files", file.content_type)
+            }
+            Ok(file) => {
+                let size = file.length;
+                match self
+                    .connect
+                    .upload_attachment(token, file, &piece_token(dm, index))
+                    .await
+                {
+                    Ok(attachment_id) => {
+                        tracing::info!(%attachment_id, bytes = size, "media attached to the chat");
+                        return Ok(());
+                    }
+                    Err(ConnectError::AttachmentRefused(why)) => why,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(XError::MediaHostNotAllowed(host)) => {
+                format!(
+                    "it is hosted on {host}, which is not an allowed X media host, so it was not fetched"
+                )
+            }
+            Err(XError::TooLarge { size, limit }) => match size {
+                Some(size) => format!(
+                    "it is {}, over the {} Amazon Connect accepts",
+                    human_size(size),
+                    human_size(limit)
+                ),
+                None => format!(
+                    "it is over the {} Amazon Connect accepts",
+                    human_size(limit)
+                ),
+            },
+            Err(e) if e.is_retryable() => return Err(Halt::Stop(e.into())),
+            Err(e) => format!("it could not be downloaded from X ({e})"),
+        };
+        tracing::warn!(reason = %refusal, "media not attached; telling the agent");
+        let note = ChatMessage::plain(notes::media_not_attached(media.kind, &refusal));
+        self.connect
+            .send_message(token, &note, &format!("{}-note", piece_token(dm, index)))
+            .await?;
+        Ok(())
+    }
+
+    /// Opens a chat starting with `pieces[from]`, race-free: the store decides which of two
+    /// concurrent openers wins; the loser stops its contact (never connected, so no agent was
+    /// offered it) and uses the winner's. A text piece is the initial message itself
+    /// (`Started::New(_, true)`); media is announced by the initial message and attached next.
     pub(super) async fn start_chat(
         &self,
         dm: &InboundDm,
-        parts: &[String],
+        pieces: &[Piece<'_>],
         from: usize,
     ) -> Result<Started, JobOutcome> {
         let profile = self.resolve_profile(dm).await;
+        let (initial, consumed) = match pieces.get(from) {
+            Some(Piece::Text(t)) => (t.clone(), true),
+            Some(Piece::Media(m)) => (notes::media_opening(m.kind), false),
+            None => (String::new(), false),
+        };
         let request = StartChat {
             display_name: profile.display_name(),
             attributes: contact_attributes(&profile, dm),
-            initial_message: ChatMessage::plain(parts.get(from).cloned().unwrap_or_default()),
+            initial_message: ChatMessage::plain(initial),
             client_token: start_token(dm, from),
         };
         let started = self.connect.start_chat(&request).await?;
@@ -153,13 +256,13 @@ where
         match self.store.insert_session(&session).await? {
             SessionInsert::Inserted => {
                 tracing::info!(initial_contact_id = %session.initial_contact_id, "new chat opened");
-                Ok(Started::New(session))
+                Ok(Started::New(session, consumed))
             }
             // A retry of our own earlier attempt: the ClientToken returned the same contact.
             SessionInsert::OpenExists(existing)
                 if existing.initial_contact_id == session.initial_contact_id =>
             {
-                Ok(Started::New(existing))
+                Ok(Started::New(existing, consumed))
             }
             SessionInsert::OpenExists(existing) => {
                 tracing::warn!(ours = %session.initial_contact_id, theirs = %existing.initial_contact_id,
@@ -244,34 +347,37 @@ where
 }
 
 pub(super) enum Started {
-    New(Session),
+    /// Our new chat; `true` when its initial message was the piece it was opened with.
+    New(Session, bool),
     Existing(Session),
 }
 
-/// Idempotency token of the StartChatContact that opens a chat with part `from` of a message.
+/// Idempotency token of the StartChatContact that opens a chat with piece `from` of a message.
 fn start_token(dm: &InboundDm, from: usize) -> String {
     format!("xdm-{}-{}-{from}", dm.business, dm.event_id)
 }
 
-/// The part of `dm` that opened `session`, if this message opened it.
+/// The piece of `dm` that opened `session`, if this message opened it.
 fn opened_with_part(session: &Session, dm: &InboundDm) -> Option<usize> {
     let prefix = format!("xdm-{}-{}-", dm.business, dm.event_id);
     session.opened_by.strip_prefix(&prefix)?.parse().ok()
 }
 
-/// Idempotency token of one part of one message: a retry never posts a part twice.
-fn part_token(dm: &InboundDm, index: usize) -> String {
+/// Idempotency token of one piece of one message: a retry never posts a piece twice.
+fn piece_token(dm: &InboundDm, index: usize) -> String {
     format!("xdm-{}-{}-p{index}", dm.business, dm.event_id)
 }
 
-/// The chat messages one DM becomes: its text in parts Connect accepts, then a note for what
-/// could not be attached.
-fn inbound_parts(dm: &InboundDm) -> Vec<String> {
-    let mut parts = split_message(&dm.text, CONNECT_MESSAGE_MAX_CHARS);
+/// The caption in parts Connect accepts, then the media.
+fn pieces(dm: &InboundDm) -> Vec<Piece<'_>> {
+    let mut pieces: Vec<Piece<'_>> = split_message(&dm.text, CONNECT_MESSAGE_MAX_CHARS)
+        .into_iter()
+        .map(Piece::Text)
+        .collect();
     if let Some(media) = &dm.media {
-        parts.push(notes::media_not_attached(media.kind));
+        pieces.push(Piece::Media(media));
     }
-    parts
+    pieces
 }
 
 /// Contact attributes, compatible with the AWS sample's contact flows (`Channel`, `customerId`,

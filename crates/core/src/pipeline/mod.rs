@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::jobs::Queue;
+use crate::media::AttachmentPolicy;
 use crate::ports::{Clock, ConnectApi, Store, XApi};
 
 pub use accept::{AcceptReport, ItemAcceptance};
@@ -39,6 +40,8 @@ pub struct BridgeConfig {
     pub connection_refresh_margin_ms: i64,
     /// Lanes delivered at the same time, per queue.
     pub concurrency: usize,
+    /// What Amazon Connect accepts as chat attachments.
+    pub attachments: AttachmentPolicy,
 }
 
 impl Default for BridgeConfig {
@@ -53,6 +56,7 @@ impl Default for BridgeConfig {
             lease_ms: 120_000,
             connection_refresh_margin_ms: 5 * 60 * 1000,
             concurrency: 64,
+            attachments: AttachmentPolicy::default(),
         }
     }
 }

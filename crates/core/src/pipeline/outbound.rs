@@ -4,7 +4,8 @@ use tracing::Instrument;
 
 use crate::chat_item::{AttachmentRef, AttachmentStatus, ChatItem, ChatItemBody, event_types};
 use crate::jobs::Job;
-use crate::ports::{ChatMessage, Clock, ConnectApi, DmRequest, Store, XApi, XError};
+use crate::media::{XMediaCategory, human_size};
+use crate::ports::{ChatMessage, Clock, ConnectApi, ConnectError, DmRequest, Store, XApi, XError};
 use crate::session::{Session, SessionStatus};
 use crate::text::{X_DM_MAX_CHARS, render_for_x, split_message};
 
@@ -95,41 +96,121 @@ where
         JobOutcome::Done
     }
 
-    /// Files are not relayed to X yet: the customer is told in a sentence (never given an
-    /// expiring pre-signed URL) and the agent sees the file was not delivered.
+    /// Relays each settled file: APPROVED files X DMs can carry are uploaded to X (media upload
+    /// v2) and sent as a DM; anything else becomes a sentence for the customer (never a URL)
+    /// and a note for the agent. Files still being scanned are not sent.
     async fn deliver_attachments(
         &self,
         session: &Session,
         item: &ChatItem,
         attachments: &[AttachmentRef],
     ) -> JobOutcome {
-        let settled: Vec<&AttachmentRef> = attachments
-            .iter()
-            .filter(|a| {
-                matches!(
-                    a.status,
-                    AttachmentStatus::Approved | AttachmentStatus::Rejected
-                )
-            })
-            .collect();
-        if settled.is_empty() {
-            tracing::info!("attachment not approved yet: not sent");
-            return JobOutcome::Done;
-        }
-        let for_customer: Vec<String> = settled
-            .iter()
-            .map(|a| notes::file_for_customer(a))
-            .collect();
-        let outcome = self.send_texts(session, item, &for_customer).await;
-        if outcome == JobOutcome::Done {
-            for (i, a) in settled.iter().enumerate() {
-                self.tell_agent(
-                    session,
-                    &notes::file_not_delivered(a),
-                    &format!("xdm-note-{}-{i}", item.id),
-                )
-                .await;
+        for (i, attachment) in attachments.iter().enumerate() {
+            let outcome = match &attachment.status {
+                AttachmentStatus::Approved => self.relay_file(session, item, attachment, i).await,
+                AttachmentStatus::Rejected => {
+                    self.file_refused(
+                        session,
+                        item,
+                        attachment,
+                        i,
+                        "Amazon Connect did not approve the file",
+                    )
+                    .await
+                }
+                AttachmentStatus::InProgress | AttachmentStatus::Other(_) => {
+                    tracing::info!(status = ?attachment.status, "attachment not approved: not sent");
+                    JobOutcome::Done
+                }
+            };
+            if outcome != JobOutcome::Done {
+                return outcome;
             }
+        }
+        JobOutcome::Done
+    }
+
+    async fn relay_file(
+        &self,
+        session: &Session,
+        item: &ChatItem,
+        attachment: &AttachmentRef,
+        i: usize,
+    ) -> JobOutcome {
+        let Some(category) = XMediaCategory::for_content_type(&attachment.content_type) else {
+            let why = format!("X DMs cannot carry {} files", attachment.content_type);
+            return self.file_refused(session, item, attachment, i, &why).await;
+        };
+        let file = match self.connection(session).await {
+            Ok(token) => self.connect.open_attachment(&token, attachment).await,
+            Err(e) => Err(e),
+        };
+        let file = match file {
+            Ok(f) => f,
+            Err(ConnectError::ChatEnded(_)) => {
+                let why = "the chat ended before the file could be fetched";
+                return self.file_refused(session, item, attachment, i, why).await;
+            }
+            Err(e) if e.is_retryable() => return e.into(),
+            Err(e) => {
+                return self
+                    .file_refused(session, item, attachment, i, &e.to_string())
+                    .await;
+            }
+        };
+        if file.length > category.max_bytes() {
+            let why = format!(
+                "it is {}, over X's {} limit for {}",
+                human_size(file.length),
+                human_size(category.max_bytes()),
+                category.with_article()
+            );
+            return self.file_refused(session, item, attachment, i, &why).await;
+        }
+        let media_id = match self.x.upload_media(&session.business, category, file).await {
+            Ok(id) => id,
+            Err(e) if e.is_retryable() => return e.into(),
+            Err(e) => {
+                return self
+                    .file_refused(session, item, attachment, i, &notes::x_refusal(&e))
+                    .await;
+            }
+        };
+        let dm = DmRequest {
+            business: session.business.clone(),
+            recipient: session.customer.clone(),
+            text: None,
+            media_id: Some(media_id),
+        };
+        match self.x.send_dm(&dm).await {
+            Ok(_) => {
+                tracing::info!(
+                    category = category.as_str(),
+                    "file delivered to the customer on X"
+                );
+                JobOutcome::Done
+            }
+            Err(e) => self.x_failure(session, item, e).await,
+        }
+    }
+
+    /// Tells the customer (in words, never with a URL) and the agent that a file did not go.
+    async fn file_refused(
+        &self,
+        session: &Session,
+        item: &ChatItem,
+        attachment: &AttachmentRef,
+        i: usize,
+        reason: &str,
+    ) -> JobOutcome {
+        tracing::warn!(%reason, "agent file not delivered; telling both sides");
+        let outcome = self
+            .send_texts(session, item, &[notes::file_for_customer(attachment)])
+            .await;
+        if outcome == JobOutcome::Done {
+            let note = notes::file_not_delivered(attachment, reason);
+            self.tell_agent(session, &note, &format!("xdm-note-{}-{i}", item.id))
+                .await;
         }
         outcome
     }

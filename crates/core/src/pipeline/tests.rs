@@ -5,6 +5,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+
 use crate::chat_item::{
     AttachmentRef, AttachmentStatus, ChatItem, ChatItemBody, ParticipantRole, Visibility,
     event_types,
@@ -14,6 +17,7 @@ use crate::ids::{
 };
 use crate::inbound::{InboundBatch, InboundDm, InboundEvent, InboundMedia, MediaKind};
 use crate::jobs::{JobState, Queue};
+use crate::media::{ByteStream, MediaStream, XMediaCategory};
 use crate::memory_store::MemoryStore;
 use crate::ports::{
     ChatMessage, Clock, ConnectApi, ConnectError, DmRequest, SentDm, StartChat, StartedChat, Store,
@@ -23,6 +27,17 @@ use crate::profile::XProfile;
 use crate::session::{ConnectionCredentials, SessionStatus};
 
 use super::{Bridge, BridgeConfig, ItemAcceptance};
+
+fn stream_of(bytes: Vec<u8>) -> ByteStream {
+    Box::pin(futures_util::stream::iter(vec![Ok::<_, std::io::Error>(
+        Bytes::from(bytes),
+    )]))
+}
+
+async fn collect(file: MediaStream) -> Vec<u8> {
+    let chunks: Vec<Bytes> = file.body.try_collect().await.unwrap();
+    chunks.concat()
+}
 
 // ---- fakes -----------------------------------------------------------------------------------
 
@@ -48,6 +63,8 @@ struct Contact {
     attributes: BTreeMap<String, String>,
     /// Every message in the chat, the initial one first.
     messages: Vec<String>,
+    /// Files the customer attached: (name, content type, bytes).
+    attachments: Vec<(String, String, Vec<u8>)>,
     streaming: bool,
     connected: bool,
     ended: bool,
@@ -59,6 +76,10 @@ struct ConnectState {
     contacts: Vec<Contact>,
     start_tokens: HashMap<String, usize>,
     message_tokens: HashMap<String, ()>,
+    /// Types StartAttachmentUpload refuses.
+    refused_types: Vec<String>,
+    /// Files agents attached, by attachment id: (content type, bytes).
+    agent_files: HashMap<String, (String, Vec<u8>)>,
     /// Scripted failures: (operation, calls to let pass first, error).
     faults: VecDeque<(&'static str, usize, ConnectError)>,
     calls: Vec<&'static str>,
@@ -188,11 +209,77 @@ impl ConnectApi for FakeConnect {
         self.0.lock().unwrap().contacts[i].ended = true;
         Ok(())
     }
+
+    async fn upload_attachment(
+        &self,
+        conn: &ConnectionToken,
+        file: MediaStream,
+        client_token: &str,
+    ) -> Result<String, ConnectError> {
+        self.take_fault("StartAttachmentUpload")?;
+        let i = Self::index(conn.expose());
+        {
+            let s = self.0.lock().unwrap();
+            if s.contacts[i].ended {
+                return Err(ConnectError::ChatEnded("ended".into()));
+            }
+            if s.refused_types.contains(&file.content_type) {
+                return Err(ConnectError::AttachmentRefused(format!(
+                    "{} is not supported",
+                    file.content_type
+                )));
+            }
+        }
+        let (name, ct, len) = (
+            file.file_name.clone(),
+            file.content_type.clone(),
+            file.length,
+        );
+        let bytes = collect(file).await;
+        assert_eq!(bytes.len() as u64, len, "announced length is exact");
+        let mut s = self.0.lock().unwrap();
+        if s.message_tokens
+            .insert(format!("{i}/{client_token}"), ())
+            .is_none()
+        {
+            s.contacts[i].attachments.push((name, ct, bytes));
+        }
+        Ok(format!("att-{i}-{}", s.contacts[i].attachments.len()))
+    }
+
+    async fn open_attachment(
+        &self,
+        conn: &ConnectionToken,
+        attachment: &AttachmentRef,
+    ) -> Result<MediaStream, ConnectError> {
+        self.take_fault("GetAttachment")?;
+        let i = Self::index(conn.expose());
+        let s = self.0.lock().unwrap();
+        if s.contacts[i].ended {
+            return Err(ConnectError::ChatEnded("ended".into()));
+        }
+        let (ct, bytes) = s
+            .agent_files
+            .get(&attachment.attachment_id)
+            .cloned()
+            .unwrap();
+        Ok(MediaStream {
+            file_name: attachment.name.clone(),
+            content_type: ct,
+            length: bytes.len() as u64,
+            body: stream_of(bytes),
+        })
+    }
 }
 
 #[derive(Debug, Default)]
 struct XState {
     sent: Vec<DmRequest>,
+    /// Media files by URL: (content type, bytes). URLs on `https://elsewhere.example/` are off the allow-list.
+    media: HashMap<String, (String, Vec<u8>)>,
+    /// Uploads: (category, content type, bytes); the media id is `m<index>`.
+    uploads: Vec<(XMediaCategory, String, Vec<u8>)>,
+    downloads: usize,
     users: HashMap<String, XProfile>,
     user_calls: usize,
     faults: VecDeque<XError>,
@@ -233,6 +320,46 @@ impl XApi for FakeX {
             return Err(e);
         }
         Ok(s.users.get(id.as_str()).cloned())
+    }
+
+    async fn download_media(
+        &self,
+        _business: &XUserId,
+        media: &InboundMedia,
+        max_bytes: u64,
+    ) -> Result<MediaStream, XError> {
+        if media.url.starts_with("https://elsewhere.example/") {
+            return Err(XError::MediaHostNotAllowed("elsewhere.example".into()));
+        }
+        let mut s = self.0.lock().unwrap();
+        s.downloads += 1;
+        let (ct, bytes) = s.media.get(&media.url).cloned().unwrap();
+        if bytes.len() as u64 > max_bytes {
+            return Err(XError::TooLarge {
+                size: Some(bytes.len() as u64),
+                limit: max_bytes,
+            });
+        }
+        let name = media.url.rsplit('/').next().unwrap().to_owned();
+        Ok(MediaStream {
+            file_name: name,
+            content_type: ct,
+            length: bytes.len() as u64,
+            body: stream_of(bytes),
+        })
+    }
+
+    async fn upload_media(
+        &self,
+        _business: &XUserId,
+        category: XMediaCategory,
+        file: MediaStream,
+    ) -> Result<String, XError> {
+        let ct = file.content_type.clone();
+        let bytes = collect(file).await;
+        let mut s = self.0.lock().unwrap();
+        s.uploads.push((category, ct, bytes));
+        Ok(format!("m{}", s.uploads.len() - 1))
     }
 }
 
@@ -593,14 +720,18 @@ async fn losing_the_race_stops_the_duplicate_contact_and_uses_the_winner() {
     // A direct call of start_chat for a second message sees OpenExists.
     let started = h
         .bridge
-        .start_chat(&dm(2, 20, "ours"), &["ours".to_owned()], 0)
+        .start_chat(
+            &dm(2, 20, "ours"),
+            &[super::inbound::Piece::Text("ours".to_owned())],
+            0,
+        )
         .await
         .unwrap();
     match started {
         super::inbound::Started::Existing(s) => {
             assert_eq!(s.initial_contact_id, winner.initial_contact_id)
         }
-        super::inbound::Started::New(_) => panic!("the store must refuse a second open session"),
+        super::inbound::Started::New(..) => panic!("the store must refuse a second open session"),
     }
     let contacts = h.connect.contacts();
     assert_eq!(contacts.len(), 2);
@@ -656,21 +787,185 @@ async fn profile_tiers_inline_then_cache_then_api_and_failure_never_blocks() {
     assert_eq!(h.x.0.lock().unwrap().user_calls, 1);
 }
 
-#[tokio::test]
-async fn media_that_cannot_be_attached_is_announced_to_the_agent() {
-    let h = harness();
-    let mut d = dm(1, 10, "Here is the receipt:");
+const PHOTO_URL: &str = "https://ton.twitter.com/1.1/ton/data/dm/1/2/T7xt1pvd.jpg";
+
+fn with_media(mut d: InboundDm, kind: MediaKind, url: &str) -> InboundDm {
     d.media = Some(InboundMedia {
-        kind: MediaKind::Photo,
+        kind,
         media_id: "1547580751654203394".into(),
-        url: "https://ton.twitter.com/1.1/ton/data/dm/1/2/T7xt1pvd.jpg".into(),
+        url: url.into(),
         content_type: None,
     });
-    h.bridge.accept_inbound(batch(vec![d])).await.unwrap();
+    d
+}
+
+impl Harness {
+    fn add_media(&self, url: &str, content_type: &str, bytes: Vec<u8>) {
+        self.x
+            .0
+            .lock()
+            .unwrap()
+            .media
+            .insert(url.into(), (content_type.into(), bytes));
+    }
+}
+
+#[tokio::test]
+async fn a_photo_is_attached_after_its_caption() {
+    let h = harness();
+    let photo: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    h.add_media(PHOTO_URL, "image/jpeg", photo.clone());
+    h.bridge
+        .accept_inbound(batch(vec![with_media(
+            dm(1, 10, "Here is the receipt:"),
+            MediaKind::Photo,
+            PHOTO_URL,
+        )]))
+        .await
+        .unwrap();
     h.drain().await;
-    let msgs = &h.connect.contacts()[0].messages;
-    assert_eq!(msgs[0], "Here is the receipt:");
-    assert!(msgs[1].contains("a photo"), "{msgs:?}");
+    let c = &h.connect.contacts()[0];
+    assert_eq!(c.messages, vec!["Here is the receipt:"]);
+    assert_eq!(c.attachments.len(), 1);
+    let (name, ct, bytes) = &c.attachments[0];
+    assert_eq!((name.as_str(), ct.as_str()), ("T7xt1pvd.jpg", "image/jpeg"));
+    assert_eq!(bytes, &photo);
+}
+
+#[tokio::test]
+async fn a_media_only_first_dm_opens_the_chat_with_a_sentence_then_the_file() {
+    let h = harness();
+    h.add_media(PHOTO_URL, "image/jpeg", vec![1, 2, 3]);
+    h.bridge
+        .accept_inbound(batch(vec![with_media(
+            dm(1, 10, ""),
+            MediaKind::Photo,
+            PHOTO_URL,
+        )]))
+        .await
+        .unwrap();
+    h.drain().await;
+    let c = &h.connect.contacts()[0];
+    assert_eq!(c.messages, vec!["The customer sent a photo."]);
+    assert_eq!(c.attachments.len(), 1);
+}
+
+#[tokio::test]
+async fn media_that_cannot_be_attached_becomes_a_note_for_the_agent() {
+    let h = harness();
+    h.bridge
+        .accept_inbound(batch(vec![dm(1, 10, "hi")]))
+        .await
+        .unwrap();
+    h.drain().await;
+    // off the allow-list: never downloaded
+    h.bridge
+        .accept_inbound(batch(vec![with_media(
+            dm(2, 20, ""),
+            MediaKind::Photo,
+            "https://elsewhere.example/x.jpg",
+        )]))
+        .await
+        .unwrap();
+    // 25 MB: over Connect's limit
+    let big = "https://video.twimg.com/dm_video/1/vid/big.mp4";
+    h.add_media(big, "video/mp4", vec![0; 25 * 1024 * 1024]);
+    h.bridge
+        .accept_inbound(batch(vec![with_media(
+            dm(3, 30, ""),
+            MediaKind::Video,
+            big,
+        )]))
+        .await
+        .unwrap();
+    // a type Connect refuses
+    let gif = "https://pbs.twimg.com/dm_gif/1/a.gif";
+    h.add_media(gif, "image/gif", vec![7; 100]);
+    h.bridge
+        .accept_inbound(batch(vec![with_media(
+            dm(4, 40, ""),
+            MediaKind::AnimatedGif,
+            gif,
+        )]))
+        .await
+        .unwrap();
+    h.drain().await;
+    let c = &h.connect.contacts()[0];
+    assert!(c.attachments.is_empty());
+    assert_eq!(c.messages.len(), 4, "{:?}", c.messages);
+    assert!(
+        c.messages[1].contains("a photo") && c.messages[1].contains("elsewhere.example"),
+        "{}",
+        c.messages[1]
+    );
+    assert!(
+        c.messages[2].contains("a video") && c.messages[2].contains("25.0 MB"),
+        "{}",
+        c.messages[2]
+    );
+    assert!(
+        c.messages[3].contains("a GIF") && c.messages[3].contains("image/gif"),
+        "{}",
+        c.messages[3]
+    );
+    assert_eq!(
+        h.x.0.lock().unwrap().downloads,
+        2,
+        "the off-list URL was never fetched"
+    );
+    for n in 2..=4 {
+        let job = h
+            .bridge
+            .store()
+            .job(Queue::Inbound, &format!("{BUSINESS}:{n}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(job.state, JobState::Done);
+    }
+}
+
+#[tokio::test]
+async fn connect_refusing_a_file_is_a_note_and_an_ended_chat_gets_the_file_in_a_new_one() {
+    let h = harness();
+    h.add_media(PHOTO_URL, "image/jpeg", vec![9; 10]);
+    h.bridge
+        .accept_inbound(batch(vec![dm(1, 10, "hi")]))
+        .await
+        .unwrap();
+    h.drain().await;
+    h.connect
+        .0
+        .lock()
+        .unwrap()
+        .refused_types
+        .push("image/jpeg".into());
+    h.bridge
+        .accept_inbound(batch(vec![with_media(
+            dm(2, 20, ""),
+            MediaKind::Photo,
+            PHOTO_URL,
+        )]))
+        .await
+        .unwrap();
+    h.drain().await;
+    assert!(h.connect.contacts()[0].messages[1].contains("image/jpeg is not supported"));
+
+    h.connect.0.lock().unwrap().refused_types.clear();
+    h.connect.end(0);
+    h.bridge
+        .accept_inbound(batch(vec![with_media(
+            dm(3, 30, "look"),
+            MediaKind::Photo,
+            PHOTO_URL,
+        )]))
+        .await
+        .unwrap();
+    h.drain().await;
+    let contacts = h.connect.contacts();
+    assert_eq!(contacts.len(), 2);
+    assert_eq!(contacts[1].messages, vec!["look"]);
+    assert_eq!(contacts[1].attachments.len(), 1);
 }
 
 #[tokio::test]
@@ -886,50 +1181,197 @@ async fn x_refusal_tells_the_agent_and_rate_limit_waits() {
     );
 }
 
+fn file(id: &str, name: &str, content_type: &str, status: AttachmentStatus) -> AttachmentRef {
+    AttachmentRef {
+        attachment_id: id.into(),
+        name: name.into(),
+        content_type: content_type.into(),
+        status,
+    }
+}
+
 #[tokio::test]
-async fn agent_files_become_a_sentence_for_the_customer_never_a_url() {
+async fn agent_images_and_videos_reach_x_as_media_and_other_files_as_a_sentence() {
     let h = harness();
     let contact = open_chat(&h).await;
-    let file = |status| AttachmentRef {
-        attachment_id: "att-1".into(),
-        name: "invoice.pdf".into(),
-        content_type: "application/pdf".into(),
-        status,
+    let png: Vec<u8> = vec![0x89, b'P', b'N', b'G', 1, 2, 3];
+    {
+        let mut s = h.connect.0.lock().unwrap();
+        s.agent_files
+            .insert("a-png".into(), ("image/png".into(), png.clone()));
+        s.agent_files
+            .insert("a-mp4".into(), ("video/mp4".into(), vec![5; 3000]));
+        s.agent_files
+            .insert("a-pdf".into(), ("application/pdf".into(), vec![1]));
+    }
+    let attach = |id: &str, t: i64, files: Vec<AttachmentRef>| {
+        agent_item(
+            id,
+            &contact,
+            t,
+            ChatItemBody::Attachment { attachments: files },
+        )
     };
     h.bridge
-        .accept_chat_item(agent_item(
-            "a0",
-            &contact,
+        .accept_chat_item(attach(
+            "i1",
             1,
-            ChatItemBody::Attachment {
-                attachments: vec![file(AttachmentStatus::InProgress)],
-            },
+            vec![file(
+                "a-png",
+                "Screenshot.png",
+                "image/png",
+                AttachmentStatus::Approved,
+            )],
         ))
         .await
         .unwrap();
     h.bridge
-        .accept_chat_item(agent_item(
-            "a1",
-            &contact,
+        .accept_chat_item(attach(
+            "i2",
             2,
-            ChatItemBody::Attachment {
-                attachments: vec![file(AttachmentStatus::Approved)],
-            },
+            vec![
+                file("a-mp4", "clip.mp4", "video/mp4", AttachmentStatus::Approved),
+                file(
+                    "a-pdf",
+                    "invoice.pdf",
+                    "application/pdf",
+                    AttachmentStatus::Approved,
+                ),
+            ],
+        ))
+        .await
+        .unwrap();
+    h.bridge
+        .accept_chat_item(attach(
+            "i3",
+            3,
+            vec![file(
+                "a-x",
+                "scan.png",
+                "image/png",
+                AttachmentStatus::InProgress,
+            )],
+        ))
+        .await
+        .unwrap();
+    h.bridge
+        .accept_chat_item(attach(
+            "i4",
+            4,
+            vec![file(
+                "a-r",
+                "virus.png",
+                "image/png",
+                AttachmentStatus::Rejected,
+            )],
         ))
         .await
         .unwrap();
     h.drain().await;
+
+    let (uploads, sent) = {
+        let x = h.x.0.lock().unwrap();
+        (x.uploads.clone(), x.sent.clone())
+    };
+    assert_eq!(uploads.len(), 2);
+    assert_eq!(
+        (uploads[0].0, uploads[0].2.clone()),
+        (XMediaCategory::DmImage, png)
+    );
+    assert_eq!(uploads[1].0, XMediaCategory::DmVideo);
+    let sent: Vec<(Option<String>, Option<String>)> = sent
+        .iter()
+        .map(|d| (d.text.clone(), d.media_id.clone()))
+        .collect();
+    assert_eq!(
+        sent,
+        vec![
+            (None, Some("m0".into())),
+            (None, Some("m1".into())),
+            (
+                Some(
+                    "The agent sent a document (invoice.pdf) that can't be delivered over X DM."
+                        .into()
+                ),
+                None
+            ),
+            (
+                Some(
+                    "The agent sent an image (virus.png) that can't be delivered over X DM.".into()
+                ),
+                None
+            ),
+        ]
+    );
+    assert!(
+        sent.iter()
+            .all(|(t, _)| !t.as_deref().unwrap_or("").contains("http")),
+        "never a URL"
+    );
+    let notes: Vec<String> = h.connect.contacts()[0]
+        .messages
+        .iter()
+        .filter(|m| m.starts_with("⚠"))
+        .cloned()
+        .collect();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes[0].contains("invoice.pdf was not delivered") && notes[0].contains("application/pdf")
+    );
+    assert!(
+        notes[1].contains("virus.png was not delivered") && notes[1].contains("did not approve")
+    );
+    // the two files of one item became two jobs
+    assert!(
+        h.bridge
+            .store()
+            .job(Queue::Outbound, "i2#0")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        h.bridge
+            .store()
+            .job(Queue::Outbound, "i2#1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn an_agent_file_over_xs_limit_is_a_sentence_not_an_upload() {
+    let h = harness();
+    let contact = open_chat(&h).await;
+    h.connect
+        .0
+        .lock()
+        .unwrap()
+        .agent_files
+        .insert("big".into(), ("image/png".into(), vec![0; 6 * 1024 * 1024]));
+    let item = agent_item(
+        "i1",
+        &contact,
+        1,
+        ChatItemBody::Attachment {
+            attachments: vec![file(
+                "big",
+                "huge.png",
+                "image/png",
+                AttachmentStatus::Approved,
+            )],
+        },
+    );
+    h.bridge.accept_chat_item(item).await.unwrap();
+    h.drain().await;
+    assert!(h.x.0.lock().unwrap().uploads.is_empty());
     assert_eq!(
         h.x.sent_texts(),
-        vec!["The agent sent a document (invoice.pdf) that can't be delivered over X DM."]
+        vec!["The agent sent an image (huge.png) that can't be delivered over X DM."]
     );
-    let msgs = h.connect.contacts()[0].messages.clone();
-    assert!(
-        msgs.last()
-            .unwrap()
-            .contains("invoice.pdf was not delivered"),
-        "{msgs:?}"
-    );
+    let last = h.connect.contacts()[0].messages.last().cloned().unwrap();
+    assert!(last.contains("6.0 MB") && last.contains("5.0 MB"), "{last}");
 }
 
 #[tokio::test]

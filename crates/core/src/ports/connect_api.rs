@@ -1,7 +1,9 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
+use crate::chat_item::AttachmentRef;
 use crate::ids::{ConnectionToken, ContactId, ParticipantToken};
+use crate::media::MediaStream;
 use crate::session::ConnectionCredentials;
 
 /// Content types the bridge sends into a chat.
@@ -79,6 +81,10 @@ pub enum ConnectError {
     /// 5xx, timeouts, connection errors: retried with backoff.
     #[error("Amazon Connect is unavailable: {0}")]
     Unavailable(String),
+    /// Connect will not take this file: its type or size, or the chat's attachment quota (35).
+    /// Not retried; the agent is told.
+    #[error("Amazon Connect refused the file: {0}")]
+    AttachmentRefused(String),
 }
 
 impl ConnectError {
@@ -133,4 +139,24 @@ pub trait ConnectApi: Send + Sync + 'static {
         connection: &ConnectionToken,
         client_token: &str,
     ) -> impl Future<Output = Result<(), ConnectError>> + Send;
+
+    /// Attaches a file to the chat as the customer: `StartAttachmentUpload` (exact size, name,
+    /// type, `client_token`) → `PUT` to the pre-signed URL with every `HeadersToInclude` header,
+    /// streaming → `CompleteAttachmentUpload`. Returns the attachment id.
+    /// A type, size or quota refusal (ValidationException, ServiceQuotaExceededException) is
+    /// `AttachmentRefused`; AccessDenied is `ChatEnded`.
+    fn upload_attachment(
+        &self,
+        connection: &ConnectionToken,
+        file: MediaStream,
+        client_token: &str,
+    ) -> impl Future<Output = Result<String, ConnectError>> + Send;
+
+    /// Opens an (approved) attachment of the chat: `GetAttachment` with the customer's
+    /// connection token → `GET` of the pre-signed URL, as a stream of exactly the announced size.
+    fn open_attachment(
+        &self,
+        connection: &ConnectionToken,
+        attachment: &AttachmentRef,
+    ) -> impl Future<Output = Result<MediaStream, ConnectError>> + Send;
 }

@@ -103,6 +103,20 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Job>, StoreError>> + Send;
 
+    /// The first open job of one lane unless it is leased at `now_ms`. Backends should override
+    /// this with a direct lookup; the default scans every head.
+    fn lane_head(
+        &self,
+        queue: Queue,
+        lane: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Option<Job>, StoreError>> + Send {
+        async move {
+            let heads = self.lane_heads(queue, now_ms, usize::MAX).await?;
+            Ok(heads.into_iter().find(|j| j.lane == lane))
+        }
+    }
+
     /// Takes a due head (pending with `not_before_ms <= now_ms`, or processing with an expired
     /// lease): state processing, `attempts + 1`, lease until `lease_until_ms`. `Ok(false)` if the
     /// job was not claimable (someone else took it, or it is not due).

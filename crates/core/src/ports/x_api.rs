@@ -1,6 +1,8 @@
 use std::future::Future;
 
 use crate::ids::XUserId;
+use crate::inbound::InboundMedia;
+use crate::media::{MediaStream, XMediaCategory};
 use crate::profile::XProfile;
 
 /// A DM to send on behalf of a business account.
@@ -43,6 +45,13 @@ pub enum XError {
     /// 5xx, timeouts, connection errors: retried with backoff.
     #[error("X is unavailable: {0}")]
     Unavailable(String),
+    /// A media URL on a host that is not allowed (`XDM_X_MEDIA_HOSTS`), or not https: never
+    /// fetched. Not retried.
+    #[error("media host not allowed: {0}")]
+    MediaHostNotAllowed(String),
+    /// A file over a size limit (`size` when it is known). Not retried.
+    #[error("the file is too large ({} over the {} limit)", size.map_or_else(|| "more than allowed".to_owned(), crate::media::human_size), crate::media::human_size(*limit))]
+    TooLarge { size: Option<u64>, limit: u64 },
 }
 
 impl XError {
@@ -63,4 +72,27 @@ pub trait XApi: Send + Sync + 'static {
         business: &XUserId,
         id: &XUserId,
     ) -> impl Future<Output = Result<Option<XProfile>, XError>> + Send;
+
+    /// Opens the file of a DM's media as `business` (TON photos need its OAuth 1.0a signature),
+    /// only from the allowed media hosts over https (`MediaHostNotAllowed` otherwise, without any
+    /// request), following redirects only within them, and refusing files over `max_bytes`
+    /// (`TooLarge`, before reading the body when the size is announced). The returned length is
+    /// exact: when the server does not announce it, the adapter spools the file to learn it.
+    fn download_media(
+        &self,
+        business: &XUserId,
+        media: &InboundMedia,
+        max_bytes: u64,
+    ) -> impl Future<Output = Result<MediaStream, XError>> + Send;
+
+    /// Uploads a file with X media upload v2 as `business` (`initialize` with the category →
+    /// `append` in chunks → `finalize` → `STATUS` polling until `succeeded`), streaming: the
+    /// file is never held in memory whole. Returns the media id to put in a DM. Processing that
+    /// ends `failed` is `Invalid`.
+    fn upload_media(
+        &self,
+        business: &XUserId,
+        category: XMediaCategory,
+        file: MediaStream,
+    ) -> impl Future<Output = Result<String, XError>> + Send;
 }

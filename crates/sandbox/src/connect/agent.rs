@@ -13,7 +13,7 @@ use crate::state::{Shared, lock};
 
 impl Shared {
     /// Runs `f` on the live chat `contact_id` (any of its ContactIds) under the Connect lock.
-    fn with_live_chat<T>(
+    pub(crate) fn with_live_chat<T>(
         &self,
         contact_id: &str,
         f: impl FnOnce(&mut ConnectState, usize) -> Result<T, SandboxError>,
@@ -28,7 +28,7 @@ impl Shared {
         f(&mut cs, idx)
     }
 
-    fn present_agent(
+    pub(crate) fn present_agent(
         cs: &ConnectState,
         idx: usize,
         contact_id: &str,
@@ -140,6 +140,7 @@ impl Shared {
                 item_type: spec.item_type,
                 content_type: spec.content_type.clone(),
                 content: spec.content.clone(),
+                attachments: None,
                 role: Some(spec.role),
                 participant_id: Some(spec.participant_id.clone().unwrap_or(default_id)),
                 display_name: Some(spec.display_name.clone().unwrap_or(default_name)),

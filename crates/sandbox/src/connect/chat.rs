@@ -7,9 +7,11 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::clock;
+use crate::config::AttachmentScan;
+use crate::connect::attachments::{Attachment, Presigned, S3RequestRecord};
 use crate::connect::model::{
-    AgentView, ChatItem, ChatMessage, ContactStatus, ContactView, EndReason, Item, ItemType,
-    MessageVisibility, ParticipantRole, StreamingView, content_types,
+    AgentView, AttachmentItem, ChatItem, ChatMessage, ContactStatus, ContactView, EndReason, Item,
+    ItemType, MessageVisibility, ParticipantRole, StreamingView, content_types,
 };
 use crate::events::SandboxEvent;
 use crate::ids;
@@ -62,6 +64,12 @@ pub(crate) struct Chat {
     pub streaming_tokens: HashMap<String, String>,
     /// SendMessage / SendEvent ClientToken → `{"Id","AbsoluteTime"}` answered.
     pub item_tokens: HashMap<String, Value>,
+    /// StartAttachmentUpload ClientToken → the answer.
+    pub attachment_tokens: HashMap<String, Value>,
+    /// CompleteAttachmentUpload ClientTokens seen.
+    pub complete_tokens: HashMap<String, Value>,
+    /// Attachments started or sent, in order.
+    pub attachments: Vec<Attachment>,
     pub transcript: Vec<ChatItem>,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
@@ -105,6 +113,7 @@ impl Chat {
                 })
                 .collect(),
             transcript: self.transcript.clone(),
+            attachments: self.attachments.iter().map(|a| a.view(self)).collect(),
             created_at: clock::iso_ms(self.created_at),
             ended_at: self.ended_at.map(clock::iso_ms),
         }
@@ -135,6 +144,14 @@ pub(crate) struct ConnectState {
     by_connection_token: HashMap<String, (usize, OffsetDateTime)>,
     /// StartChatContact ClientToken → (chat, original response).
     pub start_tokens: HashMap<String, (usize, Value)>,
+    /// AttachmentId → (chat, position in its `attachments`).
+    pub attachment_index: HashMap<String, (usize, usize)>,
+    /// Pre-signed URL signatures (`X-Amz-Signature`) handed out.
+    pub presigned: HashMap<String, Presigned>,
+    /// Requests to the pre-signed URLs, as answered.
+    pub s3_requests: Vec<S3RequestRecord>,
+    /// The attachment scan set at run time (`None`: the configured one).
+    pub scan: Option<AttachmentScan>,
 }
 
 impl ConnectState {
@@ -178,6 +195,24 @@ impl ConnectState {
     }
 
     /// Gives chat `idx` a new ContactId (transfer); the old ids keep resolving to it.
+    pub(crate) fn add_attachment(&mut self, idx: usize, attachment: Attachment) -> Option<()> {
+        let chat = self.chats.get_mut(idx)?;
+        self.attachment_index
+            .insert(attachment.id.clone(), (idx, chat.attachments.len()));
+        chat.attachments.push(attachment);
+        Some(())
+    }
+
+    pub(crate) fn attachment(&self, id: &str) -> Option<(usize, &Attachment)> {
+        let (chat, pos) = *self.attachment_index.get(id)?;
+        Some((chat, self.chats.get(chat)?.attachments.get(pos)?))
+    }
+
+    pub(crate) fn attachment_mut(&mut self, id: &str) -> Option<(usize, &mut Attachment)> {
+        let (chat, pos) = *self.attachment_index.get(id)?;
+        Some((chat, self.chats.get_mut(chat)?.attachments.get_mut(pos)?))
+    }
+
     pub(crate) fn transfer(&mut self, idx: usize) -> Option<String> {
         let chat = self.chats.get_mut(idx)?;
         let new_id = ids::uuid();
@@ -194,6 +229,7 @@ pub(crate) struct NewItem {
     pub item_type: ItemType,
     pub content_type: String,
     pub content: Option<String>,
+    pub attachments: Option<Vec<AttachmentItem>>,
     pub role: Option<ParticipantRole>,
     pub participant_id: Option<String>,
     pub display_name: Option<String>,
@@ -212,6 +248,7 @@ impl NewItem {
             item_type: ItemType::Event,
             content_type: content_type.to_owned(),
             content: None,
+            attachments: None,
             role: Some(role),
             participant_id: Some(participant_id.to_owned()),
             display_name: Some(display_name.to_owned()),
@@ -253,6 +290,7 @@ impl Shared {
         let item = ChatItem {
             item: Item {
                 absolute_time: clock::now_iso_ms(),
+                attachments: new.attachments,
                 content: new.content,
                 content_type: new.content_type,
                 id: ids::uuid(),
@@ -294,6 +332,7 @@ impl Shared {
                 item_type: ItemType::Event,
                 content_type: content_types::CHAT_ENDED.to_owned(),
                 content: None,
+                attachments: None,
                 role: None,
                 participant_id: None,
                 display_name: None,

@@ -96,6 +96,7 @@ fn default_code(service: Service, status: StatusCode) -> &'static str {
     match (service, status.as_u16()) {
         (Service::Connect, 400) => "InvalidRequestException",
         (Service::Participant, 400) => "ValidationException",
+        (Service::Participant, 402) => "ServiceQuotaExceededException",
         (_, 403) => "AccessDeniedException",
         (_, 404) => "ResourceNotFoundException",
         (_, 409) => "ConflictException",

@@ -2,6 +2,7 @@
 //! agent-side control operations, over one set of chats.
 
 pub(crate) mod agent;
+pub mod attachments;
 pub(crate) mod chat;
 pub(crate) mod contact;
 pub(crate) mod errors;

@@ -94,12 +94,18 @@ impl MessageVisibility {
 
 /// A chat transcript item, serialised exactly as Connect streams it (field order of the real
 /// capture in PROTOCOLS.md B3).
+///
+/// ATTACHMENT items carry `Attachments` and no top-level `ContentType` (empty `content_type`),
+/// like the only real sample (CHATJS `ChatAttachmentsFeature.md`, PROTOCOLS.md B3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Item {
     pub absolute_time: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachments: Option<Vec<AttachmentItem>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub content_type: String,
     pub id: String,
     #[serde(rename = "Type")]
@@ -112,6 +118,64 @@ pub struct Item {
     pub participant_role: Option<ParticipantRole>,
     pub initial_contact_id: String,
     pub contact_id: String,
+}
+
+/// `Item.Attachments[]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AttachmentItem {
+    pub content_type: String,
+    pub attachment_id: String,
+    pub attachment_name: String,
+    pub status: ArtifactStatus,
+}
+
+/// `ArtifactStatus`: the scan state of an attachment. Only APPROVED ones can be downloaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ArtifactStatus {
+    Approved,
+    Rejected,
+    InProgress,
+}
+
+impl ArtifactStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approved => "APPROVED",
+            Self::Rejected => "REJECTED",
+            Self::InProgress => "IN_PROGRESS",
+        }
+    }
+}
+
+/// An attachment of a chat, with what reached Connect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentView {
+    pub attachment_id: String,
+    /// The chat's current ContactId.
+    pub contact_id: String,
+    pub initial_contact_id: String,
+    /// CUSTOMER (StartAttachmentUpload, i.e. the bridge) or AGENT (`agent_send_attachment`).
+    pub role: ParticipantRole,
+    pub name: String,
+    pub content_type: String,
+    /// `AttachmentSizeInBytes` of StartAttachmentUpload (the file's size for agent attachments).
+    pub declared_size: u64,
+    /// A PUT to the upload URL succeeded (always true for agent attachments).
+    pub uploaded: bool,
+    /// Size and SHA-256 (lower-case hex) of the bytes that reached Connect.
+    pub size: Option<u64>,
+    pub sha256: Option<String>,
+    /// The stored bytes (`SandboxHandle::file`).
+    pub file_id: Option<String>,
+    /// CompleteAttachmentUpload done (always true for agent attachments).
+    pub completed: bool,
+    /// `None` until completed.
+    pub status: Option<ArtifactStatus>,
+    /// The ATTACHMENT items that announced it (a scan with a delay adds a second one).
+    pub item_ids: Vec<String>,
+    pub created_at: String,
 }
 
 /// A transcript item with its visibility (which is an SNS attribute, not an `Item` field).
@@ -242,6 +306,8 @@ pub struct ContactView {
     pub streaming: Vec<StreamingView>,
     /// Every item ever added, in order (including typing events and agent-only items).
     pub transcript: Vec<ChatItem>,
+    /// Attachments started or sent in this chat, in order.
+    pub attachments: Vec<AttachmentView>,
     pub created_at: String,
     pub ended_at: Option<String>,
 }
@@ -260,10 +326,24 @@ mod tests {
         assert_eq!(serde_json::to_string(&item).unwrap(), real);
     }
 
+    /// The ATTACHMENT item of CHATJS `ChatAttachmentsFeature.md` round-trips byte for byte.
+    #[test]
+    fn attachment_item_serialises_like_connect() {
+        let real = r#"{"AbsoluteTime":"2025-05-24T21:42:55.867Z","Attachments":[{"ContentType":"image/png","AttachmentId":"asdfasdfasdfsadf","AttachmentName":"Screenshot.png","Status":"APPROVED"}],"Id":"86a061a2-f99c-4691-a63e-47d145628a80","Type":"ATTACHMENT","ParticipantId":"4393212f","DisplayName":"Spencer","ParticipantRole":"AGENT","InitialContactId":"f50e4cc0","ContactId":"7d007f43"}"#;
+        let item: Item = serde_json::from_str(real).unwrap();
+        assert_eq!(item.item_type, ItemType::Attachment);
+        assert_eq!(
+            item.attachments.as_ref().unwrap()[0].status,
+            ArtifactStatus::Approved
+        );
+        assert_eq!(serde_json::to_string(&item).unwrap(), real);
+    }
+
     #[test]
     fn chat_ended_has_no_participant_fields() {
         let item = Item {
             absolute_time: "2026-04-01T22:25:00.000Z".into(),
+            attachments: None,
             content: None,
             content_type: content_types::CHAT_ENDED.into(),
             id: "i".into(),

@@ -56,18 +56,18 @@ fn bearer(headers: &HeaderMap) -> Result<String, AwsError> {
         })
 }
 
-fn terminated(contact_id: &str) -> AwsError {
+pub(crate) fn terminated(contact_id: &str) -> AwsError {
     AwsError::access_denied(format!(
         "Access denied: the chat {contact_id} has already been terminated"
     ))
 }
 
-fn no_access() -> AwsError {
+pub(crate) fn no_access() -> AwsError {
     AwsError::access_denied("You do not have sufficient access to perform this action.")
 }
 
 /// The live chat a ConnectionToken belongs to.
-fn chat_for_connection(cs: &ConnectState, token: &str) -> Result<usize, AwsError> {
+pub(crate) fn chat_for_connection(cs: &ConnectState, token: &str) -> Result<usize, AwsError> {
     let idx = cs
         .by_connection_token(token, clock::now())
         .map_err(|problem| match problem {
@@ -81,7 +81,11 @@ fn chat_for_connection(cs: &ConnectState, token: &str) -> Result<usize, AwsError
     }
 }
 
-async fn admit(shared: &Shared, headers: &HeaderMap, op: FaultOp) -> Result<String, AwsError> {
+pub(crate) async fn admit(
+    shared: &Shared,
+    headers: &HeaderMap,
+    op: FaultOp,
+) -> Result<String, AwsError> {
     let token = bearer(headers)?;
     shared.apply_aws_fault(Service::Participant, op).await?;
     Ok(token)

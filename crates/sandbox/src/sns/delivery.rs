@@ -154,7 +154,10 @@ impl Shared {
         put("InstanceId", &chat.instance_id);
         put("AccountId", &self.cfg.connect.account_id);
         put("Type", item.item.item_type.as_str());
-        put("ContentType", &item.item.content_type);
+        // ATTACHMENT items have no top-level ContentType (PROTOCOLS.md B3: unconfirmed).
+        if !item.item.content_type.is_empty() {
+            put("ContentType", &item.item.content_type);
+        }
         put("MessageVisibility", item.visibility.as_str());
         attributes
     }

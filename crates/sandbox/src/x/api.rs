@@ -20,7 +20,7 @@ use crate::x::problem::{self, XReply};
 use crate::x::records::{RequestRecord, SentDm, XOp};
 use crate::x::state::RateInfo;
 use crate::x::users::USER_FIELDS;
-use crate::x::webhook_client;
+use crate::x::{media_upload, webhook_client};
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -33,16 +33,17 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 }
 
 /// The parts of a received X request the handlers need.
-struct XRequest {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+pub(crate) struct XRequest {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    /// The body when it may be signed (form bodies); empty for streamed bodies.
+    pub body: Bytes,
 }
 
 /// Who a call is authenticated as: the configured user (OAuth 1.0a) or an app (Bearer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Principal {
+pub(crate) enum Principal {
     User,
     App,
 }
@@ -109,10 +110,27 @@ async fn get_me(
 }
 
 /// Records the call, then renders the reply with its rate-limit headers.
-fn finish(shared: &Shared, op: XOp, req: &XRequest, reply: XReply) -> Response {
-    let status = reply.status.as_u16();
+pub(crate) fn finish(shared: &Shared, op: XOp, req: &XRequest, reply: XReply) -> Response {
+    record_call(
+        shared,
+        op,
+        req,
+        reply.status.as_u16(),
+        reply.rejection.clone(),
+    );
+    reply.into_response()
+}
+
+/// Records an answered X call (`x_requests`, `XRequest` event).
+pub(crate) fn record_call(
+    shared: &Shared,
+    op: XOp,
+    req: &XRequest,
+    status: u16,
+    rejection: Option<String>,
+) {
     let path = req.uri.path().to_owned();
-    if let Some(why) = &reply.rejection {
+    if let Some(why) = &rejection {
         tracing::info!(?op, status, reason = %why, "X request refused");
     }
     lock(&shared.x).requests.push(RequestRecord {
@@ -120,7 +138,7 @@ fn finish(shared: &Shared, op: XOp, req: &XRequest, reply: XReply) -> Response {
         method: req.method.to_string(),
         path: path.clone(),
         status,
-        rejection: reply.rejection.clone(),
+        rejection,
         at: clock::now_iso_ms(),
     });
     shared.events.emit(SandboxEvent::XRequest {
@@ -129,7 +147,6 @@ fn finish(shared: &Shared, op: XOp, req: &XRequest, reply: XReply) -> Response {
         path,
         status,
     });
-    reply.into_response()
 }
 
 /// Verifies the `Authorization` header: OAuth 1.0a with the configured credentials, or (when
@@ -204,7 +221,7 @@ fn authenticate(shared: &Shared, req: &XRequest, allow_bearer: bool) -> Result<P
     Ok(Principal::User)
 }
 
-fn peek_rate(shared: &Shared, op: XOp, principal: &str) -> RateInfo {
+pub(crate) fn peek_rate(shared: &Shared, op: XOp, principal: &str) -> RateInfo {
     lock(&shared.x).peek_rate(
         op,
         principal,
@@ -215,7 +232,7 @@ fn peek_rate(shared: &Shared, op: XOp, principal: &str) -> RateInfo {
 
 /// Authentication, fault injection and rate limiting, in that order. `Ok` carries the window after
 /// counting this call.
-async fn admit(
+pub(crate) async fn admit(
     shared: &Shared,
     req: &XRequest,
     op: XOp,
@@ -273,7 +290,7 @@ async fn admit(
         })
 }
 
-fn is_x_id(s: &str) -> bool {
+pub(crate) fn is_x_id(s: &str) -> bool {
     (1..=19).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
 }
 
@@ -390,6 +407,24 @@ async fn create_dm_reply(shared: &Arc<Shared>, req: &XRequest, participant_id: &
             .rejected("invalid body");
         }
     };
+    let mut media = None;
+    for media_id in &attachments {
+        match media_upload::attachment_problem(shared, media_id) {
+            Ok(found) => media = Some(found),
+            Err(message) => {
+                return XReply::new(
+                    StatusCode::BAD_REQUEST,
+                    problem::invalid_request(vec![problem::param_error(
+                        "attachments.media_id",
+                        media_id,
+                        message.clone(),
+                    )]),
+                    rate,
+                )
+                .rejected(message);
+            }
+        }
+    }
     let business = shared.cfg.x.business.id.clone();
     let dm = {
         let mut x = lock(&shared.x);
@@ -409,6 +444,7 @@ async fn create_dm_reply(shared: &Arc<Shared>, req: &XRequest, participant_id: &
             recipient_id: participant_id.to_owned(),
             text,
             attachments,
+            media,
             created_timestamp_ms: clock::unix_ms(now),
             created_at: clock::iso_ms(now),
         };

@@ -98,15 +98,62 @@ impl DmSpec {
         self.media = Some(media);
         self
     }
+
+    /// Adds a shortened link to `expanded_url` (appended to the text, with its URL entity).
+    pub fn with_link(self, expanded_url: impl Into<String>) -> Self {
+        self.with_url(UrlSpec::link(expanded_url))
+    }
 }
 
-/// A URL entity (`message_data.entities.urls[]`).
+/// A URL entity (`message_data.entities.urls[]`). In JSON, `url` and `display_url` may be left
+/// out: a t.co URL and the display form are made up (like [`UrlSpec::link`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UrlSpec {
     /// The t.co form that appears in the text.
+    #[serde(default)]
     pub url: String,
     pub expanded_url: String,
+    #[serde(default)]
     pub display_url: String,
+}
+
+impl UrlSpec {
+    /// A link as X shortens it: a fresh `https://t.co/…` URL for `expanded_url`, displayed
+    /// without its scheme (`example.com/a`).
+    pub fn link(expanded_url: impl Into<String>) -> Self {
+        let expanded_url = expanded_url.into();
+        let display_url = Self::display(&expanded_url);
+        let code: String = ids::short_code(1).chars().take(10).collect();
+        Self {
+            url: format!("https://t.co/{code}"),
+            expanded_url,
+            display_url,
+        }
+    }
+
+    /// Fills a missing `url` / `display_url`.
+    pub(crate) fn completed(mut self) -> Self {
+        if self.url.is_empty() {
+            let code: String = ids::short_code(1).chars().take(10).collect();
+            self.url = format!("https://t.co/{code}");
+        }
+        if self.display_url.is_empty() {
+            self.display_url = Self::display(&self.expanded_url);
+        }
+        self
+    }
+
+    /// `example.com/a`, cut after 25 characters like X.
+    fn display(expanded_url: &str) -> String {
+        let bare = expanded_url
+            .split_once("://")
+            .map_or(expanded_url, |(_, rest)| rest);
+        if bare.chars().count() > 26 {
+            format!("{}…", bare.chars().take(25).collect::<String>())
+        } else {
+            bare.to_owned()
+        }
+    }
 }
 
 /// Kinds of DM media.
@@ -119,15 +166,88 @@ pub enum MediaKind {
     AnimatedGif,
 }
 
-/// A media attachment of a delivered DM.
+/// A media attachment of a delivered DM (PROTOCOLS.md A2). Its URLs are served by the sandbox's
+/// listener: photos at a TON path (OAuth 1.0a required), videos and GIFs at twimg-style paths.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MediaSpec {
     pub kind: MediaKind,
     /// Default: a fresh snowflake.
     pub media_id: Option<String>,
-    /// Photo: `media_url_https` (default a TON URL); video/GIF: the mp4 variant URL.
+    /// The registered file ([`crate::SandboxHandle::add_file`]) the DM carries: the photo, the
+    /// highest-bitrate mp4 variant of a video, the mp4 of a GIF. Default: a small generated file.
+    pub file_id: Option<String>,
+    /// A video's lower-bitrate mp4 variant. Default: a small generated decoy (so fetching the
+    /// wrong variant shows in the hash).
+    pub low_file_id: Option<String>,
+    /// Overrides the URL of `file_id` (photo: `media_url_https`; video: the highest-bitrate
+    /// variant; GIF: the mp4 variant). A URL on this sandbox's port under any host name (e.g.
+    /// `http://localhost:PORT/elsewhere/x.jpg`, see `SandboxHandle::alt_base_url`) is still served
+    /// — and recorded — by the sandbox, which makes "never fetched" checkable.
     pub url: Option<String>,
+}
+
+impl MediaSpec {
+    /// A photo (TON URL) carrying `file_id`.
+    pub fn photo(file_id: impl Into<String>) -> Self {
+        Self::of(MediaKind::Photo, file_id)
+    }
+
+    /// A video with three variants (two mp4 bitrates + an HLS playlist); `file_id` is the
+    /// highest-bitrate mp4, listed between the other two.
+    pub fn video(file_id: impl Into<String>) -> Self {
+        Self::of(MediaKind::Video, file_id)
+    }
+
+    /// An animated GIF: one mp4 variant (`bitrate: 0`) carrying `file_id`.
+    pub fn animated_gif(file_id: impl Into<String>) -> Self {
+        Self::of(MediaKind::AnimatedGif, file_id)
+    }
+
+    fn of(kind: MediaKind, file_id: impl Into<String>) -> Self {
+        Self {
+            kind,
+            file_id: Some(file_id.into()),
+            ..Self::default()
+        }
+    }
+
+    pub fn with_media_id(mut self, media_id: impl Into<String>) -> Self {
+        self.media_id = Some(media_id.into());
+        self
+    }
+
+    pub fn with_url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    pub fn with_low_file(mut self, file_id: impl Into<String>) -> Self {
+        self.low_file_id = Some(file_id.into());
+        self
+    }
+}
+
+/// One `video_info.variants[]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Variant {
+    pub bitrate: Option<u64>,
+    pub content_type: String,
+    pub url: String,
+}
+
+/// A media attachment with every URL decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ResolvedMedia {
+    pub kind: MediaKind,
+    pub media_id: String,
+    /// The `https://t.co/…` link appended to the text (and the media's `url`).
+    pub tco_url: String,
+    /// Photo: the file's URL; video/GIF: the preview image.
+    pub media_url_https: String,
+    pub aspect_ratio: [u32; 2],
+    pub duration_millis: Option<u64>,
+    pub variants: Vec<Variant>,
 }
 
 /// A `message_create` DM event before rendering.
@@ -141,14 +261,14 @@ pub(crate) struct DmEventParts {
     pub source_app_id: Option<String>,
     pub text: String,
     pub urls: Vec<UrlSpec>,
-    pub media: Option<MediaSpec>,
+    pub media: Option<ResolvedMedia>,
 }
 
 /// One webhook activity.
 #[derive(Debug, Clone)]
 pub(crate) enum Activity {
     Dm {
-        event: DmEventParts,
+        event: Box<DmEventParts>,
         app: Option<XApp>,
     },
     Typing {
@@ -359,8 +479,8 @@ fn dm_event(parts: &DmEventParts) -> DmEvent {
         }));
     }
     let attachment = parts.media.as_ref().map(|media| {
-        let code = ids::short_code(1).chars().take(10).collect::<String>();
-        let tco = format!("https://t.co/{code}");
+        let tco = media.tco_url.clone();
+        let code = tco.rsplit('/').next().unwrap_or_default();
         let indices = append(&mut text, &tco);
         let expanded = format!("https://twitter.com/messages/media/{}", parts.id);
         let display = format!("pic.twitter.com/{code}");
@@ -370,7 +490,7 @@ fn dm_event(parts: &DmEventParts) -> DmEvent {
             "display_url": display,
             "indices": indices,
         }));
-        media_json(&parts.id, media, &tco, &display, &expanded, indices)
+        media_json(media, &tco, &display, &expanded, indices)
     });
     DmEvent {
         kind: "message_create",
@@ -398,70 +518,24 @@ fn dm_event(parts: &DmEventParts) -> DmEvent {
 
 /// The `attachment` object of PROTOCOLS.md A2 (photo, video or GIF).
 fn media_json(
-    dm_id: &str,
-    media: &MediaSpec,
+    media: &ResolvedMedia,
     tco: &str,
     display: &str,
     expanded: &str,
     indices: [usize; 2],
 ) -> Value {
-    let media_id = media
-        .media_id
-        .clone()
-        .unwrap_or_else(|| ids::Snowflake::default().next());
-    let file = ids::short_code(2).chars().take(43).collect::<String>();
-    let (kind, preview, video_info) = match media.kind {
-        MediaKind::Photo => {
-            let url = media.url.clone().unwrap_or_else(|| {
-                format!(
-                    "https://ton.twitter.com/1.1/ton/data/dm/{dm_id}/{media_id}/{}.jpg",
-                    &file[..8]
-                )
-            });
-            ("photo", url, None)
-        }
-        MediaKind::Video => {
-            let mp4 = media.url.clone().unwrap_or_else(|| {
-                format!("https://video.twimg.com/dm_video/{media_id}/vid/720x1280/{file}.mp4")
-            });
-            (
-                "video",
-                format!("https://pbs.twimg.com/dm_video_preview/{media_id}/img/{file}.jpg"),
-                Some(json!({
-                    "aspect_ratio": [9, 16],
-                    "duration_millis": 5000,
-                    "variants": [
-                        {"bitrate": 320000, "content_type": "video/mp4",
-                         "url": format!("https://video.twimg.com/dm_video/{media_id}/vid/180x320/{file}.mp4")},
-                        {"bitrate": 2176000, "content_type": "video/mp4", "url": mp4},
-                        {"content_type": "application/x-mpegURL",
-                         "url": format!("https://video.twimg.com/dm_video/{media_id}/pl/{file}.m3u8")},
-                    ],
-                })),
-            )
-        }
-        MediaKind::AnimatedGif => {
-            let mp4 = media
-                .url
-                .clone()
-                .unwrap_or_else(|| format!("https://video.twimg.com/dm_gif/{media_id}/{file}.mp4"));
-            (
-                "animated_gif",
-                format!("https://pbs.twimg.com/dm_gif_preview/{media_id}/{file}.jpg"),
-                Some(json!({
-                    "aspect_ratio": [1, 1],
-                    "variants": [{"bitrate": 0, "content_type": "video/mp4", "url": mp4}],
-                })),
-            )
-        }
+    let kind = match media.kind {
+        MediaKind::Photo => "photo",
+        MediaKind::Video => "video",
+        MediaKind::AnimatedGif => "animated_gif",
     };
     let size = |w: u32, resize: &str| json!({"w": w, "h": w, "resize": resize});
     let mut media_obj = json!({
-        "id": media_id.parse::<u64>().unwrap_or(0),
-        "id_str": media_id,
+        "id": media.media_id.parse::<u64>().unwrap_or(0),
+        "id_str": media.media_id,
         "indices": indices,
-        "media_url": preview,
-        "media_url_https": preview,
+        "media_url": media.media_url_https,
+        "media_url_https": media.media_url_https,
         "url": tco,
         "display_url": display,
         "expanded_url": expanded,
@@ -473,7 +547,23 @@ fn media_json(
             "large": size(1000, "fit"),
         },
     });
-    if let (Some(info), Value::Object(obj)) = (video_info, &mut media_obj) {
+    if media.kind != MediaKind::Photo
+        && let Value::Object(obj) = &mut media_obj
+    {
+        let variants: Vec<Value> = media
+            .variants
+            .iter()
+            .map(|v| match v.bitrate {
+                Some(bitrate) => {
+                    json!({"bitrate": bitrate, "content_type": v.content_type, "url": v.url})
+                }
+                None => json!({"content_type": v.content_type, "url": v.url}),
+            })
+            .collect();
+        let mut info = json!({"aspect_ratio": media.aspect_ratio, "variants": variants});
+        if let (Some(ms), Value::Object(info)) = (media.duration_millis, &mut info) {
+            info.insert("duration_millis".into(), json!(ms));
+        }
         obj.insert("video_info".into(), info);
     }
     json!({"type": "media", "media": media_obj})
@@ -648,7 +738,12 @@ mod tests {
             "https://pbs.twimg.com/profile_images/1281676323749011456/kJjBtbmw_normal.jpg".into(),
         );
         let activity = Activity::Dm {
-            event: text_dm("2039459599745679612", "55125386", "40876567", "Hola2"),
+            event: Box::new(text_dm(
+                "2039459599745679612",
+                "55125386",
+                "40876567",
+                "Hola2",
+            )),
             app: None,
         };
         let body = render(
@@ -671,12 +766,12 @@ mod tests {
     #[test]
     fn xaa_envelope_wraps_payload_and_v2_users() {
         let activity = Activity::Dm {
-            event: text_dm(
+            event: Box::new(text_dm(
                 "2080765901528535096",
                 "2222222222222222222",
                 "1111111111111111111",
                 "hello!",
-            ),
+            )),
             app: None,
         };
         let users = [SandboxUser::new(
@@ -718,15 +813,22 @@ mod tests {
             expanded_url: "https://example.com/a".into(),
             display_url: "example.com/a".into(),
         });
-        event.media = Some(MediaSpec {
+        event.media = Some(ResolvedMedia {
             kind: MediaKind::Photo,
-            media_id: Some("1547580751654203394".into()),
-            url: None,
+            media_id: "1547580751654203394".into(),
+            tco_url: "https://t.co/J9dz8mhUqz".into(),
+            media_url_https: "http://127.0.0.1:1/1.1/ton/data/dm/1547580822294646788/1547580751654203394/T7xt1pvd.jpg".into(),
+            aspect_ratio: [1, 1],
+            duration_millis: None,
+            variants: Vec::new(),
         });
         let body = render(
             PayloadShape::Aaa,
             "4337869213",
-            &Activity::Dm { event, app: None },
+            &Activity::Dm {
+                event: Box::new(event),
+                app: None,
+            },
             None,
         );
         let v: Value = serde_json::from_slice(&body).unwrap();
@@ -735,11 +837,18 @@ mod tests {
         let urls = data["entities"]["urls"].as_array().unwrap();
         assert_eq!(urls[0]["indices"], json!([7, 23]));
         let media_link = urls[1]["url"].as_str().unwrap();
+        assert_eq!(media_link, "https://t.co/J9dz8mhUqz");
+        assert_eq!(urls[1]["display_url"], "pic.twitter.com/J9dz8mhUqz");
         assert!(text.ends_with(media_link));
         let start = urls[1]["indices"][0].as_u64().unwrap() as usize;
         assert_eq!(text.chars().skip(start).collect::<String>(), media_link);
         assert_eq!(data["attachment"]["media"]["id_str"], "1547580751654203394");
         assert_eq!(data["attachment"]["media"]["type"], "photo");
+        assert_eq!(
+            data["attachment"]["media"]["url"], urls[1]["url"],
+            "the media's t.co link is the entity's"
+        );
+        assert!(data["attachment"]["media"].get("video_info").is_none());
         assert!(v.get("users").is_none());
     }
 }

@@ -8,6 +8,18 @@ pub enum XOp {
     CreateDm,
     GetUser,
     GetMe,
+    /// `POST /2/media/upload/initialize`.
+    MediaInitialize,
+    /// `POST /2/media/upload/:id/append`.
+    MediaAppend,
+    /// `POST /2/media/upload/:id/finalize`.
+    MediaFinalize,
+    /// `GET /2/media/upload?command=STATUS`.
+    MediaStatus,
+    /// One-shot `POST /2/media/upload`.
+    MediaUpload,
+    /// `GET /1.1/ton/data/dm/…` (photo download).
+    TonDownload,
     /// A path the emulator does not implement.
     Unknown,
 }
@@ -36,8 +48,133 @@ pub struct SentDm {
     pub text: Option<String>,
     /// `media_id`s of the attachments (at most one).
     pub attachments: Vec<String>,
+    /// What the attachment was (from its upload).
+    pub media: Option<SentMedia>,
     pub created_timestamp_ms: i64,
     pub created_at: String,
+}
+
+/// The uploaded media a sent DM carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentMedia {
+    pub media_id: String,
+    pub media_key: String,
+    pub category: MediaCategory,
+    /// The `media_type` given at `initialize` (e.g. `image/png`).
+    pub media_type: String,
+    pub size: u64,
+    /// SHA-256 of the uploaded bytes, lower-case hex.
+    pub sha256: String,
+    /// The stored upload (`SandboxHandle::file`).
+    pub file_id: String,
+}
+
+/// X's DM media categories (`media_category`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaCategory {
+    DmImage,
+    DmGif,
+    DmVideo,
+}
+
+impl MediaCategory {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "dm_image" => Some(Self::DmImage),
+            "dm_gif" => Some(Self::DmGif),
+            "dm_video" => Some(Self::DmVideo),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DmImage => "dm_image",
+            Self::DmGif => "dm_gif",
+            Self::DmVideo => "dm_video",
+        }
+    }
+
+    /// PROTOCOLS.md A5: images 5 MB, GIFs 15 MB, videos 512 MB.
+    pub fn max_bytes(self) -> u64 {
+        const MB: u64 = 1024 * 1024;
+        match self {
+            Self::DmImage => 5 * MB,
+            Self::DmGif => 15 * MB,
+            Self::DmVideo => 512 * MB,
+        }
+    }
+
+    /// Whether the media is processed after `finalize` (GIFs and videos) or ready at once.
+    pub fn is_processed(self) -> bool {
+        !matches!(self, Self::DmImage)
+    }
+}
+
+/// `processing_info.state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessingState {
+    Pending,
+    InProgress,
+    Succeeded,
+    Failed,
+}
+
+impl ProcessingState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::InProgress => "in_progress",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// A media upload (X media upload v2) as the sandbox reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadedMedia {
+    pub media_id: String,
+    pub media_key: String,
+    pub category: MediaCategory,
+    pub media_type: String,
+    pub total_bytes: u64,
+    /// Bytes appended so far.
+    pub received_bytes: u64,
+    /// Segments appended (the next expected `segment_index`).
+    pub segments: u32,
+    pub finalized: bool,
+    /// `None` before `finalize`; images are `succeeded` at once.
+    pub state: Option<ProcessingState>,
+    /// STATUS calls answered.
+    pub status_polls: u32,
+    /// STATUS calls that came before the `check_after_secs` of the previous answer.
+    pub early_polls: u32,
+    /// After `finalize`: the stored file, its size and SHA-256.
+    pub file_id: Option<String>,
+    pub sha256: Option<String>,
+    /// The uploading user (the access token's).
+    pub owner_id: String,
+    pub created_at: String,
+}
+
+/// The media of a delivered DM: what the bridge should fetch and what it should get.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveredMedia {
+    pub kind: crate::x::payloads::MediaKind,
+    pub media_id: String,
+    /// The t.co link appended to the text (to be stripped from captions).
+    pub tco_url: String,
+    /// The URL of `file_id`: the photo's TON URL, the highest-bitrate mp4, the GIF's mp4.
+    pub url: String,
+    pub file_id: String,
+    pub size: u64,
+    pub sha256: String,
+    pub content_type: String,
+    /// Every URL in the payload with the file it serves (variants, playlist, preview).
+    pub urls: Vec<(String, String)>,
 }
 
 /// The webhook the sandbox delivers to.
@@ -94,5 +231,7 @@ pub struct WebhookDelivery {
     pub status: Option<u16>,
     pub response_body: String,
     pub error: Option<String>,
+    /// The media of a DM delivery.
+    pub media: Option<DeliveredMedia>,
     pub at: String,
 }

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::config::RateLimit;
+use crate::x::media_upload::Upload;
 use crate::x::records::{RequestRecord, SentDm, WebhookDelivery, WebhookRegistration, XOp};
 use crate::x::users::SandboxUser;
 
@@ -24,6 +25,8 @@ pub(crate) struct XState {
     windows: HashMap<(XOp, String), Window>,
     pub webhook: Option<WebhookRegistration>,
     pub deliveries: Vec<WebhookDelivery>,
+    /// X media upload v2, by media id.
+    pub uploads: HashMap<String, Upload>,
 }
 
 #[derive(Debug, Clone, Copy)]

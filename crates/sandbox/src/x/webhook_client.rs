@@ -14,8 +14,11 @@ use crate::error::SandboxError;
 use crate::events::SandboxEvent;
 use crate::ids;
 use crate::state::{Shared, lock};
-use crate::x::payloads::{self, Activity, DmEventParts, DmSpec, MediaKind, MediaSpec};
-use crate::x::records::{CrcOutcome, DeliveryKind, SentDm, WebhookDelivery, WebhookRegistration};
+use crate::x::payloads::{self, Activity, DmEventParts, DmSpec, MediaKind, MediaSpec, UrlSpec};
+use crate::x::records::{
+    CrcOutcome, DeliveredMedia, DeliveryKind, MediaCategory, SentDm, WebhookDelivery,
+    WebhookRegistration,
+};
 use crate::x::users::SandboxUser;
 
 /// The header X signs event POSTs with (its capitalisation in a real capture).
@@ -185,6 +188,17 @@ pub(crate) async fn deliver(
     payload: Vec<u8>,
     signature: SignatureHeader,
 ) -> Result<WebhookDelivery, SandboxError> {
+    deliver_with_media(shared, kind, event_id, payload, signature, None).await
+}
+
+async fn deliver_with_media(
+    shared: &Shared,
+    kind: DeliveryKind,
+    event_id: Option<String>,
+    payload: Vec<u8>,
+    signature: SignatureHeader,
+    media: Option<DeliveredMedia>,
+) -> Result<WebhookDelivery, SandboxError> {
     let url = valid_webhook(shared).await?;
     let signature = match signature {
         SignatureHeader::Valid => Some(webhook_signature(&shared.cfg.x.consumer_secret, &payload)),
@@ -216,6 +230,7 @@ pub(crate) async fn deliver(
         status,
         response_body,
         error,
+        media,
         at: clock::now_iso_ms(),
     };
     lock(&shared.x).deliveries.push(delivery.clone());
@@ -249,8 +264,15 @@ pub(crate) async fn deliver_dm(
         .event_id
         .clone()
         .unwrap_or_else(|| shared.snowflake.next());
+    let (media, delivered) = match &spec.media {
+        Some(m) => {
+            let (resolved, delivered) = shared.resolve_dm_media(&event_id, m)?;
+            (Some(resolved), Some(delivered))
+        }
+        None => (None, None),
+    };
     let activity = Activity::Dm {
-        event: DmEventParts {
+        event: Box::new(DmEventParts {
             id: event_id.clone(),
             created_timestamp_ms: spec.created_timestamp_ms.unwrap_or_else(clock::now_unix_ms),
             sender_id: spec.sender_id.clone(),
@@ -260,19 +282,20 @@ pub(crate) async fn deliver_dm(
                 .unwrap_or_else(|| business.clone()),
             source_app_id: None,
             text: spec.text.clone(),
-            urls: spec.urls.clone(),
-            media: spec.media.clone(),
-        },
+            urls: spec.urls.iter().cloned().map(UrlSpec::completed).collect(),
+            media,
+        }),
         app: None,
     };
     let users = spec.include_users.then(|| users_for(shared, &activity));
     let payload = payloads::render(spec.shape, &business, &activity, users.as_deref());
-    deliver(
+    deliver_with_media(
         shared,
         DeliveryKind::Dm,
         Some(event_id),
         payload,
         SignatureHeader::Valid,
+        delivered,
     )
     .await
 }
@@ -283,8 +306,27 @@ pub(crate) async fn deliver_echo(shared: &Shared, dm: &SentDm) {
         return;
     }
     let x = &shared.cfg.x;
+    let media = dm.media.as_ref().and_then(|m| {
+        let spec = MediaSpec {
+            kind: match m.category {
+                MediaCategory::DmImage => MediaKind::Photo,
+                MediaCategory::DmGif => MediaKind::AnimatedGif,
+                MediaCategory::DmVideo => MediaKind::Video,
+            },
+            media_id: Some(m.media_id.clone()),
+            file_id: Some(m.file_id.clone()),
+            ..MediaSpec::default()
+        };
+        match shared.resolve_dm_media(&dm.dm_event_id, &spec) {
+            Ok((resolved, _)) => Some(resolved),
+            Err(e) => {
+                tracing::warn!(error = %e, "echo without its media");
+                None
+            }
+        }
+    });
     let activity = Activity::Dm {
-        event: DmEventParts {
+        event: Box::new(DmEventParts {
             id: dm.dm_event_id.clone(),
             created_timestamp_ms: dm.created_timestamp_ms,
             sender_id: dm.sender_id.clone(),
@@ -292,12 +334,8 @@ pub(crate) async fn deliver_echo(shared: &Shared, dm: &SentDm) {
             source_app_id: Some(x.app.id.clone()),
             text: dm.text.clone().unwrap_or_default(),
             urls: Vec::new(),
-            media: dm.attachments.first().map(|id| MediaSpec {
-                kind: MediaKind::Photo,
-                media_id: Some(id.clone()),
-                url: None,
-            }),
-        },
+            media,
+        }),
         app: Some(x.app.clone()),
     };
     let users = users_for(shared, &activity);

@@ -188,3 +188,103 @@ async fn unknown_routes_answer_in_platform_style() {
     }
     assert!(closed, "still accepting connections after shutdown");
 }
+
+#[tokio::test]
+async fn control_api_covers_media_and_attachments() {
+    let sb = sandbox().await;
+    let base = format!("{}/_sandbox", sb.base_url());
+    let resp = http()
+        .post(format!("{base}/media/files"))
+        .json(&json!({"name": "s.pdf", "content_type": "application/pdf",
+                      "content": {"generated": {"size": 5000, "seed": 3}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let file: Value = resp.json().await.unwrap();
+    let file_id = file["file_id"].as_str().unwrap().to_owned();
+    let generated: Value = http()
+        .get(format!("{base}/media/generated?size=5000&seed=3"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(generated["sha256"], file["sha256"]);
+    let content = http()
+        .get(format!("{base}/media/files/{file_id}/content"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(content.headers()["content-type"], "application/pdf");
+    assert_eq!(
+        xdm_sandbox::sha256_hex(&content.bytes().await.unwrap()),
+        file["sha256"].as_str().unwrap()
+    );
+    let resp = http()
+        .post(format!("{base}/media/files/{file_id}/serve"))
+        .json(&json!({"omit_content_length": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(sb.file(&file_id).unwrap().serve.omit_content_length);
+    let small = http()
+        .post(format!("{base}/media/files"))
+        .json(&json!({"name": "a.txt", "content_type": "text/plain", "content": {"text": "hi"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(small.status(), 201);
+
+    let (contact_id, participant_token) = crate::support::start_chat(&sb, "hi").await;
+    crate::support::connect_customer(&sb, &participant_token).await;
+    sb.agent_accept(&contact_id, "Enrique").unwrap();
+    let resp = http()
+        .post(format!("{base}/connect/contacts/{contact_id}/attachment"))
+        .json(&json!({"name": "s.pdf", "file_id": file_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let item: Value = resp.json().await.unwrap();
+    assert_eq!(item["Type"], "ATTACHMENT");
+    assert_eq!(item["Attachments"][0]["Status"], "APPROVED");
+    assert_eq!(item["Attachments"][0]["ContentType"], "application/pdf");
+    let attachments: Value = http()
+        .get(format!("{base}/connect/attachments"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(attachments[0]["sha256"], file["sha256"]);
+    let resp = http()
+        .post(format!("{base}/connect/contacts/{contact_id}/attachment"))
+        .json(&json!({"name": "x.pdf", "file_id": "file-999"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let scan: Value = http()
+        .post(format!("{base}/connect/attachment-scan"))
+        .json(&json!({"delay_ms": 100, "verdict": "REJECTED"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(scan, json!({"delay_ms": 100, "verdict": "REJECTED"}));
+    for path in [
+        "media/requests",
+        "x/media",
+        "connect/s3-requests",
+        "media/files",
+    ] {
+        let resp = http().get(format!("{base}/{path}")).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+    }
+}

@@ -1,8 +1,10 @@
 //! Integration tests of the sandbox over real sockets.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod attachments;
 mod connect_api;
 mod control;
+mod media_x;
 mod sns_stream;
 mod support;
 mod x_api;

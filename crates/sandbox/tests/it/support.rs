@@ -272,3 +272,41 @@ async fn sns_post(State(r): State<Receiver>, headers: HeaderMap, body: String) -
     }
     StatusCode::from_u16(status).unwrap_or(StatusCode::OK)
 }
+
+/// The sandbox's own X credentials (those the bridge is configured with).
+pub fn x_creds(sb: &SandboxHandle) -> xdm_sandbox::x::oauth_verify::Credentials<'_> {
+    let x = &sb.config().x;
+    xdm_sandbox::x::oauth_verify::Credentials {
+        consumer_key: &x.consumer_key,
+        consumer_secret: &x.consumer_secret,
+        token: &x.access_token,
+        token_secret: &x.access_token_secret,
+    }
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// An OAuth 1.0a `Authorization` header for `method url` (query signed, body not).
+pub fn x_auth(
+    creds: xdm_sandbox::x::oauth_verify::Credentials<'_>,
+    method: &str,
+    url: &str,
+) -> String {
+    let url = url::Url::parse(url).expect("url");
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    xdm_sandbox::x::oauth_verify::authorization_header(method, &url, &[], creds, &nonce, unix_now())
+}
+
+/// A sandbox with a registered, CRC-valid webhook (needed to deliver DMs).
+pub async fn sandbox_with_webhook() -> (SandboxHandle, Receiver) {
+    let sb = sandbox().await;
+    let rx = Receiver::start(&sb.config().x.consumer_secret).await;
+    let crc = sb.set_webhook(&rx.webhook_url()).await.expect("webhook");
+    assert!(crc.ok, "{crc:?}");
+    (sb, rx)
+}

@@ -193,12 +193,15 @@ async fn dm_body_and_recipient_rules() {
     );
     let (status, _, body) = send_dm(&sb, creds(&sb), "777", json!({"text": "hi"})).await;
     assert_eq!((status, body["title"].as_str()), (403, Some("Forbidden")));
+    // A media id must name media this user uploaded (media_x.rs covers the uploads).
     let media_only = json!({"attachments": [{"media_id": "1547580751654203394"}]});
+    let (status, _, body) = send_dm(&sb, creds(&sb), "55125386", media_only).await;
+    assert_eq!(status, 400, "{body}");
     assert_eq!(
-        send_dm(&sb, creds(&sb), "55125386", media_only).await.0,
-        201
+        body["errors"][0]["parameters"]["attachments.media_id"][0],
+        "1547580751654203394"
     );
-    assert_eq!(sb.sent_dms()[0].attachments, vec!["1547580751654203394"]);
+    assert!(sb.sent_dms().is_empty());
 }
 
 #[tokio::test]

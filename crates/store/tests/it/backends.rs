@@ -4,7 +4,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use xdm_core::ports::Store;
-use xdm_store::{AnyStore, MemoryStore, SqliteStore, StoreUrl};
+use xdm_store::{AnyStore, DynamoStore, MemoryStore, SqliteStore, StoreUrl};
 
 /// A fresh store and whatever must outlive it (the temporary directory of a database file).
 #[derive(Debug)]
@@ -57,4 +57,23 @@ pub async fn any_sqlite_in_memory() -> Fresh<AnyStore> {
         store: Arc::new(store),
         _dir: None,
     }
+}
+
+/// Fresh tables (a unique prefix) in the DynamoDB emulator (`moto.rs`).
+pub async fn dynamodb() -> Fresh<DynamoStore> {
+    Fresh {
+        store: Arc::new(fresh_dynamodb().await),
+        _dir: None,
+    }
+}
+
+/// A `DynamoStore` on freshly created tables with a unique prefix.
+pub async fn fresh_dynamodb() -> DynamoStore {
+    let prefix = format!("xdm-test-{}.", uuid::Uuid::new_v4().simple());
+    let store = DynamoStore::new(&crate::moto::sdk_config(), &prefix);
+    store
+        .create_tables()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    store
 }

@@ -3,15 +3,19 @@
 //! `conformance` holds the contract of the core's `Store` port as generic async functions; each
 //! backend runs all of them through one `conformance_suite!` line below, with a factory that
 //! gives a fresh, empty store. `sqlite_specific` covers what only the SQLite backend has
-//! (files, reopening, crashes, several connections, corrupt rows).
+//! (files, reopening, crashes, several connections, corrupt rows); `dynamodb_specific` what only
+//! the DynamoDB backend has (TTL, several stores on one set of tables, opening by URL). The
+//! DynamoDB tests run against the moto emulator, which `moto` starts (see there).
 
 #[macro_use]
 mod conformance;
 mod backends;
+mod dynamodb_specific;
 mod fixtures;
+mod moto;
 mod sqlite_specific;
 
-// One line per backend (a DynamoDB backend adds `mod dynamodb { conformance_suite!(…); }`).
+// One line per backend.
 mod memory {
     conformance_suite!(crate::backends::memory);
 }
@@ -20,4 +24,7 @@ mod sqlite {
 }
 mod any_sqlite_in_memory {
     conformance_suite!(crate::backends::any_sqlite_in_memory);
+}
+mod dynamodb {
+    conformance_suite!(crate::backends::dynamodb);
 }

@@ -1,7 +1,10 @@
 //! `XClient` against a scripted fake of the X API on 127.0.0.1: what reaches X (method, path,
-//! JSON body, a valid OAuth 1.0a signature) and how each answer is classified.
+//! JSON body, a valid OAuth 1.0a signature) and how each answer is classified. The fake answers
+//! with one script, or per path prefix with routes (media downloads and uploads: [`media`]).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod media;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,7 +13,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use url::Url;
@@ -49,8 +52,14 @@ struct Seen {
     target: String,
     host: String,
     headers: HeaderMap,
+    /// Empty when it was larger than [`KEPT_BODY_BYTES`] (see `body_len`).
     body: Bytes,
+    body_len: usize,
 }
+
+/// Request bodies above this are not kept (media segments: their route checks them on arrival,
+/// and the memory test must not see the fake hoard them).
+const KEPT_BODY_BYTES: usize = 64 * 1024;
 
 impl Seen {
     fn json(&self) -> serde_json::Value {
@@ -74,6 +83,37 @@ impl Seen {
             .collect()
     }
 
+    /// The full URL as received (scheme http: the fake is plain http).
+    fn url(&self) -> Url {
+        Url::parse(&format!("http://{}{}", self.host, self.target)).unwrap()
+    }
+
+    /// Whether the request carries a valid OAuth 1.0a signature by `token`, recomputed from the
+    /// URL received (query parameters included). For routes, which must not panic.
+    fn signed_by(&self, token: &AccessToken) -> bool {
+        if !self.headers.contains_key("authorization") {
+            return false;
+        }
+        let p = self.oauth_params();
+        let (Some(nonce), Some(timestamp), Some(signature)) = (
+            p.get("oauth_nonce"),
+            p.get("oauth_timestamp").and_then(|t| t.parse().ok()),
+            p.get("oauth_signature"),
+        ) else {
+            return false;
+        };
+        let url = self.url();
+        let request = SignableRequest {
+            method: self.method.as_str(),
+            url: &url,
+            form_body: None,
+        };
+        p.get("oauth_token").map(String::as_str) == Some(token.token())
+            && p.get("oauth_consumer_key").map(String::as_str) == Some(CONSUMER_KEY)
+            && oauth1::sign_with(&request, &consumer(), Some(token), nonce, timestamp)
+                .is_ok_and(|expected| expected.signature == *signature)
+    }
+
     /// Recomputes the signature from what was received, with `token`, and checks the header.
     fn assert_signed_by(&self, token: &AccessToken) {
         let p = self.oauth_params();
@@ -83,7 +123,7 @@ impl Seen {
         assert_eq!(p["oauth_token"], token.token());
         assert!(p["oauth_nonce"].len() >= 16);
         let timestamp: u64 = p["oauth_timestamp"].parse().unwrap();
-        let url = Url::parse(&format!("http://{}{}", self.host, self.target)).unwrap();
+        let url = self.url();
         let request = SignableRequest {
             method: self.method.as_str(),
             url: &url,
@@ -119,9 +159,14 @@ fn answer(status: u16, body: &str) -> Script {
     }
 }
 
+/// A route's answer: built from the request as received.
+type Responder = Arc<dyn Fn(&Seen) -> Response + Send + Sync>;
+
 #[derive(Clone)]
 struct Fake {
     script: Script,
+    /// Path-prefix routes, tried in order before the script.
+    routes: Arc<Vec<(String, Responder)>>,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
@@ -141,13 +186,27 @@ async fn handle(
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
-    fake.seen.lock().unwrap().push(Seen {
+    let body_len = body.len();
+    let mut seen = Seen {
         method,
         target,
         host,
-        headers,
+        headers: owned_headers(&headers),
         body,
-    });
+        body_len,
+    };
+    let routed = fake
+        .routes
+        .iter()
+        .find(|(prefix, _)| seen.target.starts_with(prefix.as_str()))
+        .map(|(_, respond)| respond(&seen));
+    if seen.body_len > KEPT_BODY_BYTES {
+        seen.body = Bytes::new();
+    }
+    fake.seen.lock().unwrap().push(seen);
+    if let Some(response) = routed {
+        return response;
+    }
     let s = fake.script;
     if !s.delay.is_zero() {
         tokio::time::sleep(s.delay).await;
@@ -161,6 +220,19 @@ async fn handle(
     response
 }
 
+/// A copy of `headers` in allocations of its own: hyper parses header values as slices of its
+/// read buffer (up to ~400 KiB), so keeping the originals would keep those buffers alive.
+fn owned_headers(headers: &HeaderMap) -> HeaderMap {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap();
+            copy.set_sensitive(value.is_sensitive());
+            (name.clone(), copy)
+        })
+        .collect()
+}
+
 struct Server {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -168,11 +240,28 @@ struct Server {
 
 impl Server {
     async fn start(script: Script) -> Self {
+        Self::with_routes(script, Vec::new()).await
+    }
+
+    /// A fake answering `routes` by path prefix, and anything else with 404.
+    async fn routed(routes: Vec<(&str, Responder)>) -> Self {
+        Self::with_routes(answer(404, ""), routes).await
+    }
+
+    async fn with_routes(script: Script, routes: Vec<(&str, Responder)>) -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let app = Router::new().fallback(handle).with_state(Fake {
-            script,
-            seen: seen.clone(),
-        });
+        let routes = routes
+            .into_iter()
+            .map(|(prefix, respond)| (prefix.to_owned(), respond))
+            .collect();
+        let app = Router::new()
+            .fallback(handle)
+            .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
+            .with_state(Fake {
+                script,
+                routes: Arc::new(routes),
+                seen: seen.clone(),
+            });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -187,6 +276,10 @@ impl Server {
 
     fn client(&self) -> XClient {
         client_for(&self.url(), Duration::from_secs(20))
+    }
+
+    fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
     }
 
     fn only_request(&self) -> Seen {

@@ -563,3 +563,52 @@ pub async fn jobs_list<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn() 
     assert_eq!(store.jobs(OUT, None, 100).await, Ok(vec![stored(&o)]));
     assert_eq!(store.jobs(OUT, Some(JobState::Done), 100).await, Ok(vec![]));
 }
+
+/// `lane_head` answers for one lane what `lane_heads` answers for all of them.
+pub async fn jobs_lane_head_is_the_lanes_head<S: Store, F: Future<Output = Fresh<S>>>(
+    fresh: impl Fn() -> F,
+) {
+    let store = fresh().await;
+    let l2 = new_job(IN, "l2", "L", 2, 0, 0);
+    let l1 = new_job(IN, "l1", "L", 1, 1, 300);
+    let m1 = job_in("m1", "M", 1);
+    enqueue_all(&*store, &[l2.clone(), l1.clone(), m1.clone()]).await;
+
+    let head = |lane: &'static str, now_ms: i64| {
+        let store = store.shared();
+        async move {
+            store
+                .lane_head(IN, lane, now_ms)
+                .await
+                .unwrap_or_else(|e| panic!("lane_head {lane}: {e}"))
+        }
+    };
+    // Due later or now, the head is the lane's first job.
+    assert_eq!(head("L", 0).await, Some(stored(&l1)));
+    assert_eq!(head("M", 0).await, Some(stored(&m1)));
+    assert_eq!(head("nope", 0).await, None);
+    assert_eq!(store.lane_head(OUT, "L", 0).await, Ok(None));
+
+    // Leased: no head until the lease ends.
+    assert!(claim(&*store, IN, "l1", 300, 1_000).await);
+    assert_eq!(head("L", 999).await, None);
+    assert_eq!(
+        head("L", 1_000).await,
+        Some(claimed(stored(&l1), 300, 1_000))
+    );
+    // Finished: the next job of the lane; then none.
+    assert_eq!(
+        store.finish(IN, "l1", JobState::Done, None, 400).await,
+        Ok(())
+    );
+    assert_eq!(head("L", 400).await, Some(stored(&l2)));
+    assert!(claim(&*store, IN, "l2", 400, 1_000).await);
+    assert_eq!(
+        store
+            .finish(IN, "l2", JobState::Failed, Some("x"), 500)
+            .await,
+        Ok(())
+    );
+    assert_eq!(head("L", 500).await, None);
+    assert_eq!(heads(&*store, IN, 500, 10).await, vec![stored(&m1)]);
+}

@@ -1,0 +1,248 @@
+//! The AWS sample's configuration layout, so its users can swap their functions for these:
+//! an SSM parameter (`CONFIG_PARAM_NAME`) holding `{"instance_id","contact_flow_id","x_account_id"}`
+//! and a Secrets Manager secret (`SECRET_ARN`) holding `{"consumer_key","consumer_secret",
+//! "access_token","access_token_secret"}`. Values fill settings the `XDM_*` environment left unset.
+//!
+//! SSM GetParameter goes through `aws-sigv4` + reqwest (aws-sdk-ssm is 152 operations and ~105 s
+//! of debug build for one call, ECOSYSTEM.md §2); Secrets Manager uses the official SDK.
+
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use secrecy::SecretString;
+use serde::Deserialize;
+use xdm_aws_connect::signing::{CredentialsCache, sign_request};
+
+use crate::config::Config;
+
+const SSM_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("CONFIG_PARAM_NAME {name}: {reason}")]
+    Parameter { name: String, reason: String },
+    #[error("SECRET_ARN {id}: {reason}")]
+    Secret { id: String, reason: String },
+}
+
+/// The sample's SSM parameter JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SampleParameter {
+    pub instance_id: Option<String>,
+    pub contact_flow_id: Option<String>,
+    /// The business account id; this bridge learns it from each webhook's `for_user_id`.
+    pub x_account_id: Option<String>,
+}
+
+/// The sample's secret JSON.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+pub struct SampleSecret {
+    pub consumer_key: Option<String>,
+    pub consumer_secret: Option<String>,
+    pub access_token: Option<String>,
+    pub access_token_secret: Option<String>,
+}
+
+impl std::fmt::Debug for SampleSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SampleSecret").finish_non_exhaustive()
+    }
+}
+
+/// Reads the sample layout; clients built once.
+#[derive(Debug)]
+pub struct AwsSources {
+    parameter: Option<String>,
+    secret: Option<String>,
+    ssm: SsmClient,
+    secrets: aws_sdk_secretsmanager::Client,
+}
+
+impl AwsSources {
+    /// `CONFIG_PARAM_NAME` and `SECRET_ARN` from `env` (either may be absent).
+    pub fn new(sdk: &SdkConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, SourceError> {
+        let parameter = env("CONFIG_PARAM_NAME").filter(|v| !v.trim().is_empty());
+        let secret = env("SECRET_ARN").filter(|v| !v.trim().is_empty());
+        let ssm = SsmClient::new(sdk, env).map_err(|reason| SourceError::Parameter {
+            name: parameter.clone().unwrap_or_default(),
+            reason,
+        })?;
+        Ok(Self {
+            parameter,
+            secret,
+            ssm,
+            secrets: aws_sdk_secretsmanager::Client::new(sdk),
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parameter.is_none() && self.secret.is_none()
+    }
+
+    /// Fetches both (concurrently). Each is `None` when not configured.
+    pub async fn fetch(
+        &self,
+    ) -> (
+        Option<Result<SampleParameter, SourceError>>,
+        Option<Result<SampleSecret, SourceError>>,
+    ) {
+        let param = async {
+            let name = self.parameter.as_ref()?;
+            Some(
+                self.ssm
+                    .get_json(name)
+                    .await
+                    .map_err(|reason| SourceError::Parameter {
+                        name: name.clone(),
+                        reason,
+                    }),
+            )
+        };
+        let secret = async {
+            let id = self.secret.as_ref()?;
+            Some(
+                self.secret_json(id)
+                    .await
+                    .map_err(|reason| SourceError::Secret {
+                        id: id.clone(),
+                        reason,
+                    }),
+            )
+        };
+        tokio::join!(param, secret)
+    }
+
+    async fn secret_json(&self, id: &str) -> Result<SampleSecret, String> {
+        let out = self
+            .secrets
+            .get_secret_value()
+            .secret_id(id)
+            .send()
+            .await
+            .map_err(|e| aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string())?;
+        let text = out
+            .secret_string()
+            .ok_or("the secret has no SecretString")?;
+        serde_json::from_str(text).map_err(|e| format!("not the expected JSON object: {e}"))
+    }
+}
+
+/// Fills what the environment left unset.
+pub fn apply(
+    config: &mut Config,
+    parameter: Option<&SampleParameter>,
+    secret: Option<&SampleSecret>,
+) {
+    if let Some(p) = parameter {
+        if config.connect.instance_id.is_none() {
+            config.connect.instance_id = p.instance_id.clone();
+        }
+        if config.connect.contact_flow_id.is_none() {
+            config.connect.contact_flow_id = p.contact_flow_id.clone();
+        }
+    }
+    if let Some(s) = secret {
+        let fill = |slot: &mut Option<SecretString>, v: &Option<String>| {
+            if slot.is_none() {
+                *slot = v.clone().map(SecretString::from);
+            }
+        };
+        fill(&mut config.x.consumer_key, &s.consumer_key);
+        fill(&mut config.x.consumer_secret, &s.consumer_secret);
+        fill(&mut config.x.access_token, &s.access_token);
+        fill(&mut config.x.access_token_secret, &s.access_token_secret);
+    }
+}
+
+/// `AmazonSSM.GetParameter` over SigV4 (JSON 1.1 protocol).
+#[derive(Debug)]
+struct SsmClient {
+    endpoint: String,
+    region: String,
+    credentials: Option<CredentialsCache>,
+    http: reqwest::Client,
+}
+
+impl SsmClient {
+    fn new(sdk: &SdkConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let region = sdk
+            .region()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| "us-east-1".to_owned());
+        let endpoint = env("AWS_ENDPOINT_URL_SSM")
+            .or_else(|| env("AWS_ENDPOINT_URL"))
+            .or_else(|| sdk.endpoint_url().map(str::to_owned))
+            .unwrap_or_else(|| format!("https://ssm.{region}.amazonaws.com"));
+        let http = reqwest::Client::builder()
+            .timeout(SSM_TIMEOUT)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            region,
+            credentials: sdk.credentials_provider().map(CredentialsCache::new),
+            http,
+        })
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, String> {
+        let body = serde_json::to_vec(&serde_json::json!({"Name": name, "WithDecryption": true}))
+            .map_err(|e| e.to_string())?;
+        let mut req = http::Request::builder()
+            .method("POST")
+            .uri(format!("{}/", self.endpoint))
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", "AmazonSSM.GetParameter")
+            .body(body)
+            .map_err(|e| e.to_string())?;
+        let creds = self
+            .credentials
+            .as_ref()
+            .ok_or("no AWS credentials are configured")?;
+        let creds = creds
+            .get()
+            .await
+            .map_err(|e| format!("no AWS credentials: {e}"))?;
+        sign_request(
+            &mut req,
+            creds,
+            &self.region,
+            "ssm",
+            std::time::SystemTime::now(),
+        )?;
+        let req = reqwest::Request::try_from(req).map_err(|e| e.to_string())?;
+        let resp = self
+            .http
+            .execute(req)
+            .await
+            .map_err(|e| format!("SSM unreachable: {e}"))?;
+        let status = resp.status();
+        let error_type = resp
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = resp.text().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            let code = error_type.or_else(|| {
+                serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()?
+                    .get("__type")?
+                    .as_str()
+                    .map(str::to_owned)
+            });
+            return Err(format!(
+                "SSM answered {status} {}",
+                code.unwrap_or_default()
+            ));
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("unreadable SSM answer: {e}"))?;
+        let param = value
+            .pointer("/Parameter/Value")
+            .and_then(serde_json::Value::as_str)
+            .ok_or("no Parameter.Value in the answer")?;
+        serde_json::from_str(param)
+            .map_err(|e| format!("the parameter is not the expected JSON object: {e}"))
+    }
+}

@@ -1,0 +1,334 @@
+//! AWS Lambda: the same binary as a `bootstrap` (provided.al2023). One function code serves
+//! every function of the deployment, told apart by the event:
+//!
+//! * API Gateway (REST or HTTP API) / function URL → the `serve` router (`/webhooks/x`, and
+//!   `/webhooks` like the AWS sample): verify, persist, answer X at once, wake the delivery queue;
+//! * SQS (FIFO, one message group per customer) → deliver that customer's messages in order;
+//! * SNS (the Connect chat stream) → accept the chat item and deliver it to X;
+//! * an EventBridge schedule → deliver whatever is due (retries, missed wake-ups).
+//!
+//! Clients and configuration are built once per cold start; configuration from SSM and Secrets
+//! Manager (the sample's layout) is re-read every `XDM_AWS_CONFIG_REFRESH_SECS` and the bridge is
+//! rebuilt only when it changed.
+
+pub mod aws_sources;
+pub mod event;
+pub mod http;
+pub mod queue;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use aws_config::{BehaviorVersion, SdkConfig};
+use axum::Router;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use xdm_aws_connect::sns::{SnsMessage, chat_item_from_notification};
+use xdm_core::jobs::Queue;
+use xdm_core::ports::{Clock, SystemClock};
+
+use crate::config::{Config, LogFormat};
+use crate::server;
+use crate::startup::{BuiltState, build_state};
+use aws_sources::AwsSources;
+use event::Invocation;
+use queue::{InboundTrigger, WakeUp};
+
+/// Time kept back from the invocation deadline for answering.
+const DEADLINE_MARGIN_MS: i64 = 2_000;
+const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
+
+/// Runs the Lambda runtime loop.
+pub async fn run() -> anyhow::Result<()> {
+    let mut config = Config::load(None)?;
+    config.log_format = LogFormat::Json;
+    crate::telemetry::init(config.log_format);
+    let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let app = Arc::new(Box::pin(LambdaApp::new(config, sdk, &|k| std::env::var(k).ok())).await?);
+    Box::pin(lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<Value>| {
+            let app = Arc::clone(&app);
+            async move {
+                let deadline = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
+                Box::pin(app.handle(event.payload, deadline))
+                    .await
+                    .map_err(lambda_runtime::Error::from)
+            }
+        },
+    )))
+    .await
+    .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
+}
+
+/// One cold start's worth of state.
+#[derive(Debug)]
+pub struct LambdaApp {
+    base: Config,
+    sdk: SdkConfig,
+    sources: AwsSources,
+    trigger: Option<InboundTrigger>,
+    refresh: Duration,
+    current: tokio::sync::Mutex<Option<Current>>,
+}
+
+#[derive(Debug, Clone)]
+struct Current {
+    fetched: Instant,
+    fingerprint: String,
+    built: Arc<Built>,
+}
+
+#[derive(Debug)]
+struct Built {
+    state: BuiltState,
+    router: Router,
+    topic_arn: Option<String>,
+    reorder_window_ms: i64,
+}
+
+impl LambdaApp {
+    /// `base`: the `XDM_*` configuration; `env` also provides `CONFIG_PARAM_NAME`, `SECRET_ARN`,
+    /// `XDM_INBOUND_QUEUE_URL` and `XDM_AWS_CONFIG_REFRESH_SECS`.
+    pub async fn new(
+        base: Config,
+        sdk: SdkConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
+        let sources = AwsSources::new(&sdk, env)?;
+        let trigger = env("XDM_INBOUND_QUEUE_URL")
+            .filter(|v| !v.trim().is_empty())
+            .map(|url| InboundTrigger::new(aws_sdk_sqs::Client::new(&sdk), url));
+        let refresh = match env("XDM_AWS_CONFIG_REFRESH_SECS") {
+            Some(v) => Duration::from_secs(
+                v.trim()
+                    .parse()
+                    .context("XDM_AWS_CONFIG_REFRESH_SECS is not a number of seconds")?,
+            ),
+            None => DEFAULT_REFRESH,
+        };
+        let app = Self {
+            base,
+            sdk,
+            sources,
+            trigger,
+            refresh,
+            current: tokio::sync::Mutex::new(None),
+        };
+        // Build at cold start, not on the first request.
+        app.built().await?;
+        Ok(app)
+    }
+
+    /// The bridge for the current configuration, re-reading SSM / Secrets Manager when the
+    /// refresh interval has passed.
+    async fn built(&self) -> anyhow::Result<Arc<Built>> {
+        let mut slot = self.current.lock().await;
+        if let Some(cur) = slot.as_ref()
+            && (cur.fetched.elapsed() < self.refresh || self.sources.is_empty())
+        {
+            return Ok(Arc::clone(&cur.built));
+        }
+        let mut config = self.base.clone();
+        let (param, secret) = self.sources.fetch().await;
+        let param = match param {
+            Some(Ok(p)) => Some(p),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "cannot read the configuration parameter");
+                None
+            }
+            None => None,
+        };
+        let secret = match secret {
+            Some(Ok(s)) => Some(s),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "cannot read the X credentials secret");
+                None
+            }
+            None => None,
+        };
+        aws_sources::apply(&mut config, param.as_ref(), secret.as_ref());
+        let fingerprint = fingerprint(&config);
+        if let Some(cur) = slot.as_mut()
+            && cur.fingerprint == fingerprint
+        {
+            cur.fetched = Instant::now();
+            return Ok(Arc::clone(&cur.built));
+        }
+        let mut state = Box::pin(build_state(&config, Some(&self.sdk))).await?;
+        if let Some(shared) = Arc::get_mut(&mut state.state) {
+            shared.inbound_trigger = self.trigger.clone();
+        }
+        let router = server::router(Arc::clone(&state.state), config.max_body_bytes);
+        let built = Arc::new(Built {
+            state,
+            router,
+            topic_arn: config.connect.topic_arn.clone(),
+            reorder_window_ms: config
+                .delivery
+                .reorder_window_ms
+                .max(config.delivery.outbound_reorder_window_ms),
+        });
+        tracing::info!("bridge configuration loaded");
+        *slot = Some(Current {
+            fetched: Instant::now(),
+            fingerprint,
+            built: Arc::clone(&built),
+        });
+        Ok(built)
+    }
+
+    /// The bridge of the current configuration (tests, admin).
+    pub async fn bridge(&self) -> anyhow::Result<Arc<crate::wiring::AppBridge>> {
+        Ok(Arc::clone(&self.built().await?.state.state.bridge))
+    }
+
+    /// Handles one invocation; `deadline_ms` is when Lambda stops it (ms since the epoch).
+    pub async fn handle(&self, event: Value, deadline_ms: i64) -> anyhow::Result<Value> {
+        let built = self.built().await?;
+        let deadline = deadline_ms.saturating_sub(DEADLINE_MARGIN_MS);
+        match Invocation::classify(event)? {
+            Invocation::HttpV1(req) => {
+                let resp = built
+                    .router
+                    .clone()
+                    .oneshot(http::request_v1(&req)?)
+                    .await?;
+                Ok(http::response_v1(resp).await)
+            }
+            Invocation::HttpV2(req) => {
+                let resp = built
+                    .router
+                    .clone()
+                    .oneshot(http::request_v2(&req)?)
+                    .await?;
+                Ok(http::response_v2(resp).await)
+            }
+            Invocation::Sns(records) => Box::pin(self.sns(&built, &records, deadline)).await,
+            Invocation::Sqs(records) => Ok(Box::pin(self.sqs(&built, &records, deadline)).await),
+            Invocation::Sweep => Ok(Box::pin(self.sweep(&built, deadline)).await),
+        }
+    }
+
+    /// Chat items from SNS. The invocation itself is authenticated by AWS (the function's
+    /// resource policy admits only this topic's SNS), so the topic is checked and the signature
+    /// is not re-verified here. An error makes Lambda retry the invocation; items already
+    /// accepted are deduplicated.
+    async fn sns(&self, built: &Built, records: &[Value], deadline: i64) -> anyhow::Result<Value> {
+        let bridge = &built.state.state.bridge;
+        let mut accepted = 0;
+        let mut lanes = Vec::new();
+        for record in records {
+            let sns = record
+                .get("Sns")
+                .context("an SNS record without its Sns object")?;
+            let msg = SnsMessage::from_lambda_sns(sns)?;
+            match &built.topic_arn {
+                Some(topic) if *topic == msg.topic_arn => {}
+                Some(_) => {
+                    tracing::warn!(topic = %msg.topic_arn, "SNS record of a foreign topic refused");
+                    continue;
+                }
+                None => anyhow::bail!("XDM_CONNECT_TOPIC_ARN is not set: SNS records are refused"),
+            }
+            let item = match chat_item_from_notification(&msg) {
+                Ok(item) => item,
+                Err(e) => {
+                    // Retrying cannot fix it: drop it loudly.
+                    tracing::error!(error = %e, message_id = %msg.message_id, "SNS notification is not a chat item");
+                    continue;
+                }
+            };
+            let lane = item.initial_contact_id.to_string();
+            bridge.accept_chat_item(item).await?;
+            accepted += 1;
+            if !lanes.contains(&lane) {
+                lanes.push(lane);
+            }
+        }
+        if built.state.deliver {
+            for lane in &lanes {
+                bridge
+                    .run_due(
+                        Queue::Outbound,
+                        Some(lane),
+                        deadline,
+                        built.reorder_window_ms + 100,
+                    )
+                    .await;
+            }
+        }
+        Ok(json!({"accepted": accepted}))
+    }
+
+    /// Wake-ups from the FIFO queue: deliver each customer's due messages in order. A record
+    /// whose lane could not be looked at is reported as failed so SQS redelivers it.
+    async fn sqs(&self, built: &Built, records: &[event::SqsRecord], deadline: i64) -> Value {
+        let bridge = &built.state.state.bridge;
+        let mut failures = Vec::new();
+        for record in records {
+            let wake: WakeUp = match serde_json::from_str(&record.body) {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::error!(error = %e, message_id = %record.message_id, "unreadable wake-up dropped");
+                    continue;
+                }
+            };
+            if !built.state.deliver {
+                failures.push(json!({"itemIdentifier": record.message_id}));
+                continue;
+            }
+            let summary = bridge
+                .run_due(
+                    Queue::Inbound,
+                    Some(&wake.lane),
+                    deadline,
+                    built.reorder_window_ms + 100,
+                )
+                .await;
+            if summary.store_errors > 0 {
+                failures.push(json!({"itemIdentifier": record.message_id}));
+            }
+        }
+        json!({"batchItemFailures": failures})
+    }
+
+    /// The periodic sweep: everything due in both directions.
+    async fn sweep(&self, built: &Built, deadline: i64) -> Value {
+        if !built.state.deliver {
+            return json!({"ran": 0, "reason": "delivery is not configured"});
+        }
+        let bridge = &built.state.state.bridge;
+        let wait = built.reorder_window_ms + 100;
+        let (inbound, outbound) = tokio::join!(
+            bridge.run_due(Queue::Inbound, None, deadline, wait),
+            bridge.run_due(Queue::Outbound, None, deadline, wait),
+        );
+        json!({"inbound": inbound.ran, "outbound": outbound.ran, "at": SystemClock.now_ms()})
+    }
+}
+
+/// What, in the configuration, requires rebuilding the bridge when it changes.
+fn fingerprint(c: &Config) -> String {
+    use sha2::Digest;
+    let secret = |s: &Option<secrecy::SecretString>| {
+        s.as_ref()
+            .map(|v| v.expose_secret().to_owned())
+            .unwrap_or_default()
+    };
+    let text = [
+        secret(&c.x.consumer_key),
+        secret(&c.x.consumer_secret),
+        secret(&c.x.access_token),
+        secret(&c.x.access_token_secret),
+        c.connect.instance_id.clone().unwrap_or_default(),
+        c.connect.contact_flow_id.clone().unwrap_or_default(),
+    ]
+    .join("\n");
+    // Hashed: the fingerprint is kept beside the state and must not be a copy of the secrets.
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,278 @@
+//! The Lambda face, fed the real captured events and built ones through the handler, against the
+//! sandbox.
+
+use serde_json::{Value, json};
+use xdm_connect::lambda::LambdaApp;
+use xdm_connect::sandbox_link;
+use xdm_core::ids::{ConnectionToken, InitialContactId, ParticipantToken, XUserId};
+use xdm_core::ports::Store;
+use xdm_core::session::{ConnectionCredentials, Session, SessionStatus};
+use xdm_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
+
+use crate::helpers::*;
+
+const CAPTURED_TOPIC: &str =
+    "arn:aws:sns:us-west-2:643504311277:X-DM-CONNECT-CHAT-MsgAoutmessagesout5D5307D6-uLoJ2ozbwKx7";
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/../../testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+struct LambdaHarness {
+    app: LambdaApp,
+    sandbox: SandboxHandle,
+    _dir: tempfile::TempDir,
+}
+
+async fn lambda_app(topic: Option<&str>) -> LambdaHarness {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", dir.path().join("lambda.db").display());
+    let mut config = sandbox_link::bridge_config(&sandbox, "127.0.0.1:0", &store).unwrap();
+    config.delivery.reorder_window_ms = 50;
+    config.delivery.outbound_reorder_window_ms = 50;
+    if let Some(t) = topic {
+        config.connect.topic_arn = Some(t.to_owned());
+    }
+    let app = LambdaApp::new(config, sandbox_link::sdk_config(&sandbox), &|_| None)
+        .await
+        .unwrap();
+    LambdaHarness {
+        app,
+        sandbox,
+        _dir: dir,
+    }
+}
+
+fn far_deadline() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+        + 30_000
+}
+
+/// The captured event with its body signed by `secret` instead of AWS's unknown one.
+fn resigned(mut ev: Value, secret: &str) -> Value {
+    let body = ev["body"].as_str().unwrap().to_owned();
+    let sig = x_signature(secret, body.as_bytes());
+    ev["headers"]["X-Twitter-Webhooks-Signature"] = json!(sig);
+    ev["multiValueHeaders"]["X-Twitter-Webhooks-Signature"] = json!([sig]);
+    ev
+}
+
+fn wake(lane: &str) -> Value {
+    json!({"Records":[{"messageId":"m-1","receiptHandle":"r","body":json!({"lane":lane}).to_string(),
+        "attributes":{},"messageAttributes":{},"md5OfBody":"x","eventSource":"aws:sqs",
+        "eventSourceARN":"arn:aws:sqs:us-east-1:123456789012:xdm-inbound.fifo","awsRegion":"us-east-1"}]})
+}
+
+#[tokio::test]
+async fn the_captured_api_gateway_event_is_refused_as_captured_and_opens_one_chat_when_resigned() {
+    let h = lambda_app(None).await;
+    let captured = fixture("apigw-x-webhook-text-dm.json");
+    let refused = h
+        .app
+        .handle(captured.clone(), far_deadline())
+        .await
+        .unwrap();
+    assert_eq!(refused["statusCode"], 401, "{refused}");
+
+    let secret = h.sandbox.config().x.consumer_secret.clone();
+    let accepted = h
+        .app
+        .handle(resigned(captured.clone(), &secret), far_deadline())
+        .await
+        .unwrap();
+    assert_eq!(accepted["statusCode"], 200, "{accepted}");
+    // X retries: still one chat
+    let again = h
+        .app
+        .handle(resigned(captured, &secret), far_deadline())
+        .await
+        .unwrap();
+    assert_eq!(again["statusCode"], 200);
+
+    // The queue wakes the delivery function for that customer.
+    let out = h
+        .app
+        .handle(wake("40876567:55125386"), far_deadline())
+        .await
+        .unwrap();
+    assert_eq!(out["batchItemFailures"], json!([]));
+    let contacts = h.sandbox.contacts();
+    assert_eq!(contacts.len(), 1);
+    assert_eq!(contacts[0].display_name, "Elizabeth Fuentes");
+    assert_eq!(contacts[0].attributes["x_username"], "ElizabethFue12");
+    assert_eq!(customer_messages(&contacts[0]), vec!["Hola2"]);
+    h.sandbox.shutdown();
+}
+
+#[tokio::test]
+async fn the_captured_sns_record_produces_one_dm() {
+    let h = lambda_app(Some(CAPTURED_TOPIC)).await;
+    // The session the webhook side would have created for this chat.
+    let bridge_store = {
+        let built = h
+            .app
+            .handle(
+                json!({"source":"aws.events","detail-type":"Scheduled Event"}),
+                far_deadline(),
+            )
+            .await;
+        assert!(built.is_ok());
+        h.app.bridge().await.unwrap()
+    };
+    bridge_store
+        .store()
+        .insert_session(&Session {
+            business: XUserId::parse("40876567").unwrap(),
+            customer: XUserId::parse("55125386").unwrap(),
+            initial_contact_id: InitialContactId::parse("da81f813-70b0-496e-91ed-70f48771c522")
+                .unwrap(),
+            participant_token: ParticipantToken::new("pt"),
+            opened_by: "xdm-test".into(),
+            connection: Some(ConnectionCredentials {
+                token: ConnectionToken::new("ct"),
+                expires_at_ms: None,
+            }),
+            status: SessionStatus::Live,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        })
+        .await
+        .unwrap();
+    let record = fixture("lambda-sns-agent-message.json");
+    h.app.handle(record.clone(), far_deadline()).await.unwrap();
+    h.app.handle(record, far_deadline()).await.unwrap(); // SNS retries the invocation
+    let dms = h.sandbox.sent_dms();
+    assert_eq!(dms.len(), 1, "{dms:?}");
+    assert_eq!(dms[0].recipient_id, "55125386");
+    assert_eq!(dms[0].text.as_deref(), Some("Connect con pago"));
+
+    // A record of another topic is not accepted.
+    let mut foreign = fixture("lambda-sns-agent-message.json");
+    foreign["Records"][0]["Sns"]["TopicArn"] =
+        json!("arn:aws:sns:us-west-2:643504311277:someone-else");
+    foreign["Records"][0]["Sns"]["MessageId"] = json!("00000000-0000-0000-0000-000000000000");
+    let out = h.app.handle(foreign, far_deadline()).await.unwrap();
+    assert_eq!(out["accepted"], 0);
+    h.sandbox.shutdown();
+}
+
+#[tokio::test]
+async fn http_api_v2_and_function_url_events_work() {
+    let h = lambda_app(None).await;
+    let secret = h.sandbox.config().x.consumer_secret.clone();
+    let body = captured_body();
+    let sig = x_signature(&secret, body.as_bytes());
+    let v2 = |path: &str,
+              method: &str,
+              query: &str,
+              body: Option<&str>,
+              stage: &str,
+              domain: &str| {
+        json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
+            "headers": {"content-type": "application/json", "x-twitter-webhooks-signature": sig},
+            "requestContext": {"accountId": "123456789012", "apiId": "abc", "domainName": domain, "stage": stage,
+                "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.133.77.8", "userAgent": "x"},
+                "requestId": "r", "routeKey": "$default", "time": "01/Apr/2026:21:47:14 +0000", "timeEpoch": 1775080034712_i64},
+            "body": body, "isBase64Encoded": false
+        })
+    };
+    // HTTP API on a named stage: CRC
+    let crc = h
+        .app
+        .handle(
+            v2(
+                "/prod/webhooks/x",
+                "GET",
+                "crc_token=M2RkODJkZmMtYjlkYi00NmQ4LTk0MGUtM2JjYzkwM2Q4MjQ0",
+                None,
+                "prod",
+                "abc.execute-api.us-east-1.amazonaws.com",
+            ),
+            far_deadline(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(crc["statusCode"], 200, "{crc}");
+    assert!(
+        crc["body"]
+            .as_str()
+            .unwrap()
+            .starts_with(r#"{"response_token":"sha256="#)
+    );
+    // function URL: events, base64 body
+    let mut post = v2(
+        "/webhooks/x",
+        "POST",
+        "",
+        None,
+        "$default",
+        "abcdefghij.lambda-url.us-east-1.on.aws",
+    );
+    use base64::Engine;
+    post["body"] = json!(base64::engine::general_purpose::STANDARD.encode(body.as_bytes()));
+    post["isBase64Encoded"] = json!(true);
+    let out = h.app.handle(post, far_deadline()).await.unwrap();
+    assert_eq!(out["statusCode"], 200, "{out}");
+    assert_eq!(
+        serde_json::from_str::<Value>(out["body"].as_str().unwrap()).unwrap()["accepted"],
+        1
+    );
+    // a tampered one
+    let bad = v2(
+        "/webhooks/x",
+        "POST",
+        "",
+        Some(&body.replace("Hola2", "Hola3")),
+        "$default",
+        "abcdefghij.lambda-url.us-east-1.on.aws",
+    );
+    assert_eq!(
+        h.app.handle(bad, far_deadline()).await.unwrap()["statusCode"],
+        401
+    );
+    // the sweep delivers it
+    h.app
+        .handle(
+            json!({"source":"aws.events","detail-type":"Scheduled Event"}),
+            far_deadline() + 1000,
+        )
+        .await
+        .unwrap();
+    h.sandbox
+        .wait_until("the chat", WAIT, |s| {
+            s.contacts().into_iter().find(|c| c.customer_connected)
+        })
+        .await
+        .unwrap();
+    h.sandbox.shutdown();
+}
+
+#[tokio::test]
+async fn unknown_events_are_errors_not_panics() {
+    let h = lambda_app(None).await;
+    assert!(
+        h.app
+            .handle(json!({"hello": "world"}), far_deadline())
+            .await
+            .is_err()
+    );
+    assert!(
+        h.app
+            .handle(
+                json!({"Records": [{"eventSource": "aws:sqs"}]}),
+                far_deadline()
+            )
+            .await
+            .is_err()
+    );
+    h.sandbox.shutdown();
+}
