@@ -278,6 +278,9 @@ impl Config {
         {
             delivery.retry_base_ms = parse_num("XDM_RETRY_BASE_MS", &v)?;
         }
+        if let Some(v) = env("XDM_LEASE_MS").or(delivery_file.lease_ms.map(|n| n.to_string())) {
+            delivery.lease_ms = parse_num("XDM_LEASE_MS", &v)?;
+        }
         if let Some(v) = env("XDM_CONCURRENCY").or(delivery_file.concurrency.map(|n| n.to_string()))
         {
             delivery.concurrency = parse_num("XDM_CONCURRENCY", &v)?;
@@ -441,6 +444,7 @@ struct DeliveryFile {
     reorder_window_ms: Option<i64>,
     max_attempts: Option<u32>,
     retry_base_ms: Option<i64>,
+    lease_ms: Option<i64>,
     concurrency: Option<usize>,
 }
 

@@ -230,13 +230,13 @@ where
                     .await
             }
             JobOutcome::Failed { reason } => {
-                tracing::warn!(job = %job.key, %reason, "delivery failed for good; parked as failed");
+                tracing::error!(job = %job.key, %reason, "delivery failed for good; parked as failed");
                 self.store()
                     .finish(queue, &job.key, JobState::Failed, Some(&reason), now)
                     .await
             }
             JobOutcome::Retry { reason, .. } if job.attempts >= self.config().max_attempts => {
-                tracing::warn!(job = %job.key, attempts = job.attempts, %reason, "giving up after the last attempt; parked as failed");
+                tracing::error!(job = %job.key, attempts = job.attempts, %reason, "giving up after the last attempt; parked as failed");
                 self.store()
                     .finish(queue, &job.key, JobState::Failed, Some(&reason), now)
                     .await

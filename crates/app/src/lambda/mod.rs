@@ -39,6 +39,9 @@ use queue::{InboundTrigger, WakeUp};
 /// Time kept back from the invocation deadline for answering.
 const DEADLINE_MARGIN_MS: i64 = 2_000;
 const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
+/// While the configuration is incomplete (e.g. the secret was just created with empty values and
+/// X is about to send its first CRC), it is re-read this often instead.
+const INCOMPLETE_REFRESH: Duration = Duration::from_secs(10);
 
 /// Runs the Lambda runtime loop.
 pub async fn run() -> anyhow::Result<()> {
@@ -125,10 +128,17 @@ impl LambdaApp {
     /// refresh interval has passed.
     async fn built(&self) -> anyhow::Result<Arc<Built>> {
         let mut slot = self.current.lock().await;
-        if let Some(cur) = slot.as_ref()
-            && (cur.fetched.elapsed() < self.refresh || self.sources.is_empty())
-        {
-            return Ok(Arc::clone(&cur.built));
+        if let Some(cur) = slot.as_ref() {
+            let complete =
+                cur.built.state.deliver && cur.built.state.state.webhook_secret.is_some();
+            let refresh = if complete {
+                self.refresh
+            } else {
+                self.refresh.min(INCOMPLETE_REFRESH)
+            };
+            if cur.fetched.elapsed() < refresh || self.sources.is_empty() {
+                return Ok(Arc::clone(&cur.built));
+            }
         }
         let mut config = self.base.clone();
         let (param, secret) = self.sources.fetch().await;
@@ -276,7 +286,9 @@ impl LambdaApp {
                 }
             };
             if !built.state.deliver {
-                failures.push(json!({"itemIdentifier": record.message_id}));
+                // The events are in the store; the sweep delivers them once the configuration is
+                // complete. Failing the record would only fill the dead-letter queue.
+                tracing::warn!(lane = %wake.lane, "delivery is not configured; wake-up acknowledged, events kept");
                 continue;
             }
             let summary = bridge

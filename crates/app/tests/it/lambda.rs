@@ -276,3 +276,147 @@ async fn unknown_events_are_errors_not_panics() {
     );
     h.sandbox.shutdown();
 }
+
+/// The AWS sample's configuration layout (SSM parameter + Secrets Manager secret), the DynamoDB
+/// store and the SQS FIFO wake-up queue, all on the local emulator (moto), Connect and X on the
+/// sandbox.
+#[tokio::test]
+async fn on_aws_the_functions_read_ssm_and_secrets_store_in_dynamodb_and_wake_through_sqs() {
+    let sdk = xdm_testkit::moto::sdk_config();
+    let endpoint = xdm_testkit::moto::endpoint().to_owned();
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let sb = sandbox.config().clone();
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+
+    // tables, parameter, secret, queue
+    let prefix = format!("xdm-{}-", &unique[..8]);
+    xdm_store::DynamoStore::new(&sdk, &prefix)
+        .create_tables()
+        .await
+        .unwrap();
+    let param_name = format!("/xdm/{unique}/config");
+    let http = reqwest::Client::new();
+    let put = http
+        .post(format!("{endpoint}/"))
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", "AmazonSSM.PutParameter")
+        .header("authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/ssm/aws4_request, SignedHeaders=host, Signature=0")
+        .body(
+            json!({"Name": param_name, "Type": "String", "Value": json!({
+                "instance_id": sb.connect.instance_id, "contact_flow_id": sb.connect.contact_flow_id, "x_account_id": sb.x.business.id
+            }).to_string()})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.text().await.unwrap());
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let secret = secrets
+        .create_secret()
+        .name(format!("xdm-{unique}"))
+        .secret_string(
+            json!({"consumer_key": sb.x.consumer_key, "consumer_secret": sb.x.consumer_secret,
+                   "access_token": sb.x.access_token, "access_token_secret": sb.x.access_token_secret})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!("xdm-{unique}.fifo"))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap();
+    let queue_url = queue.queue_url().unwrap().to_owned();
+
+    // The functions' environment: no X credentials and no Connect ids of their own.
+    let mut config =
+        sandbox_link::bridge_config(&sandbox, "127.0.0.1:0", &format!("dynamodb:{prefix}"))
+            .unwrap();
+    config.x.consumer_key = None;
+    config.x.consumer_secret = None;
+    config.x.access_token = None;
+    config.x.access_token_secret = None;
+    config.connect.instance_id = None;
+    config.connect.contact_flow_id = None;
+    config.delivery.reorder_window_ms = 50;
+    let env = {
+        let (p, s, q) = (
+            param_name.clone(),
+            secret.arn().unwrap().to_owned(),
+            queue_url.clone(),
+        );
+        move |k: &str| match k {
+            "CONFIG_PARAM_NAME" => Some(p.clone()),
+            "SECRET_ARN" => Some(s.clone()),
+            "XDM_INBOUND_QUEUE_URL" => Some(q.clone()),
+            "AWS_ENDPOINT_URL_SSM" => Some(endpoint.clone()),
+            _ => None,
+        }
+    };
+    let app = LambdaApp::new(config, sdk.clone(), &env).await.unwrap();
+
+    // CRC with the secret from Secrets Manager.
+    let crc = json!({"version":"2.0","routeKey":"$default","rawPath":"/webhooks","rawQueryString":"crc_token=M2RkODJkZmMtYjlkYi00NmQ4LTk0MGUtM2JjYzkwM2Q4MjQ0",
+        "headers":{},"requestContext":{"http":{"method":"GET","path":"/webhooks"},"stage":"$default"},"isBase64Encoded":false});
+    assert_eq!(
+        app.handle(crc, far_deadline()).await.unwrap()["statusCode"],
+        200
+    );
+
+    // The captured delivery, re-signed: accepted, stored in DynamoDB, wake-up queued.
+    let accepted = app
+        .handle(
+            resigned(
+                fixture("apigw-x-webhook-text-dm.json"),
+                &sb.x.consumer_secret,
+            ),
+            far_deadline(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(accepted["statusCode"], 200, "{accepted}");
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let messages = received.messages();
+    assert_eq!(messages.len(), 1);
+    let body = messages[0].body().unwrap().to_owned();
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["lane"],
+        "40876567:55125386"
+    );
+
+    // The worker function gets the wake-up and delivers to Connect (ids from SSM).
+    let event = json!({"Records":[{"messageId":"m-1","receiptHandle":"r","body":body,"attributes":{},"messageAttributes":{},
+        "md5OfBody":"x","eventSource":"aws:sqs","eventSourceARN":"arn:aws:sqs:us-east-1:123456789012:q.fifo","awsRegion":"us-east-1"}]});
+    let out = app.handle(event, far_deadline()).await.unwrap();
+    assert_eq!(out["batchItemFailures"], json!([]));
+    let contacts = sandbox.contacts();
+    assert_eq!(contacts.len(), 1);
+    assert_eq!(contacts[0].instance_id, sb.connect.instance_id);
+    assert_eq!(customer_messages(&contacts[0]), vec!["Hola2"]);
+    let bridge = app.bridge().await.unwrap();
+    let session = bridge
+        .store()
+        .open_session(
+            &XUserId::parse("40876567").unwrap(),
+            &XUserId::parse("55125386").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        session.initial_contact_id.as_str(),
+        contacts[0].initial_contact_id
+    );
+    sandbox.shutdown();
+}

@@ -70,7 +70,7 @@ pub async fn dynamodb() -> Fresh<DynamoStore> {
 /// A `DynamoStore` on freshly created tables with a unique prefix.
 pub async fn fresh_dynamodb() -> DynamoStore {
     let prefix = format!("xdm-test-{}.", uuid::Uuid::new_v4().simple());
-    let store = DynamoStore::new(&crate::moto::sdk_config(), &prefix);
+    let store = DynamoStore::new(&xdm_testkit::moto::sdk_config(), &prefix);
     store
         .create_tables()
         .await

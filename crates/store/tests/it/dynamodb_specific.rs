@@ -288,7 +288,7 @@ async fn create_tables_is_idempotent_and_enables_ttl() {
         .create_tables()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let twin = DynamoStore::new(&crate::moto::sdk_config(), store.table_prefix());
+    let twin = DynamoStore::new(&xdm_testkit::moto::sdk_config(), store.table_prefix());
     twin.create_tables().await.unwrap_or_else(|e| panic!("{e}"));
     twin.check_tables().await.unwrap_or_else(|e| panic!("{e}"));
     for table in [&names.sessions, &names.profiles, &names.jobs, &names.lanes] {
@@ -329,7 +329,7 @@ async fn create_tables_is_idempotent_and_enables_ttl() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_or_foreign_tables_are_named() {
     let prefix = format!("xdm-test-{}-", uuid::Uuid::new_v4().simple());
-    let store = DynamoStore::new(&crate::moto::sdk_config(), &prefix);
+    let store = DynamoStore::new(&xdm_testkit::moto::sdk_config(), &prefix);
     match store.check_tables().await {
         Err(TableError::Missing { table }) => assert!(table.starts_with(&prefix), "{table}"),
         other => panic!("expected a missing table: {other:?}"),
@@ -383,7 +383,7 @@ async fn opens_by_url_and_names_missing_tables() {
     let made = fresh_dynamodb().await;
     let url = StoreUrl::parse(&format!("dynamodb:{}", made.table_prefix()))
         .unwrap_or_else(|e| panic!("{e}"));
-    let store = xdm_store::open_with(&url, Some(crate::moto::sdk_config()))
+    let store = xdm_store::open_with(&url, Some(xdm_testkit::moto::sdk_config()))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(store.backend(), "dynamodb");
@@ -397,7 +397,7 @@ async fn opens_by_url_and_names_missing_tables() {
     );
 
     let absent = StoreUrl::parse("dynamodb:xdm-test-absent-").unwrap_or_else(|e| panic!("{e}"));
-    let e = xdm_store::open_with(&absent, Some(crate::moto::sdk_config()))
+    let e = xdm_store::open_with(&absent, Some(xdm_testkit::moto::sdk_config()))
         .await
         .err()
         .unwrap_or_else(|| panic!("opened absent tables"));
@@ -455,7 +455,7 @@ fn processes_sharing_the_tables_keep_every_guarantee() {
                 .env(CHILD_PREFIX, store.table_prefix())
                 .env(CHILD_NAME, format!("p{i}"))
                 .env(CHILD_START_AT_MS, start_at.to_string())
-                .env("XDM_TEST_DYNAMODB_ENDPOINT", crate::moto::endpoint())
+                .env("XDM_TEST_DYNAMODB_ENDPOINT", xdm_testkit::moto::endpoint())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -574,7 +574,7 @@ async fn shared_tables_child() {
     ) else {
         return;
     };
-    let store = Arc::new(DynamoStore::new(&crate::moto::sdk_config(), &prefix));
+    let store = Arc::new(DynamoStore::new(&xdm_testkit::moto::sdk_config(), &prefix));
     let start_at: u128 = start_at.parse().unwrap_or_else(|e| panic!("{e}"));
     // Warm the connection pool, then wait for the common start.
     ok(store.job(IN, "warm-up").await);

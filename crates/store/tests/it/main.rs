@@ -12,7 +12,6 @@ mod conformance;
 mod backends;
 mod dynamodb_specific;
 mod fixtures;
-mod moto;
 mod sqlite_specific;
 
 // One line per backend.

@@ -1,7 +1,8 @@
-//! The DynamoDB emulator the DynamoDB tests talk to, over real sockets with the real SDK client.
+//! The AWS emulator (moto: DynamoDB, SQS, SSM, Secrets Manager) the tests talk to, over real
+//! sockets with the real SDK clients.
 //!
 //! `XDM_TEST_DYNAMODB_ENDPOINT` (e.g. `http://127.0.0.1:5555`) points the tests at a running
-//! emulator. Otherwise the first DynamoDB test starts `moto_server` from the project's virtualenv
+//! emulator. Otherwise the first test that asks starts moto's server from the project's virtualenv
 //! (`./scripts/venv.sh` creates it) on a free loopback port, once for this test binary. There is
 //! no emulator-less fallback: without one the DynamoDB tests fail, saying what to run.
 //!
@@ -19,13 +20,14 @@
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use aws_config::SdkConfig;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
 
 const ENV: &str = "XDM_TEST_DYNAMODB_ENDPOINT";
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -57,7 +59,7 @@ pub fn sdk_config() -> SdkConfig {
             "test",
             None,
             None,
-            "xdm-store-tests",
+            "xdm-tests",
         )))
         .endpoint_url(endpoint())
         .build()
@@ -77,11 +79,11 @@ fn start() -> Result<Emulator, String> {
     let moto = root.join(".venv/bin/moto_server");
     if !python.is_file() || !moto.is_file() {
         return Err(format!(
-            "the DynamoDB tests need the moto emulator: run ./scripts/venv.sh (or set {ENV} to a running DynamoDB emulator)"
+            "the AWS tests need the moto emulator: run ./scripts/venv.sh (or set {ENV} to a running emulator)"
         ));
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/serialized_moto.py");
-    let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("xdm-store-moto.log");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("serialized_moto.py");
+    let log = std::env::temp_dir().join(format!("xdm-moto-{}.log", std::process::id()));
     let mut last_error = String::new();
     // A port picked free can be taken before moto binds it: try a few.
     for _ in 0..3 {

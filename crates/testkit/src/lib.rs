@@ -1,0 +1,3 @@
+//! Test support for xdm-connect's crates (a dev-dependency only): the local AWS emulator.
+
+pub mod moto;
