@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::jobs::{Job, JobState, Queue};
+use crate::jobs::{FinalState, Job, JobState, Queue};
 use crate::pipeline::{Bridge, JobOutcome};
 use crate::ports::{Clock, ConnectApi, Store, XApi};
 
@@ -73,6 +73,11 @@ where
                             let lease_until = now + self.config().lease_ms;
                             match self.store().claim(queue, &job.key, now, lease_until).await {
                                 Ok(true) => {
+                                    // The claim's number, which fences its outcome. A claim
+                                    // by someone else since `heads` were read holds a lease
+                                    // past `now` (ours would have failed) unless it was already
+                                    // released again; then ours is fenced out and the job runs
+                                    // again after the lease: safe, never a double record.
                                     let mut job = job;
                                     job.attempts += 1;
                                     job.state = JobState::Processing;
@@ -181,6 +186,7 @@ where
                 let lease_until = now + self.config().lease_ms;
                 match self.store().claim(queue, &job.key, now, lease_until).await {
                     Ok(true) => {
+                        // The claim's number, which fences its outcome (as in `run_dispatcher`).
                         let mut job = job;
                         job.attempts += 1;
                         job.state = JobState::Processing;
@@ -208,62 +214,126 @@ where
         summary
     }
 
-    /// Runs one claimed job and records its outcome.
+    /// Runs one claimed job and records its outcome. `job` is the job as claimed: `attempts`
+    /// is the claim's number (the head's `attempts + 1`), which fences the record (see
+    /// [`Store`]'s "Claims and fencing").
     pub async fn run_job(&self, queue: Queue, job: Job) {
         let outcome = match queue {
             Queue::Inbound => self.handle_inbound(&job).await,
             Queue::Outbound => self.handle_outbound(&job).await,
         };
         let now = self.now_ms();
-        let label = match &outcome {
-            JobOutcome::Done => "done",
-            JobOutcome::Failed { .. } => "failed",
-            JobOutcome::Retry { .. } if job.attempts >= self.config().max_attempts => "failed",
-            JobOutcome::Retry { .. } => "retry",
-        };
-        metrics::counter!("xdm_job_attempts_total", "queue" => queue.as_str(), "outcome" => label)
-            .increment(1);
-        let result = match outcome {
-            JobOutcome::Done => {
-                self.store()
-                    .finish(queue, &job.key, JobState::Done, None, now)
-                    .await
-            }
-            JobOutcome::Failed { reason } => {
-                tracing::error!(job = %job.key, %reason, "delivery failed for good; parked as failed");
-                self.store()
-                    .finish(queue, &job.key, JobState::Failed, Some(&reason), now)
-                    .await
-            }
-            JobOutcome::Retry { reason, .. } if job.attempts >= self.config().max_attempts => {
-                tracing::error!(job = %job.key, attempts = job.attempts, %reason, "giving up after the last attempt; parked as failed");
-                self.store()
-                    .finish(queue, &job.key, JobState::Failed, Some(&reason), now)
-                    .await
-            }
+        let attempt = job.attempts;
+        let cfg = self.config();
+        let record = match outcome {
+            JobOutcome::Done => Record::Done,
+            JobOutcome::Failed { reason } => Record::Failed {
+                reason,
+                gave_up: false,
+            },
+            JobOutcome::Retry { reason, .. } if attempt >= cfg.max_attempts => Record::Failed {
+                reason,
+                gave_up: true,
+            },
             JobOutcome::Retry {
                 not_before_ms,
                 reason,
-            } => {
-                let cfg = self.config();
-                let at = not_before_ms.unwrap_or_else(|| {
+            } => Record::Retry {
+                at_ms: not_before_ms.unwrap_or_else(|| {
                     now + crate::pipeline::backoff_ms(
-                        job.attempts,
+                        attempt,
                         cfg.retry_base_ms,
                         cfg.retry_max_ms,
                         &job.key,
                     )
-                });
-                tracing::info!(job = %job.key, attempts = job.attempts, retry_in_ms = at - now, %reason, "delivery will be retried");
-                self.store()
-                    .reschedule(queue, &job.key, at, &reason, now)
+                }),
+                reason,
+            },
+        };
+        let store = self.store();
+        let result = match &record {
+            Record::Done => {
+                store
+                    .finish(queue, &job.key, attempt, FinalState::Done, None, now)
+                    .await
+            }
+            Record::Failed { reason, .. } => {
+                store
+                    .finish(
+                        queue,
+                        &job.key,
+                        attempt,
+                        FinalState::Failed,
+                        Some(reason),
+                        now,
+                    )
+                    .await
+            }
+            Record::Retry { at_ms, reason } => {
+                store
+                    .reschedule(queue, &job.key, attempt, *at_ms, reason, now)
                     .await
             }
         };
+        if result == Ok(false) {
+            // Our lease ran out and another worker claimed the job again (and may have finished
+            // it): its outcome is the one that counts, not ours.
+            tracing::warn!(job = %job.key, attempt, outcome = record.label(),
+                "another worker took over this job; its outcome stands");
+            metrics::counter!("xdm_job_attempts_total", "queue" => queue.as_str(), "outcome" => "superseded")
+                .increment(1);
+            self.wake(queue);
+            return;
+        }
+        metrics::counter!("xdm_job_attempts_total", "queue" => queue.as_str(), "outcome" => record.label())
+            .increment(1);
+        match &record {
+            Record::Done => {}
+            Record::Failed {
+                reason,
+                gave_up: false,
+            } => {
+                tracing::error!(job = %job.key, %reason, "delivery failed for good; parked as failed");
+            }
+            Record::Failed {
+                reason,
+                gave_up: true,
+            } => {
+                tracing::error!(job = %job.key, attempts = attempt, %reason, "giving up after the last attempt; parked as failed");
+            }
+            Record::Retry { at_ms, reason } => {
+                tracing::info!(job = %job.key, attempts = attempt, retry_in_ms = at_ms - now, %reason, "delivery will be retried");
+            }
+        }
         if let Err(e) = result {
             // The lease expires and the job runs again; deliveries are idempotent.
             tracing::error!(job = %job.key, error = %e, "could not record the outcome of a job");
         }
         self.wake(queue);
+    }
+}
+
+/// What `run_job` records for a job.
+enum Record {
+    Done,
+    /// `gave_up`: a retryable failure on the last attempt.
+    Failed {
+        reason: String,
+        gave_up: bool,
+    },
+    Retry {
+        at_ms: i64,
+        reason: String,
+    },
+}
+
+impl Record {
+    /// The `outcome` label of `xdm_job_attempts_total`.
+    fn label(&self) -> &'static str {
+        match self {
+            Record::Done => "done",
+            Record::Failed { .. } => "failed",
+            Record::Retry { .. } => "retry",
+        }
     }
 }

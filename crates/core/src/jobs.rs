@@ -71,6 +71,33 @@ impl JobState {
     }
 }
 
+/// The state a claimed job ends in ([`Store::finish`](crate::ports::Store::finish)): only the
+/// two final states, so a finish can never reopen a job or fake a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FinalState {
+    Done,
+    Failed,
+}
+
+impl FinalState {
+    pub fn state(self) -> JobState {
+        match self {
+            FinalState::Done => JobState::Done,
+            FinalState::Failed => JobState::Failed,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.state().as_str()
+    }
+}
+
+impl From<FinalState> for JobState {
+    fn from(state: FinalState) -> Self {
+        state.state()
+    }
+}
+
 /// A job to accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewJob {

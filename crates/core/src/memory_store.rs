@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::ids::{InitialContactId, XUserId};
-use crate::jobs::{Job, JobState, NewJob, Queue};
+use crate::jobs::{FinalState, Job, JobState, NewJob, Queue};
 use crate::ports::{SessionInsert, Store, StoreError};
 use crate::profile::{CachedProfile, XProfile};
 use crate::session::{ConnectionCredentials, Session, SessionStatus};
@@ -39,6 +39,14 @@ impl Inner {
         self.sessions
             .values()
             .find(|s| s.status.is_open() && &s.business == business && &s.customer == customer)
+    }
+
+    /// The job if it is still held by the claim numbered `attempt` (the fence of `reschedule`
+    /// and `finish`).
+    fn claimed_mut(&mut self, queue: Queue, key: &str, attempt: u32) -> Option<&mut Job> {
+        self.jobs
+            .get_mut(&(queue, key.to_owned()))
+            .filter(|j| j.state == JobState::Processing && j.attempts == attempt)
     }
 
     /// True when `job` is the first open job of its lane.
@@ -226,35 +234,41 @@ impl Store for MemoryStore {
         &self,
         queue: Queue,
         key: &str,
+        attempt: u32,
         not_before_ms: i64,
         error: &str,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
-        if let Some(job) = self.lock()?.jobs.get_mut(&(queue, key.to_owned())) {
-            job.state = JobState::Pending;
-            job.not_before_ms = not_before_ms;
-            job.lease_until_ms = 0;
-            job.last_error = Some(error.to_owned());
-            job.updated_at_ms = now_ms;
-        }
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        let Some(job) = inner.claimed_mut(queue, key, attempt) else {
+            return Ok(false);
+        };
+        job.state = JobState::Pending;
+        job.not_before_ms = not_before_ms;
+        job.lease_until_ms = 0;
+        job.last_error = Some(error.to_owned());
+        job.updated_at_ms = now_ms;
+        Ok(true)
     }
 
     async fn finish(
         &self,
         queue: Queue,
         key: &str,
-        state: JobState,
+        attempt: u32,
+        state: FinalState,
         error: Option<&str>,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
-        if let Some(job) = self.lock()?.jobs.get_mut(&(queue, key.to_owned())) {
-            job.state = state;
-            job.lease_until_ms = 0;
-            job.last_error = error.map(str::to_owned).or(job.last_error.take());
-            job.updated_at_ms = now_ms;
-        }
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        let Some(job) = inner.claimed_mut(queue, key, attempt) else {
+            return Ok(false);
+        };
+        job.state = state.state();
+        job.lease_until_ms = 0;
+        job.last_error = error.map(str::to_owned).or(job.last_error.take());
+        job.updated_at_ms = now_ms;
+        Ok(true)
     }
 
     async fn job(&self, queue: Queue, key: &str) -> Result<Option<Job>, StoreError> {

@@ -17,6 +17,9 @@ pub struct SandboxConfig {
     pub connect: ConnectConfig,
     pub sns: SnsConfig,
     pub media: MediaConfig,
+    /// Seed of the fault profiles' PRNGs (default 0); a profile's own `seed` overrides it. Each
+    /// operation mixes it with its own identity, so runs with the same calls draw the same faults.
+    pub fault_seed: u64,
 }
 
 impl Default for SandboxConfig {
@@ -27,6 +30,7 @@ impl Default for SandboxConfig {
             connect: ConnectConfig::default(),
             sns: SnsConfig::default(),
             media: MediaConfig::default(),
+            fault_seed: 0,
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::config::AttachmentScan;
 use crate::connect::attachments::AgentAttachment;
 use crate::connect::model::{ItemSpec, content_types};
 use crate::error::SandboxError;
-use crate::faults::{Fault, FaultOp};
+use crate::faults::{DownMode, Fault, FaultOp, FaultProfile, Side, ThrottleBurst};
 use crate::handle::SandboxHandle;
 use crate::media::files::{MediaFile, ServeOptions, generated_sha256};
 use crate::media::stream::file_response;
@@ -73,6 +73,20 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/sns/deliveries", get(sns_deliveries))
         .route("/sns/redeliver", post(redeliver))
         .route("/faults", get(faults).post(fail_next).delete(clear_faults))
+        .route(
+            "/faults/profiles",
+            get(fault_profiles)
+                .post(set_fault_profile)
+                .delete(clear_fault_profiles),
+        )
+        .route(
+            "/faults/burst",
+            get(throttle_bursts)
+                .post(throttle_burst)
+                .delete(clear_throttle_bursts),
+        )
+        .route("/faults/down", get(down).post(set_down))
+        .route("/stats", get(stats).delete(reset_stats))
 }
 
 fn handle(shared: Arc<Shared>) -> SandboxHandle {
@@ -384,6 +398,97 @@ async fn fail_next(State(shared): Ctl, bytes: Bytes) -> Reply {
 
 async fn clear_faults(State(shared): Ctl) -> Reply {
     handle(shared).clear_faults();
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `{"op":…,"profile":{…}}` or `{"side":"Connect"|"X","profile":{…}}`.
+#[derive(Deserialize)]
+struct ProfileBody {
+    op: Option<FaultOp>,
+    side: Option<Side>,
+    #[serde(default)]
+    profile: FaultProfile,
+}
+
+async fn fault_profiles(State(shared): Ctl) -> Reply {
+    ok(handle(shared).fault_profiles())
+}
+
+async fn set_fault_profile(State(shared): Ctl, bytes: Bytes) -> Reply {
+    let req: ProfileBody = body(&bytes)?;
+    let h = handle(shared);
+    match (req.op, req.side) {
+        (Some(op), None) => h.set_fault_profile(op, req.profile)?,
+        (None, Some(side)) => h.set_side_fault_profile(side, req.profile)?,
+        _ => {
+            return Err(ControlError(
+                StatusCode::BAD_REQUEST,
+                "give exactly one of \"op\" and \"side\"".into(),
+            ));
+        }
+    }
+    ok(h.fault_profiles())
+}
+
+async fn clear_fault_profiles(State(shared): Ctl) -> Reply {
+    handle(shared).clear_fault_profiles();
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `{"op":…,"count":…,"reset_after_secs":…,"hold_window"?:…,"limit"?:…}`.
+#[derive(Deserialize)]
+struct BurstBody {
+    op: FaultOp,
+    #[serde(flatten)]
+    burst: ThrottleBurst,
+}
+
+async fn throttle_bursts(State(shared): Ctl) -> Reply {
+    ok(handle(shared).throttle_bursts())
+}
+
+async fn throttle_burst(State(shared): Ctl, bytes: Bytes) -> Reply {
+    let req: BurstBody = body(&bytes)?;
+    let h = handle(shared);
+    h.throttle_burst_with(req.op, req.burst);
+    ok(h.throttle_bursts())
+}
+
+async fn clear_throttle_bursts(State(shared): Ctl) -> Reply {
+    handle(shared).clear_throttle_bursts();
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `{"side":"Connect"|"X","down":true|false,"mode"?:"Unavailable"|"Drop"}`.
+#[derive(Deserialize)]
+struct DownBody {
+    side: Side,
+    down: bool,
+    #[serde(default)]
+    mode: DownMode,
+}
+
+fn down_state(h: &SandboxHandle) -> serde_json::Value {
+    json!({"X": h.is_down(Side::X), "Connect": h.is_down(Side::Connect)})
+}
+
+async fn down(State(shared): Ctl) -> Reply {
+    ok(down_state(&handle(shared)))
+}
+
+async fn set_down(State(shared): Ctl, bytes: Bytes) -> Reply {
+    let req: DownBody = body(&bytes)?;
+    let h = handle(shared);
+    h.set_down_with(req.side, req.down.then_some(req.mode));
+    ok(down_state(&h))
+}
+
+async fn stats(State(shared): Ctl) -> Reply {
+    ok(handle(shared).stats())
+}
+
+async fn reset_stats(State(shared): Ctl) -> Reply {
+    handle(shared).reset_stats();
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

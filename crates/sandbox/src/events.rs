@@ -9,7 +9,7 @@ use tokio::sync::broadcast;
 
 use crate::clock;
 use crate::connect::model::{ArtifactStatus, ChatItem, ContactView, EndReason};
-use crate::faults::FaultOp;
+use crate::faults::{FaultKind, FaultOp};
 use crate::media::registry::MediaRequestKind;
 use crate::state::lock;
 use crate::x::records::{DeliveryKind, MediaCategory, ProcessingState, SentDm, XOp};
@@ -137,11 +137,15 @@ pub enum SandboxEvent {
         attachment_id: Option<String>,
         status: u16,
     },
-    /// A queued fault was applied to a call.
+    /// A fault was applied to a call: a queued fault, a profile's error or dropped connection, a
+    /// throttling burst, the down switch (a profile's latency alone is only counted in the stats).
     FaultInjected {
         op: FaultOp,
+        /// The error status answered (`None`: delay only, or connection dropped).
         status: Option<u16>,
         delay_ms: u64,
+        #[serde(default)]
+        kind: FaultKind,
     },
 }
 

@@ -1,11 +1,36 @@
-//! Fault injection: the next N calls of an operation fail (or are delayed) the way the caller asks.
+//! Fault injection.
+//!
+//! * **Queued faults** ([`Fault`], `fail_next`): the next N calls of an operation fail (or are
+//!   delayed) the way the caller asks.
+//! * **Profiles** ([`FaultProfile`], `set_fault_profile`): every call of an operation is delayed by
+//!   a fixed latency plus uniform jitter, and fails or loses its connection with a given
+//!   probability, drawn from a seeded PRNG (reproducible runs).
+//! * **Throttling bursts** ([`ThrottleBurst`], `throttle_burst`): the next N calls are throttled
+//!   (X: 429 with `x-rate-limit-*` headers; Connect: `ThrottlingException`), optionally until the
+//!   announced reset time.
+//! * **Down switch** ([`Side`], [`DownMode`], `set_down`): every call of one platform answers 503
+//!   or loses its connection.
+//! * **Counters** ([`SandboxStats`], `stats`): calls by status class and faults, per operation.
 //!
 //! A fault is consumed by a call that reached the operation: for X routes after OAuth verification,
 //! for Connect routes after the authentication header check. Malformed bodies still consume it.
+//! Order of precedence for one call: down switch, then queued fault, then throttling burst, then
+//! profile (whose latency applies to every call that is not refused by the down switch).
 
 use std::collections::{HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
+
+mod engine;
+mod profile;
+mod stats;
+mod wire;
+
+pub(crate) use engine::{DEFAULT_THROTTLE_LIMIT, FaultState, Injected};
+pub use profile::{DownMode, DropMode, FaultError, FaultProfile, ThrottleBurst, ThrottleBurstView};
+pub(crate) use stats::StatsBook;
+pub use stats::{ConnectStats, FaultCounts, OpStats, SandboxStats, XStats};
+pub(crate) use wire::{flag_drop, layer, note_call};
 
 /// Operations whose calls can be faulted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -52,7 +77,120 @@ pub enum FaultOp {
     MediaDownload,
 }
 
+/// A platform, for the down switch and side-wide profiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Side {
+    /// X API v2 REST, media upload, TON and public media downloads.
+    #[serde(alias = "x")]
+    X,
+    /// Amazon Connect: contact and participant services, attachments and their S3 URLs.
+    #[serde(alias = "connect")]
+    Connect,
+}
+
+/// What kind of fault a [`crate::SandboxEvent::FaultInjected`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// An error answer (queued fault or profile error rate).
+    #[default]
+    Error,
+    /// A queued delay-only fault (profile latency is counted, not reported as an event).
+    Delay,
+    /// A throttling burst or held window.
+    Throttle,
+    /// The platform is switched down.
+    Down,
+    /// The connection was closed without an answer, the call having no effect.
+    DropBefore,
+    /// The call took effect, then the connection was closed without an answer.
+    DropAfter,
+}
+
+/// The wire family of an operation: which error format and defaults apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Platform {
+    /// `connect` control plane (`/contact/*`).
+    Connect,
+    /// `connectparticipant`.
+    Participant,
+    /// The pre-signed attachment URLs (S3 XML errors).
+    S3,
+    /// X REST (problem JSON with rate-limit headers).
+    X,
+    /// Public media downloads (plain text errors).
+    PublicMedia,
+    /// Not a call: GIF / video processing after `finalize`.
+    Processing,
+}
+
 impl FaultOp {
+    /// Every operation, in declaration order (a new variant must be added here too).
+    pub const ALL: [Self; 24] = [
+        Self::StartChatContact,
+        Self::StartContactStreaming,
+        Self::StopContactStreaming,
+        Self::StopContact,
+        Self::CreateParticipantConnection,
+        Self::SendMessage,
+        Self::SendEvent,
+        Self::DisconnectParticipant,
+        Self::GetTranscript,
+        Self::CreateDm,
+        Self::GetUser,
+        Self::StartAttachmentUpload,
+        Self::CompleteAttachmentUpload,
+        Self::GetAttachment,
+        Self::AttachmentPut,
+        Self::AttachmentGet,
+        Self::MediaInitialize,
+        Self::MediaAppend,
+        Self::MediaFinalize,
+        Self::MediaStatus,
+        Self::MediaUpload,
+        Self::MediaProcessing,
+        Self::TonDownload,
+        Self::MediaDownload,
+    ];
+
+    /// The platform the operation belongs to.
+    pub fn side(self) -> Side {
+        if self.is_x() { Side::X } else { Side::Connect }
+    }
+
+    /// Operations of one side.
+    pub fn of_side(side: Side) -> impl Iterator<Item = Self> {
+        Self::ALL.into_iter().filter(move |op| op.side() == side)
+    }
+
+    pub(crate) fn platform(self) -> Platform {
+        match self {
+            Self::StartChatContact
+            | Self::StartContactStreaming
+            | Self::StopContactStreaming
+            | Self::StopContact => Platform::Connect,
+            Self::CreateParticipantConnection
+            | Self::SendMessage
+            | Self::SendEvent
+            | Self::DisconnectParticipant
+            | Self::GetTranscript
+            | Self::StartAttachmentUpload
+            | Self::CompleteAttachmentUpload
+            | Self::GetAttachment => Platform::Participant,
+            Self::AttachmentPut | Self::AttachmentGet => Platform::S3,
+            Self::CreateDm
+            | Self::GetUser
+            | Self::MediaInitialize
+            | Self::MediaAppend
+            | Self::MediaFinalize
+            | Self::MediaStatus
+            | Self::MediaUpload
+            | Self::TonDownload => Platform::X,
+            Self::MediaDownload => Platform::PublicMedia,
+            Self::MediaProcessing => Platform::Processing,
+        }
+    }
+
     pub fn is_x(self) -> bool {
         matches!(
             self,
@@ -198,5 +336,18 @@ mod tests {
         assert_eq!(book.take(FaultOp::SendMessage).unwrap().delay_ms, 5);
         assert!(book.take(FaultOp::SendMessage).is_none());
         assert!(book.take(FaultOp::CreateDm).is_none());
+    }
+
+    #[test]
+    fn every_op_is_listed_once_with_a_side() {
+        let mut all = FaultOp::ALL.to_vec();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), FaultOp::ALL.len());
+        assert_eq!(FaultOp::CreateDm.side(), Side::X);
+        assert_eq!(FaultOp::MediaDownload.side(), Side::X);
+        assert_eq!(FaultOp::AttachmentPut.side(), Side::Connect);
+        assert_eq!(FaultOp::of_side(Side::X).count(), 10);
+        assert_eq!(FaultOp::of_side(Side::Connect).count(), 14);
     }
 }

@@ -1,5 +1,6 @@
 //! `SandboxHandle`: the Rust control surface of a running sandbox (cheap to clone).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,10 @@ use crate::connect::attachments::{AgentAttachment, S3RequestRecord};
 use crate::connect::model::{ArtifactStatus, AttachmentView, ChatItem, ContactView, ItemSpec};
 use crate::error::SandboxError;
 use crate::events::{LoggedEvent, SandboxEvent};
-use crate::faults::{Fault, FaultOp, PendingFault};
+use crate::faults::{
+    DownMode, Fault, FaultOp, FaultProfile, PendingFault, SandboxStats, Side, ThrottleBurst,
+    ThrottleBurstView,
+};
 use crate::media::files::{FileInfo, FileOrigin, MediaFile, ServeOptions, Source};
 use crate::media::registry::MediaRequestRecord;
 use crate::sns::delivery::{self, SnsAttempt, SnsDelivery, SubscriptionView};
@@ -429,11 +433,93 @@ impl SandboxHandle {
         self.shared.push_fault(op, count, fault);
     }
 
+    /// Clears every fault setting: queued faults, profiles, throttling bursts and down switches
+    /// (not the stats).
     pub fn clear_faults(&self) {
         self.shared.clear_faults();
     }
 
+    /// Queued faults (`fail_next`) not yet consumed.
     pub fn pending_faults(&self) -> Vec<PendingFault> {
         self.shared.pending_faults()
+    }
+
+    /// Every call of `op` from now on follows `profile` (replacing `op`'s previous profile; a
+    /// profile that changes nothing removes it). Its PRNG starts afresh from its seed.
+    pub fn set_fault_profile(
+        &self,
+        op: FaultOp,
+        profile: FaultProfile,
+    ) -> Result<(), SandboxError> {
+        profile.validate()?;
+        self.shared.set_fault_profile(op, profile);
+        Ok(())
+    }
+
+    /// `profile` for every call operation of `side` (each with its own PRNG; `MediaProcessing`,
+    /// not a call, is left alone).
+    pub fn set_side_fault_profile(
+        &self,
+        side: Side,
+        profile: FaultProfile,
+    ) -> Result<(), SandboxError> {
+        profile.validate()?;
+        for op in FaultOp::of_side(side).filter(|op| *op != FaultOp::MediaProcessing) {
+            self.shared.set_fault_profile(op, profile.clone());
+        }
+        Ok(())
+    }
+
+    /// The profiles in force.
+    pub fn fault_profiles(&self) -> BTreeMap<FaultOp, FaultProfile> {
+        self.shared.fault_profiles()
+    }
+
+    pub fn clear_fault_profiles(&self) {
+        self.shared.clear_fault_profiles();
+    }
+
+    /// The next `count` calls of `op` are throttled, announcing a reset `reset_after_secs` from now
+    /// (see [`ThrottleBurst`]). Replaces a burst still in force on `op`.
+    pub fn throttle_burst(&self, op: FaultOp, count: u32, reset_after_secs: u64) {
+        self.throttle_burst_with(op, ThrottleBurst::new(count, reset_after_secs));
+    }
+
+    /// A throttling burst with every option (e.g. [`ThrottleBurst::holding_window`]).
+    pub fn throttle_burst_with(&self, op: FaultOp, burst: ThrottleBurst) {
+        self.shared.throttle_burst(op, burst);
+    }
+
+    /// Bursts still in force.
+    pub fn throttle_bursts(&self) -> Vec<ThrottleBurstView> {
+        self.shared.throttle_bursts()
+    }
+
+    pub fn clear_throttle_bursts(&self) {
+        self.shared.clear_throttle_bursts();
+    }
+
+    /// Switches `side` down (every call answers 503) or back up.
+    pub fn set_down(&self, side: Side, down: bool) {
+        self.set_down_with(side, down.then_some(DownMode::Unavailable));
+    }
+
+    /// Switches `side` down with `mode` (503 or dropped connections), or up with `None`.
+    pub fn set_down_with(&self, side: Side, mode: Option<DownMode>) {
+        self.shared.set_down(side, mode);
+    }
+
+    /// How `side` is down, if it is.
+    pub fn is_down(&self, side: Side) -> Option<DownMode> {
+        self.shared.down(side)
+    }
+
+    /// Counters since start or the last `reset_stats`.
+    pub fn stats(&self) -> SandboxStats {
+        self.shared.stats()
+    }
+
+    pub fn reset_stats(&self) {
+        self.shared.reset_stats();
     }
 }

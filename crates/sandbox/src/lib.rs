@@ -31,7 +31,7 @@
 //! `4337869213` "Acme Support" `@AcmeSupport`, app `13090192` `AcmeSupportBridge`, Connect instance
 //! `6f8c1a52-3b7e-4d2a-9c11-5a0e2b7d9f40`, contact flow `c2a9e4f7-8d13-4b6e-a5f2-0e7d3c9b1a68`,
 //! region `us-east-1`, account `123456789012`, topic
-//! `arn:aws:sns:us-east-1:123456789012:xdm-sandbox-chat`, SNS SignatureVersion 1.
+//! `arn:aws:sns:us-east-1:123456789012:xdm-sandbox-chat`, SNS SignatureVersion 1, fault seed 0.
 //!
 //! ## Emulated platform routes
 //!
@@ -86,13 +86,69 @@
 //! | `POST /_sandbox/sns/subscribe` | `{"endpoint","topic_arn"?}` → [`SubscriptionView`] |
 //! | `GET /_sandbox/sns/subscriptions`, `/sns/deliveries` | [`SubscriptionView`]s, [`SnsDelivery`]s |
 //! | `POST /_sandbox/sns/redeliver` | `{"message_id"}` → attempts |
-//! | `GET`/`POST`/`DELETE /_sandbox/faults` | `{"op":"SendMessage","count":2,"fault":{"status":429}}` |
+//! | `GET`/`POST /_sandbox/faults` | [`PendingFault`]s; `{"op":"SendMessage","count":2,"fault":{"status":429}}` queues a [`Fault`] for the next `count` calls |
+//! | `DELETE /_sandbox/faults` | clears every fault setting: queued faults, profiles, bursts, down switches (204) |
+//! | `GET`/`POST`/`DELETE /_sandbox/faults/profiles` | profiles by op; `{"op":"SendMessage","profile":{…}}` or `{"side":"Connect"\|"X","profile":{…}}` ([`FaultProfile`]) → profiles; clear (204) |
+//! | `GET`/`POST`/`DELETE /_sandbox/faults/burst` | [`ThrottleBurstView`]s; `{"op","count","reset_after_secs","hold_window"?,"limit"?}` ([`ThrottleBurst`]) → bursts; clear (204) |
+//! | `GET`/`POST /_sandbox/faults/down` | `{"X":null,"Connect":"Unavailable"}`; `{"side":"Connect","down":true,"mode"?:"Unavailable"\|"Drop"}` → the same |
+//! | `GET`/`DELETE /_sandbox/stats` | [`SandboxStats`]; reset the counters (204) |
 //!
 //! Control errors answer `{"error":"…"}` with 400/404/409/502/504. Fault ops: every Connect and X
 //! operation above, plus `StartAttachmentUpload`, `CompleteAttachmentUpload`, `GetAttachment`,
 //! `AttachmentPut`, `AttachmentGet` (S3 XML errors), `MediaInitialize`, `MediaAppend`,
 //! `MediaFinalize`, `MediaStatus`, `MediaUpload`, `MediaProcessing` (makes the next GIF/video
 //! processing fail), `TonDownload`, `MediaDownload` (see [`FaultOp`]).
+//!
+//! ## Fault injection
+//!
+//! | what | Rust ([`SandboxHandle`]) | effect |
+//! |---|---|---|
+//! | queued fault | `fail_next(op, n, Fault)` | the next `n` calls of `op` fail with / are delayed by the [`Fault`] |
+//! | profile | `set_fault_profile(op, FaultProfile)`, `set_side_fault_profile(side, …)` (every call op of the side), `clear_fault_profiles()` | every call: `latency_ms` + uniform `0..=jitter_ms`; then `error_rate` of the calls answer `error`, `drop_rate` lose their connection |
+//! | throttling burst | `throttle_burst(op, n, reset_after_secs)`, `throttle_burst_with(op, ThrottleBurst)` | the next `n` calls are throttled; `hold_window`: until the reset |
+//! | down switch | `set_down(Side, bool)`, `set_down_with(Side, Option<DownMode>)` | every call of the side answers 503 (or its connection drops) |
+//! | counters | `stats()`, `reset_stats()` | [`SandboxStats`] |
+//!
+//! * One call meets, in this order: the down switch (answers at once); the profile's latency; a
+//!   queued fault; a throttling burst; the profile's error / drop draw. `clear_faults()` clears all
+//!   of them (not the counters).
+//! * **Default errors** (a profile's [`FaultError`] with `status: None`): Connect `503
+//!   ServiceUnavailableException`, participant service `500 InternalServerException`, S3 `500
+//!   InternalError`, X `503` problem, public media `503` text. Down: `503` everywhere (Connect and
+//!   participant `ServiceUnavailableException`, S3 `ServiceUnavailable`). Throttled: X `429` "Too
+//!   Many Requests" problem with `x-rate-limit-limit` ([`ThrottleBurst::limit`], else
+//!   `XConfig::rate_limit`'s, else 15), `x-rate-limit-remaining: 0`, `x-rate-limit-reset` = the
+//!   burst's start + `reset_after_secs`; Connect and participant `429 ThrottlingException`; S3 `503
+//!   SlowDown`; public media `429`.
+//! * **Dropped connections** ([`DropMode`]): `Before` — the call has no effect; `After` — the call
+//!   takes effect (the message is in the transcript, the DM is recorded, the echo is sent) and
+//!   only the answer is lost. Either way hyper closes the connection without sending a byte: the
+//!   client sees a transport error, never an HTTP status. Records of a call dropped before its
+//!   effect (X requests, media and S3 records) keep the error it would have answered, with the
+//!   rejection "injected connection drop".
+//! * **Reproducible**: each operation's profile has its own SplitMix64 PRNG seeded from the
+//!   profile's `seed` or [`SandboxConfig::fault_seed`], mixed with the operation; every call of the
+//!   operation draws once for latency and once for error / drop. The same calls per operation give
+//!   the same faults (under concurrency, which call gets which draw follows arrival order).
+//! * **Sides**: [`Side::X`] = the X REST, media upload, TON and public media operations;
+//!   [`Side::Connect`] = contact, participant and attachment operations, including the S3 URLs.
+//!   Only API calls are affected: webhook deliveries and SNS notifications to the bridge are not.
+//! * `MediaProcessing` is not a call: only queued faults and a profile's `error_rate` apply (the
+//!   processing of GIFs / videos ends `failed`).
+//! * **Counters** ([`SandboxStats`]): per operation, calls answered by status class (2xx … 5xx,
+//!   429, dropped — authentication failures included) and faults injected (errors, throttled,
+//!   down, dropped before / after, delayed calls and total delay); Connect: SendMessage calls,
+//!   distinct messages it added to transcripts, ClientToken replays and calls per message; X:
+//!   CreateDm calls, DMs recorded and calls per DM. Every fault but a profile's plain latency is
+//!   also a [`SandboxEvent::FaultInjected`] with its [`FaultKind`].
+//!
+//! ```text
+//! curl -s -XPOST $B/_sandbox/faults/profiles -d '{"side":"Connect","profile":{"error_rate":0.2,"latency_ms":20,"jitter_ms":30,"seed":7}}'
+//! curl -s -XPOST $B/_sandbox/faults/profiles -d '{"op":"SendMessage","profile":{"drop_rate":0.1,"drop_mode":"After"}}'
+//! curl -s -XPOST $B/_sandbox/faults/burst -d '{"op":"CreateDm","count":5,"reset_after_secs":60,"hold_window":true}'
+//! curl -s -XPOST $B/_sandbox/faults/down -d '{"side":"Connect","down":true}'
+//! curl -s $B/_sandbox/stats | jq '.ops.SendMessage, .connect.calls_per_message'
+//! ```
 //!
 //! ```text
 //! B=http://127.0.0.1:4566
@@ -208,7 +264,11 @@ pub use connect::model::{
 };
 pub use error::SandboxError;
 pub use events::{LoggedEvent, SandboxEvent};
-pub use faults::{Fault, FaultOp, PendingFault};
+pub use faults::{
+    ConnectStats, DownMode, DropMode, Fault, FaultCounts, FaultError, FaultKind, FaultOp,
+    FaultProfile, OpStats, PendingFault, SandboxStats, Side, ThrottleBurst, ThrottleBurstView,
+    XStats,
+};
 pub use handle::SandboxHandle;
 pub use media::files::{
     FileContent, FileInfo, FileOrigin, Generator, MediaFile, ServeOptions, generated_bytes,

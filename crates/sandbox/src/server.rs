@@ -18,7 +18,7 @@ use crate::sns::signer::SnsSigner;
 use crate::state::{Shared, lock};
 use crate::x::records::WebhookRegistration;
 use crate::x::users::SandboxUser;
-use crate::{connect, control, media, sns, x};
+use crate::{connect, control, faults, media, sns, x};
 
 /// How often expired chats are ended.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -35,6 +35,11 @@ fn router(shared: Arc<Shared>) -> Router {
         .merge(sns::routes())
         .nest("/_sandbox", control::routes())
         .fallback(fallback)
+        // Counts every emulated call and drops the connections of dropped ones.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            faults::layer,
+        ))
         .with_state(shared)
 }
 

@@ -4,14 +4,17 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use tokio::sync::watch;
 
+use crate::clock;
 use crate::config::SandboxConfig;
 use crate::connect::chat::ConnectState;
 use crate::connect::errors::{AwsError, Service};
 use crate::events::{EventBus, SandboxEvent};
-use crate::faults::{Fault, FaultBook, FaultOp, PendingFault};
+use crate::faults::{
+    self, DownMode, Fault, FaultOp, FaultProfile, FaultState, Injected, PendingFault, SandboxStats,
+    Side, ThrottleBurst, ThrottleBurstView,
+};
 use crate::ids::Snowflake;
 use crate::media::registry::MediaState;
 use crate::sns::delivery::SnsState;
@@ -24,7 +27,8 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Lock order, where two are held: `connect` before `sns`; `media` and `x` are never held with
-/// another lock. No lock is held across an `.await`.
+/// another lock; `faults` is a leaf (nothing is locked while holding it). No lock is held across an
+/// `.await`.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub cfg: SandboxConfig,
@@ -35,7 +39,7 @@ pub(crate) struct Shared {
     pub sns: Mutex<SnsState>,
     /// Files, media paths and media GET records.
     pub media: Mutex<MediaState>,
-    faults: Mutex<FaultBook>,
+    faults: Mutex<FaultState>,
     pub events: EventBus,
     /// Client for calls to the bridge (webhook, SNS endpoints): no redirects, no proxy.
     pub http: reqwest::Client,
@@ -55,6 +59,7 @@ impl Shared {
         runtime: tokio::runtime::Handle,
     ) -> Arc<Self> {
         let (shutdown, _) = watch::channel(false);
+        let faults = FaultState::new(cfg.fault_seed, clock::now_iso_ms());
         Arc::new_cyclic(|me| Self {
             cfg,
             base_url,
@@ -62,7 +67,7 @@ impl Shared {
             connect: Mutex::default(),
             sns: Mutex::default(),
             media: Mutex::default(),
-            faults: Mutex::default(),
+            faults: Mutex::new(faults),
             events: EventBus::new(),
             http,
             signer,
@@ -105,49 +110,137 @@ impl Shared {
     }
 
     pub(crate) fn push_fault(&self, op: FaultOp, count: u32, fault: Fault) {
-        lock(&self.faults).push(op, count, fault);
+        lock(&self.faults).queued.push(op, count, fault);
     }
 
+    /// Every fault setting: queued faults, profiles, bursts, down switches.
     pub(crate) fn clear_faults(&self) {
-        lock(&self.faults).clear();
+        lock(&self.faults).clear_all();
     }
 
     pub(crate) fn pending_faults(&self) -> Vec<PendingFault> {
-        lock(&self.faults).pending()
+        lock(&self.faults).queued.pending()
     }
 
-    /// Consumes the next fault queued for `op`, reporting it.
-    pub(crate) fn take_fault(&self, op: FaultOp) -> Option<Fault> {
-        let fault = lock(&self.faults).take(op)?;
-        tracing::info!(?op, status = ?fault.status, delay_ms = fault.delay_ms, "injecting fault");
+    pub(crate) fn set_fault_profile(&self, op: FaultOp, profile: FaultProfile) {
+        lock(&self.faults).set_profile(op, profile);
+    }
+
+    pub(crate) fn fault_profiles(&self) -> std::collections::BTreeMap<FaultOp, FaultProfile> {
+        lock(&self.faults).profiles()
+    }
+
+    pub(crate) fn clear_fault_profiles(&self) {
+        lock(&self.faults).clear_profiles();
+    }
+
+    pub(crate) fn throttle_burst(&self, op: FaultOp, burst: ThrottleBurst) {
+        lock(&self.faults).set_burst(op, burst, clock::now_unix_secs());
+    }
+
+    pub(crate) fn throttle_bursts(&self) -> Vec<ThrottleBurstView> {
+        lock(&self.faults).bursts()
+    }
+
+    pub(crate) fn clear_throttle_bursts(&self) {
+        lock(&self.faults).clear_bursts();
+    }
+
+    pub(crate) fn set_down(&self, side: Side, mode: Option<DownMode>) {
+        lock(&self.faults).set_down(side, mode);
+    }
+
+    pub(crate) fn down(&self, side: Side) -> Option<DownMode> {
+        lock(&self.faults).down(side)
+    }
+
+    pub(crate) fn stats(&self) -> SandboxStats {
+        lock(&self.faults).stats.snapshot()
+    }
+
+    pub(crate) fn reset_stats(&self) {
+        lock(&self.faults).stats = faults::StatsBook::new(clock::now_iso_ms());
+    }
+
+    /// Counts a call's answer (`None`: its connection was dropped).
+    pub(crate) fn count_answer(&self, op: FaultOp, status: Option<u16>) {
+        lock(&self.faults).stats.answered(op, status);
+    }
+
+    /// SendMessage added a message to a transcript.
+    pub(crate) fn count_message_created(&self) {
+        lock(&self.faults).stats.messages_created += 1;
+    }
+
+    /// A SendMessage / SendEvent was answered from its ClientToken's earlier call.
+    pub(crate) fn count_client_token_replay(&self) {
+        lock(&self.faults).stats.client_token_replays += 1;
+    }
+
+    /// CreateDm recorded a DM.
+    pub(crate) fn count_dm_created(&self) {
+        lock(&self.faults).stats.dms_created += 1;
+    }
+
+    /// Fault injection for one call of `op` (after its authentication): waits the injected delay,
+    /// arranges a dropped connection, and returns the error to answer, if any. When the connection
+    /// is to be dropped before the call takes effect, the error is returned too: the handler answers
+    /// it (and records it), and the answer is replaced by the abort.
+    pub(crate) async fn gate(&self, op: FaultOp) -> Option<Injected> {
+        faults::note_call(op);
+        let plan = lock(&self.faults).decide(op, clock::now_unix_secs());
+        if let Some((kind, status)) = plan.event {
+            tracing::info!(
+                ?op,
+                ?kind,
+                ?status,
+                delay_ms = plan.delay_ms,
+                "injecting fault"
+            );
+            self.events.emit(SandboxEvent::FaultInjected {
+                op,
+                status,
+                delay_ms: plan.delay_ms,
+                kind,
+            });
+        }
+        if plan.drop {
+            faults::flag_drop();
+        }
+        if plan.delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(plan.delay_ms)).await;
+        }
+        plan.answer
+    }
+
+    /// Whether the GIF / video being finalized fails processing (queued `MediaProcessing` fault or
+    /// its profile's error rate), with the failure message.
+    pub(crate) fn processing_failure(&self) -> Option<String> {
+        let (message, status) = lock(&self.faults).processing_failure()?;
+        tracing::info!(op = ?FaultOp::MediaProcessing, "injecting fault");
         self.events.emit(SandboxEvent::FaultInjected {
-            op,
-            status: fault.status,
-            delay_ms: fault.delay_ms,
+            op: FaultOp::MediaProcessing,
+            status,
+            delay_ms: 0,
+            kind: faults::FaultKind::Error,
         });
-        Some(fault)
+        Some(message)
     }
 
-    /// Applies the next fault queued for an AWS operation: waits its delay, then fails the call
-    /// with its error (a delay-only fault lets the call proceed).
+    /// Applies fault injection to an AWS operation: waits the injected delay, then fails the call
+    /// with the injected error, if any.
     pub(crate) async fn apply_aws_fault(
         &self,
         service: Service,
         op: FaultOp,
     ) -> Result<(), AwsError> {
-        let Some(fault) = self.take_fault(op) else {
-            return Ok(());
-        };
-        if fault.delay_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
-        }
-        match fault.status {
+        match self.gate(op).await {
             None => Ok(()),
-            Some(code) => {
-                let status =
-                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                Err(AwsError::from_fault(service, status, &fault))
-            }
+            Some(injected) => Err(AwsError::from_fault(
+                service,
+                injected.status(),
+                &injected.fault,
+            )),
         }
     }
 }

@@ -54,7 +54,7 @@ mod url;
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use xdm_core::ids::{InitialContactId, XUserId};
-use xdm_core::jobs::{Job, JobState, NewJob, Queue};
+use xdm_core::jobs::{FinalState, Job, JobState, NewJob, Queue};
 pub use xdm_core::memory_store::MemoryStore;
 use xdm_core::ports::{SessionInsert, Store, StoreError};
 use xdm_core::profile::XProfile;
@@ -296,22 +296,24 @@ impl Store for AnyStore {
         &self,
         queue: Queue,
         key: &str,
+        attempt: u32,
         not_before_ms: i64,
         error: &str,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
-        delegate!(self.reschedule(queue, key, not_before_ms, error, now_ms))
+    ) -> Result<bool, StoreError> {
+        delegate!(self.reschedule(queue, key, attempt, not_before_ms, error, now_ms))
     }
 
     async fn finish(
         &self,
         queue: Queue,
         key: &str,
-        state: JobState,
+        attempt: u32,
+        state: FinalState,
         error: Option<&str>,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
-        delegate!(self.finish(queue, key, state, error, now_ms))
+    ) -> Result<bool, StoreError> {
+        delegate!(self.finish(queue, key, attempt, state, error, now_ms))
     }
 
     async fn job(&self, queue: Queue, key: &str) -> Result<Option<Job>, StoreError> {

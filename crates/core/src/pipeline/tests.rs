@@ -473,8 +473,18 @@ impl Harness {
                         .await
                         .unwrap()
                     {
+                        // As the dispatcher does: the job as claimed, `attempts` being the
+                        // claim's number, which fences the outcome `run_job` records.
                         job.attempts += 1;
+                        job.state = JobState::Processing;
+                        let (key, attempt) = (job.key.clone(), job.attempts);
                         self.bridge.run_job(queue, job).await;
+                        // One worker, nobody to take over: the outcome must have been recorded.
+                        let after = self.bridge.store().job(queue, &key).await.unwrap().unwrap();
+                        assert!(
+                            !(after.state == JobState::Processing && after.attempts == attempt),
+                            "the outcome of {key} (attempt {attempt}) was not recorded: {after:?}"
+                        );
                         ran = true;
                     }
                 }
@@ -1012,6 +1022,63 @@ async fn invalid_requests_are_parked_as_failed_transient_errors_are_retried() {
     assert_eq!(job.state, JobState::Failed);
     // the failed message does not block the customer's next one
     assert_eq!(h.connect.contacts()[0].messages, vec!["next"]);
+}
+
+/// A worker whose lease ran out while another one claimed the job again records nothing:
+/// neither its retry (which would put the job back to pending for a third run) nor its success.
+#[tokio::test]
+async fn a_worker_whose_lease_ran_out_cannot_record_over_the_next_claim() {
+    let h = harness();
+    let store = h.bridge.store();
+    let key = format!("{BUSINESS}:1");
+    h.bridge
+        .accept_inbound(batch(vec![dm(1, 10, "hi")]))
+        .await
+        .unwrap();
+    h.clock.advance(1_000);
+    let claim = |now: i64| {
+        let key = key.clone();
+        async move {
+            let mut job = store.job(Queue::Inbound, &key).await.unwrap().unwrap();
+            assert!(
+                store
+                    .claim(Queue::Inbound, &key, now, now + 60_000)
+                    .await
+                    .unwrap()
+            );
+            job.attempts += 1;
+            job.state = JobState::Processing;
+            job
+        }
+    };
+    let stale = claim(h.clock.now_ms()).await;
+    h.clock.advance(61_000);
+    let current = claim(h.clock.now_ms()).await;
+    assert_eq!((stale.attempts, current.attempts), (1, 2));
+
+    // The stale worker fails transiently: its retry is fenced out, the job stays claimed.
+    h.connect
+        .fail("StartChatContact", ConnectError::Unavailable("500".into()));
+    h.bridge.run_job(Queue::Inbound, stale.clone()).await;
+    let held = store.job(Queue::Inbound, &key).await.unwrap().unwrap();
+    assert_eq!((held.state, held.attempts), (JobState::Processing, 2));
+    assert_eq!(held.last_error, None);
+
+    // The current holder delivers and records it.
+    h.bridge.run_job(Queue::Inbound, current).await;
+    let done = store.job(Queue::Inbound, &key).await.unwrap().unwrap();
+    assert_eq!((done.state, done.attempts), (JobState::Done, 2));
+
+    // The stale worker runs again (idempotently) and is fenced out of the finished job too.
+    h.clock.advance(1_000);
+    h.bridge.run_job(Queue::Inbound, stale).await;
+    assert_eq!(
+        store.job(Queue::Inbound, &key).await.unwrap().unwrap(),
+        done
+    );
+    assert_eq!(h.connect.contacts().len(), 1);
+    assert_eq!(h.connect.contacts()[0].messages, vec!["hi"]);
+    assert_eq!(h.open_jobs().await, 0);
 }
 
 // ---- outbound --------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 use std::future::Future;
 
 use crate::ids::{InitialContactId, XUserId};
-use crate::jobs::{Job, JobState, NewJob, Queue};
+use crate::jobs::{FinalState, Job, JobState, NewJob, Queue};
 use crate::profile::XProfile;
 use crate::session::{ConnectionCredentials, Session};
 
@@ -29,7 +29,28 @@ pub enum SessionInsert {
 /// * at most one open session per (business, customer), enforced by the backend itself
 ///   (unique constraint / conditional write), not by callers;
 /// * `enqueue` is atomic per call and drops jobs whose (queue, key) exists in any state;
-/// * `claim` is a compare-and-set: two workers never both win the same job.
+/// * `claim` is a compare-and-set: two workers never both win the same job;
+/// * the outcome of a claim is recorded only by its holder (`reschedule` and `finish` are
+///   fenced, below).
+///
+/// # Claims and fencing
+///
+/// A claim is identified by the job's `attempts` right after it: `claim` increments `attempts`,
+/// so every successful claim of a job gets a number no earlier claim had (the caller knows it
+/// as the claimed head's `attempts + 1`). A lease is not a lock: a worker that stalls past its
+/// lease may find that another worker has claimed the job again (and that one's `attempts` is
+/// higher), or even finished it. So [`reschedule`](Store::reschedule) and
+/// [`finish`](Store::finish) take the claim's `attempt` and apply only while the job is
+/// `processing` with exactly that `attempts`, as one conditional write. `Ok(false)` means
+/// *fenced out*: the claim was superseded (or the job is unknown, finished, or back to
+/// pending); nothing was written, and the caller must not assume its outcome was recorded —
+/// the holder of the newer claim decides. An expired lease alone fences nothing: until someone
+/// claims the job again, the old holder may still record its outcome.
+///
+/// The operator's and the start-up paths are deliberately not fenced by a claim:
+/// [`retry_failed`](Store::retry_failed) reopens a failed job (and resets `attempts`), and
+/// [`release_claims`](Store::release_claims) returns processing jobs to pending (their holders
+/// are then fenced out by the next claim, which increments `attempts`).
 pub trait Store: Send + Sync + 'static {
     // -- sessions --------------------------------------------------------------------------
 
@@ -128,25 +149,32 @@ pub trait Store: Send + Sync + 'static {
         lease_until_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Puts a claimed job back to pending, to be tried again at `not_before_ms`.
+    /// Puts the job claimed as `attempt` back to pending, to be tried again at `not_before_ms`
+    /// (it keeps its place in its lane). Applies only while the job is processing with
+    /// `attempts == attempt`; `Ok(false)`: fenced out, nothing written (see the trait doc). Never
+    /// reopens a finished job.
     fn reschedule(
         &self,
         queue: Queue,
         key: &str,
+        attempt: u32,
         not_before_ms: i64,
         error: &str,
         now_ms: i64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Ends a job as done or failed.
+    /// Ends the job claimed as `attempt` as done or failed (freeing its lane); `error`, if given,
+    /// replaces the last error, else it is kept. Applies only while the job is processing with
+    /// `attempts == attempt`; `Ok(false)`: fenced out, nothing written (see the trait doc).
     fn finish(
         &self,
         queue: Queue,
         key: &str,
-        state: JobState,
+        attempt: u32,
+        state: FinalState,
         error: Option<&str>,
         now_ms: i64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     fn job(
         &self,
@@ -162,7 +190,8 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Job>, StoreError>> + Send;
 
-    /// Puts a failed job back to pending (attempts reset). `Ok(false)` if it was not failed.
+    /// The operator's retry: puts a failed job back to pending (attempts reset to 0), whoever
+    /// finished it. `Ok(false)` if it was not failed. Not fenced by a claim.
     fn retry_failed(
         &self,
         queue: Queue,
@@ -170,9 +199,10 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Returns every processing job of the queue to pending. For backends owned by one process
-    /// (SQLite) at start-up: claims of a process that died are released at once instead of at
-    /// lease expiry.
+    /// Returns every processing job of the queue to pending (`attempts` unchanged), whoever holds
+    /// it. For backends owned by one process (SQLite) at start-up: claims of a process that died
+    /// are released at once instead of at lease expiry. A holder that is still running is then
+    /// fenced out by the next claim.
     fn release_claims(
         &self,
         queue: Queue,

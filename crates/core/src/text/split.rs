@@ -32,7 +32,8 @@ pub fn split_message(text: &str, max: usize) -> Vec<String> {
             }
             None => (head, &rest[cut..]),
         };
-        if !part.is_empty() {
+        // A cut inside a run of whitespace can leave a part with nothing to read in it.
+        if !part.trim().is_empty() {
             parts.push(part.to_owned());
         }
         rest = tail;
@@ -88,6 +89,16 @@ mod tests {
         assert_eq!(split_message("  Hola2 ", 1024), vec!["  Hola2 ".to_owned()]);
         assert!(split_message("", 1024).is_empty());
         assert!(split_message("   ", 1024).is_empty());
+    }
+
+    #[test]
+    fn no_whitespace_only_part_when_cut_lands_in_spaces() {
+        // Found by fuzzing (fuzz/fuzz_targets/text_split.rs).
+        assert_eq!(split_message(" a", 1), vec!["a"]);
+        assert_eq!(split_message("a    b", 2), vec!["a", "b"]);
+        for part in split_message("  x  \t  y  ", 1) {
+            assert!(!part.trim().is_empty(), "{part:?}");
+        }
     }
 
     #[test]

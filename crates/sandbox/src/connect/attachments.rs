@@ -907,11 +907,9 @@ fn record_s3(shared: &Shared, method: &Method, path: &str, outcome: S3Outcome) -
 
 /// An injected fault on an S3 operation: `Some(refusal)` when it fails the call.
 async fn s3_fault(shared: &Shared, op: FaultOp) -> Option<Refusal> {
-    let fault = shared.take_fault(op)?;
-    if fault.delay_ms > 0 {
-        tokio::time::sleep(StdDuration::from_millis(fault.delay_ms)).await;
-    }
-    let status = StatusCode::from_u16(fault.status?).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let injected = shared.gate(op).await?;
+    let status = injected.status();
+    let fault = &injected.fault;
     let code = fault.code.clone().unwrap_or_else(|| {
         match status.as_u16() {
             400 => "BadRequest",
@@ -926,7 +924,7 @@ async fn s3_fault(shared: &Shared, op: FaultOp) -> Option<Refusal> {
         .message
         .clone()
         .unwrap_or_else(|| format!("Injected fault: {code}"));
-    Some(Refusal::new(status, &code, &message, "injected fault"))
+    Some(Refusal::new(status, &code, &message, injected.rejection()))
 }
 
 async fn s3_put(
@@ -937,6 +935,7 @@ async fn s3_put(
     let (parts, body) = request.into_parts();
     let method = parts.method.clone();
     let path = uri.path().to_owned();
+    crate::faults::note_call(FaultOp::AttachmentPut);
     let refuse = |shared: &Shared, id: Option<String>, refusal: Refusal| {
         let outcome = S3Outcome {
             attachment_id: id,
@@ -1068,6 +1067,7 @@ async fn s3_get(
     } else {
         method.clone()
     };
+    crate::faults::note_call(FaultOp::AttachmentGet);
     let checked = authorise(&lock(&shared.connect), &as_get, &uri);
     let refused = |id: Option<String>, refusal: Refusal| {
         let outcome = S3Outcome {

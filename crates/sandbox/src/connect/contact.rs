@@ -121,6 +121,7 @@ pub(crate) fn check_sigv4(headers: &HeaderMap, region: &str) -> Result<(), AwsEr
 
 /// Authentication, then the queued fault for `op` (if any).
 async fn admit(shared: &Shared, headers: &HeaderMap, op: FaultOp) -> Result<(), AwsError> {
+    crate::faults::note_call(op);
     check_sigv4(headers, &shared.cfg.connect.region)?;
     shared.apply_aws_fault(Service::Connect, op).await
 }

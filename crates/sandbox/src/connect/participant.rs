@@ -86,6 +86,7 @@ pub(crate) async fn admit(
     headers: &HeaderMap,
     op: FaultOp,
 ) -> Result<String, AwsError> {
+    crate::faults::note_call(op);
     let token = bearer(headers)?;
     shared.apply_aws_fault(Service::Participant, op).await?;
     Ok(token)
@@ -221,20 +222,24 @@ fn validate_message(content_type: &str, content: &str, max_chars: usize) -> Resu
     Ok(())
 }
 
-/// Adds a customer MESSAGE or EVENT for a ConnectionToken, honouring ClientToken idempotency.
+/// Adds a customer MESSAGE or EVENT for a ConnectionToken, honouring ClientToken idempotency:
+/// the answer, and whether an item was added (false for a ClientToken replay).
 fn add_customer_item(
     shared: &Shared,
     token: &str,
     client_token: Option<&str>,
     build: impl FnOnce(&str, &str) -> NewItem,
-) -> Result<Value, AwsError> {
+) -> Result<(Value, bool), AwsError> {
     let mut cs = lock(&shared.connect);
     let idx = chat_for_connection(&cs, token)?;
     let Some(chat) = cs.chats.get(idx) else {
         return Err(no_access());
     };
     if let Some(previous) = client_token.and_then(|t| chat.item_tokens.get(t)) {
-        return Ok(previous.clone());
+        let previous = previous.clone();
+        drop(cs);
+        shared.count_client_token_replay();
+        return Ok((previous, false));
     }
     let new = build(&chat.customer.participant_id, &chat.customer.display_name);
     let item = shared
@@ -244,7 +249,7 @@ fn add_customer_item(
     if let (Some(t), Some(chat)) = (client_token, cs.chats.get_mut(idx)) {
         chat.item_tokens.insert(t.to_owned(), response.clone());
     }
-    Ok(response)
+    Ok((response, true))
 }
 
 async fn send_message(
@@ -269,9 +274,14 @@ async fn send_message_inner(
         &content,
         shared.cfg.connect.max_message_chars,
     )?;
-    add_customer_item(shared, &token, req.client_token.as_deref(), |id, name| {
-        NewItem::message(&content_type, &content, ParticipantRole::Customer, id, name)
-    })
+    let (response, created) =
+        add_customer_item(shared, &token, req.client_token.as_deref(), |id, name| {
+            NewItem::message(&content_type, &content, ParticipantRole::Customer, id, name)
+        })?;
+    if created {
+        shared.count_message_created();
+    }
+    Ok(response)
 }
 
 async fn send_event(
@@ -319,6 +329,7 @@ async fn send_event_inner(
     add_customer_item(shared, &token, req.client_token.as_deref(), |id, name| {
         NewItem::event(&content_type, ParticipantRole::Customer, id, name).with_content(content)
     })
+    .map(|(response, _)| response)
 }
 
 async fn disconnect_participant(

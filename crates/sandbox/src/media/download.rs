@@ -3,7 +3,6 @@
 //! and other registered URLs are public. Every GET is recorded, refused ones included.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -211,25 +210,21 @@ pub(crate) async fn public(
     let route = shared.media_route(&path);
     let kind = route.as_ref().map_or(MediaRequestKind::Public, |r| r.kind);
     let file_id = route.as_ref().map(|r| r.file_id.clone());
-    if let Some(fault) = shared.take_fault(FaultOp::MediaDownload) {
-        if fault.delay_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
-        }
-        if let Some(code) = fault.status {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let message = fault
-                .message
-                .clone()
-                .unwrap_or_else(|| status.canonical_reason().unwrap_or("Error").to_owned());
-            let outcome = Outcome {
-                kind,
-                status: code,
-                file_id,
-                rejection: Some("injected fault".into()),
-            };
-            record(&shared, &method, &path, &headers, outcome);
-            return (status, message).into_response();
-        }
+    if let Some(injected) = shared.gate(FaultOp::MediaDownload).await {
+        let status = injected.status();
+        let message = injected
+            .fault
+            .message
+            .clone()
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("Error").to_owned());
+        let outcome = Outcome {
+            kind,
+            status: status.as_u16(),
+            file_id,
+            rejection: Some(injected.rejection().into()),
+        };
+        record(&shared, &method, &path, &headers, outcome);
+        return (status, message).into_response();
     }
     let found = route.and_then(|r| shared.file(&r.file_id).map(|f| (r, f)));
     let Some((route, file)) = found else {

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::clock;
 use crate::events::SandboxEvent;
-use crate::faults::FaultOp;
+use crate::faults::{self, DEFAULT_THROTTLE_LIMIT, FaultOp};
 use crate::state::{Shared, lock};
 use crate::x::oauth_verify::{self, Credentials, OAuthError, ReceivedRequest};
 use crate::x::problem::{self, XReply};
@@ -239,6 +239,7 @@ pub(crate) async fn admit(
     fault_op: FaultOp,
     allow_bearer: bool,
 ) -> Result<(Principal, RateInfo), XReply> {
+    faults::note_call(fault_op);
     let principal = authenticate(shared, req, allow_bearer).map_err(|why| {
         XReply::new(
             StatusCode::UNAUTHORIZED,
@@ -255,22 +256,23 @@ pub(crate) async fn admit(
         )
         .rejected("app-only authentication on a user-context endpoint"));
     }
-    if let Some(fault) = shared.take_fault(fault_op) {
-        if fault.delay_ms > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(fault.delay_ms)).await;
+    if let Some(injected) = shared.gate(fault_op).await {
+        let status = injected.status();
+        let mut rate = peek_rate(shared, op, principal.key());
+        if let Some(reset) = injected.fault.rate_limit_reset {
+            rate.reset = reset;
+            rate.remaining = 0;
         }
-        if let Some(code) = fault.status {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let mut rate = peek_rate(shared, op, principal.key());
-            if let Some(reset) = fault.rate_limit_reset {
-                rate.reset = reset;
-                rate.remaining = 0;
-            }
-            return Err(
-                XReply::new(status, problem::fault_body(status, &fault), rate)
-                    .rejected("injected fault"),
-            );
+        if let Some(throttle) = injected.throttle {
+            rate.limit = throttle
+                .limit
+                .or(shared.cfg.x.rate_limit.map(|l| l.requests))
+                .unwrap_or(DEFAULT_THROTTLE_LIMIT);
         }
+        return Err(
+            XReply::new(status, problem::fault_body(status, &injected.fault), rate)
+                .rejected(injected.rejection()),
+        );
     }
     lock(&shared.x)
         .count_call(
@@ -451,6 +453,7 @@ async fn create_dm_reply(shared: &Arc<Shared>, req: &XRequest, participant_id: &
         x.dms.push(dm.clone());
         dm
     };
+    shared.count_dm_created();
     tracing::info!(dm_event_id = %dm.dm_event_id, recipient = %dm.recipient_id, "X DM accepted");
     shared.events.emit(SandboxEvent::DmSent { dm: dm.clone() });
     let body = json!({"data": {"dm_conversation_id": dm.dm_conversation_id, "dm_event_id": dm.dm_event_id}});

@@ -688,11 +688,7 @@ async fn finalize_reply(shared: &Shared, req: &XRequest, id: &str) -> XReply {
     };
     let hashed = sink.finish();
     let failure = if category.is_processed() {
-        shared.take_fault(FaultOp::MediaProcessing).map(|fault| {
-            fault
-                .message
-                .unwrap_or_else(|| "The media could not be processed.".to_owned())
-        })
+        shared.processing_failure()
     } else {
         None
     };

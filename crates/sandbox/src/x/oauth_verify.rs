@@ -278,7 +278,8 @@ pub fn verify(
     let timestamp: i64 = get("oauth_timestamp")?
         .parse()
         .map_err(|_| OAuthError::BadTimestamp)?;
-    let skew = now_unix_secs - timestamp;
+    // A hostile timestamp (e.g. i64::MIN) must not overflow: saturate, it is skewed anyway.
+    let skew = now_unix_secs.saturating_sub(timestamp);
     if skew.unsigned_abs() > max_skew_secs {
         return Err(OAuthError::ClockSkew { skew });
     }
@@ -415,6 +416,32 @@ mod tests {
         assert!(matches!(
             verify(&req, creds, 137_131_503, 300),
             Err(OAuthError::ClockSkew { skew: 301 })
+        ));
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/sandbox_oauth_header.rs): an extreme timestamp is a
+    /// clock-skew refusal, not an arithmetic overflow.
+    #[test]
+    fn extreme_timestamp_is_skew_not_overflow() {
+        let header = r#"OAuth oauth_consumer_key="k", oauth_token="t", oauth_signature_method="HMAC-SHA1", oauth_timestamp="-9223372036854775808", oauth_nonce="n", oauth_signature="x""#;
+        let req = ReceivedRequest {
+            method: "GET",
+            scheme: "https",
+            host: "ton.twitter.com",
+            path: "/i/ton/data/dm/1/2/a.jpg",
+            query: None,
+            form_body: None,
+            authorization: Some(header),
+        };
+        let creds = Credentials {
+            consumer_key: "k",
+            consumer_secret: "cs",
+            token: "t",
+            token_secret: "ts",
+        };
+        assert!(matches!(
+            verify(&req, creds, 1_700_000_000, 300),
+            Err(OAuthError::ClockSkew { .. })
         ));
     }
 

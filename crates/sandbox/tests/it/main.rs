@@ -4,6 +4,7 @@
 mod attachments;
 mod connect_api;
 mod control;
+mod faults;
 mod media_x;
 mod sns_stream;
 mod support;

@@ -52,6 +52,11 @@
 //!   transaction that (a) checks the lane's `ver` is unchanged and (b) updates the job under the
 //!   compare-and-set condition "pending and due, or processing with an expired lease". Two
 //!   workers never both win: the second one's condition fails.
+//! * **Fencing.** A claim is numbered by the job's `attempts`, which `claim` increments. The
+//!   holder's `reschedule` is one UpdateItem and its `finish` one transaction (job + lane), both
+//!   conditioned on `state = processing AND attempts = <its claim>`: a worker whose lease ran
+//!   out and whose job was claimed again (by any process) writes nothing, and the lane item is
+//!   changed only together with the job. `reschedule` never reopens a finished job.
 //! * **lane_heads** queries `open_lanes` (one query, paged) for the lanes of the queue that have
 //!   open jobs, takes each lane's lowest member, and fetches those jobs with strongly consistent
 //!   BatchGetItems. If the index was behind (the job is no longer open), the lane item itself is
@@ -82,7 +87,7 @@
 //! | `lane_heads` | 1 Query (per 1 MB page) + 1 BatchGetItem per 100 lanes |
 //! | `lane_head` (one lane) | 2 GetItem (lane, job): strongly consistent, no index |
 //! | `claim` | 2 GetItem (job, lane) + 1 TransactWriteItems (ConditionCheck lane + Update job) |
-//! | `reschedule` | 1 UpdateItem |
+//! | `reschedule` | 1 UpdateItem (conditional on the claim) |
 //! | `finish`, `retry_failed` | 1 GetItem + 1 TransactWriteItems (Update job + Update lane) |
 //! | `job` | 1 GetItem |
 //! | `jobs` | 1 Query per state listed + 1 BatchGetItem per 100 jobs |
@@ -111,7 +116,7 @@ use aws_sdk_dynamodb::types::{
 };
 use futures_util::{StreamExt, TryStreamExt, stream};
 use xdm_core::ids::{InitialContactId, XUserId};
-use xdm_core::jobs::{Job, JobState, NewJob, Queue};
+use xdm_core::jobs::{FinalState, Job, JobState, NewJob, Queue};
 use xdm_core::ports::{Clock, SessionInsert, Store, StoreError, SystemClock};
 use xdm_core::profile::XProfile;
 use xdm_core::session::{ConnectionCredentials, Session, SessionStatus};
@@ -146,6 +151,8 @@ impl Default for DynamoOptions {
 struct Change {
     /// Only from this state (`None`: from any).
     from: Option<JobState>,
+    /// Only while the job's `attempts` is this (the claim fence of `finish`; `None`: any).
+    attempts: Option<u32>,
     to: JobState,
     at_ms: i64,
 }
@@ -420,9 +427,11 @@ impl DynamoStore {
     }
 
     /// Moves a job to `change.to`, writing `clauses` (besides the state) — on the condition
-    /// that it is still in the state read first, and (if given) that this state is
-    /// `change.from`. When the job moves between open and finished, its lane's `open` set
-    /// changes in the same transaction. `Ok(false)`: unknown job, or not in `change.from`.
+    /// that it is still in the state read first, that this state is `change.from` and its
+    /// `attempts` is `change.attempts` (where given). When the job moves between open and
+    /// finished, its lane's `open` set changes in the same transaction (the lane update is part
+    /// of the transaction, so a refused job update leaves the lane untouched). `Ok(false)`:
+    /// unknown job, or not in `change.from` / at `change.attempts`.
     async fn transition(
         &self,
         op: &'static str,
@@ -433,6 +442,7 @@ impl DynamoStore {
     ) -> Result<bool, StoreError> {
         let Change {
             from,
+            attempts,
             to: target,
             at_ms: now_ms,
         } = change;
@@ -440,18 +450,28 @@ impl DynamoStore {
             let Some(job) = self.get_job(op, queue, key).await? else {
                 return Ok(false);
             };
-            if from.is_some_and(|from| from != job.state) {
+            if from.is_some_and(|from| from != job.state)
+                || attempts.is_some_and(|a| a != job.attempts)
+            {
                 return Ok(false);
             }
             let mut e = Expr::new();
             self.state_clauses(&mut e, queue, target, now_ms);
             clauses(&mut e);
-            let cond = format!(
+            let mut cond = format!(
                 "attribute_exists({}) AND {} = {}",
                 e.n(PK),
                 e.n(STATE),
                 e.v("current_state", s(job.state.as_str()))
             );
+            if let Some(a) = attempts {
+                let fence = format!(
+                    " AND {} = {}",
+                    e.n(ATTEMPTS),
+                    e.v("claimed_attempts", n(i64::from(a)))
+                );
+                cond.push_str(&fence);
+            }
             let job_key = key_of(PK, job_pk(queue, key));
             let member = member(job.order_key, &job.key);
             if job.state.is_open() == target.is_open() {
@@ -1201,29 +1221,30 @@ impl Store for DynamoStore {
         Ok(false)
     }
 
+    /// One conditional UpdateItem: processing → pending keeps the job open, so its lane item
+    /// (`open` holds it either way) is not touched.
     async fn reschedule(
         &self,
         queue: Queue,
         key: &str,
+        attempt: u32,
         not_before_ms: i64,
         error: &str,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         const OP: &str = "reschedule";
-        let clauses = |e: &mut Expr| {
-            e.set(NOT_BEFORE_MS, n(not_before_ms))
-                .set(LEASE_UNTIL_MS, n(0))
-                .set(LAST_ERROR, s(error));
-        };
-        // The normal case, a claimed job: one conditional update, the lane is unchanged.
         let mut e = Expr::new();
         self.state_clauses(&mut e, queue, JobState::Pending, now_ms);
-        clauses(&mut e);
+        e.set(NOT_BEFORE_MS, n(not_before_ms))
+            .set(LEASE_UNTIL_MS, n(0))
+            .set(LAST_ERROR, s(error));
+        // The claim fence; a missing item fails it too (and is not created).
         let cond = format!(
-            "{st} IN ({pending}, {processing})",
-            st = e.n(STATE),
-            pending = e.v("pending", s(JobState::Pending.as_str())),
-            processing = e.v("processing", s(JobState::Processing.as_str())),
+            "{} = {} AND {} = {}",
+            e.n(STATE),
+            e.v("processing", s(JobState::Processing.as_str())),
+            e.n(ATTEMPTS),
+            e.v("claimed_attempts", n(i64::from(attempt))),
         );
         let request = self
             .calls
@@ -1235,30 +1256,24 @@ impl Store for DynamoStore {
             .condition_expression(cond)
             .set_expression_attribute_names(e.names())
             .set_expression_attribute_values(e.values());
-        if self.calls.update(OP, &self.tables.jobs, request).await? == Written::Yes {
-            return Ok(());
-        }
-        // Unknown (nothing to do) or finished (reopened, back into its lane).
-        let change = Change {
-            from: None,
-            to: JobState::Pending,
-            at_ms: now_ms,
-        };
-        self.transition(OP, queue, key, change, clauses).await?;
-        Ok(())
+        Ok(self.calls.update(OP, &self.tables.jobs, request).await? == Written::Yes)
     }
 
+    /// A GetItem (for the job's lane and order) and one transaction: the job update under the
+    /// claim fence, and the removal of its member from the lane's `open` set.
     async fn finish(
         &self,
         queue: Queue,
         key: &str,
-        state: JobState,
+        attempt: u32,
+        state: FinalState,
         error: Option<&str>,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let change = Change {
-            from: None,
-            to: state,
+            from: Some(JobState::Processing),
+            attempts: Some(attempt),
+            to: state.state(),
             at_ms: now_ms,
         };
         self.transition("finish", queue, key, change, |e| {
@@ -1267,8 +1282,7 @@ impl Store for DynamoStore {
                 e.set(LAST_ERROR, s(error));
             }
         })
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn job(&self, queue: Queue, key: &str) -> Result<Option<Job>, StoreError> {
@@ -1345,6 +1359,7 @@ impl Store for DynamoStore {
     async fn retry_failed(&self, queue: Queue, key: &str, now_ms: i64) -> Result<bool, StoreError> {
         let change = Change {
             from: Some(JobState::Failed),
+            attempts: None,
             to: JobState::Pending,
             at_ms: now_ms,
         };

@@ -9,8 +9,9 @@
 //!
 //! Concurrency: one connection, owned by one thread (see `worker.rs` for why). The guarantees
 //! of the `Store` port do not depend on that: the one-open-session rule is a partial unique
-//! index, enqueue is one transaction, and `claim` is a single conditional UPDATE, so several
-//! `SqliteStore`s (or processes) on one file stay correct.
+//! index, enqueue is one transaction, `claim` is a single conditional UPDATE, and so are
+//! `reschedule` and `finish` (fenced by the claim's `attempts`), so several `SqliteStore`s (or
+//! processes) on one file stay correct.
 
 mod rows;
 mod schema;
@@ -21,7 +22,7 @@ use std::time::Duration;
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use xdm_core::ids::{InitialContactId, XUserId};
-use xdm_core::jobs::{Job, JobState, NewJob, Queue};
+use xdm_core::jobs::{FinalState, Job, JobState, NewJob, Queue};
 use xdm_core::ports::{SessionInsert, Store, StoreError};
 use xdm_core::profile::XProfile;
 use xdm_core::session::{ConnectionCredentials, Session};
@@ -221,11 +222,15 @@ pub(crate) const SQL_CLAIM: &str = "UPDATE jobs SET state = 'processing', attemp
                          AND o.state IN ('pending', 'processing') \
                          AND (o.order_key, o.key) < (jobs.order_key, jobs.key))";
 
-pub(crate) const SQL_RESCHEDULE: &str = "UPDATE jobs SET state = 'pending', not_before_ms = ?3, lease_until_ms = 0, last_error = ?4, \
-     updated_at_ms = ?5 WHERE queue = ?1 AND key = ?2";
+/// Fenced by the claim: changes the row only while it is processing under claim number ?3 (its
+/// `attempts`), so a worker whose lease ran out cannot undo a newer claim. The job stays open:
+/// its lane keeps its place (lane order is read from `jobs` itself).
+pub(crate) const SQL_RESCHEDULE: &str = "UPDATE jobs SET state = 'pending', not_before_ms = ?4, lease_until_ms = 0, last_error = ?5, \
+     updated_at_ms = ?6 WHERE queue = ?1 AND key = ?2 AND state = 'processing' AND attempts = ?3";
 
-pub(crate) const SQL_FINISH: &str = "UPDATE jobs SET state = ?3, lease_until_ms = 0, last_error = COALESCE(?4, last_error), \
-     updated_at_ms = ?5 WHERE queue = ?1 AND key = ?2";
+/// Fenced like `SQL_RESCHEDULE`; ?4 is 'done' or 'failed' (a `FinalState`).
+pub(crate) const SQL_FINISH: &str = "UPDATE jobs SET state = ?4, lease_until_ms = 0, last_error = COALESCE(?5, last_error), \
+     updated_at_ms = ?6 WHERE queue = ?1 AND key = ?2 AND state = 'processing' AND attempts = ?3";
 
 pub(crate) const SQL_JOB: &str = concat!(
     "SELECT ",
@@ -502,21 +507,23 @@ impl Store for SqliteStore {
         &self,
         queue: Queue,
         key: &str,
+        attempt: u32,
         not_before_ms: i64,
         error: &str,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let (key, error) = (key.to_owned(), error.to_owned());
         self.worker
             .call("reschedule", move |conn| {
-                conn.prepare_cached(SQL_RESCHEDULE)?.execute(params![
+                let n = conn.prepare_cached(SQL_RESCHEDULE)?.execute(params![
                     queue.as_str(),
                     key,
+                    attempt,
                     not_before_ms,
                     error,
                     now_ms
                 ])?;
-                Ok(())
+                Ok(n == 1)
             })
             .await
     }
@@ -525,21 +532,23 @@ impl Store for SqliteStore {
         &self,
         queue: Queue,
         key: &str,
-        state: JobState,
+        attempt: u32,
+        state: FinalState,
         error: Option<&str>,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let (key, error) = (key.to_owned(), error.map(str::to_owned));
         self.worker
             .call("finish", move |conn| {
-                conn.prepare_cached(SQL_FINISH)?.execute(params![
+                let n = conn.prepare_cached(SQL_FINISH)?.execute(params![
                     queue.as_str(),
                     key,
+                    attempt,
                     state.as_str(),
                     error,
                     now_ms
                 ])?;
-                Ok(())
+                Ok(n == 1)
             })
             .await
     }

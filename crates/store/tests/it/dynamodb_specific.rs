@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveStatus,
 };
 use tokio::task::JoinSet;
-use xdm_core::jobs::{JobState, Queue};
+use xdm_core::jobs::{FinalState, JobState, Queue};
 use xdm_core::ports::{Clock, SessionInsert, Store, StoreError, SystemClock};
 use xdm_core::session::SessionStatus;
 use xdm_store::{AnyStore, DynamoOptions, DynamoStore, OpenError, StoreUrl, TableError};
@@ -103,11 +103,13 @@ async fn ttl_is_written_and_expired_items_are_absent() {
     ];
     assert_eq!(ok(store.enqueue(&jobs).await), vec![true; 4]);
     assert!(ok(store.claim(IN, "a", 0, 10).await));
-    ok(store.finish(IN, "a", JobState::Done, None, 5).await);
+    assert!(ok(store
+        .finish(IN, "a", 1, FinalState::Done, None, 5)
+        .await));
     assert!(ok(store.claim(IN, "b", 0, 10).await));
-    ok(store
-        .finish(IN, "b", JobState::Failed, Some("403"), 5)
-        .await);
+    assert!(ok(store
+        .finish(IN, "b", 1, FinalState::Failed, Some("403"), 5)
+        .await));
 
     let done = raw(&store, &tables.jobs, "pk", "inbound#a").await;
     let done = done.unwrap_or_else(|| panic!("job a is stored"));
@@ -191,8 +193,10 @@ async fn ttl_is_written_and_expired_items_are_absent() {
     let heads = ok(store.lane_heads(IN, 100, 10).await);
     assert_eq!(heads, vec![stored(&jobs[2]), stored(&again)]);
     // A finish or reschedule of an expired job does not bring it back.
-    ok(store.finish(IN, "b", JobState::Done, None, 9).await);
-    ok(store.reschedule(IN, "b", 9, "late", 9).await);
+    assert!(!ok(store
+        .finish(IN, "b", 1, FinalState::Done, None, 9)
+        .await));
+    assert!(!ok(store.reschedule(IN, "b", 1, 9, "late", 9).await));
     assert_eq!(ok(store.job(IN, "b").await), None);
 
     // The ended session lasts its own retention; open ones last for ever.
@@ -622,9 +626,17 @@ async fn shared_tables_child() {
             tokio::time::sleep(Duration::from_millis(2)).await;
             let finishing = now_ns();
             report(format!("RAN {} {claimed} {finishing}", head.key));
-            ok(store
-                .finish(IN, &head.key, JobState::Done, None, SystemClock.now_ms())
-                .await);
+            let attempt = head.attempts + 1;
+            assert!(ok(store
+                .finish(
+                    IN,
+                    &head.key,
+                    attempt,
+                    FinalState::Done,
+                    None,
+                    SystemClock.now_ms()
+                )
+                .await));
         }
         if !ran {
             // Every due head is someone else's for now.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
-use xdm_core::jobs::{Job, JobState, Queue};
+use xdm_core::jobs::{FinalState, Job, JobState, Queue};
 use xdm_core::ports::{SessionInsert, Store, StoreError};
 use xdm_core::session::{Session, SessionStatus};
 use xdm_store::{
@@ -70,14 +70,25 @@ async fn write_everything(store: &SqliteStore) -> (Vec<Job>, Vec<Job>, Vec<Sessi
     assert_eq!(ok(store.enqueue(&outbound).await), vec![true]);
     // in-1 done, in-3 failed, in-4 processing, in-2 pending; out-1 rescheduled.
     assert!(ok(store.claim(IN, "in-1", 10, 1_000).await));
-    ok(store.finish(IN, "in-1", JobState::Done, None, 20).await);
+    assert!(ok(store
+        .finish(IN, "in-1", 1, FinalState::Done, None, 20)
+        .await));
     assert!(ok(store.claim(IN, "in-3", 10, 1_000).await));
-    ok(store
-        .finish(IN, "in-3", JobState::Failed, Some("403 DMs closed"), 30)
-        .await);
+    assert!(ok(store
+        .finish(
+            IN,
+            "in-3",
+            1,
+            FinalState::Failed,
+            Some("403 DMs closed"),
+            30
+        )
+        .await));
     assert!(ok(store.claim(IN, "in-4", 40, 60_000).await));
     assert!(ok(store.claim(OUT, "out-1", 10, 1_000).await));
-    ok(store.reschedule(OUT, "out-1", 5_000, "429", 50).await);
+    assert!(ok(store
+        .reschedule(OUT, "out-1", 1, 5_000, "429", 50)
+        .await));
 
     let jobs_in = ok(store.jobs(IN, None, 100).await);
     let jobs_out = ok(store.jobs(OUT, None, 100).await);

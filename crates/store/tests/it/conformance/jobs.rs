@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
-use xdm_core::jobs::{Job, JobState, NewJob, Queue};
+use xdm_core::jobs::{FinalState, Job, JobState, NewJob, Queue};
 use xdm_core::ports::Store;
 
 use crate::backends::Fresh;
@@ -83,15 +83,15 @@ pub async fn jobs_enqueue_dedup<S: Store, F: Future<Output = Fresh<S>>>(fresh: i
     // Still a duplicate once done or failed.
     assert!(claim(&*store, IN, "a", 200, 1_000).await);
     assert_eq!(
-        store.finish(IN, "a", JobState::Done, None, 300).await,
-        Ok(())
+        store.finish(IN, "a", 1, FinalState::Done, None, 300).await,
+        Ok(true)
     );
     assert!(claim(&*store, IN, "b", 300, 1_000).await);
     assert_eq!(
         store
-            .finish(IN, "b", JobState::Failed, Some("no"), 400)
+            .finish(IN, "b", 1, FinalState::Failed, Some("no"), 400)
             .await,
-        Ok(())
+        Ok(true)
     );
     assert_eq!(
         store.enqueue(&[a.clone(), b.clone()]).await,
@@ -138,8 +138,10 @@ pub async fn jobs_lane_heads_follow_lane_order<S: Store, F: Future<Output = Fres
     // Done: the next job of the lane becomes head.
     assert!(claim(&*store, IN, "k1", 1_000, 2_000).await);
     assert_eq!(
-        store.finish(IN, "k1", JobState::Done, None, 1_100).await,
-        Ok(())
+        store
+            .finish(IN, "k1", 1, FinalState::Done, None, 1_100)
+            .await,
+        Ok(true)
     );
     assert_eq!(
         heads(&*store, IN, 1_100, 10).await,
@@ -150,9 +152,9 @@ pub async fn jobs_lane_heads_follow_lane_order<S: Store, F: Future<Output = Fres
     assert!(claim(&*store, IN, "k1b", 1_100, 2_000).await);
     assert_eq!(
         store
-            .finish(IN, "k1b", JobState::Failed, Some("bad"), 1_200)
+            .finish(IN, "k1b", 1, FinalState::Failed, Some("bad"), 1_200)
             .await,
-        Ok(())
+        Ok(true)
     );
     assert_eq!(
         heads(&*store, IN, 1_200, 10).await,
@@ -161,19 +163,25 @@ pub async fn jobs_lane_heads_follow_lane_order<S: Store, F: Future<Output = Fres
 
     assert!(claim(&*store, IN, "k2", 1_200, 2_000).await);
     assert_eq!(
-        store.finish(IN, "k2", JobState::Done, None, 1_300).await,
-        Ok(())
+        store
+            .finish(IN, "k2", 1, FinalState::Done, None, 1_300)
+            .await,
+        Ok(true)
     );
     assert!(claim(&*store, IN, "m", 1_300, 2_000).await);
     assert_eq!(
-        store.finish(IN, "m", JobState::Done, None, 1_300).await,
-        Ok(())
+        store
+            .finish(IN, "m", 1, FinalState::Done, None, 1_300)
+            .await,
+        Ok(true)
     );
     assert_eq!(heads(&*store, IN, 1_300, 10).await, vec![stored(&k3)]);
     assert!(claim(&*store, IN, "k3", 1_300, 2_000).await);
     assert_eq!(
-        store.finish(IN, "k3", JobState::Done, None, 1_400).await,
-        Ok(())
+        store
+            .finish(IN, "k3", 1, FinalState::Done, None, 1_400)
+            .await,
+        Ok(true)
     );
     assert_eq!(heads(&*store, IN, 1_400, 10).await, vec![]);
 }
@@ -306,13 +314,15 @@ pub async fn jobs_claim_refusals<S: Store, F: Future<Output = Fresh<S>>>(fresh: 
     // Finished jobs are never claimed again.
     assert!(claim(&*store, IN, "y", 100, 1_000).await);
     assert_eq!(
-        store.finish(IN, "y", JobState::Done, None, 200).await,
-        Ok(())
+        store.finish(IN, "y", 1, FinalState::Done, None, 200).await,
+        Ok(true)
     );
     assert!(claim(&*store, IN, "z", 100, 1_000).await);
     assert_eq!(
-        store.finish(IN, "z", JobState::Failed, None, 200).await,
-        Ok(())
+        store
+            .finish(IN, "z", 1, FinalState::Failed, None, 200)
+            .await,
+        Ok(true)
     );
     assert!(!claim(&*store, IN, "y", 5_000, 6_000).await);
     assert!(!claim(&*store, IN, "z", 5_000, 6_000).await);
@@ -327,7 +337,10 @@ pub async fn jobs_reschedule<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl
     enqueue_all(&*store, &[x.clone(), after.clone()]).await;
     assert!(claim(&*store, IN, "x", 100, 1_000).await);
 
-    assert_eq!(store.reschedule(IN, "x", 9_000, "boom", 150).await, Ok(()));
+    assert_eq!(
+        store.reschedule(IN, "x", 1, 9_000, "boom", 150).await,
+        Ok(true)
+    );
     let rescheduled = Job {
         state: JobState::Pending,
         attempts: 1,
@@ -350,7 +363,7 @@ pub async fn jobs_reschedule<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl
     );
 
     // Unknown job: nothing happens.
-    assert_eq!(store.reschedule(IN, "nope", 1, "e", 1).await, Ok(()));
+    assert_eq!(store.reschedule(IN, "nope", 1, 1, "e", 1).await, Ok(false));
     assert_eq!(store.job(IN, "nope").await, Ok(None));
 }
 
@@ -362,11 +375,14 @@ pub async fn jobs_finish<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn(
 
     // Done without an error keeps the last error seen.
     assert!(claim(&*store, IN, "x", 100, 1_000).await);
-    assert_eq!(store.reschedule(IN, "x", 200, "first", 120).await, Ok(()));
+    assert_eq!(
+        store.reschedule(IN, "x", 1, 200, "first", 120).await,
+        Ok(true)
+    );
     assert!(claim(&*store, IN, "x", 200, 1_000).await);
     assert_eq!(
-        store.finish(IN, "x", JobState::Done, None, 300).await,
-        Ok(())
+        store.finish(IN, "x", 2, FinalState::Done, None, 300).await,
+        Ok(true)
     );
     assert_eq!(
         store.job(IN, "x").await,
@@ -385,9 +401,9 @@ pub async fn jobs_finish<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn(
     assert!(claim(&*store, IN, "y", 100, 1_000).await);
     assert_eq!(
         store
-            .finish(IN, "y", JobState::Failed, Some("gave up"), 400)
+            .finish(IN, "y", 1, FinalState::Failed, Some("gave up"), 400)
             .await,
-        Ok(())
+        Ok(true)
     );
     assert_eq!(
         store.job(IN, "y").await,
@@ -402,8 +418,8 @@ pub async fn jobs_finish<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn(
     );
 
     assert_eq!(
-        store.finish(IN, "nope", JobState::Done, None, 1).await,
-        Ok(())
+        store.finish(IN, "nope", 1, FinalState::Done, None, 1).await,
+        Ok(false)
     );
     assert_eq!(store.job(IN, "nope").await, Ok(None));
 }
@@ -417,14 +433,16 @@ pub async fn jobs_retry_failed<S: Store, F: Future<Output = Fresh<S>>>(fresh: im
     assert!(claim(&*store, IN, "failed", 100, 1_000).await);
     assert_eq!(
         store
-            .finish(IN, "failed", JobState::Failed, Some("403"), 200)
+            .finish(IN, "failed", 1, FinalState::Failed, Some("403"), 200)
             .await,
-        Ok(())
+        Ok(true)
     );
     assert!(claim(&*store, IN, "done", 100, 1_000).await);
     assert_eq!(
-        store.finish(IN, "done", JobState::Done, None, 200).await,
-        Ok(())
+        store
+            .finish(IN, "done", 1, FinalState::Done, None, 200)
+            .await,
+        Ok(true)
     );
 
     assert_eq!(store.retry_failed(IN, "done", 500).await, Ok(false));
@@ -511,15 +529,15 @@ pub async fn jobs_list<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn() 
     .await;
     assert!(claim(&*store, IN, "c", 500, 1_000).await);
     assert_eq!(
-        store.finish(IN, "c", JobState::Done, None, 600).await,
-        Ok(())
+        store.finish(IN, "c", 1, FinalState::Done, None, 600).await,
+        Ok(true)
     );
     assert!(claim(&*store, IN, "d", 500, 1_000).await);
     assert_eq!(
         store
-            .finish(IN, "d", JobState::Failed, Some("x"), 600)
+            .finish(IN, "d", 1, FinalState::Failed, Some("x"), 600)
             .await,
-        Ok(())
+        Ok(true)
     );
     assert!(claim(&*store, IN, "e", 500, 1_000).await);
 
@@ -598,16 +616,16 @@ pub async fn jobs_lane_head_is_the_lanes_head<S: Store, F: Future<Output = Fresh
     );
     // Finished: the next job of the lane; then none.
     assert_eq!(
-        store.finish(IN, "l1", JobState::Done, None, 400).await,
-        Ok(())
+        store.finish(IN, "l1", 1, FinalState::Done, None, 400).await,
+        Ok(true)
     );
     assert_eq!(head("L", 400).await, Some(stored(&l2)));
     assert!(claim(&*store, IN, "l2", 400, 1_000).await);
     assert_eq!(
         store
-            .finish(IN, "l2", JobState::Failed, Some("x"), 500)
+            .finish(IN, "l2", 1, FinalState::Failed, Some("x"), 500)
             .await,
-        Ok(())
+        Ok(true)
     );
     assert_eq!(head("L", 500).await, None);
     assert_eq!(heads(&*store, IN, 500, 10).await, vec![stored(&m1)]);

@@ -4,11 +4,13 @@
 //! it asks the factory for a fresh, empty store and asserts exact values. `conformance_suite!`
 //! turns the list below into one `#[tokio::test]` per case for a backend.
 
+mod fencing;
 mod jobs;
 mod profiles;
 mod purge;
 mod sessions;
 
+pub use fencing::*;
 pub use jobs::*;
 pub use profiles::*;
 pub use purge::*;
@@ -41,6 +43,9 @@ macro_rules! conformance_suite {
             jobs_retry_failed,
             jobs_release_claims,
             jobs_list,
+            jobs_fencing_stale_worker_is_fenced_out,
+            jobs_fencing_finished_jobs_stay_finished,
+            jobs_fencing_concurrent_claimants,
             purge_deletes_only_what_expired,
         );
     };

@@ -1,6 +1,6 @@
 use std::future::Future;
 
-use xdm_core::jobs::{JobState, Queue};
+use xdm_core::jobs::{FinalState, Queue};
 use xdm_core::ports::{SessionInsert, Store};
 
 use crate::backends::Fresh;
@@ -16,10 +16,10 @@ pub async fn purge_deletes_only_what_expired<S: Store, F: Future<Output = Fresh<
     let store = fresh().await;
     // Jobs: each in its own lane, finished at the given time.
     let finished = [
-        ("old-done", JobState::Done, 100),
-        ("old-failed", JobState::Failed, 100),
-        ("done-at-cutoff", JobState::Done, 500),
-        ("new-done", JobState::Done, 900),
+        ("old-done", FinalState::Done, 100),
+        ("old-failed", FinalState::Failed, 100),
+        ("done-at-cutoff", FinalState::Done, 500),
+        ("new-done", FinalState::Done, 900),
     ];
     let open = [
         job_in("old-pending", "P", 1),
@@ -29,7 +29,7 @@ pub async fn purge_deletes_only_what_expired<S: Store, F: Future<Output = Fresh<
         let new = job_in(key, key, 1);
         assert_eq!(store.enqueue(&[new]).await, Ok(vec![true]));
         assert_eq!(store.claim(IN, key, 0, 10_000).await, Ok(true));
-        assert_eq!(store.finish(IN, key, state, None, at).await, Ok(()));
+        assert_eq!(store.finish(IN, key, 1, state, None, at).await, Ok(true));
     }
     assert_eq!(store.enqueue(&open).await, Ok(vec![true, true]));
     assert_eq!(

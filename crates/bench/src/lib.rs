@@ -1,0 +1,57 @@
+//! # xdm-bench
+//!
+//! The load generator of xdm-connect: N simulated X customers and Connect agents talking through
+//! the bridge, with the X and Amazon Connect emulators of `xdm-sandbox` running in this process
+//! and the bridge (`xdm-connect serve`, SQLite store) as a **separate process**, everything over
+//! loopback. It reports throughput, latency percentiles (HdrHistogram), the bridge's CPU time per
+//! message (`utime + stime` of `/proc/<pid>/stat`), its peak RSS (`VmHWM` of `/proc/<pid>/status`),
+//! and the platform calls per message (the sandbox's counters).
+//!
+//! ## Run it
+//!
+//! ```text
+//! cargo build --release -p xdm-connect -p xdm-bench
+//! ./target/release/xdm-bench acks inbound-e2e outbound-e2e connect-down \
+//!     --customers 50 --duration 20
+//! ./target/release/xdm-bench inbound-e2e --rate 1000 --duration 30     # RSS at 1,000 msg/s
+//! ./target/release/xdm-bench acks --json results.json                  # machine-readable too
+//! ```
+//!
+//! Each scenario gets a fresh sandbox and a fresh bridge process (new database, so `VmHWM`
+//! covers only that scenario plus start-up). The bridge binary is `--bridge-bin` (default
+//! `target/release/xdm-connect`); its settings are the production defaults (reorder windows of
+//! 250 ms included) unless overridden with `--bridge-env KEY=VALUE`; its log goes to a file in
+//! the temporary directory (`--keep-dir` keeps it).
+//!
+//! ## Scenarios
+//!
+//! * `acks` — customers' DMs POSTed to `/webhooks/x` as fast as possible (or `--rate`),
+//!   `--concurrency` at a time. The Account Activity bodies (one `message_create` event and a
+//!   `users` map, ~1.5 KB, shaped like the captured fixture) are built and HMAC-signed here and
+//!   only the HTTP round trip is timed: the acknowledgement latency X would see. Delivery to
+//!   Connect runs meanwhile, as in production; afterwards the backlog is drained (unless
+//!   `--no-drain`) to report the whole CPU cost per message.
+//! * `inbound-e2e` — one chat opened per customer first (not measured), then DMs; latency is
+//!   from the webhook POST to the message appearing in the Connect transcript (the sandbox's
+//!   live events, keyed by the sequence number in the text). At most `--max-in-flight`
+//!   messages are on their way at once.
+//! * `outbound-e2e` — chats opened and accepted by agents, then agent messages
+//!   (`SandboxHandle::agent_send`); latency is from the agent sending to the DM accepted by the
+//!   X API.
+//! * `connect-down` — chats opened, then every Connect call answers 503 while customers keep
+//!   sending: acknowledgement latency while Connect is down; then Connect comes back and the
+//!   drain time and exactly-once arrival of every message are reported.
+//!
+//! The smoke test (`tests/smoke.rs`) runs a scenario with the bridge in-process instead.
+
+pub mod bridge;
+pub mod calls;
+pub mod latency;
+pub mod procfs;
+pub mod report;
+pub mod scenario;
+pub mod tracker;
+pub mod webhook;
+
+pub use bridge::{BridgeProcess, BridgeSettings};
+pub use scenario::{LoadOptions, Scenario, ScenarioReport, Target, run};

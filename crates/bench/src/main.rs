@@ -1,0 +1,200 @@
+//! `xdm-bench`: see the crate documentation (`cargo doc -p xdm-bench`).
+// A command-line report: printing is its job.
+#![allow(clippy::print_stdout)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use serde::Serialize;
+use xdm_bench::report;
+use xdm_bench::{BridgeProcess, BridgeSettings, LoadOptions, Scenario, ScenarioReport, Target};
+use xdm_sandbox::{Sandbox, SandboxConfig};
+
+/// Load generator: simulated X customers and Connect agents through the bridge (a separate
+/// `xdm-connect serve` process) and the in-process sandbox, over loopback only.
+#[derive(Debug, Parser)]
+#[command(name = "xdm-bench", version)]
+struct Cli {
+    /// Scenarios to run, in turn (each with a fresh sandbox and bridge).
+    #[arg(required = true, value_enum)]
+    scenarios: Vec<Scenario>,
+    /// The bridge binary.
+    #[arg(long, default_value = "target/release/xdm-connect")]
+    bridge_bin: PathBuf,
+    /// Simulated customers (one chat and one agent each).
+    #[arg(long, default_value_t = 50)]
+    customers: usize,
+    /// Webhook POSTs in flight at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Messages per second (open loop); default: as fast as possible.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Seconds of measured sending.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of unmeasured sending first (not for connect-down).
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// End-to-end scenarios: messages on their way at most.
+    #[arg(long, default_value_t = 1000)]
+    max_in_flight: usize,
+    /// Seconds to wait for the last message to arrive.
+    #[arg(long, default_value_t = 300.0)]
+    drain_timeout: f64,
+    /// `acks`: do not wait for the backlog to reach Connect afterwards.
+    #[arg(long)]
+    no_drain: bool,
+    /// Extra environment of the bridge, e.g. `XDM_REORDER_WINDOW_MS=0` (repeatable).
+    #[arg(long = "bridge-env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    bridge_env: Vec<(String, String)>,
+    /// `RUST_LOG` of the bridge.
+    #[arg(long, default_value = "info")]
+    bridge_log: String,
+    /// Keep each bridge's temporary directory (SQLite database and log).
+    #[arg(long)]
+    keep_dir: bool,
+    /// Also write the reports as JSON to this file (`-` for stdout).
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
+}
+
+fn secs(s: f64, what: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(s).with_context(|| format!("{what}: `{s}` is not a duration"))
+}
+
+/// Where the numbers were taken.
+#[derive(Debug, Serialize)]
+struct Machine {
+    cpus: usize,
+    cpu_model: String,
+    memory_gib: f64,
+    kernel: String,
+    clock_ticks_per_sec: u64,
+}
+
+impl Machine {
+    fn probe() -> Self {
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        let cpuinfo = read("/proc/cpuinfo");
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                matches!(k.trim(), "model name" | "Model" | "CPU part").then(|| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown".to_owned());
+        let mem_kib = read("/proc/meminfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        Self {
+            cpus: std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+            cpu_model,
+            memory_gib: (mem_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
+            kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+            clock_ticks_per_sec: xdm_bench::procfs::clock_ticks_per_sec(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Output<'a> {
+    machine: &'a Machine,
+    command: String,
+    reports: &'a [ScenarioReport],
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let opts = LoadOptions {
+        customers: cli.customers,
+        concurrency: cli.concurrency,
+        rate: cli.rate,
+        duration: secs(cli.duration, "--duration")?,
+        warmup: secs(cli.warmup, "--warmup")?,
+        max_in_flight: cli.max_in_flight,
+        drain_timeout: secs(cli.drain_timeout, "--drain-timeout")?,
+        drain_acks: !cli.no_drain,
+    };
+    let settings = BridgeSettings {
+        bin: cli.bridge_bin.clone(),
+        log_filter: cli.bridge_log.clone(),
+        extra_env: cli.bridge_env.clone(),
+        keep_dir: cli.keep_dir,
+    };
+    let machine = Machine::probe();
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    println!(
+        "xdm-bench on {} CPUs ({}), {} GiB, Linux {}; bridge {}",
+        machine.cpus,
+        machine.cpu_model,
+        machine.memory_gib,
+        machine.kernel,
+        settings.bin.display()
+    );
+    let mut reports = Vec::new();
+    for scenario in &cli.scenarios {
+        let sandbox = Sandbox::start(SandboxConfig::default())
+            .await
+            .context("cannot start the sandbox")?;
+        let bridge = BridgeProcess::start(&sandbox, &settings).await?;
+        let target = Target {
+            base_url: bridge.base_url.clone(),
+            pid: bridge.pid(),
+        };
+        let result = xdm_bench::run(*scenario, &sandbox, &target, &opts).await;
+        let warnings = bridge.warnings();
+        let kept = bridge.stop();
+        sandbox.shutdown();
+        let mut r = result.with_context(|| format!("scenario {}", scenario.name()))?;
+        if !warnings.is_empty() {
+            r.notes.push(format!(
+                "the bridge logged {} WARN/ERROR lines, e.g. {}",
+                warnings.len(),
+                warnings[0]
+            ));
+        }
+        if let Some(dir) = kept {
+            r.notes
+                .push(format!("bridge database and log kept in {}", dir.display()));
+        }
+        println!();
+        print!("{}", report::render(&r));
+        reports.push(r);
+    }
+    println!();
+    print!("{}", report::markdown(&reports));
+    if let Some(path) = &cli.json {
+        let json = serde_json::to_string_pretty(&Output {
+            machine: &machine,
+            command,
+            reports: &reports,
+        })?;
+        if path.as_os_str() == "-" {
+            println!("{json}");
+        } else {
+            std::fs::write(path, json + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+    }
+    Ok(())
+}

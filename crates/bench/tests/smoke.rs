@@ -1,0 +1,141 @@
+//! Smoke test: scenarios end to end at a tiny size, against the bridge running in this process
+//! (`xdm_connect::startup::Application`, configured like `serve` through `sandbox_link`), so
+//! that the test needs no separately built binary. The CPU and memory figures are then this
+//! test process's and mean nothing; the point is that the scenarios run and check what they say.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use xdm_bench::{LoadOptions, Scenario, Target};
+use xdm_connect::sandbox_link;
+use xdm_connect::startup::{Application, Overrides};
+use xdm_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
+
+struct InProcess {
+    sandbox: SandboxHandle,
+    target: Target,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> InProcess {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", dir.path().join("smoke.db").display());
+    let mut config = sandbox_link::bridge_config(&sandbox, "127.0.0.1:0", &store).unwrap();
+    config.delivery.reorder_window_ms = 50;
+    config.delivery.outbound_reorder_window_ms = 50;
+    config.delivery.retry_base_ms = 50;
+    let app = Application::build(
+        config,
+        Overrides {
+            sdk_config: Some(sandbox_link::sdk_config(&sandbox)),
+        },
+    )
+    .await
+    .unwrap();
+    let target = Target {
+        base_url: app.base_url(),
+        pid: std::process::id(),
+    };
+    let (stop, stop_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stop_rx.await;
+    }));
+    InProcess {
+        sandbox,
+        target,
+        stop,
+        server,
+        _dir: dir,
+    }
+}
+
+impl InProcess {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.server.await.unwrap().unwrap();
+        self.sandbox.shutdown();
+    }
+}
+
+fn tiny() -> LoadOptions {
+    LoadOptions {
+        customers: 3,
+        concurrency: 16,
+        rate: Some(40.0),
+        duration: Duration::from_secs(1),
+        warmup: Duration::ZERO,
+        max_in_flight: 100,
+        drain_timeout: Duration::from_secs(15),
+        drain_acks: true,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_end_to_end_delivers_every_message_once() {
+    let app = start().await;
+    let report = xdm_bench::run(Scenario::InboundE2e, &app.sandbox, &app.target, &tiny())
+        .await
+        .unwrap();
+    print!("{}", xdm_bench::report::render(&report));
+    // 40 at most; fewer when this debug build answers slowly (two tests share two cores).
+    assert!(
+        (10..=41).contains(&report.messages),
+        "{} messages",
+        report.messages
+    );
+    assert_eq!(report.ack_errors, 0);
+    let exact = report.exactness.unwrap();
+    assert!(exact.exactly_once(), "{exact:?}");
+    assert_eq!(exact.delivered, report.messages);
+    assert_eq!(report.chats, Some(3), "one chat per customer");
+    assert_eq!(report.latency.count, report.messages);
+    assert!(
+        report.latency.p50_us >= 50_000,
+        "the reorder window is part of it"
+    );
+    assert_eq!(report.ack_latency.unwrap().count, report.messages);
+    // Existing chats: one SendMessage per message, nothing else on Connect.
+    let send = report.calls.calls.connect.get("SendMessage").copied();
+    assert_eq!(send, Some(report.messages), "{:?}", report.calls);
+    assert!(report.throughput_per_s > 0.0);
+    assert!(report.bridge_memory.peak_rss_bytes > 0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_down_acknowledges_then_drains_exactly_once() {
+    let app = start().await;
+    let report = xdm_bench::run(Scenario::ConnectDown, &app.sandbox, &app.target, &tiny())
+        .await
+        .unwrap();
+    print!("{}", xdm_bench::report::render(&report));
+    assert!(report.messages >= 10, "{} messages", report.messages);
+    assert_eq!(report.ack_errors, 0, "acknowledged while Connect is down");
+    assert!(
+        report.latency.p99_us < 1_000_000,
+        "far inside X's window: {:?}",
+        report.latency
+    );
+    let exact = report.exactness.unwrap();
+    assert!(exact.exactly_once(), "{exact:?}");
+    assert_eq!(report.chats, Some(3));
+    assert!(report.drain_s.is_some());
+    assert!(
+        report
+            .calls
+            .calls
+            .connect
+            .get("SendMessage")
+            .copied()
+            .unwrap_or(0)
+            > report.messages,
+        "refused calls are counted too: {:?}",
+        report.calls
+    );
+    app.stop().await;
+}
