@@ -23,6 +23,10 @@ step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
-cargo test --workspace --locked
+# The crash test runs on its own, after the rest, with its per-round counts shown.
+cargo test --workspace --locked -- --skip crash::kill_9
+
+step "crash test: kill -9 the bridge 10 times during a steady stream"
+cargo test -p xdm-connect --test it --locked -- crash::kill_9 --show-output
 
 step "all tests passed"

@@ -10,8 +10,8 @@ use xdm_core::ids::{ConnectionToken, ContactId, ParticipantToken, XUserId};
 use xdm_core::inbound::InboundMedia;
 use xdm_core::media::{MediaStream, XMediaCategory};
 use xdm_core::ports::{
-    ChatMessage, ConnectApi, ConnectError, DmRequest, SentDm, StartChat, StartedChat, SystemClock,
-    XApi, XError,
+    ChatMessage, ConnectApi, ConnectError, DmRequest, SentDm, SentDmRecord, StartChat, StartedChat,
+    SystemClock, XApi, XError,
 };
 use xdm_core::profile::XProfile;
 use xdm_core::session::ConnectionCredentials;
@@ -88,6 +88,18 @@ impl XApi for XPort {
     async fn send_dm(&self, dm: &DmRequest) -> Result<SentDm, XError> {
         match self {
             XPort::Client(c) => c.send_dm(dm).await,
+            XPort::Unconfigured(why) => Err(XError::Unauthorized(why.clone())),
+        }
+    }
+
+    async fn sent_dms(
+        &self,
+        business: &XUserId,
+        recipient: &XUserId,
+        since_ms: i64,
+    ) -> Result<Vec<SentDmRecord>, XError> {
+        match self {
+            XPort::Client(c) => c.sent_dms(business, recipient, since_ms).await,
             XPort::Unconfigured(why) => Err(XError::Unauthorized(why.clone())),
         }
     }

@@ -1,7 +1,7 @@
 //! Runs accepted jobs: one at a time per lane (customer or chat), many lanes at once, in order,
 //! with retries. Jobs live in the store, so a restart resumes where the last process stopped.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 
 use crate::jobs::{FinalState, Job, JobState, Queue};
 use crate::pipeline::{Bridge, JobOutcome};
-use crate::ports::{Clock, ConnectApi, Store, XApi};
+use crate::ports::{Clock, ConnectApi, Store, StoreError, XApi};
 
 /// What [`Bridge::run_due`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,6 +27,7 @@ pub struct RunSummary {
 /// The longest the dispatcher sleeps without looking at the store (covers jobs made due by
 /// another process sharing the store).
 const IDLE_POLL: Duration = Duration::from_secs(1);
+const IDLE_POLL_MS: i64 = 1_000;
 
 /// Pause after the store failed to answer, before asking again.
 const STORE_ERROR_PAUSE: Duration = Duration::from_millis(500);
@@ -39,6 +40,11 @@ where
     K: Clock,
 {
     /// Delivers the jobs of `queue` until `shutdown` turns true, then waits for the jobs in hand.
+    ///
+    /// The heads of every lane are read at start, every second (work made due by another process
+    /// sharing the store), after [`Bridge::wake`] and while more lanes are due than can run.
+    /// Otherwise the dispatcher looks up only the lanes it was told about (an accepted job, a
+    /// finished or rescheduled one), each when its job becomes due.
     pub async fn run_dispatcher(
         self: Arc<Self>,
         queue: Queue,
@@ -47,74 +53,127 @@ where
         let concurrency = self.config().concurrency.max(1);
         let mut running: JoinSet<String> = JoinSet::new();
         let mut busy_lanes: HashSet<String> = HashSet::new();
+        // Lanes known to have a job, and from when it may run.
+        let mut waiting: HashMap<String, i64> = HashMap::new();
+        let mut next_scan_ms = i64::MIN;
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let mut sleep_for = IDLE_POLL;
-            if running.len() < concurrency {
-                let now = self.now_ms();
-                match self.store().lane_heads(queue, now, concurrency * 2).await {
+            let (hints, rescan) = self.wakeups(queue).take();
+            for (lane, due) in hints {
+                waiting
+                    .entry(lane)
+                    .and_modify(|d| *d = (*d).min(due))
+                    .or_insert(due);
+            }
+            if rescan {
+                next_scan_ms = i64::MIN;
+            }
+            let now = self.now_ms();
+            let mut store_failed = false;
+            if running.len() < concurrency && now >= next_scan_ms {
+                next_scan_ms = now.saturating_add(IDLE_POLL_MS);
+                let limit = concurrency * 2;
+                match self.store().lane_heads(queue, now, limit).await {
                     Ok(heads) => {
+                        if heads.len() >= limit {
+                            // More lanes than one read returns: read again as soon as there
+                            // is room, not only at the next poll.
+                            next_scan_ms = now;
+                        }
                         for job in heads {
-                            if running.len() >= concurrency {
-                                break;
-                            }
-                            let due = job.due_at_ms();
-                            if due > now {
-                                // Heads come soonest-due first: the rest are later still.
-                                let wait = u64::try_from(due - now).unwrap_or(0);
-                                sleep_for = sleep_for.min(Duration::from_millis(wait));
-                                break;
-                            }
                             if busy_lanes.contains(&job.lane) {
                                 continue;
                             }
-                            let lease_until = now + self.config().lease_ms;
-                            match self.store().claim(queue, &job.key, now, lease_until).await {
-                                Ok(true) => {
-                                    // The claim's number, which fences its outcome. A claim
-                                    // by someone else since `heads` were read holds a lease
-                                    // past `now` (ours would have failed) unless it was already
-                                    // released again; then ours is fenced out and the job runs
-                                    // again after the lease: safe, never a double record.
-                                    let mut job = job;
-                                    job.attempts += 1;
-                                    job.state = JobState::Processing;
-                                    busy_lanes.insert(job.lane.clone());
-                                    let bridge = Arc::clone(&self);
-                                    running.spawn(async move {
-                                        let lane = job.lane.clone();
-                                        bridge.run_job(queue, job).await;
-                                        lane
-                                    });
-                                }
-                                Ok(false) => {}
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "could not claim a job");
-                                    sleep_for = STORE_ERROR_PAUSE;
-                                    break;
-                                }
+                            let due = job.due_at_ms();
+                            if due > now || running.len() >= concurrency {
+                                waiting.insert(job.lane.clone(), due);
+                                continue;
+                            }
+                            waiting.remove(&job.lane);
+                            if self
+                                .start(queue, job, now, &mut running, &mut busy_lanes)
+                                .await
+                                .is_err()
+                            {
+                                store_failed = true;
+                                break;
                             }
                         }
                     }
                     Err(e) => {
                         tracing::warn!(queue = queue.as_str(), error = %e, "store unavailable; retrying");
-                        sleep_for = STORE_ERROR_PAUSE;
+                        store_failed = true;
                     }
                 }
             }
+            // The lanes told about whose time has come, soonest first.
+            let mut due_lanes: Vec<(i64, String)> = waiting
+                .iter()
+                .filter(|(lane, due)| **due <= now && !busy_lanes.contains(*lane))
+                .map(|(lane, due)| (*due, lane.clone()))
+                .collect();
+            due_lanes.sort_unstable();
+            for (_, lane) in due_lanes {
+                if store_failed || running.len() >= concurrency {
+                    break;
+                }
+                waiting.remove(&lane);
+                match self.store().lane_head(queue, &lane, now).await {
+                    Ok(Some(job)) if job.due_at_ms() > now => {
+                        waiting.insert(lane, job.due_at_ms());
+                    }
+                    Ok(Some(job)) => {
+                        if self
+                            .start(queue, job, now, &mut running, &mut busy_lanes)
+                            .await
+                            .is_err()
+                        {
+                            store_failed = true;
+                        }
+                    }
+                    // Nothing open, or leased by someone else (the periodic scan sees it
+                    // again when the lease ends).
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(queue = queue.as_str(), error = %e, "store unavailable; retrying");
+                        waiting.insert(lane, now);
+                        store_failed = true;
+                    }
+                }
+            }
+            let sleep_for = if store_failed {
+                STORE_ERROR_PAUSE
+            } else {
+                let mut wake_at = next_scan_ms;
+                if running.len() < concurrency {
+                    // At capacity a finished job wakes the loop; until then due lanes wait.
+                    if let Some(due) = waiting
+                        .iter()
+                        .filter(|(lane, _)| !busy_lanes.contains(*lane))
+                        .map(|(_, due)| *due)
+                        .min()
+                    {
+                        wake_at = wake_at.min(due);
+                    }
+                }
+                Duration::from_millis(u64::try_from(wake_at.saturating_sub(now)).unwrap_or(0))
+                    .min(IDLE_POLL)
+            };
             tokio::select! {
-                _ = self.wake_handle(queue).notified() => {}
+                _ = self.wakeups(queue).notified() => {}
                 _ = tokio::time::sleep(sleep_for) => {}
                 Some(done) = running.join_next(), if !running.is_empty() => {
                     match done {
+                        // `run_job` has told us when the lane's next job is due.
                         Ok(lane) => { busy_lanes.remove(&lane); }
                         Err(e) => {
                             // A panicking job loses its lane marker; the lease expiry makes the
                             // job claimable again. Rebuild the marker set from what still runs.
                             tracing::error!(error = %e, "a delivery task failed");
                             busy_lanes.clear();
+                            next_scan_ms = i64::MIN;
                         }
                     }
                 }
@@ -124,6 +183,42 @@ where
         while let Some(done) = running.join_next().await {
             if let Err(e) = done {
                 tracing::error!(error = %e, "a delivery task failed during shutdown");
+            }
+        }
+    }
+
+    /// Claims a due head and runs it in `running`. `Ok(false)`: someone else claimed it first.
+    async fn start(
+        self: &Arc<Self>,
+        queue: Queue,
+        job: Job,
+        now: i64,
+        running: &mut JoinSet<String>,
+        busy_lanes: &mut HashSet<String>,
+    ) -> Result<bool, StoreError> {
+        let lease_until = now + self.config().lease_ms;
+        match self.store().claim(queue, &job.key, now, lease_until).await {
+            Ok(true) => {
+                // The claim's number, which fences its outcome. A claim by someone else since
+                // the head was read holds a lease past `now` (ours would have failed) unless it
+                // was already released again; then ours is fenced out and the job runs again
+                // after the lease: safe, never a double record.
+                let mut job = job;
+                job.attempts += 1;
+                job.state = JobState::Processing;
+                busy_lanes.insert(job.lane.clone());
+                let bridge = Arc::clone(self);
+                running.spawn(async move {
+                    let lane = job.lane.clone();
+                    bridge.run_job(queue, job).await;
+                    lane
+                });
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not claim a job");
+                Err(e)
             }
         }
     }
@@ -305,11 +400,17 @@ where
                 tracing::info!(job = %job.key, attempts = attempt, retry_in_ms = at_ms - now, %reason, "delivery will be retried");
             }
         }
-        if let Err(e) = result {
+        let next_due_ms = match (&result, &record) {
             // The lease expires and the job runs again; deliveries are idempotent.
+            (Err(_), _) => now + cfg.lease_ms,
+            (Ok(_), Record::Retry { at_ms, .. }) => *at_ms,
+            // The lane's next job, if any, may be due already.
+            (Ok(_), _) => now,
+        };
+        if let Err(e) = result {
             tracing::error!(job = %job.key, error = %e, "could not record the outcome of a job");
         }
-        self.wake(queue);
+        self.wake_lane(queue, &job.lane, next_due_ms);
     }
 }
 

@@ -128,6 +128,12 @@ pub struct Job {
     pub lease_until_ms: i64,
     pub updated_at_ms: i64,
     pub last_error: Option<String>,
+    /// When the job was first claimed: set by the first [`claim`](crate::ports::Store::claim)
+    /// and kept by later ones (and by `reschedule` and `release_claims`); `None` until then,
+    /// and again after the operator's [`retry_failed`](crate::ports::Store::retry_failed).
+    /// As read before a claim, `Some` means an earlier attempt ran (and may have sent part of
+    /// the job): an outbound job then reads back what X already has from this time on.
+    pub first_claimed_at_ms: Option<i64>,
 }
 
 impl Job {

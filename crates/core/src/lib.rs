@@ -14,5 +14,6 @@ pub mod ports;
 pub mod profile;
 pub mod session;
 pub mod text;
+mod wakeups;
 
 pub use pipeline::{AcceptReport, Bridge, BridgeConfig, ItemAcceptance, JobOutcome};

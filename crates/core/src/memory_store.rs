@@ -176,6 +176,7 @@ impl Store for MemoryStore {
                         lease_until_ms: 0,
                         updated_at_ms: j.accepted_at_ms,
                         last_error: None,
+                        first_claimed_at_ms: None,
                     },
                 );
                 true
@@ -226,6 +227,7 @@ impl Store for MemoryStore {
             job.attempts += 1;
             job.lease_until_ms = lease_until_ms;
             job.updated_at_ms = now_ms;
+            job.first_claimed_at_ms.get_or_insert(now_ms);
         }
         Ok(true)
     }
@@ -300,6 +302,8 @@ impl Store for MemoryStore {
                 job.attempts = 0;
                 job.not_before_ms = now_ms;
                 job.updated_at_ms = now_ms;
+                // A new start: see `Store::retry_failed`.
+                job.first_claimed_at_ms = None;
                 Ok(true)
             }
             _ => Ok(false),

@@ -75,6 +75,8 @@ pub enum FaultOp {
     TonDownload,
     /// Public (twimg-style) media download; errors are plain text.
     MediaDownload,
+    /// X `GET /2/dm_conversations/with/:id/dm_events` (reading a conversation back).
+    DmEvents,
 }
 
 /// A platform, for the down switch and side-wide profiles.
@@ -126,7 +128,7 @@ pub(crate) enum Platform {
 
 impl FaultOp {
     /// Every operation, in declaration order (a new variant must be added here too).
-    pub const ALL: [Self; 24] = [
+    pub const ALL: [Self; 25] = [
         Self::StartChatContact,
         Self::StartContactStreaming,
         Self::StopContactStreaming,
@@ -151,6 +153,7 @@ impl FaultOp {
         Self::MediaProcessing,
         Self::TonDownload,
         Self::MediaDownload,
+        Self::DmEvents,
     ];
 
     /// The platform the operation belongs to.
@@ -185,7 +188,8 @@ impl FaultOp {
             | Self::MediaFinalize
             | Self::MediaStatus
             | Self::MediaUpload
-            | Self::TonDownload => Platform::X,
+            | Self::TonDownload
+            | Self::DmEvents => Platform::X,
             Self::MediaDownload => Platform::PublicMedia,
             Self::MediaProcessing => Platform::Processing,
         }
@@ -204,6 +208,7 @@ impl FaultOp {
                 | Self::MediaProcessing
                 | Self::TonDownload
                 | Self::MediaDownload
+                | Self::DmEvents
         )
     }
 }
@@ -347,7 +352,7 @@ mod tests {
         assert_eq!(FaultOp::CreateDm.side(), Side::X);
         assert_eq!(FaultOp::MediaDownload.side(), Side::X);
         assert_eq!(FaultOp::AttachmentPut.side(), Side::Connect);
-        assert_eq!(FaultOp::of_side(Side::X).count(), 10);
+        assert_eq!(FaultOp::of_side(Side::X).count(), 11);
         assert_eq!(FaultOp::of_side(Side::Connect).count(), 14);
     }
 }

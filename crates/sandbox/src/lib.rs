@@ -38,6 +38,7 @@
 //! | route | what |
 //! |---|---|
 //! | `POST /2/dm_conversations/with/{participant_id}/messages` | X send DM (OAuth 1.0a user context) → 201 |
+//! | `GET /2/dm_conversations/with/{participant_id}/dm_events` | X conversation read-back: the DMs sent to the participant, newest first, paged (OAuth 1.0a user context) |
 //! | `GET /2/users/{id}`, `GET /2/users/me` | X user lookup (OAuth 1.0a; `{id}` also any Bearer) |
 //! | `PUT /contact/chat` | StartChatContact (SigV4 `connect`) |
 //! | `POST /contact/start-streaming`, `/contact/stop-streaming`, `/contact/stop` | StartContactStreaming, StopContactStreaming, StopContact |

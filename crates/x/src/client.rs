@@ -13,7 +13,7 @@
 //!   `Unauthorized`, 403 ⇒ `Forbidden`, 400 ⇒ `Invalid`, 404 ⇒ `NotFound`, 5xx / timeouts /
 //!   connection errors / unreadable success bodies ⇒ `Unavailable`.
 //! * Media: [`XApi::download_media`] is [`crate::media_download`], [`XApi::upload_media`] is
-//!   [`crate::media_upload`].
+//!   [`crate::media_upload`]; [`XApi::sent_dms`] is [`crate::dm_events`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,7 +25,7 @@ use url::Url;
 use xdm_core::ids::XUserId;
 use xdm_core::inbound::InboundMedia;
 use xdm_core::media::{MediaStream, XMediaCategory};
-use xdm_core::ports::{DmRequest, SentDm, XApi, XError};
+use xdm_core::ports::{DmRequest, SentDm, SentDmRecord, XApi, XError};
 use xdm_core::profile::XProfile;
 
 use crate::media_hosts::{MediaHosts, MediaHostsError};
@@ -475,6 +475,15 @@ impl XApi for XClient {
             }),
             _ => Err(unexpected_body("a DM send", &answer.body)),
         }
+    }
+
+    async fn sent_dms(
+        &self,
+        business: &XUserId,
+        recipient: &XUserId,
+        since_ms: i64,
+    ) -> Result<Vec<SentDmRecord>, XError> {
+        crate::dm_events::sent_dms(self, business, recipient, since_ms).await
     }
 
     async fn user(&self, business: &XUserId, id: &XUserId) -> Result<Option<XProfile>, XError> {

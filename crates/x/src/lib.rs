@@ -4,7 +4,8 @@
 //! * [`payload`] — Account Activity and X Activity API deliveries → [`xdm_core::inbound::InboundBatch`].
 //! * [`oauth1`] — OAuth 1.0a HMAC-SHA1 request signing (RFC 5849, as X uses it).
 //! * [`rate_limit`], [`problem`] — X's rate-limit headers and error bodies.
-//! * [`client`] — [`XClient`], the REST client implementing [`xdm_core::ports::XApi`].
+//! * [`client`] — [`XClient`], the REST client implementing [`xdm_core::ports::XApi`];
+//!   [`dm_events`] — reading back the DMs a business account sent (before sending again).
 //! * [`media_hosts`] — the media host allow-list (`XDM_X_MEDIA_HOSTS`);
 //!   [`media_download`] and [`media_upload`] — DM media from X (TON / twimg) and to X (upload v2).
 //!
@@ -14,6 +15,7 @@ mod lenient;
 mod user;
 
 pub mod client;
+pub mod dm_events;
 pub mod media_download;
 pub mod media_hosts;
 pub mod media_upload;

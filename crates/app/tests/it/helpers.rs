@@ -189,6 +189,43 @@ impl TestApp {
         panic!("the bridge did not settle");
     }
 
+    /// As [`TestApp::settle`], waiting up to `limit` (for load tests): returns once no job is
+    /// pending or processing and every SNS message reached the bridge, for 300 ms in a row.
+    pub async fn settle_within(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut quiet = 0;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let mut open = 0;
+            for q in [Queue::Inbound, Queue::Outbound] {
+                for s in [JobState::Pending, JobState::Processing] {
+                    open += self
+                        .bridge
+                        .store()
+                        .jobs(q, Some(s), 10)
+                        .await
+                        .unwrap()
+                        .len();
+                }
+            }
+            let undelivered = self
+                .sandbox
+                .sns_deliveries()
+                .iter()
+                .filter(|d| !d.delivered)
+                .count();
+            if open == 0 && undelivered == 0 {
+                quiet += 1;
+                if quiet >= 6 {
+                    return;
+                }
+            } else {
+                quiet = 0;
+            }
+        }
+        panic!("the bridge did not settle within {limit:?}");
+    }
+
     /// The customer's connection token the bridge holds for a chat (to speak the participant
     /// protocol directly in a test).
     pub async fn bridge_connection_token(&self, initial_contact_id: &str) -> String {

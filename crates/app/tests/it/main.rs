@@ -2,9 +2,12 @@
 //! real clients. One binary for the crate (each links hundreds of MB).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+mod bridge_process;
 mod helpers;
 
+mod crash;
 mod demo;
+mod faults;
 mod inbound;
 mod lambda;
 mod lifecycle;

@@ -1,6 +1,12 @@
 //! Connect → X: rendering, dedup, the routing filter.
 
-use xdm_sandbox::{ItemSpec, MessageVisibility, ParticipantRole};
+use xdm_core::jobs::{JobState, Queue};
+use xdm_core::ports::Store;
+use xdm_core::text::{X_DM_MAX_CHARS, render_for_x, split_message};
+use xdm_sandbox::{
+    DropMode, Fault, FaultOp, FaultProfile, ItemSpec, MediaFile, MessageVisibility,
+    ParticipantRole, SandboxConfig, XOp,
+};
 
 use crate::helpers::*;
 
@@ -80,5 +86,174 @@ async fn customer_items_and_agent_only_items_produce_no_dm() {
     app.wait_dms(1).await;
     app.settle().await;
     assert_eq!(app.dm_texts(), vec!["visible"]);
+    app.stop().await;
+}
+
+/// The sandbox records the DM and then drops the connection, as when X processed a send whose
+/// answer was lost (a timeout, a reset). From now on every `CreateDm` is dropped that way,
+/// except the first `shielded` (a queued delay-only fault takes precedence over the profile).
+fn lose_dm_answers(app: &TestApp, shielded: u32) {
+    app.sandbox
+        .set_fault_profile(FaultOp::CreateDm, FaultProfile::drops(1.0, DropMode::After))
+        .unwrap();
+    if shielded > 0 {
+        app.sandbox
+            .fail_next(FaultOp::CreateDm, shielded, Fault::delay(0));
+    }
+}
+
+/// Waits for the first lost answer, then lets the sends through again. A retry that comes
+/// before the profile is cleared only loses another answer: the outcome asserted is the same.
+async fn after_one_lost_answer(app: &TestApp) {
+    app.sandbox
+        .wait_until("a DM answer lost", WAIT, |sb| {
+            (sb.stats().op(FaultOp::CreateDm).faults.dropped_after >= 1).then_some(())
+        })
+        .await
+        .unwrap();
+    app.sandbox.clear_fault_profiles();
+}
+
+/// Long texts, shortened for failure messages: the first word and the length of each.
+fn outline(texts: &[String]) -> Vec<String> {
+    texts
+        .iter()
+        .map(|t| {
+            let first = t.split_whitespace().next().unwrap_or("");
+            format!("{first}… ({} chars)", t.chars().count())
+        })
+        .collect()
+}
+
+fn dm_lookups(app: &TestApp) -> usize {
+    app.sandbox
+        .x_requests()
+        .iter()
+        .filter(|r| r.op == XOp::ListDmEvents && r.status == 200)
+        .count()
+}
+
+#[tokio::test]
+async fn a_reply_x_took_but_whose_answer_was_lost_reaches_the_customer_once() {
+    let app = spawn_app_with(SandboxConfig::default(), |c| {
+        c.delivery.retry_base_ms = 300;
+    })
+    .await;
+    let chat = app.open_chat("where is my parcel?").await;
+    app.sandbox
+        .agent_accept(&chat.contact_id, "Enrique")
+        .unwrap();
+    lose_dm_answers(&app, 0);
+    // The link comes back from X as a t.co link and must still compare equal.
+    let reply = "It left today: https://example.com/track?id=42.";
+    app.sandbox
+        .agent_send(&chat.contact_id, reply, "text/plain")
+        .unwrap();
+    after_one_lost_answer(&app).await;
+    app.settle().await;
+    assert_eq!(app.dm_texts(), vec![reply], "exactly once");
+    assert!(
+        dm_lookups(&app) >= 1,
+        "the retry read the conversation back"
+    );
+    let failed = app
+        .bridge
+        .store()
+        .jobs(Queue::Outbound, Some(JobState::Failed), 10)
+        .await
+        .unwrap();
+    assert!(failed.is_empty(), "{failed:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_long_reply_whose_second_part_lost_its_answer_arrives_whole_once_in_order() {
+    let app = spawn_app_with(SandboxConfig::default(), |c| {
+        c.delivery.retry_base_ms = 300;
+    })
+    .await;
+    let chat = app.open_chat("tell me everything").await;
+    app.sandbox
+        .agent_accept(&chat.contact_id, "Enrique")
+        .unwrap();
+    // Three DMs' worth of distinct words, with a link in the second part.
+    let words: Vec<String> = (0..3_500)
+        .map(|i| {
+            if i == 2_000 {
+                "https://example.com/terms#part-2".to_owned()
+            } else {
+                format!("w{i:05}")
+            }
+        })
+        .collect();
+    let text = words.join(" ");
+    let parts = split_message(&render_for_x("text/plain", &text).unwrap(), X_DM_MAX_CHARS);
+    assert_eq!(parts.len(), 3);
+    assert!(parts[1].contains("https://example.com/terms#part-2"));
+    // Part 1 goes through; part 2 reaches X but its answer is lost.
+    lose_dm_answers(&app, 1);
+    app.sandbox
+        .agent_send(&chat.contact_id, &text, "text/plain")
+        .unwrap();
+    after_one_lost_answer(&app).await;
+    app.settle().await;
+    let sent = app.dm_texts();
+    assert_eq!(
+        outline(&sent),
+        outline(&parts),
+        "every part exactly once, in order"
+    );
+    assert!(sent == parts, "the parts arrive as split");
+    assert!(
+        dm_lookups(&app) >= 1,
+        "the retry read the conversation back"
+    );
+    assert!(
+        app.sandbox
+            .stats()
+            .op(FaultOp::CreateDm)
+            .faults
+            .dropped_after
+            >= 1,
+        "a part's answer was lost"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_file_x_took_but_whose_answer_was_lost_is_neither_uploaded_nor_sent_again() {
+    let app = spawn_app_with(SandboxConfig::default(), |c| {
+        c.delivery.retry_base_ms = 300;
+    })
+    .await;
+    let chat = app.open_chat("can you send the picture?").await;
+    app.sandbox
+        .agent_accept(&chat.contact_id, "Enrique")
+        .unwrap();
+    let png = app.sandbox.add_file(MediaFile::generated(
+        "Screenshot.png",
+        "image/png",
+        20_000,
+        31,
+    ));
+    lose_dm_answers(&app, 0);
+    app.sandbox
+        .agent_send_attachment(
+            &chat.contact_id,
+            "Screenshot.png",
+            "image/png",
+            &png.file_id,
+        )
+        .unwrap();
+    after_one_lost_answer(&app).await;
+    app.settle().await;
+    let dms = app.sandbox.sent_dms();
+    assert_eq!(dms.len(), 1, "exactly one DM: {dms:?}");
+    assert_eq!(dms[0].media.as_ref().unwrap().sha256, png.sha256);
+    assert_eq!(app.sandbox.uploaded_media().len(), 1, "uploaded once");
+    assert!(
+        dm_lookups(&app) >= 1,
+        "the retry read the conversation back"
+    );
     app.stop().await;
 }

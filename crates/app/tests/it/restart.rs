@@ -1,68 +1,12 @@
 //! The binary, configured only through the public settings (DESIGN.md §4), killed with SIGKILL
 //! right after acknowledging a delivery, then started again.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use xdm_sandbox::{DmSpec, Fault, FaultOp, Sandbox, SandboxConfig, SandboxHandle, SandboxUser};
+use xdm_sandbox::{DmSpec, Fault, FaultOp, Sandbox, SandboxConfig, SandboxUser};
 
+use crate::bridge_process::{free_port, serve, wait_healthy};
 use crate::helpers::*;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn serve(sandbox: &SandboxHandle, port: u16, db: &std::path::Path) -> Child {
-    let sb = sandbox.config();
-    Command::new(env!("CARGO_BIN_EXE_xdm-connect"))
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "info")
-        .env("XDM_LISTEN", format!("127.0.0.1:{port}"))
-        .env("XDM_STORE", format!("sqlite:{}", db.display()))
-        .env("XDM_X_API_URL", sandbox.base_url())
-        .env("XDM_X_CONSUMER_KEY", &sb.x.consumer_key)
-        .env("XDM_X_CONSUMER_SECRET", &sb.x.consumer_secret)
-        .env("XDM_X_ACCESS_TOKEN", &sb.x.access_token)
-        .env("XDM_X_ACCESS_TOKEN_SECRET", &sb.x.access_token_secret)
-        .env("XDM_CONNECT_INSTANCE_ID", &sb.connect.instance_id)
-        .env("XDM_CONNECT_CONTACT_FLOW_ID", &sb.connect.contact_flow_id)
-        .env("XDM_CONNECT_TOPIC_ARN", sandbox.sns_topic_arn())
-        .env("XDM_SNS_TRUSTED_CERT_URLS", sandbox.sns_cert_url())
-        .env("XDM_RETRY_BASE_MS", "100")
-        .env("AWS_REGION", &sb.connect.region)
-        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "test-secret")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL_CONNECT", sandbox.base_url())
-        .env("AWS_ENDPOINT_URL_CONNECTPARTICIPANT", sandbox.base_url())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-async fn wait_healthy(port: u16) {
-    let http = reqwest::Client::new();
-    for _ in 0..300 {
-        if let Ok(r) = http
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await
-            && r.status() == 200
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the bridge did not become healthy");
-}
 
 #[tokio::test]
 async fn a_message_acknowledged_just_before_a_kill_9_is_delivered_after_restart() {
@@ -102,8 +46,7 @@ async fn a_message_acknowledged_just_before_a_kill_9_is_delivered_after_restart(
         })
         .await
         .unwrap();
-    bridge.kill().unwrap(); // SIGKILL: no shutdown code runs
-    bridge.wait().unwrap();
+    bridge.kill_9(); // no shutdown code runs
     assert!(sandbox.contacts().is_empty());
 
     sandbox.clear_faults();
@@ -123,8 +66,7 @@ async fn a_message_acknowledged_just_before_a_kill_9_is_delivered_after_restart(
         .deliver_dm(DmSpec::text(CUSTOMER, "killed at once"))
         .await
         .unwrap();
-    bridge.kill().unwrap();
-    bridge.wait().unwrap();
+    bridge.kill_9();
     assert_eq!(d.status, Some(200));
     let mut bridge = serve(&sandbox, port, &db);
     let chat = sandbox
@@ -141,7 +83,6 @@ async fn a_message_acknowledged_just_before_a_kill_9_is_delivered_after_restart(
         vec!["please don't lose me", "killed at once"]
     );
     assert_eq!(sandbox.contacts().len(), 1);
-    bridge.kill().unwrap();
-    bridge.wait().unwrap();
+    bridge.kill_9();
     sandbox.shutdown();
 }

@@ -80,8 +80,8 @@ where
         if jobs.is_empty() {
             return Ok(report);
         }
-        let fresh = self.store.enqueue(&jobs).await?;
-        for (job, new) in jobs.iter().zip(fresh) {
+        let fresh_flags = self.store.enqueue(&jobs).await?;
+        for (job, &new) in jobs.iter().zip(&fresh_flags) {
             if new {
                 tracing::info!(job = %job.key, "inbound message accepted");
                 report.accepted += 1;
@@ -97,8 +97,10 @@ where
             .increment(report.accepted as u64);
         metrics::counter!("xdm_inbound_events_total", "result" => "duplicate")
             .increment(report.duplicates as u64);
-        if report.accepted > 0 {
-            self.wake(Queue::Inbound);
+        for (job, new) in jobs.iter().zip(&fresh_flags) {
+            if *new {
+                self.wake_lane(Queue::Inbound, &job.lane, job.not_before_ms);
+            }
         }
         Ok(report)
     }
@@ -117,7 +119,11 @@ where
         if fresh.iter().any(|new| *new) {
             tracing::info!(item = %id, initial_contact_id = %chat, "chat item accepted");
             metrics::counter!("xdm_chat_items_total", "result" => "accepted").increment(1);
-            self.wake(Queue::Outbound);
+            for (job, new) in jobs.iter().zip(&fresh) {
+                if *new {
+                    self.wake_lane(Queue::Outbound, &job.lane, job.not_before_ms);
+                }
+            }
             Ok(ItemAcceptance::Accepted)
         } else {
             tracing::info!(item = %id, "chat item already accepted: duplicate dropped");

@@ -8,11 +8,10 @@ mod outcome;
 
 use std::sync::Arc;
 
-use tokio::sync::Notify;
-
 use crate::jobs::Queue;
 use crate::media::AttachmentPolicy;
 use crate::ports::{Clock, ConnectApi, Store, XApi};
+use crate::wakeups::Wakeups;
 
 pub use accept::{AcceptReport, ItemAcceptance};
 pub use outcome::JobOutcome;
@@ -69,8 +68,8 @@ pub struct Bridge<S, X, C, K> {
     connect: C,
     clock: K,
     config: BridgeConfig,
-    inbound_wake: Notify,
-    outbound_wake: Notify,
+    inbound_wake: Wakeups,
+    outbound_wake: Wakeups,
 }
 
 impl<S, X, C, K> Bridge<S, X, C, K>
@@ -87,8 +86,8 @@ where
             connect,
             clock,
             config,
-            inbound_wake: Notify::new(),
-            outbound_wake: Notify::new(),
+            inbound_wake: Wakeups::default(),
+            outbound_wake: Wakeups::default(),
         })
     }
 
@@ -104,12 +103,17 @@ where
         self.clock.now_ms()
     }
 
-    /// Wakes the dispatcher of a queue (new or rescheduled work).
+    /// Wakes the dispatcher of a queue to look at every lane (work it was not told about).
     pub fn wake(&self, queue: Queue) {
-        self.wake_handle(queue).notify_one();
+        self.wakeups(queue).all();
     }
 
-    pub(crate) fn wake_handle(&self, queue: Queue) -> &Notify {
+    /// Tells the dispatcher of a queue that `lane` has a job that may run from `due_ms`.
+    pub(crate) fn wake_lane(&self, queue: Queue, lane: &str, due_ms: i64) {
+        self.wakeups(queue).lane(lane, due_ms);
+    }
+
+    pub(crate) fn wakeups(&self, queue: Queue) -> &Wakeups {
         match queue {
             Queue::Inbound => &self.inbound_wake,
             Queue::Outbound => &self.outbound_wake,

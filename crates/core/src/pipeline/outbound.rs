@@ -5,7 +5,9 @@ use tracing::Instrument;
 use crate::chat_item::{AttachmentRef, AttachmentStatus, ChatItem, ChatItemBody, event_types};
 use crate::jobs::Job;
 use crate::media::{XMediaCategory, human_size};
-use crate::ports::{ChatMessage, Clock, ConnectApi, ConnectError, DmRequest, Store, XApi, XError};
+use crate::ports::{
+    ChatMessage, Clock, ConnectApi, ConnectError, DmRequest, SentDmRecord, Store, XApi, XError,
+};
 use crate::session::{Session, SessionStatus};
 use crate::text::{X_DM_MAX_CHARS, render_for_x, split_message};
 
@@ -30,10 +32,15 @@ where
             }
         };
         let span = tracing::info_span!("outbound", item = %item.id, initial_contact_id = %item.initial_contact_id);
-        self.deliver_item(&item).instrument(span).await
+        // `job` is as read before its claim: a first-claim time means an earlier attempt ran.
+        self.deliver_item(&item, job.first_claimed_at_ms)
+            .instrument(span)
+            .await
     }
 
-    async fn deliver_item(&self, item: &ChatItem) -> JobOutcome {
+    /// Delivers `item`. `retry_since_ms`: when an earlier attempt of the job was first claimed,
+    /// if one ran; what X already has since then is not sent again (see [`AlreadyOnX`]).
+    async fn deliver_item(&self, item: &ChatItem, retry_since_ms: Option<i64>) -> JobOutcome {
         // Sessions are keyed by the initial contact: ContactId changes on transfer.
         let session = match self
             .store
@@ -56,11 +63,25 @@ where
                     tracing::info!(content_type = %content_type, "message has no readable text: skipped");
                     return JobOutcome::Done;
                 };
-                self.send_texts(&session, item, &split_message(&text, X_DM_MAX_CHARS))
-                    .await
+                let mut on_x = match self.already_on_x(&session, retry_since_ms).await {
+                    Ok(on_x) => on_x,
+                    Err(outcome) => return outcome,
+                };
+                let parts = split_message(&text, X_DM_MAX_CHARS);
+                let outcome = self.send_texts(&session, item, &parts, &mut on_x).await;
+                on_x.report();
+                outcome
             }
             ChatItemBody::Attachment { attachments } => {
-                self.deliver_attachments(&session, item, attachments).await
+                let mut on_x = match self.already_on_x(&session, retry_since_ms).await {
+                    Ok(on_x) => on_x,
+                    Err(outcome) => return outcome,
+                };
+                let outcome = self
+                    .deliver_attachments(&session, item, attachments, &mut on_x)
+                    .await;
+                on_x.report();
+                outcome
             }
             ChatItemBody::Event { content_type } if content_type == event_types::CHAT_ENDED => {
                 match self
@@ -79,9 +100,59 @@ where
         }
     }
 
-    /// Sends texts as DMs, in order. A final refusal from X is reported to the agent.
-    async fn send_texts(&self, session: &Session, item: &ChatItem, texts: &[String]) -> JobOutcome {
+    /// On a job's first attempt, nothing. On a later one, the DMs X has from the business to the
+    /// customer since the first attempt was claimed: all of them are this job's (the lane — one
+    /// chat — runs one job at a time, and its previous job had finished before this one was first
+    /// claimed). A retryable failure to read them is the job's outcome (try again later rather
+    /// than send blind); a final one (403, …) reads as nothing found, so everything is sent.
+    async fn already_on_x(
+        &self,
+        session: &Session,
+        retry_since_ms: Option<i64>,
+    ) -> Result<AlreadyOnX, JobOutcome> {
+        let Some(since_ms) = retry_since_ms else {
+            return Ok(AlreadyOnX::default());
+        };
+        match self
+            .x
+            .sent_dms(&session.business, &session.customer, since_ms)
+            .await
+        {
+            Ok(records) => {
+                tracing::info!(
+                    found = records.len(),
+                    since_ms,
+                    "a retry: read back the DMs X already has from this job's earlier attempts"
+                );
+                Ok(AlreadyOnX {
+                    records,
+                    ..AlreadyOnX::default()
+                })
+            }
+            Err(e) if e.is_retryable() => {
+                tracing::info!(error = %e, "cannot read back what X already has; retrying later rather than sending twice");
+                Err(e.into())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read back what X already has; sending the whole item again");
+                Ok(AlreadyOnX::default())
+            }
+        }
+    }
+
+    /// Sends texts as DMs, in order, except those X already has. A final refusal from X is
+    /// reported to the agent.
+    async fn send_texts(
+        &self,
+        session: &Session,
+        item: &ChatItem,
+        texts: &[String],
+        on_x: &mut AlreadyOnX,
+    ) -> JobOutcome {
         for text in texts {
+            if on_x.take_text(text) {
+                continue;
+            }
             let dm = DmRequest {
                 business: session.business.clone(),
                 recipient: session.customer.clone(),
@@ -104,10 +175,13 @@ where
         session: &Session,
         item: &ChatItem,
         attachments: &[AttachmentRef],
+        on_x: &mut AlreadyOnX,
     ) -> JobOutcome {
         for (i, attachment) in attachments.iter().enumerate() {
             let outcome = match &attachment.status {
-                AttachmentStatus::Approved => self.relay_file(session, item, attachment, i).await,
+                AttachmentStatus::Approved => {
+                    self.relay_file(session, item, attachment, i, on_x).await
+                }
                 AttachmentStatus::Rejected => {
                     self.file_refused(
                         session,
@@ -115,6 +189,7 @@ where
                         attachment,
                         i,
                         "Amazon Connect did not approve the file",
+                        on_x,
                     )
                     .await
                 }
@@ -136,11 +211,18 @@ where
         item: &ChatItem,
         attachment: &AttachmentRef,
         i: usize,
+        on_x: &mut AlreadyOnX,
     ) -> JobOutcome {
         let Some(category) = XMediaCategory::for_content_type(&attachment.content_type) else {
             let why = format!("X DMs cannot carry {} files", attachment.content_type);
-            return self.file_refused(session, item, attachment, i, &why).await;
+            return self
+                .file_refused(session, item, attachment, i, &why, on_x)
+                .await;
         };
+        if on_x.take_media() {
+            // An earlier attempt uploaded and sent it; X has the DM.
+            return JobOutcome::Done;
+        }
         let file = match self.connection(session).await {
             Ok(token) => self.connect.open_attachment(&token, attachment).await,
             Err(e) => Err(e),
@@ -149,12 +231,14 @@ where
             Ok(f) => f,
             Err(ConnectError::ChatEnded(_)) => {
                 let why = "the chat ended before the file could be fetched";
-                return self.file_refused(session, item, attachment, i, why).await;
+                return self
+                    .file_refused(session, item, attachment, i, why, on_x)
+                    .await;
             }
             Err(e) if e.is_retryable() => return e.into(),
             Err(e) => {
                 return self
-                    .file_refused(session, item, attachment, i, &e.to_string())
+                    .file_refused(session, item, attachment, i, &e.to_string(), on_x)
                     .await;
             }
         };
@@ -165,14 +249,16 @@ where
                 human_size(category.max_bytes()),
                 category.with_article()
             );
-            return self.file_refused(session, item, attachment, i, &why).await;
+            return self
+                .file_refused(session, item, attachment, i, &why, on_x)
+                .await;
         }
         let media_id = match self.x.upload_media(&session.business, category, file).await {
             Ok(id) => id,
             Err(e) if e.is_retryable() => return e.into(),
             Err(e) => {
                 return self
-                    .file_refused(session, item, attachment, i, &notes::x_refusal(&e))
+                    .file_refused(session, item, attachment, i, &notes::x_refusal(&e), on_x)
                     .await;
             }
         };
@@ -202,10 +288,11 @@ where
         attachment: &AttachmentRef,
         i: usize,
         reason: &str,
+        on_x: &mut AlreadyOnX,
     ) -> JobOutcome {
         tracing::warn!(%reason, "agent file not delivered; telling both sides");
         let outcome = self
-            .send_texts(session, item, &[notes::file_for_customer(attachment)])
+            .send_texts(session, item, &[notes::file_for_customer(attachment)], on_x)
             .await;
         if outcome == JobOutcome::Done {
             let note = notes::file_not_delivered(attachment, reason);
@@ -250,6 +337,51 @@ where
             .await
         {
             tracing::warn!(error = %e, "could not write the note for the agent");
+        }
+    }
+}
+
+/// What X already has of a job that ran before: the DMs the business sent the customer since the
+/// job was first claimed ([`XApi::sent_dms`]), each matched at most once against the job's DMs,
+/// in order, so that two identical parts need two DMs to be skipped.
+#[derive(Debug, Default)]
+struct AlreadyOnX {
+    /// Oldest first; a matched record is removed.
+    records: Vec<SentDmRecord>,
+    /// DMs of the job found on X and not sent again.
+    skipped: usize,
+}
+
+impl AlreadyOnX {
+    /// Whether X has a text-only DM with exactly `text` (then consumed).
+    fn take_text(&mut self, text: &str) -> bool {
+        self.take(|r| !r.has_media && r.text.as_deref() == Some(text))
+    }
+
+    /// Whether X has a DM with media (then consumed): a job relays at most one file.
+    fn take_media(&mut self) -> bool {
+        self.take(|r| r.has_media)
+    }
+
+    fn take(&mut self, matches: impl Fn(&SentDmRecord) -> bool) -> bool {
+        match self.records.iter().position(matches) {
+            Some(at) => {
+                self.records.remove(at);
+                self.skipped += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Logs what the read-back saved (counts only, never message bodies).
+    fn report(&self) {
+        if self.skipped > 0 || !self.records.is_empty() {
+            tracing::info!(
+                already_delivered = self.skipped,
+                unmatched = self.records.len(),
+                "parts X already had were not sent again"
+            );
         }
     }
 }

@@ -20,11 +20,12 @@ use crate::jobs::{JobState, Queue};
 use crate::media::{ByteStream, MediaStream, XMediaCategory};
 use crate::memory_store::MemoryStore;
 use crate::ports::{
-    ChatMessage, Clock, ConnectApi, ConnectError, DmRequest, SentDm, StartChat, StartedChat, Store,
-    XApi, XError,
+    ChatMessage, Clock, ConnectApi, ConnectError, DmRequest, SentDm, SentDmRecord, StartChat,
+    StartedChat, Store, XApi, XError,
 };
 use crate::profile::XProfile;
 use crate::session::{ConnectionCredentials, SessionStatus};
+use crate::text::{X_DM_MAX_CHARS, render_for_x, split_message};
 
 use super::{Bridge, BridgeConfig, ItemAcceptance};
 
@@ -275,6 +276,15 @@ impl ConnectApi for FakeConnect {
 #[derive(Debug, Default)]
 struct XState {
     sent: Vec<DmRequest>,
+    /// When each of `sent` was recorded (the harness clock).
+    sent_at: Vec<i64>,
+    clock: Option<Arc<ManualClock>>,
+    /// Scripted lost answers: sends to let pass first, then one that X records but whose answer
+    /// is lost (`Unavailable`, as a connection dropped after X processed the request).
+    lost_answers: VecDeque<usize>,
+    /// `sent_dms` calls: their `since_ms`.
+    read_backs: Vec<i64>,
+    read_back_faults: VecDeque<XError>,
     /// Media files by URL: (content type, bytes). URLs on `https://elsewhere.example/` are off the allow-list.
     media: HashMap<String, (String, Vec<u8>)>,
     /// Uploads: (category, content type, bytes); the media id is `m<index>`.
@@ -290,6 +300,15 @@ struct XState {
 struct FakeX(Arc<Mutex<XState>>);
 
 impl FakeX {
+    /// The send after `pass` more successful ones is recorded by X but its answer is lost.
+    fn lose_answer_after(&self, pass: usize) {
+        self.0.lock().unwrap().lost_answers.push_back(pass);
+    }
+
+    fn read_backs(&self) -> Vec<i64> {
+        self.0.lock().unwrap().read_backs.clone()
+    }
+
     fn sent_texts(&self) -> Vec<String> {
         self.0
             .lock()
@@ -307,10 +326,55 @@ impl XApi for FakeX {
         if let Some(e) = s.faults.pop_front() {
             return Err(e);
         }
+        let now = s.clock.as_ref().map_or(0, |c| c.now_ms());
         s.sent.push(dm.clone());
+        s.sent_at.push(now);
+        let lost = match s.lost_answers.front_mut() {
+            Some(0) => {
+                s.lost_answers.pop_front();
+                true
+            }
+            Some(pass) => {
+                *pass -= 1;
+                false
+            }
+            None => false,
+        };
+        if lost {
+            return Err(XError::Unavailable(
+                "connection closed after X processed it".into(),
+            ));
+        }
         Ok(SentDm {
             dm_event_id: format!("dm-{}", s.sent.len()),
         })
+    }
+
+    async fn sent_dms(
+        &self,
+        business: &XUserId,
+        recipient: &XUserId,
+        since_ms: i64,
+    ) -> Result<Vec<SentDmRecord>, XError> {
+        let mut s = self.0.lock().unwrap();
+        s.read_backs.push(since_ms);
+        if let Some(e) = s.read_back_faults.pop_front() {
+            return Err(e);
+        }
+        Ok(s.sent
+            .iter()
+            .zip(&s.sent_at)
+            .enumerate()
+            .filter(|(_, (dm, at))| {
+                &dm.business == business && &dm.recipient == recipient && **at >= since_ms
+            })
+            .map(|(i, (dm, at))| SentDmRecord {
+                dm_event_id: format!("dm-{}", i + 1),
+                at_ms: *at,
+                text: dm.text.clone(),
+                has_media: dm.media_id.is_some(),
+            })
+            .collect())
     }
 
     async fn user(&self, _business: &XUserId, id: &XUserId) -> Result<Option<XProfile>, XError> {
@@ -384,6 +448,7 @@ fn harness() -> Harness {
         outbound_reorder_window_ms: 100,
         ..BridgeConfig::default()
     };
+    x.0.lock().unwrap().clock = Some(Arc::clone(&clock));
     let bridge = Bridge::new(
         MemoryStore::new(),
         x.clone(),
@@ -1246,6 +1311,180 @@ async fn x_refusal_tells_the_agent_and_rate_limit_waits() {
         h.clock.now_ms() >= (reset_s + 1) * 1000,
         "waited for x-rate-limit-reset"
     );
+}
+
+// ---- outbound: reading X back before sending again -------------------------------------------
+
+/// `n` distinct words, `w00000 w00001 …` (7 characters each with the space).
+fn numbered_words(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("w{i:05}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn outbound_job(h: &Harness, key: &str) -> crate::jobs::Job {
+    h.bridge
+        .store()
+        .job(Queue::Outbound, key)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_job_run_again_after_x_took_a_part_sends_only_the_rest() {
+    let h = harness();
+    let contact = open_chat(&h).await;
+    // A first attempt does not read anything back.
+    h.bridge
+        .accept_chat_item(agent_item("i0", &contact, 1, markdown("hello")))
+        .await
+        .unwrap();
+    h.drain().await;
+    assert_eq!(h.x.sent_texts(), vec!["hello"]);
+    assert_eq!(h.x.read_backs(), Vec::<i64>::new());
+
+    let text = numbered_words(3_500); // 24,499 characters: three DMs
+    let parts = split_message(
+        &render_for_x("text/markdown", &text).unwrap(),
+        X_DM_MAX_CHARS,
+    );
+    assert_eq!(parts.len(), 3);
+    // Part 2 reaches X but its answer is lost (a timeout): the job is retried.
+    h.x.lose_answer_after(1);
+    h.bridge
+        .accept_chat_item(agent_item("i1", &contact, 2, markdown(&text)))
+        .await
+        .unwrap();
+    h.drain().await;
+    let mut expected = vec!["hello".to_owned()];
+    expected.extend(parts);
+    let sent = h.x.sent_texts();
+    let lengths = |t: &[String]| t.iter().map(|p| p.chars().count()).collect::<Vec<_>>();
+    assert_eq!(lengths(&sent), lengths(&expected), "each part exactly once");
+    assert!(sent == expected, "in order");
+    let job = outbound_job(&h, "i1").await;
+    assert_eq!((job.state, job.attempts), (JobState::Done, 2));
+    // Read back once, from the first claim of this job on.
+    assert_eq!(h.x.read_backs(), vec![job.first_claimed_at_ms.unwrap()]);
+}
+
+#[tokio::test]
+async fn identical_parts_need_as_many_dms_on_x_and_an_earlier_job_does_not_count() {
+    let h = harness();
+    let contact = open_chat(&h).await;
+    let one = "a".repeat(X_DM_MAX_CHARS);
+    // An earlier job of the chat sent the very same text.
+    h.bridge
+        .accept_chat_item(agent_item("i1", &contact, 1, markdown(&one)))
+        .await
+        .unwrap();
+    // The next one is that text twice: two identical parts. The first reaches X, its answer
+    // is lost.
+    h.x.lose_answer_after(1);
+    h.bridge
+        .accept_chat_item(agent_item("i2", &contact, 2, markdown(&one.repeat(2))))
+        .await
+        .unwrap();
+    h.drain().await;
+    let sent = h.x.sent_texts();
+    assert_eq!(sent.len(), 3, "one DM for i1, two for i2");
+    assert!(sent.iter().all(|t| *t == one));
+    let job = outbound_job(&h, "i2").await;
+    assert_eq!((job.state, job.attempts), (JobState::Done, 2));
+    assert_eq!(h.x.read_backs(), vec![job.first_claimed_at_ms.unwrap()]);
+    assert!(
+        outbound_job(&h, "i1").await.updated_at_ms < job.first_claimed_at_ms.unwrap(),
+        "the earlier job finished before this one was first claimed"
+    );
+}
+
+#[tokio::test]
+async fn a_file_job_run_again_after_its_dm_reached_x_sends_nothing_more() {
+    let h = harness();
+    let contact = open_chat(&h).await;
+    h.connect.0.lock().unwrap().agent_files.insert(
+        "a-png".into(),
+        ("image/png".into(), vec![0x89, b'P', b'N', b'G']),
+    );
+    // The DM carrying the upload reaches X; its answer is lost.
+    h.x.lose_answer_after(0);
+    h.bridge
+        .accept_chat_item(agent_item(
+            "i1",
+            &contact,
+            1,
+            ChatItemBody::Attachment {
+                attachments: vec![file(
+                    "a-png",
+                    "Screenshot.png",
+                    "image/png",
+                    AttachmentStatus::Approved,
+                )],
+            },
+        ))
+        .await
+        .unwrap();
+    h.drain().await;
+    let job = outbound_job(&h, "i1").await;
+    assert_eq!((job.state, job.attempts), (JobState::Done, 2));
+    let x = h.x.0.lock().unwrap();
+    assert_eq!(x.uploads.len(), 1, "not uploaded again");
+    assert_eq!(x.sent.len(), 1, "not sent again");
+    assert_eq!(x.sent[0].media_id.as_deref(), Some("m0"));
+    assert_eq!(x.read_backs, vec![job.first_claimed_at_ms.unwrap()]);
+    drop(x);
+    let fetched = h
+        .connect
+        .0
+        .lock()
+        .unwrap()
+        .calls
+        .iter()
+        .filter(|c| **c == "GetAttachment")
+        .count();
+    assert_eq!(fetched, 1, "not fetched from Connect again");
+}
+
+#[tokio::test]
+async fn a_read_back_that_fails_waits_and_one_x_refuses_sends_again() {
+    let h = harness();
+    let contact = open_chat(&h).await;
+    // The DM reaches X, its answer is lost; then reading back fails once, transiently: nothing
+    // is sent blind, the job waits and reads again.
+    h.x.lose_answer_after(0);
+    h.x.0
+        .lock()
+        .unwrap()
+        .read_back_faults
+        .push_back(XError::Unavailable("timeout".into()));
+    h.bridge
+        .accept_chat_item(agent_item("i1", &contact, 1, markdown("hello")))
+        .await
+        .unwrap();
+    h.drain().await;
+    assert_eq!(h.x.sent_texts(), vec!["hello"]);
+    let job = outbound_job(&h, "i1").await;
+    assert_eq!((job.state, job.attempts), (JobState::Done, 3));
+    let since = job.first_claimed_at_ms.unwrap();
+    assert_eq!(h.x.read_backs(), vec![since, since]);
+
+    // X refuses the read-back for good: the job sends as it did before the read-back existed.
+    h.x.lose_answer_after(0);
+    h.x.0
+        .lock()
+        .unwrap()
+        .read_back_faults
+        .push_back(XError::Forbidden("no DM read access".into()));
+    h.bridge
+        .accept_chat_item(agent_item("i2", &contact, 2, markdown("again")))
+        .await
+        .unwrap();
+    h.drain().await;
+    assert_eq!(h.x.sent_texts(), vec!["hello", "again", "again"]);
+    assert_eq!(outbound_job(&h, "i2").await.state, JobState::Done);
+    assert_eq!(h.x.read_backs().len(), 3);
 }
 
 fn file(id: &str, name: &str, content_type: &str, status: AttachmentStatus) -> AttachmentRef {

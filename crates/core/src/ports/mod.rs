@@ -11,4 +11,4 @@ pub use connect_api::{
     ChatMessage, ConnectApi, ConnectError, MessageContentType, StartChat, StartedChat,
 };
 pub use store::{SessionInsert, Store, StoreError};
-pub use x_api::{DmRequest, SentDm, XApi, XError};
+pub use x_api::{DmRequest, SentDm, SentDmRecord, XApi, XError};

@@ -139,8 +139,10 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Takes a due head (pending with `not_before_ms <= now_ms`, or processing with an expired
-    /// lease): state processing, `attempts + 1`, lease until `lease_until_ms`. `Ok(false)` if the
-    /// job was not claimable (someone else took it, or it is not due).
+    /// lease): state processing, `attempts + 1`, lease until `lease_until_ms`, and
+    /// `first_claimed_at_ms` set to `now_ms` if it is unset (a later claim keeps the first one's
+    /// time), in the same conditional write. `Ok(false)` if the job was not claimable (someone
+    /// else took it, or it is not due).
     fn claim(
         &self,
         queue: Queue,
@@ -150,7 +152,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Puts the job claimed as `attempt` back to pending, to be tried again at `not_before_ms`
-    /// (it keeps its place in its lane). Applies only while the job is processing with
+    /// (it keeps its place in its lane, and its `first_claimed_at_ms`). Applies only while the job is processing with
     /// `attempts == attempt`; `Ok(false)`: fenced out, nothing written (see the trait doc). Never
     /// reopens a finished job.
     fn reschedule(
@@ -190,8 +192,13 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Job>, StoreError>> + Send;
 
-    /// The operator's retry: puts a failed job back to pending (attempts reset to 0), whoever
-    /// finished it. `Ok(false)` if it was not failed. Not fenced by a claim.
+    /// The operator's retry: puts a failed job back to pending (attempts reset to 0, and
+    /// `first_claimed_at_ms` cleared), whoever finished it. `Ok(false)` if it was not failed.
+    /// Not fenced by a claim.
+    ///
+    /// `first_claimed_at_ms` is cleared because a failed job no longer holds its lane: later
+    /// jobs of the lane may have run since, so the DMs sent after the old first claim are not
+    /// all this job's. The re-driven job starts afresh and its next claim sets a new time.
     fn retry_failed(
         &self,
         queue: Queue,
@@ -199,7 +206,8 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Returns every processing job of the queue to pending (`attempts` unchanged), whoever holds
+    /// Returns every processing job of the queue to pending (`attempts` and `first_claimed_at_ms`
+    /// unchanged), whoever holds
     /// it. For backends owned by one process (SQLite) at start-up: claims of a process that died
     /// are released at once instead of at lease expiry. A holder that is still running is then
     /// fenced out by the next claim.

@@ -21,6 +21,19 @@ pub struct SentDm {
     pub dm_event_id: String,
 }
 
+/// A DM the business account sent, as X reports it when the conversation is read back
+/// ([`XApi::sent_dms`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentDmRecord {
+    pub dm_event_id: String,
+    /// When X recorded it, Unix milliseconds (from the event id, a snowflake; else `created_at`).
+    pub at_ms: i64,
+    /// The text with X's t.co links expanded back to the URLs that were sent; `None` if none.
+    pub text: Option<String>,
+    /// Whether it carries a media attachment.
+    pub has_media: bool,
+}
+
 /// X REST errors, classified by what the bridge should do about them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum XError {
@@ -65,6 +78,18 @@ impl XError {
 pub trait XApi: Send + Sync + 'static {
     /// `POST /2/dm_conversations/with/:recipient/messages`.
     fn send_dm(&self, dm: &DmRequest) -> impl Future<Output = Result<SentDm, XError>> + Send;
+
+    /// The DMs `business` sent to `recipient` that X recorded at or after `since_ms` (Unix
+    /// milliseconds), oldest first: `GET /2/dm_conversations/with/:recipient/dm_events`, as
+    /// `business`. Reads a bounded number of pages (newest first) and stops at the first event
+    /// older than `since_ms`, so a very long conversation since then may be cut (its oldest DMs
+    /// missing). Used before sending a job's DMs again, to skip the ones X already has.
+    fn sent_dms(
+        &self,
+        business: &XUserId,
+        recipient: &XUserId,
+        since_ms: i64,
+    ) -> impl Future<Output = Result<Vec<SentDmRecord>, XError>> + Send;
 
     /// `GET /2/users/:id`; `Ok(None)` when X says the user does not exist.
     fn user(

@@ -228,7 +228,12 @@ impl FaultState {
                 self.stats.op(op).faults.errors += 1;
                 plan.event = Some((FaultKind::Error, answer.fault.status));
                 plan.answer = Some(answer);
-            } else if r < p.error_rate + p.drop_rate {
+            } else if r < p.error_rate + p.throttle_rate {
+                let answer = Injected::throttled(platform, now.saturating_add(1), None);
+                self.stats.op(op).faults.throttled += 1;
+                plan.event = Some((FaultKind::Throttle, answer.fault.status));
+                plan.answer = Some(answer);
+            } else if r < p.error_rate + p.throttle_rate + p.drop_rate {
                 plan.drop = true;
                 match p.drop_mode {
                     DropMode::Before => {
@@ -470,6 +475,62 @@ mod tests {
             ),
             (Some(500), Some("about:blank"), Some("x"))
         );
+    }
+
+    #[test]
+    fn a_profile_mixes_errors_throttling_and_drops_in_one_draw() {
+        let mut s = state();
+        s.set_profile(
+            FaultOp::SendMessage,
+            FaultProfile::errors(0.1)
+                .with_throttle_rate(0.06)
+                .with_drops(0.04, DropMode::After),
+        );
+        let mut kinds = BTreeMap::new();
+        for _ in 0..5_000 {
+            let plan = s.decide(FaultOp::SendMessage, NOW);
+            let kind = match (&plan.answer, plan.drop) {
+                (Some(answer), _) => {
+                    if answer.kind == FaultKind::Throttle {
+                        assert_eq!(
+                            (answer.fault.status, answer.fault.code.as_deref()),
+                            (Some(429), Some("ThrottlingException"))
+                        );
+                    }
+                    format!("{:?}", answer.kind)
+                }
+                (None, true) => "DropAfter".to_owned(),
+                (None, false) => "ok".to_owned(),
+            };
+            *kinds.entry(kind).or_insert(0_u32) += 1;
+        }
+        // Binomial(5000, p), ±5 sd.
+        let within = |kind: &str, p: f64| {
+            let n = f64::from(kinds.get(kind).copied().unwrap_or(0));
+            let sd = (5_000.0 * p * (1.0 - p)).sqrt();
+            assert!((n - 5_000.0 * p).abs() <= 5.0 * sd, "{kind}: {kinds:?}");
+        };
+        within("Error", 0.1);
+        within("Throttle", 0.06);
+        within("DropAfter", 0.04);
+        within("ok", 0.8);
+        let faults = &s.stats.op(FaultOp::SendMessage).faults;
+        assert_eq!(
+            (faults.errors, faults.throttled, faults.dropped_after),
+            (
+                u64::from(kinds["Error"]),
+                u64::from(kinds["Throttle"]),
+                u64::from(kinds["DropAfter"])
+            )
+        );
+        // X: a throttled answer announces a reset one second later.
+        s.set_profile(
+            FaultOp::CreateDm,
+            FaultProfile::default().with_throttle_rate(1.0),
+        );
+        let answer = s.decide(FaultOp::CreateDm, NOW).answer.unwrap();
+        assert_eq!(answer.fault.status, Some(429));
+        assert_eq!(answer.throttle.unwrap().reset, NOW + 1);
     }
 
     #[test]

@@ -9,9 +9,10 @@ use crate::faults::FaultOp;
 /// Probabilistic faults of one operation: applied to every call of it until changed or cleared.
 ///
 /// Per call, in this order: wait `latency_ms` plus a uniform `0..=jitter_ms`; then one draw `r` in
-/// `[0, 1)`: `r < error_rate` answers `error`; `r < error_rate + drop_rate` closes the connection
-/// without an answer (before or after the call takes effect, per `drop_mode`); otherwise the call
-/// proceeds normally. Draws come from a PRNG per operation seeded with `seed` (or
+/// `[0, 1)`: `r < error_rate` answers `error`; `r < error_rate + throttle_rate` answers the
+/// platform's throttling error (as a [`ThrottleBurst`] does; X announces a reset one second after
+/// the call); `r < error_rate + throttle_rate + drop_rate` closes the connection without an answer
+/// (before or after the call takes effect, per `drop_mode`); otherwise the call proceeds normally. Draws come from a PRNG per operation seeded with `seed` (or
 /// `SandboxConfig::fault_seed`) mixed with the operation, so a run with the same calls per
 /// operation draws the same faults.
 ///
@@ -24,12 +25,16 @@ pub struct FaultProfile {
     pub error_rate: f64,
     /// The error answer; every part defaults to the platform's usual transient error.
     pub error: FaultError,
+    /// Share of calls answered with the platform's throttling error, 0.0–1.0 (Connect: 429
+    /// `ThrottlingException`; X: 429 with `x-rate-limit-*` headers, reset one second later; S3:
+    /// 503 `SlowDown`).
+    pub throttle_rate: f64,
     /// Fixed delay of every call, in milliseconds.
     pub latency_ms: u64,
     /// Extra delay, uniform in `0..=jitter_ms`.
     pub jitter_ms: u64,
     /// Share of calls whose connection is closed without an answer, 0.0–1.0
-    /// (`error_rate + drop_rate` is capped at 1).
+    /// (`error_rate + throttle_rate + drop_rate` is capped at 1).
     pub drop_rate: f64,
     pub drop_mode: DropMode,
     /// PRNG seed of this profile; default: `SandboxConfig::fault_seed`.
@@ -68,6 +73,12 @@ impl FaultProfile {
         self
     }
 
+    /// `rate` of the calls are throttled (the platform's throttling answer).
+    pub fn with_throttle_rate(mut self, rate: f64) -> Self {
+        self.throttle_rate = rate;
+        self
+    }
+
     /// The error answer (status and code; `None` = the platform's default).
     pub fn with_error(mut self, error: FaultError) -> Self {
         self.error = error;
@@ -94,6 +105,7 @@ impl FaultProfile {
     /// A profile that changes nothing (setting it removes the operation's profile).
     pub fn is_noop(&self) -> bool {
         self.error_rate <= 0.0
+            && self.throttle_rate <= 0.0
             && self.drop_rate <= 0.0
             && self.latency_ms == 0
             && self.jitter_ms == 0
@@ -102,6 +114,7 @@ impl FaultProfile {
     pub(crate) fn validate(&self) -> Result<(), SandboxError> {
         for (name, rate) in [
             ("error_rate", self.error_rate),
+            ("throttle_rate", self.throttle_rate),
             ("drop_rate", self.drop_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
@@ -305,6 +318,13 @@ mod tests {
                 .is_err()
         );
         assert!(FaultProfile::errors(f64::NAN).validate().is_err());
+        assert!(
+            FaultProfile::default()
+                .with_throttle_rate(1.1)
+                .validate()
+                .is_err()
+        );
+        assert!(!FaultProfile::default().with_throttle_rate(0.1).is_noop());
         let bad = FaultProfile::errors(0.1).with_error(FaultError::status(42));
         assert!(bad.validate().is_err());
         assert!(FaultProfile::default().is_noop());

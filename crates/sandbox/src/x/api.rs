@@ -1,4 +1,5 @@
-//! The X REST routes the bridge calls: send a DM, look a user up. Every call is OAuth 1.0a-verified
+//! The X REST routes the bridge calls: send a DM, read the conversation back
+//! ([`dm_events`]), look a user up. Every call is OAuth 1.0a-verified
 //! (user lookups also take any Bearer token), rate-limit headed, recorded, and subject to faults.
 
 use std::sync::Arc;
@@ -20,13 +21,17 @@ use crate::x::problem::{self, XReply};
 use crate::x::records::{RequestRecord, SentDm, XOp};
 use crate::x::state::RateInfo;
 use crate::x::users::USER_FIELDS;
-use crate::x::{media_upload, webhook_client};
+use crate::x::{dm_events, media_upload, webhook_client};
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route(
             "/2/dm_conversations/with/{participant_id}/messages",
             post(create_dm),
+        )
+        .route(
+            "/2/dm_conversations/with/{participant_id}/dm_events",
+            get(dm_events::list_dm_events),
         )
         .route("/2/users/me", get(get_me))
         .route("/2/users/{id}", get(get_user))

@@ -1,6 +1,7 @@
 //! The X (Twitter) emulator: REST routes the bridge calls, and the webhook side that calls the bridge.
 
 pub(crate) mod api;
+pub(crate) mod dm_events;
 pub(crate) mod dm_media;
 pub(crate) mod media_upload;
 pub mod oauth_verify;

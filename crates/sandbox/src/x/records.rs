@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum XOp {
     CreateDm,
+    /// `GET /2/dm_conversations/with/:participant_id/dm_events`.
+    ListDmEvents,
     GetUser,
     GetMe,
     /// `POST /2/media/upload/initialize`.

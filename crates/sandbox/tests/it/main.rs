@@ -4,6 +4,7 @@
 mod attachments;
 mod connect_api;
 mod control;
+mod dm_events;
 mod faults;
 mod media_x;
 mod sns_stream;

@@ -95,6 +95,13 @@ impl Expr {
         self
     }
 
+    /// `SET attr = if_not_exists(attr, value)`: keeps a value already there.
+    pub(crate) fn set_if_absent(&mut self, attr: &str, value: AttributeValue) -> &mut Self {
+        let (n, v) = (self.n(attr), self.v(attr, value));
+        self.set.push(format!("{n} = if_not_exists({n}, {v})"));
+        self
+    }
+
     /// `SET attr = attr + by`.
     pub(crate) fn increment(&mut self, attr: &str, by: i64) -> &mut Self {
         let n = self.n(attr);

@@ -57,6 +57,8 @@ pub(crate) const ACCEPTED_AT_MS: &str = "accepted_at_ms";
 pub(crate) const NOT_BEFORE_MS: &str = "not_before_ms";
 pub(crate) const LEASE_UNTIL_MS: &str = "lease_until_ms";
 pub(crate) const LAST_ERROR: &str = "last_error";
+/// Absent until the job's first claim (and again after `retry_failed`).
+pub(crate) const FIRST_CLAIMED_AT_MS: &str = "first_claimed_at_ms";
 /// `by_state` hash key: `{queue}#{state}`.
 pub(crate) const QUEUE_STATE: &str = "queue_state";
 /// `by_state` range key: `{accepted_at_ms as sortable hex}#{key}`.
@@ -405,6 +407,7 @@ pub(crate) fn job_from_item(item: &Item) -> Result<Job, StoreError> {
         lease_until_ms: r.n(LEASE_UNTIL_MS)?,
         updated_at_ms: r.n(UPDATED_AT_MS)?,
         last_error: r.opt_s(LAST_ERROR)?.map(str::to_owned),
+        first_claimed_at_ms: r.opt_n(FIRST_CLAIMED_AT_MS)?,
     })
 }
 

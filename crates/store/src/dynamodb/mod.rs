@@ -1187,7 +1187,8 @@ impl Store for DynamoStore {
             let mut e = Expr::new();
             self.state_clauses(&mut e, queue, JobState::Processing, now_ms);
             e.increment(ATTEMPTS, 1)
-                .set(LEASE_UNTIL_MS, n(lease_until_ms));
+                .set(LEASE_UNTIL_MS, n(lease_until_ms))
+                .set_if_absent(FIRST_CLAIMED_AT_MS, n(now_ms));
             let now = e.v("now", n(now_ms));
             let cond = format!(
                 "({st} = {pending} AND {nb} <= {now}) OR ({st} = {processing} AND {lu} <= {now})",
@@ -1363,8 +1364,11 @@ impl Store for DynamoStore {
             to: JobState::Pending,
             at_ms: now_ms,
         };
+        // A new start (see `Store::retry_failed`): the next claim sets a new first-claim time.
         self.transition("retry_failed", queue, key, change, |e| {
-            e.set(ATTEMPTS, n(0)).set(NOT_BEFORE_MS, n(now_ms));
+            e.set(ATTEMPTS, n(0))
+                .set(NOT_BEFORE_MS, n(now_ms))
+                .remove(FIRST_CLAIMED_AT_MS);
         })
         .await
     }

@@ -210,10 +210,22 @@ pub(crate) const SQL_LANE_HEADS: &str = concat!(
      LIMIT ?3"
 );
 
+/// One lane's head: the first entry of its range in `jobs_open_by_lane` (one index seek), unless
+/// it is under an unexpired lease.
+pub(crate) const SQL_LANE_HEAD: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM jobs AS j WHERE j.rowid = \
+         (SELECT h.rowid FROM jobs AS h \
+          WHERE h.queue = ?1 AND h.lane = ?2 AND h.state IN ('pending', 'processing') \
+          ORDER BY h.order_key, h.key LIMIT 1) \
+       AND NOT (j.state = 'processing' AND j.lease_until_ms > ?3)"
+);
+
 /// The compare-and-set: one statement that takes the job only if it is still due and still the
 /// head of its lane. SQLite runs it under the write lock, so exactly one caller changes the row.
 pub(crate) const SQL_CLAIM: &str = "UPDATE jobs SET state = 'processing', attempts = attempts + 1, lease_until_ms = ?4, \
-     updated_at_ms = ?3 \
+     updated_at_ms = ?3, first_claimed_at_ms = COALESCE(first_claimed_at_ms, ?3) \
      WHERE queue = ?1 AND key = ?2 \
        AND ((state = 'pending' AND not_before_ms <= ?3) \
          OR (state = 'processing' AND lease_until_ms <= ?3)) \
@@ -250,7 +262,8 @@ pub(crate) const SQL_JOBS_IN_STATE: &str = concat!(
     " FROM jobs WHERE queue = ?1 AND state = ?2 ORDER BY accepted_at_ms, key LIMIT ?3"
 );
 
-pub(crate) const SQL_RETRY_FAILED: &str = "UPDATE jobs SET state = 'pending', attempts = 0, not_before_ms = ?3, updated_at_ms = ?3 \
+pub(crate) const SQL_RETRY_FAILED: &str = "UPDATE jobs SET state = 'pending', attempts = 0, not_before_ms = ?3, updated_at_ms = ?3, \
+     first_claimed_at_ms = NULL \
      WHERE queue = ?1 AND key = ?2 AND state = 'failed'";
 
 pub(crate) const SQL_RELEASE_CLAIMS: &str = "UPDATE jobs SET state = 'pending', lease_until_ms = 0, not_before_ms = ?2, updated_at_ms = ?2 \
@@ -440,12 +453,12 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         let jobs = jobs.to_vec();
+        // Group-committed with the enqueues of concurrent webhook calls.
         self.worker
-            .call("enqueue", move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            .write("enqueue", move |conn| {
                 let mut fresh = Vec::with_capacity(jobs.len());
                 {
-                    let mut insert = tx.prepare_cached(SQL_ENQUEUE)?;
+                    let mut insert = conn.prepare_cached(SQL_ENQUEUE)?;
                     for j in &jobs {
                         let n = insert.execute(params![
                             j.queue.as_str(),
@@ -459,7 +472,6 @@ impl Store for SqliteStore {
                         fresh.push(n == 1);
                     }
                 }
-                tx.commit()?;
                 Ok(fresh)
             })
             .await
@@ -482,6 +494,25 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn lane_head(
+        &self,
+        queue: Queue,
+        lane: &str,
+        now_ms: i64,
+    ) -> Result<Option<Job>, StoreError> {
+        let lane = lane.to_owned();
+        self.worker
+            .call("lane_head", move |conn| {
+                let mut stmt = conn.prepare_cached(SQL_LANE_HEAD)?;
+                let mut rows = stmt.query(params![queue.as_str(), lane, now_ms])?;
+                match rows.next()? {
+                    Some(row) => Ok(Some(job_from_row(row)?)),
+                    None => Ok(None),
+                }
+            })
+            .await
+    }
+
     async fn claim(
         &self,
         queue: Queue,
@@ -491,7 +522,7 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let key = key.to_owned();
         self.worker
-            .call("claim", move |conn| {
+            .write("claim", move |conn| {
                 let n = conn.prepare_cached(SQL_CLAIM)?.execute(params![
                     queue.as_str(),
                     key,
@@ -514,7 +545,7 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let (key, error) = (key.to_owned(), error.to_owned());
         self.worker
-            .call("reschedule", move |conn| {
+            .write("reschedule", move |conn| {
                 let n = conn.prepare_cached(SQL_RESCHEDULE)?.execute(params![
                     queue.as_str(),
                     key,
@@ -539,7 +570,7 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let (key, error) = (key.to_owned(), error.map(str::to_owned));
         self.worker
-            .call("finish", move |conn| {
+            .write("finish", move |conn| {
                 let n = conn.prepare_cached(SQL_FINISH)?.execute(params![
                     queue.as_str(),
                     key,

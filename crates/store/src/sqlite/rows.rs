@@ -144,7 +144,7 @@ pub(crate) fn profile_from_json(user_id: &XUserId, json: &str) -> Result<XProfil
 macro_rules! job_columns {
     () => {
         "queue, key, lane, order_key, payload, state, attempts, accepted_at_ms, \
-         not_before_ms, lease_until_ms, updated_at_ms, last_error"
+         not_before_ms, lease_until_ms, updated_at_ms, last_error, first_claimed_at_ms"
     };
 }
 pub(crate) use job_columns;
@@ -180,6 +180,7 @@ pub(crate) fn job_from_row(row: &Row<'_>) -> Result<Job, DbError> {
         lease_until_ms: row.get(9)?,
         updated_at_ms: row.get(10)?,
         last_error: row.get(11)?,
+        first_claimed_at_ms: row.get(12)?,
         key,
     })
 }

@@ -9,7 +9,10 @@ use crate::OpenError;
 
 /// Embedded migrations; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
 /// Forward only: a shipped migration is never edited, the next one is appended.
-pub(crate) const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+pub(crate) const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_first_claimed_at.sql"),
+];
 
 /// The schema version (`PRAGMA user_version`) this build writes and reads.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

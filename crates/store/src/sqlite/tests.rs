@@ -128,3 +128,54 @@ fn migrations_run_once() {
         assert_eq!(tables, 3);
     }
 }
+
+/// A database written by schema version 1 (before `first_claimed_at_ms`) opens, is migrated, and
+/// its jobs read back with no first-claim time until their next claim sets one.
+#[test]
+fn a_version_1_database_upgrades() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("v1.db");
+    {
+        let v1 = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        v1.execute_batch(schema::MIGRATIONS[0])
+            .unwrap_or_else(|e| panic!("{e}"));
+        v1.pragma_update(None, "user_version", 1_i64)
+            .unwrap_or_else(|e| panic!("{e}"));
+        v1.execute(
+            "INSERT INTO jobs (queue, key, lane, order_key, payload, state, attempts, \
+             accepted_at_ms, not_before_ms, lease_until_ms, updated_at_ms, last_error) \
+             VALUES ('outbound', 'k', 'chat', 1, '{}', 'pending', 2, 10, 500, 0, 400, 'timeout')",
+            [],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let conn = open_connection(Target::File(&path), "v1.db", &SqliteOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pragma(&conn, "user_version"), SCHEMA_VERSION.to_string());
+    const { assert!(SCHEMA_VERSION >= 2) };
+    let read = |conn: &Connection| {
+        conn.query_row(SQL_JOB, rusqlite::params!["outbound", "k"], |row| {
+            Ok(job_from_row(row))
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e:?}"))
+    };
+    let job = read(&conn);
+    assert_eq!(
+        (
+            job.attempts,
+            job.last_error.as_deref(),
+            job.first_claimed_at_ms
+        ),
+        (2, Some("timeout"), None)
+    );
+    let claimed = conn
+        .execute(
+            SQL_CLAIM,
+            rusqlite::params!["outbound", "k", 600_i64, 9_000_i64],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(claimed, 1);
+    let job = read(&conn);
+    assert_eq!((job.attempts, job.first_claimed_at_ms), (3, Some(600)));
+}

@@ -88,6 +88,7 @@ pub fn stored(new: &NewJob) -> Job {
         lease_until_ms: 0,
         updated_at_ms: new.accepted_at_ms,
         last_error: None,
+        first_claimed_at_ms: None,
     }
 }
 

@@ -231,6 +231,7 @@ fn a_crash_right_after_the_ack_loses_nothing() {
                 attempts: 1,
                 not_before_ms: 70,
                 updated_at_ms: 70,
+                first_claimed_at_ms: Some(40),
                 ..stored(&job_in("in-4", "202", 1))
             })
         );

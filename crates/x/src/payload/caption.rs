@@ -21,7 +21,7 @@ use super::model::UrlEntity;
 
 /// The media's own link, as the attachment describes it.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct MediaLink<'a> {
+pub(crate) struct MediaLink<'a> {
     pub url: Option<&'a str>,
     pub indices: Option<(usize, usize)>,
     /// Remove the link (the media was read); when false it is kept as t.co, not expanded.
@@ -35,7 +35,7 @@ struct Span {
 }
 
 /// The agent's text. `media` describes the attachment's link, when the DM has an attachment.
-pub(super) fn agent_text(text: &str, urls: &[UrlEntity], media: Option<MediaLink<'_>>) -> String {
+pub(crate) fn agent_text(text: &str, urls: &[UrlEntity], media: Option<MediaLink<'_>>) -> String {
     // Byte offset of every code point, plus the end.
     let offsets: Vec<usize> = text
         .char_indices()

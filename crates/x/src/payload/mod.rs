@@ -31,6 +31,10 @@ mod tests;
 #[cfg(test)]
 mod vectors;
 
+/// For reading sent DMs back (`crate::dm_events`): X's t.co links expanded to their URLs.
+pub(crate) use caption::agent_text;
+pub(crate) use model::UrlEntity;
+
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use xdm_core::ids::{XEventId, XUserId};
@@ -283,7 +287,7 @@ impl Reader<'_> {
                 (chosen, Some(link))
             }
         };
-        let text = caption::agent_text(data.text.as_deref().unwrap_or(""), &urls, media_link);
+        let text = agent_text(data.text.as_deref().unwrap_or(""), &urls, media_link);
 
         let sender_profile = self.profile(&sender);
         Ok(Some(InboundEvent::Message(InboundDm {

@@ -55,7 +55,7 @@ pub(super) struct Entities {
 
 /// `entities.urls[]`.
 #[derive(Debug, Default, Clone, Deserialize)]
-pub(super) struct UrlEntity {
+pub(crate) struct UrlEntity {
     #[serde(default, deserialize_with = "lenient::string")]
     pub url: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod dm_events;
 mod media;
 
 use std::collections::BTreeMap;

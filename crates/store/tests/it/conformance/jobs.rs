@@ -37,12 +37,14 @@ async fn claim<S: Store>(store: &S, queue: Queue, key: &str, now_ms: i64, lease:
         .unwrap_or_else(|e| panic!("claim {key}: {e}"))
 }
 
-/// The job after `claim` at `now_ms` with a lease until `lease_until_ms`.
+/// The job after `claim` at `now_ms` with a lease until `lease_until_ms` (the first claim's
+/// time is kept by later claims).
 fn claimed(mut job: Job, now_ms: i64, lease_until_ms: i64) -> Job {
     job.state = JobState::Processing;
     job.attempts += 1;
     job.lease_until_ms = lease_until_ms;
     job.updated_at_ms = now_ms;
+    job.first_claimed_at_ms.get_or_insert(now_ms);
     job
 }
 
@@ -348,6 +350,7 @@ pub async fn jobs_reschedule<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl
         lease_until_ms: 0,
         updated_at_ms: 150,
         last_error: Some("boom".into()),
+        first_claimed_at_ms: Some(100),
         ..stored(&x)
     };
     assert_eq!(store.job(IN, "x").await, Ok(Some(rescheduled.clone())));
@@ -393,6 +396,7 @@ pub async fn jobs_finish<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn(
             lease_until_ms: 0,
             updated_at_ms: 300,
             last_error: Some("first".into()),
+            first_claimed_at_ms: Some(100),
             ..stored(&x)
         }))
     );
@@ -413,6 +417,7 @@ pub async fn jobs_finish<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn(
             lease_until_ms: 0,
             updated_at_ms: 400,
             last_error: Some("gave up".into()),
+            first_claimed_at_ms: Some(100),
             ..stored(&y)
         }))
     );
@@ -458,6 +463,8 @@ pub async fn jobs_retry_failed<S: Store, F: Future<Output = Fresh<S>>>(fresh: im
         lease_until_ms: 0,
         updated_at_ms: 500,
         last_error: Some("403".into()),
+        // Cleared: the re-driven job starts afresh.
+        first_claimed_at_ms: None,
         ..stored(&failed)
     };
     assert_eq!(store.job(IN, "failed").await, Ok(Some(retried.clone())));
@@ -469,7 +476,10 @@ pub async fn jobs_retry_failed<S: Store, F: Future<Output = Fresh<S>>>(fresh: im
     assert_eq!(store.job(IN, "pending").await, Ok(Some(stored(&pending))));
 
     assert!(claim(&*store, IN, "failed", 500, 1_500).await);
-    assert_eq!(job(&*store, IN, "failed").await.attempts, 1);
+    assert_eq!(
+        store.job(IN, "failed").await,
+        Ok(Some(claimed(retried, 500, 1_500)))
+    );
 }
 
 pub async fn jobs_release_claims<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn() -> F) {
@@ -491,6 +501,7 @@ pub async fn jobs_release_claims<S: Store, F: Future<Output = Fresh<S>>>(fresh: 
                 attempts: 1,
                 not_before_ms: 700,
                 updated_at_ms: 700,
+                first_claimed_at_ms: Some(100),
                 ..stored(new)
             }))
         );
@@ -502,9 +513,12 @@ pub async fn jobs_release_claims<S: Store, F: Future<Output = Fresh<S>>>(fresh: 
     );
     assert_eq!(store.release_claims(IN, 800).await, Ok(0));
 
-    // Released jobs are claimable at once, long before their old lease would have ended.
+    // Released jobs are claimable at once, long before their old lease would have ended; the
+    // first claim's time stays.
     assert!(claim(&*store, IN, "p1", 700, 2_000).await);
-    assert_eq!(job(&*store, IN, "p1").await.attempts, 2);
+    let p1_claimed = job(&*store, IN, "p1").await;
+    assert_eq!(p1_claimed.attempts, 2);
+    assert_eq!(p1_claimed.first_claimed_at_ms, Some(100));
 }
 
 pub async fn jobs_list<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn() -> F) {
@@ -629,4 +643,77 @@ pub async fn jobs_lane_head_is_the_lanes_head<S: Store, F: Future<Output = Fresh
     );
     assert_eq!(head("L", 500).await, None);
     assert_eq!(heads(&*store, IN, 500, 10).await, vec![stored(&m1)]);
+}
+
+/// `first_claimed_at_ms`: unset until the first claim, then the first claim's time through
+/// reschedules, re-claims after a lease ran out, released claims and the finish; cleared by the
+/// operator's retry, after which the next claim sets it anew.
+pub async fn jobs_first_claim_time<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn() -> F) {
+    let store = fresh().await;
+    let o = new_job(OUT, "o", "chat", 1, 0, 0);
+    let other = new_job(OUT, "other", "chat-2", 1, 0, 0);
+    enqueue_all(&*store, &[o.clone(), other.clone()]).await;
+    let first = |job: Job| job.first_claimed_at_ms;
+    assert_eq!(first(job(&*store, OUT, "o").await), None);
+    // A head as the dispatcher reads it before its first claim.
+    assert_eq!(
+        heads(&*store, OUT, 50, 10)
+            .await
+            .iter()
+            .map(|j| j.first_claimed_at_ms)
+            .collect::<Vec<_>>(),
+        [None, None]
+    );
+
+    assert!(claim(&*store, OUT, "o", 100, 1_000).await);
+    assert_eq!(first(job(&*store, OUT, "o").await), Some(100));
+    // Only the claimed job.
+    assert_eq!(first(job(&*store, OUT, "other").await), None);
+
+    // Rescheduled, then claimed again: the first claim's time stays, and the head read before
+    // that claim carries it.
+    assert_eq!(
+        store.reschedule(OUT, "o", 1, 2_000, "timeout", 200).await,
+        Ok(true)
+    );
+    assert_eq!(first(job(&*store, OUT, "o").await), Some(100));
+    let head = heads(&*store, OUT, 2_000, 10).await;
+    assert_eq!(keys(&head), ["other", "o"]); // soonest due first
+    assert_eq!(head[1].first_claimed_at_ms, Some(100));
+    assert!(claim(&*store, OUT, "o", 2_000, 3_000).await);
+    assert_eq!(first(job(&*store, OUT, "o").await), Some(100));
+
+    // A lease that ran out, claimed by another worker: kept.
+    assert!(claim(&*store, OUT, "o", 3_000, 4_000).await);
+    assert_eq!(first(job(&*store, OUT, "o").await), Some(100));
+
+    // Released at start-up, claimed again: kept.
+    assert_eq!(store.release_claims(OUT, 3_500).await, Ok(1));
+    assert_eq!(first(job(&*store, OUT, "o").await), Some(100));
+    assert!(claim(&*store, OUT, "o", 3_600, 5_000).await);
+
+    // Finished (failed): kept for inspection.
+    assert_eq!(
+        store
+            .finish(OUT, "o", 4, FinalState::Failed, Some("403"), 3_700)
+            .await,
+        Ok(true)
+    );
+    let failed = job(&*store, OUT, "o").await;
+    assert_eq!(
+        (failed.state, failed.first_claimed_at_ms),
+        (JobState::Failed, Some(100))
+    );
+
+    // The operator's retry clears it; the next claim sets its own time.
+    assert_eq!(store.retry_failed(OUT, "o", 8_000).await, Ok(true));
+    assert_eq!(first(job(&*store, OUT, "o").await), None);
+    assert!(claim(&*store, OUT, "o", 9_000, 10_000).await);
+    assert_eq!(first(job(&*store, OUT, "o").await), Some(9_000));
+    assert!(claim(&*store, OUT, "other", 9_500, 10_000).await);
+    assert_eq!(first(job(&*store, OUT, "other").await), Some(9_500));
+
+    // A refused claim writes nothing.
+    assert!(!claim(&*store, OUT, "o", 9_600, 11_000).await);
+    assert_eq!(first(job(&*store, OUT, "o").await), Some(9_000));
 }

@@ -1,0 +1,176 @@
+//! The real `xdm-connect serve` binary as a child process, configured only through the public
+//! settings (`XDM_*`, `AWS_*`; DESIGN.md §4) against an in-process sandbox, for tests that kill
+//! it with SIGKILL and start it again on the same port and SQLite file.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use xdm_sandbox::SandboxHandle;
+
+/// A port nobody listens on right now (the bridge binds it again after each restart).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// How to start the binary beyond the sandbox wiring.
+#[derive(Default)]
+pub struct ServeOptions<'a> {
+    /// More `XDM_*` settings (they override the defaults below: `XDM_RETRY_BASE_MS=100`).
+    pub env: &'a [(&'a str, &'a str)],
+    /// Append the binary's stderr (its log) to this file; `None` discards it.
+    pub log: Option<&'a Path>,
+}
+
+/// A running `xdm-connect serve`; killed with SIGKILL when dropped (a failing test leaves no
+/// process behind).
+pub struct BridgeProcess {
+    child: Child,
+}
+
+impl BridgeProcess {
+    /// SIGKILL (no shutdown code runs), then reaps the process.
+    pub fn kill_9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for BridgeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `xdm-connect serve` on `127.0.0.1:port` with the SQLite store `db`, wired to `sandbox`.
+pub fn serve(sandbox: &SandboxHandle, port: u16, db: &Path) -> BridgeProcess {
+    serve_with(sandbox, port, db, &ServeOptions::default())
+}
+
+pub fn serve_with(
+    sandbox: &SandboxHandle,
+    port: u16,
+    db: &Path,
+    options: &ServeOptions<'_>,
+) -> BridgeProcess {
+    let sb = sandbox.config();
+    let stderr = match options.log {
+        Some(path) => Stdio::from(append(path)),
+        None => Stdio::null(),
+    };
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xdm-connect"));
+    command
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env("XDM_LISTEN", format!("127.0.0.1:{port}"))
+        .env("XDM_STORE", format!("sqlite:{}", db.display()))
+        .env("XDM_X_API_URL", sandbox.base_url())
+        .env("XDM_X_CONSUMER_KEY", &sb.x.consumer_key)
+        .env("XDM_X_CONSUMER_SECRET", &sb.x.consumer_secret)
+        .env("XDM_X_ACCESS_TOKEN", &sb.x.access_token)
+        .env("XDM_X_ACCESS_TOKEN_SECRET", &sb.x.access_token_secret)
+        .env("XDM_CONNECT_INSTANCE_ID", &sb.connect.instance_id)
+        .env("XDM_CONNECT_CONTACT_FLOW_ID", &sb.connect.contact_flow_id)
+        .env("XDM_CONNECT_TOPIC_ARN", sandbox.sns_topic_arn())
+        .env("XDM_SNS_TRUSTED_CERT_URLS", sandbox.sns_cert_url())
+        .env("XDM_RETRY_BASE_MS", "100")
+        .env("AWS_REGION", &sb.connect.region)
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "test-secret")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL_CONNECT", sandbox.base_url())
+        .env("AWS_ENDPOINT_URL_CONNECTPARTICIPANT", sandbox.base_url());
+    for (key, value) in options.env {
+        command.env(key, value);
+    }
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    BridgeProcess { child }
+}
+
+/// Waits until `GET /healthz` answers 200 (gives up after 15 s).
+pub async fn wait_healthy(port: u16) {
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        if let Ok(r) = http
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            && r.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the bridge did not become healthy");
+}
+
+fn append(path: &Path) -> File {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+}
+
+/// The binary's log file: the test writes its own markers into it, and it is printed (its
+/// tail) if the test panics while this is alive.
+pub struct BridgeLog {
+    path: PathBuf,
+}
+
+impl BridgeLog {
+    pub fn new(path: PathBuf) -> Self {
+        Self { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A line of the test's own between the binary's lines.
+    pub fn mark(&self, line: &str) {
+        writeln!(append(&self.path), "===== {line}").unwrap();
+    }
+}
+
+impl Drop for BridgeLog {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        const TAIL: usize = 300;
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(TAIL);
+        eprintln!(
+            "----- the bridge's log ({}), last {} of {} lines -----",
+            self.path.display(),
+            lines.len() - from,
+            lines.len()
+        );
+        for line in &lines[from..] {
+            eprintln!("{line}");
+        }
+        eprintln!("----- end of the bridge's log -----");
+        let kept =
+            std::env::temp_dir().join(format!("xdm-connect-test-{}.log", std::process::id()));
+        if std::fs::copy(&self.path, &kept).is_ok() {
+            eprintln!("the whole log is kept in {}", kept.display());
+        }
+    }
+}

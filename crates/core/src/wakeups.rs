@@ -1,0 +1,83 @@
+//! What a queue's dispatcher is told between two looks at the store: which lanes have work and
+//! from when, so that it looks up those lanes alone, at that time, instead of re-reading the
+//! heads of every lane on every accepted event and every finished job.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::Notify;
+
+/// Hints kept before the dispatcher asks for a full scan instead (a process without a
+/// dispatcher, such as a Lambda function, would otherwise collect them for ever).
+const MAX_HINTS: usize = 4_096;
+
+/// Hints for one queue's dispatcher. Hints only save work: the dispatcher still scans every
+/// lane periodically, so a lost hint delays a job, it never strands it.
+#[derive(Debug, Default)]
+pub(crate) struct Wakeups {
+    notify: Notify,
+    hints: Mutex<Vec<(String, i64)>>,
+    rescan: AtomicBool,
+}
+
+impl Wakeups {
+    /// `lane` has a job that may run from `due_ms`.
+    pub(crate) fn lane(&self, lane: &str, due_ms: i64) {
+        match self.hints.lock() {
+            Ok(mut hints) if hints.len() < MAX_HINTS => hints.push((lane.to_owned(), due_ms)),
+            Ok(mut hints) => {
+                hints.clear();
+                self.rescan.store(true, Ordering::Release);
+            }
+            Err(_) => self.rescan.store(true, Ordering::Release),
+        }
+        self.notify.notify_one();
+    }
+
+    /// Something changed that hints cannot describe: look at every lane.
+    pub(crate) fn all(&self) {
+        self.rescan.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    /// The hints since the last call, and whether a full scan was asked for.
+    pub(crate) fn take(&self) -> (Vec<(String, i64)>, bool) {
+        let hints = match self.hints.lock() {
+            Ok(mut hints) => std::mem::take(&mut *hints),
+            Err(_) => {
+                return (Vec::new(), true);
+            }
+        };
+        (hints, self.rescan.swap(false, Ordering::AcqRel))
+    }
+
+    pub(crate) fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_are_taken_once_and_overflow_asks_for_a_scan() {
+        let w = Wakeups::default();
+        w.lane("a", 5);
+        w.lane("b", 7);
+        assert_eq!(
+            w.take(),
+            (vec![("a".to_owned(), 5), ("b".to_owned(), 7)], false)
+        );
+        assert_eq!(w.take(), (vec![], false));
+        w.all();
+        assert_eq!(w.take(), (vec![], true));
+        for i in 0..=MAX_HINTS {
+            w.lane("x", i64::try_from(i).unwrap());
+        }
+        let (hints, rescan) = w.take();
+        assert!(hints.len() < MAX_HINTS);
+        assert!(rescan);
+    }
+}
