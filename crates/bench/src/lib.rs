@@ -42,10 +42,16 @@
 //!   sending: acknowledgement latency while Connect is down; then Connect comes back and the
 //!   drain time and exactly-once arrival of every message are reported.
 //!
+//! Any scenario can run while a platform misbehaves: `--connect-faults SPEC` / `--x-faults SPEC`
+//! put a fault profile of the sandbox (error, throttling and dropped-connection rates, latency;
+//! [`faults`]) on every operation of that platform for the whole scenario, e.g.
+//! `xdm-bench inbound-e2e --connect-faults error=0.15,throttle=0.05 --bridge-env XDM_RETRY_BASE_MS=50`.
+//!
 //! The smoke test (`tests/smoke.rs`) runs a scenario with the bridge in-process instead.
 
 pub mod bridge;
 pub mod calls;
+pub mod faults;
 pub mod latency;
 pub mod procfs;
 pub mod report;

@@ -10,7 +10,7 @@ use clap::Parser;
 use serde::Serialize;
 use xdm_bench::report;
 use xdm_bench::{BridgeProcess, BridgeSettings, LoadOptions, Scenario, ScenarioReport, Target};
-use xdm_sandbox::{Sandbox, SandboxConfig};
+use xdm_sandbox::{FaultProfile, Sandbox, SandboxConfig, Side};
 
 /// Load generator: simulated X customers and Connect agents through the bridge (a separate
 /// `xdm-connect serve` process) and the in-process sandbox, over loopback only.
@@ -59,6 +59,13 @@ struct Cli {
     /// Also write the reports as JSON to this file (`-` for stdout).
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
+    /// Faults on every Amazon Connect operation (contact, participant, attachments) for the whole
+    /// scenario, e.g. `error=0.15,throttle=0.05,drop-after=0.02,latency=5+10` (see `xdm_bench::faults`).
+    #[arg(long, value_name = "SPEC", value_parser = xdm_bench::faults::parse_fault_spec)]
+    connect_faults: Option<FaultProfile>,
+    /// Faults on every X operation (REST, media), same syntax as `--connect-faults`.
+    #[arg(long, value_name = "SPEC", value_parser = xdm_bench::faults::parse_fault_spec)]
+    x_faults: Option<FaultProfile>,
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {
@@ -157,6 +164,26 @@ async fn main() -> anyhow::Result<()> {
             .await
             .context("cannot start the sandbox")?;
         let bridge = BridgeProcess::start(&sandbox, &settings).await?;
+        let mut fault_notes = Vec::new();
+        for (side, profile) in [
+            (Side::Connect, &cli.connect_faults),
+            (Side::X, &cli.x_faults),
+        ] {
+            if let Some(profile) = profile {
+                sandbox
+                    .set_side_fault_profile(side, profile.clone())
+                    .context("cannot set the fault profile")?;
+                fault_notes.push(format!(
+                    "faults on every {side:?} call: error {} throttle {} drop {} ({:?}), latency {}+{} ms",
+                    profile.error_rate,
+                    profile.throttle_rate,
+                    profile.drop_rate,
+                    profile.drop_mode,
+                    profile.latency_ms,
+                    profile.jitter_ms
+                ));
+            }
+        }
         let target = Target {
             base_url: bridge.base_url.clone(),
             pid: bridge.pid(),
@@ -166,6 +193,7 @@ async fn main() -> anyhow::Result<()> {
         let kept = bridge.stop();
         sandbox.shutdown();
         let mut r = result.with_context(|| format!("scenario {}", scenario.name()))?;
+        r.notes.extend(fault_notes);
         if !warnings.is_empty() {
             r.notes.push(format!(
                 "the bridge logged {} WARN/ERROR lines, e.g. {}",
