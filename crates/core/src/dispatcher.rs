@@ -312,10 +312,32 @@ where
     /// Runs one claimed job and records its outcome. `job` is the job as claimed: `attempts`
     /// is the claim's number (the head's `attempts + 1`), which fences the record (see
     /// [`Store`]'s "Claims and fencing").
+    ///
+    /// While the job runs, its lease is renewed every third of `lease_ms` (to `now + lease_ms`),
+    /// so a job that runs longer than one lease (a large file relayed to X) is not claimed
+    /// again by another worker sharing the store. If a renewal finds the claim superseded, the
+    /// job is stopped where it is and nothing is recorded: the newer holder decides (deliveries
+    /// are idempotent, and a retry reads back what X already has).
     pub async fn run_job(&self, queue: Queue, job: Job) {
-        let outcome = match queue {
-            Queue::Inbound => self.handle_inbound(&job).await,
-            Queue::Outbound => self.handle_outbound(&job).await,
+        // Boxed: the pipelines' futures are large, and this one is held across the heartbeat.
+        let handler = Box::pin(async {
+            match queue {
+                Queue::Inbound => self.handle_inbound(&job).await,
+                Queue::Outbound => self.handle_outbound(&job).await,
+            }
+        });
+        let outcome = tokio::select! {
+            biased;
+            outcome = handler => outcome,
+            () = self.keep_lease(queue, &job) => {
+                // The handler future is dropped: whatever it had under way stops here.
+                tracing::warn!(job = %job.key, attempt = job.attempts,
+                    "another worker took over this job while it ran; stopped it, its outcome stands");
+                metrics::counter!("xdm_job_attempts_total", "queue" => queue.as_str(), "outcome" => "superseded")
+                    .increment(1);
+                self.wake(queue);
+                return;
+            }
         };
         let now = self.now_ms();
         let attempt = job.attempts;
@@ -411,6 +433,37 @@ where
             tracing::error!(job = %job.key, error = %e, "could not record the outcome of a job");
         }
         self.wake_lane(queue, &job.lane, next_due_ms);
+    }
+
+    /// The heartbeat of a running job: renews the lease of `job`'s claim every third of the
+    /// lease. Returns only when a renewal is fenced out (the claim was superseded, or the job is
+    /// no longer processing); a store error is logged and the renewal tried again at the next
+    /// beat (the lease may still run out if the store stays away that long).
+    async fn keep_lease(&self, queue: Queue, job: &Job) {
+        let lease_ms = self.config().lease_ms.max(1);
+        let beat = Duration::from_millis(u64::try_from(lease_ms / 3).unwrap_or(0).max(1));
+        loop {
+            tokio::time::sleep(beat).await;
+            let now = self.now_ms();
+            match self
+                .store()
+                .renew_lease(
+                    queue,
+                    &job.key,
+                    job.attempts,
+                    now.saturating_add(lease_ms),
+                    now,
+                )
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::warn!(job = %job.key, attempt = job.attempts, error = %e,
+                        "could not renew the lease of a running job; trying again at the next beat");
+                }
+            }
+        }
     }
 }
 

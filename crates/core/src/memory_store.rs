@@ -41,8 +41,8 @@ impl Inner {
             .find(|s| s.status.is_open() && &s.business == business && &s.customer == customer)
     }
 
-    /// The job if it is still held by the claim numbered `attempt` (the fence of `reschedule`
-    /// and `finish`).
+    /// The job if it is still held by the claim numbered `attempt` (the fence of `renew_lease`,
+    /// `reschedule` and `finish`).
     fn claimed_mut(&mut self, queue: Queue, key: &str, attempt: u32) -> Option<&mut Job> {
         self.jobs
             .get_mut(&(queue, key.to_owned()))
@@ -229,6 +229,23 @@ impl Store for MemoryStore {
             job.updated_at_ms = now_ms;
             job.first_claimed_at_ms.get_or_insert(now_ms);
         }
+        Ok(true)
+    }
+
+    async fn renew_lease(
+        &self,
+        queue: Queue,
+        key: &str,
+        attempt: u32,
+        lease_until_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        let Some(job) = inner.claimed_mut(queue, key, attempt) else {
+            return Ok(false);
+        };
+        job.lease_until_ms = lease_until_ms;
+        job.updated_at_ms = now_ms;
         Ok(true)
     }
 

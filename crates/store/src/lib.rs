@@ -292,6 +292,17 @@ impl Store for AnyStore {
         delegate!(self.claim(queue, key, now_ms, lease_until_ms))
     }
 
+    async fn renew_lease(
+        &self,
+        queue: Queue,
+        key: &str,
+        attempt: u32,
+        lease_until_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        delegate!(self.renew_lease(queue, key, attempt, lease_until_ms, now_ms))
+    }
+
     async fn reschedule(
         &self,
         queue: Queue,

@@ -1721,3 +1721,232 @@ async fn dispatcher_delivers_in_the_background_and_stops_on_shutdown() {
     tx.send(true).unwrap();
     task.await.unwrap();
 }
+
+// ---- leases of running jobs ------------------------------------------------------------------
+
+/// Milliseconds on tokio's clock (paused in these tests), so leases and the heartbeat share one
+/// time.
+#[derive(Debug)]
+struct TokioClock(tokio::time::Instant);
+
+impl Clock for TokioClock {
+    fn now_ms(&self) -> i64 {
+        1_000_000 + i64::try_from(self.0.elapsed().as_millis()).unwrap()
+    }
+}
+
+/// `FakeConnect` whose StartChatContact takes `delay` before it reaches Connect (a long relay).
+#[derive(Debug, Clone)]
+struct SlowConnect {
+    inner: FakeConnect,
+    delay: std::time::Duration,
+    /// StartChatContact calls begun (whether or not they got through).
+    started: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ConnectApi for SlowConnect {
+    async fn start_chat(&self, req: &StartChat) -> Result<StartedChat, ConnectError> {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        self.inner.start_chat(req).await
+    }
+    async fn start_streaming(&self, contact: &ContactId, token: &str) -> Result<(), ConnectError> {
+        self.inner.start_streaming(contact, token).await
+    }
+    async fn stop_contact(&self, contact: &ContactId) -> Result<(), ConnectError> {
+        self.inner.stop_contact(contact).await
+    }
+    async fn connect_participant(
+        &self,
+        token: &ParticipantToken,
+    ) -> Result<ConnectionCredentials, ConnectError> {
+        self.inner.connect_participant(token).await
+    }
+    async fn send_message(
+        &self,
+        conn: &ConnectionToken,
+        msg: &ChatMessage,
+        client_token: &str,
+    ) -> Result<(), ConnectError> {
+        self.inner.send_message(conn, msg, client_token).await
+    }
+    async fn disconnect(
+        &self,
+        conn: &ConnectionToken,
+        client_token: &str,
+    ) -> Result<(), ConnectError> {
+        self.inner.disconnect(conn, client_token).await
+    }
+    async fn upload_attachment(
+        &self,
+        conn: &ConnectionToken,
+        file: MediaStream,
+        client_token: &str,
+    ) -> Result<String, ConnectError> {
+        self.inner.upload_attachment(conn, file, client_token).await
+    }
+    async fn open_attachment(
+        &self,
+        conn: &ConnectionToken,
+        attachment: &AttachmentRef,
+    ) -> Result<MediaStream, ConnectError> {
+        self.inner.open_attachment(conn, attachment).await
+    }
+}
+
+type LeaseBridge = Bridge<MemoryStore, FakeX, SlowConnect, TokioClock>;
+
+const SHORT_LEASE_MS: i64 = 60;
+/// How long opening the chat takes: several leases.
+const SLOW_CALL_MS: u64 = 400;
+
+/// A bridge with a 60 ms lease whose first Connect call takes 400 ms (needs paused time).
+fn slow_bridge() -> (Arc<LeaseBridge>, SlowConnect) {
+    let connect = SlowConnect {
+        inner: FakeConnect::default(),
+        delay: std::time::Duration::from_millis(SLOW_CALL_MS),
+        started: Arc::default(),
+    };
+    let config = BridgeConfig {
+        reorder_window_ms: 0,
+        outbound_reorder_window_ms: 0,
+        lease_ms: SHORT_LEASE_MS,
+        ..BridgeConfig::default()
+    };
+    let bridge = Bridge::new(
+        MemoryStore::new(),
+        FakeX::default(),
+        connect.clone(),
+        TokioClock(tokio::time::Instant::now()),
+        config,
+    );
+    (bridge, connect)
+}
+
+/// Accepts one DM and claims its job as the dispatcher does; returns the job as claimed.
+async fn accept_and_claim(bridge: &LeaseBridge, text: &str) -> crate::jobs::Job {
+    bridge
+        .accept_inbound(batch(vec![dm(1, 10, text)]))
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        let now = bridge.now_ms();
+        let heads = bridge
+            .store()
+            .lane_heads(Queue::Inbound, now, 10)
+            .await
+            .unwrap();
+        if let Some(head) = heads.into_iter().find(|j| j.due_at_ms() <= now) {
+            let store = bridge.store();
+            assert!(
+                store
+                    .claim(Queue::Inbound, &head.key, now, now + SHORT_LEASE_MS)
+                    .await
+                    .unwrap()
+            );
+            let claimed = store.job(Queue::Inbound, &head.key).await.unwrap().unwrap();
+            assert_eq!((claimed.state, claimed.attempts), (JobState::Processing, 1));
+            return claimed;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the accepted job never became due");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_running_longer_than_its_lease_keeps_it_and_finishes_once() {
+    let (bridge, connect) = slow_bridge();
+    let job = accept_and_claim(&bridge, "a long relay").await;
+    let (key, claimed_at) = (job.key.clone(), bridge.now_ms());
+    let run = tokio::spawn({
+        let bridge = Arc::clone(&bridge);
+        async move { bridge.run_job(Queue::Inbound, job).await }
+    });
+    // A second worker tries to claim the job all along: it never can while the job runs.
+    let mut last_check = claimed_at;
+    while !run.is_finished() {
+        let now = bridge.now_ms();
+        let store = bridge.store();
+        assert!(
+            !store
+                .claim(Queue::Inbound, &key, now, now + SHORT_LEASE_MS)
+                .await
+                .unwrap(),
+            "claimed by a second worker {} ms after the first claim",
+            now - claimed_at
+        );
+        assert_eq!(
+            store.lane_heads(Queue::Inbound, now, 10).await.unwrap(),
+            vec![]
+        );
+        last_check = now;
+        tokio::time::sleep(std::time::Duration::from_millis(7)).await;
+    }
+    run.await.unwrap();
+    // The checks covered several lease lengths past the first claim's lease.
+    assert!(
+        last_check - claimed_at >= 4 * SHORT_LEASE_MS,
+        "checked only until {} ms",
+        last_check - claimed_at
+    );
+    let done = bridge
+        .store()
+        .job(Queue::Inbound, &key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((done.state, done.attempts), (JobState::Done, 1));
+    assert_eq!(connect.started.load(Ordering::SeqCst), 1);
+    let contacts = connect.inner.contacts();
+    assert_eq!(contacts.len(), 1);
+    assert_eq!(contacts[0].messages, vec!["a long relay"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_superseded_run_stops_without_recording_and_the_new_holder_decides() {
+    let (bridge, connect) = slow_bridge();
+    let job = accept_and_claim(&bridge, "taken over").await;
+    let key = job.key.clone();
+    let old = tokio::spawn({
+        let bridge = Arc::clone(&bridge);
+        async move { bridge.run_job(Queue::Inbound, job).await }
+    });
+    // Mid-run (past the first lease, kept by renewals): the opening call is under way.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(connect.started.load(Ordering::SeqCst), 1);
+    assert!(connect.inner.contacts().is_empty());
+    let store = bridge.store();
+    let renewed = store.job(Queue::Inbound, &key).await.unwrap().unwrap();
+    assert_eq!((renewed.state, renewed.attempts), (JobState::Processing, 1));
+    assert!(renewed.lease_until_ms > bridge.now_ms(), "{renewed:?}");
+
+    // Another worker takes the job over: the claim is released and claimed again (#2).
+    let now = bridge.now_ms();
+    assert_eq!(store.release_claims(Queue::Inbound, now).await.unwrap(), 1);
+    assert!(
+        store
+            .claim(Queue::Inbound, &key, now, now + 10_000)
+            .await
+            .unwrap()
+    );
+    let held = store.job(Queue::Inbound, &key).await.unwrap().unwrap();
+    assert_eq!((held.state, held.attempts), (JobState::Processing, 2));
+
+    // The old run stops at its next renewal: its call never reached Connect, nothing recorded,
+    // and its renewal did not move the new holder's lease.
+    old.await.unwrap();
+    assert!(connect.inner.contacts().is_empty());
+    assert_eq!(
+        store.job(Queue::Inbound, &key).await.unwrap().unwrap(),
+        held
+    );
+
+    // The new holder's run is the one that delivers and records.
+    bridge.run_job(Queue::Inbound, held).await;
+    let done = store.job(Queue::Inbound, &key).await.unwrap().unwrap();
+    assert_eq!((done.state, done.attempts), (JobState::Done, 2));
+    assert_eq!(connect.started.load(Ordering::SeqCst), 2);
+    let contacts = connect.inner.contacts();
+    assert_eq!(contacts.len(), 1);
+    assert_eq!(contacts[0].messages, vec!["taken over"]);
+}

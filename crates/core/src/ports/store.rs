@@ -47,6 +47,14 @@ pub enum SessionInsert {
 /// the holder of the newer claim decides. An expired lease alone fences nothing: until someone
 /// claims the job again, the old holder may still record its outcome.
 ///
+/// A holder whose job runs longer than its lease keeps it with
+/// [`renew_lease`](Store::renew_lease), fenced the same way: it moves `lease_until_ms` only
+/// while the job is `processing` with the holder's `attempts`. The dispatcher renews every
+/// third of the lease while a job runs and stops the job when a renewal answers `Ok(false)`
+/// (superseded or finished). Only a holder that stalls *completely* for longer than a lease
+/// (no renewal gets through) can then be overtaken while it still runs; its outcome is fenced
+/// out as above.
+///
 /// The operator's and the start-up paths are deliberately not fenced by a claim:
 /// [`retry_failed`](Store::retry_failed) reopens a failed job (and resets `attempts`), and
 /// [`release_claims`](Store::release_claims) returns processing jobs to pending (their holders
@@ -149,6 +157,20 @@ pub trait Store: Send + Sync + 'static {
         key: &str,
         now_ms: i64,
         lease_until_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Extends the lease of the job claimed as `attempt` to `lease_until_ms` (and sets its
+    /// `updated_at_ms` to `now_ms`), nothing else. Applies only while the job is processing with
+    /// `attempts == attempt`, as one conditional write; `Ok(false)`: fenced out — the claim was
+    /// superseded, or the job is finished, back to pending or unknown — and nothing was written
+    /// (see the trait doc). A lease that has expired but was not claimed again is renewed.
+    fn renew_lease(
+        &self,
+        queue: Queue,
+        key: &str,
+        attempt: u32,
+        lease_until_ms: i64,
+        now_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Puts the job claimed as `attempt` back to pending, to be tried again at `not_before_ms`

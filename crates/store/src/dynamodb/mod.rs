@@ -53,10 +53,11 @@
 //!   compare-and-set condition "pending and due, or processing with an expired lease". Two
 //!   workers never both win: the second one's condition fails.
 //! * **Fencing.** A claim is numbered by the job's `attempts`, which `claim` increments. The
-//!   holder's `reschedule` is one UpdateItem and its `finish` one transaction (job + lane), both
-//!   conditioned on `state = processing AND attempts = <its claim>`: a worker whose lease ran
-//!   out and whose job was claimed again (by any process) writes nothing, and the lane item is
-//!   changed only together with the job. `reschedule` never reopens a finished job.
+//!   holder's `renew_lease` and `reschedule` are one UpdateItem each and its `finish` one
+//!   transaction (job + lane), all conditioned on `state = processing AND attempts = <its
+//!   claim>`: a worker whose lease ran out and whose job was claimed again (by any process)
+//!   writes nothing, and the lane item is changed only together with the job. `reschedule`
+//!   never reopens a finished job.
 //! * **lane_heads** queries `open_lanes` (one query, paged) for the lanes of the queue that have
 //!   open jobs, takes each lane's lowest member, and fetches those jobs with strongly consistent
 //!   BatchGetItems. If the index was behind (the job is no longer open), the lane item itself is
@@ -87,7 +88,7 @@
 //! | `lane_heads` | 1 Query (per 1 MB page) + 1 BatchGetItem per 100 lanes |
 //! | `lane_head` (one lane) | 2 GetItem (lane, job): strongly consistent, no index |
 //! | `claim` | 2 GetItem (job, lane) + 1 TransactWriteItems (ConditionCheck lane + Update job) |
-//! | `reschedule` | 1 UpdateItem (conditional on the claim) |
+//! | `renew_lease`, `reschedule` | 1 UpdateItem (conditional on the claim) |
 //! | `finish`, `retry_failed` | 1 GetItem + 1 TransactWriteItems (Update job + Update lane) |
 //! | `job` | 1 GetItem |
 //! | `jobs` | 1 Query per state listed + 1 BatchGetItem per 100 jobs |
@@ -1220,6 +1221,41 @@ impl Store for DynamoStore {
             }
         }
         Ok(false)
+    }
+
+    /// One conditional UpdateItem under the claim fence; the job stays processing (its index
+    /// keys and its lane item are untouched).
+    async fn renew_lease(
+        &self,
+        queue: Queue,
+        key: &str,
+        attempt: u32,
+        lease_until_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        const OP: &str = "renew_lease";
+        let mut e = Expr::new();
+        e.set(LEASE_UNTIL_MS, n(lease_until_ms))
+            .set(UPDATED_AT_MS, n(now_ms));
+        // The claim fence; a missing item fails it too (and is not created).
+        let cond = format!(
+            "{} = {} AND {} = {}",
+            e.n(STATE),
+            e.v("processing", s(JobState::Processing.as_str())),
+            e.n(ATTEMPTS),
+            e.v("claimed_attempts", n(i64::from(attempt))),
+        );
+        let request = self
+            .calls
+            .client
+            .update_item()
+            .table_name(&*self.tables.jobs)
+            .set_key(Some(key_of(PK, job_pk(queue, key))))
+            .update_expression(e.update())
+            .condition_expression(cond)
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values());
+        Ok(self.calls.update(OP, &self.tables.jobs, request).await? == Written::Yes)
     }
 
     /// One conditional UpdateItem: processing → pending keeps the job open, so its lane item

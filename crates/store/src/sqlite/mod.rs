@@ -240,6 +240,10 @@ pub(crate) const SQL_CLAIM: &str = "UPDATE jobs SET state = 'processing', attemp
 pub(crate) const SQL_RESCHEDULE: &str = "UPDATE jobs SET state = 'pending', not_before_ms = ?4, lease_until_ms = 0, last_error = ?5, \
      updated_at_ms = ?6 WHERE queue = ?1 AND key = ?2 AND state = 'processing' AND attempts = ?3";
 
+/// Fenced like `SQL_RESCHEDULE`: only the holder of the claim numbered ?3 moves its lease.
+pub(crate) const SQL_RENEW_LEASE: &str = "UPDATE jobs SET lease_until_ms = ?4, updated_at_ms = ?5 \
+     WHERE queue = ?1 AND key = ?2 AND state = 'processing' AND attempts = ?3";
+
 /// Fenced like `SQL_RESCHEDULE`; ?4 is 'done' or 'failed' (a `FinalState`).
 pub(crate) const SQL_FINISH: &str = "UPDATE jobs SET state = ?4, lease_until_ms = 0, last_error = COALESCE(?5, last_error), \
      updated_at_ms = ?6 WHERE queue = ?1 AND key = ?2 AND state = 'processing' AND attempts = ?3";
@@ -528,6 +532,29 @@ impl Store for SqliteStore {
                     key,
                     now_ms,
                     lease_until_ms
+                ])?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn renew_lease(
+        &self,
+        queue: Queue,
+        key: &str,
+        attempt: u32,
+        lease_until_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        self.worker
+            .write("renew_lease", move |conn| {
+                let n = conn.prepare_cached(SQL_RENEW_LEASE)?.execute(params![
+                    queue.as_str(),
+                    key,
+                    attempt,
+                    lease_until_ms,
+                    now_ms
                 ])?;
                 Ok(n == 1)
             })

@@ -1,5 +1,6 @@
-//! The claim fence: `reschedule` and `finish` apply only for the claim that holds the job (state
-//! processing, `attempts` = the claim's number); anyone else is fenced out with `Ok(false)`.
+//! The claim fence: `renew_lease`, `reschedule` and `finish` apply only for the claim that holds
+//! the job (state processing, `attempts` = the claim's number); anyone else is fenced out with
+//! `Ok(false)`.
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
@@ -50,6 +51,13 @@ async fn reschedule<S: Store>(
         .reschedule(IN, key, attempt, not_before, "retry", at)
         .await
         .unwrap_or_else(|e| panic!("reschedule {key} #{attempt}: {e}"))
+}
+
+async fn renew<S: Store>(store: &S, key: &str, attempt: u32, lease_until: i64, at: i64) -> bool {
+    store
+        .renew_lease(IN, key, attempt, lease_until, at)
+        .await
+        .unwrap_or_else(|e| panic!("renew_lease {key} #{attempt}: {e}"))
 }
 
 /// The heads that are due at `now_ms`.
@@ -208,6 +216,123 @@ pub async fn jobs_fencing_finished_jobs_stay_finished<S: Store, F: Future<Output
     assert!(reschedule(&*store, "p", 1, 200, 200).await);
     assert!(claim(&*store, "p", 200, 1_000).await);
     assert!(finish(&*store, "p", 2, FinalState::Done, 300).await);
+}
+
+/// The holder's `renew_lease` moves the lease end (and `updated_at_ms`), nothing else: the job
+/// and its lane stay leased until the new end. Anyone else's renewal — a superseded claim, a
+/// finished, rescheduled or released job, an unknown job, a claim number never given — returns
+/// false and writes nothing (and creates nothing).
+pub async fn jobs_fencing_renew_lease<S: Store, F: Future<Output = Fresh<S>>>(
+    fresh: impl Fn() -> F,
+) {
+    let store = fresh().await;
+    let a = job_in("a", "A", 1);
+    let a_next = job_in("a-next", "A", 2);
+    let jobs = [
+        a.clone(),
+        a_next.clone(),
+        job_in("f", "F", 1),
+        job_in("s", "S", 1),
+        job_in("p", "P", 1),
+        job_in("r", "R", 1),
+    ];
+    assert_eq!(store.enqueue(&jobs).await, Ok(vec![true; jobs.len()]));
+
+    // The holder renews: the lease moves, nothing else does.
+    assert!(claim(&*store, "a", 100, 1_000).await); // #1
+    let claimed = job(&*store, "a").await;
+    assert!(renew(&*store, "a", 1, 3_000, 900).await);
+    let renewed = job(&*store, "a").await;
+    assert_eq!(
+        renewed,
+        Job {
+            lease_until_ms: 3_000,
+            updated_at_ms: 900,
+            ..claimed.clone()
+        }
+    );
+    assert_eq!(
+        (renewed.state, renewed.attempts, renewed.first_claimed_at_ms),
+        (JobState::Processing, 1, Some(100))
+    );
+    // Past the old lease end, before the new one: the job and its lane stay leased.
+    for now in [1_000, 2_000, 2_999] {
+        assert!(!claim(&*store, "a", now, now + 1_000).await, "at {now}");
+        assert!(
+            !claim(&*store, "a-next", now, now + 1_000).await,
+            "at {now}"
+        );
+        assert_eq!(store.lane_head(IN, "A", now).await, Ok(None), "at {now}");
+        assert!(
+            due_heads(&*store, now).await.iter().all(|j| j.lane != "A"),
+            "at {now}"
+        );
+    }
+    assert_eq!(job(&*store, "a").await, renewed);
+
+    // At the new end it is claimable again; the superseded claim's renewal is fenced out.
+    assert_eq!(
+        store
+            .lane_head(IN, "A", 3_000)
+            .await
+            .map(|h| h.map(|j| j.key)),
+        Ok(Some("a".to_owned()))
+    );
+    assert!(claim(&*store, "a", 3_000, 4_000).await); // #2
+    let held = job(&*store, "a").await;
+    assert_eq!((held.attempts, held.lease_until_ms), (2, 4_000));
+    assert!(!renew(&*store, "a", 1, 9_000, 3_100).await);
+    assert_eq!(job(&*store, "a").await, held);
+    // The current holder renews (the fence follows the claim), past its own lease's end.
+    assert!(renew(&*store, "a", 2, 5_000, 3_200).await);
+    assert!(!claim(&*store, "a", 4_500, 6_000).await);
+    assert_eq!(job(&*store, "a").await.attempts, 2);
+    // A finished job cannot be renewed, by its last holder or anyone.
+    assert!(finish(&*store, "a", 2, FinalState::Done, 3_300).await);
+    let done = job(&*store, "a").await;
+    assert!(!renew(&*store, "a", 2, 9_000, 3_400).await);
+    assert!(!renew(&*store, "a", 1, 9_000, 3_400).await);
+    assert_eq!(job(&*store, "a").await, done);
+    assert_eq!(
+        store.lane_head(IN, "A", 3_400).await,
+        Ok(Some(stored(&a_next)))
+    );
+
+    // Failed, likewise.
+    assert!(claim(&*store, "f", 100, 1_000).await);
+    assert!(finish(&*store, "f", 1, FinalState::Failed, 200).await);
+    let failed = job(&*store, "f").await;
+    assert!(!renew(&*store, "f", 1, 9_000, 300).await);
+    assert_eq!(job(&*store, "f").await, failed);
+
+    // Back to pending (rescheduled): the old claim does not hold it any more.
+    assert!(claim(&*store, "s", 100, 1_000).await);
+    assert!(reschedule(&*store, "s", 1, 500, 200).await);
+    let pending = job(&*store, "s").await;
+    assert!(!renew(&*store, "s", 1, 9_000, 300).await);
+    assert_eq!(job(&*store, "s").await, pending);
+    assert!(claim(&*store, "s", 500, 1_500).await);
+
+    // An expired lease that nobody claimed again is still the holder's to renew.
+    assert!(claim(&*store, "p", 100, 200).await);
+    assert!(renew(&*store, "p", 1, 2_000, 500).await);
+    assert!(!claim(&*store, "p", 1_000, 3_000).await);
+    // A claim number never given, and a job never enqueued: nothing applies, nothing appears.
+    assert!(!renew(&*store, "p", 2, 9_000, 600).await);
+    assert!(!renew(&*store, "p", 0, 9_000, 600).await);
+    assert_eq!(job(&*store, "p").await.lease_until_ms, 2_000);
+    assert!(!renew(&*store, "unknown", 1, 9_000, 600).await);
+    assert_eq!(store.job(IN, "unknown").await, Ok(None));
+
+    // Released claims are fenced out (the job is pending again).
+    assert!(finish(&*store, "s", 2, FinalState::Done, 700).await);
+    assert!(finish(&*store, "p", 1, FinalState::Done, 700).await);
+    assert!(claim(&*store, "r", 100, 10_000).await);
+    assert_eq!(store.release_claims(IN, 800).await, Ok(1));
+    let released = job(&*store, "r").await;
+    assert!(!renew(&*store, "r", 1, 20_000, 900).await);
+    assert_eq!(job(&*store, "r").await, released);
+    assert_eq!((released.state, released.attempts), (JobState::Pending, 1));
 }
 
 /// Workers that keep claiming with leases so short that they often run out mid-job: each job

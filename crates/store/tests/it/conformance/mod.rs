@@ -47,6 +47,7 @@ macro_rules! conformance_suite {
             jobs_fencing_stale_worker_is_fenced_out,
             jobs_fencing_finished_jobs_stay_finished,
             jobs_fencing_concurrent_claimants,
+            jobs_fencing_renew_lease,
             purge_deletes_only_what_expired,
         );
     };
