@@ -84,23 +84,34 @@ fn parse_stat(stat: &str) -> anyhow::Result<CpuTimes> {
 /// the time goes, e.g. the async workers (`tokio-runtime-w`) against the SQLite thread
 /// (`xdm-sqlite`). Threads that ended are not counted.
 pub fn thread_cpu_times(pid: u32) -> BTreeMap<String, CpuTimes> {
-    let mut by_name: BTreeMap<String, CpuTimes> = BTreeMap::new();
+    by_thread_name(pid, "stat", |total: &mut CpuTimes, stat| {
+        if let Ok(t) = parse_stat(stat) {
+            total.user_ticks += t.user_ticks;
+            total.system_ticks += t.system_ticks;
+        }
+    })
+}
+
+/// Reads `/proc/<pid>/task/<tid>/<file>` of every thread and folds it into one total per thread
+/// name (`comm`) with `add`. Threads that ended meanwhile are skipped.
+fn by_thread_name<T: Default>(
+    pid: u32,
+    file: &str,
+    mut add: impl FnMut(&mut T, &str),
+) -> BTreeMap<String, T> {
+    let mut by_name: BTreeMap<String, T> = BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return by_name;
     };
     for task in tasks.flatten() {
         let dir = task.path();
-        let (Ok(comm), Ok(stat)) = (
+        let (Ok(comm), Ok(content)) = (
             std::fs::read_to_string(dir.join("comm")),
-            std::fs::read_to_string(dir.join("stat")),
+            std::fs::read_to_string(dir.join(file)),
         ) else {
             continue;
         };
-        if let Ok(t) = parse_stat(&stat) {
-            let entry = by_name.entry(comm.trim().to_owned()).or_default();
-            entry.user_ticks += t.user_ticks;
-            entry.system_ticks += t.system_ticks;
-        }
+        add(by_name.entry(comm.trim().to_owned()).or_default(), &content);
     }
     by_name
 }
@@ -130,30 +141,17 @@ impl SchedStat {
 
 /// `schedstat` per thread name of process `pid` (empty when the kernel does not provide it).
 pub fn thread_schedstats(pid: u32) -> BTreeMap<String, SchedStat> {
-    let mut by_name: BTreeMap<String, SchedStat> = BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return by_name;
-    };
-    for task in tasks.flatten() {
-        let dir = task.path();
-        let (Ok(comm), Ok(stat)) = (
-            std::fs::read_to_string(dir.join("comm")),
-            std::fs::read_to_string(dir.join("schedstat")),
-        ) else {
-            continue;
-        };
+    by_thread_name(pid, "schedstat", |total: &mut SchedStat, stat| {
         let v: Vec<u64> = stat
             .split_whitespace()
             .filter_map(|x| x.parse().ok())
             .collect();
         if let [run_ns, wait_ns, slices] = v[..] {
-            let entry = by_name.entry(comm.trim().to_owned()).or_default();
-            entry.run_ns += run_ns;
-            entry.wait_ns += wait_ns;
-            entry.slices += slices;
+            total.run_ns += run_ns;
+            total.wait_ns += wait_ns;
+            total.slices += slices;
         }
-    }
-    by_name
+    })
 }
 
 /// The whole machine's CPU time so far (first line of `/proc/stat`), in clock ticks.

@@ -825,24 +825,37 @@ async fn inbound_e2e(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
         Some(&acks),
     )
     .await;
+    let mut report = e2e_report(ctx, &tracker, Scenario::InboundE2e, &from, rss, sent.ok).await?;
+    report.ack_errors = sent.errors;
+    report.ack_latency = Some(acks.summary());
+    report.chats = Some(ctx.sandbox.contacts().len());
+    listener.abort();
+    Ok(report)
+}
+
+/// The end of an end-to-end scenario: waits for the measured messages to arrive, then reports
+/// their latency, exactly-once arrival and the bridge's cost over the window.
+async fn e2e_report(
+    ctx: &Ctx,
+    tracker: &Tracker,
+    scenario: Scenario,
+    from: &Mark,
+    rss: RssSampler,
+    sent: u64,
+) -> anyhow::Result<ScenarioReport> {
     let all = tracker
-        .wait_delivered(
-            &ctx.sandbox,
-            Phase::Measured,
-            sent.ok,
-            ctx.opts.drain_timeout,
-        )
+        .wait_delivered(&ctx.sandbox, Phase::Measured, sent, ctx.opts.drain_timeout)
         .await;
     let to = Mark::now(&ctx.sandbox, &ctx.target)?;
     let sampled = rss.stop();
-    let exact = check_exactly_once(&tracker, &ctx.sandbox, Phase::Measured);
-    let window = window(&tracker, &from, &to);
+    let exact = check_exactly_once(tracker, &ctx.sandbox, Phase::Measured);
+    let window = window(tracker, from, &to);
     let mut report = Window {
         ctx,
-        scenario: Scenario::InboundE2e,
-        from: &from,
+        scenario,
+        from,
         to: &to,
-        messages: sent.ok,
+        messages: sent,
         sampled_rss: sampled,
     }
     .report(
@@ -850,19 +863,15 @@ async fn inbound_e2e(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
         tracker.e2e.summary(),
         window,
         exact.delivered,
-        &tracker,
+        tracker,
     )?;
-    report.ack_errors = sent.errors;
-    report.ack_latency = Some(acks.summary());
     report.exactness = Some(exact);
-    report.chats = Some(ctx.sandbox.contacts().len());
     if !all {
         report.notes.push(format!(
             "not every message arrived within {} s",
             ctx.opts.drain_timeout.as_secs()
         ));
     }
-    listener.abort();
     Ok(report)
 }
 
@@ -915,45 +924,12 @@ async fn outbound_e2e(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
         &in_flight,
     )
     .await?;
-    let all = tracker
-        .wait_delivered(
-            &ctx.sandbox,
-            Phase::Measured,
-            sent.ok,
-            ctx.opts.drain_timeout,
-        )
-        .await;
-    let to = Mark::now(&ctx.sandbox, &ctx.target)?;
-    let sampled = rss.stop();
-    let exact = check_exactly_once(&tracker, &ctx.sandbox, Phase::Measured);
-    let window = window(&tracker, &from, &to);
-    let mut report = Window {
-        ctx,
-        scenario: Scenario::OutboundE2e,
-        from: &from,
-        to: &to,
-        messages: sent.ok,
-        sampled_rss: sampled,
-    }
-    .report(
-        "end-to-end",
-        tracker.e2e.summary(),
-        window,
-        exact.delivered,
-        &tracker,
-    )?;
-    report.exactness = Some(exact);
+    let mut report = e2e_report(ctx, &tracker, Scenario::OutboundE2e, &from, rss, sent.ok).await?;
     report.chats = Some(ctx.sandbox.contacts().len());
     report.notes.push(
         "each DM sent is echoed by the sandbox X to the webhook (as X does); the bridge drops the echoes"
             .to_owned(),
     );
-    if !all {
-        report.notes.push(format!(
-            "not every message arrived within {} s",
-            ctx.opts.drain_timeout.as_secs()
-        ));
-    }
     listener.abort();
     Ok(report)
 }

@@ -196,6 +196,22 @@ where
         running: &mut JoinSet<String>,
         busy_lanes: &mut HashSet<String>,
     ) -> Result<bool, StoreError> {
+        let Some(job) = self.claim(queue, job, now).await? else {
+            return Ok(false);
+        };
+        busy_lanes.insert(job.lane.clone());
+        let bridge = Arc::clone(self);
+        running.spawn(async move {
+            let lane = job.lane.clone();
+            bridge.run_job(queue, job).await;
+            lane
+        });
+        Ok(true)
+    }
+
+    /// Claims a due head for `lease_ms`; returns it as claimed, or `None` if someone else
+    /// claimed it first.
+    async fn claim(&self, queue: Queue, job: Job, now: i64) -> Result<Option<Job>, StoreError> {
         let lease_until = now + self.config().lease_ms;
         match self.store().claim(queue, &job.key, now, lease_until).await {
             Ok(true) => {
@@ -206,16 +222,9 @@ where
                 let mut job = job;
                 job.attempts += 1;
                 job.state = JobState::Processing;
-                busy_lanes.insert(job.lane.clone());
-                let bridge = Arc::clone(self);
-                running.spawn(async move {
-                    let lane = job.lane.clone();
-                    bridge.run_job(queue, job).await;
-                    lane
-                });
-                Ok(true)
+                Ok(Some(job))
             }
-            Ok(false) => Ok(false),
+            Ok(false) => Ok(None),
             Err(e) => {
                 tracing::warn!(error = %e, "could not claim a job");
                 Err(e)
@@ -278,22 +287,14 @@ where
             }
             let mut running = JoinSet::new();
             for job in due {
-                let lease_until = now + self.config().lease_ms;
-                match self.store().claim(queue, &job.key, now, lease_until).await {
-                    Ok(true) => {
-                        // The claim's number, which fences its outcome (as in `run_dispatcher`).
-                        let mut job = job;
-                        job.attempts += 1;
-                        job.state = JobState::Processing;
+                match self.claim(queue, job, now).await {
+                    Ok(Some(job)) => {
                         let bridge = Arc::clone(self);
                         running.spawn(async move { bridge.run_job(queue, job).await });
                         summary.ran += 1;
                     }
-                    Ok(false) => summary.lost_claims += 1,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "could not claim a job");
-                        summary.store_errors += 1;
-                    }
+                    Ok(None) => summary.lost_claims += 1,
+                    Err(_) => summary.store_errors += 1,
                 }
             }
             if running.is_empty() {

@@ -459,21 +459,7 @@ async fn kill_9_at_random_points_loses_doubles_and_reorders_nothing() {
     wait_healthy(port).await;
     ledger.lock().unwrap().starts.push(now_ms());
     let base = format!("http://127.0.0.1:{port}");
-    assert!(
-        sandbox
-            .set_webhook(&format!("{base}/webhooks/x"))
-            .await
-            .unwrap()
-            .ok
-    );
-    let sub = sandbox
-        .subscribe(&format!("{base}/webhooks/connect"))
-        .await
-        .unwrap();
-    sandbox
-        .wait_confirmed(&sub.subscription_arn, WAIT)
-        .await
-        .unwrap();
+    link_sandbox(&sandbox, &base).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let settled = Arc::new(AtomicBool::new(false));

@@ -67,19 +67,7 @@ pub async fn spawn_app_with(
         followers_count: 22,
         ..SandboxUser::new(CUSTOMER, "Jordan Brinks", "furiouscamper")
     });
-    let crc = sandbox
-        .set_webhook(&format!("{base}/webhooks/x"))
-        .await
-        .unwrap();
-    assert!(crc.ok, "CRC failed: {crc:?}");
-    let sub = sandbox
-        .subscribe(&format!("{base}/webhooks/connect"))
-        .await
-        .unwrap();
-    sandbox
-        .wait_confirmed(&sub.subscription_arn, WAIT)
-        .await
-        .unwrap();
+    link_sandbox(&sandbox, &base).await;
     TestApp {
         base,
         sandbox,
@@ -160,37 +148,11 @@ impl TestApp {
 
     /// Waits until the bridge has nothing in hand and every SNS message reached it.
     pub async fn settle(&self) {
-        let bridge = Arc::clone(&self.bridge);
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let mut quiet = 0;
-        while tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let mut open = 0;
-            for q in [Queue::Inbound, Queue::Outbound] {
-                for s in [JobState::Pending, JobState::Processing] {
-                    open += bridge.store().jobs(q, Some(s), 10).await.unwrap().len();
-                }
-            }
-            let undelivered = self
-                .sandbox
-                .sns_deliveries()
-                .iter()
-                .filter(|d| !d.delivered)
-                .count();
-            if open == 0 && undelivered == 0 {
-                quiet += 1;
-                if quiet >= 6 {
-                    return;
-                }
-            } else {
-                quiet = 0;
-            }
-        }
-        panic!("the bridge did not settle");
+        self.settle_within(WAIT).await;
     }
 
-    /// As [`TestApp::settle`], waiting up to `limit` (for load tests): returns once no job is
-    /// pending or processing and every SNS message reached the bridge, for 300 ms in a row.
+    /// Waits up to `limit` (load tests wait longer) until no job is pending or processing and
+    /// every SNS message reached the bridge, for 300 ms in a row.
     pub async fn settle_within(&self, limit: Duration) {
         let deadline = tokio::time::Instant::now() + limit;
         let mut quiet = 0;
@@ -297,4 +259,22 @@ pub fn vector_sandbox() -> SandboxConfig {
     let mut cfg = SandboxConfig::default();
     cfg.x.consumer_secret = VECTOR_SECRET.to_owned();
     cfg
+}
+
+/// Points the sandbox at the bridge listening on `base`: registers its X webhook (the CRC must
+/// pass) and subscribes `/webhooks/connect` to the chat topic, waiting for the confirmation.
+pub async fn link_sandbox(sandbox: &SandboxHandle, base: &str) {
+    let crc = sandbox
+        .set_webhook(&format!("{base}/webhooks/x"))
+        .await
+        .unwrap();
+    assert!(crc.ok, "CRC failed: {crc:?}");
+    let sub = sandbox
+        .subscribe(&format!("{base}/webhooks/connect"))
+        .await
+        .unwrap();
+    sandbox
+        .wait_confirmed(&sub.subscription_arn, WAIT)
+        .await
+        .unwrap();
 }

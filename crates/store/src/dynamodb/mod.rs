@@ -517,6 +517,36 @@ impl DynamoStore {
         )))
     }
 
+    /// One UpdateItem of a job writing `e`, under the claim fence: only while it is processing
+    /// with `attempts == attempt`. A missing item fails the condition too (and is not created).
+    async fn update_claimed(
+        &self,
+        op: &'static str,
+        queue: Queue,
+        key: &str,
+        attempt: u32,
+        mut e: Expr,
+    ) -> Result<bool, StoreError> {
+        let cond = format!(
+            "{} = {} AND {} = {}",
+            e.n(STATE),
+            e.v("processing", s(JobState::Processing.as_str())),
+            e.n(ATTEMPTS),
+            e.v("claimed_attempts", n(i64::from(attempt))),
+        );
+        let request = self
+            .calls
+            .client
+            .update_item()
+            .table_name(&*self.tables.jobs)
+            .set_key(Some(key_of(PK, job_pk(queue, key))))
+            .update_expression(e.update())
+            .condition_expression(cond)
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values());
+        Ok(self.calls.update(op, &self.tables.jobs, request).await? == Written::Yes)
+    }
+
     /// Stops listing a lane whose `open` set is empty (and lets TTL delete it later). Safe
     /// against a concurrent enqueue: the condition re-checks the set.
     async fn retire_lane(&self, queue: Queue, lane: &str) -> Result<(), StoreError> {
@@ -1237,25 +1267,7 @@ impl Store for DynamoStore {
         let mut e = Expr::new();
         e.set(LEASE_UNTIL_MS, n(lease_until_ms))
             .set(UPDATED_AT_MS, n(now_ms));
-        // The claim fence; a missing item fails it too (and is not created).
-        let cond = format!(
-            "{} = {} AND {} = {}",
-            e.n(STATE),
-            e.v("processing", s(JobState::Processing.as_str())),
-            e.n(ATTEMPTS),
-            e.v("claimed_attempts", n(i64::from(attempt))),
-        );
-        let request = self
-            .calls
-            .client
-            .update_item()
-            .table_name(&*self.tables.jobs)
-            .set_key(Some(key_of(PK, job_pk(queue, key))))
-            .update_expression(e.update())
-            .condition_expression(cond)
-            .set_expression_attribute_names(e.names())
-            .set_expression_attribute_values(e.values());
-        Ok(self.calls.update(OP, &self.tables.jobs, request).await? == Written::Yes)
+        self.update_claimed(OP, queue, key, attempt, e).await
     }
 
     /// One conditional UpdateItem: processing → pending keeps the job open, so its lane item
@@ -1275,25 +1287,7 @@ impl Store for DynamoStore {
         e.set(NOT_BEFORE_MS, n(not_before_ms))
             .set(LEASE_UNTIL_MS, n(0))
             .set(LAST_ERROR, s(error));
-        // The claim fence; a missing item fails it too (and is not created).
-        let cond = format!(
-            "{} = {} AND {} = {}",
-            e.n(STATE),
-            e.v("processing", s(JobState::Processing.as_str())),
-            e.n(ATTEMPTS),
-            e.v("claimed_attempts", n(i64::from(attempt))),
-        );
-        let request = self
-            .calls
-            .client
-            .update_item()
-            .table_name(&*self.tables.jobs)
-            .set_key(Some(key_of(PK, job_pk(queue, key))))
-            .update_expression(e.update())
-            .condition_expression(cond)
-            .set_expression_attribute_names(e.names())
-            .set_expression_attribute_values(e.values());
-        Ok(self.calls.update(OP, &self.tables.jobs, request).await? == Written::Yes)
+        self.update_claimed(OP, queue, key, attempt, e).await
     }
 
     /// A GetItem (for the job's lane and order) and one transaction: the job update under the
