@@ -4,6 +4,7 @@
 mod clock;
 mod connect_api;
 mod store;
+mod token_refresher;
 mod x_api;
 
 pub use clock::{Clock, SystemClock};
@@ -11,4 +12,5 @@ pub use connect_api::{
     ChatMessage, ConnectApi, ConnectError, MessageContentType, StartChat, StartedChat,
 };
 pub use store::{SessionInsert, Store, StoreError};
+pub use token_refresher::{RefreshError, TokenGrant, TokenRefresher};
 pub use x_api::{DmRequest, SentDm, SentDmRecord, XApi, XError};
