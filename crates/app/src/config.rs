@@ -18,6 +18,16 @@ pub const DEFAULT_CONFIG_FILE: &str = "xdm-connect.toml";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_STORE: &str = "sqlite:xdm-connect.db";
 pub const DEFAULT_X_API_URL: &str = "https://api.x.com";
+/// Where X asks a person to approve the app (OAuth 2.0); with another `XDM_X_API_URL` (an
+/// emulator) the default is `<api url>/i/oauth2/authorize`.
+pub const DEFAULT_X_AUTHORIZE_URL: &str = "https://x.com/i/oauth2/authorize";
+/// The loopback callback of `xdm-connect x login` (register it as a callback URL of the X app).
+pub const DEFAULT_X_REDIRECT_URI: &str = "http://127.0.0.1:8976/callback";
+/// The stream sends a keep-alive at least every 20 s: silence past this means a dead connection.
+pub const DEFAULT_X_STREAM_SILENCE_MS: u64 = 30_000;
+/// X checks an unvalidated webhook every 30 minutes; a look every 5 minutes finds an invalid one
+/// well before many DMs wait.
+pub const DEFAULT_X_WEBHOOK_CHECK_MS: u64 = 300_000;
 pub const DEFAULT_X_MEDIA_HOSTS: &[&str] = &["ton.twitter.com", "pbs.twimg.com", "video.twimg.com"];
 /// X posts small JSON documents and SNS messages are at most 256 KiB: 1 MiB bounds both.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -45,6 +55,35 @@ fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// How X's events reach the bridge (`XDM_X_DELIVERY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum XDelivery {
+    /// X POSTs to `/webhooks/x` (a public HTTPS URL registered with `x webhook create`).
+    #[default]
+    Webhook,
+    /// The bridge holds `GET /2/activity/stream` open: no inbound port needed.
+    Stream,
+}
+
+impl XDelivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            XDelivery::Webhook => "webhook",
+            XDelivery::Stream => "stream",
+        }
+    }
+}
+
+/// Which secret keys the CRC answer (`XDM_X_CRC_KEY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CrcKeySetting {
+    /// The OAuth 2.0 client secret when one is configured, else the consumer secret.
+    #[default]
+    Auto,
+    ClientSecret,
+    ConsumerSecret,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -63,6 +102,10 @@ pub struct Config {
     pub sns: SnsSettings,
     pub max_body_bytes: usize,
     pub delivery: BridgeConfig,
+    /// `XDM_PUBLIC_URL`: where the platforms reach this bridge (`https://host`); the X webhook
+    /// is `<it>/webhooks/x` unless `XDM_X_WEBHOOK_URL` says otherwise, the SNS endpoint
+    /// `<it>/webhooks/connect`.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +118,26 @@ pub struct XSettings {
     pub media_hosts: Vec<String>,
     /// Access tokens of further business accounts, by X user id.
     pub accounts: Vec<XAccount>,
+    /// The app-only bearer token: webhooks, subscriptions list/delete, replay, the stream.
+    pub bearer_token: Option<SecretString>,
+    /// OAuth 2.0 client of the X app (`xdm-connect x login`; the secret also checks
+    /// `x-twitter-webhooks-signature-oauth2` and, by default, keys the CRC).
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    pub authorize_url: String,
+    pub redirect_uri: String,
+    pub delivery: XDelivery,
+    pub crc_key: CrcKeySetting,
+    /// The public URL of `/webhooks/x` (what `x webhook create` and `setup` register).
+    pub webhook_url: Option<String>,
+    /// The webhook to use when several are registered (else the remembered or matching one).
+    pub webhook_id: Option<String>,
+    /// Silence on the activity stream after which it is reconnected.
+    pub stream_silence_ms: u64,
+    /// Whether `serve` reads missed DMs back from X after a gap (`XDM_X_CATCH_UP`).
+    pub catch_up: bool,
+    /// How often `serve` checks that X still considers its webhook valid (webhook delivery).
+    pub webhook_check_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -204,7 +267,95 @@ impl Config {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let delivery_raw = env("XDM_X_DELIVERY").or(x.delivery);
+        let x_delivery = match delivery_raw.as_deref().map(str::trim) {
+            None | Some("webhook") => XDelivery::Webhook,
+            Some("stream") => XDelivery::Stream,
+            Some(other) => {
+                return Err(invalid(
+                    "XDM_X_DELIVERY",
+                    format!("`{other}`: use webhook or stream"),
+                ));
+            }
+        };
+        let crc_key = match env("XDM_X_CRC_KEY").or(x.crc_key).as_deref().map(str::trim) {
+            None | Some("auto") => CrcKeySetting::Auto,
+            Some("client_secret") => CrcKeySetting::ClientSecret,
+            Some("consumer_secret") => CrcKeySetting::ConsumerSecret,
+            Some(other) => {
+                return Err(invalid(
+                    "XDM_X_CRC_KEY",
+                    format!("`{other}`: use auto, client_secret or consumer_secret"),
+                ));
+            }
+        };
+        let authorize_url = env("XDM_X_AUTHORIZE_URL")
+            .or(x.authorize_url)
+            .unwrap_or_else(|| default_authorize_url(&api_url));
+        check_http_url("XDM_X_AUTHORIZE_URL", &authorize_url)?;
+        let redirect_uri = env("XDM_X_REDIRECT_URI")
+            .or(x.redirect_uri)
+            .unwrap_or_else(|| DEFAULT_X_REDIRECT_URI.to_owned());
+        check_http_url("XDM_X_REDIRECT_URI", &redirect_uri)?;
+        let public_url = env("XDM_PUBLIC_URL")
+            .or(file.public_url)
+            .map(|u| u.trim_end_matches('/').to_owned());
+        if let Some(u) = &public_url {
+            check_http_url("XDM_PUBLIC_URL", u)?;
+        }
+        let webhook_url = env("XDM_X_WEBHOOK_URL")
+            .or(x.webhook_url)
+            .or_else(|| public_url.as_ref().map(|p| format!("{p}/webhooks/x")));
+        if let Some(u) = &webhook_url {
+            check_http_url("XDM_X_WEBHOOK_URL", u)?;
+        }
+        let webhook_id = env("XDM_X_WEBHOOK_ID").or(x.webhook_id);
+        if let Some(id) = &webhook_id
+            && (id.is_empty() || id.len() > 19 || !id.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(invalid(
+                "XDM_X_WEBHOOK_ID",
+                format!("`{id}` is not an X webhook id"),
+            ));
+        }
+        let stream_silence_ms = match env("XDM_X_STREAM_SILENCE_MS") {
+            Some(v) => parse_num("XDM_X_STREAM_SILENCE_MS", &v)?,
+            None => x.stream_silence_ms.unwrap_or(DEFAULT_X_STREAM_SILENCE_MS),
+        };
+        if stream_silence_ms < 100 {
+            return Err(invalid("XDM_X_STREAM_SILENCE_MS", "must be at least 100"));
+        }
+        let webhook_check_ms = match env("XDM_X_WEBHOOK_CHECK_MS") {
+            Some(v) => parse_num("XDM_X_WEBHOOK_CHECK_MS", &v)?,
+            None => x.webhook_check_ms.unwrap_or(DEFAULT_X_WEBHOOK_CHECK_MS),
+        };
+        if webhook_check_ms < 100 {
+            return Err(invalid("XDM_X_WEBHOOK_CHECK_MS", "must be at least 100"));
+        }
+        let catch_up = match env("XDM_X_CATCH_UP").as_deref().map(str::trim) {
+            Some("on" | "true" | "1") => true,
+            Some("off" | "false" | "0") => false,
+            Some(other) => {
+                return Err(invalid(
+                    "XDM_X_CATCH_UP",
+                    format!("`{other}`: use on or off"),
+                ));
+            }
+            None => x.catch_up.unwrap_or(true),
+        };
         let x = XSettings {
+            bearer_token: secret("XDM_X_BEARER_TOKEN", x.bearer_token),
+            client_id: env("XDM_X_CLIENT_ID").or(x.client_id),
+            client_secret: secret("XDM_X_CLIENT_SECRET", x.client_secret),
+            authorize_url,
+            redirect_uri,
+            delivery: x_delivery,
+            crc_key,
+            webhook_url,
+            webhook_id,
+            stream_silence_ms,
+            catch_up,
+            webhook_check_ms,
             consumer_key: secret("XDM_X_CONSUMER_KEY", x.consumer_key),
             consumer_secret: secret("XDM_X_CONSUMER_SECRET", x.consumer_secret),
             access_token: secret("XDM_X_ACCESS_TOKEN", x.access_token),
@@ -315,10 +466,11 @@ impl Config {
             sns: SnsSettings { trusted_cert_urls },
             max_body_bytes,
             delivery,
+            public_url,
         })
     }
 
-    /// The consumer secret: all the webhook endpoint (CRC and signature checks) needs.
+    /// The consumer secret (legacy webhook signature; the CRC key without an OAuth 2.0 client).
     pub fn webhook_secret(&self) -> Option<&str> {
         self.x
             .consumer_secret
@@ -326,15 +478,53 @@ impl Config {
             .map(ExposeSecret::expose_secret)
     }
 
+    /// The OAuth 2.0 client secret (`x-twitter-webhooks-signature-oauth2`, the CRC by default).
+    pub fn client_secret(&self) -> Option<&str> {
+        self.x
+            .client_secret
+            .as_ref()
+            .map(ExposeSecret::expose_secret)
+    }
+
+    /// The URL SNS posts the Connect chat stream to (`<XDM_PUBLIC_URL>/webhooks/connect`).
+    pub fn sns_endpoint_url(&self) -> Option<String> {
+        self.public_url
+            .as_ref()
+            .map(|p| format!("{p}/webhooks/connect"))
+    }
+
+    /// Whether every OAuth 1.0a user-context setting is present.
+    pub fn has_oauth1(&self) -> bool {
+        let x = &self.x;
+        x.consumer_key.is_some()
+            && x.consumer_secret.is_some()
+            && x.access_token.is_some()
+            && x.access_token_secret.is_some()
+    }
+
     /// Settings missing for delivering messages (both directions), by their variable names.
+    /// X needs either the four OAuth 1.0a settings or an OAuth 2.0 client (whose user tokens
+    /// `xdm-connect x login` puts in the store).
     pub fn missing_for_delivery(&self) -> Vec<&'static str> {
         let mut missing = Vec::new();
         let x = &self.x;
-        for (name, v) in [
+        let oauth1 = [
             ("XDM_X_CONSUMER_KEY", x.consumer_key.is_some()),
             ("XDM_X_CONSUMER_SECRET", x.consumer_secret.is_some()),
             ("XDM_X_ACCESS_TOKEN", x.access_token.is_some()),
             ("XDM_X_ACCESS_TOKEN_SECRET", x.access_token_secret.is_some()),
+        ];
+        if x.client_id.is_none() {
+            missing.extend(oauth1.iter().filter(|(_, set)| !set).map(|(name, _)| *name));
+        }
+        if x.client_id.is_some() && x.consumer_secret.is_none() && x.client_secret.is_none() {
+            // Webhook signatures and the CRC need one of the two secrets.
+            missing.push("XDM_X_CLIENT_SECRET");
+        }
+        if x.delivery == XDelivery::Stream && x.bearer_token.is_none() {
+            missing.push("XDM_X_BEARER_TOKEN");
+        }
+        for (name, v) in [
             (
                 "XDM_CONNECT_INSTANCE_ID",
                 self.connect.instance_id.is_some(),
@@ -350,6 +540,15 @@ impl Config {
             }
         }
         missing
+    }
+}
+
+/// X's authorize page, or the emulator's when `XDM_X_API_URL` is not X's.
+fn default_authorize_url(api_url: &str) -> String {
+    if api_url.trim_end_matches('/') == DEFAULT_X_API_URL {
+        DEFAULT_X_AUTHORIZE_URL.to_owned()
+    } else {
+        format!("{}/i/oauth2/authorize", api_url.trim_end_matches('/'))
     }
 }
 
@@ -394,6 +593,7 @@ struct FileConfig {
     store: Option<String>,
     log_format: Option<String>,
     max_body_bytes: Option<usize>,
+    public_url: Option<String>,
     x: Option<XFile>,
     connect: Option<ConnectFile>,
     sns: Option<SnsFile>,
@@ -410,6 +610,18 @@ struct XFile {
     api_url: Option<String>,
     media_hosts: Option<Vec<String>>,
     accounts: Option<Vec<XAccountFile>>,
+    bearer_token: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    authorize_url: Option<String>,
+    redirect_uri: Option<String>,
+    delivery: Option<String>,
+    crc_key: Option<String>,
+    webhook_url: Option<String>,
+    webhook_id: Option<String>,
+    stream_silence_ms: Option<u64>,
+    catch_up: Option<bool>,
+    webhook_check_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -534,6 +746,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(unknown.contains("consumer_sekret"), "{unknown}");
+    }
+
+    #[test]
+    fn x_activity_settings() {
+        let c = Config::from_toml(
+            "[x]\ndelivery = \"stream\"\nclient_id = \"cid\"\nwebhook_id = \"123\"",
+            &env(&[
+                ("XDM_X_CLIENT_SECRET", "cs"),
+                ("XDM_X_CRC_KEY", "consumer_secret"),
+                ("XDM_X_API_URL", "http://127.0.0.1:9"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.x.delivery, XDelivery::Stream);
+        assert_eq!(c.x.crc_key, CrcKeySetting::ConsumerSecret);
+        assert_eq!(c.x.webhook_id.as_deref(), Some("123"));
+        assert_eq!(c.x.authorize_url, "http://127.0.0.1:9/i/oauth2/authorize");
+        assert_eq!(c.x.redirect_uri, DEFAULT_X_REDIRECT_URI);
+        assert!(c.x.catch_up);
+        assert_eq!(c.client_secret(), Some("cs"));
+        // OAuth 2.0 only: no OAuth 1.0a setting is missing; the stream needs the bearer token.
+        assert_eq!(
+            c.missing_for_delivery(),
+            vec![
+                "XDM_X_BEARER_TOKEN",
+                "XDM_CONNECT_INSTANCE_ID",
+                "XDM_CONNECT_CONTACT_FLOW_ID",
+                "XDM_CONNECT_TOPIC_ARN"
+            ]
+        );
+        let d = Config::from_toml("", &env(&[])).unwrap();
+        assert_eq!(d.x.authorize_url, DEFAULT_X_AUTHORIZE_URL);
+        assert_eq!(d.x.delivery, XDelivery::Webhook);
+        let err =
+            |pairs: &[(&str, &str)]| Config::from_toml("", &env(pairs)).unwrap_err().to_string();
+        assert!(err(&[("XDM_X_DELIVERY", "poll")]).starts_with("XDM_X_DELIVERY is invalid"));
+        assert!(err(&[("XDM_X_CRC_KEY", "bearer")]).starts_with("XDM_X_CRC_KEY is invalid"));
+        assert!(err(&[("XDM_X_WEBHOOK_ID", "abc")]).starts_with("XDM_X_WEBHOOK_ID is invalid"));
+        assert!(err(&[("XDM_X_CATCH_UP", "maybe")]).starts_with("XDM_X_CATCH_UP is invalid"));
     }
 
     #[test]

@@ -9,3 +9,6 @@ pub mod server;
 pub mod startup;
 pub mod telemetry;
 pub mod wiring;
+pub mod x_events;
+pub mod x_link;
+pub mod x_tokens;

@@ -34,8 +34,15 @@ enum Command {
     Sandbox(commands::sandbox::SandboxArgs),
     /// Run as an AWS Lambda function (what `bootstrap`, the same binary renamed, does by itself).
     Lambda,
-    /// Check the configuration and the store, and say what is missing.
-    Doctor,
+    /// Check the configuration, the store, and (unless --offline) X, Amazon Connect and SNS;
+    /// one line per check with its fix. Exit code 1 on any failure.
+    Doctor(commands::doctor::DoctorArgs),
+    /// Go live: write the configuration, log in to X, register the webhook (or use the stream),
+    /// subscribe, check everything, and list the Amazon Connect console steps left.
+    Setup(Box<commands::setup::SetupArgs>),
+    /// X: OAuth 2.0 login, webhook, subscriptions, replay, catch-up.
+    #[command(subcommand)]
+    X(commands::x::XCommand),
     /// Inspect and re-drive accepted events.
     #[command(subcommand)]
     Inbox(commands::inbox::InboxCommand),
@@ -73,7 +80,9 @@ fn main() -> ExitCode {
             Command::Demo(args) => commands::demo::run(args).await,
             Command::Sandbox(args) => commands::sandbox::run(args).await,
             Command::Lambda => xdm_connect::lambda::run().await,
-            Command::Doctor => commands::doctor::run(config).await,
+            Command::Doctor(args) => commands::doctor::run(config, args).await,
+            Command::Setup(args) => commands::setup::run(config, *args).await,
+            Command::X(cmd) => commands::x::run(config, cmd).await,
             Command::Inbox(cmd) => commands::inbox::run(config, cmd).await,
         }
     });

@@ -30,6 +30,9 @@ pub fn bridge_config(
     config.x.access_token = Some(SecretString::from(sb.x.access_token.clone()));
     config.x.access_token_secret = Some(SecretString::from(sb.x.access_token_secret.clone()));
     config.x.api_url = sandbox.base_url();
+    config.x.authorize_url = format!("{}/i/oauth2/authorize", sandbox.base_url());
+    config.x.bearer_token = Some(SecretString::from(sb.x.bearer_token.clone()));
+    config.x.client_secret = Some(SecretString::from(sb.x.client_secret.clone()));
     // The sandbox serves X's media hosts on its own listener, over plain http.
     config.x.media_hosts = vec![sandbox.base_url()];
     config.connect.instance_id = Some(sb.connect.instance_id.clone());
@@ -39,6 +42,12 @@ pub fn bridge_config(
     config.connect.participant_endpoint_url = Some(sandbox.base_url());
     config.sns.trusted_cert_urls = vec![sandbox.sns_cert_url()];
     Ok(config)
+}
+
+/// The sandbox's OAuth 2.0 client id: set it (`config.x.client_id`) to run the bridge on
+/// OAuth 2.0 user tokens (`xdm-connect x login`) instead of the OAuth 1.0a token.
+pub fn oauth2_client_id(sandbox: &SandboxHandle) -> String {
+    sandbox.config().x.client_id.clone()
 }
 
 /// AWS configuration with the sandbox's region and throwaway static credentials (the AWS SDK

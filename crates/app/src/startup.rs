@@ -16,9 +16,15 @@ use xdm_core::jobs::Queue;
 use xdm_core::ports::{Clock, Store, SystemClock};
 use xdm_store::AnyStore;
 
-use crate::config::Config;
+use crate::config::{Config, XDelivery};
 use crate::server::{self, AppState};
 use crate::wiring::{self, AppBridge, ConnectPort, XPort};
+use crate::x_events::catch_up::{self, OVERLAP_MS};
+use crate::x_events::seen::SeenLog;
+use crate::x_events::stream::{self, StreamHealth, StreamTask};
+use crate::x_events::webhook_watch::WebhookWatch;
+use crate::x_link::XLink;
+use crate::x_tokens;
 
 /// Done and failed events are kept this long for deduplication and inspection.
 const JOB_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -57,8 +63,13 @@ impl Application {
             }
             None => None,
         };
-        let built = Box::pin(build_state(&config, sdk.as_ref())).await?;
-        if let AnyStore::Sqlite(_) = built.state.bridge.store() {
+        let mut built = Box::pin(build_state(&config, sdk.as_ref())).await?;
+        let stream_health =
+            (config.x.delivery == XDelivery::Stream).then(|| Arc::new(StreamHealth::default()));
+        if let Some(state) = Arc::get_mut(&mut built.state) {
+            state.stream = stream_health.clone();
+        }
+        if let AnyStore::Sqlite(_) = &**built.state.bridge.store() {
             // One process owns a SQLite file: whatever the last process had in hand is ours to redo.
             let now = SystemClock.now_ms();
             for queue in [Queue::Inbound, Queue::Outbound] {
@@ -80,6 +91,36 @@ impl Application {
         let bridge = Arc::clone(&built.state.bridge);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut workers = Vec::new();
+        // Before any dispatcher runs: the DMs of the gap since the last run are stored first
+        // and delivered before anything newer.
+        let mut x_tasks = XTasks::new(&config, &built.state)?;
+        if let Some(task) = x_tasks.start_catch_up(&bridge).await {
+            workers.push(tokio::spawn(task));
+        }
+        if let Some(seen) = &built.state.seen {
+            workers.push(tokio::spawn(Arc::clone(seen).run(shutdown_rx.clone())));
+        }
+        if config.x.delivery == XDelivery::Webhook
+            && config.x.bearer_token.is_some()
+            && config.x.catch_up
+            && let Some(seen) = &built.state.seen
+        {
+            let link = XLink::with_store(config.clone(), Arc::clone(bridge.store()))?;
+            let watch = WebhookWatch {
+                link,
+                bridge: Arc::clone(&bridge),
+                seen: Arc::clone(seen),
+                every: Duration::from_millis(config.x.webhook_check_ms),
+            };
+            workers.push(tokio::spawn(watch.run(shutdown_rx.clone())));
+        }
+        if let Some(health) = stream_health {
+            workers.push(tokio::spawn(
+                x_tasks
+                    .stream_task(&config, &bridge, health)?
+                    .run(x_tasks.resume_from_ms, shutdown_rx.clone()),
+            ));
+        }
         if built.deliver {
             for queue in [Queue::Inbound, Queue::Outbound] {
                 workers.push(tokio::spawn(
@@ -183,10 +224,13 @@ pub struct BuiltState {
 /// Opens the store and builds the adapters and the core from `config` — once per process (or
 /// per Lambda cold start / configuration change).
 pub async fn build_state(config: &Config, sdk: Option<&SdkConfig>) -> anyhow::Result<BuiltState> {
-    let store = wiring::open_store(&config.store, sdk)
-        .await
-        .context("XDM_STORE")?;
-    let x = XPort::from_config(config);
+    let store = Arc::new(
+        wiring::open_store(&config.store, sdk)
+            .await
+            .context("XDM_STORE")?,
+    );
+    let tokens = x_tokens::keeper(config, &store)?;
+    let x = XPort::from_config(config, tokens.as_ref());
     let connect = ConnectPort::from_config(config, sdk);
     let sns = wiring::sns_verifier(config)?;
 
@@ -196,9 +240,10 @@ pub async fn build_state(config: &Config, sdk: Option<&SdkConfig>) -> anyhow::Re
         .flatten()
         .map(str::to_owned)
         .collect();
-    if config.webhook_secret().is_none() {
+    let webhook_secrets = wiring::webhook_secrets(config);
+    if webhook_secrets.is_none() {
         tracing::error!(
-            "XDM_X_CONSUMER_SECRET is not set: X webhooks cannot be verified and are refused"
+            "neither XDM_X_CLIENT_SECRET nor XDM_X_CONSUMER_SECRET is set: X webhooks cannot be verified and are refused"
         );
     }
     let deliver = problems.is_empty();
@@ -210,15 +255,134 @@ pub async fn build_state(config: &Config, sdk: Option<&SdkConfig>) -> anyhow::Re
             missing.push("a valid X / Amazon Connect configuration");
         }
     }
-    let bridge: Arc<AppBridge> =
-        Bridge::new(store, x, connect, SystemClock, config.delivery.clone());
+    let bridge: Arc<AppBridge> = Bridge::new(
+        Arc::clone(&store),
+        x,
+        connect,
+        SystemClock,
+        config.delivery.clone(),
+    );
     let state = Arc::new(AppState {
         bridge,
-        webhook_secret: config.x.consumer_secret.clone(),
+        webhook_secrets,
         sns,
         missing,
         metrics: metrics_handle(),
         inbound_trigger: None,
+        tokens,
+        stream: None,
+        seen: Some(Arc::new(SeenLog::new(store))),
     });
     Ok(BuiltState { state, deliver })
+}
+
+/// The X side's background work of `serve`: the start-up catch-up and the activity stream.
+struct XTasks {
+    client: Option<xdm_x::XClient>,
+    seen: Option<Arc<SeenLog>>,
+    tokens: Option<Arc<x_tokens::Tokens>>,
+    catch_up: bool,
+    /// The newest DM seen before this start, over every account.
+    resume_from_ms: Option<i64>,
+}
+
+impl XTasks {
+    fn new(config: &Config, state: &AppState) -> anyhow::Result<Self> {
+        let configured = config.has_oauth1() || state.tokens.is_some();
+        let client = if configured {
+            Some(wiring::x_client(config, state.tokens.as_ref())?)
+        } else {
+            None
+        };
+        Ok(Self {
+            client,
+            seen: state.seen.clone(),
+            tokens: state.tokens.clone(),
+            catch_up: config.x.catch_up,
+            resume_from_ms: None,
+        })
+    }
+
+    /// Holds inbound delivery and returns the task that catches up every account seen before
+    /// (releasing the hold when done); `None` when there is nothing to do.
+    async fn start_catch_up(
+        &mut self,
+        bridge: &Arc<AppBridge>,
+    ) -> Option<impl Future<Output = ()> + Send + 'static> {
+        let seen = self.seen.clone()?;
+        let now = SystemClock.now_ms();
+        if let Some(tokens) = &self.tokens
+            && let Ok(accounts) = tokens.accounts().await
+        {
+            for a in accounts {
+                if let Err(e) = seen.start_at(&a, now).await {
+                    tracing::warn!(error = %e, "cannot record the start of an account");
+                }
+            }
+        }
+        let accounts = match seen.accounts().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read where the last run stopped: no catch-up");
+                return None;
+            }
+        };
+        self.resume_from_ms = accounts.iter().map(|(_, ms)| *ms).max();
+        if !self.catch_up || accounts.is_empty() {
+            return None;
+        }
+        let client = self.client.clone()?;
+        let hold = bridge.hold(Queue::Inbound);
+        let bridge = Arc::clone(bridge);
+        Some(async move {
+            let _hold = hold;
+            for (business, seen_ms) in accounts {
+                let mut log = |p: catch_up::Progress| stream::log_progress(&p);
+                match catch_up::catch_up(
+                    &bridge,
+                    &client,
+                    &business,
+                    seen_ms - OVERLAP_MS,
+                    &mut log,
+                )
+                .await
+                {
+                    Ok(r) => tracing::info!(
+                        business = %business,
+                        read = r.read,
+                        accepted = r.accepted,
+                        "caught up with the DMs received while the bridge was not running"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "start-up catch-up failed"),
+                }
+            }
+        })
+    }
+
+    fn stream_task(
+        &self,
+        config: &Config,
+        bridge: &Arc<AppBridge>,
+        health: Arc<StreamHealth>,
+    ) -> anyhow::Result<StreamTask> {
+        let app = wiring::app_client(config)?
+            .context("XDM_X_DELIVERY=stream needs XDM_X_BEARER_TOKEN")?;
+        let client = self
+            .client
+            .clone()
+            .context("XDM_X_DELIVERY=stream needs X credentials")?;
+        let seen = self
+            .seen
+            .clone()
+            .context("the stream needs the record of DMs seen")?;
+        Ok(StreamTask {
+            bridge: Arc::clone(bridge),
+            app,
+            client,
+            seen,
+            health,
+            silence: Duration::from_millis(config.x.stream_silence_ms),
+            catch_up: config.x.catch_up,
+        })
+    }
 }

@@ -1,5 +1,7 @@
 //! Building the adapters from the configuration, once, and plugging them into the core.
 
+use std::sync::Arc;
+
 use aws_config::SdkConfig;
 use secrecy::ExposeSecret;
 use xdm_aws_connect::sns::SnsVerifier;
@@ -16,12 +18,16 @@ use xdm_core::ports::{
 use xdm_core::profile::XProfile;
 use xdm_core::session::ConnectionCredentials;
 use xdm_store::{AnyStore, StoreUrl};
-use xdm_x::{AccessToken, Consumer, MediaHosts, XClient, XClientConfig};
+use xdm_x::{AccessToken, AppClient, Consumer, MediaHosts, XClient, XClientConfig};
 
-use crate::config::Config;
+use crate::x_tokens::{StoreTokens, Tokens};
 
-/// The core with the production adapters.
-pub type AppBridge = Bridge<AnyStore, XPort, ConnectPort, SystemClock>;
+use crate::config::{Config, CrcKeySetting};
+use xdm_x::webhook::{CrcKey, WebhookSecrets};
+
+/// The core with the production adapters. The store is shared with the OAuth 2.0 token keeper
+/// and the catch-up's records.
+pub type AppBridge = Bridge<Arc<AnyStore>, XPort, ConnectPort, SystemClock>;
 
 /// Opens the store named by `XDM_STORE` (DynamoDB uses `sdk` when given, else the default AWS
 /// configuration).
@@ -39,40 +45,17 @@ pub enum XPort {
 }
 
 impl XPort {
-    pub fn from_config(config: &Config) -> Self {
-        let x = &config.x;
-        let (Some(key), Some(secret), Some(token), Some(token_secret)) = (
-            &x.consumer_key,
-            &x.consumer_secret,
-            &x.access_token,
-            &x.access_token_secret,
-        ) else {
-            return XPort::Unconfigured("the X credentials (XDM_X_*) are incomplete".to_owned());
-        };
-        let build = || -> Result<XClient, xdm_x::XConfigError> {
-            let mut cfg = XClientConfig::new(
-                &x.api_url,
-                Consumer::new(key.expose_secret(), secret.expose_secret()),
-                AccessToken::new(token.expose_secret(), token_secret.expose_secret()),
-            )?
-            .with_media_hosts(MediaHosts::parse(&x.media_hosts.join(","))?);
-            for account in &x.accounts {
-                let Ok(id) = XUserId::parse(account.user_id.clone()) else {
-                    continue;
-                };
-                cfg = cfg.with_account_token(
-                    id,
-                    AccessToken::new(
-                        account.access_token.expose_secret(),
-                        account.access_token_secret.expose_secret(),
-                    ),
-                )?;
-            }
-            XClient::new(cfg)
-        };
-        match build() {
+    /// The X client, when the configuration has credentials (OAuth 1.0a, or an OAuth 2.0 client
+    /// whose user tokens `tokens` keeps).
+    pub fn from_config(config: &Config, tokens: Option<&Arc<Tokens>>) -> Self {
+        if !config.has_oauth1() && tokens.is_none() {
+            return XPort::Unconfigured(
+                "the X credentials are incomplete: set XDM_X_CLIENT_ID (OAuth 2.0) or the four OAuth 1.0a settings".to_owned(),
+            );
+        }
+        match x_client(config, tokens) {
             Ok(client) => XPort::Client(client),
-            Err(e) => XPort::Unconfigured(e.to_string()),
+            Err(e) => XPort::Unconfigured(format!("{e:#}")),
         }
     }
 
@@ -82,6 +65,58 @@ impl XPort {
             XPort::Unconfigured(why) => Some(why),
         }
     }
+}
+
+/// The OAuth 1.0a access token of the default business account, when configured.
+pub fn oauth1_default_token(config: &Config) -> Option<AccessToken> {
+    let x = &config.x;
+    match (&x.access_token, &x.access_token_secret) {
+        (Some(t), Some(s)) if x.consumer_key.is_some() && x.consumer_secret.is_some() => {
+            Some(AccessToken::new(t.expose_secret(), s.expose_secret()))
+        }
+        _ => None,
+    }
+}
+
+/// The X REST client: OAuth 2.0 user tokens from `tokens` where an account has one, else
+/// OAuth 1.0a when configured.
+pub fn x_client(config: &Config, tokens: Option<&Arc<Tokens>>) -> anyhow::Result<XClient> {
+    let x = &config.x;
+    let mut cfg = XClientConfig::new(&x.api_url)?
+        .with_media_hosts(MediaHosts::parse(&x.media_hosts.join(","))?);
+    if let (Some(key), Some(secret)) = (&x.consumer_key, &x.consumer_secret) {
+        cfg = cfg.with_consumer(Consumer::new(key.expose_secret(), secret.expose_secret()));
+        if let Some(token) = oauth1_default_token(config) {
+            cfg = cfg.with_default_token(token)?;
+        }
+        for account in &x.accounts {
+            let Ok(id) = XUserId::parse(account.user_id.clone()) else {
+                continue;
+            };
+            cfg = cfg.with_account_token(
+                id,
+                AccessToken::new(
+                    account.access_token.expose_secret(),
+                    account.access_token_secret.expose_secret(),
+                ),
+            )?;
+        }
+    }
+    if let Some(tokens) = tokens {
+        cfg = cfg.with_user_tokens(Arc::new(StoreTokens(Arc::clone(tokens))));
+    }
+    Ok(XClient::new(cfg)?)
+}
+
+/// The app-only client (webhooks, subscriptions, replay, the stream), when the bearer token is set.
+pub fn app_client(config: &Config) -> anyhow::Result<Option<AppClient>> {
+    let Some(bearer) = &config.x.bearer_token else {
+        return Ok(None);
+    };
+    Ok(Some(AppClient::new(
+        &config.x.api_url,
+        bearer.expose_secret(),
+    )?))
 }
 
 impl XApi for XPort {
@@ -261,6 +296,23 @@ impl ConnectApi for ConnectPort {
             ConnectPort::Unconfigured(why) => Err(Self::unconfigured(why)),
         }
     }
+}
+
+/// The secrets of X's webhook traffic: the OAuth 2.0 client secret and/or the consumer secret
+/// (`None` when neither is set: X webhooks are refused).
+pub fn webhook_secrets(config: &Config) -> Option<WebhookSecrets> {
+    if config.webhook_secret().is_none() && config.client_secret().is_none() {
+        return None;
+    }
+    Some(WebhookSecrets {
+        consumer_secret: config.webhook_secret().map(str::to_owned),
+        client_secret: config.client_secret().map(str::to_owned),
+        crc_key: match config.x.crc_key {
+            CrcKeySetting::Auto => CrcKey::Auto,
+            CrcKeySetting::ClientSecret => CrcKey::ClientSecret,
+            CrcKeySetting::ConsumerSecret => CrcKey::ConsumerSecret,
+        },
+    })
 }
 
 /// The SNS verifier for `/webhooks/connect`, when the topic is configured.

@@ -1,4 +1,6 @@
-//! The Amazon Connect control plane: StartChatContact, StartContactStreaming, StopContact.
+//! The Amazon Connect control plane: StartChatContact, StartContactStreaming, StopContact, and
+//! the two read-only calls `xdm-connect doctor` checks the configuration with (DescribeInstance,
+//! DescribeContactFlow).
 //!
 //! Why not `aws-sdk-connect`: it generates 404 operations (663 k lines of Rust) for the three we
 //! call, takes ~205 s of a single core to compile and roughly doubles the workspace's clean build
@@ -155,6 +157,156 @@ pub struct StopContactRequest {
     pub instance_id: String,
 }
 
+/// What DescribeInstance says about the instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceInfo {
+    pub id: String,
+    pub arn: Option<String>,
+    /// `InstanceAlias` (the `https://{alias}.my.connect.aws` name).
+    pub alias: Option<String>,
+    /// `InstanceStatus`: `CREATION_IN_PROGRESS`, `ACTIVE` or `CREATION_FAILED`.
+    pub status: String,
+    /// `StatusReason.Message`, when the creation failed.
+    pub status_reason: Option<String>,
+}
+
+impl InstanceInfo {
+    pub fn is_active(&self) -> bool {
+        self.status == "ACTIVE"
+    }
+}
+
+/// What DescribeContactFlow says about the flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactFlowInfo {
+    pub id: String,
+    pub name: String,
+    /// `Type`: StartChatContact needs `CONTACT_FLOW` (an inbound flow).
+    pub flow_type: String,
+    /// `State`: `ACTIVE` or `ARCHIVED`.
+    pub state: String,
+    /// `Status`: `PUBLISHED` or `SAVED` (absent on flows that predate it).
+    pub status: Option<String>,
+}
+
+impl ContactFlowInfo {
+    /// The type StartChatContact accepts.
+    pub const INBOUND_TYPE: &'static str = "CONTACT_FLOW";
+
+    /// What stops StartChatContact from using this flow, one sentence each (empty: usable).
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.flow_type != Self::INBOUND_TYPE {
+            out.push(format!(
+                "its type is {}, not {} (an inbound contact flow)",
+                self.flow_type,
+                Self::INBOUND_TYPE
+            ));
+        }
+        if self.state != "ACTIVE" {
+            out.push(format!("its state is {}, not ACTIVE", self.state));
+        }
+        if let Some(status) = self.status.as_deref()
+            && status != "PUBLISHED"
+        {
+            out.push(format!("its status is {status}, not PUBLISHED"));
+        }
+        out
+    }
+}
+
+/// A failed Describe* call: what doctor must tell apart from a plain [`ConnectError`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DescribeError {
+    /// `ResourceNotFoundException` or `ContactFlowNotPublishedException` (HTTP 404): wrong id,
+    /// or a flow that was never published.
+    #[error("not found in Amazon Connect: {0}")]
+    NotFound(String),
+    /// `AccessDeniedException` (HTTP 403): the credentials are valid but lack the `connect:Describe*`
+    /// permission, so the check cannot be made (the bridge does not need it to run).
+    #[error("access denied by Amazon Connect: {0}")]
+    AccessDenied(String),
+    /// Anything else, classified as for every control-plane call (bad credentials, throttling,
+    /// unreachable endpoint, …).
+    #[error(transparent)]
+    Connect(ConnectError),
+}
+
+impl DescribeError {
+    fn from_failed(failed: Failed) -> Self {
+        match (failed.code.as_deref(), failed.err) {
+            (Some("AccessDeniedException" | "AccessDenied"), ConnectError::Unauthorized(text)) => {
+                Self::AccessDenied(text)
+            }
+            (_, ConnectError::NotFound(text)) => Self::NotFound(text),
+            (_, err) => Self::Connect(err),
+        }
+    }
+}
+
+/// A failed call: its classification, and the service's error code when it answered one.
+#[derive(Debug)]
+struct Failed {
+    err: ConnectError,
+    code: Option<String>,
+}
+
+impl From<ConnectError> for Failed {
+    fn from(err: ConnectError) -> Self {
+        Self { err, code: None }
+    }
+}
+
+impl From<DescribeError> for ConnectError {
+    fn from(err: DescribeError) -> Self {
+        match err {
+            DescribeError::NotFound(text) => ConnectError::NotFound(text),
+            DescribeError::AccessDenied(text) => ConnectError::Unauthorized(text),
+            DescribeError::Connect(err) => err,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DescribeInstanceResponse {
+    #[serde(default)]
+    instance: Option<InstanceWire>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InstanceWire {
+    id: Option<String>,
+    arn: Option<String>,
+    instance_alias: Option<String>,
+    instance_status: Option<String>,
+    status_reason: Option<StatusReasonWire>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct StatusReasonWire {
+    message: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DescribeContactFlowResponse {
+    #[serde(default)]
+    contact_flow: Option<ContactFlowWire>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ContactFlowWire {
+    id: Option<String>,
+    name: Option<String>,
+    r#type: Option<String>,
+    state: Option<String>,
+    status: Option<String>,
+}
+
 /// Responses without fields (`{}`); anything is accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 struct Empty {}
@@ -255,6 +407,65 @@ impl ContactApi {
         Ok(())
     }
 
+    /// `DescribeInstance` — `GET /instance/{InstanceId}`: whether the instance exists and is
+    /// active, and its alias. Needs `connect:DescribeInstance` (not needed to run the bridge: an
+    /// [`DescribeError::AccessDenied`] only means this check cannot be made).
+    pub async fn describe_instance(
+        &self,
+        instance_id: &str,
+    ) -> Result<InstanceInfo, DescribeError> {
+        const OP: &str = "DescribeInstance";
+        let path = format!("/instance/{}", path_segment(instance_id));
+        let out: DescribeInstanceResponse = self
+            .send(OP, http::Method::GET, &path, None)
+            .await
+            .map_err(DescribeError::from_failed)?;
+        let instance = out.instance.ok_or_else(|| {
+            DescribeError::Connect(ConnectError::Unavailable(format!(
+                "{OP}: no Instance in the response"
+            )))
+        })?;
+        Ok(InstanceInfo {
+            id: instance.id.unwrap_or_else(|| instance_id.to_owned()),
+            arn: instance.arn,
+            alias: instance.instance_alias,
+            status: instance.instance_status.unwrap_or_default(),
+            status_reason: instance.status_reason.and_then(|r| r.message),
+        })
+    }
+
+    /// `DescribeContactFlow` — `GET /contact-flows/{InstanceId}/{ContactFlowId}`: the flow's
+    /// name, type, state and status. Needs `connect:DescribeContactFlow` (not needed to run the
+    /// bridge). An unknown or unpublished flow is [`DescribeError::NotFound`].
+    pub async fn describe_contact_flow(
+        &self,
+        instance_id: &str,
+        flow_id: &str,
+    ) -> Result<ContactFlowInfo, DescribeError> {
+        const OP: &str = "DescribeContactFlow";
+        let path = format!(
+            "/contact-flows/{}/{}",
+            path_segment(instance_id),
+            path_segment(flow_id)
+        );
+        let out: DescribeContactFlowResponse = self
+            .send(OP, http::Method::GET, &path, None)
+            .await
+            .map_err(DescribeError::from_failed)?;
+        let flow = out.contact_flow.ok_or_else(|| {
+            DescribeError::Connect(ConnectError::Unavailable(format!(
+                "{OP}: no ContactFlow in the response"
+            )))
+        })?;
+        Ok(ContactFlowInfo {
+            id: flow.id.unwrap_or_else(|| flow_id.to_owned()),
+            name: flow.name.unwrap_or_default(),
+            flow_type: flow.r#type.unwrap_or_default(),
+            state: flow.state.unwrap_or_default(),
+            status: flow.status,
+        })
+    }
+
     async fn call<B: Serialize, R: DeserializeOwned>(
         &self,
         op: &'static str,
@@ -264,15 +475,27 @@ impl ContactApi {
     ) -> Result<R, ConnectError> {
         let body = serde_json::to_vec(body)
             .map_err(|e| ConnectError::Invalid(format!("{op}: could not encode the body: {e}")))?;
+        self.send(op, method, path, Some(body))
+            .await
+            .map_err(|failed| failed.err)
+    }
+
+    /// Signs and sends one call; `body: None` sends no body and no `Content-Type` (GET).
+    async fn send<R: DeserializeOwned>(
+        &self,
+        op: &'static str,
+        method: http::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<R, Failed> {
         let url = format!("{}{path}", self.endpoint);
-        let mut request = http::Request::builder()
-            .method(method)
-            .uri(&url)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .map_err(|e| {
-                ConnectError::Invalid(format!("{op}: could not build the request: {e}"))
-            })?;
+        let mut builder = http::Request::builder().method(method).uri(&url);
+        if body.is_some() {
+            builder = builder.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        let mut request = builder.body(body.unwrap_or_default()).map_err(|e| {
+            ConnectError::Invalid(format!("{op}: could not build the request: {e}"))
+        })?;
 
         let credentials = self
             .credentials
@@ -314,6 +537,7 @@ impl ContactApi {
             };
             return parsed.map_err(|e| {
                 ConnectError::Unavailable(format!("{op}: unexpected response (HTTP {status}): {e}"))
+                    .into()
             });
         }
 
@@ -332,8 +556,25 @@ impl ContactApi {
             request_id = request_id.as_deref().unwrap_or("-"),
             "Amazon Connect call failed"
         );
-        Err(err)
+        Err(Failed {
+            err,
+            code: info.code,
+        })
     }
+}
+
+/// Percent-encodes one path segment (ids are ASCII; anything outside RFC 3986's unreserved set
+/// is escaped so that a malformed id cannot change the path).
+fn path_segment(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 async fn read_limited(mut response: reqwest::Response, op: &str) -> Result<Vec<u8>, ConnectError> {

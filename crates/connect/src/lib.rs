@@ -23,6 +23,8 @@ pub mod sns;
 pub use attachments::{Attachments, attachment_name};
 pub use client::ConnectClient;
 pub use config::{ConfigError, ConnectConfig};
-pub use contact_api::{ContactApi, resolve_connect_endpoint};
+pub use contact_api::{
+    ContactApi, ContactFlowInfo, DescribeError, InstanceInfo, resolve_connect_endpoint,
+};
 pub use participant::{ParticipantApi, SentMessage, iso8601_to_ms};
 pub use sns::{SnsMessage, SnsVerifier};

@@ -72,7 +72,10 @@ where
             }
             let now = self.now_ms();
             let mut store_failed = false;
-            if running.len() < concurrency && now >= next_scan_ms {
+            // While held (a catch-up is putting older events in place), nothing new starts;
+            // jobs in hand finish, and the release asks for a full scan.
+            let held = self.wakeups(queue).is_held();
+            if !held && running.len() < concurrency && now >= next_scan_ms {
                 next_scan_ms = now.saturating_add(IDLE_POLL_MS);
                 let limit = concurrency * 2;
                 match self.store().lane_heads(queue, now, limit).await {
@@ -116,7 +119,7 @@ where
                 .collect();
             due_lanes.sort_unstable();
             for (_, lane) in due_lanes {
-                if store_failed || running.len() >= concurrency {
+                if held || store_failed || running.len() >= concurrency {
                     break;
                 }
                 waiting.remove(&lane);
@@ -145,6 +148,8 @@ where
             }
             let sleep_for = if store_failed {
                 STORE_ERROR_PAUSE
+            } else if held {
+                IDLE_POLL
             } else {
                 let mut wake_at = next_scan_ms;
                 if running.len() < concurrency {

@@ -12,8 +12,10 @@ pub mod memory_store;
 pub mod pipeline;
 pub mod ports;
 pub mod profile;
+pub mod records;
 pub mod session;
 pub mod text;
 mod wakeups;
+pub mod x_tokens;
 
-pub use pipeline::{AcceptReport, Bridge, BridgeConfig, ItemAcceptance, JobOutcome};
+pub use pipeline::{AcceptReport, Bridge, BridgeConfig, DeliveryHold, ItemAcceptance, JobOutcome};

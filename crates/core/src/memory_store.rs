@@ -8,6 +8,7 @@ use crate::ids::{InitialContactId, XUserId};
 use crate::jobs::{FinalState, Job, JobState, NewJob, Queue};
 use crate::ports::{SessionInsert, Store, StoreError};
 use crate::profile::{CachedProfile, XProfile};
+use crate::records::{Expect, Record};
 use crate::session::{ConnectionCredentials, Session, SessionStatus};
 
 #[derive(Debug, Default)]
@@ -20,6 +21,7 @@ struct Inner {
     sessions: HashMap<InitialContactId, Session>,
     profiles: HashMap<XUserId, CachedProfile>,
     jobs: BTreeMap<(Queue, String), Job>,
+    records: BTreeMap<String, Record>,
 }
 
 impl MemoryStore {
@@ -358,5 +360,53 @@ impl Store for MemoryStore {
         inner.profiles.retain(|_, p| p.expires_at_ms > now_ms);
         let after = inner.jobs.len() + inner.sessions.len() + inner.profiles.len();
         Ok(u64::try_from(before - after).unwrap_or(0))
+    }
+
+    async fn record(&self, key: &str) -> Result<Option<Record>, StoreError> {
+        Ok(self.lock()?.records.get(key).cloned())
+    }
+
+    async fn put_record(
+        &self,
+        key: &str,
+        value: &str,
+        expect: Expect,
+        now_ms: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut inner = self.lock()?;
+        let current = inner.records.get(key).map(|r| r.version);
+        if !expect.holds(current) {
+            return Ok(None);
+        }
+        let version = current.unwrap_or(0) + 1;
+        inner.records.insert(
+            key.to_owned(),
+            Record {
+                key: key.to_owned(),
+                value: value.to_owned(),
+                version,
+                updated_at_ms: now_ms,
+            },
+        );
+        Ok(Some(version))
+    }
+
+    async fn delete_record(&self, key: &str, expect: Expect) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        let current = inner.records.get(key).map(|r| r.version);
+        if current.is_none() || expect == Expect::Absent || !expect.holds(current) {
+            return Ok(false);
+        }
+        Ok(inner.records.remove(key).is_some())
+    }
+
+    async fn records(&self, prefix: &str) -> Result<Vec<Record>, StoreError> {
+        Ok(self
+            .lock()?
+            .records
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, r)| r.clone())
+            .collect())
     }
 }

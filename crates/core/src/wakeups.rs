@@ -3,7 +3,7 @@
 //! heads of every lane on every accepted event and every finished job.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tokio::sync::Notify;
 
@@ -18,6 +18,8 @@ pub(crate) struct Wakeups {
     notify: Notify,
     hints: Mutex<Vec<(String, i64)>>,
     rescan: AtomicBool,
+    /// Holds in force ([`crate::Bridge::hold`]): while above 0 no new job is started.
+    held: AtomicUsize,
 }
 
 impl Wakeups {
@@ -49,6 +51,21 @@ impl Wakeups {
             }
         };
         (hints, self.rescan.swap(false, Ordering::AcqRel))
+    }
+
+    pub(crate) fn hold(&self) {
+        self.held.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Ends one hold; the last one makes the dispatcher look at every lane again.
+    pub(crate) fn release(&self) {
+        if self.held.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.all();
+        }
+    }
+
+    pub(crate) fn is_held(&self) -> bool {
+        self.held.load(Ordering::Acquire) > 0
     }
 
     pub(crate) fn notified(&self) -> tokio::sync::futures::Notified<'_> {

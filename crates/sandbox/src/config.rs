@@ -65,6 +65,80 @@ pub struct XConfig {
     pub webhook_timeout_ms: u64,
     /// Media upload v2.
     pub media: XMediaConfig,
+    /// OAuth 2.0 client id (default `sandbox-client-id`).
+    pub client_id: String,
+    /// OAuth 2.0 client secret (default `sandbox-client-secret`): confidential-client token calls,
+    /// the `x-twitter-webhooks-signature-oauth2` header and (by default) CRC answers.
+    pub client_secret: String,
+    /// The app-only Bearer token (default `sandbox-app-bearer-token`); any other Bearer that is not
+    /// an issued OAuth 2.0 user token is refused.
+    pub bearer_token: String,
+    /// OAuth 2.0 authorization code flow with PKCE and refresh tokens.
+    pub oauth2: OAuth2Config,
+    /// The key of CRC `response_token`s (default the client secret, as X's current quickstart).
+    pub crc_secret: CrcSecret,
+    /// Which signature headers event POSTs carry (default both).
+    pub signature_headers: SignatureHeaders,
+    /// Serve the Account Activity API (default false: X retired it on 2027-01-01). When true,
+    /// `set_webhook` also subscribes the business account through it.
+    pub account_activity_api: bool,
+    /// Webhooks per app (default 1).
+    pub max_webhooks: usize,
+    /// X Activity API subscriptions per app (default 1,500).
+    pub max_subscriptions: usize,
+    /// Keep-alive period of activity streams in milliseconds (default 20,000).
+    pub stream_keepalive_ms: u64,
+    /// Concurrent activity stream connections (default 2); one more is answered 429.
+    pub max_stream_connections: usize,
+    /// `GET /2/dm_events` window per user (default 15 per 900 s); `None` = unlimited.
+    pub dm_events_rate_limit: Option<RateLimit>,
+    /// Answer `POST /2/activity/subscriptions` with the quickstart's flat
+    /// `{"data":{"subscription_id",…}}` instead of `{"data":{"subscription":{…}},"meta":{…}}`.
+    pub flat_subscription_answers: bool,
+}
+
+/// OAuth 2.0 settings (changeable at run time: `SandboxHandle::set_oauth2`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OAuth2Config {
+    /// Lifetime of access tokens in seconds (default 7,200, X's two hours).
+    pub access_token_lifetime_secs: u64,
+    /// Refresh tokens are spent by use; a spent one revokes its family (default true, like X).
+    pub refresh_single_use: bool,
+    /// The user who approves authorize requests (default: the business account).
+    pub approver: Option<String>,
+}
+
+impl Default for OAuth2Config {
+    fn default() -> Self {
+        Self {
+            access_token_lifetime_secs: 7_200,
+            refresh_single_use: true,
+            approver: None,
+        }
+    }
+}
+
+/// The HMAC-SHA256 key of CRC answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum CrcSecret {
+    /// The OAuth 2.0 client secret (X's current webhook quickstart).
+    #[default]
+    ClientSecret,
+    /// The OAuth 1.0a consumer secret (the Account Activity API documentation).
+    ConsumerSecret,
+}
+
+/// Which signature headers webhook event POSTs carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum SignatureHeaders {
+    /// `x-twitter-webhooks-signature` (consumer secret) and `…-oauth2` (client secret).
+    #[default]
+    Both,
+    /// Only `x-twitter-webhooks-signature`, keyed with the consumer secret.
+    Legacy,
+    /// Only `x-twitter-webhooks-signature-oauth2`, keyed with the client secret.
+    OAuth2,
 }
 
 impl Default for XConfig {
@@ -83,6 +157,32 @@ impl Default for XConfig {
             rate_limit: None,
             webhook_timeout_ms: 10_000,
             media: XMediaConfig::default(),
+            client_id: "sandbox-client-id".into(),
+            client_secret: "sandbox-client-secret".into(),
+            bearer_token: "sandbox-app-bearer-token".into(),
+            oauth2: OAuth2Config::default(),
+            crc_secret: CrcSecret::default(),
+            signature_headers: SignatureHeaders::default(),
+            account_activity_api: false,
+            max_webhooks: 1,
+            max_subscriptions: 1_500,
+            stream_keepalive_ms: 20_000,
+            max_stream_connections: 2,
+            dm_events_rate_limit: Some(RateLimit {
+                requests: 15,
+                window_secs: 900,
+            }),
+            flat_subscription_answers: false,
+        }
+    }
+}
+
+impl XConfig {
+    /// The key CRC answers are checked with.
+    pub fn crc_key(&self) -> &str {
+        match self.crc_secret {
+            CrcSecret::ClientSecret => &self.client_secret,
+            CrcSecret::ConsumerSecret => &self.consumer_secret,
         }
     }
 }

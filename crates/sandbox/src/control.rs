@@ -87,6 +87,9 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         )
         .route("/faults/down", get(down).post(set_down))
         .route("/stats", get(stats).delete(reset_stats))
+        .merge(crate::connect::flows::control_routes())
+        .merge(crate::sns::query::control_routes())
+        .merge(crate::x::controls::control_routes())
 }
 
 fn handle(shared: Arc<Shared>) -> SandboxHandle {

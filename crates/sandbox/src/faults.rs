@@ -75,8 +75,19 @@ pub enum FaultOp {
     TonDownload,
     /// Public (twimg-style) media download; errors are plain text.
     MediaDownload,
-    /// X `GET /2/dm_conversations/with/:id/dm_events` (reading a conversation back).
+    /// X `GET /2/dm_conversations/with/:id/dm_events` (reading a conversation back) and
+    /// `GET /2/dm_events`.
     DmEvents,
+    /// X `POST /2/oauth2/token` (after client authentication).
+    OAuth2Token,
+    /// X webhooks v2: `/2/webhooks` create, list, validate, delete and replay.
+    Webhooks,
+    /// X Activity API subscriptions (`/2/activity/subscriptions`) and Account Activity routes.
+    Subscriptions,
+    /// X `GET /2/activity/stream` (the connection attempt).
+    ActivityStream,
+    /// X `GET /2/dm_conversations/media/…` (OAuth 2.0 DM media download).
+    DmMediaDownload,
 }
 
 /// A platform, for the down switch and side-wide profiles.
@@ -128,7 +139,7 @@ pub(crate) enum Platform {
 
 impl FaultOp {
     /// Every operation, in declaration order (a new variant must be added here too).
-    pub const ALL: [Self; 25] = [
+    pub const ALL: [Self; 30] = [
         Self::StartChatContact,
         Self::StartContactStreaming,
         Self::StopContactStreaming,
@@ -154,6 +165,11 @@ impl FaultOp {
         Self::TonDownload,
         Self::MediaDownload,
         Self::DmEvents,
+        Self::OAuth2Token,
+        Self::Webhooks,
+        Self::Subscriptions,
+        Self::ActivityStream,
+        Self::DmMediaDownload,
     ];
 
     /// The platform the operation belongs to.
@@ -189,7 +205,12 @@ impl FaultOp {
             | Self::MediaStatus
             | Self::MediaUpload
             | Self::TonDownload
-            | Self::DmEvents => Platform::X,
+            | Self::DmEvents
+            | Self::OAuth2Token
+            | Self::Webhooks
+            | Self::Subscriptions
+            | Self::ActivityStream
+            | Self::DmMediaDownload => Platform::X,
             Self::MediaDownload => Platform::PublicMedia,
             Self::MediaProcessing => Platform::Processing,
         }
@@ -209,6 +230,11 @@ impl FaultOp {
                 | Self::TonDownload
                 | Self::MediaDownload
                 | Self::DmEvents
+                | Self::OAuth2Token
+                | Self::Webhooks
+                | Self::Subscriptions
+                | Self::ActivityStream
+                | Self::DmMediaDownload
         )
     }
 }
@@ -352,7 +378,7 @@ mod tests {
         assert_eq!(FaultOp::CreateDm.side(), Side::X);
         assert_eq!(FaultOp::MediaDownload.side(), Side::X);
         assert_eq!(FaultOp::AttachmentPut.side(), Side::Connect);
-        assert_eq!(FaultOp::of_side(Side::X).count(), 11);
+        assert_eq!(FaultOp::of_side(Side::X).count(), 16);
         assert_eq!(FaultOp::of_side(Side::Connect).count(), 14);
     }
 }

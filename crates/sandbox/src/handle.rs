@@ -214,11 +214,15 @@ impl SandboxHandle {
         webhook_client::crc_check(&self.shared, url, crc_token).await
     }
 
+    /// The app's (first) webhook; see `webhooks` for all.
     pub fn webhook(&self) -> Option<WebhookRegistration> {
-        lock(&self.shared.x).webhook.clone()
+        lock(&self.shared.x).webhooks.first().cloned()
     }
 
-    /// Delivers a customer DM to the webhook, signed. Not retried.
+    /// A customer DM: recorded in the DM history, then routed to the subscriptions it matches
+    /// (XAA envelope to their webhooks, signed, and to every open activity stream; Account
+    /// Activity shape to AAA subscriptions). Not retried. Without a matching subscription the
+    /// answer has no status.
     pub async fn deliver_dm(&self, spec: DmSpec) -> Result<WebhookDelivery, SandboxError> {
         webhook_client::deliver_dm(&self.shared, spec).await
     }

@@ -31,17 +31,30 @@
 //! `4337869213` "Acme Support" `@AcmeSupport`, app `13090192` `AcmeSupportBridge`, Connect instance
 //! `6f8c1a52-3b7e-4d2a-9c11-5a0e2b7d9f40`, contact flow `c2a9e4f7-8d13-4b6e-a5f2-0e7d3c9b1a68`,
 //! region `us-east-1`, account `123456789012`, topic
-//! `arn:aws:sns:us-east-1:123456789012:xdm-sandbox-chat`, SNS SignatureVersion 1, fault seed 0.
+//! `arn:aws:sns:us-east-1:123456789012:xdm-sandbox-chat`, SNS SignatureVersion 1, fault seed 0;
+//! OAuth 2.0 client id/secret `sandbox-client-id` / `sandbox-client-secret`, app Bearer token
+//! `sandbox-app-bearer-token`.
 //!
 //! ## Emulated platform routes
 //!
 //! | route | what |
 //! |---|---|
-//! | `POST /2/dm_conversations/with/{participant_id}/messages` | X send DM (OAuth 1.0a user context) → 201 |
-//! | `GET /2/dm_conversations/with/{participant_id}/dm_events` | X conversation read-back: the DMs sent to the participant, newest first, paged (OAuth 1.0a user context) |
-//! | `GET /2/users/{id}`, `GET /2/users/me` | X user lookup (OAuth 1.0a; `{id}` also any Bearer) |
+//! | `POST /2/dm_conversations/with/{participant_id}/messages` | X send DM (user context: OAuth 1.0a, or OAuth 2.0 `dm.write tweet.read users.read`) → 201 |
+//! | `GET /2/dm_conversations/with/{participant_id}/dm_events` | X conversation read-back: the DMs the user sent to the participant, newest first, paged (user context, `dm.read`) |
+//! | `GET /2/dm_events` | every DM event of the user's conversations (received and sent), newest first, 30 days, paged; `expansions=sender_id,attachments.media_keys` ⇒ `includes.users` / `includes.media`; window `XConfig::dm_events_rate_limit` per user |
+//! | `GET /2/dm_conversations/media/{dm_id}/{media_id}/{resource_id}` | DM media download, `application/octet-stream` (OAuth 2.0 user with `dm.read` only) |
+//! | `GET /2/users/{id}`, `GET /2/users/me` | X user lookup (`{id}`: any principal; `me`: user context, the token's user) |
+//! | `GET /i/oauth2/authorize` | OAuth 2.0 authorize with PKCE (S256 / plain): auto-approved by the approver ⇒ `302 redirect_uri?state&code` (code: 30 s, single use); bad client / PKCE ⇒ 400 text |
+//! | `POST /2/oauth2/token`, `POST /2/oauth2/revoke` | grants `authorization_code`, `refresh_token` (single-use; reuse revokes the family ⇒ 400 `invalid_request`); client auth Basic or body `client_id` |
+//! | `POST`/`GET /2/webhooks`, `PUT`/`DELETE /2/webhooks/{id}` | webhooks v2 with a real CRC (`CrcValidationFailed`, `DuplicateUrlFailed`, `WebhookLimitExceeded`, `UrlValidationFailed`, `WebhookIdInvalid`); app Bearer (create / PUT / delete also OAuth 1.0a) |
+//! | `POST /2/webhooks/replay` | `{"webhook_id","from_date","to_date"}` (yyyymmddhhmm, last 24 h) ⇒ job; logged events re-POSTed in order (app Bearer) |
+//! | `POST`/`GET /2/activity/subscriptions`, `PUT`/`DELETE /2/activity/subscriptions/{id}` | X Activity API subscriptions (see below) |
+//! | `GET /2/activity/stream?backfill_minutes&start_time&end_time` | the activity stream: JSON lines ending `\r\n`, bare `\r\n` keep-alives, backfill ≤ 5 min, `max_stream_connections` (app Bearer) |
+//! | `/2/account_activity/webhooks/{id}/subscriptions/all[/list]`, `…/subscriptions/{user_id}/all` | Account Activity API, only with `XConfig::account_activity_api`; otherwise 403 "retired" |
 //! | `PUT /contact/chat` | StartChatContact (SigV4 `connect`) |
 //! | `POST /contact/start-streaming`, `/contact/stop-streaming`, `/contact/stop` | StartContactStreaming, StopContactStreaming, StopContact |
+//! | `GET /instance/{InstanceId}` | DescribeInstance (SigV4 `connect`): `ACTIVE`, alias `xdm-sandbox`; unknown id ⇒ 404 `ResourceNotFoundException` |
+//! | `GET /contact-flows/{InstanceId}/{ContactFlowId}` | DescribeContactFlow (SigV4 `connect`) of the instance's flows ([`ContactFlowSpec`]); unknown ⇒ 404 `ResourceNotFoundException`, `SAVED` ⇒ 404 `ContactFlowNotPublishedException` |
 //! | `POST /participant/connection`, `/message`, `/event`, `/disconnect`, `/transcript` | participant service (`X-Amz-Bearer`) |
 //! | `POST /participant/start-attachment-upload`, `/complete-attachment-upload`, `/attachment` | StartAttachmentUpload, CompleteAttachmentUpload, GetAttachment (`X-Amz-Bearer` = ConnectionToken) |
 //! | `PUT`/`GET /s3/…?X-Amz-Signature=…` | the pre-signed attachment upload / download URLs ("S3": XML errors) |
@@ -50,6 +63,7 @@
 //! | `GET /1.1/ton/data/dm/{dm_id}/{media_id}/{resource}` | DM photo download (TON: OAuth 1.0a required) |
 //! | `GET /dm_video/…`, `/dm_gif/…`, `/dm_video_preview/…`, `/dm_gif_preview/…`, any other registered media URL | public DM video / GIF / preview downloads |
 //! | `GET /sns/SimpleNotificationService-<hash>.pem` | the SNS signing certificate |
+//! | `POST /` (form `Action=GetTopicAttributes\|ListSubscriptionsByTopic&Version=2010-03-31`) | SNS Query API (SigV4 `sns`, XML): the topic's attributes (`Policy`: [`default_policy`] lets `connect.amazonaws.com` publish), its subscriptions 100 per page (`PendingConfirmation` until confirmed); unknown topic ⇒ 404 `NotFound` |
 //! | `GET /sns/confirm?Action=ConfirmSubscription&TopicArn=…&Token=…` | SubscribeURL |
 //! | `GET /sns/unsubscribe?Action=Unsubscribe&SubscriptionArn=…` | UnsubscribeURL |
 //!
@@ -63,7 +77,12 @@
 //! | `GET /_sandbox` | base URL, cert URL, topic, configuration |
 //! | `GET /_sandbox/events?since=N` | logged [`SandboxEvent`]s with `seq > N` |
 //! | `GET`/`POST /_sandbox/x/users` | [`SandboxUser`] → the user (201) |
-//! | `GET`/`POST /_sandbox/x/webhook` | `{"url"}` → [`CrcOutcome`] (registers + CRC) |
+//! | `GET`/`POST /_sandbox/x/webhook` | `{"url"}` → [`CrcOutcome`]: registers the webhook (CRC) and subscribes the business account to `dm.received`, `dm.read`, `dm.indicate_typing` with it (AAA when `account_activity_api`) |
+//! | `POST /_sandbox/x/oauth2` | [`OAuth2Settings`] `{"access_token_lifetime_secs"?,"approver"?,"deny_next"?}` → token families |
+//! | `GET /_sandbox/x/oauth2/tokens`, `POST /x/oauth2/issue` `{"user_id","scopes"}`, `POST /x/oauth2/revoke-user` `{"user_id"}` | [`OAuth2TokenFamily`]s (token prefixes only); [`OAuth2Tokens`]; `{"revoked":N}` |
+//! | `GET /_sandbox/x/webhooks`, `POST /x/webhooks/{id}/invalidate`, `POST /x/webhooks/{id}/outage` `{"on"}` | [`WebhookRegistration`]s; mark invalid (as after failed CRCs); outage switch (deliveries recorded as failed, not sent) |
+//! | `GET /_sandbox/x/subscriptions`, `/x/events`, `/x/dm-history`, `/x/replays` | `{"activity":[…],"account_activity":[…]}`, [`XEventRecord`]s, every DM both ways, [`ReplayJob`]s |
+//! | `GET /_sandbox/x/streams`, `POST /x/streams/drop`, `POST /x/streams/silent` `{"on"}` | `{"silent","connections":[StreamConnection]}`; end every stream abruptly; stop / resume writing |
 //! | `POST /_sandbox/x/crc` | `{"url","crc_token"}` → [`CrcOutcome`] |
 //! | `POST /_sandbox/x/dm` | [`DmSpec`] → [`WebhookDelivery`] |
 //! | `POST /_sandbox/x/typing`, `/x/read` | `{"sender_id"}`, `{"sender_id","last_read_event_id"}` |
@@ -86,6 +105,9 @@
 //! | `GET`/`POST /_sandbox/connect/attachment-scan` | [`AttachmentScan`] `{"delay_ms","verdict":"APPROVED"\|"REJECTED"}` |
 //! | `POST /_sandbox/sns/subscribe` | `{"endpoint","topic_arn"?}` → [`SubscriptionView`] |
 //! | `GET /_sandbox/sns/subscriptions`, `/sns/deliveries` | [`SubscriptionView`]s, [`SnsDelivery`]s |
+//! | `GET`/`POST /_sandbox/sns/topics`, `DELETE /_sandbox/sns/topics?topic_arn=…` | [`TopicView`]s; `{"topic_arn","display_name"?,"policy"?}` → the topic (201); remove (204) |
+//! | `POST /_sandbox/sns/topics/policy` | `{"topic_arn"?,"policy"}` (a JSON document or a string; default topic: the configured one) → [`TopicView`] |
+//! | `GET`/`POST /_sandbox/connect/flows`, `DELETE /_sandbox/connect/flows/{id}` | [`ContactFlowSpec`]s; `{"id","name"?,"type"?,"state"?,"status"?}` → the flow (201); remove (204). The configured flow exists until removed; StartChatContact takes any listed flow |
 //! | `POST /_sandbox/sns/redeliver` | `{"message_id"}` → attempts |
 //! | `GET`/`POST /_sandbox/faults` | [`PendingFault`]s; `{"op":"SendMessage","count":2,"fault":{"status":429}}` queues a [`Fault`] for the next `count` calls |
 //! | `DELETE /_sandbox/faults` | clears every fault setting: queued faults, profiles, bursts, down switches (204) |
@@ -98,7 +120,9 @@
 //! operation above, plus `StartAttachmentUpload`, `CompleteAttachmentUpload`, `GetAttachment`,
 //! `AttachmentPut`, `AttachmentGet` (S3 XML errors), `MediaInitialize`, `MediaAppend`,
 //! `MediaFinalize`, `MediaStatus`, `MediaUpload`, `MediaProcessing` (makes the next GIF/video
-//! processing fail), `TonDownload`, `MediaDownload` (see [`FaultOp`]).
+//! processing fail), `TonDownload`, `MediaDownload` (see [`FaultOp`]). DescribeInstance,
+//! DescribeContactFlow and the SNS Query API are not fault operations (the Connect down switch
+//! still answers the first two 503).
 //!
 //! ## Fault injection
 //!
@@ -179,11 +203,43 @@
 //!   (subscription, contact) in item order, retried `SnsConfig::retries` times on non-2xx.
 //! * CreateParticipantConnection with `ConnectParticipant: true` adds a customer
 //!   `participant.joined` item. GetTranscript (customer view) omits AGENT-only items and typing.
-//! * The webhook is validated by CRC when set; a webhook configured in `XConfig::webhook_url` (or
-//!   one whose CRC failed) is re-checked before the next delivery, like X's periodic CRC.
+//! * **Principals** (X's OpenAPI `security` per route): OAuth 1.0a user (the configured token: the
+//!   business account), OAuth 2.0 user tokens from the token endpoint or
+//!   [`SandboxHandle::issue_oauth2_token`] (acting as their user, limited to their scopes; unknown,
+//!   expired or revoked ⇒ 401; missing scope ⇒ 403 naming it), the app Bearer
+//!   (`XConfig::bearer_token` exactly; any other Bearer ⇒ 401). A principal the route does not
+//!   list ⇒ 403 `unsupported-authentication`.
+//! * **Webhooks**: `XConfig::crc_secret` keys CRC answers (client secret by default, as X's
+//!   current quickstart; or the consumer secret). Event POSTs carry `X-Twitter-Webhooks-Signature`
+//!   (consumer secret) and `X-Twitter-Webhooks-Signature-OAuth2` (client secret), or one of them
+//!   (`XConfig::signature_headers`). A webhook from `set_webhook` / `XConfig::webhook_url` whose
+//!   CRC failed is re-checked before the next delivery; one marked invalid by the control, or
+//!   created through `/2/webhooks`, gets nothing until `PUT /2/webhooks/{id}` validates it.
+//! * **X Activity API**: subscriptions `{"event_type","filter":{"user_id"},"tag"?,"webhook_id"?}`;
+//!   private events (`dm.*`, `chat.*`, likes, mutes, blocks) need the user context of
+//!   `filter.user_id` (OAuth 1.0a, or OAuth 2.0 with `dm.read`) — app-only ⇒ 403
+//!   `not-authorized-for-resource`; duplicates ⇒ 409 `DuplicateSubscriptionFailed`;
+//!   `max_subscriptions` ⇒ `SubscriptionLimitExceeded`; answers
+//!   `{"data":{"subscription":{…}},"meta":{"total_subscriptions"}}` (flat with
+//!   `flat_subscription_answers`). Refusals: `{"title":"Invalid Request","detail":"<Reason>: …",
+//!   "type":…/invalid-request,"errors":[{"message":"<Reason>"}]}`.
+//! * **Events**: `deliver_dm` / `deliver_typing` / `deliver_read` (and DMs sent through the API,
+//!   as `dm.sent`) are kept in the DM history and rendered for every matching subscription in
+//!   XAA's envelope (`data.event_uuid`, `filter`, `event_type`, `tag`, `payload` with the Account
+//!   Activity-shaped events and v2 `users`), logged ([`SandboxHandle::x_events`]), written to every
+//!   open activity stream and POSTed to the subscription's webhook. Account Activity
+//!   subscriptions get the AAA shape (echoes of sent DMs with `echo_outbound`). No subscription ⇒
+//!   recorded, delivered nowhere ([`WebhookDelivery::status`] `None`).
+//! * **Stream controls**: [`SandboxHandle::drop_streams`] (abrupt end),
+//!   [`SandboxHandle::set_streams_silent`] (no keep-alives, no events; they stay in the log for
+//!   backfills), [`SandboxHandle::stream_connections`]; attempts are in `x_requests`
+//!   ([`XOp::ActivityStream`]).
+//! * Fault ops of the new routes: `OAuth2Token`, `Webhooks` (incl. replay), `Subscriptions`
+//!   (incl. Account Activity), `ActivityStream`, `DmMediaDownload`; `GET /2/dm_events` is under
+//!   `DmEvents`.
 //! * DMs to ids not in the registry are accepted; registered users with `accepts_dms: false` get 403.
 //! * Not emulated: participant websockets (the `Websocket` URL of CreateParticipantConnection is not
-//!   served), the OAuth 2.0-only `GET /2/dm_conversations/media/…` download, v1.1 media upload. The
+//!   served), v1.1 media upload, XAA events other than DMs (subscriptions to them are kept). The
 //!   command-style `POST /2/media/upload?command=…` answers 400 (deprecated by X).
 //!
 //! ## Media
@@ -253,11 +309,12 @@ mod state;
 pub mod x;
 
 pub use config::{
-    AttachmentScan, BusinessAccount, ConnectConfig, DEFAULT_ATTACHMENT_TYPES, MediaConfig,
-    RateLimit, SandboxConfig, ScanVerdict, SignatureVersion, SnsConfig, XApp, XConfig,
-    XMediaConfig,
+    AttachmentScan, BusinessAccount, ConnectConfig, CrcSecret, DEFAULT_ATTACHMENT_TYPES,
+    MediaConfig, OAuth2Config, RateLimit, SandboxConfig, ScanVerdict, SignatureHeaders,
+    SignatureVersion, SnsConfig, XApp, XConfig, XMediaConfig,
 };
 pub use connect::attachments::{AgentAttachment, S3RequestRecord};
+pub use connect::flows::ContactFlowSpec;
 pub use connect::model::{
     AgentView, ArtifactStatus, AttachmentItem, AttachmentView, ChatItem, ChatMessage,
     ContactStatus, ContactView, EndReason, Item, ItemSpec, ItemType, MessageVisibility,
@@ -277,10 +334,13 @@ pub use media::files::{
 };
 pub use media::registry::{MediaRequestKind, MediaRequestRecord};
 pub use sns::delivery::{SnsAttempt, SnsDelivery, SnsMessageType, SubscriptionView};
+pub use sns::query::{TopicView, default_policy};
+pub use x::oauth2::{OAuth2Settings, OAuth2TokenFamily, OAuth2Tokens, s256_challenge};
 pub use x::payloads::{DmSpec, MediaKind, MediaSpec, PayloadShape, UrlSpec};
 pub use x::records::{
-    CrcOutcome, DeliveredMedia, DeliveryKind, MediaCategory, ProcessingState, RequestRecord,
-    SentDm, SentMedia, UploadedMedia, WebhookDelivery, WebhookRegistration, XOp,
+    ActivitySubscription, CrcOutcome, DeliveredMedia, DeliveryKind, MediaCategory, ProcessingState,
+    ReplayJob, ReplayState, RequestRecord, SentDm, SentMedia, StreamConnection, SubscriptionFilter,
+    UploadedMedia, WebhookDelivery, WebhookRegistration, XEventRecord, XOp,
 };
 pub use x::users::SandboxUser;
 pub use x::webhook_client::SignatureHeader;

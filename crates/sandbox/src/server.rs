@@ -16,7 +16,6 @@ use crate::error::SandboxError;
 use crate::handle::SandboxHandle;
 use crate::sns::signer::SnsSigner;
 use crate::state::{Shared, lock};
-use crate::x::records::WebhookRegistration;
 use crate::x::users::SandboxUser;
 use crate::{connect, control, faults, media, sns, x};
 
@@ -119,10 +118,9 @@ pub(crate) async fn start(cfg: SandboxConfig) -> Result<SandboxHandle, SandboxEr
             business.id.clone(),
             SandboxUser::new(&business.id, &business.name, &business.username),
         );
-        state.webhook = x
-            .webhook_url
-            .clone()
-            .map(|url| WebhookRegistration { url, valid: false });
+        if let Some(url) = &x.webhook_url {
+            x::webhook_client::register(&shared, &mut state, url, false);
+        }
     }
 
     let app = router(Arc::clone(&shared));

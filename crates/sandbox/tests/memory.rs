@@ -175,7 +175,7 @@ async fn a_200_mb_file_streams_through_the_sandbox_in_bounded_memory() {
         .unwrap();
     let file = sb.add_file(MediaFile::generated("big.mp4", "video/mp4", SIZE, SEED));
     assert_eq!(file.sha256, expected);
-    let hook = webhook(sb.config().x.consumer_secret.clone()).await;
+    let hook = webhook(sb.config().x.crc_key().to_owned()).await;
     assert!(sb.set_webhook(&hook).await.unwrap().ok);
     let delivery = sb
         .deliver_dm(

@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `sqlite:PATH` (`sqlite:./xdm-connect.db`) | [`SqliteStore`] on that file: the embedded default |
 //! | `sqlite::memory:` | [`SqliteStore`] in memory (tests, throw-away demos) |
-//! | `dynamodb:TABLE_PREFIX` | [`DynamoStore`] on the tables `TABLE_PREFIXsessions`, `…profiles`, `…jobs`, `…lanes` |
+//! | `dynamodb:TABLE_PREFIX` | [`DynamoStore`] on the tables `TABLE_PREFIXsessions`, `…profiles`, `…jobs`, `…lanes`, `…records` |
 //!
 //! `AnyStore::Memory` wraps the core's [`MemoryStore`] for tests and benchmarks; it has no URL.
 //! Every backend passes the same conformance suite (`tests/it/conformance`); the DynamoDB run
@@ -58,6 +58,7 @@ use xdm_core::jobs::{FinalState, Job, JobState, NewJob, Queue};
 pub use xdm_core::memory_store::MemoryStore;
 use xdm_core::ports::{SessionInsert, Store, StoreError};
 use xdm_core::profile::XProfile;
+use xdm_core::records::{Expect, Record};
 use xdm_core::session::{ConnectionCredentials, Session};
 
 pub use crate::dynamodb::{DynamoOptions, DynamoStore, TableError, TableNames};
@@ -73,6 +74,12 @@ pub enum OpenError {
         "the directory {directory} of the SQLite store {location} does not exist; create it or point XDM_STORE elsewhere"
     )]
     MissingDirectory { location: String, directory: String },
+    #[error("cannot make the SQLite store {location} readable by its owner only: {source}")]
+    Permissions {
+        location: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot open the SQLite store {location}: {source}")]
     Sqlite {
         location: String,
@@ -355,6 +362,28 @@ impl Store for AnyStore {
         now_ms: i64,
     ) -> Result<u64, StoreError> {
         delegate!(self.purge(jobs_before_ms, sessions_before_ms, now_ms))
+    }
+
+    async fn record(&self, key: &str) -> Result<Option<Record>, StoreError> {
+        delegate!(self.record(key))
+    }
+
+    async fn put_record(
+        &self,
+        key: &str,
+        value: &str,
+        expect: Expect,
+        now_ms: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        delegate!(self.put_record(key, value, expect, now_ms))
+    }
+
+    async fn delete_record(&self, key: &str, expect: Expect) -> Result<bool, StoreError> {
+        delegate!(self.delete_record(key, expect))
+    }
+
+    async fn records(&self, prefix: &str) -> Result<Vec<Record>, StoreError> {
+        delegate!(self.records(prefix))
     }
 }
 

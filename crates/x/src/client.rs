@@ -5,9 +5,14 @@
 //!   header elsewhere), and one for media downloads (connect timeout 5 s, a read timeout instead of
 //!   a total one since a 20 MB file may take a while, no automatic redirects:
 //!   [`crate::media_download`] follows them itself, within the allowed media hosts).
-//! * Every call is OAuth 1.0a-signed in user context with the token of the business account it
-//!   acts for (per-account tokens, else the default token). JSON bodies are not signed; query
-//!   parameters are.
+//! * Every call is made in user context as the business account it acts for ([`UserAuth`]):
+//!   with its OAuth 2.0 access token when the [`UserTokenSource`] has one (`Authorization:
+//!   Bearer`), else OAuth 1.0a-signed with its own token or the default token (JSON bodies are not
+//!   signed; query parameters are), else the call fails with `Unauthorized` naming the account.
+//!   OAuth 1.0a is optional: an OAuth 2.0-only deployment has no consumer key at all.
+//! * A 401 to an OAuth 2.0 call is reported to the source ([`UserTokenSource::token_rejected`])
+//!   and the call is sent once more with the token it gives back; bodies are rebuilt for that
+//!   (JSON, forms and media segments are all held in memory).
 //! * Errors are classified for the core ([`error_from_response`]): 429 `usage-capped` ⇒
 //!   `UsageCapped`, other 429 ⇒ `RateLimited` (reset from `x-rate-limit-reset`), 401 ⇒
 //!   `Unauthorized`, 403 ⇒ `Forbidden`, 400 ⇒ `Invalid`, 404 ⇒ `NotFound`, 5xx / timeouts /
@@ -28,6 +33,7 @@ use xdm_core::media::{MediaStream, XMediaCategory};
 use xdm_core::ports::{DmRequest, SentDm, SentDmRecord, XApi, XError};
 use xdm_core::profile::XProfile;
 
+use crate::auth::{BearerToken, UserAuth, UserTokenSource};
 use crate::media_hosts::{MediaHosts, MediaHostsError};
 use crate::oauth1::{self, AccessToken, Consumer, SignableRequest};
 use crate::problem::{Problem, one_line};
@@ -73,9 +79,11 @@ pub enum XConfigError {
 pub struct XClientConfig {
     /// Normalised: http(s), no query or fragment, no trailing slash.
     api_url: String,
-    consumer: Consumer,
-    default_token: AccessToken,
+    /// OAuth 1.0a: none in an OAuth 2.0-only deployment.
+    consumer: Option<Consumer>,
+    default_token: Option<AccessToken>,
     account_tokens: HashMap<XUserId, AccessToken>,
+    user_tokens: Option<Arc<dyn UserTokenSource>>,
     connect_timeout: Duration,
     timeout: Duration,
     media_hosts: MediaHosts,
@@ -94,29 +102,32 @@ pub(crate) struct MediaTimeouts {
 }
 
 impl XClientConfig {
-    /// `api_url` is the base of every call (`https://api.x.com`, or an emulator's
-    /// `http://127.0.0.1:port[/prefix]`); a trailing slash is ignored.
-    pub fn new(
+    /// OAuth 1.0a with a consumer and a default token (the set-up before OAuth 2.0): [`Self::new`]
+    /// with [`Self::with_consumer`] and [`Self::with_default_token`], all checked here.
+    pub fn oauth1(
         api_url: &str,
         consumer: Consumer,
         default_token: AccessToken,
     ) -> Result<Self, XConfigError> {
+        check_consumer(&consumer)?;
+        Self::new(api_url)?
+            .with_consumer(consumer)
+            .with_default_token(default_token)
+    }
+
+    /// `api_url` is the base of every call (`https://api.x.com`, or an emulator's
+    /// `http://127.0.0.1:port[/prefix]`); a trailing slash is ignored. No credentials yet: add
+    /// OAuth 1.0a ([`Self::with_consumer`], [`Self::with_default_token`],
+    /// [`Self::with_account_token`]) and/or OAuth 2.0 ([`Self::with_user_tokens`]). A call for an
+    /// account with neither fails with `Unauthorized`.
+    pub fn new(api_url: &str) -> Result<Self, XConfigError> {
         let api_url = normalise_api_url(api_url)?;
-        for (value, setting) in [
-            (consumer.key(), "XDM_X_CONSUMER_KEY"),
-            (consumer.expose_secret(), "XDM_X_CONSUMER_SECRET"),
-            (default_token.token(), "XDM_X_ACCESS_TOKEN"),
-            (default_token.expose_secret(), "XDM_X_ACCESS_TOKEN_SECRET"),
-        ] {
-            if value.trim().is_empty() {
-                return Err(XConfigError::Empty(setting));
-            }
-        }
         Ok(Self {
             api_url,
-            consumer,
-            default_token,
+            consumer: None,
+            default_token: None,
             account_tokens: HashMap::new(),
+            user_tokens: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             timeout: DEFAULT_TIMEOUT,
             media_hosts: MediaHosts::default(),
@@ -128,7 +139,35 @@ impl XClientConfig {
         })
     }
 
-    /// The token to act as business account `business` (instead of the default token).
+    /// The app's OAuth 1.0a consumer (X "API key" and secret), needed by every OAuth 1.0a call
+    /// (an empty key or secret is refused by [`XClient::new`]).
+    pub fn with_consumer(mut self, consumer: Consumer) -> Self {
+        self.consumer = Some(consumer);
+        self
+    }
+
+    /// The OAuth 1.0a token of accounts without one of their own (and without OAuth 2.0).
+    pub fn with_default_token(mut self, token: AccessToken) -> Result<Self, XConfigError> {
+        for (value, setting) in [
+            (token.token(), "XDM_X_ACCESS_TOKEN"),
+            (token.expose_secret(), "XDM_X_ACCESS_TOKEN_SECRET"),
+        ] {
+            if value.trim().is_empty() {
+                return Err(XConfigError::Empty(setting));
+            }
+        }
+        self.default_token = Some(token);
+        Ok(self)
+    }
+
+    /// Where OAuth 2.0 user access tokens come from; an account it has a token for is called
+    /// with OAuth 2.0, whatever OAuth 1.0a token is configured.
+    pub fn with_user_tokens(mut self, source: Arc<dyn UserTokenSource>) -> Self {
+        self.user_tokens = Some(source);
+        self
+    }
+
+    /// The OAuth 1.0a token to act as business account `business` (instead of the default token).
     pub fn with_account_token(
         mut self,
         business: XUserId,
@@ -179,7 +218,19 @@ impl XClientConfig {
     }
 }
 
-fn normalise_api_url(raw: &str) -> Result<String, XConfigError> {
+fn check_consumer(consumer: &Consumer) -> Result<(), XConfigError> {
+    for (value, setting) in [
+        (consumer.key(), "XDM_X_CONSUMER_KEY"),
+        (consumer.expose_secret(), "XDM_X_CONSUMER_SECRET"),
+    ] {
+        if value.trim().is_empty() {
+            return Err(XConfigError::Empty(setting));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn normalise_api_url(raw: &str) -> Result<String, XConfigError> {
     let bad = |reason: String| Err(XConfigError::ApiUrl(reason));
     let url = match Url::parse(raw.trim()) {
         Ok(u) => u,
@@ -209,15 +260,19 @@ pub struct XClient {
     http: reqwest::Client,
     media_http: reqwest::Client,
     api_url: Arc<str>,
-    consumer: Arc<Consumer>,
-    default_token: Arc<AccessToken>,
+    consumer: Option<Arc<Consumer>>,
+    default_token: Option<Arc<AccessToken>>,
     account_tokens: Arc<HashMap<XUserId, AccessToken>>,
+    user_tokens: Option<Arc<dyn UserTokenSource>>,
     media_hosts: Arc<MediaHosts>,
     media: MediaTimeouts,
 }
 
 impl XClient {
     pub fn new(config: XClientConfig) -> Result<Self, XConfigError> {
+        if let Some(consumer) = &config.consumer {
+            check_consumer(consumer)?;
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.timeout)
@@ -236,9 +291,10 @@ impl XClient {
             http,
             media_http,
             api_url: config.api_url.into(),
-            consumer: Arc::new(config.consumer),
-            default_token: Arc::new(config.default_token),
+            consumer: config.consumer.map(Arc::new),
+            default_token: config.default_token.map(Arc::new),
             account_tokens: Arc::new(config.account_tokens),
+            user_tokens: config.user_tokens,
             media_hosts: Arc::new(config.media_hosts),
             media: config.media,
         })
@@ -268,28 +324,61 @@ impl XClient {
         self.media
     }
 
-    /// The token used to act as `business`: its own when configured, else the default.
-    pub fn token_for(&self, business: &XUserId) -> &AccessToken {
+    /// The OAuth 1.0a token used to act as `business`: its own when configured, else the
+    /// default; `None` without one or without a consumer.
+    pub fn oauth1_token(&self, business: &XUserId) -> Option<&AccessToken> {
+        self.consumer.as_ref()?;
         self.account_tokens
             .get(business)
-            .unwrap_or(&self.default_token)
+            .or(self.default_token.as_deref())
     }
 
-    /// An `Authorization` header value for a request made as `business` (no form body), e.g. a
-    /// signed GET of a TON media URL.
-    pub fn authorization(
+    /// The source of OAuth 2.0 user tokens, when configured.
+    pub fn user_tokens(&self) -> Option<&Arc<dyn UserTokenSource>> {
+        self.user_tokens.as_ref()
+    }
+
+    /// Who a call for `business` is made as: OAuth 2.0 when the token source has a token for it,
+    /// else OAuth 1.0a when configured, else `Unauthorized`.
+    pub async fn auth_for(&self, business: &XUserId) -> Result<UserAuth, XError> {
+        if let Some(source) = &self.user_tokens
+            && let Some(token) = source.access_token(business).await?
+        {
+            return Ok(UserAuth::OAuth2(BearerToken::new(token)));
+        }
+        match self.oauth1_token(business) {
+            Some(token) => Ok(UserAuth::OAuth1(token.clone())),
+            None => Err(no_credentials(business)),
+        }
+    }
+
+    /// The `Authorization` header value of a request made as `auth` (no form body): a Bearer
+    /// token, or an OAuth 1.0a signature over the method, URL and query.
+    pub fn authorization_for(
         &self,
-        business: &XUserId,
+        auth: &UserAuth,
         method: &Method,
         url: &Url,
-    ) -> Result<String, oauth1::OAuth1Error> {
-        let request = SignableRequest {
-            method: method.as_str(),
-            url,
-            form_body: None,
-        };
-        oauth1::sign(&request, &self.consumer, Some(self.token_for(business)))
-            .map(|s| s.authorization)
+    ) -> Result<String, XError> {
+        match auth {
+            UserAuth::OAuth2(token) => Ok(format!("Bearer {}", token.expose_secret())),
+            UserAuth::OAuth1(token) => {
+                let consumer = self.consumer.as_deref().ok_or_else(|| {
+                    XError::Unauthorized(
+                        "OAuth 1.0a needs the X consumer key (XDM_X_CONSUMER_KEY), which is not set"
+                            .into(),
+                    )
+                })?;
+                let request = SignableRequest {
+                    method: method.as_str(),
+                    url,
+                    form_body: None,
+                };
+                oauth1::sign(&request, consumer, Some(token))
+                    .map(|s| s.authorization)
+                    .map_err(|e| XError::Unauthorized(e.to_string()))
+            }
+        }
     }
 
     pub(crate) fn endpoint(&self, path: &str) -> Result<Url, XError> {
@@ -297,7 +386,8 @@ impl XClient {
             .map_err(|e| XError::Invalid(format!("cannot build the URL of {path}: {e}")))
     }
 
-    /// Sends one signed request with an optional JSON body and reads the whole (bounded) answer.
+    /// Sends one request as `business` with an optional JSON body and reads the whole (bounded)
+    /// answer.
     pub(crate) async fn call<B: Serialize + ?Sized + Sync>(
         &self,
         method: Method,
@@ -305,30 +395,65 @@ impl XClient {
         business: &XUserId,
         json: Option<&B>,
     ) -> Result<Answer, XError> {
-        self.call_with(method, url, business, |request| match json {
-            Some(body) => request.json(body),
-            None => request,
+        self.call_with(method, url, business, |request| {
+            Ok(match json {
+                Some(body) => request.json(body),
+                None => request,
+            })
         })
         .await
     }
 
-    /// Sends one signed request, completed by `build` (a body that is not signed: JSON,
-    /// multipart; a timeout), and reads the whole (bounded) answer.
+    /// Sends one request as `business`, completed by `build` (a body that is not signed: JSON,
+    /// multipart; a timeout), and reads the whole (bounded) answer. A 401 to an OAuth 2.0 call is
+    /// retried once with the token the source gives back (`build` runs again for it).
     pub(crate) async fn call_with(
         &self,
         method: Method,
         url: Url,
         business: &XUserId,
-        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder + Send,
+        build: impl Fn(reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, XError> + Send + Sync,
     ) -> Result<Answer, XError> {
-        let authorization = self
-            .authorization(business, &method, &url)
-            .map_err(|e| XError::Unauthorized(e.to_string()))?;
+        let auth = self.auth_for(business).await?;
+        let answer = self.call_as(&auth, &method, &url, &build).await?;
+        if answer.status != StatusCode::UNAUTHORIZED {
+            return Ok(answer);
+        }
+        let (UserAuth::OAuth2(rejected), Some(source)) = (&auth, &self.user_tokens) else {
+            return Ok(answer);
+        };
+        match source
+            .token_rejected(business, rejected.expose_secret())
+            .await?
+        {
+            Some(fresh) if fresh != rejected.expose_secret() => {
+                tracing::info!(%business, path = url.path(), "X refused the OAuth 2.0 access token; retrying once with a fresh one");
+                let fresh = UserAuth::OAuth2(BearerToken::new(fresh));
+                self.call_as(&fresh, &method, &url, &build).await
+            }
+            _ => Ok(answer),
+        }
+    }
+
+    /// Sends one request as `auth` (no retry), completed by `build`, and reads the whole
+    /// (bounded) answer.
+    pub(crate) async fn call_as(
+        &self,
+        auth: &UserAuth,
+        method: &Method,
+        url: &Url,
+        build: &(impl Fn(reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, XError> + Sync),
+    ) -> Result<Answer, XError> {
+        let authorization = self.authorization_for(auth, method, url)?;
+        let mut value = http::HeaderValue::from_str(&authorization).map_err(|_| {
+            XError::Unauthorized("the X credentials cannot be sent in a header".into())
+        })?;
+        value.set_sensitive(true);
         let request = self
             .http
             .request(method.clone(), url.clone())
-            .header(header::AUTHORIZATION, authorization);
-        let request = build(request);
+            .header(header::AUTHORIZATION, value);
+        let request = build(request)?;
         let mut response = request.send().await.map_err(transport_error)?;
         let status = response.status();
         let headers = response.headers().clone();
@@ -355,6 +480,58 @@ impl XClient {
             body,
         })
     }
+}
+
+/// The error of a call for an account nobody can act as.
+pub(crate) fn no_credentials(business: &XUserId) -> XError {
+    XError::Unauthorized(format!(
+        "no X credentials for account {business}: run `xdm-connect x login`"
+    ))
+}
+
+/// The id, handle and name of an authenticated user (`GET /2/users/me`).
+#[derive(Debug, Deserialize)]
+struct MeAnswer {
+    #[serde(default, deserialize_with = "lenient::object")]
+    data: Option<UserObject>,
+}
+
+impl XClient {
+    /// `GET /2/users/me` as `auth`: who a (brand-new) token belongs to. No retry on 401.
+    pub async fn me_as(&self, auth: &UserAuth) -> Result<XProfile, XError> {
+        let mut url = self.endpoint("/2/users/me")?;
+        url.set_query(Some(&format!("user.fields={USER_FIELDS}")));
+        let answer = self.call_as(auth, &Method::GET, &url, &Ok).await?;
+        me_profile(&answer)
+    }
+
+    /// `GET /2/users/me` as business account `business` (its OAuth 2.0 or OAuth 1.0a credentials).
+    pub async fn me(&self, business: &XUserId) -> Result<XProfile, XError> {
+        let mut url = self.endpoint("/2/users/me")?;
+        url.set_query(Some(&format!("user.fields={USER_FIELDS}")));
+        let answer = self.call::<()>(Method::GET, url, business, None).await?;
+        me_profile(&answer)
+    }
+}
+
+fn me_profile(answer: &Answer) -> Result<XProfile, XError> {
+    if !answer.status.is_success() {
+        return Err(error_from_response(
+            answer.status,
+            &answer.headers,
+            &answer.body,
+        ));
+    }
+    let user = serde_json::from_slice::<MeAnswer>(&answer.body)
+        .ok()
+        .and_then(|a| a.data)
+        .ok_or_else(|| unexpected_body("a users/me lookup", &answer.body))?;
+    let id = user
+        .id
+        .as_deref()
+        .and_then(|id| XUserId::parse(id).ok())
+        .ok_or_else(|| unexpected_body("a users/me lookup", &answer.body))?;
+    Ok(user.into_profile(id))
 }
 
 pub(crate) struct Answer {
@@ -537,7 +714,7 @@ mod tests {
     use super::*;
 
     fn config(url: &str) -> Result<XClientConfig, XConfigError> {
-        XClientConfig::new(
+        XClientConfig::oauth1(
             url,
             Consumer::new("ck", "cs"),
             AccessToken::new("at", "ats"),
@@ -574,13 +751,20 @@ mod tests {
             assert!(e.to_string().starts_with("XDM_X_API_URL "), "{e}");
             assert!(!e.to_string().contains("u:p"), "{e}");
         }
-        let e = XClientConfig::new(
+        let e = XClientConfig::oauth1(
             DEFAULT_API_URL,
             Consumer::new("ck", ""),
             AccessToken::new("at", "ats"),
         )
         .unwrap_err();
         assert_eq!(e.to_string(), "XDM_X_CONSUMER_SECRET is empty");
+        let lazy = XClientConfig::new(DEFAULT_API_URL)
+            .unwrap()
+            .with_consumer(Consumer::new(" ", "cs"));
+        assert_eq!(
+            XClient::new(lazy).unwrap_err().to_string(),
+            "XDM_X_CONSUMER_KEY is empty"
+        );
         let e = config(DEFAULT_API_URL)
             .unwrap()
             .with_account_token(XUserId::parse("1").unwrap(), AccessToken::new("", "s"))

@@ -1,5 +1,13 @@
-//! Reading a conversation back: `GET /2/dm_conversations/with/:participant_id/dm_events`, for
-//! [`XApi::sent_dms`](xdm_core::ports::XApi::sent_dms).
+//! Reading DMs back from X.
+//!
+//! * `GET /2/dm_conversations/with/:participant_id/dm_events`, for
+//!   [`XApi::sent_dms`](xdm_core::ports::XApi::sent_dms): what a business account sent.
+//! * `GET /2/dm_events`, for the reconciler ([`XClient::dm_events_page`]): one page of the
+//!   account's recent DMs (X allows 15 requests / 15 min per user here), each as an
+//!   [`InboundDm`] like a webhook delivery makes it — text with the media link removed and other
+//!   t.co links expanded, the sender's profile from `includes.users`, the media from
+//!   `includes.media`, as a [`HistoryDm`]: `Received` from a customer, or `Sent` by the business
+//!   (an echo the reconciler skips). Only one-to-one conversations of the account count.
 //!
 //! * X answers newest first, at most `max_results` (100) events a page, with `meta.next_token`
 //!   for the next (older) page. Pages are read until one holds an event older than `since_ms`,
@@ -14,15 +22,23 @@
 
 use http::Method;
 use serde::Deserialize;
-use xdm_core::ids::XUserId;
+use xdm_core::ids::{XEventId, XUserId};
+use xdm_core::inbound::InboundDm;
 use xdm_core::ports::{SentDmRecord, XError};
+use xdm_core::profile::XProfile;
 
-use crate::client::{XClient, error_from_response, unexpected_body};
+use crate::client::{USER_FIELDS, XClient, error_from_response, unexpected_body};
 use crate::lenient;
-use crate::payload::{UrlEntity, agent_text};
+use crate::payload::{MediaLink, UrlEntity, agent_text, v2_media};
+use crate::rate_limit::RateLimitHeaders;
+use crate::user::UserObject;
 
 /// The event fields asked for.
 pub const DM_EVENT_FIELDS: &str = "id,text,sender_id,created_at,attachments,entities,event_type";
+/// The event fields `GET /2/dm_events` asks for.
+pub const HISTORY_EVENT_FIELDS: &str = "id,text,sender_id,created_at,attachments,entities,event_type,dm_conversation_id,participant_ids";
+/// The media fields `GET /2/dm_events` asks for.
+pub const HISTORY_MEDIA_FIELDS: &str = "media_key,type,url,variants,preview_image_url";
 /// Events per page (X's maximum).
 pub const PAGE_SIZE: u32 = 100;
 /// Pages read at most per call.
@@ -57,6 +73,17 @@ pub(crate) struct Page {
     /// Partial errors (events X could not render); the page is still used.
     #[serde(default, deserialize_with = "lenient::list")]
     errors: Vec<serde_json::Value>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    includes: Option<Includes>,
+}
+
+/// The expansions of a page: users and media, as JSON (read leniently item by item).
+#[derive(Debug, Default, Deserialize)]
+struct Includes {
+    #[serde(default, deserialize_with = "lenient::list")]
+    users: Vec<serde_json::Value>,
+    #[serde(default, deserialize_with = "lenient::list")]
+    media: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -81,6 +108,8 @@ struct Event {
     attachments: Option<Attachments>,
     #[serde(default, deserialize_with = "lenient::object")]
     entities: Option<Entities>,
+    #[serde(default, deserialize_with = "lenient::string")]
+    dm_conversation_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -102,6 +131,8 @@ struct V2Url {
     url: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
     expanded_url: Option<String>,
+    #[serde(default, deserialize_with = "lenient::string")]
+    display_url: Option<String>,
     #[serde(default, deserialize_with = "lenient::unsigned")]
     start: Option<u64>,
     #[serde(default, deserialize_with = "lenient::unsigned")]
@@ -152,10 +183,7 @@ impl Page {
                 dm_event_id: id.to_owned(),
                 at_ms,
                 text: event.expanded_text(),
-                has_media: event
-                    .attachments
-                    .as_ref()
-                    .is_some_and(|a| !a.media_keys.is_empty()),
+                has_media: event.has_media(),
             });
         }
         (sent, reached)
@@ -166,24 +194,245 @@ impl Page {
     }
 }
 
+impl V2Url {
+    fn indices(&self) -> Option<(usize, usize)> {
+        self.start
+            .zip(self.end)
+            .and_then(|(s, e)| usize::try_from(s).ok().zip(usize::try_from(e).ok()))
+    }
+
+    /// Whether this is the link X appends for an attached media (`pic.x.com/…` shown,
+    /// `https://x.com/messages/media/<id>` behind it).
+    fn is_media_link(&self) -> bool {
+        self.expanded_url
+            .as_deref()
+            .is_some_and(|u| u.contains("/messages/media/"))
+            || self
+                .display_url
+                .as_deref()
+                .is_some_and(|d| d.starts_with("pic.x.com/") || d.starts_with("pic.twitter.com/"))
+    }
+}
+
 impl Event {
-    /// The text with its t.co links expanded; `None` if there is none.
-    fn expanded_text(&self) -> Option<String> {
-        let text = self.text.as_deref().filter(|t| !t.is_empty())?;
-        let urls: Vec<UrlEntity> = self
-            .entities
+    fn url_entities(&self) -> Vec<UrlEntity> {
+        self.entities
             .iter()
             .flat_map(|e| &e.urls)
             .map(|u| UrlEntity {
                 url: u.url.clone(),
                 expanded_url: u.expanded_url.clone(),
-                indices: u
-                    .start
-                    .zip(u.end)
-                    .and_then(|(s, e)| usize::try_from(s).ok().zip(usize::try_from(e).ok())),
+                indices: u.indices(),
             })
-            .collect();
-        Some(agent_text(text, &urls, None))
+            .collect()
+    }
+
+    /// The text with its t.co links expanded; `None` if there is none.
+    fn expanded_text(&self) -> Option<String> {
+        let text = self.text.as_deref().filter(|t| !t.is_empty())?;
+        Some(agent_text(text, &self.url_entities(), None))
+    }
+
+    fn has_media(&self) -> bool {
+        self.attachments
+            .as_ref()
+            .is_some_and(|a| !a.media_keys.is_empty())
+    }
+}
+
+/// One DM read back with `GET /2/dm_events`, as an [`InboundDm`] for the business account.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HistoryDm {
+    /// From a customer to the business.
+    Received(InboundDm),
+    /// From the business (an echo: [`InboundDm::is_echo`]).
+    Sent(InboundDm),
+}
+
+impl HistoryDm {
+    pub fn dm(&self) -> &InboundDm {
+        match self {
+            Self::Received(dm) | Self::Sent(dm) => dm,
+        }
+    }
+
+    pub fn created_ms(&self) -> i64 {
+        self.dm().created_ms
+    }
+
+    pub fn is_sent(&self) -> bool {
+        matches!(self, Self::Sent(_))
+    }
+
+    /// The DM when a customer sent it.
+    pub fn into_received(self) -> Option<InboundDm> {
+        match self {
+            Self::Received(dm) => Some(dm),
+            Self::Sent(_) => None,
+        }
+    }
+}
+
+/// One page of `GET /2/dm_events`, newest first as X lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DmEventsPage {
+    /// The account's one-to-one `MessageCreate` events.
+    pub events: Vec<HistoryDm>,
+    /// The `pagination_token` of the next (older) page.
+    pub next_token: Option<String>,
+    /// The rate-limit headers of the answer, when readable.
+    pub rate: Option<RateLimitHeaders>,
+}
+
+impl Page {
+    /// The events of the page as DMs of `business` (see [`DmEventsPage::events`]).
+    fn history(&self, business: &XUserId) -> Vec<HistoryDm> {
+        self.data
+            .iter()
+            .filter_map(|event| self.history_dm(business, event))
+            .map(|dm| {
+                if dm.is_echo() {
+                    HistoryDm::Sent(dm)
+                } else {
+                    HistoryDm::Received(dm)
+                }
+            })
+            .collect()
+    }
+
+    fn history_dm(&self, business: &XUserId, event: &Event) -> Option<InboundDm> {
+        if event.event_type.as_deref() != Some("MessageCreate") {
+            return None;
+        }
+        let id = event.id.as_deref()?;
+        let event_id = XEventId::parse(id).ok()?;
+        let created_ms =
+            snowflake_ms(id).or_else(|| event.created_at.as_deref().and_then(rfc3339_ms))?;
+        let sender = XUserId::parse(event.sender_id.as_deref()?).ok()?;
+        // One-to-one conversations are `<lower id>-<higher id>`; group ones are left out.
+        let counterpart = match event.dm_conversation_id.as_deref() {
+            Some(conversation) => {
+                let (a, b) = conversation.split_once('-')?;
+                match (a == business.as_str(), b == business.as_str()) {
+                    (true, false) => XUserId::parse(b).ok()?,
+                    (false, true) => XUserId::parse(a).ok()?,
+                    _ => return None,
+                }
+            }
+            None if sender != *business => sender.clone(),
+            None => return None,
+        };
+        let recipient = if sender == *business {
+            counterpart
+        } else if counterpart == sender {
+            business.clone()
+        } else {
+            return None;
+        };
+        let media = event
+            .attachments
+            .as_ref()
+            .and_then(|a| a.media_keys.first())
+            .and_then(|key| self.media(key))
+            .and_then(|m| {
+                v2_media(m)
+                    .inspect_err(|reason| {
+                        tracing::warn!(event_id = %event_id, reason, "DM attachment cannot be read: relayed without it");
+                    })
+                    .ok()
+            });
+        let urls = event.url_entities();
+        let link = event
+            .entities
+            .iter()
+            .flat_map(|e| &e.urls)
+            .find(|u| u.is_media_link());
+        let media_link = event.has_media().then(|| MediaLink {
+            url: link.and_then(|u| u.url.as_deref()),
+            indices: link.and_then(V2Url::indices),
+            strip: media.is_some(),
+        });
+        let text = agent_text(event.text.as_deref().unwrap_or(""), &urls, media_link);
+        let sender_profile = self.profile(&sender);
+        Some(InboundDm {
+            business: business.clone(),
+            event_id,
+            sender,
+            recipient,
+            created_ms,
+            text,
+            source_app_id: None,
+            sender_profile,
+            media,
+        })
+    }
+
+    fn media(&self, key: &str) -> Option<&serde_json::Value> {
+        self.includes
+            .as_ref()?
+            .media
+            .iter()
+            .find(|m| m.get("media_key").and_then(serde_json::Value::as_str) == Some(key))
+    }
+
+    fn profile(&self, id: &XUserId) -> Option<XProfile> {
+        let user = self
+            .includes
+            .as_ref()?
+            .users
+            .iter()
+            .find(|u| u.get("id").and_then(serde_json::Value::as_str) == Some(id.as_str()))?;
+        let user: UserObject = serde_json::from_value(user.clone()).ok()?;
+        Some(user.into_profile(id.clone())).filter(XProfile::is_known)
+    }
+}
+
+impl XClient {
+    /// One page of `GET /2/dm_events` as `business` (newest first; `pagination_token` from the
+    /// previous page's `next_token`). 429 ⇒ `RateLimited` with the reset time.
+    pub async fn dm_events_page(
+        &self,
+        business: &XUserId,
+        pagination_token: Option<&str>,
+    ) -> Result<DmEventsPage, XError> {
+        let mut url = self.endpoint("/2/dm_events")?;
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("max_results", &PAGE_SIZE.to_string())
+                .append_pair("event_types", "MessageCreate")
+                .append_pair("dm_event.fields", HISTORY_EVENT_FIELDS)
+                .append_pair("expansions", "sender_id,attachments.media_keys")
+                .append_pair("user.fields", USER_FIELDS)
+                .append_pair("media.fields", HISTORY_MEDIA_FIELDS);
+            if let Some(t) = pagination_token.filter(|t| !t.is_empty()) {
+                query.append_pair("pagination_token", t);
+            }
+        }
+        let answer = self.call::<()>(Method::GET, url, business, None).await?;
+        if !answer.status.is_success() {
+            return Err(error_from_response(
+                answer.status,
+                &answer.headers,
+                &answer.body,
+            ));
+        }
+        let Some(page) = Page::parse(&answer.body) else {
+            return Err(unexpected_body("a DM events lookup", &answer.body));
+        };
+        if page.partial_errors() > 0 {
+            tracing::debug!(
+                errors = page.partial_errors(),
+                "X left some DM events out of the page"
+            );
+        }
+        Ok(DmEventsPage {
+            events: page.history(business),
+            next_token: page.next_token().map(str::to_owned),
+            rate: RateLimitHeaders::from_headers(&answer.headers)
+                .ok()
+                .filter(|r| *r != RateLimitHeaders::Missing),
+        })
     }
 }
 

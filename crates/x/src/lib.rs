@@ -1,33 +1,52 @@
 //! xdm-x: the X (Twitter) adapter of xdm-connect.
 //!
-//! * [`webhook`] — the CRC answer and the `x-twitter-webhooks-signature` check.
+//! * [`webhook`] — the CRC answer and the delivery signatures (`x-twitter-webhooks-signature`
+//!   keyed by the consumer secret, `x-twitter-webhooks-signature-oauth2` by the OAuth 2.0 client
+//!   secret: [`verify_delivery`], [`crc_answer`]).
 //! * [`payload`] — Account Activity and X Activity API deliveries → [`xdm_core::inbound::InboundBatch`].
-//! * [`oauth1`] — OAuth 1.0a HMAC-SHA1 request signing (RFC 5849, as X uses it).
+//! * [`auth`] — who a call is made as ([`UserAuth`]: OAuth 1.0a or OAuth 2.0 user context) and
+//!   where OAuth 2.0 tokens come from ([`UserTokenSource`]).
+//! * [`oauth1`] — OAuth 1.0a HMAC-SHA1 request signing (RFC 5849, as X uses it);
+//!   [`oauth2`] — Authorization Code with PKCE, refresh ([`xdm_core::ports::TokenRefresher`]),
+//!   revocation.
 //! * [`rate_limit`], [`problem`] — X's rate-limit headers and error bodies.
 //! * [`client`] — [`XClient`], the REST client implementing [`xdm_core::ports::XApi`];
-//!   [`dm_events`] — reading back the DMs a business account sent (before sending again).
+//!   [`dm_events`] — reading DMs back (what a business sent; a page of its recent DMs for the
+//!   reconciler).
+//! * [`manage`] — [`AppClient`] (app bearer: webhooks, replay, subscriptions) and the
+//!   user-context subscription calls; [`stream`] — the X Activity API stream.
 //! * [`media_hosts`] — the media host allow-list (`XDM_X_MEDIA_HOSTS`);
-//!   [`media_download`] and [`media_upload`] — DM media from X (TON / twimg) and to X (upload v2).
+//!   [`media_download`] and [`media_upload`] — DM media from X (TON / v2 / twimg) and to X
+//!   (upload v2).
 //!
 //! Nothing here panics on outside input, and nothing logs secrets, tokens or message text.
 
 mod lenient;
 mod user;
 
+pub mod auth;
 pub mod client;
 pub mod dm_events;
+pub mod manage;
 pub mod media_download;
 pub mod media_hosts;
 pub mod media_upload;
 pub mod oauth1;
+pub mod oauth2;
 pub mod payload;
 pub mod problem;
 pub mod rate_limit;
+pub mod stream;
 pub mod webhook;
 
+pub use auth::{BearerToken, BoxFuture, UserAuth, UserTokenSource};
 pub use client::{
     API_URL_SETTING, DEFAULT_API_URL, USER_FIELDS, XClient, XClientConfig, XConfigError,
     error_from_response,
+};
+pub use dm_events::{DmEventsPage, HistoryDm};
+pub use manage::{
+    ActivitySubscription, AppClient, ManageError, ManageReason, NewSubscription, ReplayJob, Webhook,
 };
 pub use media_download::MAX_MEDIA_REDIRECTS;
 pub use media_hosts::{
@@ -35,10 +54,13 @@ pub use media_hosts::{
 };
 pub use media_upload::MEDIA_CHUNK_BYTES;
 pub use oauth1::{AccessToken, Consumer};
+pub use oauth2::{OAuth2Client, OAuth2Error, Pkce, SCOPES, parse_redirect};
 pub use payload::{DeliveryShape, ParsedDelivery, PayloadError, SkippedEvent, parse_delivery};
 pub use problem::Problem;
 pub use rate_limit::RateLimitHeaders;
+pub use stream::{ActivityStream, ReconnectKind, StreamError, reconnect_delay};
 pub use webhook::{
-    CRC_TOKEN_MAX_LEN, CrcError, CrcResponse, SIGNATURE_HEADER, SignatureError, crc_response,
-    verify_signature, verify_signature_header,
+    CRC_TOKEN_MAX_LEN, CrcError, CrcKey, CrcResponse, OAUTH2_SIGNATURE_HEADER, SIGNATURE_HEADER,
+    SignatureError, WebhookSecrets, crc_answer, crc_response, verify_delivery, verify_signature,
+    verify_signature_header,
 };

@@ -5,6 +5,10 @@
 //!   are fetched; any other is `MediaHostNotAllowed` without a request.
 //! * TON URLs (path `/1.1/ton/…`, on whichever allowed host) are GET with an OAuth 1.0a
 //!   `Authorization` as the business account (query parameters signed); twimg URLs without one.
+//!   When the account acts with OAuth 2.0, a TON URL `…/1.1/ton/data/dm/{dm_id}/{media_id}/{res}`
+//!   is fetched as `{api_url}/2/dm_conversations/media/{dm_id}/{media_id}/{res}` with its Bearer
+//!   token instead (TON does not take OAuth 2.0; the API host is trusted as the API base), a 401
+//!   there retried once with a fresh token; any other TON URL needs OAuth 1.0a.
 //! * Redirects are followed by hand, at most [`MAX_MEDIA_REDIRECTS`], each target checked against
 //!   the allow-list first (off-list ⇒ `MediaHostNotAllowed`, nothing fetched there) and signed
 //!   afresh only when it is a TON URL itself: a signature never travels to another URL.
@@ -30,7 +34,8 @@ use xdm_core::inbound::InboundMedia;
 use xdm_core::media::{ByteStream, MediaStream, content_type_for, essence, extension_for};
 use xdm_core::ports::XError;
 
-use crate::client::{XClient, error_from_response, transport_error};
+use crate::auth::{BearerToken, UserAuth};
+use crate::client::{XClient, error_from_response, no_credentials, transport_error};
 
 /// The most redirects one download follows.
 pub const MAX_MEDIA_REDIRECTS: usize = 3;
@@ -68,13 +73,32 @@ pub(crate) async fn download(
         .map_err(|_| XError::MediaHostNotAllowed("an address that is not a valid URL".into()))?;
     let mut url = original.clone();
     let mut redirects = 0;
+    // Resolved at the first TON URL (twimg downloads need no credentials).
+    let mut auth: Option<UserAuth> = None;
     let response = loop {
         if !client.media_hosts().allows(&url) {
             let origin = origin(&url);
             tracing::warn!(%origin, media_id = %media.media_id, "media not fetched: not an allowed X media host");
             return Err(XError::MediaHostNotAllowed(origin));
         }
-        let response = fetch(client, business, &url).await?;
+        let response = if is_ton_url(&url) {
+            let account = match &auth {
+                Some(a) => a.clone(),
+                None => {
+                    let a = client.auth_for(business).await?;
+                    auth = Some(a.clone());
+                    a
+                }
+            };
+            let (response, fetched) = fetch_ton(client, business, account, &url).await?;
+            if let Some(fetched) = fetched {
+                // A relative redirect of the API v2 endpoint resolves against it.
+                url = fetched;
+            }
+            response
+        } else {
+            fetch(client, None, &url).await?
+        };
         let status = response.status();
         if is_redirect(status) {
             if redirects == MAX_MEDIA_REDIRECTS {
@@ -145,24 +169,86 @@ pub(crate) async fn download(
     })
 }
 
-/// One GET, signed when it is a TON URL.
-async fn fetch(
+/// The API v2 address of a TON DM media URL (`/1.1/ton/data/dm/{dm_id}/{media_id}/{res}` ⇒
+/// `{api_url}/2/dm_conversations/media/{dm_id}/{media_id}/{res}`); `None` for other shapes.
+pub fn v2_media_url(api_url: &str, ton: &Url) -> Option<Url> {
+    let segments: Vec<&str> = ton.path_segments()?.collect();
+    let [v, t, d, dm, dm_id, media_id, resource] = segments.as_slice() else {
+        return None;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if [*v, *t, *d, *dm] != ["1.1", "ton", "data", "dm"]
+        || !digits(dm_id)
+        || !digits(media_id)
+        || resource.is_empty()
+        || resource.starts_with('.')
+    {
+        return None;
+    }
+    Url::parse(&format!(
+        "{api_url}/2/dm_conversations/media/{dm_id}/{media_id}/{resource}"
+    ))
+    .ok()
+}
+
+/// A TON URL as `account`: OAuth 1.0a-signed, or the API v2 media endpoint with OAuth 2.0
+/// (then also the URL fetched instead).
+async fn fetch_ton(
     client: &XClient,
     business: &XUserId,
+    account: UserAuth,
+    url: &Url,
+) -> Result<(reqwest::Response, Option<Url>), XError> {
+    let UserAuth::OAuth2(token) = account else {
+        return Ok((fetch(client, Some(&account), url).await?, None));
+    };
+    let Some(v2) = v2_media_url(client.api_url(), url) else {
+        // Not a DM media URL the v2 endpoint serves: only OAuth 1.0a can fetch it.
+        let token = client
+            .oauth1_token(business)
+            .ok_or_else(|| no_credentials(business))?;
+        let response = fetch(client, Some(&UserAuth::OAuth1(token.clone())), url).await?;
+        return Ok((response, None));
+    };
+    let response = fetch(client, Some(&UserAuth::OAuth2(token.clone())), &v2).await?;
+    if response.status() != StatusCode::UNAUTHORIZED {
+        return Ok((response, Some(v2)));
+    }
+    let Some(source) = client.user_tokens() else {
+        return Ok((response, Some(v2)));
+    };
+    match source
+        .token_rejected(business, token.expose_secret())
+        .await?
+    {
+        Some(fresh) if fresh != token.expose_secret() => {
+            tracing::info!(%business, "X refused the OAuth 2.0 access token for a media download; retrying once with a fresh one");
+            let fresh = UserAuth::OAuth2(BearerToken::new(fresh));
+            Ok((fetch(client, Some(&fresh), &v2).await?, Some(v2)))
+        }
+        _ => Ok((response, Some(v2))),
+    }
+}
+
+/// One GET, with an `Authorization` as `auth` when given.
+async fn fetch(
+    client: &XClient,
+    auth: Option<&UserAuth>,
     url: &Url,
 ) -> Result<reqwest::Response, XError> {
-    let ton = is_ton_url(url);
     let mut request = client.media_http_client().get(url.clone());
-    if ton {
-        let authorization = client
-            .authorization(business, &Method::GET, url)
-            .map_err(|e| XError::Unauthorized(e.to_string()))?;
-        request = request.header(header::AUTHORIZATION, authorization);
+    if let Some(auth) = auth {
+        let authorization = client.authorization_for(auth, &Method::GET, url)?;
+        let mut value = http::HeaderValue::from_str(&authorization).map_err(|_| {
+            XError::Unauthorized("the X credentials cannot be sent in a header".into())
+        })?;
+        value.set_sensitive(true);
+        request = request.header(header::AUTHORIZATION, value);
     }
     tracing::debug!(
         host = url.host_str().unwrap_or_default(),
         path = url.path(),
-        signed = ton,
+        auth = auth.map(UserAuth::scheme),
         "downloading media"
     );
     request.send().await.map_err(transport_error)

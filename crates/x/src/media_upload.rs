@@ -216,17 +216,21 @@ async fn append(
 ) -> Result<(), XError> {
     let url = client.endpoint(&format!("/2/media/upload/{id}/append"))?;
     let size = chunk.len() as u64;
-    let media = Part::stream_with_length(reqwest::Body::from(chunk), size)
-        .file_name("media")
-        .mime_str("application/octet-stream")
-        .map_err(|e| XError::Invalid(format!("cannot build the media upload request: {e}")))?;
-    let form = Form::new()
-        .text("segment_index", index.to_string())
-        .part("media", media);
     let timeout = client.media_timeouts().append;
+    // Built per attempt from the chunk held in memory: a 401 retried with a fresh OAuth 2.0
+    // token re-sends this segment whole.
     let answer = client
         .call_with(Method::POST, url, business, move |request| {
-            request.multipart(form).timeout(timeout)
+            let media = Part::stream_with_length(reqwest::Body::from(chunk.clone()), size)
+                .file_name("media")
+                .mime_str("application/octet-stream")
+                .map_err(|e| {
+                    XError::Invalid(format!("cannot build the media upload request: {e}"))
+                })?;
+            let form = Form::new()
+                .text("segment_index", index.to_string())
+                .part("media", media);
+            Ok(request.multipart(form).timeout(timeout))
         })
         .await?;
     if !answer.status.is_success() {

@@ -5,3 +5,5 @@ pub mod doctor;
 pub mod inbox;
 pub mod sandbox;
 pub mod serve;
+pub mod setup;
+pub mod x;

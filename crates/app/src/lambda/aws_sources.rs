@@ -41,6 +41,14 @@ pub struct SampleSecret {
     pub consumer_secret: Option<String>,
     pub access_token: Option<String>,
     pub access_token_secret: Option<String>,
+    /// Beyond the sample: the app bearer token and the OAuth 2.0 client (X Activity API,
+    /// OAuth 2.0 user tokens kept in the store's records table).
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<String>,
 }
 
 impl std::fmt::Debug for SampleSecret {
@@ -151,7 +159,26 @@ pub fn apply(
         fill(&mut config.x.consumer_secret, &s.consumer_secret);
         fill(&mut config.x.access_token, &s.access_token);
         fill(&mut config.x.access_token_secret, &s.access_token_secret);
+        fill(&mut config.x.bearer_token, &s.bearer_token);
+        fill(&mut config.x.client_secret, &s.client_secret);
+        if config.x.client_id.is_none() {
+            config.x.client_id = s.client_id.clone();
+        }
     }
+}
+
+/// Reads `CONFIG_PARAM_NAME` / `SECRET_ARN` (when set) into `config` as the functions do
+/// (`doctor` on the Lambda layout).
+pub async fn apply_from_env(config: &mut Config, sdk: &SdkConfig) -> Result<(), SourceError> {
+    let sources = AwsSources::new(sdk, &|k| std::env::var(k).ok())?;
+    if sources.is_empty() {
+        return Ok(());
+    }
+    let (param, secret) = sources.fetch().await;
+    let param = param.transpose()?;
+    let secret = secret.transpose()?;
+    apply(config, param.as_ref(), secret.as_ref());
+    Ok(())
 }
 
 /// `AmazonSSM.GetParameter` over SigV4 (JSON 1.1 protocol).

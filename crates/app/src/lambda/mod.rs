@@ -130,7 +130,7 @@ impl LambdaApp {
         let mut slot = self.current.lock().await;
         if let Some(cur) = slot.as_ref() {
             let complete =
-                cur.built.state.deliver && cur.built.state.state.webhook_secret.is_some();
+                cur.built.state.deliver && cur.built.state.state.webhook_secrets.is_some();
             let refresh = if complete {
                 self.refresh
             } else {

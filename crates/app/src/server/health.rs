@@ -11,15 +11,41 @@ use xdm_core::jobs::{JobState, Queue};
 use xdm_core::ports::Store;
 
 use super::AppState;
+use crate::x_events::stream::StreamState;
 
 /// 200 when the bridge can deliver in both directions and its store answers; 503 with the
-/// reasons otherwise.
+/// reasons otherwise (a setting missing, an OAuth 2.0 account that must log in again, the
+/// activity stream down).
 pub async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     let mut problems: Vec<String> = state
         .missing
         .iter()
         .map(|s| format!("{s} is not set"))
         .collect();
+    if let Some(tokens) = &state.tokens {
+        match tokens.status().await {
+            Ok(statuses) => {
+                for s in statuses {
+                    if let Some(reason) = &s.needs_login {
+                        problems.push(format!(
+                            "X account {} cannot be used ({reason}): run `xdm-connect x login`",
+                            s.business
+                        ));
+                    }
+                }
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    let stream = state.stream.as_ref().map(|h| h.state());
+    if let Some(s) = &stream
+        && !matches!(
+            s,
+            StreamState::Connected { .. } | StreamState::CatchingUp { .. }
+        )
+    {
+        problems.push("the X activity stream is not connected".to_owned());
+    }
     if let Err(e) = state
         .bridge
         .store()
@@ -29,11 +55,11 @@ pub async fn healthz(State(state): State<Arc<AppState>>) -> Response {
         problems.push(e.to_string());
     }
     if problems.is_empty() {
-        Json(json!({"status": "ok"})).into_response()
+        Json(json!({"status": "ok", "stream": stream})).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "degraded", "problems": problems})),
+            Json(json!({"status": "degraded", "problems": problems, "stream": stream})),
         )
             .into_response()
     }

@@ -12,17 +12,20 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
-use secrecy::SecretString;
 use xdm_aws_connect::sns::SnsVerifier;
+use xdm_x::webhook::WebhookSecrets;
 
 use crate::wiring::AppBridge;
+use crate::x_events::seen::SeenLog;
+use crate::x_events::stream::StreamHealth;
+use crate::x_tokens::Tokens;
 
 /// What the handlers share.
 #[derive(Debug)]
 pub struct AppState {
     pub bridge: Arc<AppBridge>,
-    /// The X consumer secret (CRC and signatures). `None`: X webhooks answer 503.
-    pub webhook_secret: Option<SecretString>,
+    /// The X app's secrets (CRC answers, webhook signatures). Neither set: X webhooks answer 503.
+    pub webhook_secrets: Option<WebhookSecrets>,
     /// `None` when the Connect topic is not configured: the SNS endpoint answers 503.
     pub sns: Option<SnsVerifier>,
     /// Settings missing for delivery, reported by `/healthz`.
@@ -30,6 +33,12 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// On AWS Lambda: the queue that wakes the delivery function for customers with new work.
     pub inbound_trigger: Option<crate::lambda::queue::InboundTrigger>,
+    /// OAuth 2.0 user tokens (their state is part of `/healthz`).
+    pub tokens: Option<Arc<Tokens>>,
+    /// The activity stream's state, in stream delivery.
+    pub stream: Option<Arc<StreamHealth>>,
+    /// The newest DM seen per account (where a catch-up starts).
+    pub seen: Option<Arc<SeenLog>>,
 }
 
 pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {

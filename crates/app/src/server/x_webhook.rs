@@ -7,18 +7,18 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
-use secrecy::ExposeSecret;
 use serde_json::json;
 
 use super::{AppState, reject};
 
-/// Answers X's challenge-response check. Needs only the consumer secret, so it works even when
-/// the rest of the configuration is incomplete.
+/// Answers X's challenge-response check. Needs only the app's secrets (the OAuth 2.0 client
+/// secret, or the consumer secret; `XDM_X_CRC_KEY`), so it works even when the rest of the
+/// configuration is incomplete.
 pub async fn crc(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
-    let Some(secret) = &state.webhook_secret else {
+    let Some(secrets) = &state.webhook_secrets else {
         return reject(
             StatusCode::SERVICE_UNAVAILABLE,
-            "XDM_X_CONSUMER_SECRET is not set: cannot answer the CRC",
+            "neither XDM_X_CLIENT_SECRET nor XDM_X_CONSUMER_SECRET is set: cannot answer the CRC",
         );
     };
     let Some(token) = crc_token(query.as_deref().unwrap_or("")) else {
@@ -27,10 +27,14 @@ pub async fn crc(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) 
             "missing or undecodable crc_token query parameter",
         );
     };
-    match xdm_x::webhook::crc_response(secret.expose_secret(), &token) {
+    match xdm_x::webhook::crc_answer(secrets, &token) {
         Ok(answer) => {
             tracing::info!("answered an X CRC challenge");
             Json(answer).into_response()
+        }
+        Err(e) if e.is_configuration() => {
+            tracing::error!(error = %e, "cannot answer X's CRC");
+            reject(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }
         Err(e) => reject(StatusCode::BAD_REQUEST, e.to_string()),
     }
@@ -43,13 +47,17 @@ pub async fn events(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(secret) = &state.webhook_secret else {
+    let Some(secrets) = &state.webhook_secrets else {
         return reject(
             StatusCode::SERVICE_UNAVAILABLE,
-            "XDM_X_CONSUMER_SECRET is not set: cannot verify X webhooks",
+            "neither XDM_X_CLIENT_SECRET nor XDM_X_CONSUMER_SECRET is set: cannot verify X webhooks",
         );
     };
-    if let Err(e) = xdm_x::webhook::verify_signature(secret.expose_secret(), &headers, &body) {
+    if let Err(e) = xdm_x::webhook::verify_delivery(secrets, &headers, &body) {
+        if e.is_configuration() {
+            tracing::error!(error = %e, "cannot verify X webhooks");
+            return reject(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        }
         tracing::warn!(error = %e, "X webhook refused: bad signature");
         return reject(StatusCode::UNAUTHORIZED, e.to_string());
     }
@@ -60,8 +68,12 @@ pub async fn events(
             return reject(StatusCode::BAD_REQUEST, e.to_string());
         }
     };
+    let newest = crate::x_events::seen::newest_per_account(&batch);
     match state.bridge.accept_inbound(batch).await {
         Ok(report) => {
+            if let Some(seen) = &state.seen {
+                seen.note(&newest);
+            }
             if let Some(trigger) = &state.inbound_trigger {
                 // The events are stored: if the wake-up fails, the periodic sweep delivers them.
                 trigger.notify(&report.lanes).await;

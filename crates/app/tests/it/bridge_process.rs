@@ -78,6 +78,8 @@ pub fn serve_with(
         .env("XDM_X_API_URL", sandbox.base_url())
         .env("XDM_X_CONSUMER_KEY", &sb.x.consumer_key)
         .env("XDM_X_CONSUMER_SECRET", &sb.x.consumer_secret)
+        .env("XDM_X_CLIENT_SECRET", &sb.x.client_secret)
+        .env("XDM_X_BEARER_TOKEN", &sb.x.bearer_token)
         .env("XDM_X_ACCESS_TOKEN", &sb.x.access_token)
         .env("XDM_X_ACCESS_TOKEN_SECRET", &sb.x.access_token_secret)
         .env("XDM_CONNECT_INSTANCE_ID", &sb.connect.instance_id)

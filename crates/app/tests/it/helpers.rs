@@ -255,9 +255,12 @@ pub fn captured_body() -> String {
     v["body"].as_str().unwrap().to_owned()
 }
 
+/// A sandbox whose app secrets (consumer and OAuth 2.0 client) are the vector secret: the CRC
+/// answer and both signature headers are then the published values.
 pub fn vector_sandbox() -> SandboxConfig {
     let mut cfg = SandboxConfig::default();
     cfg.x.consumer_secret = VECTOR_SECRET.to_owned();
+    cfg.x.client_secret = VECTOR_SECRET.to_owned();
     cfg
 }
 

@@ -107,8 +107,14 @@ async fn a_3000_character_dm_arrives_as_ordered_parts_with_emoji_intact() {
 #[tokio::test]
 async fn the_business_accounts_own_dms_are_not_relayed() {
     let app = spawn_app().await;
+    // With a `dm.sent` subscription X delivers the business account's own DMs too.
+    let webhook = app.sandbox.webhooks()[0].id.clone();
+    let business = app.sandbox.config().x.business.id.clone();
+    app.sandbox
+        .subscribe_activity("dm.sent", &business, Some(&webhook), None)
+        .unwrap();
     app.open_chat("hi").await;
-    // The bridge's DMs come back from X as echo events (sender = for_user_id).
+    // The bridge's DMs come back from X as `dm.sent` events (sender = the subscribed account).
     let contact = app.contacts()[0].contact_id.clone();
     app.sandbox.agent_accept(&contact, "Enrique").unwrap();
     app.sandbox
@@ -118,9 +124,12 @@ async fn the_business_accounts_own_dms_are_not_relayed() {
     let echo = app
         .sandbox
         .wait_until("the echo delivery", WAIT, |s| {
-            s.webhook_deliveries()
-                .into_iter()
-                .find(|d| d.kind == xdm_sandbox::DeliveryKind::Echo && d.status.is_some())
+            s.webhook_deliveries().into_iter().find(|d| {
+                matches!(
+                    d.kind,
+                    xdm_sandbox::DeliveryKind::Sent | xdm_sandbox::DeliveryKind::Echo
+                ) && d.status.is_some()
+            })
         })
         .await
         .unwrap();

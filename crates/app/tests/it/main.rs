@@ -15,4 +15,5 @@ mod media;
 mod outbound;
 mod restart;
 mod sns_endpoint;
+mod x_activity;
 mod x_webhook;

@@ -1,5 +1,6 @@
 //! SNS, the outbound direction (Connect → X): envelopes in both delivery shapes, signature
-//! verification, subscription confirmation and chat-item decoding.
+//! verification, subscription confirmation and chat-item decoding; and doctor's check of the
+//! topic itself ([`TopicCheck`]: exists, standard, Connect may publish, endpoint subscribed).
 //!
 //! Typical HTTP handler: [`SnsMessage::from_http_body`] → [`SnsVerifier::verify`] (or
 //! [`SnsVerifier::confirm_subscription`] for a `SubscriptionConfirmation`) →
@@ -9,11 +10,16 @@
 pub mod chat_item;
 pub mod confirm;
 pub mod envelope;
+pub mod topic_check;
 pub mod verify;
 
 pub use chat_item::{ChatItemError, chat_item_from_notification, parse_chat_item};
 pub use confirm::{ConfirmError, is_allowed_subscribe_url};
 pub use envelope::{EnvelopeError, MessageAttribute, SnsMessage, SnsMessageType};
+pub use topic_check::{
+    CONNECT_SERVICE_PRINCIPAL, PolicyError, SubscriptionState, TopicCheck, TopicCheckError,
+    TopicReport, connect_may_publish,
+};
 pub use verify::{
     DEFAULT_CERT_CACHE_CAPACITY, SnsVerifier, VerifyError, is_aws_cert_url, is_sns_host,
     parse_trusted_cert_urls, rsa_public_key_from_pem, string_to_sign,

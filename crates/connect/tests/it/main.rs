@@ -3,6 +3,7 @@
 
 mod attachments;
 mod connect_client;
+mod doctor_checks;
 mod lambda_record;
 mod sns_confirm;
 mod sns_vectors;

@@ -113,11 +113,45 @@ where
         self.wakeups(queue).lane(lane, due_ms);
     }
 
+    /// Holds the delivery of `queue`: until every returned guard is dropped, the dispatcher
+    /// starts no new job (jobs in hand finish; accepting goes on). A catch-up holds inbound
+    /// delivery while it stores the DMs of a gap, so that they are delivered before newer ones
+    /// of the same customer that arrived meanwhile (lanes run in `order_key` order).
+    pub fn hold(self: &Arc<Self>, queue: Queue) -> DeliveryHold<S, X, C, K> {
+        self.wakeups(queue).hold();
+        DeliveryHold {
+            bridge: Arc::clone(self),
+            queue,
+        }
+    }
+
+    /// Whether the delivery of `queue` is held.
+    pub fn is_held(&self, queue: Queue) -> bool {
+        self.wakeups(queue).is_held()
+    }
+
     pub(crate) fn wakeups(&self, queue: Queue) -> &Wakeups {
         match queue {
             Queue::Inbound => &self.inbound_wake,
             Queue::Outbound => &self.outbound_wake,
         }
+    }
+}
+
+/// A hold on one queue's delivery ([`Bridge::hold`]); released when dropped.
+#[derive(Debug)]
+pub struct DeliveryHold<S, X, C, K> {
+    bridge: Arc<Bridge<S, X, C, K>>,
+    queue: Queue,
+}
+
+impl<S, X, C, K> Drop for DeliveryHold<S, X, C, K> {
+    fn drop(&mut self) {
+        let wakeups = match self.queue {
+            Queue::Inbound => &self.bridge.inbound_wake,
+            Queue::Outbound => &self.bridge.outbound_wake,
+        };
+        wakeups.release();
     }
 }
 

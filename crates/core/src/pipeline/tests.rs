@@ -1722,6 +1722,44 @@ async fn dispatcher_delivers_in_the_background_and_stops_on_shutdown() {
     task.await.unwrap();
 }
 
+#[tokio::test]
+async fn a_hold_delivers_nothing_new_and_its_release_delivers_in_created_order() {
+    let h = harness();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(Arc::clone(&h.bridge).run_dispatcher(Queue::Inbound, rx));
+    let hold = h.bridge.hold(Queue::Inbound);
+    assert!(h.bridge.is_held(Queue::Inbound));
+    // A live DM arrives during a catch-up…
+    h.bridge
+        .accept_inbound(batch(vec![dm(3, 30, "live")]))
+        .await
+        .unwrap();
+    h.clock.advance(1_000);
+    h.bridge.wake(Queue::Inbound);
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    assert!(h.connect.contacts().is_empty(), "nothing starts while held");
+    // …and the catch-up stores the older DMs of the gap.
+    h.bridge
+        .accept_inbound(batch(vec![dm(1, 10, "gap one"), dm(2, 20, "gap two")]))
+        .await
+        .unwrap();
+    h.clock.advance(1_000);
+    drop(hold);
+    assert!(!h.bridge.is_held(Queue::Inbound));
+    for _ in 0..400 {
+        if h.connect.contacts().first().map_or(0, |c| c.messages.len()) >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        h.connect.contacts()[0].messages,
+        ["gap one", "gap two", "live"]
+    );
+    tx.send(true).unwrap();
+    task.await.unwrap();
+}
+
 // ---- leases of running jobs ------------------------------------------------------------------
 
 /// Milliseconds on tokio's clock (paused in these tests), so leases and the heartbeat share one

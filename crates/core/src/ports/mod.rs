@@ -3,10 +3,12 @@
 
 mod clock;
 mod connect_api;
+mod shared_store;
 mod store;
 mod token_refresher;
 mod x_api;
 
+pub use crate::records::{Expect, Record};
 pub use clock::{Clock, SystemClock};
 pub use connect_api::{
     ChatMessage, ConnectApi, ConnectError, MessageContentType, StartChat, StartedChat,

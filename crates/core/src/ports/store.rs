@@ -3,6 +3,7 @@ use std::future::Future;
 use crate::ids::{InitialContactId, XUserId};
 use crate::jobs::{FinalState, Job, JobState, NewJob, Queue};
 use crate::profile::XProfile;
+use crate::records::{Expect, Record};
 use crate::session::{ConnectionCredentials, Session};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,6 +60,19 @@ pub enum SessionInsert {
 /// [`retry_failed`](Store::retry_failed) reopens a failed job (and resets `attempts`), and
 /// [`release_claims`](Store::release_claims) returns processing jobs to pending (their holders
 /// are then fenced out by the next claim, which increments `attempts`).
+///
+/// # Records
+///
+/// A [`Record`] is a small named value with a version, shared by every process on the store
+/// (OAuth 2.0 tokens, refresh leases, the remembered webhook id, cursors). Every write is a
+/// compare-and-set on the version, as one conditional write of the backend: an
+/// [`Expect::Absent`] put creates the record only if no record has the key, an
+/// [`Expect::Version`] put or delete applies only while the record has exactly that version,
+/// and [`Expect::Any`] applies unconditionally. A write that applies sets the version to the
+/// old + 1 (1 for a new record), so of many writers that read the same version and write with
+/// `Expect::Version` exactly one wins; the others get `Ok(None)` / `Ok(false)` and nothing is
+/// written. Versions keep counting only while the record exists: a deleted and recreated
+/// record starts at 1 again. Values may hold secrets: backends never log them.
 pub trait Store: Send + Sync + 'static {
     // -- sessions --------------------------------------------------------------------------
 
@@ -247,4 +261,34 @@ pub trait Store: Send + Sync + 'static {
         sessions_before_ms: i64,
         now_ms: i64,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    // -- records -----------------------------------------------------------------------------
+
+    /// The record stored under `key`.
+    fn record(&self, key: &str) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
+
+    /// Writes `value` if `expect` holds, as one conditional write; the new version is the
+    /// old one plus 1 (1 for a new record) and `updated_at_ms` is `now_ms`.
+    /// `Ok(Some(version))`: written, with that version; `Ok(None)`: the condition failed and
+    /// nothing was written.
+    fn put_record(
+        &self,
+        key: &str,
+        value: &str,
+        expect: Expect,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+
+    /// Deletes the record if `expect` holds, as one conditional write. `Ok(true)`: deleted;
+    /// `Ok(false)`: the condition failed (or there was nothing to delete), nothing changed.
+    /// `Expect::Absent` never deletes anything (a caller error): `Ok(false)`.
+    fn delete_record(
+        &self,
+        key: &str,
+        expect: Expect,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The records whose key starts with `prefix` (all of them for `""`), by key (byte order).
+    fn records(&self, prefix: &str)
+    -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send;
 }

@@ -152,6 +152,8 @@ pub(crate) struct ConnectState {
     pub s3_requests: Vec<S3RequestRecord>,
     /// The attachment scan set at run time (`None`: the configured one).
     pub scan: Option<AttachmentScan>,
+    /// The instance's contact flows once a control changed them (`None`: only the configured one).
+    pub flows: Option<BTreeMap<String, crate::connect::flows::ContactFlowSpec>>,
 }
 
 impl ConnectState {

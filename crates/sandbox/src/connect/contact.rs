@@ -49,10 +49,21 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/contact/start-streaming", post(start_contact_streaming))
         .route("/contact/stop-streaming", post(stop_contact_streaming))
         .route("/contact/stop", post(stop_contact))
+        .merge(crate::connect::flows::routes())
 }
 
 /// Checks the SigV4 `Authorization` header's shape for service `connect` in the configured region.
 pub(crate) fn check_sigv4(headers: &HeaderMap, region: &str) -> Result<(), AwsError> {
+    check_sigv4_for(headers, region, "connect")
+}
+
+/// Checks the SigV4 `Authorization` header's shape for `service` in `region` (the SNS Query API
+/// uses it with `sns`).
+pub(crate) fn check_sigv4_for(
+    headers: &HeaderMap,
+    region: &str,
+    service_name: &str,
+) -> Result<(), AwsError> {
     let incomplete =
         |m: String| AwsError::new(StatusCode::BAD_REQUEST, "IncompleteSignatureException", m);
     let invalid = |m: &str| AwsError::new(StatusCode::FORBIDDEN, "InvalidSignatureException", m);
@@ -101,10 +112,10 @@ pub(crate) fn check_sigv4(headers: &HeaderMap, region: &str) -> Result<(), AwsEr
             "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term".into(),
         ));
     };
-    if *service != "connect" {
-        return Err(invalid(
-            "Credential should be scoped to correct service: 'connect'.",
-        ));
+    if *service != service_name {
+        return Err(invalid(&format!(
+            "Credential should be scoped to correct service: '{service_name}'."
+        )));
     }
     if *scope_region != region {
         return Err(invalid(&format!(
@@ -143,7 +154,7 @@ fn require<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, AwsErro
     }
 }
 
-fn check_instance(shared: &Shared, instance_id: &str) -> Result<(), AwsError> {
+pub(crate) fn check_instance(shared: &Shared, instance_id: &str) -> Result<(), AwsError> {
     if instance_id == shared.cfg.connect.instance_id {
         Ok(())
     } else {
@@ -273,7 +284,8 @@ fn validate_start(shared: &Shared, req: &StartChatContactRequest) -> Result<(), 
         ));
     }
     check_instance(shared, instance_id)?;
-    if flow_id != shared.cfg.connect.contact_flow_id {
+    // The instance's flows (the configured one, unless a control removed it, and any added).
+    if !crate::connect::flows::flow_exists(shared, flow_id) {
         return Err(AwsError::not_found(format!(
             "Contact flow with id {flow_id} does not exist"
         )));

@@ -128,6 +128,8 @@ pub(crate) struct SnsState {
     /// One ordered queue (and worker) per (subscription, InitialContactId).
     queues: HashMap<(String, String), Queue>,
     deliveries: Vec<SnsDelivery>,
+    /// The topics of the Query API once first used (seeded with the configured topic).
+    pub(crate) topics: Option<BTreeMap<String, crate::sns::query::TopicView>>,
 }
 
 /// Where and what to POST.

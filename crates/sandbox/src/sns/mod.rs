@@ -1,8 +1,10 @@
-//! The SNS emulator: signing identity, message bodies, subscriptions and deliveries, and the three
-//! URLs SNS hands to subscribers (certificate, SubscribeURL, UnsubscribeURL).
+//! The SNS emulator: signing identity, message bodies, subscriptions and deliveries, the three
+//! URLs SNS hands to subscribers (certificate, SubscribeURL, UnsubscribeURL), and the Query API
+//! calls doctor makes (`POST /`: GetTopicAttributes, ListSubscriptionsByTopic — [`query`]).
 
 pub mod delivery;
 pub mod message;
+pub mod query;
 pub mod signer;
 
 use std::collections::HashMap;
@@ -22,6 +24,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/sns/confirm", get(confirm).post(confirm))
         .route("/sns/unsubscribe", get(unsubscribe).post(unsubscribe))
         .route("/sns/{file}", get(certificate))
+        .merge(query::routes())
 }
 
 fn xml(status: StatusCode, body: String) -> Response {

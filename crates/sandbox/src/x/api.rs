@@ -1,6 +1,6 @@
 //! The X REST routes the bridge calls: send a DM, read the conversation back
-//! ([`dm_events`]), look a user up. Every call is OAuth 1.0a-verified
-//! (user lookups also take any Bearer token), rate-limit headed, recorded, and subject to faults.
+//! ([`dm_events`]), look a user up. Every call is authenticated as one of the principals X's
+//! OpenAPI lists for it ([`auth`]), rate-limit headed, recorded, and subject to faults.
 
 use std::sync::Arc;
 
@@ -13,9 +13,11 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::clock;
+use crate::config::RateLimit;
 use crate::events::SandboxEvent;
 use crate::faults::{self, DEFAULT_THROTTLE_LIMIT, FaultOp};
 use crate::state::{Shared, lock};
+use crate::x::auth::{self, Accept, Principal, Refusal};
 use crate::x::oauth_verify::{self, Credentials, OAuthError, ReceivedRequest};
 use crate::x::problem::{self, XReply};
 use crate::x::records::{RequestRecord, SentDm, XOp};
@@ -35,6 +37,15 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         )
         .route("/2/users/me", get(get_me))
         .route("/2/users/{id}", get(get_user))
+        .route("/2/dm_events", get(dm_events::list_all_dm_events))
+        .route(
+            "/2/dm_conversations/media/{dm_id}/{media_id}/{resource_id}",
+            get(dm_events::download_media),
+        )
+        .merge(crate::x::oauth2::routes())
+        .merge(crate::x::webhooks::routes())
+        .merge(crate::x::activity::routes())
+        .merge(crate::x::stream::routes())
 }
 
 /// The parts of a received X request the handlers need.
@@ -44,22 +55,6 @@ pub(crate) struct XRequest {
     pub headers: HeaderMap,
     /// The body when it may be signed (form bodies); empty for streamed bodies.
     pub body: Bytes,
-}
-
-/// Who a call is authenticated as: the configured user (OAuth 1.0a) or an app (Bearer).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Principal {
-    User,
-    App,
-}
-
-impl Principal {
-    fn key(self) -> &'static str {
-        match self {
-            Self::User => "user",
-            Self::App => "app",
-        }
-    }
 }
 
 async fn create_dm(
@@ -93,7 +88,7 @@ async fn get_user(
         headers,
         body: Bytes::new(),
     };
-    let reply = get_user_reply(&shared, &req, &id, XOp::GetUser).await;
+    let reply = get_user_reply(&shared, &req, Some(&id), XOp::GetUser).await;
     finish(&shared, XOp::GetUser, &req, reply)
 }
 
@@ -109,8 +104,7 @@ async fn get_me(
         headers,
         body: Bytes::new(),
     };
-    let id = shared.cfg.x.business.id.clone();
-    let reply = get_user_reply(&shared, &req, &id, XOp::GetMe).await;
+    let reply = get_user_reply(&shared, &req, None, XOp::GetMe).await;
     finish(&shared, XOp::GetMe, &req, reply)
 }
 
@@ -134,7 +128,11 @@ pub(crate) fn record_call(
     status: u16,
     rejection: Option<String>,
 ) {
-    let path = req.uri.path().to_owned();
+    // Stream connection attempts keep their query (`backfill_minutes`, times).
+    let path = match (op, req.uri.query()) {
+        (XOp::ActivityStream, Some(query)) => format!("{}?{query}", req.uri.path()),
+        _ => req.uri.path().to_owned(),
+    };
     if let Some(why) = &rejection {
         tracing::info!(?op, status, reason = %why, "X request refused");
     }
@@ -154,27 +152,23 @@ pub(crate) fn record_call(
     });
 }
 
-/// Verifies the `Authorization` header: OAuth 1.0a with the configured credentials, or (when
-/// `allow_bearer`) any non-empty Bearer token.
-fn authenticate(shared: &Shared, req: &XRequest, allow_bearer: bool) -> Result<Principal, String> {
+/// Verifies the `Authorization` header: OAuth 1.0a with the configured credentials (the business
+/// account), the app Bearer token, or an OAuth 2.0 user token the sandbox issued.
+fn authenticate(shared: &Shared, req: &XRequest) -> Result<Principal, Refusal> {
     let authorization = req
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if let Some(auth) = authorization
-        && auth
-            .get(..7)
-            .is_some_and(|p| p.eq_ignore_ascii_case("bearer "))
-    {
-        if !allow_bearer {
-            return Ok(Principal::App);
-        }
-        return if auth.get(7..).unwrap_or("").trim().is_empty() {
-            Err("empty Bearer token".into())
-        } else {
-            Ok(Principal::App)
-        };
+    if let Some(token) = auth::bearer(authorization) {
+        return auth::bearer_principal(shared, token);
     }
+    oauth1(shared, req, authorization).map_err(Refusal::unauthorized)?;
+    Ok(Principal::OAuth1 {
+        user_id: shared.cfg.x.business.id.clone(),
+    })
+}
+
+fn oauth1(shared: &Shared, req: &XRequest, authorization: Option<&str>) -> Result<(), String> {
     let host = req
         .headers
         .get(header::HOST)
@@ -223,7 +217,7 @@ fn authenticate(shared: &Shared, req: &XRequest, allow_bearer: bool) -> Result<P
     if !lock(&shared.x).use_nonce(&verified.nonce, now) {
         return Err(OAuthError::NonceReplayed.to_string());
     }
-    Ok(Principal::User)
+    Ok(())
 }
 
 pub(crate) fn peek_rate(shared: &Shared, op: XOp, principal: &str) -> RateInfo {
@@ -235,8 +229,8 @@ pub(crate) fn peek_rate(shared: &Shared, op: XOp, principal: &str) -> RateInfo {
     )
 }
 
-/// Authentication, fault injection and rate limiting, in that order. `Ok` carries the window after
-/// counting this call.
+/// [`admit_as`] for the routes written before OAuth 2.0: OAuth 1.0a user context only, or (when
+/// `allow_bearer`) any principal.
 pub(crate) async fn admit(
     shared: &Shared,
     req: &XRequest,
@@ -244,26 +238,47 @@ pub(crate) async fn admit(
     fault_op: FaultOp,
     allow_bearer: bool,
 ) -> Result<(Principal, RateInfo), XReply> {
+    let accept = if allow_bearer {
+        Accept::USERS_LOOKUP
+    } else {
+        Accept::OAUTH1
+    };
+    admit_as(shared, req, op, fault_op, accept).await
+}
+
+/// Authentication (the principals `accept` lists), fault injection and rate limiting (the
+/// configured `rate_limit`), in that order. `Ok` carries the window after counting this call.
+pub(crate) async fn admit_as(
+    shared: &Shared,
+    req: &XRequest,
+    op: XOp,
+    fault_op: FaultOp,
+    accept: Accept,
+) -> Result<(Principal, RateInfo), XReply> {
+    admit_limited(shared, req, op, fault_op, accept, shared.cfg.x.rate_limit).await
+}
+
+/// [`admit_as`] with the route's own request window.
+pub(crate) async fn admit_limited(
+    shared: &Shared,
+    req: &XRequest,
+    op: XOp,
+    fault_op: FaultOp,
+    accept: Accept,
+    limit: Option<RateLimit>,
+) -> Result<(Principal, RateInfo), XReply> {
     faults::note_call(fault_op);
-    let principal = authenticate(shared, req, allow_bearer).map_err(|why| {
-        XReply::new(
-            StatusCode::UNAUTHORIZED,
-            problem::unauthorized(),
-            peek_rate(shared, op, "anonymous"),
-        )
-        .rejected(why)
-    })?;
-    if principal == Principal::App && !allow_bearer {
-        return Err(XReply::new(
-            StatusCode::FORBIDDEN,
-            problem::unsupported_authentication(),
-            peek_rate(shared, op, principal.key()),
-        )
-        .rejected("app-only authentication on a user-context endpoint"));
-    }
+    let now = clock::now_unix_secs();
+    let principal = authenticate(shared, req)
+        .and_then(|p| auth::permit(&p, accept).map(|()| p))
+        .map_err(|refusal| {
+            let rate = lock(&shared.x).peek_rate(op, "anonymous", limit, now);
+            XReply::new(refusal.status, refusal.body, rate).rejected(refusal.why)
+        })?;
+    let key = principal.key();
     if let Some(injected) = shared.gate(fault_op).await {
         let status = injected.status();
-        let mut rate = peek_rate(shared, op, principal.key());
+        let mut rate = lock(&shared.x).peek_rate(op, &key, limit, now);
         if let Some(reset) = injected.fault.rate_limit_reset {
             rate.reset = reset;
             rate.remaining = 0;
@@ -271,7 +286,7 @@ pub(crate) async fn admit(
         if let Some(throttle) = injected.throttle {
             rate.limit = throttle
                 .limit
-                .or(shared.cfg.x.rate_limit.map(|l| l.requests))
+                .or(limit.map(|l| l.requests))
                 .unwrap_or(DEFAULT_THROTTLE_LIMIT);
         }
         return Err(
@@ -280,12 +295,7 @@ pub(crate) async fn admit(
         );
     }
     lock(&shared.x)
-        .count_call(
-            op,
-            principal.key(),
-            shared.cfg.x.rate_limit,
-            clock::now_unix_secs(),
-        )
+        .count_call(op, &key, limit, clock::now_unix_secs())
         .map(|rate| (principal, rate))
         .map_err(|rate| {
             XReply::new(
@@ -375,7 +385,7 @@ fn parse_dm_body(body: &[u8]) -> Result<(Option<String>, Vec<String>), Vec<Value
 }
 
 /// `"<lower id>-<higher id>"`, numerically ordered.
-fn conversation_id(a: &str, b: &str) -> String {
+pub(crate) fn conversation_id(a: &str, b: &str) -> String {
     let (na, nb) = (a.parse::<u64>().unwrap_or(0), b.parse::<u64>().unwrap_or(0));
     if na <= nb {
         format!("{a}-{b}")
@@ -385,7 +395,15 @@ fn conversation_id(a: &str, b: &str) -> String {
 }
 
 async fn create_dm_reply(shared: &Arc<Shared>, req: &XRequest, participant_id: &str) -> XReply {
-    let (_, rate) = match admit(shared, req, XOp::CreateDm, FaultOp::CreateDm, false).await {
+    let (principal, rate) = match admit_as(
+        shared,
+        req,
+        XOp::CreateDm,
+        FaultOp::CreateDm,
+        Accept::DM_WRITE,
+    )
+    .await
+    {
         Ok(admitted) => admitted,
         Err(reply) => return reply,
     };
@@ -432,7 +450,10 @@ async fn create_dm_reply(shared: &Arc<Shared>, req: &XRequest, participant_id: &
             }
         }
     }
-    let business = shared.cfg.x.business.id.clone();
+    let business = principal
+        .user_id()
+        .unwrap_or(&shared.cfg.x.business.id)
+        .to_owned();
     let dm = {
         let mut x = lock(&shared.x);
         if x.users.get(participant_id).is_some_and(|u| !u.accepts_dms) {
@@ -456,25 +477,31 @@ async fn create_dm_reply(shared: &Arc<Shared>, req: &XRequest, participant_id: &
             created_at: clock::iso_ms(now),
         };
         x.dms.push(dm.clone());
+        x.dm_history.push(dm.clone());
         dm
     };
     shared.count_dm_created();
     tracing::info!(dm_event_id = %dm.dm_event_id, recipient = %dm.recipient_id, "X DM accepted");
     shared.events.emit(SandboxEvent::DmSent { dm: dm.clone() });
     let body = json!({"data": {"dm_conversation_id": dm.dm_conversation_id, "dm_event_id": dm.dm_event_id}});
-    if shared.cfg.x.echo_outbound {
-        let echo_to = Arc::clone(shared);
-        shared.spawn(async move { webhook_client::deliver_echo(&echo_to, &dm).await });
-    }
+    let echo_to = Arc::clone(shared);
+    shared.spawn(async move { webhook_client::deliver_echo(&echo_to, &dm).await });
     XReply::new(StatusCode::CREATED, body, rate)
 }
 
-async fn get_user_reply(shared: &Shared, req: &XRequest, id: &str, op: XOp) -> XReply {
-    let allow_bearer = op == XOp::GetUser;
-    let (_, rate) = match admit(shared, req, op, FaultOp::GetUser, allow_bearer).await {
+/// `GET /2/users/{id}` (`id`) or `GET /2/users/me` (`None`: the authenticated user).
+async fn get_user_reply(shared: &Shared, req: &XRequest, id: Option<&str>, op: XOp) -> XReply {
+    let accept = if id.is_some() {
+        Accept::USERS_LOOKUP
+    } else {
+        Accept::USERS_ME
+    };
+    let (principal, rate) = match admit_as(shared, req, op, FaultOp::GetUser, accept).await {
         Ok(admitted) => admitted,
         Err(reply) => return reply,
     };
+    let me = principal.user_id().unwrap_or_default().to_owned();
+    let id = id.unwrap_or(&me);
     if !is_x_id(id) {
         return XReply::new(
             StatusCode::BAD_REQUEST,

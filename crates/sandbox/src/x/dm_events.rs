@@ -16,15 +16,28 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
+use crate::clock;
 use crate::faults::FaultOp;
+use crate::media::stream::file_response;
 use crate::state::{Shared, lock};
-use crate::x::api::{XRequest, admit, finish, is_x_id};
+use crate::x::api::{XRequest, admit_as, admit_limited, finish, is_x_id};
+use crate::x::auth::Accept;
 use crate::x::problem::{self, XReply};
 use crate::x::records::{SentDm, XOp};
+
+/// `GET /2/dm_events` looks back this far.
+const LOOKBACK_MS: i64 = 30 * 24 * 60 * 60 * 1000;
+/// `expansions` of `GET /2/dm_events`.
+const EXPANSIONS: &[&str] = &[
+    "sender_id",
+    "attachments.media_keys",
+    "participant_ids",
+    "referenced_tweets.id",
+];
 
 /// What `dm_event.fields` may name (X API v2).
 const DM_EVENT_FIELDS: &[&str] = &[
@@ -188,7 +201,15 @@ fn decode_token(token: &str) -> Option<u64> {
 }
 
 async fn reply(shared: &Arc<Shared>, req: &XRequest, participant_id: &str) -> XReply {
-    let (_, rate) = match admit(shared, req, XOp::ListDmEvents, FaultOp::DmEvents, false).await {
+    let (principal, rate) = match admit_as(
+        shared,
+        req,
+        XOp::ListDmEvents,
+        FaultOp::DmEvents,
+        Accept::DM_READ,
+    )
+    .await
+    {
         Ok(admitted) => admitted,
         Err(reply) => return reply,
     };
@@ -217,7 +238,7 @@ async fn reply(shared: &Arc<Shared>, req: &XRequest, participant_id: &str) -> XR
             .rejected("invalid query");
         }
     };
-    let business = shared.cfg.x.business.id.clone();
+    let business = principal.user_id().unwrap_or_default().to_owned();
     // The conversation, newest first.
     let mut events: Vec<(u64, SentDm)> = if query.message_create {
         lock(&shared.x)
@@ -272,6 +293,243 @@ async fn reply(shared: &Arc<Shared>, req: &XRequest, participant_id: &str) -> XR
     }
     body.insert("meta".into(), Value::Object(meta));
     XReply::new(StatusCode::OK, Value::Object(body), rate)
+}
+
+/// `GET /2/dm_events`: every DM event of the authenticated user's conversations (received and
+/// sent), newest first, within 30 days; `expansions=sender_id,attachments.media_keys` add
+/// `includes.users` / `includes.media`. Rate-limited per user by `dm_events_rate_limit`.
+pub(crate) async fn list_all_dm_events(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    let req = XRequest {
+        method,
+        uri,
+        headers,
+        body: Bytes::new(),
+    };
+    let reply = all_reply(&shared, &req).await;
+    finish(&shared, XOp::ListAllDmEvents, &req, reply)
+}
+
+async fn all_reply(shared: &Shared, req: &XRequest) -> XReply {
+    let (principal, rate) = match admit_limited(
+        shared,
+        req,
+        XOp::ListAllDmEvents,
+        FaultOp::DmEvents,
+        Accept::DM_READ,
+        shared.cfg.x.dm_events_rate_limit,
+    )
+    .await
+    {
+        Ok(admitted) => admitted,
+        Err(reply) => return reply,
+    };
+    let raw = req.uri.query().unwrap_or("");
+    let query = match parse_query(raw) {
+        Ok(q) => q,
+        Err(errors) => {
+            return XReply::new(
+                StatusCode::BAD_REQUEST,
+                problem::invalid_request(errors),
+                rate,
+            )
+            .rejected("invalid query");
+        }
+    };
+    let mut expansions = Vec::new();
+    for (name, value) in url::form_urlencoded::parse(raw.as_bytes()) {
+        if name != "expansions" {
+            continue;
+        }
+        for expansion in value.split(',') {
+            if !EXPANSIONS.contains(&expansion) {
+                return XReply::new(
+                    StatusCode::BAD_REQUEST,
+                    problem::invalid_request(bad(
+                        "expansions",
+                        expansion,
+                        format!(
+                            "The `expansions` query parameter value [{expansion}] is not one of [{}]",
+                            EXPANSIONS.join(",")
+                        ),
+                    )),
+                    rate,
+                )
+                .rejected("invalid expansions");
+            }
+            expansions.push(expansion.to_owned());
+        }
+    }
+    let me = principal.user_id().unwrap_or_default().to_owned();
+    let cutoff = clock::now_unix_ms() - LOOKBACK_MS;
+    let x = lock(&shared.x);
+    let mut events: Vec<(u64, &SentDm)> = if query.message_create {
+        x.dm_history
+            .iter()
+            .filter(|dm| dm.sender_id == me || dm.recipient_id == me)
+            .filter(|dm| dm.created_timestamp_ms >= cutoff)
+            .filter_map(|dm| Some((dm.dm_event_id.parse::<u64>().ok()?, dm)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    events.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
+    let start = match query.from {
+        None => 0,
+        Some(id) => match events.iter().position(|(e, _)| *e == id) {
+            Some(at) => at,
+            None => {
+                let token = encode_token(id);
+                return XReply::new(
+                    StatusCode::BAD_REQUEST,
+                    problem::invalid_request(bad(
+                        "pagination_token",
+                        &token,
+                        format!(
+                            "The `pagination_token` query parameter value [{token}] is not valid"
+                        ),
+                    )),
+                    rate,
+                )
+                .rejected("unknown pagination_token");
+            }
+        },
+    };
+    let end = (start + query.max_results).min(events.len());
+    let page = &events[start..end];
+    let data: Vec<Value> = page
+        .iter()
+        .map(|(_, dm)| render(dm, &query.fields))
+        .collect();
+    let mut includes = Map::new();
+    if expansions.iter().any(|e| e == "sender_id") {
+        let mut ids: Vec<&str> = Vec::new();
+        for (_, dm) in page {
+            if !ids.contains(&dm.sender_id.as_str()) {
+                ids.push(&dm.sender_id);
+            }
+        }
+        let users: Vec<Value> = ids
+            .iter()
+            .map(|id| x.user_or_placeholder(id).v2_json(&[]))
+            .collect();
+        if !users.is_empty() {
+            includes.insert("users".into(), Value::Array(users));
+        }
+    }
+    if expansions.iter().any(|e| e == "attachments.media_keys") {
+        let media: Vec<Value> = page
+            .iter()
+            .filter_map(|(_, dm)| dm.media.as_ref())
+            .map(|m| {
+                x.media_objects
+                    .get(&m.media_key)
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        let kind = match m.category {
+                            crate::x::records::MediaCategory::DmImage => "photo",
+                            crate::x::records::MediaCategory::DmGif => "animated_gif",
+                            crate::x::records::MediaCategory::DmVideo => "video",
+                        };
+                        json!({"media_key": m.media_key, "type": kind})
+                    })
+            })
+            .collect();
+        if !media.is_empty() {
+            includes.insert("media".into(), Value::Array(media));
+        }
+    }
+    let mut meta = Map::new();
+    meta.insert("result_count".into(), json!(data.len()));
+    if let Some((next, _)) = events.get(end) {
+        meta.insert("next_token".into(), json!(encode_token(*next)));
+    }
+    if start > 0
+        && let Some((previous, _)) = events.get(start.saturating_sub(query.max_results))
+    {
+        meta.insert("previous_token".into(), json!(encode_token(*previous)));
+    }
+    let mut body = Map::new();
+    if !data.is_empty() {
+        body.insert("data".into(), Value::Array(data));
+    }
+    if !includes.is_empty() {
+        body.insert("includes".into(), Value::Object(includes));
+    }
+    body.insert("meta".into(), Value::Object(meta));
+    XReply::new(StatusCode::OK, Value::Object(body), rate)
+}
+
+/// `GET /2/dm_conversations/media/{dm_id}/{media_id}/{resource_id}` (OAuth 2.0 user with
+/// `dm.read`, a participant of the DM): the bytes the TON URL serves, as
+/// `application/octet-stream`.
+pub(crate) async fn download_media(
+    State(shared): State<Arc<Shared>>,
+    Path((dm_id, media_id, _resource)): Path<(String, String, String)>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    let req = XRequest {
+        method,
+        uri,
+        headers,
+        body: Bytes::new(),
+    };
+    let (principal, rate) = match admit_as(
+        &shared,
+        &req,
+        XOp::DmMediaDownload,
+        FaultOp::DmMediaDownload,
+        Accept::OAUTH2_DM_READ,
+    )
+    .await
+    {
+        Ok(admitted) => admitted,
+        Err(reply) => return finish(&shared, XOp::DmMediaDownload, &req, reply),
+    };
+    let me = principal.user_id().unwrap_or_default().to_owned();
+    let file_id = lock(&shared.x)
+        .dm_history
+        .iter()
+        .find(|dm| dm.dm_event_id == dm_id && (dm.sender_id == me || dm.recipient_id == me))
+        .and_then(|dm| dm.media.as_ref())
+        .filter(|m| m.media_id == media_id)
+        .map(|m| m.file_id.clone());
+    let file = file_id.and_then(|id| shared.file(&id));
+    let Some(file) = file else {
+        let reply = XReply::new(
+            StatusCode::NOT_FOUND,
+            json!({
+                "title": "Not Found Error",
+                "type": problem::RESOURCE_NOT_FOUND,
+                "status": 404,
+                "detail": format!("Could not find media {media_id} of DM {dm_id}."),
+            }),
+            rate,
+        )
+        .rejected("no such DM media for this user");
+        return finish(&shared, XOp::DmMediaDownload, &req, reply);
+    };
+    crate::x::api::record_call(&shared, XOp::DmMediaDownload, &req, 200, None);
+    let mut response = file_response(&file, None);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    for (name, value) in [
+        ("x-rate-limit-limit", i64::from(rate.limit)),
+        ("x-rate-limit-remaining", i64::from(rate.remaining)),
+        ("x-rate-limit-reset", rate.reset),
+    ] {
+        headers.insert(name, HeaderValue::from(value));
+    }
+    response
 }
 
 /// A t.co link standing for `n`-th link of DM `id` (stable across reads).
@@ -351,6 +609,12 @@ fn render(dm: &SentDm, fields: &[String]) -> Value {
     }
     if wants("dm_conversation_id") {
         event.insert("dm_conversation_id".into(), json!(dm.dm_conversation_id));
+    }
+    if wants("participant_ids") {
+        event.insert(
+            "participant_ids".into(),
+            json!([dm.sender_id, dm.recipient_id]),
+        );
     }
     if wants("attachments")
         && let Some(media) = &dm.media

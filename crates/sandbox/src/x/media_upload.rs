@@ -24,7 +24,8 @@ use crate::faults::FaultOp;
 use crate::media::files::{FileOrigin, HashSink};
 use crate::media::stream::{BodyError, collect_body, drain_body};
 use crate::state::{Shared, lock};
-use crate::x::api::{XRequest, admit, finish, is_x_id};
+use crate::x::api::{XRequest, admit_as, finish, is_x_id};
+use crate::x::auth::Accept;
 use crate::x::problem::{self, XReply};
 use crate::x::records::{MediaCategory, ProcessingState, SentMedia, UploadedMedia, XOp};
 use crate::x::state::RateInfo;
@@ -189,12 +190,12 @@ async fn initialize(
 }
 
 async fn initialize_reply(shared: &Shared, req: &XRequest, body: &[u8]) -> XReply {
-    let rate = match admit(
+    let rate = match admit_as(
         shared,
         req,
         XOp::MediaInitialize,
         FaultOp::MediaInitialize,
-        false,
+        Accept::MEDIA_WRITE,
     )
     .await
     {
@@ -468,7 +469,14 @@ struct AppendStart {
 }
 
 async fn append_begin(shared: &Shared, req: &XRequest, id: &str) -> Result<AppendStart, XReply> {
-    let (_, rate) = admit(shared, req, XOp::MediaAppend, FaultOp::MediaAppend, false).await?;
+    let (_, rate) = admit_as(
+        shared,
+        req,
+        XOp::MediaAppend,
+        FaultOp::MediaAppend,
+        Accept::MEDIA_WRITE,
+    )
+    .await?;
     let mut x = lock(&shared.x);
     let Some(upload) = x.uploads.get_mut(id).filter(|_| is_x_id(id)) else {
         return Err(bad_request(
@@ -626,12 +634,12 @@ async fn finalize(
 }
 
 async fn finalize_reply(shared: &Shared, req: &XRequest, id: &str) -> XReply {
-    let rate = match admit(
+    let rate = match admit_as(
         shared,
         req,
         XOp::MediaFinalize,
         FaultOp::MediaFinalize,
-        false,
+        Accept::MEDIA_WRITE,
     )
     .await
     {
@@ -744,7 +752,15 @@ async fn status(
 }
 
 async fn status_reply(shared: &Shared, req: &XRequest) -> XReply {
-    let rate = match admit(shared, req, XOp::MediaStatus, FaultOp::MediaStatus, false).await {
+    let rate = match admit_as(
+        shared,
+        req,
+        XOp::MediaStatus,
+        FaultOp::MediaStatus,
+        Accept::MEDIA_WRITE,
+    )
+    .await
+    {
         Ok((_, rate)) => rate,
         Err(reply) => return reply,
     };
@@ -847,7 +863,15 @@ async fn one_shot(
 
 async fn one_shot_reply(shared: &Shared, req: &XRequest, body: Body) -> XReply {
     let limit = MediaCategory::DmImage.max_bytes();
-    let rate = match admit(shared, req, XOp::MediaUpload, FaultOp::MediaUpload, false).await {
+    let rate = match admit_as(
+        shared,
+        req,
+        XOp::MediaUpload,
+        FaultOp::MediaUpload,
+        Accept::MEDIA_WRITE,
+    )
+    .await
+    {
         Ok((_, rate)) => rate,
         Err(reply) => {
             drain_body(body, limit.saturating_mul(2)).await;

@@ -349,32 +349,44 @@ pub(crate) fn render(
             apps,
             users: users.map(|u| Ordered(u.iter().map(|u| (u.id.clone(), u.legacy())).collect())),
         }),
-        PayloadShape::Xaa => {
-            let event_type = match activity {
-                Activity::Dm { event, .. } if event.sender_id == for_user_id => "dm.sent",
-                Activity::Dm { .. } => "dm.received",
-                Activity::Typing { .. } => "dm.indicate_typing",
-                Activity::Read { .. } => "dm.read",
-            };
-            x_json(&XaaEnvelope {
-                data: XaaData {
-                    event_uuid: event_uuid(),
-                    filter: XaaFilter {
-                        user_id: for_user_id,
-                    },
-                    event_type,
-                    tag: "xdm-sandbox",
-                    payload: XaaPayload {
-                        direct_message_events: dms,
-                        direct_message_indicate_typing_events: typing,
-                        direct_message_mark_read_events: read,
-                        apps,
-                        users: users
-                            .map(|u| Ordered(u.iter().map(|u| (u.id.clone(), u.xaa())).collect())),
-                    },
-                },
-            })
-        }
+        PayloadShape::Xaa => render_xaa(for_user_id, activity, users, Some("xdm-sandbox")),
+    }
+}
+
+/// The X Activity API envelope of `activity` for a subscription of `for_user_id` with `tag`.
+pub(crate) fn render_xaa(
+    for_user_id: &str,
+    activity: &Activity,
+    users: Option<&[SandboxUser]>,
+    tag: Option<&str>,
+) -> Vec<u8> {
+    let (dms, typing, read, apps) = split(activity);
+    x_json(&XaaEnvelope {
+        data: XaaData {
+            event_uuid: event_uuid(),
+            filter: XaaFilter {
+                user_id: for_user_id,
+            },
+            event_type: xaa_event_type(for_user_id, activity),
+            tag,
+            payload: XaaPayload {
+                direct_message_events: dms,
+                direct_message_indicate_typing_events: typing,
+                direct_message_mark_read_events: read,
+                apps,
+                users: users.map(|u| Ordered(u.iter().map(|u| (u.id.clone(), u.xaa())).collect())),
+            },
+        },
+    })
+}
+
+/// The XAA event type of `activity` seen from `for_user_id`.
+pub(crate) fn xaa_event_type(for_user_id: &str, activity: &Activity) -> &'static str {
+    match activity {
+        Activity::Dm { event, .. } if event.sender_id == for_user_id => "dm.sent",
+        Activity::Dm { .. } => "dm.received",
+        Activity::Typing { .. } => "dm.indicate_typing",
+        Activity::Read { .. } => "dm.read",
     }
 }
 
@@ -608,7 +620,8 @@ struct XaaData<'a> {
     event_uuid: String,
     filter: XaaFilter<'a>,
     event_type: &'static str,
-    tag: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tag: Option<&'a str>,
     payload: XaaPayload,
 }
 

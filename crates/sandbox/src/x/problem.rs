@@ -80,14 +80,47 @@ pub(crate) fn forbidden(detail: &str) -> Value {
     problem(StatusCode::FORBIDDEN, "Forbidden", "about:blank", detail)
 }
 
-/// App-only (Bearer) authentication on a user-context endpoint.
-pub(crate) fn unsupported_authentication() -> Value {
+/// A principal the route does not accept (`kind`), naming those it does.
+pub(crate) fn unsupported_authentication_for(kind: &str, supported: &str) -> Value {
     problem(
         StatusCode::FORBIDDEN,
         "Unsupported Authentication",
         UNSUPPORTED_AUTHENTICATION,
-        "Authenticating with OAuth 2.0 Application-Only is forbidden for this endpoint.  Supported authentication types are [OAuth 1.0a User Context, OAuth 2.0 User Context].",
+        &format!(
+            "Authenticating with {kind} is forbidden for this endpoint.  Supported authentication types are [{supported}]."
+        ),
     )
+}
+
+/// An OAuth 2.0 user token without the scopes the endpoint needs.
+pub(crate) fn missing_scopes(missing: &[&str]) -> Value {
+    json!({
+        "title": "Forbidden",
+        "type": "about:blank",
+        "status": 403,
+        "detail": format!("Missing required OAuth 2.0 scopes: {}", missing.join(" ")),
+    })
+}
+
+/// A refused webhook / subscription request: `reason` (X's code, e.g. `CrcValidationFailed`) and
+/// a `detail` starting with it.
+pub(crate) fn refusal(reason: &str, message: &str) -> Value {
+    json!({
+        "title": "Invalid Request",
+        "detail": format!("{reason}: {message}"),
+        "type": INVALID_REQUEST,
+        "errors": [{"message": reason}],
+    })
+}
+
+/// Private activity (DMs, chat, likes, mutes, blocks) requested with app-only authentication.
+pub(crate) fn not_authorized_for_resource(detail: &str) -> Value {
+    json!({
+        "title": "Forbidden",
+        "type": "https://api.x.com/2/problems/not-authorized-for-resource",
+        "status": 403,
+        "detail": detail,
+    })
 }
 
 /// One entry of an invalid-request `errors` list.

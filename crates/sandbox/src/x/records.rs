@@ -22,6 +22,38 @@ pub enum XOp {
     MediaUpload,
     /// `GET /1.1/ton/data/dm/…` (photo download).
     TonDownload,
+    /// `GET /2/dm_events` (every conversation of the user).
+    ListAllDmEvents,
+    /// `GET /2/dm_conversations/media/…` (OAuth 2.0 DM media download).
+    DmMediaDownload,
+    /// `GET /i/oauth2/authorize`.
+    OAuth2Authorize,
+    /// `POST /2/oauth2/token`.
+    OAuth2Token,
+    /// `POST /2/oauth2/revoke`.
+    OAuth2Revoke,
+    /// `POST /2/webhooks`.
+    CreateWebhook,
+    /// `GET /2/webhooks`.
+    ListWebhooks,
+    /// `PUT /2/webhooks/:id` (CRC re-run).
+    ValidateWebhook,
+    /// `DELETE /2/webhooks/:id`.
+    DeleteWebhook,
+    /// `POST /2/webhooks/replay`.
+    ReplayWebhook,
+    /// `POST /2/activity/subscriptions`.
+    CreateSubscription,
+    /// `GET /2/activity/subscriptions`.
+    ListSubscriptions,
+    /// `PUT /2/activity/subscriptions/:id`.
+    UpdateSubscription,
+    /// `DELETE /2/activity/subscriptions/:id`.
+    DeleteSubscription,
+    /// `GET /2/activity/stream` (a connection attempt).
+    ActivityStream,
+    /// Any Account Activity API route (`/2/account_activity/…`).
+    AccountActivity,
     /// A path the emulator does not implement.
     Unknown,
 }
@@ -179,12 +211,97 @@ pub struct DeliveredMedia {
     pub urls: Vec<(String, String)>,
 }
 
-/// The webhook the sandbox delivers to.
+/// A registered webhook (`/2/webhooks`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookRegistration {
+    /// X's webhook id (digits).
+    #[serde(default)]
+    pub id: String,
     pub url: String,
     /// Whether the last CRC check passed (events are only delivered to a valid webhook).
     pub valid: bool,
+    #[serde(default)]
+    pub created_at: String,
+    /// Outage switch: deliveries are attempted and recorded as failed without reaching the URL.
+    #[serde(default)]
+    pub outage: bool,
+}
+
+/// An X Activity API subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivitySubscription {
+    pub subscription_id: String,
+    pub event_type: String,
+    pub filter: SubscriptionFilter,
+    pub tag: Option<String>,
+    pub webhook_id: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// The `filter` of a subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SubscriptionFilter {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyword: Option<String>,
+}
+
+/// One X event rendered for one subscription (what webhooks, streams and replays carry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XEventRecord {
+    /// Increasing from 1.
+    pub seq: u64,
+    /// `dm.received`, `dm.sent`, `dm.indicate_typing`, `dm.read`.
+    pub event_type: String,
+    /// The subscribed user (`filter.user_id`).
+    pub user_id: String,
+    pub subscription_id: String,
+    /// Where it went at the time (none: stream only).
+    pub webhook_id: Option<String>,
+    /// The DM event id (DM events).
+    pub event_id: Option<String>,
+    /// The exact envelope bytes (UTF-8 JSON).
+    pub body: String,
+    pub at_ms: i64,
+    pub at: String,
+}
+
+/// An activity stream connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamConnection {
+    pub id: u64,
+    pub backfill_minutes: u32,
+    pub opened_at: String,
+    /// Events written so far (backfill included; keep-alives not).
+    pub events_sent: u64,
+}
+
+/// State of a `POST /2/webhooks/replay` job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplayState {
+    Running,
+    Complete,
+}
+
+/// A replay job and its progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayJob {
+    pub job_id: String,
+    pub webhook_id: String,
+    /// `yyyymmddhhmm` UTC, inclusive.
+    pub from_date: String,
+    pub to_date: String,
+    pub state: ReplayState,
+    /// Events re-POSTed so far.
+    pub events_replayed: u64,
+    /// Of those, answered 2xx.
+    pub events_delivered: u64,
+    pub created_at: String,
 }
 
 /// The result of one CRC check.
@@ -216,6 +333,10 @@ pub enum DeliveryKind {
     Read,
     /// Caller-supplied bytes (`deliver_raw`).
     Raw,
+    /// An XAA `dm.sent` event for a DM sent through the API.
+    Sent,
+    /// A re-POST by a replay job.
+    Replay,
 }
 
 /// One event POST to the webhook and its answer.
@@ -229,6 +350,9 @@ pub struct WebhookDelivery {
     pub payload: String,
     /// The `x-twitter-webhooks-signature` header sent, if any.
     pub signature: Option<String>,
+    /// The `x-twitter-webhooks-signature-oauth2` header sent, if any.
+    #[serde(default)]
+    pub signature_oauth2: Option<String>,
     /// HTTP status of the answer; `None` when there was none (see `error`).
     pub status: Option<u16>,
     pub response_body: String,
@@ -236,4 +360,7 @@ pub struct WebhookDelivery {
     /// The media of a DM delivery.
     pub media: Option<DeliveredMedia>,
     pub at: String,
+    /// Activity stream connections the event was also written to (`deliver_dm` & co.).
+    #[serde(default)]
+    pub stream_connections: usize,
 }

@@ -1,11 +1,18 @@
 //! The X emulator's memory: users, sent DMs, REST call records, used nonces, rate windows, the
 //! webhook and its deliveries.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde_json::Value;
 
 use crate::config::RateLimit;
 use crate::x::media_upload::Upload;
-use crate::x::records::{RequestRecord, SentDm, WebhookDelivery, WebhookRegistration, XOp};
+use crate::x::oauth2::OAuth2State;
+use crate::x::records::{
+    ActivitySubscription, ReplayJob, RequestRecord, SentDm, WebhookDelivery, WebhookRegistration,
+    XEventRecord, XOp,
+};
+use crate::x::stream::Streams;
 use crate::x::users::SandboxUser;
 
 /// How long a nonce is remembered (X rejects replays; RFC 5849 leaves the window to the server).
@@ -23,10 +30,29 @@ pub(crate) struct XState {
     pub requests: Vec<RequestRecord>,
     nonces: HashMap<String, i64>,
     windows: HashMap<(XOp, String), Window>,
-    pub webhook: Option<WebhookRegistration>,
     pub deliveries: Vec<WebhookDelivery>,
     /// X media upload v2, by media id.
     pub uploads: HashMap<String, Upload>,
+    /// OAuth 2.0 codes and token families.
+    pub oauth2: OAuth2State,
+    /// Every DM of every conversation (received through `deliver_dm`, sent through the API),
+    /// in order.
+    pub dm_history: Vec<SentDm>,
+    /// v2 media objects of received DM media, by `media_key` (`includes.media`).
+    pub media_objects: HashMap<String, Value>,
+    /// `/2/webhooks`, oldest first.
+    pub webhooks: Vec<WebhookRegistration>,
+    /// Webhooks (by id) re-checked by CRC before a delivery while invalid: those registered by
+    /// `set_webhook` or the configuration.
+    pub recheck_webhooks: HashSet<String>,
+    /// X Activity API subscriptions, oldest first.
+    pub subscriptions: Vec<ActivitySubscription>,
+    /// Account Activity subscriptions: (webhook id, user id).
+    pub aaa_subscriptions: Vec<(String, String)>,
+    /// Every event rendered for a subscription (webhook, stream, replay, backfill).
+    pub event_log: Vec<XEventRecord>,
+    pub streams: Streams,
+    pub replays: Vec<ReplayJob>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -124,6 +150,11 @@ impl XState {
             remaining: max - window.used,
             reset,
         })
+    }
+
+    /// The webhook with this id.
+    pub(crate) fn webhook(&self, id: &str) -> Option<&WebhookRegistration> {
+        self.webhooks.iter().find(|w| w.id == id)
     }
 
     /// The registered user, or a placeholder for an unknown id.

@@ -1,5 +1,7 @@
 //! The sandbox acting as X towards the bridge's webhook: CRC checks and signed event POSTs
-//! (PROTOCOLS.md A1.1–A1.3). Deliveries are not retried: tests decide about retries.
+//! (PROTOCOLS.md A1.1–A1.3), and the events themselves (DM received / sent, typing, read), which
+//! `activity::dispatch` routes by subscription. Deliveries are not retried: tests decide about
+//! retries (and replays).
 
 use std::time::Duration;
 
@@ -10,19 +12,27 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::clock;
+use crate::config::SignatureHeaders;
 use crate::error::SandboxError;
 use crate::events::SandboxEvent;
 use crate::ids;
 use crate::state::{Shared, lock};
-use crate::x::payloads::{self, Activity, DmEventParts, DmSpec, MediaKind, MediaSpec, UrlSpec};
-use crate::x::records::{
-    CrcOutcome, DeliveredMedia, DeliveryKind, MediaCategory, SentDm, WebhookDelivery,
-    WebhookRegistration,
+use crate::x::activity;
+use crate::x::payloads::{
+    Activity, DmEventParts, DmSpec, MediaKind, MediaSpec, PayloadShape, UrlSpec,
 };
+use crate::x::records::{
+    ActivitySubscription, CrcOutcome, DeliveredMedia, DeliveryKind, MediaCategory, SentDm,
+    SentMedia, SubscriptionFilter, WebhookDelivery, WebhookRegistration,
+};
+use crate::x::state::XState;
 use crate::x::users::SandboxUser;
 
-/// The header X signs event POSTs with (its capitalisation in a real capture).
+/// The header X signs event POSTs with (its capitalisation in a real capture), keyed with the
+/// consumer secret.
 pub const SIGNATURE_HEADER: &str = "X-Twitter-Webhooks-Signature";
+/// The same signature keyed with the OAuth 2.0 client secret (webhooks v2).
+pub const SIGNATURE_HEADER_OAUTH2: &str = "X-Twitter-Webhooks-Signature-OAuth2";
 
 /// Which `x-twitter-webhooks-signature` a raw delivery carries.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -78,7 +88,8 @@ fn describe(err: &reqwest::Error) -> String {
     }
 }
 
-/// `GET url?crc_token=…&nonce=…` and the check of its answer. Does not change the registration.
+/// `GET url?crc_token=…&nonce=…` and the check of its answer (keyed with
+/// [`crate::XConfig::crc_key`]). Does not change any registration.
 pub(crate) async fn crc_check(
     shared: &Shared,
     url: &str,
@@ -91,7 +102,7 @@ pub(crate) async fn crc_check(
         .query_pairs_mut()
         .append_pair("crc_token", crc_token)
         .append_pair("nonce", &nonce);
-    let expected = crc_response_token(&shared.cfg.x.consumer_secret, crc_token);
+    let expected = crc_response_token(shared.cfg.x.crc_key(), crc_token);
     let mut outcome = CrcOutcome {
         url: url.to_owned(),
         crc_token: crc_token.to_owned(),
@@ -151,28 +162,106 @@ pub(crate) async fn crc_check(
     Ok(outcome)
 }
 
-/// Registers `url` as the webhook and validates it with a CRC, like `POST /2/webhooks`.
+/// A CRC with a fresh token, like X's registration and periodic checks.
+pub(crate) async fn fresh_crc(shared: &Shared, url: &str) -> Result<CrcOutcome, SandboxError> {
+    crc_check(shared, url, &new_crc_token()).await
+}
+
+/// What a correctly set-up bridge would have (`SandboxHandle::set_webhook`): `url` registered as
+/// the app's webhook (replacing others; their subscriptions follow it) and validated by CRC, and
+/// the business account subscribed to `dm.received`, `dm.read` and `dm.indicate_typing` with it
+/// (with `account_activity_api`: an Account Activity subscription instead).
 pub(crate) async fn set_webhook(shared: &Shared, url: &str) -> Result<CrcOutcome, SandboxError> {
-    let outcome = crc_check(shared, url, &new_crc_token()).await?;
-    lock(&shared.x).webhook = Some(WebhookRegistration {
-        url: url.to_owned(),
-        valid: outcome.ok,
-    });
+    let outcome = fresh_crc(shared, url).await?;
+    let mut x = lock(&shared.x);
+    register(shared, &mut x, url, outcome.ok);
     Ok(outcome)
 }
 
-/// The webhook URL, re-validated with a CRC when the last check did not pass.
-async fn valid_webhook(shared: &Shared) -> Result<String, SandboxError> {
-    let registration = lock(&shared.x)
-        .webhook
-        .clone()
-        .ok_or(SandboxError::NoWebhook)?;
-    if registration.valid {
-        return Ok(registration.url);
+/// The registration half of [`set_webhook`] (also used for `XConfig::webhook_url` at start, with
+/// `valid: false` so that the first delivery runs the CRC).
+pub(crate) fn register(shared: &Shared, x: &mut XState, url: &str, valid: bool) {
+    let business = shared.cfg.x.business.id.clone();
+    let id = match x.webhooks.iter().position(|w| w.url == url) {
+        Some(at) => x.webhooks[at].id.clone(),
+        None => shared.snowflake.next(),
+    };
+    x.webhooks.retain(|w| w.id == id);
+    if x.webhooks.is_empty() {
+        x.webhooks.push(WebhookRegistration {
+            id: id.clone(),
+            url: url.to_owned(),
+            valid,
+            created_at: clock::now_iso_ms(),
+            outage: false,
+        });
+    } else if let Some(hook) = x.webhooks.first_mut() {
+        hook.valid = valid;
     }
-    let outcome = set_webhook(shared, &registration.url).await?;
+    x.recheck_webhooks.insert(id.clone());
+    for sub in &mut x.subscriptions {
+        if sub.webhook_id.is_some() {
+            sub.webhook_id = Some(id.clone());
+        }
+    }
+    for (hook, _) in &mut x.aaa_subscriptions {
+        hook.clone_from(&id);
+    }
+    if shared.cfg.x.account_activity_api {
+        if !x.aaa_subscriptions.iter().any(|(_, u)| *u == business) {
+            x.aaa_subscriptions.push((id, business));
+        }
+        return;
+    }
+    for event_type in ["dm.received", "dm.read", "dm.indicate_typing"] {
+        let exists = x.subscriptions.iter().any(|s| {
+            s.event_type == event_type
+                && s.filter.user_id.as_deref() == Some(business.as_str())
+                && s.webhook_id.as_deref() == Some(id.as_str())
+        });
+        if !exists {
+            let now = clock::now_iso_ms();
+            x.subscriptions.push(ActivitySubscription {
+                subscription_id: shared.snowflake.next(),
+                event_type: event_type.to_owned(),
+                filter: SubscriptionFilter {
+                    user_id: Some(business.clone()),
+                    ..SubscriptionFilter::default()
+                },
+                tag: None,
+                webhook_id: Some(id.clone()),
+                created_at: now.clone(),
+                updated_at: now,
+            });
+        }
+    }
+}
+
+/// The webhook `id`, valid: an invalid one registered by `set_webhook` or the configuration is
+/// re-checked by CRC first, like X's periodic CRC.
+async fn valid_webhook(shared: &Shared, id: &str) -> Result<WebhookRegistration, SandboxError> {
+    let (registration, recheck) = {
+        let x = lock(&shared.x);
+        let registration = x.webhook(id).cloned().ok_or(SandboxError::NoWebhook)?;
+        (registration, x.recheck_webhooks.contains(id))
+    };
+    if registration.valid {
+        return Ok(registration);
+    }
+    if !recheck {
+        return Err(SandboxError::WebhookInvalid {
+            url: registration.url,
+        });
+    }
+    let outcome = fresh_crc(shared, &registration.url).await?;
+    if let Some(hook) = lock(&shared.x).webhooks.iter_mut().find(|w| w.id == id) {
+        hook.valid = outcome.ok;
+    }
     if outcome.ok {
-        Ok(registration.url)
+        Ok(WebhookRegistration {
+            valid: true,
+            ..registration
+        })
     } else {
         Err(SandboxError::WebhookInvalid {
             url: registration.url,
@@ -180,58 +269,81 @@ async fn valid_webhook(shared: &Shared) -> Result<String, SandboxError> {
     }
 }
 
-/// POSTs `payload` to the (valid) webhook and records the answer.
-pub(crate) async fn deliver(
+/// The signature headers of an event POST: (`x-twitter-webhooks-signature`,
+/// `x-twitter-webhooks-signature-oauth2`).
+fn signatures(
     shared: &Shared,
-    kind: DeliveryKind,
-    event_id: Option<String>,
-    payload: Vec<u8>,
+    payload: &[u8],
     signature: SignatureHeader,
-) -> Result<WebhookDelivery, SandboxError> {
-    deliver_with_media(shared, kind, event_id, payload, signature, None).await
+) -> (Option<String>, Option<String>) {
+    let x = &shared.cfg.x;
+    match signature {
+        SignatureHeader::Valid => {
+            let legacy = || Some(webhook_signature(&x.consumer_secret, payload));
+            let oauth2 = || Some(webhook_signature(&x.client_secret, payload));
+            match x.signature_headers {
+                SignatureHeaders::Both => (legacy(), oauth2()),
+                SignatureHeaders::Legacy => (legacy(), None),
+                SignatureHeaders::OAuth2 => (None, oauth2()),
+            }
+        }
+        SignatureHeader::Custom(value) => (Some(value), None),
+        SignatureHeader::Omit => (None, None),
+    }
 }
 
-async fn deliver_with_media(
+/// One signed POST of `payload` to the webhook `webhook_id` (validated first), recorded.
+pub(crate) async fn post_to(
     shared: &Shared,
+    webhook_id: &str,
     kind: DeliveryKind,
     event_id: Option<String>,
     payload: Vec<u8>,
     signature: SignatureHeader,
     media: Option<DeliveredMedia>,
 ) -> Result<WebhookDelivery, SandboxError> {
-    let url = valid_webhook(shared).await?;
-    let signature = match signature {
-        SignatureHeader::Valid => Some(webhook_signature(&shared.cfg.x.consumer_secret, &payload)),
-        SignatureHeader::Custom(value) => Some(value),
-        SignatureHeader::Omit => None,
-    };
-    let mut request = shared
-        .http
-        .post(&url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .timeout(timeout(shared))
-        .body(payload.clone());
-    if let Some(value) = &signature {
-        request = request.header(SIGNATURE_HEADER, value);
-    }
-    let (status, response_body, error) = match request.send().await {
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            (Some(status), resp.text().await.unwrap_or_default(), None)
+    let hook = valid_webhook(shared, webhook_id).await?;
+    let (signature, signature_oauth2) = signatures(shared, &payload, signature);
+    let (status, response_body, error) = if hook.outage {
+        (
+            None,
+            String::new(),
+            Some("webhook outage (sandbox control): not sent".to_owned()),
+        )
+    } else {
+        let mut request = shared
+            .http
+            .post(&hook.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .timeout(timeout(shared))
+            .body(payload.clone());
+        if let Some(value) = &signature {
+            request = request.header(SIGNATURE_HEADER, value);
         }
-        Err(e) => (None, String::new(), Some(describe(&e))),
+        if let Some(value) = &signature_oauth2 {
+            request = request.header(SIGNATURE_HEADER_OAUTH2, value);
+        }
+        match request.send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                (Some(status), resp.text().await.unwrap_or_default(), None)
+            }
+            Err(e) => (None, String::new(), Some(describe(&e))),
+        }
     };
     let delivery = WebhookDelivery {
         kind,
         event_id: event_id.clone(),
-        url,
+        url: hook.url,
         payload: String::from_utf8_lossy(&payload).into_owned(),
         signature,
+        signature_oauth2,
         status,
         response_body,
         error,
         media,
         at: clock::now_iso_ms(),
+        stream_connections: 0,
     };
     lock(&shared.x).deliveries.push(delivery.clone());
     shared.events.emit(SandboxEvent::WebhookDelivered {
@@ -242,7 +354,23 @@ async fn deliver_with_media(
     Ok(delivery)
 }
 
-fn users_for(shared: &Shared, activity: &Activity) -> Vec<SandboxUser> {
+/// POSTs `payload` as-is to the app's first webhook (`deliver_raw`).
+pub(crate) async fn deliver(
+    shared: &Shared,
+    kind: DeliveryKind,
+    event_id: Option<String>,
+    payload: Vec<u8>,
+    signature: SignatureHeader,
+) -> Result<WebhookDelivery, SandboxError> {
+    let id = lock(&shared.x)
+        .webhooks
+        .first()
+        .map(|w| w.id.clone())
+        .ok_or(SandboxError::NoWebhook)?;
+    post_to(shared, &id, kind, event_id, payload, signature, None).await
+}
+
+pub(crate) fn users_for(shared: &Shared, activity: &Activity) -> Vec<SandboxUser> {
     let x = lock(&shared.x);
     activity
         .user_ids()
@@ -251,7 +379,18 @@ fn users_for(shared: &Shared, activity: &Activity) -> Vec<SandboxUser> {
         .collect()
 }
 
-/// A customer's DM to the business account.
+/// X's `media_key` prefix by media kind (3 photo, 7 video, 16 GIF).
+fn media_key(kind: MediaKind, media_id: &str) -> String {
+    let prefix = match kind {
+        MediaKind::Photo => 3,
+        MediaKind::Video => 7,
+        MediaKind::AnimatedGif => 16,
+    };
+    format!("{prefix}_{media_id}")
+}
+
+/// A customer's DM to the business account: recorded in the DM history, then routed to the
+/// subscriptions it matches.
 pub(crate) async fn deliver_dm(
     shared: &Shared,
     spec: DmSpec,
@@ -271,15 +410,70 @@ pub(crate) async fn deliver_dm(
         }
         None => (None, None),
     };
+    let recipient = spec
+        .recipient_id
+        .clone()
+        .unwrap_or_else(|| business.clone());
+    let created_timestamp_ms = spec.created_timestamp_ms.unwrap_or_else(clock::now_unix_ms);
+    let history_media = match (&media, &delivered) {
+        (Some(resolved), Some(d)) => {
+            let key = media_key(resolved.kind, &resolved.media_id);
+            let mut object = serde_json::json!({"media_key": key, "type": resolved.kind});
+            if resolved.kind == MediaKind::Photo {
+                object["url"] = serde_json::json!(resolved.media_url_https);
+            } else {
+                object["preview_image_url"] = serde_json::json!(resolved.media_url_https);
+                object["variants"] = resolved
+                    .variants
+                    .iter()
+                    .map(|v| {
+                        let mut variant =
+                            serde_json::json!({"content_type": v.content_type, "url": v.url});
+                        if let Some(bitrate) = v.bitrate {
+                            variant["bit_rate"] = serde_json::json!(bitrate);
+                        }
+                        variant
+                    })
+                    .collect();
+            }
+            lock(&shared.x).media_objects.insert(key.clone(), object);
+            Some(SentMedia {
+                media_id: resolved.media_id.clone(),
+                media_key: key,
+                category: match resolved.kind {
+                    MediaKind::Photo => MediaCategory::DmImage,
+                    MediaKind::Video => MediaCategory::DmVideo,
+                    MediaKind::AnimatedGif => MediaCategory::DmGif,
+                },
+                media_type: d.content_type.clone(),
+                size: d.size,
+                sha256: d.sha256.clone(),
+                file_id: d.file_id.clone(),
+            })
+        }
+        _ => None,
+    };
+    let created = clock::from_unix_ms(created_timestamp_ms);
+    lock(&shared.x).dm_history.push(SentDm {
+        dm_event_id: event_id.clone(),
+        dm_conversation_id: crate::x::api::conversation_id(&spec.sender_id, &recipient),
+        sender_id: spec.sender_id.clone(),
+        recipient_id: recipient.clone(),
+        text: Some(spec.text.clone()).filter(|t| !t.is_empty()),
+        attachments: history_media
+            .as_ref()
+            .map(|m| vec![m.media_id.clone()])
+            .unwrap_or_default(),
+        media: history_media,
+        created_timestamp_ms,
+        created_at: clock::iso_ms(created),
+    });
     let activity = Activity::Dm {
         event: Box::new(DmEventParts {
             id: event_id.clone(),
-            created_timestamp_ms: spec.created_timestamp_ms.unwrap_or_else(clock::now_unix_ms),
+            created_timestamp_ms,
             sender_id: spec.sender_id.clone(),
-            recipient_id: spec
-                .recipient_id
-                .clone()
-                .unwrap_or_else(|| business.clone()),
+            recipient_id: recipient.clone(),
             source_app_id: None,
             text: spec.text.clone(),
             urls: spec.urls.iter().cloned().map(UrlSpec::completed).collect(),
@@ -287,24 +481,25 @@ pub(crate) async fn deliver_dm(
         }),
         app: None,
     };
-    let users = spec.include_users.then(|| users_for(shared, &activity));
-    let payload = payloads::render(spec.shape, &business, &activity, users.as_deref());
-    deliver_with_media(
+    activity::dispatch(
         shared,
-        DeliveryKind::Dm,
-        Some(event_id),
-        payload,
-        SignatureHeader::Valid,
-        delivered,
+        activity::Outgoing {
+            kind: DeliveryKind::Dm,
+            user_id: recipient,
+            activity,
+            event_id: Some(event_id),
+            aaa_shape: spec.shape,
+            include_users: spec.include_users,
+            media: delivered,
+        },
     )
     .await
 }
 
-/// The echo X sends for a DM sent through the API (`sender_id == for_user_id`, `source_app_id`, `apps`).
+/// The events of a DM sent through the API: `dm.sent` to `dm.sent` subscriptions, and the
+/// Account Activity echo (`sender_id == for_user_id`, `source_app_id`, `apps`) to Account
+/// Activity subscriptions when `echo_outbound`.
 pub(crate) async fn deliver_echo(shared: &Shared, dm: &SentDm) {
-    if lock(&shared.x).webhook.is_none() {
-        return;
-    }
     let x = &shared.cfg.x;
     let media = dm.media.as_ref().and_then(|m| {
         let spec = MediaSpec {
@@ -338,18 +533,17 @@ pub(crate) async fn deliver_echo(shared: &Shared, dm: &SentDm) {
         }),
         app: Some(x.app.clone()),
     };
-    let users = users_for(shared, &activity);
-    let payload = payloads::render(x.echo_shape, &x.business.id, &activity, Some(&users));
-    if let Err(e) = deliver(
-        shared,
-        DeliveryKind::Echo,
-        Some(dm.dm_event_id.clone()),
-        payload,
-        SignatureHeader::Valid,
-    )
-    .await
-    {
-        tracing::warn!(error = %e, dm_event_id = %dm.dm_event_id, "echo not delivered");
+    let outgoing = activity::Outgoing {
+        kind: DeliveryKind::Echo,
+        user_id: dm.sender_id.clone(),
+        activity,
+        event_id: Some(dm.dm_event_id.clone()),
+        aaa_shape: x.echo_shape,
+        include_users: true,
+        media: None,
+    };
+    if let Err(e) = activity::dispatch(shared, outgoing).await {
+        tracing::warn!(error = %e, dm_event_id = %dm.dm_event_id, "sent-DM event not delivered");
     }
 }
 
@@ -364,19 +558,17 @@ pub(crate) async fn deliver_typing(
         recipient_id: business.clone(),
         created_timestamp_ms: clock::now_unix_ms(),
     };
-    let users = users_for(shared, &activity);
-    let payload = payloads::render(
-        payloads::PayloadShape::Aaa,
-        &business,
-        &activity,
-        Some(&users),
-    );
-    deliver(
+    activity::dispatch(
         shared,
-        DeliveryKind::Typing,
-        None,
-        payload,
-        SignatureHeader::Valid,
+        activity::Outgoing {
+            kind: DeliveryKind::Typing,
+            user_id: business,
+            activity,
+            event_id: None,
+            aaa_shape: PayloadShape::Aaa,
+            include_users: true,
+            media: None,
+        },
     )
     .await
 }
@@ -394,19 +586,17 @@ pub(crate) async fn deliver_read(
         last_read_event_id: last_read_event_id.to_owned(),
         created_timestamp_ms: clock::now_unix_ms(),
     };
-    let users = users_for(shared, &activity);
-    let payload = payloads::render(
-        payloads::PayloadShape::Aaa,
-        &business,
-        &activity,
-        Some(&users),
-    );
-    deliver(
+    activity::dispatch(
         shared,
-        DeliveryKind::Read,
-        None,
-        payload,
-        SignatureHeader::Valid,
+        activity::Outgoing {
+            kind: DeliveryKind::Read,
+            user_id: business,
+            activity,
+            event_id: None,
+            aaa_shape: PayloadShape::Aaa,
+            include_users: true,
+            media: None,
+        },
     )
     .await
 }

@@ -106,7 +106,7 @@ async fn transcript(sb: &SandboxHandle, token: &str) -> Vec<Value> {
 #[tokio::test]
 async fn customer_attachment_round_trip_is_streamed_and_hashed() {
     let sb = sandbox().await;
-    let rx = Receiver::start(&sb.config().x.consumer_secret).await;
+    let rx = Receiver::for_sandbox(&sb).await;
     let sub = sb.subscribe(&rx.sns_url()).await.unwrap();
     sb.wait_confirmed(&sub.subscription_arn, WAIT)
         .await

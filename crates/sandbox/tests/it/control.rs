@@ -106,7 +106,16 @@ async fn control_api_drives_the_sandbox() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 409, "no webhook yet");
+    // No subscription yet: recorded in the DM history, delivered nowhere.
+    assert_eq!(resp.status(), 200);
+    let undelivered: Value = resp.json().await.unwrap();
+    assert_eq!(undelivered["status"], Value::Null);
+    assert!(
+        undelivered["error"]
+            .as_str()
+            .unwrap()
+            .contains("no subscription")
+    );
     let resp = http()
         .post(format!("{base}/x/dm"))
         .body("{")

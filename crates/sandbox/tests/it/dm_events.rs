@@ -175,7 +175,12 @@ async fn needs_a_signed_user_request_and_a_valid_query() {
     );
     let unsigned = http().get(&url).send().await.unwrap();
     assert_eq!(unsigned.status(), 401);
-    let app_only = http().get(&url).bearer_auth("app").send().await.unwrap();
+    let app_only = http()
+        .get(&url)
+        .bearer_auth(&sb.config().x.bearer_token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(app_only.status(), 403);
     // A signature over another query does not verify.
     let signed_for = url::Url::parse(&format!("{url}?max_results=5")).unwrap();

@@ -16,9 +16,15 @@ use crate::support::{http, sandbox, sandbox_with_webhook, x_auth, x_creds};
 
 const CUSTOMER: &str = "3001969357";
 
+/// The `message_data` of a delivery in either envelope (XAA `data.payload`, or Account Activity).
 fn message_data(payload: &str) -> Value {
     let v: Value = serde_json::from_str(payload).unwrap();
-    v["direct_message_events"][0]["message_create"]["message_data"].clone()
+    let events = if v.get("data").is_some() {
+        &v["data"]["payload"]["direct_message_events"]
+    } else {
+        &v["direct_message_events"]
+    };
+    events[0]["message_create"]["message_data"].clone()
 }
 
 async fn get(url: &str, auth: Option<String>) -> reqwest::Response {
@@ -400,6 +406,11 @@ async fn image_upload_is_ready_at_finalize_and_goes_into_a_dm() {
         "images are ready at once"
     );
 
+    // The business account's `dm.sent` events reach the webhook.
+    let business = sb.config().x.business.id.clone();
+    let webhook_id = sb.webhook().unwrap().id;
+    sb.subscribe_activity("dm.sent", &business, Some(&webhook_id), None)
+        .unwrap();
     let (status, sent) = up.send_dm(&id).await;
     assert_eq!(status, 201, "{sent}");
     let dm = &sb.sent_dms()[0];

@@ -65,7 +65,7 @@ async fn verify(body: &Value) -> bool {
 }
 
 async fn subscribed(sb: &SandboxHandle) -> Receiver {
-    let rx = Receiver::start(&sb.config().x.consumer_secret).await;
+    let rx = Receiver::for_sandbox(sb).await;
     let sub = sb.subscribe(&rx.sns_url()).await.unwrap();
     assert_eq!(sub.confirmation_status, Some(200));
     sb.wait_confirmed(&sub.subscription_arn, WAIT)

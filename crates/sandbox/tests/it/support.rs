@@ -155,12 +155,26 @@ pub struct Inbox {
 #[derive(Clone)]
 pub struct Receiver {
     pub base: String,
+    /// Key of webhook signatures (`x-twitter-webhooks-signature`).
     secret: String,
+    /// Key of CRC answers.
+    crc_secret: String,
     pub inbox: Arc<Mutex<Inbox>>,
 }
 
 impl Receiver {
+    /// A receiver keyed like a bridge configured for `sb` (CRC with its `crc_key`, signatures
+    /// checked with the consumer secret).
+    pub async fn for_sandbox(sb: &SandboxHandle) -> Self {
+        let x = &sb.config().x;
+        Self::with_keys(&x.consumer_secret, x.crc_key()).await
+    }
+
     pub async fn start(consumer_secret: &str) -> Self {
+        Self::with_keys(consumer_secret, consumer_secret).await
+    }
+
+    pub async fn with_keys(consumer_secret: &str, crc_secret: &str) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind receiver");
@@ -168,6 +182,7 @@ impl Receiver {
         let receiver = Receiver {
             base,
             secret: consumer_secret.to_owned(),
+            crc_secret: crc_secret.to_owned(),
             inbox: Arc::default(),
         };
         let app = Router::new()
@@ -233,7 +248,7 @@ async fn crc(
     let key = if wrong {
         "not-the-secret"
     } else {
-        r.secret.as_str()
+        r.crc_secret.as_str()
     };
     axum::Json(json!({"response_token": format!("sha256={}", hmac_b64(key, token.as_bytes()))}))
         .into_response()
@@ -305,7 +320,7 @@ pub fn x_auth(
 /// A sandbox with a registered, CRC-valid webhook (needed to deliver DMs).
 pub async fn sandbox_with_webhook() -> (SandboxHandle, Receiver) {
     let sb = sandbox().await;
-    let rx = Receiver::start(&sb.config().x.consumer_secret).await;
+    let rx = Receiver::for_sandbox(&sb).await;
     let crc = sb.set_webhook(&rx.webhook_url()).await.expect("webhook");
     assert!(crc.ok, "{crc:?}");
     (sb, rx)

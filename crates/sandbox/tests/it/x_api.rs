@@ -215,9 +215,17 @@ async fn user_lookup_renders_fields_accepts_bearer_and_reports_unknown_ids() {
         "{}/2/users/55125386?user.fields=profile_image_url,verified,public_metrics",
         sb.base_url()
     );
-    let body: Value = http()
+    // Only the configured app token (or an issued OAuth 2.0 token) is a valid Bearer.
+    let unknown = http()
         .get(&url)
         .bearer_auth("any-app-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 401);
+    let body: Value = http()
+        .get(&url)
+        .bearer_auth(&sb.config().x.bearer_token)
         .send()
         .await
         .unwrap()
@@ -258,7 +266,12 @@ async fn user_lookup_renders_fields_accepts_bearer_and_reports_unknown_ids() {
     );
 
     let bad_field = format!("{}/2/users/55125386?user.fields=shoe_size", sb.base_url());
-    let resp = http().get(bad_field).bearer_auth("t").send().await.unwrap();
+    let resp = http()
+        .get(bad_field)
+        .bearer_auth(&sb.config().x.bearer_token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
 
     // App-only auth is not enough to send DMs.
@@ -267,7 +280,7 @@ async fn user_lookup_renders_fields_accepts_bearer_and_reports_unknown_ids() {
             "{}/2/dm_conversations/with/1/messages",
             sb.base_url()
         ))
-        .bearer_auth("app")
+        .bearer_auth(&sb.config().x.bearer_token)
         .json(&json!({"text": "hi"}))
         .send()
         .await

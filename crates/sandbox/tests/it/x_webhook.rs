@@ -9,7 +9,7 @@ use crate::support::{Receiver, WAIT, hmac_b64, http, sandbox};
 #[tokio::test]
 async fn set_webhook_runs_a_crc_like_x() {
     let sb = sandbox().await;
-    let rx = Receiver::start(&sb.config().x.consumer_secret).await;
+    let rx = Receiver::for_sandbox(&sb).await;
     let outcome = sb.set_webhook(&rx.webhook_url()).await.unwrap();
     assert!(outcome.ok, "{outcome:?}");
     assert_eq!(outcome.status, Some(200));
@@ -33,7 +33,7 @@ async fn set_webhook_runs_a_crc_like_x() {
 #[tokio::test]
 async fn a_wrong_crc_answer_makes_the_webhook_invalid_and_blocks_deliveries() {
     let sb = sandbox().await;
-    let rx = Receiver::start(&sb.config().x.consumer_secret).await;
+    let rx = Receiver::for_sandbox(&sb).await;
     rx.inbox().wrong_crc = true;
     let outcome = sb.set_webhook(&rx.webhook_url()).await.unwrap();
     assert!(!outcome.ok);
@@ -53,7 +53,7 @@ async fn a_wrong_crc_answer_makes_the_webhook_invalid_and_blocks_deliveries() {
 #[tokio::test]
 async fn deliveries_are_signed_x_escaped_and_carry_users() {
     let sb = sandbox().await;
-    let rx = Receiver::start(&sb.config().x.consumer_secret).await;
+    let rx = Receiver::for_sandbox(&sb).await;
     sb.set_webhook(&rx.webhook_url()).await.unwrap();
     let mut eli = SandboxUser::new("55125386", "Elizabeth Fuentes", "ElizabethFue12");
     eli.location = Some("Santiago, Chile".into());
@@ -78,19 +78,28 @@ async fn deliveries_are_signed_x_escaped_and_carry_users() {
     );
     assert!(body.contains(r"https:\/\/t.co\/x"), "{body}");
     assert!(body.contains(r"\u00bfHola?"), "{body}");
+    // `set_webhook` subscribed the business account through the X Activity API.
     let v: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["for_user_id"], "4337869213");
-    let event = &v["direct_message_events"][0];
+    assert_eq!(v["data"]["filter"]["user_id"], "4337869213");
+    assert_eq!(v["data"]["event_type"], "dm.received");
+    let payload = &v["data"]["payload"];
+    let event = &payload["direct_message_events"][0];
     assert_eq!(event["type"], "message_create");
     assert_eq!(event["message_create"]["sender_id"], "55125386");
     assert_eq!(
         event["message_create"]["target"]["recipient_id"],
         "4337869213"
     );
-    assert_eq!(v["users"]["55125386"]["screen_name"], "ElizabethFue12");
-    assert_eq!(v["users"]["4337869213"]["screen_name"], "AcmeSupport");
+    assert_eq!(
+        payload["users"]["55125386"]["data"]["username"],
+        "ElizabethFue12"
+    );
+    assert_eq!(
+        payload["users"]["4337869213"]["data"]["username"],
+        "AcmeSupport"
+    );
 
-    // Fresh event ids increase; the XAA shape wraps the payload.
+    // Fresh event ids increase; users can be left out.
     let first = sb.deliver_dm(DmSpec::text("55125386", "a")).await.unwrap();
     let second = sb
         .deliver_dm(
@@ -117,8 +126,9 @@ async fn deliveries_are_signed_x_escaped_and_carry_users() {
         (DeliveryKind::Typing, Some(200))
     );
     let read_body: Value = serde_json::from_str(&read.payload).unwrap();
+    assert_eq!(read_body["data"]["event_type"], "dm.read");
     assert_eq!(
-        read_body["direct_message_mark_read_events"][0]["last_read_event_id"],
+        read_body["data"]["payload"]["direct_message_mark_read_events"][0]["last_read_event_id"],
         "2039459599745679612"
     );
 }
@@ -126,7 +136,7 @@ async fn deliveries_are_signed_x_escaped_and_carry_users() {
 #[tokio::test]
 async fn raw_deliveries_choose_their_signature() {
     let sb = sandbox().await;
-    let rx = Receiver::start(&sb.config().x.consumer_secret).await;
+    let rx = Receiver::for_sandbox(&sb).await;
     sb.set_webhook(&rx.webhook_url()).await.unwrap();
     let body = br#"{"for_user_id":"4337869213","direct_message_events":[]}"#.to_vec();
     let valid = sb
@@ -150,9 +160,16 @@ async fn raw_deliveries_choose_their_signature() {
 }
 
 #[tokio::test]
-async fn dms_sent_through_the_api_are_echoed_to_the_webhook() {
-    let sb = sandbox().await;
-    let rx = Receiver::start(&sb.config().x.consumer_secret).await;
+async fn dms_sent_through_the_api_are_echoed_to_account_activity_webhooks() {
+    let sb = crate::support::sandbox_with(xdm_sandbox::SandboxConfig {
+        x: xdm_sandbox::XConfig {
+            account_activity_api: true,
+            ..xdm_sandbox::XConfig::default()
+        },
+        ..xdm_sandbox::SandboxConfig::default()
+    })
+    .await;
+    let rx = Receiver::for_sandbox(&sb).await;
     sb.set_webhook(&rx.webhook_url()).await.unwrap();
     let x = &sb.config().x;
     let creds = Credentials {

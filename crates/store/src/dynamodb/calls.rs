@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::builders::DeleteItemFluentBuilder;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem};
@@ -92,6 +93,13 @@ impl Expr {
     pub(crate) fn set(&mut self, attr: &str, value: AttributeValue) -> &mut Self {
         let (n, v) = (self.n(attr), self.v(attr, value));
         self.set.push(format!("{n} = {v}"));
+        self
+    }
+
+    /// A `SET` clause written out, its names and values made with [`n`](Self::n) and
+    /// [`v`](Self::v).
+    pub(crate) fn set_raw(&mut self, clause: String) -> &mut Self {
+        self.set.push(clause);
         self
     }
 
@@ -249,6 +257,33 @@ impl Calls {
         }
     }
 
+    /// An UpdateItem built by `request` that returns attributes (its `ReturnValues`), retried
+    /// on conflicts. `Ok(None)`: the condition did not hold, nothing was written.
+    pub(crate) async fn update_returning(
+        &self,
+        op: &'static str,
+        table: &str,
+        request: UpdateItemFluentBuilder,
+    ) -> Result<Option<Item>, StoreError> {
+        let mut attempt = 0;
+        loop {
+            match request.clone().send().await {
+                Ok(out) => return Ok(Some(out.attributes.unwrap_or_default())),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    return Ok(None);
+                }
+                Err(e) if is_conflict(&e) && attempt + 1 < CONFLICT_ATTEMPTS => {
+                    back_off(attempt).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(sdk_error(op, table, e)),
+            }
+        }
+    }
+
     /// A DeleteItem built by `request`, retried on conflicts.
     pub(crate) async fn delete(
         &self,
@@ -384,6 +419,30 @@ impl Calls {
             }
         }
         Ok(found)
+    }
+
+    /// The items of a Scan, page after page, until there are no more.
+    pub(crate) async fn scan(
+        &self,
+        op: &'static str,
+        table: &str,
+        request: ScanFluentBuilder,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = request
+                .clone()
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error(op, table, e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
     }
 
     /// The items of a Query, page after page, until there are no more or `max` were read.

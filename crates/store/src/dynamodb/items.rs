@@ -11,6 +11,7 @@ use xdm_core::ids::{ConnectionToken, InitialContactId, ParticipantToken, XUserId
 use xdm_core::jobs::{Job, JobState, NewJob, Queue};
 use xdm_core::ports::StoreError;
 use xdm_core::profile::XProfile;
+use xdm_core::records::Record;
 use xdm_core::session::{ConnectionCredentials, Session, SessionStatus};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -73,6 +74,11 @@ pub(crate) const OPEN: &str = "open";
 pub(crate) const VER: &str = "ver";
 /// `open_lanes` hash key: the queue, while the lane may have open jobs.
 pub(crate) const OPEN_QUEUE: &str = "open_queue";
+
+// records (partition key: `key`, [`KEY`]; `updated_at_ms`: [`UPDATED_AT_MS`])
+/// The record's value: may hold secrets, never logged.
+pub(crate) const VALUE: &str = "value";
+pub(crate) const VERSION: &str = "version";
 
 // -- keys ------------------------------------------------------------------------------------
 
@@ -346,6 +352,25 @@ pub(crate) fn profile_from_item(
 }
 
 // -- jobs ------------------------------------------------------------------------------------
+
+// -- records ---------------------------------------------------------------------------------
+
+pub(crate) fn record_from_item(item: &Item) -> Result<Record, StoreError> {
+    let r = Reader::new(item, "record");
+    let key = r.s(KEY)?;
+    let version = r.n(VERSION)?;
+    let version = u64::try_from(version).map_err(|_| {
+        StoreError::Corrupt(format!(
+            "dynamodb record {key:?}: version out of range: {version}"
+        ))
+    })?;
+    Ok(Record {
+        key: key.to_owned(),
+        value: r.s(VALUE)?.to_owned(),
+        version,
+        updated_at_ms: r.n(UPDATED_AT_MS)?,
+    })
+}
 
 /// A freshly accepted job (pending, no attempts).
 pub(crate) fn new_job_item(job: &NewJob) -> Item {

@@ -9,8 +9,8 @@
 //!
 //! # Tables
 //!
-//! Four tables, `{prefix}sessions`, `{prefix}profiles`, `{prefix}jobs`, `{prefix}lanes`, each with
-//! a string partition key and no sort key, on-demand billing, TTL on `expires_at` (epoch seconds).
+//! Five tables, `{prefix}sessions`, `{prefix}profiles`, `{prefix}jobs`, `{prefix}lanes`,
+//! `{prefix}records`, each with a string partition key and no sort key, on-demand billing, TTL on `expires_at` (epoch seconds).
 //! `docs/aws-tables.md` (repository root) gives the exact definitions for the deploy template.
 //!
 //! | table | item | key | notes |
@@ -20,6 +20,7 @@
 //! | profiles | cached profile | `user_id` | `profile` (JSON), `expires_at_ms` |
 //! | jobs | job | `pk = queue + "#" + key` | the dedup key is the primary key |
 //! | lanes | lane | `pk = queue + "#" + lane` | `open`: string set of the lane's open jobs; `ver`: bumped on every change of `open` |
+//! | records | record | `key` | `value` (may hold secrets), `version`, `updated_at_ms`; never expires |
 //!
 //! Indexes (all sparse: an item is in an index only while it carries the index's hash key):
 //!
@@ -41,6 +42,10 @@
 //!   the others are cancelled and read the winner. `open_session` is two strongly consistent GetItems (guard,
 //!   then session), never an index query, so a chat is visible the moment it is written (the
 //!   outbound flow looks it up by InitialContactId within milliseconds of its creation).
+//! * **Records** are compare-and-set on `version`: `put_record` is one UpdateItem conditioned on
+//!   `attribute_not_exists(key)` (absent) or `version = :v`, setting `version` to the old + 1
+//!   (`if_not_exists(version, 0) + 1` when unconditional) and returning it; `delete_record` one
+//!   DeleteItem under the same conditions.
 //! * **Deduplication** of jobs is the primary key `(queue, key)` and a conditional Put
 //!   (`attribute_not_exists(pk)`), inside the enqueue transaction.
 //! * **Lane order across processes.** A job may run only when it is the first open job of its
@@ -94,6 +99,8 @@
 //! | `jobs` | 1 Query per state listed + 1 BatchGetItem per 100 jobs |
 //! | `release_claims` | 1 Query + 1 UpdateItem per processing job |
 //! | `purge` | 4 Queries + 1 DeleteItem per deleted item |
+//! | `record` / `put_record` / `delete_record` | 1 GetItem / 1 conditional UpdateItem / 1 conditional DeleteItem |
+//! | `records` | 1 strongly consistent Scan (per 1 MB page) with a `begins_with` filter: records are few |
 //!
 //! Limits: `enqueue` is one transaction for up to 50 jobs (DynamoDB allows 100 actions per
 //! transaction: one per job and one per lane). A larger call is split into transactions of that
@@ -113,13 +120,14 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem, Update,
 };
 use futures_util::{StreamExt, TryStreamExt, stream};
 use xdm_core::ids::{InitialContactId, XUserId};
 use xdm_core::jobs::{FinalState, Job, JobState, NewJob, Queue};
 use xdm_core::ports::{Clock, SessionInsert, Store, StoreError, SystemClock};
 use xdm_core::profile::XProfile;
+use xdm_core::records::{Expect, Record};
 use xdm_core::session::{ConnectionCredentials, Session, SessionStatus};
 
 use self::calls::{Calls, Expr, Tx, Written};
@@ -194,7 +202,8 @@ impl std::fmt::Debug for DynamoStore {
 }
 
 impl DynamoStore {
-    /// A store on the tables `{table_prefix}sessions`, `…profiles`, `…jobs` and `…lanes`, with
+    /// A store on the tables `{table_prefix}sessions`, `…profiles`, `…jobs`, `…lanes` and
+    /// `…records`, with
     /// one DynamoDB client built from `sdk` (credentials, region, endpoint). Makes no call.
     pub fn new(sdk: &SdkConfig, table_prefix: &str) -> Self {
         Self::from_client(Client::new(sdk), table_prefix)
@@ -1564,5 +1573,131 @@ impl Store for DynamoStore {
             )
             .await?;
         Ok(deleted)
+    }
+
+    async fn record(&self, key: &str) -> Result<Option<Record>, StoreError> {
+        let item = self
+            .calls
+            .get("record", &self.tables.records, key_of(KEY, key))
+            .await?;
+        item.map(|item| record_from_item(&item)).transpose()
+    }
+
+    /// One conditional UpdateItem that returns the new version.
+    async fn put_record(
+        &self,
+        key: &str,
+        value: &str,
+        expect: Expect,
+        now_ms: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        const OP: &str = "put_record";
+        let mut e = Expr::new();
+        e.set(VALUE, s(value)).set(UPDATED_AT_MS, n(now_ms));
+        let version = e.n(VERSION);
+        let one = e.v("one", n(1));
+        let condition = match expect {
+            Expect::Absent => {
+                e.set_raw(format!("{version} = {one}"));
+                Some(format!("attribute_not_exists({})", e.n(KEY)))
+            }
+            Expect::Version(v) => {
+                // No stored version is above i64::MAX: the condition cannot hold.
+                let Ok(v) = i64::try_from(v) else {
+                    return Ok(None);
+                };
+                e.set_raw(format!("{version} = {version} + {one}"));
+                Some(format!("{version} = {}", e.v("expected", n(v))))
+            }
+            Expect::Any => {
+                let zero = e.v("zero", n(0));
+                e.set_raw(format!(
+                    "{version} = if_not_exists({version}, {zero}) + {one}"
+                ));
+                None
+            }
+        };
+        let request = self
+            .calls
+            .client
+            .update_item()
+            .table_name(&*self.tables.records)
+            .set_key(Some(key_of(KEY, key)))
+            .update_expression(e.update())
+            .set_condition_expression(condition)
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .return_values(ReturnValue::UpdatedNew);
+        let Some(new) = self
+            .calls
+            .update_returning(OP, &self.tables.records, request)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let version = Reader::new(&new, "record").n(VERSION)?;
+        u64::try_from(version).map(Some).map_err(|_| {
+            StoreError::Corrupt(format!(
+                "dynamodb {OP}: record {key:?}: version out of range: {version}"
+            ))
+        })
+    }
+
+    /// One conditional DeleteItem.
+    async fn delete_record(&self, key: &str, expect: Expect) -> Result<bool, StoreError> {
+        let mut e = Expr::new();
+        let condition = match expect {
+            Expect::Absent => return Ok(false),
+            Expect::Version(v) => {
+                let Ok(v) = i64::try_from(v) else {
+                    return Ok(false);
+                };
+                format!("{} = {}", e.n(VERSION), e.v("expected", n(v)))
+            }
+            // Conditioned on existing, so that the answer says whether something was deleted.
+            Expect::Any => format!("attribute_exists({})", e.n(KEY)),
+        };
+        let request = self
+            .calls
+            .client
+            .delete_item()
+            .table_name(&*self.tables.records)
+            .set_key(Some(key_of(KEY, key)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values());
+        let written = self
+            .calls
+            .delete("delete_record", &self.tables.records, request)
+            .await?;
+        Ok(written == Written::Yes)
+    }
+
+    /// A strongly consistent Scan (paged) filtered by `begins_with`: records are few.
+    async fn records(&self, prefix: &str) -> Result<Vec<Record>, StoreError> {
+        let mut request = self
+            .calls
+            .client
+            .scan()
+            .table_name(&*self.tables.records)
+            .consistent_read(true);
+        if !prefix.is_empty() {
+            let mut e = Expr::new();
+            let filter = format!("begins_with({}, {})", e.n(KEY), e.v("prefix", s(prefix)));
+            request = request
+                .filter_expression(filter)
+                .set_expression_attribute_names(e.names())
+                .set_expression_attribute_values(e.values());
+        }
+        let items = self
+            .calls
+            .scan("records", &self.tables.records, request)
+            .await?;
+        let mut records = items
+            .iter()
+            .map(record_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        records.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(records)
     }
 }

@@ -1,4 +1,4 @@
-//! The four tables: names, key schemas, indexes and TTL, and creating or checking them.
+//! The five tables: names, key schemas, indexes and TTL, and creating or checking them.
 //! `docs/aws-tables.md` describes the same design for the deploy template; keep them in step.
 
 use std::time::Duration;
@@ -13,8 +13,8 @@ use aws_sdk_dynamodb::types::{
 use futures_util::future::try_join_all;
 
 use super::items::{
-    ACCEPTED_KEY, ENDED_GROUP, EXPIRES_AT, EXPIRES_AT_MS, EXPIRY_GROUP, FINISHED_QUEUE, OPEN_QUEUE,
-    PK, QUEUE_STATE, UPDATED_AT_MS, USER_ID,
+    ACCEPTED_KEY, ENDED_GROUP, EXPIRES_AT, EXPIRES_AT_MS, EXPIRY_GROUP, FINISHED_QUEUE, KEY,
+    OPEN_QUEUE, PK, QUEUE_STATE, UPDATED_AT_MS, USER_ID,
 };
 
 /// `sessions` index: ended sessions by `updated_at_ms` (purge).
@@ -28,14 +28,16 @@ pub(crate) const FINISHED_BY_AGE: &str = "finished_by_age";
 /// `lanes` index: the lanes of a queue that have open jobs (lane_heads).
 pub(crate) const OPEN_LANES: &str = "open_lanes";
 
-/// The names of the store's tables: `{prefix}sessions`, `{prefix}profiles`, `{prefix}jobs` and
-/// `{prefix}lanes`, where the prefix is the `XDM_STORE=dynamodb:PREFIX` setting.
+/// The names of the store's tables: `{prefix}sessions`, `{prefix}profiles`, `{prefix}jobs`,
+/// `{prefix}lanes` and `{prefix}records`, where the prefix is the `XDM_STORE=dynamodb:PREFIX`
+/// setting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableNames {
     pub sessions: String,
     pub profiles: String,
     pub jobs: String,
     pub lanes: String,
+    pub records: String,
 }
 
 impl TableNames {
@@ -45,15 +47,17 @@ impl TableNames {
             profiles: format!("{prefix}profiles"),
             jobs: format!("{prefix}jobs"),
             lanes: format!("{prefix}lanes"),
+            records: format!("{prefix}records"),
         }
     }
 
-    pub(crate) fn specs(&self) -> [(&str, &'static TableSpec); 4] {
+    pub(crate) fn specs(&self) -> [(&str, &'static TableSpec); 5] {
         [
             (self.sessions.as_str(), &SESSIONS),
             (self.profiles.as_str(), &PROFILES),
             (self.jobs.as_str(), &JOBS),
             (self.lanes.as_str(), &LANES),
+            (self.records.as_str(), &RECORDS),
         ]
     }
 }
@@ -127,6 +131,12 @@ const LANES: TableSpec = TableSpec {
         range: None,
         all: true,
     }],
+};
+
+/// Records are few and read by key (or all of a prefix, by a Scan): no index.
+const RECORDS: TableSpec = TableSpec {
+    hash: KEY,
+    indexes: &[],
 };
 
 /// Why the tables could not be created or are not usable.

@@ -12,6 +12,10 @@
 //! index, enqueue is one transaction, `claim` is a single conditional UPDATE, and so are
 //! `reschedule` and `finish` (fenced by the claim's `attempts`), so several `SqliteStore`s (or
 //! processes) on one file stay correct.
+//!
+//! Records (`put_record`, `delete_record`) are single conditional statements on `version`. They
+//! may hold tokens, so on unix the database file is created with mode 0600 (and an existing one
+//! loses its group and other bits at open); SQLite gives its `-wal` and `-shm` files the same mode.
 
 mod rows;
 mod schema;
@@ -25,11 +29,12 @@ use xdm_core::ids::{InitialContactId, XUserId};
 use xdm_core::jobs::{FinalState, Job, JobState, NewJob, Queue};
 use xdm_core::ports::{SessionInsert, Store, StoreError};
 use xdm_core::profile::XProfile;
+use xdm_core::records::{Expect, Record};
 use xdm_core::session::{ConnectionCredentials, Session};
 
 use self::rows::{
-    DbError, job_columns, job_from_row, profile_from_json, profile_to_json, session_columns,
-    session_from_row, sql_limit,
+    DbError, job_columns, job_from_row, profile_from_json, profile_to_json, record_columns,
+    record_from_row, session_columns, session_from_row, sql_limit,
 };
 use self::schema::Target;
 use self::worker::Worker;
@@ -280,6 +285,35 @@ pub(crate) const SQL_PURGE_SESSIONS: &str =
     "DELETE FROM sessions WHERE status = 'ended' AND updated_at_ms < ?1";
 
 pub(crate) const SQL_PURGE_PROFILES: &str = "DELETE FROM profiles WHERE expires_at_ms <= ?1";
+
+pub(crate) const SQL_RECORD: &str =
+    concat!("SELECT ", record_columns!(), " FROM records WHERE key = ?1");
+
+/// `Expect::Absent`: refused by the primary key when the record exists.
+pub(crate) const SQL_PUT_RECORD_ABSENT: &str = "INSERT INTO records (key, value, version, updated_at_ms) VALUES (?1, ?2, 1, ?3) \
+     ON CONFLICT (key) DO NOTHING RETURNING version";
+
+/// `Expect::Version(?4)`: the compare-and-set, one conditional UPDATE.
+pub(crate) const SQL_PUT_RECORD_VERSION: &str = "UPDATE records SET value = ?2, version = version + 1, updated_at_ms = ?3 \
+     WHERE key = ?1 AND version = ?4 RETURNING version";
+
+/// `Expect::Any`: insert or bump the version.
+pub(crate) const SQL_PUT_RECORD_ANY: &str = "INSERT INTO records (key, value, version, updated_at_ms) VALUES (?1, ?2, 1, ?3) \
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = records.version + 1, \
+     updated_at_ms = excluded.updated_at_ms RETURNING version";
+
+pub(crate) const SQL_DELETE_RECORD_VERSION: &str =
+    "DELETE FROM records WHERE key = ?1 AND version = ?2";
+
+pub(crate) const SQL_DELETE_RECORD_ANY: &str = "DELETE FROM records WHERE key = ?1";
+
+/// Keys starting with ?1: a range seek from ?1 in the primary key, compared by characters
+/// (`substr`/`length` count characters of TEXT alike), so no LIKE escaping is needed.
+pub(crate) const SQL_RECORDS_BY_PREFIX: &str = concat!(
+    "SELECT ",
+    record_columns!(),
+    " FROM records WHERE key >= ?1 AND substr(key, 1, length(?1)) = ?1 ORDER BY key"
+);
 
 fn open_session_in(
     conn: &rusqlite::Connection,
@@ -697,6 +731,100 @@ impl Store for SqliteStore {
                     .execute(params![now_ms])?;
                 tx.commit()?;
                 Ok(n as u64)
+            })
+            .await
+    }
+
+    async fn record(&self, key: &str) -> Result<Option<Record>, StoreError> {
+        let key = key.to_owned();
+        self.worker
+            .call("record", move |conn| {
+                let mut stmt = conn.prepare_cached(SQL_RECORD)?;
+                let mut rows = stmt.query(params![key])?;
+                match rows.next()? {
+                    Some(row) => Ok(Some(record_from_row(row)?)),
+                    None => Ok(None),
+                }
+            })
+            .await
+    }
+
+    async fn put_record(
+        &self,
+        key: &str,
+        value: &str,
+        expect: Expect,
+        now_ms: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.worker
+            .write("put_record", move |conn| {
+                let version: Option<i64> = match expect {
+                    Expect::Absent => conn
+                        .prepare_cached(SQL_PUT_RECORD_ABSENT)?
+                        .query_row(params![key, value, now_ms], |row| row.get(0))
+                        .optional()?,
+                    Expect::Version(v) => {
+                        // No stored version is above i64::MAX: the condition cannot hold.
+                        let Ok(v) = i64::try_from(v) else {
+                            return Ok(None);
+                        };
+                        conn.prepare_cached(SQL_PUT_RECORD_VERSION)?
+                            .query_row(params![key, value, now_ms, v], |row| row.get(0))
+                            .optional()?
+                    }
+                    Expect::Any => conn
+                        .prepare_cached(SQL_PUT_RECORD_ANY)?
+                        .query_row(params![key, value, now_ms], |row| row.get(0))
+                        .optional()?,
+                };
+                version
+                    .map(|v| {
+                        u64::try_from(v).map_err(|_| {
+                            DbError::Corrupt(format!("record {key:?}: version out of range: {v}"))
+                        })
+                    })
+                    .transpose()
+            })
+            .await
+    }
+
+    async fn delete_record(&self, key: &str, expect: Expect) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        let version = match expect {
+            Expect::Absent => return Ok(false),
+            Expect::Version(v) => match i64::try_from(v) {
+                Ok(v) => Some(v),
+                Err(_) => return Ok(false),
+            },
+            Expect::Any => None,
+        };
+        self.worker
+            .write("delete_record", move |conn| {
+                let n = match version {
+                    Some(v) => conn
+                        .prepare_cached(SQL_DELETE_RECORD_VERSION)?
+                        .execute(params![key, v])?,
+                    None => conn
+                        .prepare_cached(SQL_DELETE_RECORD_ANY)?
+                        .execute(params![key])?,
+                };
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn records(&self, prefix: &str) -> Result<Vec<Record>, StoreError> {
+        let prefix = prefix.to_owned();
+        self.worker
+            .call("records", move |conn| {
+                let mut stmt = conn.prepare_cached(SQL_RECORDS_BY_PREFIX)?;
+                let mut rows = stmt.query(params![prefix])?;
+                let mut records = Vec::new();
+                while let Some(row) = rows.next()? {
+                    records.push(record_from_row(row)?);
+                }
+                Ok(records)
             })
             .await
     }

@@ -6,6 +6,7 @@ use xdm_core::ids::{ConnectionToken, InitialContactId, ParticipantToken, XUserId
 use xdm_core::jobs::{Job, JobState, Queue};
 use xdm_core::ports::StoreError;
 use xdm_core::profile::XProfile;
+use xdm_core::records::Record;
 use xdm_core::session::{ConnectionCredentials, Session, SessionStatus};
 
 /// What went wrong inside a call on the connection thread.
@@ -181,6 +182,30 @@ pub(crate) fn job_from_row(row: &Row<'_>) -> Result<Job, DbError> {
         updated_at_ms: row.get(10)?,
         last_error: row.get(11)?,
         first_claimed_at_ms: row.get(12)?,
+        key,
+    })
+}
+
+// -- records -------------------------------------------------------------------------------
+
+/// Columns read by [`record_from_row`], in order.
+macro_rules! record_columns {
+    () => {
+        "key, value, version, updated_at_ms"
+    };
+}
+pub(crate) use record_columns;
+
+pub(crate) fn record_from_row(row: &Row<'_>) -> Result<Record, DbError> {
+    let key: String = row.get(0)?;
+    let version: i64 = row.get(2)?;
+    let version = u64::try_from(version).map_err(|_| {
+        DbError::Corrupt(format!("record {key:?}: version out of range: {version}"))
+    })?;
+    Ok(Record {
+        value: row.get(1)?,
+        version,
+        updated_at_ms: row.get(3)?,
         key,
     })
 }

@@ -12,6 +12,7 @@ use crate::OpenError;
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_first_claimed_at.sql"),
+    include_str!("migrations/0003_records.sql"),
 ];
 
 /// The schema version (`PRAGMA user_version`) this build writes and reads.
@@ -38,6 +39,12 @@ pub(crate) fn open_connection(
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if let Target::File(path) = target {
+        owner_only(path).map_err(|source| OpenError::Permissions {
+            location: location.to_owned(),
+            source,
+        })?;
+    }
     let conn = match target {
         Target::File(path) => Connection::open_with_flags(path, flags),
         Target::Memory => Connection::open_in_memory_with_flags(flags),
@@ -68,6 +75,60 @@ pub(crate) fn open_connection(
     conn.set_prepared_statement_cache_capacity(64);
 
     migrate(conn, location)
+}
+
+/// Makes the database file readable and writable by its owner only (it holds tokens): a new
+/// file is created with mode 0600 before SQLite opens it, and an existing one (with its `-wal`
+/// and `-shm` files) loses any group and other permission bits. SQLite creates its `-wal` and
+/// `-shm` files with the mode of the database file, so they follow. A mode that cannot be
+/// changed is a warning, not an error. Not unix: nothing to do.
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::fs::OpenOptions;
+        use std::io::ErrorKind;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            // An empty file is a new database to SQLite.
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let mut companions = vec![path.to_path_buf()];
+        for suffix in ["-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            companions.push(name.into());
+        }
+        for file in companions {
+            let meta = match std::fs::metadata(&file) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let mode = meta.permissions().mode();
+            if mode & 0o077 == 0 {
+                continue;
+            }
+            // Not fatal: a file of another owner cannot be changed, and refusing to start
+            // would not protect it either.
+            match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode & 0o7700)) {
+                Ok(()) => tracing::info!(file = %file.display(),
+                    "SQLite store file made readable by its owner only"),
+                Err(e) => tracing::warn!(file = %file.display(), error = %e,
+                    "the SQLite store file is readable by others and its mode cannot be changed"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Brings the schema to [`SCHEMA_VERSION`], one transaction per migration.

@@ -101,6 +101,10 @@ fn hot_queries_use_the_indexes() {
         (SQL_PURGE_PROFILES, 1, "profiles_by_expiry"),
         (SQL_JOBS_IN_STATE, 3, "jobs_by_state"),
         (SQL_RELEASE_CLAIMS, 2, "jobs_by_state"),
+        (SQL_RECORD, 1, "sqlite_autoindex_records_1"),
+        (SQL_RECORDS_BY_PREFIX, 1, "sqlite_autoindex_records_1"),
+        (SQL_PUT_RECORD_VERSION, 4, "sqlite_autoindex_records_1"),
+        (SQL_DELETE_RECORD_VERSION, 2, "sqlite_autoindex_records_1"),
     ] {
         let p = plan(&conn, sql, n);
         assert!(p.contains(index), "{sql}\n{p}");
@@ -120,12 +124,12 @@ fn migrations_run_once() {
         let tables: i64 = conn
             .query_row(
                 "SELECT count(*) FROM sqlite_schema WHERE type = 'table' \
-                 AND name IN ('sessions', 'profiles', 'jobs')",
+                 AND name IN ('sessions', 'profiles', 'jobs', 'records')",
                 [],
                 |row| row.get(0),
             )
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(tables, 3);
+        assert_eq!(tables, 4);
     }
 }
 
@@ -178,4 +182,47 @@ fn a_version_1_database_upgrades() {
     assert_eq!(claimed, 1);
     let job = read(&conn);
     assert_eq!((job.attempts, job.first_claimed_at_ms), (3, Some(600)));
+}
+
+/// The database and the files SQLite makes beside it are readable by their owner only (the
+/// records hold tokens); an existing file readable by others is tightened at open.
+#[cfg(unix)]
+#[test]
+fn files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let mode = |p: &Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("secret.db");
+    let conn = open_connection(Target::File(&path), "secret.db", &SqliteOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    conn.execute(
+        "INSERT INTO records (key, value, version, updated_at_ms) VALUES ('k', 'v', 1, 0)",
+        [],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(mode(&path), 0o600);
+    let wal = dir.path().join("secret.db-wal");
+    assert!(wal.exists());
+    assert_eq!(mode(&wal), 0o600);
+    assert_eq!(mode(&dir.path().join("secret.db-shm")), 0o600);
+    drop(conn);
+
+    let shared = dir.path().join("shared.db");
+    std::fs::write(&shared, b"").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o644))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _conn = open_connection(
+        Target::File(&shared),
+        "shared.db",
+        &SqliteOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(mode(&shared), 0o600);
 }

@@ -13,6 +13,7 @@ mod backends;
 mod dynamodb_specific;
 mod fixtures;
 mod sqlite_specific;
+mod token_keeper;
 
 // One line per backend.
 mod memory {

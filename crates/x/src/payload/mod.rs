@@ -32,13 +32,13 @@ mod tests;
 mod vectors;
 
 /// For reading sent DMs back (`crate::dm_events`): X's t.co links expanded to their URLs.
-pub(crate) use caption::agent_text;
+pub(crate) use caption::{MediaLink, agent_text};
 pub(crate) use model::UrlEntity;
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use xdm_core::ids::{XEventId, XUserId};
-use xdm_core::inbound::{InboundBatch, InboundDm, InboundEvent, Indicator};
+use xdm_core::inbound::{InboundBatch, InboundDm, InboundEvent, InboundMedia, Indicator};
 use xdm_core::profile::XProfile;
 
 use crate::user::UserObject;
@@ -279,7 +279,7 @@ impl Reader<'_> {
                         tracing::warn!(event_id = %event_id, reason, "DM attachment cannot be read: relayed without it");
                     })
                     .ok();
-                let link = caption::MediaLink {
+                let link = MediaLink {
                     url: m.url.as_deref(),
                     indices: m.indices,
                     strip: chosen.is_some(),
@@ -321,6 +321,39 @@ impl Reader<'_> {
         let user: UserObject = value_as(self.users?.get(id.as_str())?)?;
         Some(user.into_profile(id.clone())).filter(XProfile::is_known)
     }
+}
+
+/// An API v2 `includes.media` object (`media_key`, `type`, `url`, `variants[]`, as
+/// `GET /2/dm_events` expands `attachments.media_keys`) → the file to download, chosen as for
+/// webhook deliveries (photo → `url`; video, GIF → the best mp4 variant); `Err` says why not.
+pub(crate) fn v2_media(value: &Value) -> Result<InboundMedia, &'static str> {
+    #[derive(serde::Deserialize)]
+    struct V2Media {
+        #[serde(default, deserialize_with = "crate::lenient::string")]
+        media_key: Option<String>,
+        #[serde(rename = "type", default, deserialize_with = "crate::lenient::string")]
+        kind: Option<String>,
+        #[serde(default, deserialize_with = "crate::lenient::string")]
+        url: Option<String>,
+        #[serde(default, deserialize_with = "crate::lenient::list")]
+        variants: Vec<model::Variant>,
+    }
+    let v2: V2Media = value_as(value).ok_or("the media is not an object")?;
+    // `3_1585321400000000000`: the media id follows the type prefix.
+    let id = v2
+        .media_key
+        .as_deref()
+        .map(|k| k.rsplit_once('_').map_or(k, |(_, id)| id).to_owned());
+    let legacy = model::Media {
+        id_str: id,
+        kind: v2.kind,
+        media_url_https: v2.url,
+        video_info: Some(model::VideoInfo {
+            variants: v2.variants,
+        }),
+        ..model::Media::default()
+    };
+    media::choose(&legacy)
 }
 
 fn value_as<T: DeserializeOwned>(v: &Value) -> Option<T> {

@@ -100,7 +100,8 @@ pub(super) struct VideoInfo {
 
 #[derive(Debug, Default, Clone, Deserialize)]
 pub(super) struct Variant {
-    #[serde(default, deserialize_with = "lenient::unsigned")]
+    /// `bitrate` in v1.1 payloads, `bit_rate` in API v2 `includes.media`.
+    #[serde(default, alias = "bit_rate", deserialize_with = "lenient::unsigned")]
     pub bitrate: Option<u64>,
     #[serde(default, deserialize_with = "lenient::string")]
     pub content_type: Option<String>,

@@ -1,7 +1,9 @@
 //! The CRC (challenge-response check) answer, PROTOCOLS.md A1.1.
 //!
 //! X sends `GET <webhook>?crc_token=T` and expects
-//! `{"response_token":"sha256=<base64(HMAC-SHA256(consumer_secret, T))>"}`.
+//! `{"response_token":"sha256=<base64(HMAC-SHA256(key, T))>"}`, the key being the consumer secret
+//! (older docs and tools) or the OAuth 2.0 client secret (the current webhooks quickstart): the
+//! choice is [`super::CrcKey`].
 //!
 //! **Signing-oracle defence.** The CRC HMACs attacker-chosen input with the same key and the same
 //! construction as the `x-twitter-webhooks-signature` of event deliveries. Answering any token would
@@ -34,9 +36,27 @@ pub enum CrcError {
     TokenTooLong,
     #[error("crc_token is not an opaque base64 or base64url token")]
     TokenNotOpaque,
-    /// A configuration problem (the HTTP layer answers 500 and logs it).
+    /// A configuration problem (the HTTP layer answers 503 and logs it).
     #[error("the X consumer secret (XDM_X_CONSUMER_SECRET) is not set")]
     NoConsumerSecret,
+    /// A configuration problem: the CRC key is the client secret and it is not set.
+    #[error("the X OAuth 2.0 client secret (XDM_X_CLIENT_SECRET) is not set")]
+    NoClientSecret,
+    /// A configuration problem: neither secret is set.
+    #[error(
+        "neither the X OAuth 2.0 client secret (XDM_X_CLIENT_SECRET) nor the consumer secret (XDM_X_CONSUMER_SECRET) is set"
+    )]
+    NoSecret,
+}
+
+impl CrcError {
+    /// A configuration problem of this side (answer 503), not a bad challenge (400).
+    pub fn is_configuration(&self) -> bool {
+        matches!(
+            self,
+            Self::NoConsumerSecret | Self::NoClientSecret | Self::NoSecret
+        )
+    }
 }
 
 /// Whether `token` is an opaque base64/base64url token this endpoint answers (see module doc).
@@ -65,8 +85,17 @@ fn check_token(token: &str) -> Result<(), CrcError> {
 /// Answers X's CRC challenge. `crc_token` is the query parameter already percent-decoded; only
 /// it is hashed (the `nonce` parameter X also sends is ignored).
 pub fn crc_response(consumer_secret: &str, crc_token: &str) -> Result<CrcResponse, CrcError> {
+    crc_response_keyed(consumer_secret, crc_token, CrcError::NoConsumerSecret)
+}
+
+/// [`crc_response`] with any key; `missing` is the error when the key is empty.
+pub(super) fn crc_response_keyed(
+    key: &str,
+    crc_token: &str,
+    missing: CrcError,
+) -> Result<CrcResponse, CrcError> {
     check_token(crc_token)?;
-    let mac = keyed_mac(consumer_secret).ok_or(CrcError::NoConsumerSecret)?;
+    let mac = keyed_mac(key).ok_or(missing)?;
     Ok(CrcResponse {
         response_token: sha256_token(mac, crc_token.as_bytes()),
     })

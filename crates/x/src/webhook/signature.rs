@@ -1,5 +1,7 @@
 //! Verification of `x-twitter-webhooks-signature: sha256=<base64>` on event deliveries,
 //! PROTOCOLS.md A1.2: HMAC-SHA256(consumer_secret, raw body bytes), compared in constant time.
+//! The OAuth 2.0 variant (`x-twitter-webhooks-signature-oauth2`, keyed by the client secret) and
+//! the choice between the two are in [`super::secrets`].
 
 use base64::Engine as _;
 use hmac::Mac as _;
@@ -12,7 +14,8 @@ pub const SIGNATURE_HEADER: &str = "x-twitter-webhooks-signature";
 /// An HMAC-SHA256 digest is 32 bytes.
 const DIGEST_LEN: usize = 32;
 
-/// Why a delivery is not authentic. The HTTP layer answers 401 for all but `NoConsumerSecret`.
+/// Why a delivery is not authentic. The HTTP layer answers 401 for all but the configuration
+/// problems ([`SignatureError::is_configuration`]: 503).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
     #[error("the x-twitter-webhooks-signature header is missing")]
@@ -24,6 +27,55 @@ pub enum SignatureError {
     /// A configuration problem, not the sender's fault.
     #[error("the X consumer secret (XDM_X_CONSUMER_SECRET) is not set")]
     NoConsumerSecret,
+    /// Only the OAuth 2.0 client secret is configured and the delivery has no OAuth 2.0 signature.
+    #[error("the x-twitter-webhooks-signature-oauth2 header is missing")]
+    MissingOAuth2,
+    /// Both secrets are configured and the delivery carries neither signature header.
+    #[error(
+        "neither the x-twitter-webhooks-signature-oauth2 nor the x-twitter-webhooks-signature header is present"
+    )]
+    MissingBoth,
+    #[error("the x-twitter-webhooks-signature-oauth2 header is malformed: {0}")]
+    OAuth2Malformed(&'static str),
+    #[error("the x-twitter-webhooks-signature-oauth2 does not match the body")]
+    OAuth2Mismatch,
+    /// A configuration problem: neither the client secret nor the consumer secret is set.
+    #[error(
+        "neither the X OAuth 2.0 client secret (XDM_X_CLIENT_SECRET) nor the consumer secret (XDM_X_CONSUMER_SECRET) is set"
+    )]
+    NoSecret,
+}
+
+impl SignatureError {
+    /// A configuration problem of this side (answer 503), not a bad delivery (401).
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, Self::NoConsumerSecret | Self::NoSecret)
+    }
+}
+
+/// What is wrong with one `sha256=<base64>` value, before it is attributed to its header.
+pub(super) enum Fault {
+    Malformed(&'static str),
+    Mismatch,
+    NoKey,
+}
+
+/// Checks one `sha256=<base64>` header value against HMAC-SHA256(`secret`, `raw_body`).
+pub(super) fn check_value(secret: &str, header: &str, raw_body: &[u8]) -> Result<(), Fault> {
+    let encoded = header
+        .trim()
+        .strip_prefix("sha256=")
+        .ok_or(Fault::Malformed("expected the sha256= prefix"))?;
+    let claimed = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|_| Fault::Malformed("the digest is not base64"))?;
+    if claimed.len() != DIGEST_LEN {
+        return Err(Fault::Malformed("the digest is not 32 bytes"));
+    }
+    let mut mac = keyed_mac(secret).ok_or(Fault::NoKey)?;
+    mac.update(raw_body);
+    // `verify_slice` compares in constant time.
+    mac.verify_slice(&claimed).map_err(|_| Fault::Mismatch)
 }
 
 /// Verifies a delivery given its headers and its exact raw body bytes.
@@ -47,21 +99,12 @@ pub fn verify_signature_header(
     header: Option<&str>,
     raw_body: &[u8],
 ) -> Result<(), SignatureError> {
-    let header = header.ok_or(SignatureError::Missing)?.trim();
-    let encoded = header
-        .strip_prefix("sha256=")
-        .ok_or(SignatureError::Malformed("expected the sha256= prefix"))?;
-    let claimed = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .map_err(|_| SignatureError::Malformed("the digest is not base64"))?;
-    if claimed.len() != DIGEST_LEN {
-        return Err(SignatureError::Malformed("the digest is not 32 bytes"));
-    }
-    let mut mac = keyed_mac(consumer_secret).ok_or(SignatureError::NoConsumerSecret)?;
-    mac.update(raw_body);
-    // `verify_slice` compares in constant time.
-    mac.verify_slice(&claimed)
-        .map_err(|_| SignatureError::Mismatch)
+    let header = header.ok_or(SignatureError::Missing)?;
+    check_value(consumer_secret, header, raw_body).map_err(|fault| match fault {
+        Fault::Malformed(why) => SignatureError::Malformed(why),
+        Fault::Mismatch => SignatureError::Mismatch,
+        Fault::NoKey => SignatureError::NoConsumerSecret,
+    })
 }
 
 #[cfg(test)]

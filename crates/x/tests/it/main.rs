@@ -5,7 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod dm_events;
+mod history;
+mod manage;
 mod media;
+mod oauth2_calls;
+mod oauth2_token;
+mod stream;
+mod webhook_auth;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -291,7 +297,7 @@ impl Server {
 }
 
 fn client_for(base: &str, timeout: Duration) -> XClient {
-    let config = XClientConfig::new(base, consumer(), default_token())
+    let config = XClientConfig::oauth1(base, consumer(), default_token())
         .unwrap()
         .with_account_token(uid(OTHER_BUSINESS), other_token())
         .unwrap()

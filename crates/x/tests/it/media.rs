@@ -31,7 +31,7 @@ fn media_client_with(
     hosts: &str,
     tune: impl FnOnce(XClientConfig) -> XClientConfig,
 ) -> XClient {
-    let config = XClientConfig::new(api, consumer(), default_token())
+    let config = XClientConfig::oauth1(api, consumer(), default_token())
         .unwrap()
         .with_account_token(uid(OTHER_BUSINESS), other_token())
         .unwrap()

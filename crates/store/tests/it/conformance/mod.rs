@@ -8,12 +8,14 @@ mod fencing;
 mod jobs;
 mod profiles;
 mod purge;
+mod records;
 mod sessions;
 
 pub use fencing::*;
 pub use jobs::*;
 pub use profiles::*;
 pub use purge::*;
+pub use records::*;
 pub use sessions::*;
 
 /// One test per conformance case, for the backend built by `$factory`.
@@ -49,6 +51,11 @@ macro_rules! conformance_suite {
             jobs_fencing_concurrent_claimants,
             jobs_fencing_renew_lease,
             purge_deletes_only_what_expired,
+            records_absent_version_any,
+            records_delete_conditions,
+            records_prefix_listing,
+            records_values_round_trip,
+            records_concurrent_writers,
         );
     };
 }
