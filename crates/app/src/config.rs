@@ -138,6 +138,9 @@ pub struct XSettings {
     pub catch_up: bool,
     /// How often `serve` checks that X still considers its webhook valid (webhook delivery).
     pub webhook_check_ms: u64,
+    /// The most backfill the stream asks X for after a reconnection (0–5 minutes); a longer gap
+    /// is read back by the catch-up.
+    pub stream_backfill_minutes: u8,
 }
 
 #[derive(Debug, Clone)]
@@ -332,6 +335,16 @@ impl Config {
         if webhook_check_ms < 100 {
             return Err(invalid("XDM_X_WEBHOOK_CHECK_MS", "must be at least 100"));
         }
+        let stream_backfill_minutes: u8 = match env("XDM_X_STREAM_BACKFILL_MINUTES") {
+            Some(v) => parse_num("XDM_X_STREAM_BACKFILL_MINUTES", &v)?,
+            None => x.stream_backfill_minutes.unwrap_or(5),
+        };
+        if stream_backfill_minutes > 5 {
+            return Err(invalid(
+                "XDM_X_STREAM_BACKFILL_MINUTES",
+                "X keeps 5 minutes: use 0 to 5",
+            ));
+        }
         let catch_up = match env("XDM_X_CATCH_UP").as_deref().map(str::trim) {
             Some("on" | "true" | "1") => true,
             Some("off" | "false" | "0") => false,
@@ -356,6 +369,7 @@ impl Config {
             stream_silence_ms,
             catch_up,
             webhook_check_ms,
+            stream_backfill_minutes,
             consumer_key: secret("XDM_X_CONSUMER_KEY", x.consumer_key),
             consumer_secret: secret("XDM_X_CONSUMER_SECRET", x.consumer_secret),
             access_token: secret("XDM_X_ACCESS_TOKEN", x.access_token),
@@ -622,6 +636,7 @@ struct XFile {
     stream_silence_ms: Option<u64>,
     catch_up: Option<bool>,
     webhook_check_ms: Option<u64>,
+    stream_backfill_minutes: Option<u8>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -383,6 +383,7 @@ impl XTasks {
             health,
             silence: Duration::from_millis(config.x.stream_silence_ms),
             catch_up: config.x.catch_up,
+            max_backfill_minutes: config.x.stream_backfill_minutes,
         })
     }
 }

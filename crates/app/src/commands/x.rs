@@ -377,7 +377,7 @@ async fn subscriptions(link: &XLink, args: &ApiArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn unsubscribe(link: &XLink, args: &ApiArgs) -> anyhow::Result<()> {
+pub async fn unsubscribe(link: &XLink, args: &ApiArgs) -> anyhow::Result<()> {
     let app = link.app()?;
     if args.api == Api::Aaa {
         let webhook = link

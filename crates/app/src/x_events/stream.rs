@@ -5,9 +5,10 @@
 //!   disconnect message, the end of the body or a transport error ⇒ reconnect, with X's back-off
 //!   (network: linear to 16 s; HTTP errors: exponential from 5 s; 429, including "too many
 //!   connections": exponential from 60 s), jittered.
-//! * The reconnect asks for `backfill_minutes` covering the time since the last byte received
-//!   (up to X's 5 minutes). A longer gap is filled first by the catch-up (inbound delivery held
-//!   meanwhile), then the stream is opened with the full 5 minutes of backfill.
+//! * The reconnect asks for `backfill_minutes` covering the time since the last event received
+//!   (up to X's 5 minutes, or `XDM_X_STREAM_BACKFILL_MINUTES`). A longer gap is filled first by
+//!   the catch-up (inbound delivery held meanwhile), then the stream is opened with the most
+//!   backfill allowed.
 //! * An event that cannot be stored is retried until it is (the stream cannot be asked again for
 //!   one event); if the process stops first, the catch-up of the next start reads it back.
 //! * [`StreamHealth`] tells `/healthz` how the stream is.
@@ -96,6 +97,8 @@ pub struct StreamTask {
     pub silence: Duration,
     /// Whether gaps longer than the backfill are read back (`XDM_X_CATCH_UP`).
     pub catch_up: bool,
+    /// The most backfill asked for (`XDM_X_STREAM_BACKFILL_MINUTES`, at most X's 5).
+    pub max_backfill_minutes: u8,
 }
 
 impl StreamTask {
@@ -103,21 +106,23 @@ impl StreamTask {
     /// (the first connection backfills from there, up to 5 minutes; the start-up catch-up has
     /// covered anything older).
     pub async fn run(self, resume_from_ms: Option<i64>, mut shutdown: watch::Receiver<bool>) {
-        let mut last_heard_ms = resume_from_ms;
+        // Since when nothing has been received: the gap to cover at the next connection.
+        let mut down_since_ms = resume_from_ms;
         let mut attempt: u32 = 0;
         loop {
             if *shutdown.borrow() {
                 return;
             }
             let now = SystemClock.now_ms();
-            let gap_ms = last_heard_ms.map(|t| (now - t).max(0));
-            if let (Some(gap), Some(from)) = (gap_ms, last_heard_ms)
-                && gap > i64::from(MAX_BACKFILL_MINUTES) * 60_000
+            let gap_ms = down_since_ms.map(|t| (now - t).max(0));
+            let max_backfill = self.max_backfill_minutes.min(MAX_BACKFILL_MINUTES);
+            if let (Some(gap), Some(from)) = (gap_ms, down_since_ms)
+                && gap > i64::from(max_backfill) * 60_000
                 && self.catch_up
             {
                 self.fill_gap(from).await;
             }
-            let backfill = gap_ms.map_or(0, backfill_minutes);
+            let backfill = gap_ms.map_or(0, backfill_minutes).min(max_backfill);
             tracing::info!(
                 backfill_minutes = backfill,
                 "connecting to the X activity stream"
@@ -141,20 +146,27 @@ impl StreamTask {
                         };
                         match next {
                             Ok(line) => {
-                                last_heard_ms = Some(SystemClock.now_ms());
                                 self.accept(&line, &mut shutdown).await;
                                 self.health.count_event();
                             }
-                            Err(e) => break e,
+                            Err(e) => {
+                                // A silent connection died when it went quiet.
+                                let quiet = match e {
+                                    StreamError::Silent => self.silence,
+                                    _ => Duration::ZERO,
+                                };
+                                let quiet_ms = i64::try_from(quiet.as_millis()).unwrap_or(0);
+                                down_since_ms = Some(SystemClock.now_ms() - quiet_ms);
+                                break e;
+                            }
                         }
                     }
                 }
                 Err(e) => e,
             };
-            // A stream that never delivered anything since this start still has a gap to cover
-            // from the moment it went down.
-            if last_heard_ms.is_none() {
-                last_heard_ms = Some(SystemClock.now_ms());
+            // Could not connect at all: the gap runs from now on at the latest.
+            if down_since_ms.is_none() {
+                down_since_ms = Some(SystemClock.now_ms());
             }
             attempt = attempt.saturating_add(1);
             let kind = match &error {

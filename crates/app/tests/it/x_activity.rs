@@ -349,6 +349,191 @@ async fn stream_delivery_survives_a_drop_mid_burst_exactly_once_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_gap_longer_than_the_backfill_is_read_back_and_unsubscribe_removes_ours() {
+    let mut cfg = SandboxConfig::default();
+    cfg.x.stream_keepalive_ms = 200;
+    cfg.x.dm_events_rate_limit = None;
+    let sandbox = Sandbox::start(cfg).await.unwrap();
+    add_customer(&sandbox);
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", dir.path().join("bridge.db").display());
+    // No backfill at all: any gap is one the catch-up must fill.
+    let bridge = start(&sandbox, &store, |c| {
+        c.x.delivery = XDelivery::Stream;
+        c.x.stream_silence_ms = 800;
+        c.x.stream_backfill_minutes = 0;
+    })
+    .await;
+    let link = XLink::open(bridge.config.clone()).await.unwrap();
+    xcmd::subscribe(&link, Api::Xaa, None).await.unwrap();
+    // Someone else's subscription is left alone by `unsubscribe`.
+    let business = sandbox.config().x.business.id.clone();
+    sandbox
+        .subscribe_activity("dm.sent", &business, None, Some("another-app"))
+        .unwrap();
+    sandbox
+        .wait_until("the stream", WAIT, |_| {
+            (!sandbox.stream_connections().is_empty()).then_some(())
+        })
+        .await
+        .unwrap();
+    let mut want = vec!["before the gap".to_owned()];
+    sandbox
+        .deliver_dm(DmSpec::text(CUSTOMER, &want[0]))
+        .await
+        .unwrap();
+    customer_texts_once(&sandbox, &want).await;
+
+    // X stops writing to the stream; what the customer writes meanwhile is only in X's history.
+    sandbox.set_streams_silent(true);
+    for i in 0..3 {
+        let text = format!("in the gap {i}");
+        sandbox
+            .deliver_dm(DmSpec::text(CUSTOMER, &text))
+            .await
+            .unwrap();
+        want.push(text);
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    sandbox.set_streams_silent(false);
+    customer_texts_once(&sandbox, &want).await;
+    assert!(
+        sandbox
+            .x_requests()
+            .iter()
+            .any(|r| r.path.starts_with("/2/dm_events")),
+        "the gap was read back"
+    );
+    let after = "after the gap".to_owned();
+    sandbox
+        .deliver_dm(DmSpec::text(CUSTOMER, &after))
+        .await
+        .unwrap();
+    want.push(after);
+    customer_texts_once(&sandbox, &want).await;
+
+    xcmd::unsubscribe(
+        &link,
+        &xcmd::ApiArgs {
+            api: Api::Xaa,
+            webhook_id: None,
+        },
+    )
+    .await
+    .unwrap();
+    let left = sandbox.activity_subscriptions();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].tag.as_deref(), Some("another-app"));
+    bridge.stop().await;
+    sandbox.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_account_activity_api_path_while_x_serves_it_and_a_clear_error_once_retired() {
+    let mut cfg = SandboxConfig::default();
+    cfg.x.account_activity_api = true;
+    let sandbox = Sandbox::start(cfg).await.unwrap();
+    add_customer(&sandbox);
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", dir.path().join("bridge.db").display());
+    let bridge = start(&sandbox, &store, |_| {}).await;
+    let mut config = bridge.config.clone();
+    config.x.webhook_url = Some(format!("{}/webhooks/x", bridge.base));
+    let link = XLink::open(config.clone()).await.unwrap();
+    let (id, created) = xcmd::ensure_webhook(&link, config.x.webhook_url.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert!(created);
+    let report = xcmd::subscribe(&link, Api::Aaa, None).await.unwrap();
+    assert_eq!(report.created.len(), 1, "{report}");
+    let report = xcmd::subscribe(&link, Api::Aaa, None).await.unwrap();
+    assert_eq!(
+        (report.created.len(), report.kept.len()),
+        (0, 1),
+        "{report}"
+    );
+    assert_eq!(
+        sandbox.account_activity_subscriptions(),
+        vec![(id.clone(), sandbox.config().x.business.id.clone())]
+    );
+    sandbox
+        .deliver_dm(DmSpec::text(CUSTOMER, "over AAA"))
+        .await
+        .unwrap();
+    customer_texts_once(&sandbox, &["over AAA".to_owned()]).await;
+    bridge.stop().await;
+    sandbox.shutdown();
+
+    // After 2027-01-01: X refuses, and the command says so in one line.
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let store = format!("sqlite:{}", dir.path().join("second.db").display());
+    let bridge = start(&sandbox, &store, |_| {}).await;
+    let mut config = bridge.config.clone();
+    config.x.webhook_url = Some(format!("{}/webhooks/x", bridge.base));
+    let link = XLink::open(config.clone()).await.unwrap();
+    xcmd::ensure_webhook(&link, config.x.webhook_url.as_deref().unwrap())
+        .await
+        .unwrap();
+    let e = xcmd::subscribe(&link, Api::Aaa, None).await.unwrap_err();
+    let shown = format!("{e:#}");
+    assert!(!shown.contains('{'), "no JSON: {shown}");
+    assert!(
+        shown.to_lowercase().contains("retired") || shown.contains("X Activity API"),
+        "{shown}"
+    );
+    bridge.stop().await;
+    sandbox.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn x_catch_up_by_hand_reads_back_what_a_bridge_without_catch_up_missed() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    add_customer(&sandbox);
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", dir.path().join("bridge.db").display());
+    let first = start(&sandbox, &store, |c| c.x.catch_up = false).await;
+    link_sandbox(&sandbox, &first.base).await;
+    let mut want = vec!["first".to_owned()];
+    sandbox
+        .deliver_dm(DmSpec::text(CUSTOMER, &want[0]))
+        .await
+        .unwrap();
+    customer_texts_once(&sandbox, &want).await;
+    first.stop().await;
+    for i in 0..2 {
+        let text = format!("missed {i}");
+        sandbox
+            .deliver_dm(DmSpec::text(CUSTOMER, &text))
+            .await
+            .unwrap();
+        want.push(text);
+    }
+    let second = start(&sandbox, &store, |c| c.x.catch_up = false).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        sandbox
+            .contacts()
+            .iter()
+            .flat_map(customer_messages)
+            .count(),
+        1,
+        "nothing read back without the catch-up"
+    );
+    let link = XLink::open(second.config.clone()).await.unwrap();
+    let since = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
+    let reports = xcmd::catch_up_all(&link, since, false).await.unwrap();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(
+        (reports[0].accepted, reports[0].duplicates),
+        (2, 1),
+        "{reports:?}"
+    );
+    customer_texts_once(&sandbox, &want).await;
+    second.stop().await;
+    sandbox.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn oauth2_tokens_expiring_every_few_seconds_and_a_revoked_family_then_a_new_login() {
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
     add_customer(&sandbox);
@@ -392,6 +577,35 @@ async fn oauth2_tokens_expiring_every_few_seconds_and_a_revoked_family_then_a_ne
         agent_reply(&sandbox, &format!("reply {i}")).await;
         tokio::time::sleep(Duration::from_millis(1_200)).await;
     }
+    // The agent's image reaches X too: media upload v2 and the DM on OAuth 2.0.
+    let png = sandbox.add_file(MediaFile::generated(
+        "Screenshot.png",
+        "image/png",
+        30_000,
+        8,
+    ));
+    let contact = sandbox.contacts().last().unwrap().contact_id.clone();
+    sandbox
+        .agent_send_attachment(&contact, "Screenshot.png", "image/png", &png.file_id)
+        .unwrap();
+    sandbox
+        .wait_until("the image on X", WAIT, |_| {
+            sandbox
+                .sent_dms()
+                .iter()
+                .any(|d| d.media.is_some())
+                .then_some(())
+        })
+        .await
+        .unwrap();
+    assert!(
+        sandbox
+            .x_requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/2/media/upload"))
+            .all(|r| r.status < 400),
+        "uploads accepted"
+    );
     let failed = bridge
         .bridge
         .store()

@@ -17,7 +17,6 @@ use axum::extract::RawQuery;
 use axum::response::Html;
 use axum::routing::get;
 use clap::Args;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 use xdm_x::auth::UserAuth;
 use xdm_x::oauth2::{Pkce, SCOPES, parse_redirect};
@@ -89,15 +88,17 @@ pub async fn login(link: &XLink, args: &LoginArgs, opener: Opener) -> anyhow::Re
     println!("(Or paste here the URL the browser was redirected to.)");
     match opener {
         Opener::With(open) => open(url.to_string()),
-        Opener::System if !args.no_browser => open_system_browser(url.as_str()),
-        Opener::System => {}
+        Opener::System => {
+            if !args.no_browser {
+                open_system_browser(url.as_str());
+            }
+            read_pasted(tx);
+        }
     }
-    let paste = tokio::spawn(read_pasted(tx));
     let redirected = tokio::time::timeout(APPROVAL_TIMEOUT, rx.recv())
         .await
         .context("no approval within 10 minutes")?
         .context("the login was abandoned")?;
-    paste.abort();
     if let Some(server) = callback {
         server.abort();
     }
@@ -163,15 +164,21 @@ async fn loopback_callback(
     })))
 }
 
-async fn read_pasted(tx: mpsc::Sender<String>) {
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let line = line.trim().to_owned();
-        if line.contains("code=") || line.contains("error=") {
-            let _ = tx.send(line).await;
-            return;
+/// Reads a pasted redirect URL from the terminal on a thread of its own: a blocking read that
+/// never ends (nobody pastes) must not keep the process from exiting.
+fn read_pasted(tx: mpsc::Sender<String>) {
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else {
+                return;
+            };
+            let line = line.trim().to_owned();
+            if line.contains("code=") || line.contains("error=") {
+                let _ = tx.blocking_send(line);
+                return;
+            }
         }
-    }
+    });
 }
 
 fn open_system_browser(url: &str) {
