@@ -29,9 +29,11 @@ use xdm_aws_connect::sns::{SnsMessage, chat_item_from_notification};
 use xdm_core::jobs::Queue;
 use xdm_core::ports::{Clock, SystemClock};
 
-use crate::config::{Config, LogFormat};
+use crate::config::{Config, LogFormat, XDelivery};
 use crate::server;
 use crate::startup::{BuiltState, build_state};
+use crate::x_events::webhook_watch::WebhookWatch;
+use crate::x_link::XLink;
 use aws_sources::AwsSources;
 use event::Invocation;
 use queue::{InboundTrigger, WakeUp};
@@ -89,6 +91,9 @@ struct Built {
     router: Router,
     topic_arn: Option<String>,
     reorder_window_ms: i64,
+    /// The sweep's look at the X webhook (webhook delivery with the bearer token and the
+    /// catch-up on): re-validates it when X marked it invalid and reads back what it missed.
+    watch: Option<WebhookWatch>,
 }
 
 impl LambdaApp {
@@ -171,6 +176,18 @@ impl LambdaApp {
             shared.inbound_trigger = self.trigger.clone();
         }
         let router = server::router(Arc::clone(&state.state), config.max_body_bytes);
+        let watch = match (&state.state.seen, config.x.bearer_token.is_some()) {
+            (Some(seen), true) if config.x.catch_up && config.x.delivery == XDelivery::Webhook => {
+                let store = Arc::clone(state.state.bridge.store());
+                Some(WebhookWatch {
+                    link: XLink::with_store(config.clone(), store)?,
+                    bridge: Arc::clone(&state.state.bridge),
+                    seen: Arc::clone(seen),
+                    every: Duration::from_millis(config.x.webhook_check_ms),
+                })
+            }
+            _ => None,
+        };
         let built = Arc::new(Built {
             state,
             router,
@@ -179,6 +196,7 @@ impl LambdaApp {
                 .delivery
                 .reorder_window_ms
                 .max(config.delivery.outbound_reorder_window_ms),
+            watch,
         });
         tracing::info!("bridge configuration loaded");
         *slot = Some(Current {
@@ -205,6 +223,7 @@ impl LambdaApp {
                     .clone()
                     .oneshot(http::request_v1(&req)?)
                     .await?;
+                flush_seen(&built).await;
                 Ok(http::response_v1(resp).await)
             }
             Invocation::HttpV2(req) => {
@@ -213,6 +232,7 @@ impl LambdaApp {
                     .clone()
                     .oneshot(http::request_v2(&req)?)
                     .await?;
+                flush_seen(&built).await;
                 Ok(http::response_v2(resp).await)
             }
             Invocation::Sns(records) => Box::pin(self.sns(&built, &records, deadline)).await,
@@ -306,10 +326,16 @@ impl LambdaApp {
         json!({"batchItemFailures": failures})
     }
 
-    /// The periodic sweep: everything due in both directions.
+    /// The periodic sweep: the X webhook's validity (and a catch-up after it was invalid), then
+    /// everything due in both directions.
     async fn sweep(&self, built: &Built, deadline: i64) -> Value {
         if !built.state.deliver {
             return json!({"ran": 0, "reason": "delivery is not configured"});
+        }
+        if let Some(watch) = &built.watch
+            && let Err(e) = watch.check().await
+        {
+            tracing::warn!(error = %format!("{e:#}"), "cannot check the X webhook");
         }
         let bridge = &built.state.state.bridge;
         let wait = built.reorder_window_ms + 100;
@@ -318,6 +344,16 @@ impl LambdaApp {
             bridge.run_due(Queue::Outbound, None, deadline, wait),
         );
         json!({"inbound": inbound.ran, "outbound": outbound.ran, "at": SystemClock.now_ms()})
+    }
+}
+
+/// Writes the newest DM each account was seen with (the next catch-up's start): a Lambda
+/// instance has no flusher running between invocations.
+async fn flush_seen(built: &Built) {
+    if let Some(seen) = &built.state.state.seen
+        && let Err(e) = seen.flush(SystemClock.now_ms()).await
+    {
+        tracing::warn!(error = %e, "cannot record the newest DM seen");
     }
 }
 
@@ -334,6 +370,9 @@ fn fingerprint(c: &Config) -> String {
         secret(&c.x.consumer_secret),
         secret(&c.x.access_token),
         secret(&c.x.access_token_secret),
+        secret(&c.x.bearer_token),
+        secret(&c.x.client_secret),
+        c.x.client_id.clone().unwrap_or_default(),
         c.connect.instance_id.clone().unwrap_or_default(),
         c.connect.contact_flow_id.clone().unwrap_or_default(),
     ]
