@@ -450,7 +450,7 @@ async fn check_connect(r: &mut Report, config: &Config, sdk: Option<&SdkConfig>)
                     Some(SubscriptionState::Pending) => r.fail(
                         "SNS subscription",
                         format!("{endpoint} is pending confirmation"),
-                        "start `xdm-connect serve` there: it confirms the subscription itself",
+                        "with `xdm-connect serve` answering there, request the confirmation again (SNS console: Subscriptions, Request confirmation); the bridge confirms it itself",
                     ),
                     _ => r.fail(
                         "SNS subscription",
