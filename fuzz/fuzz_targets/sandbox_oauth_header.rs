@@ -19,7 +19,7 @@ use xdm_sandbox::x::oauth_verify::{
     parse_authorization, verify,
 };
 
-/// RFC 5849 §1.2 (PROTOCOLS.md A7 test vector 2).
+/// RFC 5849 §1.2 (docs/protocols.md A7 test vector 2).
 const RFC: Credentials<'static> = Credentials {
     consumer_key: "dpf43f3p2l4k3l03",
     consumer_secret: "kd94hf93k423kf44",

@@ -1,4 +1,4 @@
-//! Streamed chat items: the `Message` of an SNS notification (PROTOCOLS.md B3) through
+//! Streamed chat items: the `Message` of an SNS notification (docs/protocols.md B3) through
 //! `parse_chat_item`, once without and once with the message attributes of the captured agent
 //! message, then, for messages, the outbound path to X: `render_for_x` and `split_message` at
 //! X's DM limit. Also `iso8601_to_ms` on the raw input (the `AbsoluteTime` reader).

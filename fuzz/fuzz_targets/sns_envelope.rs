@@ -3,7 +3,7 @@
 //!
 //! Asserted on top of "no panic":
 //! * an accepted message has every required field non-empty, and confirmations carry their
-//!   `SubscribeURL` and `Token` (PROTOCOLS.md B4);
+//!   `SubscribeURL` and `Token` (docs/protocols.md B4);
 //! * the string to sign starts with the `Message` key and ends with the `Type` key;
 //! * a Lambda event yields at least one message;
 //! * the HTTP and Lambda-record readers agree on the same JSON object.

@@ -1,4 +1,4 @@
-//! SNS signature verification, offline: `SnsVerifier::verify` with the PROTOCOLS.md B4 test
+//! SNS signature verification, offline: `SnsVerifier::verify` with the docs/protocols.md B4 test
 //! certificate seeded into its cache (`seed_certificate`), on envelopes read from arbitrary bytes
 //! (HTTP body or Lambda event).
 //!

@@ -6,7 +6,7 @@
 //! * the verifier accepts a header only if it is exactly `sha256=<base64 HMAC(secret, body)>`
 //!   (modulo surrounding whitespace), and it always accepts that value; no secret ⇒ refused;
 //! * a CRC answer is that same HMAC of the token, and only for tokens the crate calls acceptable;
-//! * the CRC endpoint is not a signing oracle (PROTOCOLS.md A1.1): a token it answers for is never
+//! * the CRC endpoint is not a signing oracle (docs/protocols.md A1.1): a token it answers for is never
 //!   a webhook delivery the payload parser would read.
 
 #![no_main]
@@ -17,7 +17,7 @@ use libfuzzer_sys::fuzz_target;
 use sha2::Sha256;
 use xdm_x::{SignatureError, crc_response, verify_signature_header};
 
-/// X's documentation sample consumer secret (PROTOCOLS.md A1.1).
+/// X's documentation sample consumer secret (docs/protocols.md A1.1).
 const SECRET: &str = "kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw";
 
 fn reference(message: &[u8]) -> String {

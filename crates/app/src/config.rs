@@ -1,5 +1,5 @@
 //! Configuration: a TOML file (`--config`, default `xdm-connect.toml` when present) overridden by
-//! `XDM_*` environment variables (DESIGN.md §4). AWS endpoints and credentials come from the
+//! `XDM_*` environment variables (docs/architecture.md, Configuration). AWS endpoints and credentials come from the
 //! standard AWS variables, read by `aws-config`.
 //!
 //! Hand-written layering rather than figment/config: the environment names are a stable public

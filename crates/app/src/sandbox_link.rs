@@ -1,4 +1,4 @@
-//! Configuration that points the bridge at a sandbox: only the public settings of DESIGN.md §4
+//! Configuration that points the bridge at a sandbox: only the public settings (README, Configuration)
 //! (API base URL, endpoints, credentials, topic, trusted certificate), so the bridge runs
 //! exactly as it would against the real platforms. Used by `demo` and the tests.
 

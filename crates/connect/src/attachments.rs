@@ -1,4 +1,4 @@
-//! Chat attachments through the participant API (PROTOCOLS.md B2), as the customer.
+//! Chat attachments through the participant API (docs/protocols.md B2), as the customer.
 //!
 //! * Upload: `StartAttachmentUpload` (exact size, name, type, client token) → `PUT` of the file
 //!   to the pre-signed S3 URL with **every** `HeadersToInclude` header verbatim and an explicit

@@ -1,6 +1,6 @@
 //! Configuration of the Connect adapter, validated once at construction.
 //!
-//! Errors name the setting a user has to fix (DESIGN.md §4): `XDM_CONNECT_INSTANCE_ID`,
+//! Errors name the setting a user has to fix (docs/architecture.md, Configuration): `XDM_CONNECT_INSTANCE_ID`,
 //! `XDM_CONNECT_CONTACT_FLOW_ID`, `XDM_CONNECT_TOPIC_ARN`, `XDM_SNS_TRUSTED_CERT_URLS`, the AWS
 //! region and endpoint variables.
 

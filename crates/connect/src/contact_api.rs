@@ -4,7 +4,7 @@
 //!
 //! Why not `aws-sdk-connect`: it generates 404 operations (663 k lines of Rust) for the three we
 //! call, takes ~205 s of a single core to compile and roughly doubles the workspace's clean build
-//! time (ECOSYSTEM.md §2: 395 s → 167 s debug without it). These three rest-json calls are
+//! time (docs/architecture.md, Build cost: 395 s → 167 s debug without it). These three rest-json calls are
 //! therefore typed serde bodies sent with reqwest and signed with the official `aws-sigv4` crate
 //! (service `connect`), with credentials from the same `aws_config::SdkConfig` the SDK clients use.
 
@@ -86,7 +86,7 @@ pub struct ChatMessageBody {
     pub content: String,
 }
 
-/// `PUT /contact/chat` request body (PROTOCOLS.md B1).
+/// `PUT /contact/chat` request body (docs/protocols.md B1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct StartChatContactRequest {

@@ -1,7 +1,7 @@
 //! Classification of Amazon Connect failures into [`ConnectError`], for both paths: the
 //! hand-signed control plane (reqwest) and the participant API (AWS SDK).
 //!
-//! Error codes follow the rest-json protocol (PROTOCOLS.md B0): the `x-amzn-ErrorType` header,
+//! Error codes follow the rest-json protocol (docs/protocols.md B0): the `x-amzn-ErrorType` header,
 //! else the body's `code` / `__type`, sanitised (anything after `:` dropped, anything before `#`
 //! dropped); the message comes from the body's `message` / `Message`.
 

@@ -3,7 +3,7 @@
 //!
 //! Auth is the `X-Amz-Bearer` header (ParticipantToken for CreateParticipantConnection, the
 //! ConnectionToken afterwards); the SDK still SigV4-signs every call, so the `SdkConfig` needs
-//! some credentials even though the service ignores them (PROTOCOLS.md B0, C15).
+//! some credentials even though the service ignores them (docs/protocols.md B0, C15).
 
 use aws_config::SdkConfig;
 use aws_sdk_connectparticipant::types::ConnectionType;

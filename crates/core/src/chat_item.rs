@@ -119,7 +119,7 @@ pub mod event_types {
 }
 
 impl ChatItem {
-    /// The routing rule for a customer-facing bridge (PROTOCOLS.md B3): forward only what the
+    /// The routing rule for a customer-facing bridge (docs/protocols.md B3): forward only what the
     /// customer may see and what the customer did not write. The customer's own items are the
     /// bridge's messages coming back; relaying them would loop.
     ///

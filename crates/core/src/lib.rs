@@ -1,6 +1,6 @@
 //! xdm-core: the domain of xdm-connect — identifiers, events, sessions, the ports the outside
 //! world is reached through, and the pipelines that move messages between X DMs and Amazon
-//! Connect chats. No HTTP, no AWS: adapters implement the ports (see DESIGN.md §2).
+//! Connect chats. No HTTP, no AWS: adapters implement the ports (see docs/architecture.md).
 
 pub mod chat_item;
 pub mod dispatcher;

@@ -58,7 +58,7 @@ impl XMediaCategory {
         }
     }
 
-    /// X's size limits (PROTOCOLS.md A5): images 5 MB, GIFs 15 MB, videos 512 MB.
+    /// X's size limits (docs/protocols.md A5): images 5 MB, GIFs 15 MB, videos 512 MB.
     pub fn max_bytes(self) -> u64 {
         match self {
             Self::DmImage => 5 * MB,

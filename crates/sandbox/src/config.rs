@@ -295,7 +295,7 @@ pub struct ConnectConfig {
     pub connection_token_lifetime_secs: u64,
     /// Per-message limit of `text/plain` / `text/markdown`, in characters (default 1,024).
     pub max_message_chars: usize,
-    /// Attachment MIME types StartAttachmentUpload accepts (default: PROTOCOLS.md B2's list
+    /// Attachment MIME types StartAttachmentUpload accepts (default: docs/protocols.md B2's list
     /// `.csv .doc .docx .jpeg .jpg .pdf .png .ppt .pptx .txt .wav .xls .xlsx` plus `video/mp4` and
     /// `video/quicktime`, see [`DEFAULT_ATTACHMENT_TYPES`]).
     pub attachment_types: Vec<String>,

@@ -3,7 +3,7 @@
 //! A faithful emulator of **X (Twitter) Direct Messages** and **Amazon Connect Chat** (with SNS
 //! message streaming) on one HTTP listener, so that the real xdm-connect bridge — its OAuth 1.0a X
 //! client, its SigV4-signed Connect calls and the official `aws-sdk-connectparticipant` client —
-//! talks to it unmodified. Wire formats follow `PROTOCOLS.md`; request checking (OAuth 1.0a
+//! talks to it unmodified. Wire formats follow `docs/protocols.md`; request checking (OAuth 1.0a
 //! verification, CRC, webhook and SNS signatures) is written here from those formats, not borrowed
 //! from the bridge, so that the sandbox checks the bridge.
 //!
@@ -277,7 +277,7 @@
 //!   uploaded, `succeeded` and unexpired (else 400); [`SentDm::media`] records its category, type,
 //!   size and SHA-256, and the echo carries it as photo / video / GIF.
 //! * **Connect attachments**: StartAttachmentUpload checks the type against
-//!   [`ConnectConfig::attachment_types`] (PROTOCOLS.md B2's list + `video/mp4`, `video/quicktime`),
+//!   [`ConnectConfig::attachment_types`] (docs/protocols.md B2's list + `video/mp4`, `video/quicktime`),
 //!   size ≤ 20 MiB, name 1..256 (ValidationException 400) and 35 attachments per chat, agent ones
 //!   included (`ServiceQuotaExceededException` 402); ClientToken is idempotent. The upload URL takes
 //!   a PUT only with every `HeadersToInclude` header verbatim (the eight Connect sends, plus

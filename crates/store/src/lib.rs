@@ -25,7 +25,7 @@
 //!
 //! # Durability (SQLite)
 //!
-//! The bridge acknowledges a webhook only after its events are stored (DESIGN.md §3, "ack fast,
+//! The bridge acknowledges a webhook only after its events are stored (docs/delivery.md, "ack fast,
 //! lose nothing"), so a returned `Ok` from [`Store::enqueue`] must survive a crash. The SQLite
 //! store runs in WAL mode with `synchronous=NORMAL`: every call returns after its transaction
 //! is committed to the write-ahead log, which survives any process crash, `kill -9` included

@@ -20,7 +20,7 @@ pub enum StoreUrl {
         options: SqliteOptions,
     },
     /// `dynamodb:TABLE_PREFIX`: the tables are `<prefix>sessions`, `<prefix>profiles`,
-    /// `<prefix>jobs` and `<prefix>lanes` (docs/aws-tables.md).
+    /// `<prefix>jobs`, `<prefix>lanes` and `<prefix>records` (docs/aws-tables.md).
     DynamoDb { table_prefix: String },
 }
 

@@ -1,5 +1,5 @@
 //! [`XApi::download_media`](xdm_core::ports::XApi::download_media): the file of a DM's media,
-//! as a stream of exactly known length (PROTOCOLS.md A6, DESIGN.md §3 inbound 8).
+//! as a stream of exactly known length (docs/protocols.md A6, docs/delivery.md, Inbound).
 //!
 //! * Only URLs the allow-list ([`MediaHosts`](crate::MediaHosts), `XDM_X_MEDIA_HOSTS`) accepts
 //!   are fetched; any other is `MediaHostNotAllowed` without a request.

@@ -1,4 +1,4 @@
-//! The media host allow-list (`XDM_X_MEDIA_HOSTS`, DESIGN.md §4): the only places DM media is
+//! The media host allow-list (`XDM_X_MEDIA_HOSTS`, README, Configuration): the only places DM media is
 //! downloaded from, redirects included.
 //!
 //! The setting is a comma-separated list of `host[:port]` entries (default: X's media hosts
@@ -16,7 +16,7 @@ use url::Url;
 /// The setting that lists the allowed media hosts.
 pub const MEDIA_HOSTS_SETTING: &str = "XDM_X_MEDIA_HOSTS";
 
-/// X's media hosts (PROTOCOLS.md A6): TON photos, twimg GIFs, videos and previews.
+/// X's media hosts (docs/protocols.md A6): TON photos, twimg GIFs, videos and previews.
 pub const DEFAULT_MEDIA_HOSTS: [&str; 3] = ["ton.twitter.com", "pbs.twimg.com", "video.twimg.com"];
 
 /// A `XDM_X_MEDIA_HOSTS` value that cannot work. The message names the setting.

@@ -1,5 +1,5 @@
 //! [`XApi::upload_media`](xdm_core::ports::XApi::upload_media): X media upload v2, chunked
-//! (PROTOCOLS.md A5; never the retired v1.1 endpoint, DESIGN.md §6.8):
+//! (docs/protocols.md A5; never the retired v1.1 endpoint, docs/aws.md, Migrating from the AWS sample):
 //!
 //! 1. `POST {api}/2/media/upload/initialize` JSON `{media_type, total_bytes, media_category}` → id;
 //! 2. `POST {api}/2/media/upload/{id}/append`, `multipart/form-data` with `segment_index` and
@@ -36,7 +36,7 @@ use crate::lenient;
 
 /// The size of each `append` segment: 1 MiB.
 ///
-/// * It is the size X's v2 chunked-upload docs use (PROTOCOLS.md A5); X documents no v2 maximum,
+/// * It is the size X's v2 chunked-upload docs use (docs/protocols.md A5); X documents no v2 maximum,
 ///   so going above the documented example risks a limit nobody can check offline.
 /// * Memory: the upload keeps one chunk in memory, so concurrent uploads cost ~1 MiB each.
 /// * Each `append` is one request with its own timeout (60 s by default): 1 MiB passes in that

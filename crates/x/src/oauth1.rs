@@ -1,6 +1,6 @@
-//! OAuth 1.0a request signing with HMAC-SHA1 (RFC 5849 §3.4), as X uses it (PROTOCOLS.md A7).
+//! OAuth 1.0a request signing with HMAC-SHA1 (RFC 5849 §3.4), as X uses it (docs/protocols.md A7).
 //!
-//! Hand-rolled on purpose (ECOSYSTEM.md §1.5): `oauth1-request` pulls hmac 0.12 / sha1 0.10 /
+//! Hand-rolled on purpose (docs/architecture.md, Build cost): `oauth1-request` pulls hmac 0.12 / sha1 0.10 /
 //! digest 0.10 — a second RustCrypto generation next to the hmac 0.13 / digest 0.11 that aws-sigv4
 //! already brings — and `reqwest-oauth1` depends on reqwest 0.12, a second HTTP stack. The signer
 //! is a hundred lines on hmac 0.13 + sha1 0.11 + percent-encoding + base64, pinned by the published
@@ -297,7 +297,7 @@ mod tests {
         assert_eq!(percent_encode("/?=&%*"), "%2F%3F%3D%26%25%2A");
     }
 
-    /// PROTOCOLS.md A7 vector 1 (X docs, "Creating a signature").
+    /// docs/protocols.md A7 vector 1 (X docs, "Creating a signature").
     #[test]
     fn vector_1_x_docs() {
         let consumer = Consumer::new(
@@ -349,7 +349,7 @@ mod tests {
         );
     }
 
-    /// PROTOCOLS.md A7 vector 2 (RFC 5849 §1.2; no oauth_version, realm not signed).
+    /// docs/protocols.md A7 vector 2 (RFC 5849 §1.2; no oauth_version, realm not signed).
     #[test]
     fn vector_2_rfc5849_protected_resource() {
         let u = url("http://photos.example.net/photos?file=vacation.jpg&size=original");
@@ -373,7 +373,7 @@ mod tests {
         );
     }
 
-    /// PROTOCOLS.md A7 vector 3 (RFC 5849 §3.4.1.1): duplicate keys, empty values, `+` in a form body.
+    /// docs/protocols.md A7 vector 3 (RFC 5849 §3.4.1.1): duplicate keys, empty values, `+` in a form body.
     #[test]
     fn vector_3_rfc5849_normalisation() {
         let u = url("http://example.com/request?b5=%3D%253D&a3=a&c%40=&a2=r%20b");

@@ -1,4 +1,4 @@
-//! X's error bodies (PROTOCOLS.md A4.4), all read by one forgiving model:
+//! X's error bodies (docs/protocols.md A4.4), all read by one forgiving model:
 //! * the v2 problem `{"title","detail","type","status"}` (`type` = `https://api.x.com/2/problems/<kind>`,
 //!   or `api.twitter.com` on older responses, or `about:blank`), sometimes with `errors[]`;
 //! * the legacy `{"errors":[{"code","message"}]}`;

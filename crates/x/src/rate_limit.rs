@@ -1,4 +1,4 @@
-//! X's rate-limit headers (PROTOCOLS.md A4.3): `x-rate-limit-limit`, `x-rate-limit-remaining`,
+//! X's rate-limit headers (docs/protocols.md A4.3): `x-rate-limit-limit`, `x-rate-limit-remaining`,
 //! `x-rate-limit-reset` (Unix seconds), read into a typed value in the manner of twilight-http's
 //! `RateLimitHeaders`: all three or none.
 

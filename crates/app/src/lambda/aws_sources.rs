@@ -4,7 +4,7 @@
 //! "access_token","access_token_secret"}`. Values fill settings the `XDM_*` environment left unset.
 //!
 //! SSM GetParameter goes through `aws-sigv4` + reqwest (aws-sdk-ssm is 152 operations and ~105 s
-//! of debug build for one call, ECOSYSTEM.md §2); Secrets Manager uses the official SDK.
+//! of debug build for one call, docs/architecture.md, Build cost); Secrets Manager uses the official SDK.
 
 use std::time::Duration;
 

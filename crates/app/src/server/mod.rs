@@ -1,4 +1,4 @@
-//! The HTTP face of `serve` (DESIGN.md §4): X webhooks, the Connect SNS subscription, health
+//! The HTTP face of `serve` (docs/architecture.md): X webhooks, the Connect SNS subscription, health
 //! and metrics. Handlers only authenticate, parse and persist; delivery happens in the
 //! dispatchers, so both platforms get their answer fast.
 

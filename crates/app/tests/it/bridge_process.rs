@@ -1,5 +1,5 @@
 //! The real `xdm-connect serve` binary as a child process, configured only through the public
-//! settings (`XDM_*`, `AWS_*`; DESIGN.md §4) against an in-process sandbox, for tests that kill
+//! settings (`XDM_*`, `AWS_*`; README, Configuration) against an in-process sandbox, for tests that kill
 //! it with SIGKILL and start it again on the same port and SQLite file.
 
 use std::fs::{File, OpenOptions};

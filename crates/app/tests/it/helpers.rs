@@ -19,7 +19,7 @@ use xdm_sandbox::{
 pub const CUSTOMER: &str = "3001969357";
 pub const WAIT: Duration = Duration::from_secs(15);
 
-/// X's documentation sample consumer secret: the CRC and signature vectors of PROTOCOLS.md A1
+/// X's documentation sample consumer secret: the CRC and signature vectors of docs/protocols.md A1
 /// are computed with it.
 pub const VECTOR_SECRET: &str = "kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw";
 
@@ -232,7 +232,7 @@ pub fn is_open(c: &ContactView) -> bool {
 }
 
 /// `sha256=<base64 HMAC-SHA256(secret, body)>`, computed here from the primitive (pinned by the
-/// PROTOCOLS.md A1.2 vectors, which the tests also check).
+/// docs/protocols.md A1.2 vectors, which the tests also check).
 pub fn x_signature(secret: &str, body: &[u8]) -> String {
     use base64::Engine;
     use hmac::{KeyInit, Mac};
@@ -244,7 +244,7 @@ pub fn x_signature(secret: &str, body: &[u8]) -> String {
     )
 }
 
-/// The captured API Gateway delivery (PROTOCOLS.md A1.2): its raw body.
+/// The captured API Gateway delivery (docs/protocols.md A1.2): its raw body.
 pub fn captured_body() -> String {
     let raw = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),

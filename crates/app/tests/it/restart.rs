@@ -1,4 +1,4 @@
-//! The binary, configured only through the public settings (DESIGN.md §4), killed with SIGKILL
+//! The binary, configured only through the public settings (README, Configuration), killed with SIGKILL
 //! right after acknowledging a delivery, then started again.
 
 use std::time::Duration;

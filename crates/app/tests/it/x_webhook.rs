@@ -1,4 +1,4 @@
-//! `GET/POST /webhooks/x`: CRC, signatures, the captured delivery (PROTOCOLS.md A1).
+//! `GET/POST /webhooks/x`: CRC, signatures, the captured delivery (docs/protocols.md A1).
 
 use xdm_core::jobs::Queue;
 use xdm_core::ports::Store;

@@ -1,4 +1,4 @@
-//! A streamed chat item (the Notification `Message`, PROTOCOLS.md B3) plus its SNS
+//! A streamed chat item (the Notification `Message`, docs/protocols.md B3) plus its SNS
 //! `MessageAttributes` → [`xdm_core::chat_item::ChatItem`].
 
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 //!
 //! * HTTP(S) subscription body: `SigningCertURL`, `SubscribeURL`, `UnsubscribeURL`.
 //! * Lambda record (`Records[].Sns`): `SigningCertUrl`, `SubscribeUrl`, `UnsubscribeUrl`, and
-//!   `"Subject": null` when there is no subject (PROTOCOLS.md B4 §4).
+//!   `"Subject": null` when there is no subject (docs/protocols.md B4 §4).
 
 use std::collections::BTreeMap;
 use std::fmt;

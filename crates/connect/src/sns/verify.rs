@@ -1,4 +1,4 @@
-//! SNS signature verification (PROTOCOLS.md B4): topic check, certificate-URL check, certificate
+//! SNS signature verification (docs/protocols.md B4): topic check, certificate-URL check, certificate
 //! cache, RSA PKCS#1 v1.5 with SHA1 (`SignatureVersion` "1") or SHA256 ("2").
 
 use std::collections::{HashMap, HashSet, VecDeque};

@@ -1,4 +1,4 @@
-//! The published SNS signature vectors (PROTOCOLS.md B4, from aws-php-sns-message-validator),
+//! The published SNS signature vectors (docs/protocols.md B4, from aws-php-sns-message-validator),
 //! verbatim, against the certificate stored in tests/data.
 
 use xdm_aws_connect::sns::{SnsMessage, SnsVerifier, VerifyError, string_to_sign};

@@ -10,5 +10,5 @@ pub use split::{split_message, utf16_len};
 pub const CONNECT_MESSAGE_MAX_CHARS: usize = 1024;
 
 /// The longest DM text the bridge sends to X in one message (X's historical DM limit; the v2
-/// limit is not documented, PROTOCOLS.md A4.1).
+/// limit is not documented, docs/protocols.md A4.1).
 pub const X_DM_MAX_CHARS: usize = 10_000;

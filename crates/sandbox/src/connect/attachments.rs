@@ -1,4 +1,4 @@
-//! Chat attachments (PROTOCOLS.md B2, B3): StartAttachmentUpload → PUT to the pre-signed "S3" URL
+//! Chat attachments (docs/protocols.md B2, B3): StartAttachmentUpload → PUT to the pre-signed "S3" URL
 //! with every `HeadersToInclude` header → CompleteAttachmentUpload → ATTACHMENT item (scanned:
 //! IN_PROGRESS → APPROVED | REJECTED); GetAttachment → pre-signed GET. The S3 side lives on this
 //! listener under `/s3/…`: a PUT lacking or altering any `HeadersToInclude` header is refused with

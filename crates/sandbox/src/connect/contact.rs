@@ -1,5 +1,5 @@
 //! The Amazon Connect control plane the bridge calls (`connect`, SigV4): StartChatContact,
-//! StartContactStreaming, StopContactStreaming, StopContact (PROTOCOLS.md B1).
+//! StartContactStreaming, StopContactStreaming, StopContact (docs/protocols.md B1).
 //!
 //! SigV4 is checked for presence and shape (algorithm, credential scope naming service `connect`
 //! and the configured region, date header) — the signature itself is not recomputed.

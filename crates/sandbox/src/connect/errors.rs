@@ -1,4 +1,4 @@
-//! AWS rest-json errors (PROTOCOLS.md B0): status + `x-amzn-ErrorType` + `{"__type","message"}` +
+//! AWS rest-json errors (docs/protocols.md B0): status + `x-amzn-ErrorType` + `{"__type","message"}` +
 //! `x-amzn-RequestId`, and successful JSON answers with a request id.
 
 use axum::http::{HeaderValue, StatusCode};

@@ -1,11 +1,11 @@
-//! Chat data as Amazon Connect exposes it: transcript `Item`s (PROTOCOLS.md B2/B3, PascalCase on the
+//! Chat data as Amazon Connect exposes it: transcript `Item`s (docs/protocols.md B2/B3, PascalCase on the
 //! wire) and the sandbox's views of contacts.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Content types the emulator produces or accepts (CHATJS constants, PROTOCOLS.md B3).
+/// Content types the emulator produces or accepts (CHATJS constants, docs/protocols.md B3).
 pub mod content_types {
     pub const TEXT_PLAIN: &str = "text/plain";
     pub const TEXT_MARKDOWN: &str = "text/markdown";
@@ -93,10 +93,10 @@ impl MessageVisibility {
 }
 
 /// A chat transcript item, serialised exactly as Connect streams it (field order of the real
-/// capture in PROTOCOLS.md B3).
+/// capture in docs/protocols.md B3).
 ///
 /// ATTACHMENT items carry `Attachments` and no top-level `ContentType` (empty `content_type`),
-/// like the only real sample (CHATJS `ChatAttachmentsFeature.md`, PROTOCOLS.md B3).
+/// like the only real sample (CHATJS `ChatAttachmentsFeature.md`, docs/protocols.md B3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Item {
@@ -317,7 +317,7 @@ pub struct ContactView {
 mod tests {
     use super::*;
 
-    /// The real agent message of PROTOCOLS.md B3 round-trips byte for byte.
+    /// The real agent message of docs/protocols.md B3 round-trips byte for byte.
     #[test]
     fn item_serialises_like_connect() {
         let real = r#"{"AbsoluteTime":"2026-04-01T22:20:13.466Z","Content":"Connect con pago","ContentType":"text/markdown","Id":"019d4b22-031a-7f5a-985f-812613771c9f","Type":"MESSAGE","ParticipantId":"7bc2bf37-6e83-4426-9671-8048abe56ddc","DisplayName":"Enrique","ParticipantRole":"AGENT","InitialContactId":"da81f813-70b0-496e-91ed-70f48771c522","ContactId":"da81f813-70b0-496e-91ed-70f48771c522"}"#;

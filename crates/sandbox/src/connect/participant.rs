@@ -1,4 +1,4 @@
-//! The Amazon Connect participant service (`connectparticipant`, PROTOCOLS.md B2), authenticated by
+//! The Amazon Connect participant service (`connectparticipant`, docs/protocols.md B2), authenticated by
 //! `X-Amz-Bearer` (a ParticipantToken for CreateParticipantConnection, a ConnectionToken otherwise).
 //! The SigV4 `Authorization` header the AWS SDK adds anyway is accepted and ignored.
 
@@ -24,7 +24,7 @@ use crate::faults::FaultOp;
 use crate::ids;
 use crate::state::{Shared, lock};
 
-/// `application/json` messages may be longer than text ones (PROTOCOLS.md B2 field limits).
+/// `application/json` messages may be longer than text ones (docs/protocols.md B2 field limits).
 const MAX_JSON_CHARS: usize = 12_000;
 const DEFAULT_TRANSCRIPT_PAGE: usize = 10;
 const MAX_TRANSCRIPT_PAGE: usize = 100;

@@ -1,4 +1,4 @@
-//! Downloads of DM media (PROTOCOLS.md A6): TON photo URLs need an OAuth 1.0a signature (verified
+//! Downloads of DM media (docs/protocols.md A6): TON photo URLs need an OAuth 1.0a signature (verified
 //! like every X route, base URL = the URL without query); twimg-style video, GIF and preview paths
 //! and other registered URLs are public. Every GET is recorded, refused ones included.
 

@@ -156,7 +156,7 @@ impl Shared {
         put("InstanceId", &chat.instance_id);
         put("AccountId", &self.cfg.connect.account_id);
         put("Type", item.item.item_type.as_str());
-        // ATTACHMENT items have no top-level ContentType (PROTOCOLS.md B3: unconfirmed).
+        // ATTACHMENT items have no top-level ContentType (docs/protocols.md B3: unconfirmed).
         if !item.item.content_type.is_empty() {
             put("ContentType", &item.item.content_type);
         }

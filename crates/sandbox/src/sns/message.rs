@@ -1,4 +1,4 @@
-//! SNS HTTP message bodies (PROTOCOLS.md B4): the string to sign and the JSON documents of
+//! SNS HTTP message bodies (docs/protocols.md B4): the string to sign and the JSON documents of
 //! SubscriptionConfirmation and Notification, pretty-printed with ` : ` separators like SNS.
 
 use std::collections::BTreeMap;
@@ -158,7 +158,7 @@ pub(crate) fn sns_json<T: Serialize>(value: &T) -> String {
 mod tests {
     use super::*;
 
-    /// PROTOCOLS.md B4 v1 vector: the string to sign, exactly.
+    /// docs/protocols.md B4 v1 vector: the string to sign, exactly.
     #[test]
     fn string_to_sign_of_the_v1_vector() {
         let fields = SignedFields {

@@ -109,7 +109,7 @@ mod tests {
     };
     use x509_cert::der::DecodePem;
 
-    /// The certificate of PROTOCOLS.md B4's published vectors (SNS-PHP test suite).
+    /// The certificate of docs/protocols.md B4's published vectors (SNS-PHP test suite).
     const AWS_CERT: &str = "-----BEGIN CERTIFICATE-----
 MIIF1zCCBL+gAwIBAgIQB9pYWG3Mi7xej22g9pobJTANBgkqhkiG9w0BAQsFADBG
 MQswCQYDVQQGEwJVUzEPMA0GA1UEChMGQW1hem9uMRUwEwYDVQQLEwxTZXJ2ZXIg
@@ -183,7 +183,7 @@ HqOUdKigPDHYLRo=
         })
     }
 
-    /// PROTOCOLS.md B4's three published signatures verify with our string to sign.
+    /// docs/protocols.md B4's three published signatures verify with our string to sign.
     #[test]
     fn published_vectors_verify_with_our_string_to_sign() {
         let v1 = notification(

@@ -1,4 +1,4 @@
-//! The URLs of a DM's media (PROTOCOLS.md A2, A6), all on the sandbox's listener: photos at TON
+//! The URLs of a DM's media (docs/protocols.md A2, A6), all on the sandbox's listener: photos at TON
 //! paths, videos and GIFs at twimg-style paths, each mapped to a stored file.
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};

@@ -1,4 +1,4 @@
-//! X media upload v2 (PROTOCOLS.md A5): `initialize` → `append` (segments 0, 1, 2… in order,
+//! X media upload v2 (docs/protocols.md A5): `initialize` → `append` (segments 0, 1, 2… in order,
 //! multipart or JSON base64) → `finalize` → `GET ?command=STATUS` polling for GIFs and videos, plus
 //! the one-shot `POST /2/media/upload` for images. OAuth 1.0a verified like every X route (the
 //! JSON and multipart bodies are not signed). Bytes are hashed as they stream: an upload is never

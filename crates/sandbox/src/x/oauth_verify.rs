@@ -1,7 +1,7 @@
 //! OAuth 1.0a (RFC 5849, HMAC-SHA1) as X uses it: the signature base string, the signature, parsing
 //! of the `Authorization: OAuth …` header and verification of a received request.
 //!
-//! Written from PROTOCOLS.md A7 and RFC 5849 §3.4, independently of the bridge's signer, so that the
+//! Written from docs/protocols.md A7 and RFC 5849 §3.4, independently of the bridge's signer, so that the
 //! sandbox checks the bridge rather than mirroring it. The signing helpers are public so that tests
 //! and tools can produce requests the sandbox accepts.
 
@@ -311,7 +311,7 @@ mod tests {
             .collect()
     }
 
-    /// PROTOCOLS.md A7 test vector 1 (X docs "Creating a signature").
+    /// docs/protocols.md A7 test vector 1 (X docs "Creating a signature").
     const V1_BASE: &str = "POST&https%3A%2F%2Fapi.x.com%2F1.1%2Fstatuses%2Fupdate.json&include_entities%3Dtrue%26oauth_consumer_key%3Dxvz1evFS4wEEPTGEFPHBog%26oauth_nonce%3DkYjzVBB8Y0ZFabxSWbWovY3uYSQ2pTgmZeNu2VS4cg%26oauth_signature_method%3DHMAC-SHA1%26oauth_timestamp%3D1318622958%26oauth_token%3D370773112-GmHxMAgYyLbNEtIKZeRNFsMKPR9EyMZeS9weJAEb%26oauth_version%3D1.0%26status%3DHello%2520Ladies%2520%252B%2520Gentlemen%252C%2520a%2520signed%2520OAuth%2520request%2521";
 
     fn vector1_params() -> Vec<(String, String)> {
@@ -358,7 +358,7 @@ mod tests {
         assert_eq!(sig, "hCtSmYh+iHYCEqBWrE7C7hYmtUk=");
     }
 
-    /// PROTOCOLS.md A7 test vector 2 (RFC 5849 §1.2), verified through `verify` with the header as a
+    /// docs/protocols.md A7 test vector 2 (RFC 5849 §1.2), verified through `verify` with the header as a
     /// client would send it (realm included, signature percent-encoded).
     #[test]
     fn vector2_rfc5849_request_verifies() {
@@ -445,7 +445,7 @@ mod tests {
         ));
     }
 
-    /// PROTOCOLS.md A7 test vector 3 (RFC 5849 §3.4.1.1 normalisation: duplicate keys, empty values,
+    /// docs/protocols.md A7 test vector 3 (RFC 5849 §3.4.1.1 normalisation: duplicate keys, empty values,
     /// `+` in form bodies).
     #[test]
     fn vector3_rfc5849_normalisation() {

@@ -1,6 +1,6 @@
 //! Webhook payloads as X sends them: Account Activity (`for_user_id` + `direct_message_events` +
 //! legacy `users`) and the X Activity API envelope (`data.payload`, v2 users), serialised the way X
-//! does (compact, `\/`-escaped slashes, `\uXXXX` for non-ASCII) — PROTOCOLS.md A1.2 and A2.
+//! does (compact, `\/`-escaped slashes, `\uXXXX` for non-ASCII) — docs/protocols.md A1.2 and A2.
 
 use std::fmt::Write as _;
 
@@ -16,10 +16,10 @@ use crate::x::users::SandboxUser;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PayloadShape {
-    /// Account Activity API (top-level `for_user_id`, legacy `users` map) — PROTOCOLS.md A2.
+    /// Account Activity API (top-level `for_user_id`, legacy `users` map) — docs/protocols.md A2.
     #[default]
     Aaa,
-    /// X Activity API (`data.payload`, v2 user objects) — PROTOCOLS.md A2 "Successor".
+    /// X Activity API (`data.payload`, v2 user objects) — docs/protocols.md A8.3.
     Xaa,
 }
 
@@ -166,7 +166,7 @@ pub enum MediaKind {
     AnimatedGif,
 }
 
-/// A media attachment of a delivered DM (PROTOCOLS.md A2). Its URLs are served by the sandbox's
+/// A media attachment of a delivered DM (docs/protocols.md A2). Its URLs are served by the sandbox's
 /// listener: photos at a TON path (OAuth 1.0a required), videos and GIFs at twimg-style paths.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -528,7 +528,7 @@ fn dm_event(parts: &DmEventParts) -> DmEvent {
     }
 }
 
-/// The `attachment` object of PROTOCOLS.md A2 (photo, video or GIF).
+/// The `attachment` object of docs/protocols.md A2 (photo, video or GIF).
 fn media_json(
     media: &ResolvedMedia,
     tco: &str,
@@ -723,7 +723,7 @@ mod tests {
         }
     }
 
-    /// The real X delivery of PROTOCOLS.md A2 (AWS-SOC capture), rebuilt byte for byte.
+    /// The real X delivery of docs/protocols.md A2 (AWS-SOC capture), rebuilt byte for byte.
     #[test]
     fn reproduces_the_real_account_activity_body() {
         let real = include_str!("../../testdata/x-aaa-text-dm-body.json");

@@ -1,4 +1,4 @@
-//! X API v2 error bodies (PROTOCOLS.md A4.3–A4.4) and the response shape shared by every X route.
+//! X API v2 error bodies (docs/protocols.md A4.3–A4.4) and the response shape shared by every X route.
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

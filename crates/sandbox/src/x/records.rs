@@ -130,7 +130,7 @@ impl MediaCategory {
         }
     }
 
-    /// PROTOCOLS.md A5: images 5 MB, GIFs 15 MB, videos 512 MB.
+    /// docs/protocols.md A5: images 5 MB, GIFs 15 MB, videos 512 MB.
     pub fn max_bytes(self) -> u64 {
         const MB: u64 = 1024 * 1024;
         match self {

@@ -10,7 +10,7 @@ use crate::clock;
 pub const DEFAULT_PROFILE_IMAGE: &str =
     "https://abs.twimg.com/sticky/default_profile_images/default_profile_normal.png";
 
-/// `user.fields` values X accepts (PROTOCOLS.md A4.2). The emulator renders the ones it models and
+/// `user.fields` values X accepts (docs/protocols.md A4.2). The emulator renders the ones it models and
 /// silently omits the others, like X does for fields a user has no value for.
 pub const USER_FIELDS: &[&str] = &[
     "affiliation",
@@ -81,7 +81,7 @@ impl Default for SandboxUser {
             following_count: 0,
             tweet_count: 0,
             listed_count: 0,
-            // 2015-01-29T18:14:29.340Z, the creation date of a real account in PROTOCOLS.md A2.
+            // 2015-01-29T18:14:29.340Z, the creation date of a real account in docs/protocols.md A2.
             created_at_ms: 1_422_555_269_340,
             accepts_dms: true,
         }
@@ -184,7 +184,7 @@ impl SandboxUser {
     }
 }
 
-/// Field order as in the real capture of PROTOCOLS.md A2.
+/// Field order as in the real capture of docs/protocols.md A2.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct LegacyUser {
     id: String,

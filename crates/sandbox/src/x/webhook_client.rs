@@ -1,5 +1,5 @@
 //! The sandbox acting as X towards the bridge's webhook: CRC checks and signed event POSTs
-//! (PROTOCOLS.md A1.1–A1.3), and the events themselves (DM received / sent, typing, read), which
+//! (docs/protocols.md A1.1–A1.3), and the events themselves (DM received / sent, typing, read), which
 //! `activity::dispatch` routes by subscription. Deliveries are not retried: tests decide about
 //! retries (and replays).
 
@@ -608,7 +608,7 @@ mod tests {
 
     const DOC_SECRET: &str = "kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw";
 
-    /// PROTOCOLS.md A1.1 CRC vector.
+    /// docs/protocols.md A1.1 CRC vector.
     #[test]
     fn crc_vector() {
         assert_eq!(
@@ -620,7 +620,7 @@ mod tests {
         );
     }
 
-    /// PROTOCOLS.md A1.2 signature vectors (the short body and the 1,570-byte real body).
+    /// docs/protocols.md A1.2 signature vectors (the short body and the 1,570-byte real body).
     #[test]
     fn signature_vectors() {
         assert_eq!(

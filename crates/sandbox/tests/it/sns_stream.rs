@@ -17,7 +17,7 @@ use crate::support::{
     Receiver, WAIT, connect_call, connect_customer, sandbox, sandbox_with, start_chat,
 };
 
-/// The string to sign, rebuilt from a received body (PROTOCOLS.md B4 step 2).
+/// The string to sign, rebuilt from a received body (docs/protocols.md B4 step 2).
 fn string_to_sign(body: &Value) -> String {
     let keys = [
         "Message",

@@ -280,7 +280,7 @@ async fn large_enqueues_are_split_and_still_deduplicated() {
     }
 }
 
-/// `create_tables` makes four tables with TTL on `expires_at`, and running it again (or from a
+/// `create_tables` makes the five tables (TTL on `expires_at` where they expire), and running it again (or from a
 /// second store) changes nothing; `check_tables` agrees.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_tables_is_idempotent_and_enables_ttl() {

@@ -3,7 +3,7 @@
 //! * The t.co link that points at the attached media is removed, with the whitespace that led to
 //!   it (when a photo is attached X appends its link to the text: `"Here is the receipt:
 //!   https://t.co/J9dz8mhUqz"` → `"Here is the receipt:"`). Only that link: the AWS sample stripped
-//!   every URL (DESIGN.md §6.9).
+//!   every URL (docs/aws.md, Migrating from the AWS sample).
 //! * Every other t.co link is **expanded** to its `expanded_url`, so the agent sees where it leads
 //!   (`https://t.co/abc` → `https://example.com/order/42`) without following a redirector. Links the
 //!   customer typed that are not t.co links stay as they are, and so does a t.co link whose

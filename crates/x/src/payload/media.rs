@@ -1,8 +1,8 @@
-//! Choosing the file of a DM attachment (PROTOCOLS.md A2 "Choosing the file"):
+//! Choosing the file of a DM attachment (docs/protocols.md A2 "Choosing the file"):
 //! photo → `media_url_https` (a TON URL, fetched OAuth 1.0a-signed); video → the highest-bitrate
 //! `video/mp4` variant (HLS `application/x-mpegURL` and DASH variants carry no bitrate and are
 //! skipped; an mp4 without a bitrate is used only when no mp4 states one); animated GIF → its mp4
-//! variant (bitrate 0). The AWS sample took the first variant whatever its bitrate (DESIGN.md §6.9).
+//! variant (bitrate 0). The AWS sample took the first variant whatever its bitrate (docs/aws.md, Migrating from the AWS sample).
 
 use xdm_core::inbound::{InboundMedia, MediaKind};
 
@@ -87,7 +87,7 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
-    // PROTOCOLS.md A2, verbatim.
+    // docs/protocols.md A2, verbatim.
     const VIDEO: &str = r#"{"type":"video","id_str":"762671519986319360",
  "media_url_https":"https://pbs.twimg.com/dm_video_preview/762671519986319360/img/nwh2ABNgZSxOmqI9RhuxjKuZ3eN7wLg8lzABjeF41bk.jpg",
  "video_info":{"aspect_ratio":[9,16],"duration_millis":1291,"variants":[

@@ -1,4 +1,4 @@
-//! Webhook deliveries → [`InboundBatch`] (PROTOCOLS.md A2).
+//! Webhook deliveries → [`InboundBatch`] (docs/protocols.md A2).
 //!
 //! Two shapes are read:
 //! * **Account Activity** — top-level `for_user_id`, `direct_message_events`,

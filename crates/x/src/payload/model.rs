@@ -1,4 +1,4 @@
-//! Serde models of the DM-related parts of a webhook delivery (PROTOCOLS.md A2). Every field is
+//! Serde models of the DM-related parts of a webhook delivery (docs/protocols.md A2). Every field is
 //! optional and forgiving (see `crate::lenient`): what is missing or malformed is judged when the
 //! event is converted, so one bad event is skipped without costing the rest of the delivery.
 

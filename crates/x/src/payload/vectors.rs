@@ -1,4 +1,4 @@
-//! PROTOCOLS.md A2 examples, verbatim.
+//! docs/protocols.md A2 examples, verbatim.
 
 pub(super) const AAA_TEXT_PRETTY: &str = r#"{"for_user_id":"40876567",
  "direct_message_events":[{"type":"message_create","id":"2039459599745679612","created_timestamp":"1775080034563",

@@ -1,4 +1,4 @@
-//! The CRC (challenge-response check) answer, PROTOCOLS.md A1.1.
+//! The CRC (challenge-response check) answer, docs/protocols.md A1.1.
 //!
 //! X sends `GET <webhook>?crc_token=T` and expects
 //! `{"response_token":"sha256=<base64(HMAC-SHA256(key, T))>"}`, the key being the consumer secret

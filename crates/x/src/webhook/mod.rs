@@ -1,5 +1,5 @@
 //! Authenticating X's webhook traffic: the CRC challenge (`GET`) and the signature of every
-//! event delivery (`POST`). Both use HMAC-SHA256 keyed with an app secret (PROTOCOLS.md A1.1,
+//! event delivery (`POST`). Both use HMAC-SHA256 keyed with an app secret (docs/protocols.md A1.1,
 //! A1.2): the consumer secret (`x-twitter-webhooks-signature`) or the OAuth 2.0 client secret
 //! (`x-twitter-webhooks-signature-oauth2`). [`verify_delivery`] and [`crc_answer`] choose between
 //! them from [`WebhookSecrets`]; [`verify_signature`] and [`crc_response`] are the consumer-secret

@@ -1,5 +1,5 @@
 //! Verification of `x-twitter-webhooks-signature: sha256=<base64>` on event deliveries,
-//! PROTOCOLS.md A1.2: HMAC-SHA256(consumer_secret, raw body bytes), compared in constant time.
+//! docs/protocols.md A1.2: HMAC-SHA256(consumer_secret, raw body bytes), compared in constant time.
 //! The OAuth 2.0 variant (`x-twitter-webhooks-signature-oauth2`, keyed by the client secret) and
 //! the choice between the two are in [`super::secrets`].
 

@@ -10,7 +10,7 @@ use xdm_x::webhook::{
     crc_answer, crc_response, verify_delivery,
 };
 
-/// PROTOCOLS.md A1.1/A1.2: X's sample consumer secret, body and signature.
+/// docs/protocols.md A1.1/A1.2: X's sample consumer secret, body and signature.
 const CONSUMER: &str = "kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw";
 const SMALL_BODY: &str = r#"{"for_user_id":"2244994945","direct_message_events":[]}"#;
 const SMALL_SIG: &str = "sha256=U7PvFnq32kDoO+q6JA5eD3pbWDKp3OSyqEav+2NVku4=";
