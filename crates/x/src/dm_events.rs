@@ -36,7 +36,8 @@ use crate::user::UserObject;
 /// The event fields asked for.
 pub const DM_EVENT_FIELDS: &str = "id,text,sender_id,created_at,attachments,entities,event_type";
 /// The event fields `GET /2/dm_events` asks for.
-pub const HISTORY_EVENT_FIELDS: &str = "id,text,sender_id,created_at,attachments,entities,event_type,dm_conversation_id,participant_ids";
+pub const HISTORY_EVENT_FIELDS: &str =
+    "id,text,sender_id,created_at,attachments,entities,event_type,dm_conversation_id";
 /// The media fields `GET /2/dm_events` asks for.
 pub const HISTORY_MEDIA_FIELDS: &str = "media_key,type,url,variants,preview_image_url";
 /// Events per page (X's maximum).

@@ -136,7 +136,7 @@ async fn a_page_becomes_inbound_dms_with_media_profiles_and_echoes() {
     assert_eq!(q["event_types"], "MessageCreate");
     assert_eq!(
         q["dm_event.fields"],
-        "id,text,sender_id,created_at,attachments,entities,event_type,dm_conversation_id,participant_ids"
+        "id,text,sender_id,created_at,attachments,entities,event_type,dm_conversation_id"
     );
     assert_eq!(q["expansions"], "sender_id,attachments.media_keys");
     assert_eq!(
