@@ -218,7 +218,7 @@ where
     /// claimed it first.
     async fn claim(&self, queue: Queue, job: Job, now: i64) -> Result<Option<Job>, StoreError> {
         let lease_until = now + self.config().lease_ms;
-        match self.store().claim(queue, &job.key, now, lease_until).await {
+        match self.store().claim(queue, &job.key, lease_until, now).await {
             Ok(true) => {
                 // The claim's number, which fences its outcome. A claim by someone else since
                 // the head was read holds a lease past `now` (ours would have failed) unless it

@@ -112,10 +112,12 @@ connect_id!(
     "chat item id"
 );
 
-impl From<ContactId> for InitialContactId {
-    /// The contact returned by StartChatContact is the chat's initial contact.
-    fn from(id: ContactId) -> Self {
-        Self(id.0)
+impl InitialContactId {
+    /// The contact StartChatContact just created: a new chat's first contact is its initial
+    /// contact. Only that answer may make one; any other contact id (after a transfer, from a
+    /// streamed item's `ContactId`) is not the chat's initial contact.
+    pub fn of_new_chat(started: ContactId) -> Self {
+        Self(started.0)
     }
 }
 

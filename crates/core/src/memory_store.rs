@@ -209,8 +209,8 @@ impl Store for MemoryStore {
         &self,
         queue: Queue,
         key: &str,
-        now_ms: i64,
         lease_until_ms: i64,
+        now_ms: i64,
     ) -> Result<bool, StoreError> {
         let mut inner = self.lock()?;
         let Some(job) = inner.jobs.get(&(queue, key.to_owned())) else {

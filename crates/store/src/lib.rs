@@ -293,10 +293,10 @@ impl Store for AnyStore {
         &self,
         queue: Queue,
         key: &str,
-        now_ms: i64,
         lease_until_ms: i64,
+        now_ms: i64,
     ) -> Result<bool, StoreError> {
-        delegate!(self.claim(queue, key, now_ms, lease_until_ms))
+        delegate!(self.claim(queue, key, lease_until_ms, now_ms))
     }
 
     async fn renew_lease(

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use tracing::Instrument;
 
-use crate::ids::ConnectionToken;
+use crate::ids::{ConnectionToken, InitialContactId};
 use crate::inbound::{InboundDm, InboundEvent, InboundMedia};
 use crate::jobs::Job;
 use crate::media::human_size;
@@ -245,7 +245,7 @@ where
         let session = Session {
             business: dm.business.clone(),
             customer: dm.sender.clone(),
-            initial_contact_id: started.contact_id.clone().into(),
+            initial_contact_id: InitialContactId::of_new_chat(started.contact_id.clone()),
             participant_token: started.participant_token,
             opened_by: request.client_token.clone(),
             connection: None,

@@ -534,7 +534,7 @@ impl Harness {
                     if self
                         .bridge
                         .store()
-                        .claim(queue, &job.key, now, now + 60_000)
+                        .claim(queue, &job.key, now + 60_000, now)
                         .await
                         .unwrap()
                     {
@@ -1107,7 +1107,7 @@ async fn a_worker_whose_lease_ran_out_cannot_record_over_the_next_claim() {
             let mut job = store.job(Queue::Inbound, &key).await.unwrap().unwrap();
             assert!(
                 store
-                    .claim(Queue::Inbound, &key, now, now + 60_000)
+                    .claim(Queue::Inbound, &key, now + 60_000, now)
                     .await
                     .unwrap()
             );
@@ -1878,7 +1878,7 @@ async fn accept_and_claim(bridge: &LeaseBridge, text: &str) -> crate::jobs::Job 
             let store = bridge.store();
             assert!(
                 store
-                    .claim(Queue::Inbound, &head.key, now, now + SHORT_LEASE_MS)
+                    .claim(Queue::Inbound, &head.key, now + SHORT_LEASE_MS, now)
                     .await
                     .unwrap()
             );
@@ -1907,7 +1907,7 @@ async fn a_job_running_longer_than_its_lease_keeps_it_and_finishes_once() {
         let store = bridge.store();
         assert!(
             !store
-                .claim(Queue::Inbound, &key, now, now + SHORT_LEASE_MS)
+                .claim(Queue::Inbound, &key, now + SHORT_LEASE_MS, now)
                 .await
                 .unwrap(),
             "claimed by a second worker {} ms after the first claim",
@@ -1963,7 +1963,7 @@ async fn a_superseded_run_stops_without_recording_and_the_new_holder_decides() {
     assert_eq!(store.release_claims(Queue::Inbound, now).await.unwrap(), 1);
     assert!(
         store
-            .claim(Queue::Inbound, &key, now, now + 10_000)
+            .claim(Queue::Inbound, &key, now + 10_000, now)
             .await
             .unwrap()
     );

@@ -84,10 +84,10 @@ impl<T: Store> Store for Arc<T> {
         &self,
         queue: Queue,
         key: &str,
-        now_ms: i64,
         lease_until_ms: i64,
+        now_ms: i64,
     ) -> Result<bool, StoreError> {
-        T::claim(self, queue, key, now_ms, lease_until_ms).await
+        T::claim(self, queue, key, lease_until_ms, now_ms).await
     }
 
     async fn renew_lease(

@@ -26,6 +26,8 @@ pub enum SessionInsert {
 
 /// Durable state. Every backend must pass the conformance suite in `xdm-store`.
 ///
+/// Times are Unix milliseconds; a method that needs the current time takes it last, as `now_ms`.
+///
 /// Guarantees the core relies on:
 /// * at most one open session per (business, customer), enforced by the backend itself
 ///   (unique constraint / conditional write), not by callers;
@@ -169,8 +171,8 @@ pub trait Store: Send + Sync + 'static {
         &self,
         queue: Queue,
         key: &str,
-        now_ms: i64,
         lease_until_ms: i64,
+        now_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Extends the lease of the job claimed as `attempt` to `lease_until_ms` (and sets its

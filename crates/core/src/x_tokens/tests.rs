@@ -177,8 +177,8 @@ impl Store for TestStore {
     async fn lane_heads(&self, q: Queue, now: i64, limit: usize) -> Result<Vec<Job>, StoreError> {
         self.inner.lane_heads(q, now, limit).await
     }
-    async fn claim(&self, q: Queue, k: &str, now: i64, until: i64) -> Result<bool, StoreError> {
-        self.inner.claim(q, k, now, until).await
+    async fn claim(&self, q: Queue, k: &str, until: i64, now: i64) -> Result<bool, StoreError> {
+        self.inner.claim(q, k, until, now).await
     }
     async fn renew_lease(
         &self,

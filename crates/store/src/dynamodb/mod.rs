@@ -1182,8 +1182,8 @@ impl Store for DynamoStore {
         &self,
         queue: Queue,
         key: &str,
-        now_ms: i64,
         lease_until_ms: i64,
+        now_ms: i64,
     ) -> Result<bool, StoreError> {
         const OP: &str = "claim";
         for _ in 0..RACE_ATTEMPTS {

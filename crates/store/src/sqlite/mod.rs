@@ -555,8 +555,8 @@ impl Store for SqliteStore {
         &self,
         queue: Queue,
         key: &str,
-        now_ms: i64,
         lease_until_ms: i64,
+        now_ms: i64,
     ) -> Result<bool, StoreError> {
         let key = key.to_owned();
         self.worker

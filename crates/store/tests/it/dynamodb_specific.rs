@@ -102,11 +102,11 @@ async fn ttl_is_written_and_expired_items_are_absent() {
         job_in("d", "C", 2),
     ];
     assert_eq!(ok(store.enqueue(&jobs).await), vec![true; 4]);
-    assert!(ok(store.claim(IN, "a", 0, 10).await));
+    assert!(ok(store.claim(IN, "a", 10, 0).await));
     assert!(ok(store
         .finish(IN, "a", 1, FinalState::Done, None, 5)
         .await));
-    assert!(ok(store.claim(IN, "b", 0, 10).await));
+    assert!(ok(store.claim(IN, "b", 10, 0).await));
     assert!(ok(store
         .finish(IN, "b", 1, FinalState::Failed, Some("403"), 5)
         .await));
@@ -596,7 +596,7 @@ async fn shared_tables_child() {
                 SessionInsert::OpenExists(o) => report(format!("EXISTS {}", o.initial_contact_id)),
             }
             let now = SystemClock.now_ms();
-            let won = ok(store.claim(OUT, "contested", now, now + 600_000).await);
+            let won = ok(store.claim(OUT, "contested", now + 600_000, now).await);
             report(format!("CLAIM {}", if won { "won" } else { "lost" }));
         });
     }
@@ -618,7 +618,7 @@ async fn shared_tables_child() {
         let mut ran = false;
         for head in heads.iter().filter(|h| h.due_at_ms() <= now) {
             let now = SystemClock.now_ms();
-            if !ok(store.claim(IN, &head.key, now, now + 600_000).await) {
+            if !ok(store.claim(IN, &head.key, now + 600_000, now).await) {
                 continue;
             }
             ran = true;

@@ -69,11 +69,11 @@ async fn write_everything(store: &SqliteStore) -> (Vec<Job>, Vec<Job>, Vec<Sessi
     assert_eq!(ok(store.enqueue(&inbound).await), vec![true; 4]);
     assert_eq!(ok(store.enqueue(&outbound).await), vec![true]);
     // in-1 done, in-3 failed, in-4 processing, in-2 pending; out-1 rescheduled.
-    assert!(ok(store.claim(IN, "in-1", 10, 1_000).await));
+    assert!(ok(store.claim(IN, "in-1", 1_000, 10).await));
     assert!(ok(store
         .finish(IN, "in-1", 1, FinalState::Done, None, 20)
         .await));
-    assert!(ok(store.claim(IN, "in-3", 10, 1_000).await));
+    assert!(ok(store.claim(IN, "in-3", 1_000, 10).await));
     assert!(ok(store
         .finish(
             IN,
@@ -84,8 +84,8 @@ async fn write_everything(store: &SqliteStore) -> (Vec<Job>, Vec<Job>, Vec<Sessi
             30
         )
         .await));
-    assert!(ok(store.claim(IN, "in-4", 40, 60_000).await));
-    assert!(ok(store.claim(OUT, "out-1", 10, 1_000).await));
+    assert!(ok(store.claim(IN, "in-4", 60_000, 40).await));
+    assert!(ok(store.claim(OUT, "out-1", 1_000, 10).await));
     assert!(ok(store
         .reschedule(OUT, "out-1", 1, 5_000, "429", 50)
         .await));
@@ -285,7 +285,7 @@ async fn races_across_connections_have_one_winner() {
         let barrier = Arc::clone(&barrier);
         tasks.spawn(async move {
             barrier.wait().await;
-            store.claim(IN, "x", 100, 1_000).await
+            store.claim(IN, "x", 1_000, 100).await
         });
     }
     let mut won = 0;

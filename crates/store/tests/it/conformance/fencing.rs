@@ -28,7 +28,7 @@ async fn job<S: Store>(store: &S, key: &str) -> Job {
 
 async fn claim<S: Store>(store: &S, key: &str, now_ms: i64, lease_until_ms: i64) -> bool {
     store
-        .claim(IN, key, now_ms, lease_until_ms)
+        .claim(IN, key, lease_until_ms, now_ms)
         .await
         .unwrap_or_else(|e| panic!("claim {key}: {e}"))
 }

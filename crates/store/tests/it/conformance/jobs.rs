@@ -32,7 +32,7 @@ async fn heads<S: Store>(store: &S, queue: Queue, now_ms: i64, limit: usize) -> 
 
 async fn claim<S: Store>(store: &S, queue: Queue, key: &str, now_ms: i64, lease: i64) -> bool {
     store
-        .claim(queue, key, now_ms, lease)
+        .claim(queue, key, lease, now_ms)
         .await
         .unwrap_or_else(|e| panic!("claim {key}: {e}"))
 }
@@ -284,7 +284,7 @@ pub async fn jobs_claim_is_compare_and_set<S: Store, F: Future<Output = Fresh<S>
         let barrier = Arc::clone(&barrier);
         tasks.spawn(async move {
             barrier.wait().await;
-            store.claim(IN, "x", 100, 1_000).await
+            store.claim(IN, "x", 1_000, 100).await
         });
     }
     let mut won = 0;

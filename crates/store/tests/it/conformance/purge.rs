@@ -28,12 +28,12 @@ pub async fn purge_deletes_only_what_expired<S: Store, F: Future<Output = Fresh<
     for (key, state, at) in finished {
         let new = job_in(key, key, 1);
         assert_eq!(store.enqueue(&[new]).await, Ok(vec![true]));
-        assert_eq!(store.claim(IN, key, 0, 10_000).await, Ok(true));
+        assert_eq!(store.claim(IN, key, 10_000, 0).await, Ok(true));
         assert_eq!(store.finish(IN, key, 1, state, None, at).await, Ok(true));
     }
     assert_eq!(store.enqueue(&open).await, Ok(vec![true, true]));
     assert_eq!(
-        store.claim(IN, "old-processing", 60, 100_000).await,
+        store.claim(IN, "old-processing", 100_000, 60).await,
         Ok(true)
     );
 
