@@ -6,6 +6,29 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{InitialContactId, XEventId, XUserId};
+
+/// How job keys and lanes are spelled: built here and nowhere else.
+pub mod names {
+    use super::{InitialContactId, XEventId, XUserId};
+
+    /// The inbox job of a DM: X delivers the same event once per subscribed account, so the
+    /// account is part of the key (`<business>:<event id>`).
+    pub fn inbound_key(business: &XUserId, event: &XEventId) -> String {
+        format!("{business}:{event}")
+    }
+
+    /// An inbox lane: one customer of one business account (`<business>:<customer>`).
+    pub fn inbound_lane(business: &XUserId, customer: &XUserId) -> String {
+        format!("{business}:{customer}")
+    }
+
+    /// An outbox lane: one chat, named by its initial contact (transfers keep it).
+    pub fn outbound_lane(chat: &InitialContactId) -> String {
+        chat.to_string()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Queue {

@@ -270,7 +270,7 @@ impl LambdaApp {
                     continue;
                 }
             };
-            let lane = item.initial_contact_id.to_string();
+            let lane = xdm_core::jobs::names::outbound_lane(&item.initial_contact_id);
             bridge.accept_chat_item(item).await?;
             accepted += 1;
             if !lanes.contains(&lane) {

@@ -2,7 +2,7 @@
 
 use crate::chat_item::{ChatItem, ChatItemBody, event_types};
 use crate::inbound::{InboundBatch, InboundEvent};
-use crate::jobs::{NewJob, Queue};
+use crate::jobs::{NewJob, Queue, names};
 use crate::ports::{Clock, ConnectApi, Store, StoreError, XApi};
 
 use super::Bridge;
@@ -53,8 +53,8 @@ where
                     report.echoes += 1;
                 }
                 InboundEvent::Message(dm) => {
-                    let key = format!("{}:{}", dm.business, dm.event_id);
-                    let lane = format!("{}:{}", dm.business, dm.sender);
+                    let key = names::inbound_key(&dm.business, &dm.event_id);
+                    let lane = names::inbound_lane(&dm.business, &dm.sender);
                     let order_key = dm.created_ms;
                     let payload =
                         serde_json::to_string(&InboundEvent::Message(dm)).map_err(|e| {
@@ -158,7 +158,7 @@ fn outbound_jobs(item: ChatItem, now: i64, window_ms: i64) -> Result<Vec<NewJob>
             Ok(NewJob {
                 queue: Queue::Outbound,
                 key,
-                lane: item.initial_contact_id.to_string(),
+                lane: names::outbound_lane(&item.initial_contact_id),
                 order_key: item.absolute_time_ms,
                 payload: serde_json::to_string(&item).map_err(|e| {
                     StoreError::Corrupt(format!("cannot serialise a chat item: {e}"))
