@@ -67,3 +67,84 @@ pub fn sdk_config(sandbox: &SandboxHandle) -> SdkConfig {
         )
         .build()
 }
+
+/// How long a harness waits for the SNS subscription of a new bridge to be confirmed.
+const CONFIRMATION_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// A bridge running against a sandbox, as `demo` and the tests start it: configured through the
+/// public settings only ([`bridge_config`]), its SNS endpoint subscribed to the chat topic and
+/// confirmed. X is linked separately ([`LinkedBridge::link_x_webhook`]), since tests set X up in
+/// different ways (webhook, stream, `setup`).
+#[derive(Debug)]
+pub struct LinkedBridge {
+    pub base: String,
+    pub bridge: std::sync::Arc<crate::wiring::AppBridge>,
+    pub config: Config,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl LinkedBridge {
+    /// Builds and runs a bridge on `store` (`listen` 127.0.0.1:0), configured by `tweak` after
+    /// [`bridge_config`], and subscribes its `/webhooks/connect`.
+    pub async fn start(
+        sandbox: &SandboxHandle,
+        store: &str,
+        tweak: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<Self> {
+        let mut config = bridge_config(sandbox, "127.0.0.1:0", store)?;
+        tweak(&mut config);
+        let app = crate::startup::Application::build(
+            config.clone(),
+            crate::startup::Overrides {
+                sdk_config: Some(sdk_config(sandbox)),
+            },
+        )
+        .await?;
+        let base = app.base_url();
+        let bridge = app.bridge();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async {
+            let _ = stop_rx.await;
+        }));
+        let sub = sandbox
+            .subscribe(&format!("{base}/webhooks/connect"))
+            .await?;
+        sandbox
+            .wait_confirmed(&sub.subscription_arn, CONFIRMATION_WAIT)
+            .await?;
+        Ok(Self {
+            base,
+            bridge,
+            config,
+            stop: Some(stop),
+            server: Some(server),
+        })
+    }
+
+    /// Registers `/webhooks/x` with the sandbox's X as a set-up bridge would have it (webhook
+    /// with a passing CRC, and the DM subscriptions).
+    pub async fn link_x_webhook(&self, sandbox: &SandboxHandle) -> anyhow::Result<()> {
+        let crc = sandbox
+            .set_webhook(&format!("{}/webhooks/x", self.base))
+            .await?;
+        if !crc.ok {
+            anyhow::bail!(
+                "the bridge failed X's CRC check: {}",
+                crc.error.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
+    /// Stops accepting, lets the jobs in hand finish, and waits for the server.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await??;
+        }
+        Ok(())
+    }
+}

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::oneshot;
 use xdm_core::jobs::{JobState, Queue};
 use xdm_core::ports::Store;
 use xdm_sandbox::{
@@ -22,8 +21,7 @@ use xdm_sandbox::{
     SandboxEvent, SandboxHandle, SandboxUser,
 };
 
-use crate::sandbox_link;
-use crate::startup::{Application, Overrides};
+use crate::sandbox_link::LinkedBridge;
 use crate::wiring::AppBridge;
 
 #[derive(Debug, Args)]
@@ -61,40 +59,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .context("cannot start the sandbox")?;
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let store = format!("sqlite:{}", dir.path().join("demo.db").display());
-    let mut config = sandbox_link::bridge_config(&sandbox, "127.0.0.1:0", &store)?;
-    config.delivery.reorder_window_ms = 100;
-    config.delivery.outbound_reorder_window_ms = 100;
-    let app = Application::build(
-        config,
-        Overrides {
-            sdk_config: Some(sandbox_link::sdk_config(&sandbox)),
-        },
-    )
+    let running = Box::pin(LinkedBridge::start(&sandbox, &store, |config| {
+        config.delivery.reorder_window_ms = 100;
+        config.delivery.outbound_reorder_window_ms = 100;
+    }))
     .await?;
-    let base = app.base_url();
-    let bridge = app.bridge();
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async {
-        let _ = stop_rx.await;
-    }));
+    let base = running.base.clone();
+    let bridge = Arc::clone(&running.bridge);
 
     sandbox.add_user(SandboxUser {
         followers_count: 22,
         ..SandboxUser::new(CUSTOMER_ID, &args.customer_name, &args.customer_handle)
     });
-    let crc = sandbox.set_webhook(&format!("{base}/webhooks/x")).await?;
-    if !crc.ok {
-        bail!(
-            "the bridge failed X's CRC check: {}",
-            crc.error.unwrap_or_default()
-        );
-    }
-    let sub = sandbox
-        .subscribe(&format!("{base}/webhooks/connect"))
-        .await?;
-    sandbox
-        .wait_confirmed(&sub.subscription_arn, Duration::from_secs(10))
-        .await?;
+    running.link_x_webhook(&sandbox).await?;
 
     let business = &sandbox.config().x.business;
     println!("{}", style.bold("xdm-connect demo"));
@@ -160,8 +137,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     session.settle().await;
     println!("{}", style.dim("bye"));
     printer.abort();
-    let _ = stop_tx.send(());
-    server.await??;
+    running.stop().await?;
     sandbox.shutdown();
     Ok(())
 }

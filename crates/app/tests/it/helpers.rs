@@ -3,11 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use xdm_connect::config::Config;
-use xdm_connect::sandbox_link;
-use xdm_connect::startup::{Application, Overrides};
+use xdm_connect::sandbox_link::LinkedBridge;
 use xdm_connect::wiring::AppBridge;
 use xdm_core::jobs::{JobState, Queue};
 use xdm_core::ports::Store;
@@ -28,8 +25,7 @@ pub struct TestApp {
     pub sandbox: SandboxHandle,
     pub bridge: Arc<AppBridge>,
     pub http: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<anyhow::Result<()>>>,
+    running: Option<LinkedBridge>,
     _dir: tempfile::TempDir,
 }
 
@@ -44,37 +40,25 @@ pub async fn spawn_app_with(
     let sandbox = Sandbox::start(sandbox_config).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite:{}", dir.path().join("bridge.db").display());
-    let mut config = sandbox_link::bridge_config(&sandbox, "127.0.0.1:0", &store).unwrap();
-    config.delivery.reorder_window_ms = 150;
-    config.delivery.outbound_reorder_window_ms = 150;
-    config.delivery.retry_base_ms = 50;
-    tweak(&mut config);
-    let app = Application::build(
-        config,
-        Overrides {
-            sdk_config: Some(sandbox_link::sdk_config(&sandbox)),
-        },
-    )
+    let running = Box::pin(LinkedBridge::start(&sandbox, &store, |config| {
+        config.delivery.reorder_window_ms = 150;
+        config.delivery.outbound_reorder_window_ms = 150;
+        config.delivery.retry_base_ms = 50;
+        tweak(config);
+    }))
     .await
     .unwrap();
-    let base = app.base_url();
-    let bridge = app.bridge();
-    let (stop, stop_rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async {
-        let _ = stop_rx.await;
-    }));
     sandbox.add_user(SandboxUser {
         followers_count: 22,
         ..SandboxUser::new(CUSTOMER, "Jordan Brinks", "furiouscamper")
     });
-    link_sandbox(&sandbox, &base).await;
+    running.link_x_webhook(&sandbox).await.unwrap();
     TestApp {
-        base,
+        base: running.base.clone(),
+        bridge: Arc::clone(&running.bridge),
         sandbox,
-        bridge,
         http: reqwest::Client::new(),
-        stop: Some(stop),
-        server: Some(server),
+        running: Some(running),
         _dir: dir,
     }
 }
@@ -203,11 +187,8 @@ impl TestApp {
     }
 
     pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server.await.unwrap().unwrap();
+        if let Some(running) = self.running.take() {
+            running.stop().await.unwrap();
         }
         self.sandbox.shutdown();
     }

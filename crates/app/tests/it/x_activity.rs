@@ -7,16 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use xdm_connect::commands::doctor;
 use xdm_connect::commands::setup::{self, SetupArgs};
 use xdm_connect::commands::x::login::{self, LoginArgs, Opener};
 use xdm_connect::commands::x::{self as xcmd, Api, ReplayArgs};
 use xdm_connect::config::{Config, XDelivery};
-use xdm_connect::sandbox_link;
-use xdm_connect::startup::{Application, Overrides};
-use xdm_connect::wiring::AppBridge;
+use xdm_connect::sandbox_link::{self, LinkedBridge};
 use xdm_connect::x_link::XLink;
 use xdm_core::jobs::{JobState, Queue};
 use xdm_core::ports::Store;
@@ -24,25 +20,21 @@ use xdm_sandbox::{
     DmSpec, MediaFile, MediaSpec, Sandbox, SandboxConfig, SandboxHandle, SandboxUser,
 };
 
-use crate::helpers::{CUSTOMER, WAIT, customer_messages, link_sandbox};
+use crate::helpers::{CUSTOMER, WAIT, customer_messages};
 
-/// A bridge process of these tests.
-struct Running {
-    base: String,
-    bridge: Arc<AppBridge>,
-    config: Config,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<anyhow::Result<()>>>,
+/// A bridge of these tests: the shared harness, with its `/healthz` at hand.
+struct Running(LinkedBridge);
+
+impl std::ops::Deref for Running {
+    type Target = LinkedBridge;
+    fn deref(&self) -> &LinkedBridge {
+        &self.0
+    }
 }
 
 impl Running {
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server.await.unwrap().unwrap();
-        }
+    async fn stop(self) {
+        self.0.stop().await.unwrap();
     }
 
     async fn healthz(&self) -> (u16, serde_json::Value) {
@@ -63,40 +55,20 @@ fn sdk(sandbox: &SandboxHandle) -> aws_config::SdkConfig {
 /// A bridge on `store`, configured like `demo` then changed by `tweak`; its SNS endpoint is
 /// subscribed (not its X webhook: each test sets X up its own way).
 async fn start(sandbox: &SandboxHandle, store: &str, tweak: impl FnOnce(&mut Config)) -> Running {
-    let mut config = sandbox_link::bridge_config(sandbox, "127.0.0.1:0", store).unwrap();
-    config.delivery.reorder_window_ms = 100;
-    config.delivery.outbound_reorder_window_ms = 100;
-    config.delivery.retry_base_ms = 50;
-    tweak(&mut config);
-    let app = Application::build(
-        config.clone(),
-        Overrides {
-            sdk_config: Some(sandbox_link::sdk_config(sandbox)),
-        },
-    )
+    let running = Box::pin(LinkedBridge::start(sandbox, store, |config| {
+        config.delivery.reorder_window_ms = 100;
+        config.delivery.outbound_reorder_window_ms = 100;
+        config.delivery.retry_base_ms = 50;
+        tweak(config);
+    }))
     .await
     .unwrap();
-    let base = app.base_url();
-    let bridge = app.bridge();
-    let (stop, stop_rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async {
-        let _ = stop_rx.await;
-    }));
-    let sub = sandbox
-        .subscribe(&format!("{base}/webhooks/connect"))
-        .await
-        .unwrap();
-    sandbox
-        .wait_confirmed(&sub.subscription_arn, WAIT)
-        .await
-        .unwrap();
-    Running {
-        base,
-        bridge,
-        config,
-        stop: Some(stop),
-        server: Some(server),
-    }
+    Running(running)
+}
+
+/// Registers the bridge's X webhook and DM subscriptions in the sandbox, as a set-up bridge has.
+async fn link_x(sandbox: &SandboxHandle, bridge: &Running) {
+    bridge.link_x_webhook(sandbox).await.unwrap();
 }
 
 /// OAuth 2.0 only: no OAuth 1.0a setting at all.
@@ -492,7 +464,7 @@ async fn x_catch_up_by_hand_reads_back_what_a_bridge_without_catch_up_missed() {
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite:{}", dir.path().join("bridge.db").display());
     let first = start(&sandbox, &store, |c| c.x.catch_up = false).await;
-    link_sandbox(&sandbox, &first.base).await;
+    link_x(&sandbox, &first).await;
     let mut want = vec!["first".to_owned()];
     sandbox
         .deliver_dm(DmSpec::text(CUSTOMER, &want[0]))
@@ -550,7 +522,7 @@ async fn oauth2_tokens_expiring_every_few_seconds_and_a_revoked_family_then_a_ne
     login::login(&link, &LoginArgs::default(), browser())
         .await
         .unwrap();
-    link_sandbox(&sandbox, &bridge.base).await;
+    link_x(&sandbox, &bridge).await;
     let (status, health) = bridge.healthz().await;
     assert_eq!(status, 200, "{health}");
     let d = sandbox
@@ -700,7 +672,7 @@ async fn two_bridges_on_one_store_never_spend_a_refresh_token_twice() {
     login::login(&link, &LoginArgs::default(), browser())
         .await
         .unwrap();
-    link_sandbox(&sandbox, &a.base).await;
+    link_x(&sandbox, &a).await;
     sandbox
         .deliver_dm(DmSpec::text(CUSTOMER, "two of you?"))
         .await
@@ -738,7 +710,7 @@ async fn replay_after_failed_deliveries_and_catch_up_after_a_stop_deliver_each_d
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite:{}", dir.path().join("bridge.db").display());
     let first = start(&sandbox, &store, |_| {}).await;
-    link_sandbox(&sandbox, &first.base).await;
+    link_x(&sandbox, &first).await;
     let mut want = vec!["before the outage".to_owned()];
     sandbox
         .deliver_dm(DmSpec::text(CUSTOMER, &want[0]))
@@ -809,7 +781,7 @@ async fn a_webhook_x_marked_invalid_is_validated_again_and_what_it_missed_is_rea
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite:{}", dir.path().join("bridge.db").display());
     let bridge = start(&sandbox, &store, |c| c.x.webhook_check_ms = 300).await;
-    link_sandbox(&sandbox, &bridge.base).await;
+    link_x(&sandbox, &bridge).await;
     let hook = sandbox.webhooks()[0].clone();
     // What `x webhook create` would have remembered.
     let link = XLink::open(bridge.config.clone()).await.unwrap();
@@ -859,7 +831,7 @@ async fn doctor_says_ok_when_set_up_and_names_each_failure_and_its_fix() {
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite:{}", dir.path().join("bridge.db").display());
     let bridge = start(&sandbox, &store, |_| {}).await;
-    link_sandbox(&sandbox, &bridge.base).await;
+    link_x(&sandbox, &bridge).await;
     let mut config = bridge.config.clone();
     config.public_url = Some(bridge.base.clone());
     config.x.webhook_url = Some(format!("{}/webhooks/x", bridge.base));
