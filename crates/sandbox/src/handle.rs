@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 use crate::config::{AttachmentScan, SandboxConfig};
-use crate::connect::attachments::{AgentAttachment, S3RequestRecord};
+use crate::connect::attachments::AgentAttachment;
 use crate::connect::model::{ArtifactStatus, AttachmentView, ChatItem, ContactView, ItemSpec};
+use crate::connect::s3::S3RequestRecord;
 use crate::error::SandboxError;
 use crate::events::{LoggedEvent, SandboxEvent};
 use crate::faults::{

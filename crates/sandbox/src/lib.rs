@@ -313,13 +313,14 @@ pub use config::{
     MediaConfig, OAuth2Config, RateLimit, SandboxConfig, ScanVerdict, SignatureHeaders,
     SignatureVersion, SnsConfig, XApp, XConfig, XMediaConfig,
 };
-pub use connect::attachments::{AgentAttachment, S3RequestRecord};
+pub use connect::attachments::AgentAttachment;
 pub use connect::flows::ContactFlowSpec;
 pub use connect::model::{
     AgentView, ArtifactStatus, AttachmentItem, AttachmentView, ChatItem, ChatMessage,
     ContactStatus, ContactView, EndReason, Item, ItemSpec, ItemType, MessageVisibility,
     ParticipantRole, StreamingView, content_types,
 };
+pub use connect::s3::S3RequestRecord;
 pub use error::SandboxError;
 pub use events::{LoggedEvent, SandboxEvent};
 pub use faults::{

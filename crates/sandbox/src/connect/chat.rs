@@ -8,11 +8,12 @@ use time::OffsetDateTime;
 
 use crate::clock;
 use crate::config::AttachmentScan;
-use crate::connect::attachments::{Attachment, Presigned, S3RequestRecord};
+use crate::connect::attachments::Attachment;
 use crate::connect::model::{
     AgentView, AttachmentItem, ChatItem, ChatMessage, ContactStatus, ContactView, EndReason, Item,
     ItemType, MessageVisibility, ParticipantRole, StreamingView, content_types,
 };
+use crate::connect::s3::{Presigned, S3RequestRecord};
 use crate::events::SandboxEvent;
 use crate::ids;
 use crate::state::{Shared, lock};

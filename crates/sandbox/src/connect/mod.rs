@@ -1,6 +1,6 @@
-//! The Amazon Connect emulator: the contact control plane, the participant service, and the
-//! agent-side control operations, over one set of chats; the instance and its contact flows
-//! (DescribeInstance, DescribeContactFlow).
+//! The Amazon Connect emulator: the contact control plane, the participant service (with the
+//! pre-signed "S3" attachment URLs), and the agent-side control operations, over one set of chats;
+//! the instance and its contact flows (DescribeInstance, DescribeContactFlow).
 
 pub(crate) mod agent;
 pub mod attachments;
@@ -10,3 +10,4 @@ pub(crate) mod errors;
 pub mod flows;
 pub mod model;
 pub(crate) mod participant;
+pub mod s3;
