@@ -1,0 +1,706 @@
+//! In-memory fakes of X and Connect, clocks, and the harness the pipeline tests run on.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+
+use crate::chat_item::{
+    AttachmentRef, AttachmentStatus, ChatItem, ChatItemBody, ParticipantRole, Visibility,
+};
+use crate::ids::{
+    ChatItemId, ConnectionToken, ContactId, InitialContactId, ParticipantToken, XEventId, XUserId,
+};
+use crate::inbound::{InboundBatch, InboundDm, InboundEvent, InboundMedia};
+use crate::jobs::{JobState, Queue};
+use crate::media::{ByteStream, MediaStream, XMediaCategory};
+use crate::memory_store::MemoryStore;
+use crate::pipeline::{Bridge, BridgeConfig};
+use crate::ports::{
+    ChatMessage, Clock, ConnectApi, ConnectError, DmRequest, SentDm, SentDmRecord, StartChat,
+    StartedChat, Store, XApi, XError,
+};
+use crate::profile::XProfile;
+use crate::session::ConnectionCredentials;
+
+fn stream_of(bytes: Vec<u8>) -> ByteStream {
+    Box::pin(futures_util::stream::iter(vec![Ok::<_, std::io::Error>(
+        Bytes::from(bytes),
+    )]))
+}
+
+pub(super) async fn collect(file: MediaStream) -> Vec<u8> {
+    let chunks: Vec<Bytes> = file.body.try_collect().await.unwrap();
+    chunks.concat()
+}
+
+// ---- fakes -----------------------------------------------------------------------------------
+
+#[derive(Debug, Default)]
+pub(super) struct ManualClock(pub(super) AtomicI64);
+
+impl ManualClock {
+    pub(super) fn advance(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for Arc<ManualClock> {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub(super) struct Contact {
+    pub(super) id: String,
+    pub(super) display_name: String,
+    pub(super) attributes: BTreeMap<String, String>,
+    /// Every message in the chat, the initial one first.
+    pub(super) messages: Vec<String>,
+    /// Files the customer attached: (name, content type, bytes).
+    pub(super) attachments: Vec<(String, String, Vec<u8>)>,
+    pub(super) streaming: bool,
+    pub(super) connected: bool,
+    pub(super) ended: bool,
+    pub(super) stopped: bool,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct ConnectState {
+    pub(super) contacts: Vec<Contact>,
+    pub(super) start_tokens: HashMap<String, usize>,
+    pub(super) message_tokens: HashMap<String, ()>,
+    /// Types StartAttachmentUpload refuses.
+    pub(super) refused_types: Vec<String>,
+    /// Files agents attached, by attachment id: (content type, bytes).
+    pub(super) agent_files: HashMap<String, (String, Vec<u8>)>,
+    /// Scripted failures: (operation, calls to let pass first, error).
+    pub(super) faults: VecDeque<(&'static str, usize, ConnectError)>,
+    pub(super) calls: Vec<&'static str>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub(super) struct FakeConnect(pub(super) Arc<Mutex<ConnectState>>);
+
+impl FakeConnect {
+    pub(super) fn fail(&self, op: &'static str, e: ConnectError) {
+        self.fail_after(op, 0, e);
+    }
+    pub(super) fn fail_after(&self, op: &'static str, pass: usize, e: ConnectError) {
+        self.0.lock().unwrap().faults.push_back((op, pass, e));
+    }
+    pub(super) fn contacts(&self) -> Vec<Contact> {
+        self.0.lock().unwrap().contacts.clone()
+    }
+    pub(super) fn end(&self, i: usize) {
+        self.0.lock().unwrap().contacts[i].ended = true;
+    }
+    fn take_fault(&self, op: &'static str) -> Result<(), ConnectError> {
+        let mut s = self.0.lock().unwrap();
+        s.calls.push(op);
+        if let Some(pos) = s.faults.iter().position(|(o, _, _)| *o == op) {
+            if s.faults[pos].1 > 0 {
+                s.faults[pos].1 -= 1;
+                return Ok(());
+            }
+            let (_, _, e) = s.faults.remove(pos).unwrap();
+            return Err(e);
+        }
+        Ok(())
+    }
+    fn index(token: &str) -> usize {
+        token.rsplit('-').next().unwrap().parse().unwrap()
+    }
+}
+
+impl ConnectApi for FakeConnect {
+    async fn start_chat(&self, req: &StartChat) -> Result<StartedChat, ConnectError> {
+        self.take_fault("StartChatContact")?;
+        let mut s = self.0.lock().unwrap();
+        let i = match s.start_tokens.get(&req.client_token) {
+            Some(i) => *i,
+            None => {
+                let i = s.contacts.len();
+                s.contacts.push(Contact {
+                    id: format!("contact-{i}"),
+                    display_name: req.display_name.clone(),
+                    attributes: req.attributes.clone(),
+                    messages: vec![req.initial_message.content.clone()],
+                    ..Contact::default()
+                });
+                s.start_tokens.insert(req.client_token.clone(), i);
+                i
+            }
+        };
+        Ok(StartedChat {
+            contact_id: ContactId::parse(format!("contact-{i}")).unwrap(),
+            participant_id: format!("p-{i}"),
+            participant_token: ParticipantToken::new(format!("pt-{i}")),
+        })
+    }
+
+    async fn start_streaming(&self, contact: &ContactId, _token: &str) -> Result<(), ConnectError> {
+        self.take_fault("StartContactStreaming")?;
+        let i = Self::index(contact.as_str());
+        self.0.lock().unwrap().contacts[i].streaming = true;
+        Ok(())
+    }
+
+    async fn stop_contact(&self, contact: &ContactId) -> Result<(), ConnectError> {
+        self.take_fault("StopContact")?;
+        let i = Self::index(contact.as_str());
+        let mut s = self.0.lock().unwrap();
+        s.contacts[i].stopped = true;
+        s.contacts[i].ended = true;
+        Ok(())
+    }
+
+    async fn connect_participant(
+        &self,
+        token: &ParticipantToken,
+    ) -> Result<ConnectionCredentials, ConnectError> {
+        self.take_fault("CreateParticipantConnection")?;
+        let i = Self::index(token.expose());
+        let mut s = self.0.lock().unwrap();
+        if s.contacts[i].ended {
+            return Err(ConnectError::ChatEnded("ended".into()));
+        }
+        s.contacts[i].connected = true;
+        Ok(ConnectionCredentials {
+            token: ConnectionToken::new(format!("ct-{i}")),
+            expires_at_ms: Some(86_400_000),
+        })
+    }
+
+    async fn send_message(
+        &self,
+        conn: &ConnectionToken,
+        msg: &ChatMessage,
+        client_token: &str,
+    ) -> Result<(), ConnectError> {
+        self.take_fault("SendMessage")?;
+        let i = Self::index(conn.expose());
+        let mut s = self.0.lock().unwrap();
+        if s.contacts[i].ended {
+            return Err(ConnectError::ChatEnded("ended".into()));
+        }
+        if s.message_tokens
+            .insert(format!("{i}/{client_token}"), ())
+            .is_none()
+        {
+            s.contacts[i].messages.push(msg.content.clone());
+        }
+        Ok(())
+    }
+
+    async fn disconnect(
+        &self,
+        conn: &ConnectionToken,
+        _client_token: &str,
+    ) -> Result<(), ConnectError> {
+        self.take_fault("DisconnectParticipant")?;
+        let i = Self::index(conn.expose());
+        self.0.lock().unwrap().contacts[i].ended = true;
+        Ok(())
+    }
+
+    async fn upload_attachment(
+        &self,
+        conn: &ConnectionToken,
+        file: MediaStream,
+        client_token: &str,
+    ) -> Result<String, ConnectError> {
+        self.take_fault("StartAttachmentUpload")?;
+        let i = Self::index(conn.expose());
+        {
+            let s = self.0.lock().unwrap();
+            if s.contacts[i].ended {
+                return Err(ConnectError::ChatEnded("ended".into()));
+            }
+            if s.refused_types.contains(&file.content_type) {
+                return Err(ConnectError::AttachmentRefused(format!(
+                    "{} is not supported",
+                    file.content_type
+                )));
+            }
+        }
+        let (name, ct, len) = (
+            file.file_name.clone(),
+            file.content_type.clone(),
+            file.length,
+        );
+        let bytes = collect(file).await;
+        assert_eq!(bytes.len() as u64, len, "announced length is exact");
+        let mut s = self.0.lock().unwrap();
+        if s.message_tokens
+            .insert(format!("{i}/{client_token}"), ())
+            .is_none()
+        {
+            s.contacts[i].attachments.push((name, ct, bytes));
+        }
+        Ok(format!("att-{i}-{}", s.contacts[i].attachments.len()))
+    }
+
+    async fn open_attachment(
+        &self,
+        conn: &ConnectionToken,
+        attachment: &AttachmentRef,
+    ) -> Result<MediaStream, ConnectError> {
+        self.take_fault("GetAttachment")?;
+        let i = Self::index(conn.expose());
+        let s = self.0.lock().unwrap();
+        if s.contacts[i].ended {
+            return Err(ConnectError::ChatEnded("ended".into()));
+        }
+        let (ct, bytes) = s
+            .agent_files
+            .get(&attachment.attachment_id)
+            .cloned()
+            .unwrap();
+        Ok(MediaStream {
+            file_name: attachment.name.clone(),
+            content_type: ct,
+            length: bytes.len() as u64,
+            body: stream_of(bytes),
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+pub(super) struct XState {
+    pub(super) sent: Vec<DmRequest>,
+    /// When each of `sent` was recorded (the harness clock).
+    pub(super) sent_at: Vec<i64>,
+    pub(super) clock: Option<Arc<ManualClock>>,
+    /// Scripted lost answers: sends to let pass first, then one that X records but whose answer
+    /// is lost (`Unavailable`, as a connection dropped after X processed the request).
+    pub(super) lost_answers: VecDeque<usize>,
+    /// `sent_dms` calls: their `since_ms`.
+    pub(super) read_backs: Vec<i64>,
+    pub(super) read_back_faults: VecDeque<XError>,
+    /// Media files by URL: (content type, bytes). URLs on `https://elsewhere.example/` are off the allow-list.
+    pub(super) media: HashMap<String, (String, Vec<u8>)>,
+    /// Uploads: (category, content type, bytes); the media id is `m<index>`.
+    pub(super) uploads: Vec<(XMediaCategory, String, Vec<u8>)>,
+    pub(super) downloads: usize,
+    pub(super) users: HashMap<String, XProfile>,
+    pub(super) user_calls: usize,
+    pub(super) faults: VecDeque<XError>,
+    pub(super) user_faults: VecDeque<XError>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub(super) struct FakeX(pub(super) Arc<Mutex<XState>>);
+
+impl FakeX {
+    /// The send after `pass` more successful ones is recorded by X but its answer is lost.
+    pub(super) fn lose_answer_after(&self, pass: usize) {
+        self.0.lock().unwrap().lost_answers.push_back(pass);
+    }
+
+    pub(super) fn read_backs(&self) -> Vec<i64> {
+        self.0.lock().unwrap().read_backs.clone()
+    }
+
+    pub(super) fn sent_texts(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .sent
+            .iter()
+            .filter_map(|d| d.text.clone())
+            .collect()
+    }
+}
+
+impl XApi for FakeX {
+    async fn send_dm(&self, dm: &DmRequest) -> Result<SentDm, XError> {
+        let mut s = self.0.lock().unwrap();
+        if let Some(e) = s.faults.pop_front() {
+            return Err(e);
+        }
+        let now = s.clock.as_ref().map_or(0, |c| c.now_ms());
+        s.sent.push(dm.clone());
+        s.sent_at.push(now);
+        let lost = match s.lost_answers.front_mut() {
+            Some(0) => {
+                s.lost_answers.pop_front();
+                true
+            }
+            Some(pass) => {
+                *pass -= 1;
+                false
+            }
+            None => false,
+        };
+        if lost {
+            return Err(XError::Unavailable(
+                "connection closed after X processed it".into(),
+            ));
+        }
+        Ok(SentDm {
+            dm_event_id: format!("dm-{}", s.sent.len()),
+        })
+    }
+
+    async fn sent_dms(
+        &self,
+        business: &XUserId,
+        recipient: &XUserId,
+        since_ms: i64,
+    ) -> Result<Vec<SentDmRecord>, XError> {
+        let mut s = self.0.lock().unwrap();
+        s.read_backs.push(since_ms);
+        if let Some(e) = s.read_back_faults.pop_front() {
+            return Err(e);
+        }
+        Ok(s.sent
+            .iter()
+            .zip(&s.sent_at)
+            .enumerate()
+            .filter(|(_, (dm, at))| {
+                &dm.business == business && &dm.recipient == recipient && **at >= since_ms
+            })
+            .map(|(i, (dm, at))| SentDmRecord {
+                dm_event_id: format!("dm-{}", i + 1),
+                at_ms: *at,
+                text: dm.text.clone(),
+                has_media: dm.media_id.is_some(),
+            })
+            .collect())
+    }
+
+    async fn user(&self, _business: &XUserId, id: &XUserId) -> Result<Option<XProfile>, XError> {
+        let mut s = self.0.lock().unwrap();
+        s.user_calls += 1;
+        if let Some(e) = s.user_faults.pop_front() {
+            return Err(e);
+        }
+        Ok(s.users.get(id.as_str()).cloned())
+    }
+
+    async fn download_media(
+        &self,
+        _business: &XUserId,
+        media: &InboundMedia,
+        max_bytes: u64,
+    ) -> Result<MediaStream, XError> {
+        if media.url.starts_with("https://elsewhere.example/") {
+            return Err(XError::MediaHostNotAllowed("elsewhere.example".into()));
+        }
+        let mut s = self.0.lock().unwrap();
+        s.downloads += 1;
+        let (ct, bytes) = s.media.get(&media.url).cloned().unwrap();
+        if bytes.len() as u64 > max_bytes {
+            return Err(XError::TooLarge {
+                size: Some(bytes.len() as u64),
+                limit: max_bytes,
+            });
+        }
+        let name = media.url.rsplit('/').next().unwrap().to_owned();
+        Ok(MediaStream {
+            file_name: name,
+            content_type: ct,
+            length: bytes.len() as u64,
+            body: stream_of(bytes),
+        })
+    }
+
+    async fn upload_media(
+        &self,
+        _business: &XUserId,
+        category: XMediaCategory,
+        file: MediaStream,
+    ) -> Result<String, XError> {
+        let ct = file.content_type.clone();
+        let bytes = collect(file).await;
+        let mut s = self.0.lock().unwrap();
+        s.uploads.push((category, ct, bytes));
+        Ok(format!("m{}", s.uploads.len() - 1))
+    }
+}
+
+// ---- harness ---------------------------------------------------------------------------------
+
+pub(super) type TestBridge = Bridge<MemoryStore, FakeX, FakeConnect, Arc<ManualClock>>;
+
+pub(super) struct Harness {
+    pub(super) bridge: Arc<TestBridge>,
+    pub(super) x: FakeX,
+    pub(super) connect: FakeConnect,
+    pub(super) clock: Arc<ManualClock>,
+}
+
+pub(super) const BUSINESS: &str = "40876567";
+pub(super) const CUSTOMER: &str = "55125386";
+
+pub(super) fn harness() -> Harness {
+    let x = FakeX::default();
+    let connect = FakeConnect::default();
+    let clock = Arc::new(ManualClock(AtomicI64::new(1_000_000)));
+    let config = BridgeConfig {
+        reorder_window_ms: 100,
+        outbound_reorder_window_ms: 100,
+        ..BridgeConfig::default()
+    };
+    x.0.lock().unwrap().clock = Some(Arc::clone(&clock));
+    let bridge = Bridge::new(
+        MemoryStore::new(),
+        x.clone(),
+        connect.clone(),
+        Arc::clone(&clock),
+        config,
+    );
+    Harness {
+        bridge,
+        x,
+        connect,
+        clock,
+    }
+}
+
+pub(super) fn uid(s: &str) -> XUserId {
+    XUserId::parse(s).unwrap()
+}
+
+pub(super) fn dm(event_id: u64, created_ms: i64, text: &str) -> InboundDm {
+    InboundDm {
+        business: uid(BUSINESS),
+        event_id: XEventId::parse(event_id.to_string()).unwrap(),
+        sender: uid(CUSTOMER),
+        recipient: uid(BUSINESS),
+        created_ms,
+        text: text.to_owned(),
+        source_app_id: None,
+        sender_profile: Some(XProfile {
+            id: uid(CUSTOMER),
+            name: Some("Elizabeth Fuentes".into()),
+            username: Some("ElizabethFue12".into()),
+            profile_image_url: Some("https://pbs.twimg.com/a.jpg".into()),
+            verified: Some(false),
+            followers_count: Some(1146),
+        }),
+        media: None,
+    }
+}
+
+pub(super) fn batch(dms: Vec<InboundDm>) -> InboundBatch {
+    InboundBatch {
+        events: dms.into_iter().map(InboundEvent::Message).collect(),
+    }
+}
+
+pub(super) fn agent_item(id: &str, contact: &str, t: i64, body: ChatItemBody) -> ChatItem {
+    ChatItem {
+        id: ChatItemId::parse(id).unwrap(),
+        initial_contact_id: InitialContactId::parse(contact).unwrap(),
+        contact_id: None,
+        absolute_time_ms: t,
+        role: Some(ParticipantRole::Agent),
+        visibility: Some(Visibility::All),
+        display_name: Some("Enrique".into()),
+        body,
+    }
+}
+
+pub(super) fn markdown(s: &str) -> ChatItemBody {
+    ChatItemBody::Message {
+        content_type: "text/markdown".into(),
+        content: s.into(),
+    }
+}
+
+impl Harness {
+    /// Runs every job that is due, advancing time past reorder windows and retry delays,
+    /// until nothing is left open (or `max_rounds` is reached).
+    pub(super) async fn drain(&self) {
+        for _ in 0..200 {
+            self.clock.advance(1_000);
+            let mut ran = false;
+            for queue in [Queue::Inbound, Queue::Outbound] {
+                let now = self.clock.now_ms();
+                let heads = self
+                    .bridge
+                    .store()
+                    .lane_heads(queue, now, 100)
+                    .await
+                    .unwrap();
+                for mut job in heads.into_iter().filter(|j| j.due_at_ms() <= now) {
+                    if self
+                        .bridge
+                        .store()
+                        .claim(queue, &job.key, now + 60_000, now)
+                        .await
+                        .unwrap()
+                    {
+                        // As the dispatcher does: the job as claimed, `attempts` being the
+                        // claim's number, which fences the outcome `run_job` records.
+                        job.attempts += 1;
+                        job.state = JobState::Processing;
+                        let (key, attempt) = (job.key.clone(), job.attempts);
+                        self.bridge.run_job(queue, job).await;
+                        // One worker, nobody to take over: the outcome must have been recorded.
+                        let after = self.bridge.store().job(queue, &key).await.unwrap().unwrap();
+                        assert!(
+                            !(after.state == JobState::Processing && after.attempts == attempt),
+                            "the outcome of {key} (attempt {attempt}) was not recorded: {after:?}"
+                        );
+                        ran = true;
+                    }
+                }
+            }
+            if !ran && self.open_jobs().await == 0 {
+                return;
+            }
+            if !ran {
+                // waiting for a retry: jump ahead
+                self.clock.advance(60_000);
+            }
+        }
+    }
+
+    pub(super) async fn open_jobs(&self) -> usize {
+        let mut n = 0;
+        for q in [Queue::Inbound, Queue::Outbound] {
+            for s in [JobState::Pending, JobState::Processing] {
+                n += self
+                    .bridge
+                    .store()
+                    .jobs(q, Some(s), 1000)
+                    .await
+                    .unwrap()
+                    .len();
+            }
+        }
+        n
+    }
+}
+
+/// Opens a chat with one customer DM; returns its contact id.
+pub(super) async fn open_chat(h: &Harness) -> String {
+    h.bridge
+        .accept_inbound(batch(vec![dm(1, 10, "hi")]))
+        .await
+        .unwrap();
+    h.drain().await;
+    h.connect.contacts()[0].id.clone()
+}
+
+/// An attachment of an agent's chat item.
+pub(super) fn file(
+    id: &str,
+    name: &str,
+    content_type: &str,
+    status: AttachmentStatus,
+) -> AttachmentRef {
+    AttachmentRef {
+        attachment_id: id.into(),
+        name: name.into(),
+        content_type: content_type.into(),
+        status,
+    }
+}
+
+// ---- leases of running jobs: tokio time and a slow Connect -----------------------------------
+
+/// Milliseconds on tokio's clock (paused in these tests), so leases and the heartbeat share one
+/// time.
+#[derive(Debug)]
+pub(super) struct TokioClock(pub(super) tokio::time::Instant);
+
+impl Clock for TokioClock {
+    fn now_ms(&self) -> i64 {
+        1_000_000 + i64::try_from(self.0.elapsed().as_millis()).unwrap()
+    }
+}
+
+/// `FakeConnect` whose StartChatContact takes `delay` before it reaches Connect (a long relay).
+#[derive(Debug, Clone)]
+pub(super) struct SlowConnect {
+    pub(super) inner: FakeConnect,
+    pub(super) delay: std::time::Duration,
+    /// StartChatContact calls begun (whether or not they got through).
+    pub(super) started: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ConnectApi for SlowConnect {
+    async fn start_chat(&self, req: &StartChat) -> Result<StartedChat, ConnectError> {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        self.inner.start_chat(req).await
+    }
+    async fn start_streaming(&self, contact: &ContactId, token: &str) -> Result<(), ConnectError> {
+        self.inner.start_streaming(contact, token).await
+    }
+    async fn stop_contact(&self, contact: &ContactId) -> Result<(), ConnectError> {
+        self.inner.stop_contact(contact).await
+    }
+    async fn connect_participant(
+        &self,
+        token: &ParticipantToken,
+    ) -> Result<ConnectionCredentials, ConnectError> {
+        self.inner.connect_participant(token).await
+    }
+    async fn send_message(
+        &self,
+        conn: &ConnectionToken,
+        msg: &ChatMessage,
+        client_token: &str,
+    ) -> Result<(), ConnectError> {
+        self.inner.send_message(conn, msg, client_token).await
+    }
+    async fn disconnect(
+        &self,
+        conn: &ConnectionToken,
+        client_token: &str,
+    ) -> Result<(), ConnectError> {
+        self.inner.disconnect(conn, client_token).await
+    }
+    async fn upload_attachment(
+        &self,
+        conn: &ConnectionToken,
+        file: MediaStream,
+        client_token: &str,
+    ) -> Result<String, ConnectError> {
+        self.inner.upload_attachment(conn, file, client_token).await
+    }
+    async fn open_attachment(
+        &self,
+        conn: &ConnectionToken,
+        attachment: &AttachmentRef,
+    ) -> Result<MediaStream, ConnectError> {
+        self.inner.open_attachment(conn, attachment).await
+    }
+}
+
+pub(super) type LeaseBridge = Bridge<MemoryStore, FakeX, SlowConnect, TokioClock>;
+
+pub(super) const SHORT_LEASE_MS: i64 = 60;
+/// How long opening the chat takes: several leases.
+const SLOW_CALL_MS: u64 = 400;
+
+/// A bridge with a 60 ms lease whose first Connect call takes 400 ms (needs paused time).
+pub(super) fn slow_bridge() -> (Arc<LeaseBridge>, SlowConnect) {
+    let connect = SlowConnect {
+        inner: FakeConnect::default(),
+        delay: std::time::Duration::from_millis(SLOW_CALL_MS),
+        started: Arc::default(),
+    };
+    let config = BridgeConfig {
+        reorder_window_ms: 0,
+        outbound_reorder_window_ms: 0,
+        lease_ms: SHORT_LEASE_MS,
+        ..BridgeConfig::default()
+    };
+    let bridge = Bridge::new(
+        MemoryStore::new(),
+        FakeX::default(),
+        connect.clone(),
+        TokioClock(tokio::time::Instant::now()),
+        config,
+    );
+    (bridge, connect)
+}

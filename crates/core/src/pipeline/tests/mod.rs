@@ -1,0 +1,9 @@
+//! Pipeline behaviour against in-memory fakes of X, Connect and the store.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod fakes;
+
+mod inbound;
+mod leases;
+mod media;
+mod outbound;
