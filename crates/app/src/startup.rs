@@ -63,12 +63,17 @@ impl Application {
             }
             None => None,
         };
-        let mut built = Box::pin(build_state(&config, sdk.as_ref())).await?;
         let stream_health =
             (config.x.delivery == XDelivery::Stream).then(|| Arc::new(StreamHealth::default()));
-        if let Some(state) = Arc::get_mut(&mut built.state) {
-            state.stream = stream_health.clone();
-        }
+        let built = Box::pin(build_state(
+            &config,
+            sdk.as_ref(),
+            StateExtras {
+                stream: stream_health.clone(),
+                ..StateExtras::default()
+            },
+        ))
+        .await?;
         if let AnyStore::Sqlite(_) = &**built.state.bridge.store() {
             // One process owns a SQLite file: whatever the last process had in hand is ours to redo.
             let now = SystemClock.now_ms();
@@ -221,9 +226,21 @@ pub struct BuiltState {
     pub deliver: bool,
 }
 
+/// What the process that builds the state adds to it: on Lambda the queue that wakes the
+/// delivery function, in stream delivery the stream's health.
+#[derive(Debug, Default)]
+pub struct StateExtras {
+    pub inbound_trigger: Option<crate::lambda::queue::InboundTrigger>,
+    pub stream: Option<Arc<StreamHealth>>,
+}
+
 /// Opens the store and builds the adapters and the core from `config` — once per process (or
 /// per Lambda cold start / configuration change).
-pub async fn build_state(config: &Config, sdk: Option<&SdkConfig>) -> anyhow::Result<BuiltState> {
+pub async fn build_state(
+    config: &Config,
+    sdk: Option<&SdkConfig>,
+    extras: StateExtras,
+) -> anyhow::Result<BuiltState> {
     let store = Arc::new(
         wiring::open_store(&config.store, sdk)
             .await
@@ -268,9 +285,9 @@ pub async fn build_state(config: &Config, sdk: Option<&SdkConfig>) -> anyhow::Re
         sns,
         missing,
         metrics: metrics_handle(),
-        inbound_trigger: None,
+        inbound_trigger: extras.inbound_trigger,
         tokens,
-        stream: None,
+        stream: extras.stream,
         seen: Some(Arc::new(SeenLog::new(store))),
     });
     Ok(BuiltState { state, deliver })

@@ -31,7 +31,8 @@ use xdm_core::ports::{Clock, SystemClock};
 
 use crate::config::{Config, LogFormat, XDelivery};
 use crate::server;
-use crate::startup::{BuiltState, build_state};
+use crate::server::AppState;
+use crate::startup::{StateExtras, build_state};
 use crate::x_events::webhook_watch::WebhookWatch;
 use crate::x_link::XLink;
 use aws_sources::AwsSources;
@@ -87,7 +88,9 @@ struct Current {
 
 #[derive(Debug)]
 struct Built {
-    state: BuiltState,
+    app: Arc<AppState>,
+    /// Delivery is possible (X and Connect configured); otherwise events are only accepted.
+    deliver: bool,
     router: Router,
     topic_arn: Option<String>,
     reorder_window_ms: i64,
@@ -134,8 +137,7 @@ impl LambdaApp {
     async fn built(&self) -> anyhow::Result<Arc<Built>> {
         let mut slot = self.current.lock().await;
         if let Some(cur) = slot.as_ref() {
-            let complete =
-                cur.built.state.deliver && cur.built.state.state.webhook_secrets.is_some();
+            let complete = cur.built.deliver && cur.built.app.webhook_secrets.is_some();
             let refresh = if complete {
                 self.refresh
             } else {
@@ -171,17 +173,23 @@ impl LambdaApp {
             cur.fetched = Instant::now();
             return Ok(Arc::clone(&cur.built));
         }
-        let mut state = Box::pin(build_state(&config, Some(&self.sdk))).await?;
-        if let Some(shared) = Arc::get_mut(&mut state.state) {
-            shared.inbound_trigger = self.trigger.clone();
-        }
-        let router = server::router(Arc::clone(&state.state), config.max_body_bytes);
-        let watch = match (&state.state.seen, config.x.bearer_token.is_some()) {
+        let state = Box::pin(build_state(
+            &config,
+            Some(&self.sdk),
+            StateExtras {
+                inbound_trigger: self.trigger.clone(),
+                ..StateExtras::default()
+            },
+        ))
+        .await?;
+        let app = state.state;
+        let router = server::router(Arc::clone(&app), config.max_body_bytes);
+        let watch = match (&app.seen, config.x.bearer_token.is_some()) {
             (Some(seen), true) if config.x.catch_up && config.x.delivery == XDelivery::Webhook => {
-                let store = Arc::clone(state.state.bridge.store());
+                let store = Arc::clone(app.bridge.store());
                 Some(WebhookWatch {
                     link: XLink::with_store(config.clone(), store)?,
-                    bridge: Arc::clone(&state.state.bridge),
+                    bridge: Arc::clone(&app.bridge),
                     seen: Arc::clone(seen),
                     every: Duration::from_millis(config.x.webhook_check_ms),
                 })
@@ -189,7 +197,8 @@ impl LambdaApp {
             _ => None,
         };
         let built = Arc::new(Built {
-            state,
+            app,
+            deliver: state.deliver,
             router,
             topic_arn: config.connect.topic_arn.clone(),
             reorder_window_ms: config
@@ -209,7 +218,7 @@ impl LambdaApp {
 
     /// The bridge of the current configuration (tests, admin).
     pub async fn bridge(&self) -> anyhow::Result<Arc<crate::wiring::AppBridge>> {
-        Ok(Arc::clone(&self.built().await?.state.state.bridge))
+        Ok(Arc::clone(&self.built().await?.app.bridge))
     }
 
     /// Handles one invocation; `deadline_ms` is when Lambda stops it (ms since the epoch).
@@ -246,7 +255,7 @@ impl LambdaApp {
     /// is not re-verified here. An error makes Lambda retry the invocation; items already
     /// accepted are deduplicated.
     async fn sns(&self, built: &Built, records: &[Value], deadline: i64) -> anyhow::Result<Value> {
-        let bridge = &built.state.state.bridge;
+        let bridge = &built.app.bridge;
         let mut accepted = 0;
         let mut lanes = Vec::new();
         for record in records {
@@ -277,7 +286,7 @@ impl LambdaApp {
                 lanes.push(lane);
             }
         }
-        if built.state.deliver {
+        if built.deliver {
             for lane in &lanes {
                 bridge
                     .run_due(
@@ -295,7 +304,7 @@ impl LambdaApp {
     /// Wake-ups from the FIFO queue: deliver each customer's due messages in order. A record
     /// whose lane could not be looked at is reported as failed so SQS redelivers it.
     async fn sqs(&self, built: &Built, records: &[event::SqsRecord], deadline: i64) -> Value {
-        let bridge = &built.state.state.bridge;
+        let bridge = &built.app.bridge;
         let mut failures = Vec::new();
         for record in records {
             let wake: WakeUp = match serde_json::from_str(&record.body) {
@@ -305,7 +314,7 @@ impl LambdaApp {
                     continue;
                 }
             };
-            if !built.state.deliver {
+            if !built.deliver {
                 // The events are in the store; the sweep delivers them once the configuration is
                 // complete. Failing the record would only fill the dead-letter queue.
                 tracing::warn!(lane = %wake.lane, "delivery is not configured; wake-up acknowledged, events kept");
@@ -329,7 +338,7 @@ impl LambdaApp {
     /// The periodic sweep: the X webhook's validity (and a catch-up after it was invalid), then
     /// everything due in both directions.
     async fn sweep(&self, built: &Built, deadline: i64) -> Value {
-        if !built.state.deliver {
+        if !built.deliver {
             return json!({"ran": 0, "reason": "delivery is not configured"});
         }
         if let Some(watch) = &built.watch
@@ -337,7 +346,7 @@ impl LambdaApp {
         {
             tracing::warn!(error = %format!("{e:#}"), "cannot check the X webhook");
         }
-        let bridge = &built.state.state.bridge;
+        let bridge = &built.app.bridge;
         let wait = built.reorder_window_ms + 100;
         let (inbound, outbound) = tokio::join!(
             bridge.run_due(Queue::Inbound, None, deadline, wait),
@@ -350,7 +359,7 @@ impl LambdaApp {
 /// Writes the newest DM each account was seen with (the next catch-up's start): a Lambda
 /// instance has no flusher running between invocations.
 async fn flush_seen(built: &Built) {
-    if let Some(seen) = &built.state.state.seen
+    if let Some(seen) = &built.app.seen
         && let Err(e) = seen.flush(SystemClock.now_ms()).await
     {
         tracing::warn!(error = %e, "cannot record the newest DM seen");
