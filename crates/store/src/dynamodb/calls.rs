@@ -7,15 +7,18 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::delete_item::builders::DeleteItemFluentBuilder;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem};
 use xdm_core::ports::StoreError;
@@ -55,6 +58,34 @@ pub(crate) async fn back_off(attempt: u32) {
     let base = 5_u64 << attempt.min(6);
     let jitter = RandomState::new().build_hasher().finish() % base.max(1);
     tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+}
+
+/// A conditional single-item write sent by `send`, retried with back-off while it meets
+/// concurrent transactions. `Ok(None)`: the condition did not hold (`condition_failed` says
+/// which service errors mean that), nothing was written.
+async fn write_retrying<T, E, R, F>(
+    op: &str,
+    table: &str,
+    mut send: impl FnMut() -> F,
+    condition_failed: impl Fn(&E) -> bool,
+) -> Result<Option<T>, StoreError>
+where
+    F: Future<Output = Result<T, SdkError<E, R>>>,
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    let mut attempt = 0;
+    loop {
+        match send().await {
+            Ok(out) => return Ok(Some(out)),
+            Err(e) if e.as_service_error().is_some_and(&condition_failed) => return Ok(None),
+            Err(e) if is_conflict(&e) && attempt + 1 < CONFLICT_ATTEMPTS => {
+                back_off(attempt).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(sdk_error(op, table, e)),
+        }
+    }
 }
 
 /// A DynamoDB expression with its attribute-name and value placeholders. Every attribute
@@ -238,23 +269,14 @@ impl Calls {
         table: &str,
         request: UpdateItemFluentBuilder,
     ) -> Result<Written, StoreError> {
-        let mut attempt = 0;
-        loop {
-            match request.clone().send().await {
-                Ok(_) => return Ok(Written::Yes),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                {
-                    return Ok(Written::ConditionFailed);
-                }
-                Err(e) if is_conflict(&e) && attempt + 1 < CONFLICT_ATTEMPTS => {
-                    back_off(attempt).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(sdk_error(op, table, e)),
-            }
-        }
+        let out = write_retrying(
+            op,
+            table,
+            || request.clone().send(),
+            UpdateItemError::is_conditional_check_failed_exception,
+        )
+        .await?;
+        Ok(out.map_or(Written::ConditionFailed, |_| Written::Yes))
     }
 
     /// An UpdateItem built by `request` that returns attributes (its `ReturnValues`), retried
@@ -265,23 +287,14 @@ impl Calls {
         table: &str,
         request: UpdateItemFluentBuilder,
     ) -> Result<Option<Item>, StoreError> {
-        let mut attempt = 0;
-        loop {
-            match request.clone().send().await {
-                Ok(out) => return Ok(Some(out.attributes.unwrap_or_default())),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                {
-                    return Ok(None);
-                }
-                Err(e) if is_conflict(&e) && attempt + 1 < CONFLICT_ATTEMPTS => {
-                    back_off(attempt).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(sdk_error(op, table, e)),
-            }
-        }
+        let out = write_retrying(
+            op,
+            table,
+            || request.clone().send(),
+            UpdateItemError::is_conditional_check_failed_exception,
+        )
+        .await?;
+        Ok(out.map(|out| out.attributes.unwrap_or_default()))
     }
 
     /// A DeleteItem built by `request`, retried on conflicts.
@@ -291,23 +304,14 @@ impl Calls {
         table: &str,
         request: DeleteItemFluentBuilder,
     ) -> Result<Written, StoreError> {
-        let mut attempt = 0;
-        loop {
-            match request.clone().send().await {
-                Ok(_) => return Ok(Written::Yes),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                {
-                    return Ok(Written::ConditionFailed);
-                }
-                Err(e) if is_conflict(&e) && attempt + 1 < CONFLICT_ATTEMPTS => {
-                    back_off(attempt).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(sdk_error(op, table, e)),
-            }
-        }
+        let out = write_retrying(
+            op,
+            table,
+            || request.clone().send(),
+            DeleteItemError::is_conditional_check_failed_exception,
+        )
+        .await?;
+        Ok(out.map_or(Written::ConditionFailed, |_| Written::Yes))
     }
 
     /// TransactWriteItems. A cancellation caused only by conflicting concurrent transactions is

@@ -735,18 +735,29 @@ impl DynamoStore {
         )))
     }
 
-    /// Deletes the items `keys` of `table` under `cond` (built in `e`), a few at a time; returns
-    /// how many were deleted.
-    async fn delete_all(
+    /// Queries the sparse age index `index` of `table` for the items matching `cond` (built in
+    /// `e`) and deletes them, a few at a time, each delete conditioned on `cond` still holding;
+    /// returns how many were deleted.
+    async fn purge_index(
         &self,
         op: &'static str,
         table: &str,
+        index: &str,
         key_attr: &'static str,
-        keys: Vec<String>,
         e: Expr,
         cond: String,
     ) -> Result<u64, StoreError> {
-        let deleted: Vec<Written> = stream::iter(keys)
+        let request = self
+            .calls
+            .client
+            .query()
+            .table_name(table)
+            .index_name(index)
+            .key_condition_expression(cond.clone())
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values());
+        let items = self.calls.query(op, table, request, None).await?;
+        let deleted: Vec<Written> = stream::iter(Self::keys_of(&items, key_attr))
             .map(|k| {
                 let request = self
                     .calls
@@ -1482,28 +1493,8 @@ impl Store for DynamoStore {
                 e.n(UPDATED_AT_MS),
                 e.v("cut", n(jobs_before_ms))
             );
-            let request = self
-                .calls
-                .client
-                .query()
-                .table_name(&*self.tables.jobs)
-                .index_name(FINISHED_BY_AGE)
-                .key_condition_expression(cond.clone())
-                .set_expression_attribute_names(e.names())
-                .set_expression_attribute_values(e.values());
-            let items = self
-                .calls
-                .query(OP, &self.tables.jobs, request, None)
-                .await?;
             deleted += self
-                .delete_all(
-                    OP,
-                    &self.tables.jobs,
-                    PK,
-                    Self::keys_of(&items, PK),
-                    e,
-                    cond,
-                )
+                .purge_index(OP, &self.tables.jobs, FINISHED_BY_AGE, PK, e, cond)
                 .await?;
         }
 
@@ -1516,28 +1507,8 @@ impl Store for DynamoStore {
             e.n(UPDATED_AT_MS),
             e.v("cut", n(sessions_before_ms))
         );
-        let request = self
-            .calls
-            .client
-            .query()
-            .table_name(&*self.tables.sessions)
-            .index_name(ENDED_BY_AGE)
-            .key_condition_expression(cond.clone())
-            .set_expression_attribute_names(e.names())
-            .set_expression_attribute_values(e.values());
-        let items = self
-            .calls
-            .query(OP, &self.tables.sessions, request, None)
-            .await?;
         deleted += self
-            .delete_all(
-                OP,
-                &self.tables.sessions,
-                PK,
-                Self::keys_of(&items, PK),
-                e,
-                cond,
-            )
+            .purge_index(OP, &self.tables.sessions, ENDED_BY_AGE, PK, e, cond)
             .await?;
 
         // Profiles expired at `now_ms`.
@@ -1549,28 +1520,8 @@ impl Store for DynamoStore {
             e.n(EXPIRES_AT_MS),
             e.v("now", n(now_ms))
         );
-        let request = self
-            .calls
-            .client
-            .query()
-            .table_name(&*self.tables.profiles)
-            .index_name(BY_EXPIRY)
-            .key_condition_expression(cond.clone())
-            .set_expression_attribute_names(e.names())
-            .set_expression_attribute_values(e.values());
-        let items = self
-            .calls
-            .query(OP, &self.tables.profiles, request, None)
-            .await?;
         deleted += self
-            .delete_all(
-                OP,
-                &self.tables.profiles,
-                USER_ID,
-                Self::keys_of(&items, USER_ID),
-                e,
-                cond,
-            )
+            .purge_index(OP, &self.tables.profiles, BY_EXPIRY, USER_ID, e, cond)
             .await?;
         Ok(deleted)
     }
