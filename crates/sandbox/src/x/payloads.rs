@@ -787,11 +787,10 @@ mod tests {
             )),
             app: None,
         };
-        let users = [SandboxUser::new(
-            "2222222222222222222",
-            "OtherUser",
-            "OtherUser",
-        )];
+        let users = [SandboxUser {
+            followers_count: 97,
+            ..SandboxUser::new("2222222222222222222", "OtherUser", "OtherUser")
+        }];
         let body = render(
             PayloadShape::Xaa,
             "1111111111111111111",
@@ -806,10 +805,9 @@ mod tests {
             payload["direct_message_events"][0]["message_create"]["message_data"]["text"],
             "hello!"
         );
-        assert_eq!(
-            payload["users"]["2222222222222222222"]["data"]["username"],
-            "OtherUser"
-        );
+        let sender = &payload["users"]["2222222222222222222"]["data"];
+        assert_eq!(sender["username"], "OtherUser");
+        assert_eq!(sender["public_metrics"]["followers_count"], 97);
         assert!(v.get("for_user_id").is_none());
     }
 

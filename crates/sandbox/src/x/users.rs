@@ -179,6 +179,12 @@ impl SandboxUser {
                 profile_image_url: self.image().to_owned(),
                 protected: self.protected,
                 verified: self.verified,
+                public_metrics: XaaMetrics {
+                    followers_count: self.followers_count,
+                    following_count: self.following_count,
+                    tweet_count: self.tweet_count,
+                    listed_count: self.listed_count,
+                },
             },
         }
     }
@@ -220,6 +226,16 @@ struct XaaUserData {
     profile_image_url: String,
     protected: bool,
     verified: bool,
+    /// X's X Activity API users carry their counts (docs/protocols.md A8.3).
+    public_metrics: XaaMetrics,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct XaaMetrics {
+    followers_count: u64,
+    following_count: u64,
+    tweet_count: u64,
+    listed_count: u64,
 }
 
 #[cfg(test)]
