@@ -189,9 +189,11 @@ fn store_fix(config: &Config) -> String {
 }
 
 async fn check_x(r: &mut Report, link: &XLink) {
-    match link.business_accounts().await {
+    // Read once: the subscriptions check below needs the same accounts.
+    let accounts = link.business_accounts().await;
+    match &accounts {
         Ok(accounts) => {
-            for a in &accounts {
+            for a in accounts {
                 match link.client.me(&a.id).await {
                     Ok(me) => r.ok(
                         "X credentials",
@@ -298,10 +300,7 @@ async fn check_x(r: &mut Report, link: &XLink) {
     } else {
         r.ok("X delivery", "activity stream (no webhook needed)");
     }
-    match (
-        app.activity_subscriptions().await,
-        link.business_accounts().await,
-    ) {
+    match (app.activity_subscriptions().await, &accounts) {
         (Ok(subs), Ok(accounts)) => {
             for a in accounts {
                 let missing: Vec<&str> = DM_EVENT_TYPES
