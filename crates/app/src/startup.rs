@@ -110,7 +110,17 @@ impl Application {
             && config.x.catch_up
             && let Some(seen) = &built.state.seen
         {
-            let link = XLink::with_store(config.clone(), Arc::clone(bridge.store()))?;
+            let client = built
+                .state
+                .x_client
+                .clone()
+                .context("the webhook watch needs X credentials")?;
+            let link = XLink::from_parts(
+                config.clone(),
+                Arc::clone(bridge.store()),
+                client,
+                built.state.tokens.clone(),
+            )?;
             let watch = WebhookWatch {
                 link,
                 bridge: Arc::clone(&bridge),
@@ -248,6 +258,10 @@ pub async fn build_state(
     );
     let tokens = x_tokens::keeper(config, &store)?;
     let x = XPort::from_config(config, tokens.as_ref());
+    let x_client = match &x {
+        XPort::Client(client) => Some(client.clone()),
+        XPort::Unconfigured(_) => None,
+    };
     let connect = ConnectPort::from_config(config, sdk);
     let sns = wiring::sns_verifier(config)?;
 
@@ -287,6 +301,7 @@ pub async fn build_state(
         metrics: metrics_handle(),
         inbound_trigger: extras.inbound_trigger,
         tokens,
+        x_client,
         stream: extras.stream,
         seen: Some(Arc::new(SeenLog::new(store))),
     });
@@ -305,14 +320,8 @@ struct XTasks {
 
 impl XTasks {
     fn new(config: &Config, state: &AppState) -> anyhow::Result<Self> {
-        let configured = config.has_oauth1() || state.tokens.is_some();
-        let client = if configured {
-            Some(wiring::x_client(config, state.tokens.as_ref())?)
-        } else {
-            None
-        };
         Ok(Self {
-            client,
+            client: state.x_client.clone(),
             seen: state.seen.clone(),
             tokens: state.tokens.clone(),
             catch_up: config.x.catch_up,

@@ -92,6 +92,17 @@ impl XLink {
     pub fn with_store(config: Config, store: Arc<AnyStore>) -> anyhow::Result<Self> {
         let tokens = x_tokens::keeper(&config, &store)?;
         let client = wiring::x_client(&config, tokens.as_ref())?;
+        Self::from_parts(config, store, client, tokens)
+    }
+
+    /// Over the X client and token keeper a running bridge already has (`serve`, Lambda): one
+    /// keeper per process, one connection pool.
+    pub fn from_parts(
+        config: Config,
+        store: Arc<AnyStore>,
+        client: XClient,
+        tokens: Option<Arc<Tokens>>,
+    ) -> anyhow::Result<Self> {
         let app = wiring::app_client(&config)?;
         let oauth = x_tokens::oauth2_client(&config)?;
         Ok(Self {

@@ -184,11 +184,18 @@ impl LambdaApp {
         .await?;
         let app = state.state;
         let router = server::router(Arc::clone(&app), config.max_body_bytes);
-        let watch = match (&app.seen, config.x.bearer_token.is_some()) {
-            (Some(seen), true) if config.x.catch_up && config.x.delivery == XDelivery::Webhook => {
+        let watch = match (&app.seen, &app.x_client, config.x.bearer_token.is_some()) {
+            (Some(seen), Some(client), true)
+                if config.x.catch_up && config.x.delivery == XDelivery::Webhook =>
+            {
                 let store = Arc::clone(app.bridge.store());
                 Some(WebhookWatch {
-                    link: XLink::with_store(config.clone(), store)?,
+                    link: XLink::from_parts(
+                        config.clone(),
+                        store,
+                        client.clone(),
+                        app.tokens.clone(),
+                    )?,
                     bridge: Arc::clone(&app.bridge),
                     seen: Arc::clone(seen),
                     every: Duration::from_millis(config.x.webhook_check_ms),

@@ -35,6 +35,9 @@ pub struct AppState {
     pub inbound_trigger: Option<crate::lambda::queue::InboundTrigger>,
     /// OAuth 2.0 user tokens (their state is part of `/healthz`).
     pub tokens: Option<Arc<Tokens>>,
+    /// The X client the bridge delivers with (the catch-up and the webhook watch use it too),
+    /// when X is configured.
+    pub x_client: Option<xdm_x::XClient>,
     /// The activity stream's state, in stream delivery.
     pub stream: Option<Arc<StreamHealth>>,
     /// The newest DM seen per account (where a catch-up starts).
