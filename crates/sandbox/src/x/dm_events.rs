@@ -28,6 +28,7 @@ use crate::x::api::{XRequest, admit_as, admit_limited, finish, is_x_id};
 use crate::x::auth::Accept;
 use crate::x::problem::{self, XReply};
 use crate::x::records::{SentDm, XOp};
+use crate::x::state::RateInfo;
 
 /// `GET /2/dm_events` looks back this far.
 const LOOKBACK_MS: i64 = 30 * 24 * 60 * 60 * 1000;
@@ -178,6 +179,38 @@ fn parse_query(raw: &str) -> Result<Query, Vec<Value>> {
 }
 
 /// Page tokens: the first event's id, in base 32 (opaque to clients, like X's).
+/// Where the page `query` asks for starts and ends among `ids` (newest first), or X's 400 for a
+/// pagination token that names no event of the list.
+fn page_bounds(
+    ids: impl Iterator<Item = u64>,
+    query: &Query,
+    rate: RateInfo,
+) -> Result<(usize, usize), XReply> {
+    let ids: Vec<u64> = ids.collect();
+    let start = match query.from {
+        None => 0,
+        Some(id) => match ids.iter().position(|e| *e == id) {
+            Some(at) => at,
+            None => {
+                let token = encode_token(id);
+                return Err(XReply::new(
+                    StatusCode::BAD_REQUEST,
+                    problem::invalid_request(bad(
+                        "pagination_token",
+                        &token,
+                        format!(
+                            "The `pagination_token` query parameter value [{token}] is not valid"
+                        ),
+                    )),
+                    rate,
+                )
+                .rejected("unknown pagination_token"));
+            }
+        },
+    };
+    Ok((start, (start + query.max_results).min(ids.len())))
+}
+
 fn encode_token(id: u64) -> String {
     const DIGITS: &[u8; 32] = b"0123456789ABCDEFGHIJKLMNOPQRSTUV";
     let mut out = Vec::new();
@@ -251,28 +284,10 @@ async fn reply(shared: &Arc<Shared>, req: &XRequest, participant_id: &str) -> XR
         Vec::new()
     };
     events.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
-    let start = match query.from {
-        None => 0,
-        Some(id) => match events.iter().position(|(e, _)| *e == id) {
-            Some(at) => at,
-            None => {
-                let token = encode_token(id);
-                return XReply::new(
-                    StatusCode::BAD_REQUEST,
-                    problem::invalid_request(bad(
-                        "pagination_token",
-                        &token,
-                        format!(
-                            "The `pagination_token` query parameter value [{token}] is not valid"
-                        ),
-                    )),
-                    rate,
-                )
-                .rejected("unknown pagination_token");
-            }
-        },
+    let (start, end) = match page_bounds(events.iter().map(|(id, _)| *id), &query, rate) {
+        Ok(bounds) => bounds,
+        Err(reply) => return reply,
     };
-    let end = (start + query.max_results).min(events.len());
     let page: Vec<Value> = events[start..end]
         .iter()
         .map(|(_, dm)| render(dm, &query.fields))
@@ -378,28 +393,10 @@ async fn all_reply(shared: &Shared, req: &XRequest) -> XReply {
         Vec::new()
     };
     events.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
-    let start = match query.from {
-        None => 0,
-        Some(id) => match events.iter().position(|(e, _)| *e == id) {
-            Some(at) => at,
-            None => {
-                let token = encode_token(id);
-                return XReply::new(
-                    StatusCode::BAD_REQUEST,
-                    problem::invalid_request(bad(
-                        "pagination_token",
-                        &token,
-                        format!(
-                            "The `pagination_token` query parameter value [{token}] is not valid"
-                        ),
-                    )),
-                    rate,
-                )
-                .rejected("unknown pagination_token");
-            }
-        },
+    let (start, end) = match page_bounds(events.iter().map(|(id, _)| *id), &query, rate) {
+        Ok(bounds) => bounds,
+        Err(reply) => return reply,
     };
-    let end = (start + query.max_results).min(events.len());
     let page = &events[start..end];
     let data: Vec<Value> = page
         .iter()
