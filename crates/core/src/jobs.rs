@@ -1,55 +1,142 @@
-//! Durable work items: the inbox (X → Connect) and the outbox (Connect → X).
+//! Jobs: the durable units of work of the job engine ([`crate::engine`]), and their names.
 //!
 //! Every accepted event becomes a job before the platform that sent it gets its 200, so a crash
-//! loses nothing. Jobs are deduplicated by `key`, and run one at a time per `lane` in `order_key`
-//! order (a lane is one X user for the inbox, one chat for the outbox).
+//! loses nothing. A job belongs to a [`JobQueue`] (its kind: the handler that runs it), is
+//! deduplicated by its [`JobKey`], and runs one at a time per [`Lane`] in `order_key` order (a
+//! lane is one customer of one business account inbound, one chat outbound).
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{InitialContactId, XEventId, XUserId};
+use crate::ids::{ChatItemId, InitialContactId, XEventId, XUserId};
 
-/// How job keys and lanes are spelled: built here and nowhere else.
-pub mod names {
-    use super::{InitialContactId, XEventId, XUserId};
+/// Why a stored or typed job key or lane was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobNameError {
+    #[error("a job {0} is empty")]
+    Empty(&'static str),
+    #[error("a job {0} is longer than {MAX_NAME_BYTES} bytes")]
+    TooLong(&'static str),
+    #[error("a job {0} contains a control character")]
+    ControlCharacter(&'static str),
+}
 
-    /// The inbox job of a DM: X delivers the same event once per subscribed account, so the
+/// The longest job key or lane accepted (DynamoDB keys, SQS message group ids stay far below
+/// their limits).
+pub const MAX_NAME_BYTES: usize = 512;
+
+fn check_name(what: &'static str, s: &str) -> Result<(), JobNameError> {
+    if s.is_empty() {
+        Err(JobNameError::Empty(what))
+    } else if s.len() > MAX_NAME_BYTES {
+        Err(JobNameError::TooLong(what))
+    } else if s.chars().any(char::is_control) {
+        Err(JobNameError::ControlCharacter(what))
+    } else {
+        Ok(())
+    }
+}
+
+/// A job's deduplication key, unique within its queue: a second job with the same key is
+/// dropped. Built here and nowhere else; read back from a store or an operator with
+/// [`JobKey::parse`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobKey(String);
+
+impl JobKey {
+    /// The inbound job of a DM: X delivers the same event once per subscribed account, so the
     /// account is part of the key (`<business>:<event id>`).
-    pub fn inbound_key(business: &XUserId, event: &XEventId) -> String {
-        format!("{business}:{event}")
+    pub fn inbound_dm(business: &XUserId, event: &XEventId) -> Self {
+        Self(format!("{business}:{event}"))
     }
 
-    /// An inbox lane: one customer of one business account (`<business>:<customer>`).
-    pub fn inbound_lane(business: &XUserId, customer: &XUserId) -> String {
-        format!("{business}:{customer}")
+    /// The outbound job of a chat item (`<item id>`), or of its `n`-th file when the item
+    /// carries several (`<item id>#<n>`), so that a retry of one file never sends another twice.
+    pub fn chat_item(item: &ChatItemId, file: Option<usize>) -> Self {
+        match file {
+            None => Self(item.to_string()),
+            Some(n) => Self(format!("{item}#{n}")),
+        }
     }
 
-    /// An outbox lane: one chat, named by its initial contact (transfers keep it).
-    pub fn outbound_lane(chat: &InitialContactId) -> String {
-        chat.to_string()
+    /// A key as a store holds it or an operator typed it.
+    pub fn parse(s: impl Into<String>) -> Result<Self, JobNameError> {
+        let s = s.into();
+        check_name("key", &s)?;
+        Ok(Self(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for JobKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A lane: the jobs that must run one at a time, in order — one customer of one business
+/// account inbound, one chat outbound. Built here and nowhere else; read back from a store with
+/// [`Lane::parse`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Lane(String);
+
+impl Lane {
+    /// An inbound lane: one customer of one business account (`<business>:<customer>`).
+    pub fn customer(business: &XUserId, customer: &XUserId) -> Self {
+        Self(format!("{business}:{customer}"))
+    }
+
+    /// An outbound lane: one chat, named by its initial contact (transfers keep it).
+    pub fn chat(chat: &InitialContactId) -> Self {
+        Self(chat.to_string())
+    }
+
+    /// A lane as a store (or a wake-up message) holds it.
+    pub fn parse(s: impl Into<String>) -> Result<Self, JobNameError> {
+        let s = s.into();
+        check_name("lane", &s)?;
+        Ok(Self(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Lane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Queue {
-    /// X → Connect.
+pub enum JobQueue {
+    /// X → Connect: customers' DMs into their chats.
     Inbound,
-    /// Connect → X.
+    /// Connect → X: chat items (agent messages, files, the chat's end) to the customer.
     Outbound,
 }
 
-impl Queue {
+impl JobQueue {
+    /// Every queue, in the order dispatchers are started and stores are swept.
+    pub const ALL: [JobQueue; 2] = [JobQueue::Inbound, JobQueue::Outbound];
+
     pub fn as_str(self) -> &'static str {
         match self {
-            Queue::Inbound => "inbound",
-            Queue::Outbound => "outbound",
+            JobQueue::Inbound => "inbound",
+            JobQueue::Outbound => "outbound",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
-            "inbound" => Some(Queue::Inbound),
-            "outbound" => Some(Queue::Outbound),
+            "inbound" => Some(JobQueue::Inbound),
+            "outbound" => Some(JobQueue::Outbound),
             _ => None,
         }
     }
@@ -124,10 +211,10 @@ impl From<FinalState> for JobState {
 /// A job to accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewJob {
-    pub queue: Queue,
+    pub queue: JobQueue,
     /// Deduplication key: a second job with the same key is dropped.
-    pub key: String,
-    pub lane: String,
+    pub key: JobKey,
+    pub lane: Lane,
     pub order_key: i64,
     /// The event, serialised by the core.
     pub payload: String,
@@ -139,9 +226,9 @@ pub struct NewJob {
 /// A job as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
-    pub queue: Queue,
-    pub key: String,
-    pub lane: String,
+    pub queue: JobQueue,
+    pub key: JobKey,
+    pub lane: Lane,
     pub order_key: i64,
     pub payload: String,
     pub state: JobState,
@@ -166,5 +253,44 @@ impl Job {
             JobState::Processing => self.lease_until_ms,
             _ => self.not_before_ms,
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_lanes_are_spelled_in_one_place() {
+        let business = XUserId::parse("10").unwrap();
+        let customer = XUserId::parse("20").unwrap();
+        let event = XEventId::parse("30").unwrap();
+        assert_eq!(JobKey::inbound_dm(&business, &event).as_str(), "10:30");
+        assert_eq!(Lane::customer(&business, &customer).as_str(), "10:20");
+        let item = ChatItemId::parse("i-1").unwrap();
+        assert_eq!(JobKey::chat_item(&item, None).as_str(), "i-1");
+        assert_eq!(JobKey::chat_item(&item, Some(2)).as_str(), "i-1#2");
+        let chat = InitialContactId::parse("c-1").unwrap();
+        assert_eq!(Lane::chat(&chat).as_str(), "c-1");
+    }
+
+    #[test]
+    fn stored_names_are_checked() {
+        assert_eq!(JobKey::parse("10:30").unwrap().to_string(), "10:30");
+        assert_eq!(JobKey::parse(""), Err(JobNameError::Empty("key")));
+        assert_eq!(
+            Lane::parse("a\nb"),
+            Err(JobNameError::ControlCharacter("lane"))
+        );
+        assert_eq!(
+            Lane::parse("x".repeat(MAX_NAME_BYTES + 1)),
+            Err(JobNameError::TooLong("lane"))
+        );
+        assert!(
+            JobQueue::ALL
+                .iter()
+                .all(|q| JobQueue::parse(q.as_str()) == Some(*q))
+        );
     }
 }

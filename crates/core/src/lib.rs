@@ -1,9 +1,10 @@
 //! xdm-core: the domain of xdm-connect — identifiers, events, sessions, the ports the outside
-//! world is reached through, and the pipelines that move messages between X DMs and Amazon
-//! Connect chats. No HTTP, no AWS: adapters implement the ports (see docs/architecture.md).
+//! world is reached through, the job engine, and the pipelines that run on it to move messages
+//! between X DMs and Amazon Connect chats. No HTTP, no AWS: adapters implement the ports (see
+//! docs/architecture.md).
 
 pub mod chat_item;
-pub mod dispatcher;
+pub mod engine;
 pub mod ids;
 pub mod inbound;
 pub mod jobs;
@@ -15,7 +16,7 @@ pub mod profile;
 pub mod records;
 pub mod session;
 pub mod text;
-mod wakeups;
 pub mod x_tokens;
 
-pub use pipeline::{AcceptReport, Bridge, BridgeConfig, DeliveryHold, ItemAcceptance, JobOutcome};
+pub use engine::{DeliveryHold, JobEngine, JobHandler, JobOutcome};
+pub use pipeline::{AcceptReport, Bridge, BridgeConfig, ItemAcceptance};

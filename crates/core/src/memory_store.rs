@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::ids::{InitialContactId, XUserId};
-use crate::jobs::{FinalState, Job, JobState, NewJob, Queue};
+use crate::jobs::{FinalState, Job, JobKey, JobQueue, JobState, NewJob};
 use crate::ports::{SessionInsert, Store, StoreError};
 use crate::profile::{CachedProfile, XProfile};
 use crate::records::{Expect, Record};
@@ -20,7 +20,7 @@ pub struct MemoryStore {
 struct Inner {
     sessions: HashMap<InitialContactId, Session>,
     profiles: HashMap<XUserId, CachedProfile>,
-    jobs: BTreeMap<(Queue, String), Job>,
+    jobs: BTreeMap<(JobQueue, JobKey), Job>,
     records: BTreeMap<String, Record>,
 }
 
@@ -45,9 +45,9 @@ impl Inner {
 
     /// The job if it is still held by the claim numbered `attempt` (the fence of `renew_lease`,
     /// `reschedule` and `finish`).
-    fn claimed_mut(&mut self, queue: Queue, key: &str, attempt: u32) -> Option<&mut Job> {
+    fn claimed_mut(&mut self, queue: JobQueue, key: &JobKey, attempt: u32) -> Option<&mut Job> {
         self.jobs
-            .get_mut(&(queue, key.to_owned()))
+            .get_mut(&(queue, key.clone()))
             .filter(|j| j.state == JobState::Processing && j.attempts == attempt)
     }
 
@@ -188,7 +188,7 @@ impl Store for MemoryStore {
 
     async fn lane_heads(
         &self,
-        queue: Queue,
+        queue: JobQueue,
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<Job>, StoreError> {
@@ -207,13 +207,13 @@ impl Store for MemoryStore {
 
     async fn claim(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         lease_until_ms: i64,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let mut inner = self.lock()?;
-        let Some(job) = inner.jobs.get(&(queue, key.to_owned())) else {
+        let Some(job) = inner.jobs.get(&(queue, key.clone())) else {
             return Ok(false);
         };
         let due = match job.state {
@@ -224,7 +224,7 @@ impl Store for MemoryStore {
         if !due || !inner.is_head(job) {
             return Ok(false);
         }
-        if let Some(job) = inner.jobs.get_mut(&(queue, key.to_owned())) {
+        if let Some(job) = inner.jobs.get_mut(&(queue, key.clone())) {
             job.state = JobState::Processing;
             job.attempts += 1;
             job.lease_until_ms = lease_until_ms;
@@ -236,8 +236,8 @@ impl Store for MemoryStore {
 
     async fn renew_lease(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         attempt: u32,
         lease_until_ms: i64,
         now_ms: i64,
@@ -253,8 +253,8 @@ impl Store for MemoryStore {
 
     async fn reschedule(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         attempt: u32,
         not_before_ms: i64,
         error: &str,
@@ -274,8 +274,8 @@ impl Store for MemoryStore {
 
     async fn finish(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         attempt: u32,
         state: FinalState,
         error: Option<&str>,
@@ -292,13 +292,13 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
-    async fn job(&self, queue: Queue, key: &str) -> Result<Option<Job>, StoreError> {
-        Ok(self.lock()?.jobs.get(&(queue, key.to_owned())).cloned())
+    async fn job(&self, queue: JobQueue, key: &JobKey) -> Result<Option<Job>, StoreError> {
+        Ok(self.lock()?.jobs.get(&(queue, key.clone())).cloned())
     }
 
     async fn jobs(
         &self,
-        queue: Queue,
+        queue: JobQueue,
         state: Option<JobState>,
         limit: usize,
     ) -> Result<Vec<Job>, StoreError> {
@@ -314,8 +314,13 @@ impl Store for MemoryStore {
         Ok(jobs)
     }
 
-    async fn retry_failed(&self, queue: Queue, key: &str, now_ms: i64) -> Result<bool, StoreError> {
-        match self.lock()?.jobs.get_mut(&(queue, key.to_owned())) {
+    async fn retry_failed(
+        &self,
+        queue: JobQueue,
+        key: &JobKey,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        match self.lock()?.jobs.get_mut(&(queue, key.clone())) {
             Some(job) if job.state == JobState::Failed => {
                 job.state = JobState::Pending;
                 job.attempts = 0;
@@ -329,7 +334,7 @@ impl Store for MemoryStore {
         }
     }
 
-    async fn release_claims(&self, queue: Queue, now_ms: i64) -> Result<u64, StoreError> {
+    async fn release_claims(&self, queue: JobQueue, now_ms: i64) -> Result<u64, StoreError> {
         let mut n = 0;
         for job in self.lock()?.jobs.values_mut() {
             if job.queue == queue && job.state == JobState::Processing {

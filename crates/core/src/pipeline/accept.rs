@@ -2,8 +2,8 @@
 
 use crate::chat_item::{ChatItem, ChatItemBody, event_types};
 use crate::inbound::{InboundBatch, InboundEvent};
-use crate::jobs::{NewJob, Queue, names};
-use crate::ports::{Clock, ConnectApi, Store, StoreError, XApi};
+use crate::jobs::{JobKey, JobQueue, Lane, NewJob};
+use crate::ports::{Clock, Store, StoreError};
 
 use super::Bridge;
 
@@ -20,7 +20,7 @@ pub struct AcceptReport {
     pub ignored: usize,
     /// The lanes (customers) that got new work, for processes that trigger delivery themselves
     /// (AWS Lambda behind a queue).
-    pub lanes: Vec<String>,
+    pub lanes: Vec<Lane>,
 }
 
 /// What became of one chat item streamed by Connect.
@@ -33,17 +33,11 @@ pub enum ItemAcceptance {
     Filtered,
 }
 
-impl<S, X, C, K> Bridge<S, X, C, K>
-where
-    S: Store,
-    X: XApi,
-    C: ConnectApi,
-    K: Clock,
-{
+impl<S: Store, X, C, K: Clock> Bridge<S, X, C, K> {
     /// Persists the customer messages of a verified webhook delivery. When this returns `Ok`,
     /// every message is durable and X may be answered 200.
     pub async fn accept_inbound(&self, batch: InboundBatch) -> Result<AcceptReport, StoreError> {
-        let now = self.clock.now_ms();
+        let now = self.now_ms();
         let mut report = AcceptReport::default();
         let mut jobs = Vec::new();
         for event in batch.events {
@@ -53,15 +47,15 @@ where
                     report.echoes += 1;
                 }
                 InboundEvent::Message(dm) => {
-                    let key = names::inbound_key(&dm.business, &dm.event_id);
-                    let lane = names::inbound_lane(&dm.business, &dm.sender);
+                    let key = JobKey::inbound_dm(&dm.business, &dm.event_id);
+                    let lane = Lane::customer(&dm.business, &dm.sender);
                     let order_key = dm.created_ms;
                     let payload =
                         serde_json::to_string(&InboundEvent::Message(dm)).map_err(|e| {
                             StoreError::Corrupt(format!("cannot serialise an event: {e}"))
                         })?;
                     jobs.push(NewJob {
-                        queue: Queue::Inbound,
+                        queue: JobQueue::Inbound,
                         key,
                         lane,
                         order_key,
@@ -80,7 +74,7 @@ where
         if jobs.is_empty() {
             return Ok(report);
         }
-        let fresh_flags = self.store.enqueue(&jobs).await?;
+        let fresh_flags = self.engine.enqueue(&jobs).await?;
         for (job, &new) in jobs.iter().zip(&fresh_flags) {
             if new {
                 tracing::info!(job = %job.key, "inbound message accepted");
@@ -97,11 +91,6 @@ where
             .increment(report.accepted as u64);
         metrics::counter!("xdm_inbound_events_total", "result" => "duplicate")
             .increment(report.duplicates as u64);
-        for (job, new) in jobs.iter().zip(&fresh_flags) {
-            if *new {
-                self.wake_lane(Queue::Inbound, &job.lane, job.not_before_ms);
-            }
-        }
         Ok(report)
     }
 
@@ -112,18 +101,13 @@ where
             tracing::debug!(item = %item.id, "chat item not for the customer or nothing to act on");
             return Ok(ItemAcceptance::Filtered);
         }
-        let now = self.clock.now_ms();
+        let now = self.now_ms();
         let (id, chat) = (item.id.clone(), item.initial_contact_id.clone());
         let jobs = outbound_jobs(item, now, self.config.outbound_reorder_window_ms)?;
-        let fresh = self.store.enqueue(&jobs).await?;
+        let fresh = self.engine.enqueue(&jobs).await?;
         if fresh.iter().any(|new| *new) {
             tracing::info!(item = %id, initial_contact_id = %chat, "chat item accepted");
             metrics::counter!("xdm_chat_items_total", "result" => "accepted").increment(1);
-            for (job, new) in jobs.iter().zip(&fresh) {
-                if *new {
-                    self.wake_lane(Queue::Outbound, &job.lane, job.not_before_ms);
-                }
-            }
             Ok(ItemAcceptance::Accepted)
         } else {
             tracing::info!(item = %id, "chat item already accepted: duplicate dropped");
@@ -136,7 +120,7 @@ where
 /// The jobs for one chat item: one, except that an item carrying several files becomes one job
 /// per file (`<item id>#<n>`), so that a retry of one file never sends another twice.
 fn outbound_jobs(item: ChatItem, now: i64, window_ms: i64) -> Result<Vec<NewJob>, StoreError> {
-    let items: Vec<(String, ChatItem)> = match &item.body {
+    let items: Vec<(JobKey, ChatItem)> = match &item.body {
         ChatItemBody::Attachment { attachments } if attachments.len() > 1 => attachments
             .iter()
             .enumerate()
@@ -147,18 +131,18 @@ fn outbound_jobs(item: ChatItem, now: i64, window_ms: i64) -> Result<Vec<NewJob>
                     },
                     ..item.clone()
                 };
-                (format!("{}#{i}", item.id), single)
+                (JobKey::chat_item(&item.id, Some(i)), single)
             })
             .collect(),
-        _ => vec![(item.id.to_string(), item)],
+        _ => vec![(JobKey::chat_item(&item.id, None), item)],
     };
     items
         .into_iter()
         .map(|(key, item)| {
             Ok(NewJob {
-                queue: Queue::Outbound,
+                queue: JobQueue::Outbound,
                 key,
-                lane: names::outbound_lane(&item.initial_contact_id),
+                lane: Lane::chat(&item.initial_contact_id),
                 order_key: item.absolute_time_ms,
                 payload: serde_json::to_string(&item).map_err(|e| {
                     StoreError::Corrupt(format!("cannot serialise a chat item: {e}"))

@@ -16,8 +16,9 @@ use crate::profile::XProfile;
 use crate::session::{Session, SessionStatus};
 use crate::text::{CONNECT_MESSAGE_MAX_CHARS, split_message};
 
+use super::Bridge;
 use super::notes;
-use super::{Bridge, JobOutcome};
+use crate::engine::JobOutcome;
 
 /// How often one delivery may find its chat ended and open a new one before giving up for now.
 const MAX_CHAT_RESTARTS: usize = 3;
@@ -93,11 +94,11 @@ where
         // Index of the first piece not yet delivered.
         let mut next = 0;
         for _ in 0..MAX_CHAT_RESTARTS {
-            let session = match self.store.open_session(&dm.business, &dm.sender).await? {
+            let session = match self.store().open_session(&dm.business, &dm.sender).await? {
                 Some(s) => {
                     // A chat this very message opened on an earlier attempt already holds the
                     // text part it started with.
-                    if let Some(from) = opened_with_part(&s, dm)
+                    if let Some(from) = opened_with_part(&s, dm, pieces.len())
                         && matches!(pieces.get(from), Some(Piece::Text(_)))
                     {
                         next = next.max(from + 1);
@@ -120,8 +121,8 @@ where
                 Err(Halt::ChatEnded(why)) => {
                     tracing::info!(initial_contact_id = %session.initial_contact_id, reason = %why,
                         "chat is over; opening a new one for the customer");
-                    self.store
-                        .end_session(&session.initial_contact_id, self.clock.now_ms())
+                    self.store()
+                        .end_session(&session.initial_contact_id, self.now_ms())
                         .await?;
                 }
                 Err(Halt::Stop(outcome)) => return Err(outcome),
@@ -241,7 +242,7 @@ where
             client_token: start_token(dm, from),
         };
         let started = self.connect.start_chat(&request).await?;
-        let now = self.clock.now_ms();
+        let now = self.now_ms();
         let session = Session {
             business: dm.business.clone(),
             customer: dm.sender.clone(),
@@ -253,7 +254,7 @@ where
             created_at_ms: now,
             updated_at_ms: now,
         };
-        match self.store.insert_session(&session).await? {
+        match self.store().insert_session(&session).await? {
             SessionInsert::Inserted => {
                 tracing::info!(initial_contact_id = %session.initial_contact_id, "new chat opened");
                 Ok(Started::New(session, consumed))
@@ -281,7 +282,7 @@ where
         &self,
         session: &Session,
     ) -> Result<ConnectionToken, ConnectError> {
-        let now = self.clock.now_ms();
+        let now = self.now_ms();
         if let Some(conn) = &session.connection {
             let fresh = conn
                 .expires_at_ms
@@ -302,7 +303,7 @@ where
             .connect_participant(&session.participant_token)
             .await?;
         if let Err(e) = self
-            .store
+            .store()
             .set_session_connection(&session.initial_contact_id, &conn, now)
             .await
         {
@@ -314,22 +315,22 @@ where
 
     /// The customer's profile: inline in the delivery → cache → X users API. Never fails.
     async fn resolve_profile(&self, dm: &InboundDm) -> XProfile {
-        let now = self.clock.now_ms();
+        let now = self.now_ms();
         let expires = now + self.config.profile_ttl_ms;
         if let Some(p) = dm.sender_profile.as_ref().filter(|p| p.is_known()) {
-            if let Err(e) = self.store.cache_profile(p, expires).await {
+            if let Err(e) = self.store().cache_profile(p, expires).await {
                 tracing::warn!(error = %e, "could not cache the profile");
             }
             return p.clone();
         }
-        match self.store.cached_profile(&dm.sender, now).await {
+        match self.store().cached_profile(&dm.sender, now).await {
             Ok(Some(p)) => return p,
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "profile cache unavailable"),
         }
         match self.x.user(&dm.business, &dm.sender).await {
             Ok(Some(p)) => {
-                if let Err(e) = self.store.cache_profile(&p, expires).await {
+                if let Err(e) = self.store().cache_profile(&p, expires).await {
                     tracing::warn!(error = %e, "could not cache the profile");
                 }
                 p
@@ -357,10 +358,10 @@ fn start_token(dm: &InboundDm, from: usize) -> String {
     format!("xdm-{}-{}-{from}", dm.business, dm.event_id)
 }
 
-/// The piece of `dm` that opened `session`, if this message opened it.
-fn opened_with_part(session: &Session, dm: &InboundDm) -> Option<usize> {
-    let prefix = format!("xdm-{}-{}-", dm.business, dm.event_id);
-    session.opened_by.strip_prefix(&prefix)?.parse().ok()
+/// The piece of `dm` (of `count`) that opened `session`, if this message opened it: the session
+/// keeps the token it was opened with, compared here with the tokens this message would use.
+fn opened_with_part(session: &Session, dm: &InboundDm, count: usize) -> Option<usize> {
+    (0..count).find(|&from| session.opened_by == start_token(dm, from))
 }
 
 /// Idempotency token of one piece of one message: a retry never posts a piece twice.

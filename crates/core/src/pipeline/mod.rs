@@ -1,23 +1,27 @@
-//! The bridge: accepting events durably, then delivering them (X → Connect and Connect → X).
+//! The bridge: X ⇄ Connect. Accepting events as jobs ([`accept`]), and the two pipelines that
+//! run them — a customer's DM into their chat ([`inbound`]), a chat item to the customer on X
+//! ([`outbound`]) — registered with the job engine as the handlers of their queues.
 
 mod accept;
+mod handlers;
 mod inbound;
 mod notes;
 mod outbound;
-mod outcome;
+mod port_errors;
 
 use std::sync::Arc;
 
-use crate::jobs::Queue;
+use tokio::sync::watch;
+
+use crate::engine::{DeliveryHold, EngineConfig, Handlers, JobEngine, RunSummary};
+use crate::jobs::{Job, JobQueue, Lane};
 use crate::media::AttachmentPolicy;
 use crate::ports::{Clock, ConnectApi, Store, XApi};
-use crate::wakeups::Wakeups;
 
 pub use accept::{AcceptReport, ItemAcceptance};
-pub use outcome::JobOutcome;
-pub(crate) use outcome::backoff_ms;
 
-/// Tunables of the pipelines. Defaults suit production; tests shorten the timings.
+/// Tunables of the bridge (its pipelines and its job engine). Defaults suit production; tests
+/// shorten the timings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgeConfig {
     /// An accepted inbound event waits this long before it is delivered, so that events of one
@@ -45,31 +49,86 @@ pub struct BridgeConfig {
 
 impl Default for BridgeConfig {
     fn default() -> Self {
+        let engine = EngineConfig::default();
         Self {
             reorder_window_ms: 250,
             outbound_reorder_window_ms: 250,
             profile_ttl_ms: 7 * 24 * 3600 * 1000,
-            max_attempts: 25,
-            retry_base_ms: 1_000,
-            retry_max_ms: 5 * 60 * 1000,
-            lease_ms: 120_000,
+            max_attempts: engine.max_attempts,
+            retry_base_ms: engine.retry_base_ms,
+            retry_max_ms: engine.retry_max_ms,
+            lease_ms: engine.lease_ms,
             connection_refresh_margin_ms: 5 * 60 * 1000,
-            concurrency: 64,
+            concurrency: engine.concurrency,
             attachments: AttachmentPolicy::default(),
         }
     }
 }
 
-/// The core: owns the ports and runs the pipelines. Cheap to share behind an `Arc`.
+impl BridgeConfig {
+    /// The job engine's part.
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            max_attempts: self.max_attempts,
+            retry_base_ms: self.retry_base_ms,
+            retry_max_ms: self.retry_max_ms,
+            lease_ms: self.lease_ms,
+            concurrency: self.concurrency,
+        }
+    }
+}
+
+/// The core: the X and Connect ports, and the job engine over the store and the clock. Cheap to
+/// share behind an `Arc`.
 #[derive(Debug)]
 pub struct Bridge<S, X, C, K> {
-    store: S,
+    engine: Arc<JobEngine<S, K>>,
     x: X,
     connect: C,
-    clock: K,
     config: BridgeConfig,
-    inbound_wake: Wakeups,
-    outbound_wake: Wakeups,
+}
+
+impl<S: Store, X, C, K: Clock> Bridge<S, X, C, K> {
+    pub fn new(store: S, x: X, connect: C, clock: K, config: BridgeConfig) -> Arc<Self> {
+        Arc::new(Self {
+            engine: JobEngine::new(store, clock, config.engine()),
+            x,
+            connect,
+            config,
+        })
+    }
+
+    /// The job engine the pipelines' jobs run on.
+    pub fn engine(&self) -> &Arc<JobEngine<S, K>> {
+        &self.engine
+    }
+
+    pub fn store(&self) -> &S {
+        self.engine.store()
+    }
+
+    pub fn config(&self) -> &BridgeConfig {
+        &self.config
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.engine.now_ms()
+    }
+
+    /// Wakes the dispatcher of a queue to look at every lane (see [`JobEngine::wake`]).
+    pub fn wake(&self, queue: JobQueue) {
+        self.engine.wake(queue);
+    }
+
+    /// Holds the delivery of `queue` (see [`JobEngine::hold`]).
+    pub fn hold(&self, queue: JobQueue) -> DeliveryHold {
+        self.engine.hold(queue)
+    }
+
+    /// Whether the delivery of `queue` is held.
+    pub fn is_held(&self, queue: JobQueue) -> bool {
+        self.engine.is_held(queue)
+    }
 }
 
 impl<S, X, C, K> Bridge<S, X, C, K>
@@ -79,79 +138,58 @@ where
     C: ConnectApi,
     K: Clock,
 {
-    pub fn new(store: S, x: X, connect: C, clock: K, config: BridgeConfig) -> Arc<Self> {
-        Arc::new(Self {
-            store,
-            x,
-            connect,
-            clock,
-            config,
-            inbound_wake: Wakeups::default(),
-            outbound_wake: Wakeups::default(),
-        })
+    /// The handlers of the bridge's queues: inbound DMs and outbound chat items.
+    pub fn handlers(self: &Arc<Self>) -> Handlers {
+        let mut handlers = Handlers::default();
+        handlers
+            .register(
+                JobQueue::Inbound,
+                Arc::new(handlers::InboundDelivery(Arc::clone(self))),
+            )
+            .register(
+                JobQueue::Outbound,
+                Arc::new(handlers::OutboundDelivery(Arc::clone(self))),
+            );
+        handlers
     }
 
-    pub fn store(&self) -> &S {
-        &self.store
-    }
-
-    pub fn config(&self) -> &BridgeConfig {
-        &self.config
-    }
-
-    pub fn now_ms(&self) -> i64 {
-        self.clock.now_ms()
-    }
-
-    /// Wakes the dispatcher of a queue to look at every lane (work it was not told about).
-    pub fn wake(&self, queue: Queue) {
-        self.wakeups(queue).all();
-    }
-
-    /// Tells the dispatcher of a queue that `lane` has a job that may run from `due_ms`.
-    pub(crate) fn wake_lane(&self, queue: Queue, lane: &str, due_ms: i64) {
-        self.wakeups(queue).lane(lane, due_ms);
-    }
-
-    /// Holds the delivery of `queue`: until every returned guard is dropped, the dispatcher
-    /// starts no new job (jobs in hand finish; accepting goes on). A catch-up holds inbound
-    /// delivery while it stores the DMs of a gap, so that they are delivered before newer ones
-    /// of the same customer that arrived meanwhile (lanes run in `order_key` order).
-    pub fn hold(self: &Arc<Self>, queue: Queue) -> DeliveryHold<S, X, C, K> {
-        self.wakeups(queue).hold();
-        DeliveryHold {
-            bridge: Arc::clone(self),
-            queue,
-        }
-    }
-
-    /// Whether the delivery of `queue` is held.
-    pub fn is_held(&self, queue: Queue) -> bool {
-        self.wakeups(queue).is_held()
-    }
-
-    pub(crate) fn wakeups(&self, queue: Queue) -> &Wakeups {
-        match queue {
-            Queue::Inbound => &self.inbound_wake,
-            Queue::Outbound => &self.outbound_wake,
-        }
-    }
-}
-
-/// A hold on one queue's delivery ([`Bridge::hold`]); released when dropped.
-#[derive(Debug)]
-pub struct DeliveryHold<S, X, C, K> {
-    bridge: Arc<Bridge<S, X, C, K>>,
-    queue: Queue,
-}
-
-impl<S, X, C, K> Drop for DeliveryHold<S, X, C, K> {
-    fn drop(&mut self) {
-        let wakeups = match self.queue {
-            Queue::Inbound => &self.bridge.inbound_wake,
-            Queue::Outbound => &self.bridge.outbound_wake,
+    /// Delivers the jobs of `queue` until `shutdown` turns true (see
+    /// [`JobEngine::run_dispatcher`]).
+    pub async fn run_dispatcher(self: Arc<Self>, queue: JobQueue, shutdown: watch::Receiver<bool>) {
+        let Some(handler) = self.handlers().get(queue).cloned() else {
+            tracing::error!(
+                queue = queue.as_str(),
+                "no handler for this queue; nothing runs"
+            );
+            return;
         };
-        wakeups.release();
+        Arc::clone(&self.engine)
+            .run_dispatcher(queue, handler, shutdown)
+            .await;
+    }
+
+    /// Runs the due jobs of `queue` (of one lane if given) until `deadline_ms` (see
+    /// [`JobEngine::run_due`]).
+    pub async fn run_due(
+        self: &Arc<Self>,
+        queue: JobQueue,
+        lane: Option<&Lane>,
+        deadline_ms: i64,
+        max_wait_ms: i64,
+    ) -> RunSummary {
+        let Some(handler) = self.handlers().get(queue).cloned() else {
+            return RunSummary::default();
+        };
+        self.engine
+            .run_due(queue, &handler, lane, deadline_ms, max_wait_ms)
+            .await
+    }
+
+    /// Runs one claimed job of `queue` and records its outcome (see [`JobEngine::run_job`]).
+    pub async fn run_job(self: &Arc<Self>, queue: JobQueue, job: Job) {
+        if let Some(handler) = self.handlers().get(queue) {
+            self.engine.run_job(queue, handler.as_ref(), job).await;
+        }
     }
 }
 

@@ -11,8 +11,9 @@ use crate::ports::{
 use crate::session::{Session, SessionStatus};
 use crate::text::{X_DM_MAX_CHARS, render_for_x, split_message};
 
+use super::Bridge;
 use super::notes;
-use super::{Bridge, JobOutcome};
+use crate::engine::JobOutcome;
 
 impl<S, X, C, K> Bridge<S, X, C, K>
 where
@@ -43,7 +44,7 @@ where
     async fn deliver_item(&self, item: &ChatItem, retry_since_ms: Option<i64>) -> JobOutcome {
         // Sessions are keyed by the initial contact: ContactId changes on transfer.
         let session = match self
-            .store
+            .store()
             .session_by_initial_contact(&item.initial_contact_id)
             .await
         {
@@ -85,8 +86,8 @@ where
             }
             ChatItemBody::Event { content_type } if content_type == event_types::CHAT_ENDED => {
                 match self
-                    .store
-                    .end_session(&item.initial_contact_id, self.clock.now_ms())
+                    .store()
+                    .end_session(&item.initial_contact_id, self.now_ms())
                     .await
                 {
                     Ok(_) => {

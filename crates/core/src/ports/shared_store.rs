@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::ids::{InitialContactId, XUserId};
-use crate::jobs::{FinalState, Job, JobState, NewJob, Queue};
+use crate::jobs::{FinalState, Job, JobKey, JobQueue, JobState, Lane, NewJob};
 use crate::ports::{Expect, Record, SessionInsert, Store, StoreError};
 use crate::profile::XProfile;
 use crate::session::{ConnectionCredentials, Session};
@@ -64,7 +64,7 @@ impl<T: Store> Store for Arc<T> {
 
     async fn lane_heads(
         &self,
-        queue: Queue,
+        queue: JobQueue,
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<Job>, StoreError> {
@@ -73,8 +73,8 @@ impl<T: Store> Store for Arc<T> {
 
     async fn lane_head(
         &self,
-        queue: Queue,
-        lane: &str,
+        queue: JobQueue,
+        lane: &Lane,
         now_ms: i64,
     ) -> Result<Option<Job>, StoreError> {
         T::lane_head(self, queue, lane, now_ms).await
@@ -82,8 +82,8 @@ impl<T: Store> Store for Arc<T> {
 
     async fn claim(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         lease_until_ms: i64,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
@@ -92,8 +92,8 @@ impl<T: Store> Store for Arc<T> {
 
     async fn renew_lease(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         attempt: u32,
         lease_until_ms: i64,
         now_ms: i64,
@@ -103,8 +103,8 @@ impl<T: Store> Store for Arc<T> {
 
     async fn reschedule(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         attempt: u32,
         not_before_ms: i64,
         error: &str,
@@ -115,8 +115,8 @@ impl<T: Store> Store for Arc<T> {
 
     async fn finish(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         attempt: u32,
         state: FinalState,
         error: Option<&str>,
@@ -125,24 +125,29 @@ impl<T: Store> Store for Arc<T> {
         T::finish(self, queue, key, attempt, state, error, now_ms).await
     }
 
-    async fn job(&self, queue: Queue, key: &str) -> Result<Option<Job>, StoreError> {
+    async fn job(&self, queue: JobQueue, key: &JobKey) -> Result<Option<Job>, StoreError> {
         T::job(self, queue, key).await
     }
 
     async fn jobs(
         &self,
-        queue: Queue,
+        queue: JobQueue,
         state: Option<JobState>,
         limit: usize,
     ) -> Result<Vec<Job>, StoreError> {
         T::jobs(self, queue, state, limit).await
     }
 
-    async fn retry_failed(&self, queue: Queue, key: &str, now_ms: i64) -> Result<bool, StoreError> {
+    async fn retry_failed(
+        &self,
+        queue: JobQueue,
+        key: &JobKey,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
         T::retry_failed(self, queue, key, now_ms).await
     }
 
-    async fn release_claims(&self, queue: Queue, now_ms: i64) -> Result<u64, StoreError> {
+    async fn release_claims(&self, queue: JobQueue, now_ms: i64) -> Result<u64, StoreError> {
         T::release_claims(self, queue, now_ms).await
     }
 

@@ -1,7 +1,7 @@
 use std::future::Future;
 
 use crate::ids::{InitialContactId, XUserId};
-use crate::jobs::{FinalState, Job, JobState, NewJob, Queue};
+use crate::jobs::{FinalState, Job, JobKey, JobQueue, JobState, Lane, NewJob};
 use crate::profile::XProfile;
 use crate::records::{Expect, Record};
 use crate::session::{ConnectionCredentials, Session};
@@ -143,7 +143,7 @@ pub trait Store: Send + Sync + 'static {
     /// at most `limit`. Heads that are due later are included so callers know when to wake up.
     fn lane_heads(
         &self,
-        queue: Queue,
+        queue: JobQueue,
         now_ms: i64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Job>, StoreError>> + Send;
@@ -152,13 +152,13 @@ pub trait Store: Send + Sync + 'static {
     /// this with a direct lookup; the default scans every head.
     fn lane_head(
         &self,
-        queue: Queue,
-        lane: &str,
+        queue: JobQueue,
+        lane: &Lane,
         now_ms: i64,
     ) -> impl Future<Output = Result<Option<Job>, StoreError>> + Send {
         async move {
             let heads = self.lane_heads(queue, now_ms, usize::MAX).await?;
-            Ok(heads.into_iter().find(|j| j.lane == lane))
+            Ok(heads.into_iter().find(|j| &j.lane == lane))
         }
     }
 
@@ -169,8 +169,8 @@ pub trait Store: Send + Sync + 'static {
     /// else took it, or it is not due).
     fn claim(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         lease_until_ms: i64,
         now_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
@@ -182,8 +182,8 @@ pub trait Store: Send + Sync + 'static {
     /// (see the trait doc). A lease that has expired but was not claimed again is renewed.
     fn renew_lease(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         attempt: u32,
         lease_until_ms: i64,
         now_ms: i64,
@@ -195,8 +195,8 @@ pub trait Store: Send + Sync + 'static {
     /// reopens a finished job.
     fn reschedule(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         attempt: u32,
         not_before_ms: i64,
         error: &str,
@@ -208,8 +208,8 @@ pub trait Store: Send + Sync + 'static {
     /// `attempts == attempt`; `Ok(false)`: fenced out, nothing written (see the trait doc).
     fn finish(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         attempt: u32,
         state: FinalState,
         error: Option<&str>,
@@ -218,14 +218,14 @@ pub trait Store: Send + Sync + 'static {
 
     fn job(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
     ) -> impl Future<Output = Result<Option<Job>, StoreError>> + Send;
 
     /// Jobs of a queue, optionally of one state, oldest accepted first.
     fn jobs(
         &self,
-        queue: Queue,
+        queue: JobQueue,
         state: Option<JobState>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Job>, StoreError>> + Send;
@@ -239,8 +239,8 @@ pub trait Store: Send + Sync + 'static {
     /// all this job's. The re-driven job starts afresh and its next claim sets a new time.
     fn retry_failed(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         now_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
@@ -251,7 +251,7 @@ pub trait Store: Send + Sync + 'static {
     /// fenced out by the next claim.
     fn release_claims(
         &self,
-        queue: Queue,
+        queue: JobQueue,
         now_ms: i64,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 

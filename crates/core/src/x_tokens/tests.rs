@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::ids::InitialContactId;
-use crate::jobs::{FinalState, Job, JobState, NewJob, Queue};
+use crate::jobs::{FinalState, Job, JobKey, JobQueue, JobState, NewJob};
 use crate::memory_store::MemoryStore;
 use crate::ports::SessionInsert;
 use crate::profile::XProfile;
@@ -174,16 +174,27 @@ impl Store for TestStore {
     async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<bool>, StoreError> {
         self.inner.enqueue(jobs).await
     }
-    async fn lane_heads(&self, q: Queue, now: i64, limit: usize) -> Result<Vec<Job>, StoreError> {
+    async fn lane_heads(
+        &self,
+        q: JobQueue,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<Job>, StoreError> {
         self.inner.lane_heads(q, now, limit).await
     }
-    async fn claim(&self, q: Queue, k: &str, until: i64, now: i64) -> Result<bool, StoreError> {
+    async fn claim(
+        &self,
+        q: JobQueue,
+        k: &JobKey,
+        until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         self.inner.claim(q, k, until, now).await
     }
     async fn renew_lease(
         &self,
-        q: Queue,
-        k: &str,
+        q: JobQueue,
+        k: &JobKey,
         a: u32,
         until: i64,
         now: i64,
@@ -192,8 +203,8 @@ impl Store for TestStore {
     }
     async fn reschedule(
         &self,
-        q: Queue,
-        k: &str,
+        q: JobQueue,
+        k: &JobKey,
         a: u32,
         nb: i64,
         e: &str,
@@ -203,8 +214,8 @@ impl Store for TestStore {
     }
     async fn finish(
         &self,
-        q: Queue,
-        k: &str,
+        q: JobQueue,
+        k: &JobKey,
         a: u32,
         s: FinalState,
         e: Option<&str>,
@@ -212,21 +223,21 @@ impl Store for TestStore {
     ) -> Result<bool, StoreError> {
         self.inner.finish(q, k, a, s, e, now).await
     }
-    async fn job(&self, q: Queue, k: &str) -> Result<Option<Job>, StoreError> {
+    async fn job(&self, q: JobQueue, k: &JobKey) -> Result<Option<Job>, StoreError> {
         self.inner.job(q, k).await
     }
     async fn jobs(
         &self,
-        q: Queue,
+        q: JobQueue,
         s: Option<JobState>,
         limit: usize,
     ) -> Result<Vec<Job>, StoreError> {
         self.inner.jobs(q, s, limit).await
     }
-    async fn retry_failed(&self, q: Queue, k: &str, now: i64) -> Result<bool, StoreError> {
+    async fn retry_failed(&self, q: JobQueue, k: &JobKey, now: i64) -> Result<bool, StoreError> {
         self.inner.retry_failed(q, k, now).await
     }
-    async fn release_claims(&self, q: Queue, now: i64) -> Result<u64, StoreError> {
+    async fn release_claims(&self, q: JobQueue, now: i64) -> Result<u64, StoreError> {
         self.inner.release_claims(q, now).await
     }
     async fn purge(&self, j: i64, s: i64, now: i64) -> Result<u64, StoreError> {

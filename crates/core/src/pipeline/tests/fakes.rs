@@ -14,7 +14,7 @@ use crate::ids::{
     ChatItemId, ConnectionToken, ContactId, InitialContactId, ParticipantToken, XEventId, XUserId,
 };
 use crate::inbound::{InboundBatch, InboundDm, InboundEvent, InboundMedia};
-use crate::jobs::{JobState, Queue};
+use crate::jobs::{JobQueue, JobState};
 use crate::media::{ByteStream, MediaStream, XMediaCategory};
 use crate::memory_store::MemoryStore;
 use crate::pipeline::{Bridge, BridgeConfig};
@@ -520,7 +520,7 @@ impl Harness {
         for _ in 0..200 {
             self.clock.advance(1_000);
             let mut ran = false;
-            for queue in [Queue::Inbound, Queue::Outbound] {
+            for queue in JobQueue::ALL {
                 let now = self.clock.now_ms();
                 let heads = self
                     .bridge
@@ -564,7 +564,7 @@ impl Harness {
 
     pub(super) async fn open_jobs(&self) -> usize {
         let mut n = 0;
-        for q in [Queue::Inbound, Queue::Outbound] {
+        for q in JobQueue::ALL {
             for s in [JobState::Pending, JobState::Processing] {
                 n += self
                     .bridge

@@ -1,7 +1,7 @@
 //! Customer DMs reaching Connect: opening chats, ordering, splitting, profiles, failures.
 
 use crate::ids::InitialContactId;
-use crate::jobs::{JobState, Queue};
+use crate::jobs::{JobKey, JobQueue, JobState};
 use crate::ports::{ConnectError, Store, XError};
 use crate::profile::XProfile;
 use crate::session::SessionStatus;
@@ -307,7 +307,10 @@ async fn invalid_requests_are_parked_as_failed_transient_errors_are_retried() {
     let job = h
         .bridge
         .store()
-        .job(Queue::Inbound, &format!("{BUSINESS}:1"))
+        .job(
+            JobQueue::Inbound,
+            &JobKey::parse(format!("{BUSINESS}:1")).unwrap(),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -326,7 +329,10 @@ async fn invalid_requests_are_parked_as_failed_transient_errors_are_retried() {
     let job = h
         .bridge
         .store()
-        .job(Queue::Inbound, &format!("{BUSINESS}:1"))
+        .job(
+            JobQueue::Inbound,
+            &JobKey::parse(format!("{BUSINESS}:1")).unwrap(),
+        )
         .await
         .unwrap()
         .unwrap();

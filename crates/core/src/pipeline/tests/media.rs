@@ -2,7 +2,7 @@
 
 use crate::chat_item::{AttachmentRef, AttachmentStatus, ChatItemBody};
 use crate::inbound::{InboundDm, InboundMedia, MediaKind};
-use crate::jobs::{JobState, Queue};
+use crate::jobs::{JobKey, JobQueue, JobState};
 use crate::media::XMediaCategory;
 use crate::ports::Store;
 
@@ -138,7 +138,10 @@ async fn media_that_cannot_be_attached_becomes_a_note_for_the_agent() {
         let job = h
             .bridge
             .store()
-            .job(Queue::Inbound, &format!("{BUSINESS}:{n}"))
+            .job(
+                JobQueue::Inbound,
+                &JobKey::parse(format!("{BUSINESS}:{n}")).unwrap(),
+            )
             .await
             .unwrap()
             .unwrap();
@@ -324,7 +327,7 @@ async fn agent_images_and_videos_reach_x_as_media_and_other_files_as_a_sentence(
     assert!(
         h.bridge
             .store()
-            .job(Queue::Outbound, "i2#0")
+            .job(JobQueue::Outbound, &JobKey::parse("i2#0").unwrap())
             .await
             .unwrap()
             .is_some()
@@ -332,7 +335,7 @@ async fn agent_images_and_videos_reach_x_as_media_and_other_files_as_a_sentence(
     assert!(
         h.bridge
             .store()
-            .job(Queue::Outbound, "i2#1")
+            .job(JobQueue::Outbound, &JobKey::parse("i2#1").unwrap())
             .await
             .unwrap()
             .is_some()

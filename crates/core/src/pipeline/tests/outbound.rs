@@ -1,7 +1,7 @@
 //! Agent messages reaching X: what is sent, session ends, refusals, reading X back.
 
 use crate::chat_item::{AttachmentStatus, ChatItemBody, ParticipantRole, Visibility, event_types};
-use crate::jobs::{JobState, Queue};
+use crate::jobs::{JobKey, JobQueue, JobState};
 use crate::pipeline::ItemAcceptance;
 use crate::ports::{Clock, Store, XError};
 use crate::text::{X_DM_MAX_CHARS, render_for_x, split_message};
@@ -142,7 +142,7 @@ async fn x_refusal_tells_the_agent_and_rate_limit_waits() {
     let job = h
         .bridge
         .store()
-        .job(Queue::Outbound, "i1")
+        .job(JobQueue::Outbound, &JobKey::parse("i1").unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -177,7 +177,7 @@ fn numbered_words(n: usize) -> String {
 async fn outbound_job(h: &Harness, key: &str) -> crate::jobs::Job {
     h.bridge
         .store()
-        .job(Queue::Outbound, key)
+        .job(JobQueue::Outbound, &JobKey::parse(key).unwrap())
         .await
         .unwrap()
         .unwrap()
@@ -350,7 +350,7 @@ async fn items_of_unknown_chats_are_skipped() {
     let job = h
         .bridge
         .store()
-        .job(Queue::Outbound, "i1")
+        .job(JobQueue::Outbound, &JobKey::parse("i1").unwrap())
         .await
         .unwrap()
         .unwrap();

@@ -1,4 +1,4 @@
-//! Runs accepted jobs: one at a time per lane (customer or chat), many lanes at once, in order,
+//! Runs a queue's jobs with its handler: one at a time per lane, many lanes at once, in order,
 //! with retries. Jobs live in the store, so a restart resumes where the last process stopped.
 
 use std::collections::{HashMap, HashSet};
@@ -8,11 +8,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::jobs::{FinalState, Job, JobState, Queue};
-use crate::pipeline::{Bridge, JobOutcome};
-use crate::ports::{Clock, ConnectApi, Store, StoreError, XApi};
+use crate::jobs::{FinalState, Job, JobQueue, JobState, Lane};
+use crate::ports::{Clock, Store, StoreError};
 
-/// What [`Bridge::run_due`] did.
+use super::{JobEngine, JobHandler, JobOutcome, backoff_ms};
+
+/// What [`JobEngine::run_due`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RunSummary {
     /// Jobs claimed and run (whatever their outcome).
@@ -32,29 +33,25 @@ const IDLE_POLL_MS: i64 = 1_000;
 /// Pause after the store failed to answer, before asking again.
 const STORE_ERROR_PAUSE: Duration = Duration::from_millis(500);
 
-impl<S, X, C, K> Bridge<S, X, C, K>
-where
-    S: Store,
-    X: XApi,
-    C: ConnectApi,
-    K: Clock,
-{
-    /// Delivers the jobs of `queue` until `shutdown` turns true, then waits for the jobs in hand.
+impl<S: Store, K: Clock> JobEngine<S, K> {
+    /// Runs the jobs of `queue` with `handler` until `shutdown` turns true, then waits for the
+    /// jobs in hand.
     ///
     /// The heads of every lane are read at start, every second (work made due by another process
-    /// sharing the store), after [`Bridge::wake`] and while more lanes are due than can run.
+    /// sharing the store), after [`JobEngine::wake`] and while more lanes are due than can run.
     /// Otherwise the dispatcher looks up only the lanes it was told about (an accepted job, a
     /// finished or rescheduled one), each when its job becomes due.
     pub async fn run_dispatcher(
         self: Arc<Self>,
-        queue: Queue,
+        queue: JobQueue,
+        handler: Arc<dyn JobHandler>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let concurrency = self.config().concurrency.max(1);
-        let mut running: JoinSet<String> = JoinSet::new();
-        let mut busy_lanes: HashSet<String> = HashSet::new();
+        let mut running: JoinSet<Lane> = JoinSet::new();
+        let mut busy_lanes: HashSet<Lane> = HashSet::new();
         // Lanes known to have a job, and from when it may run.
-        let mut waiting: HashMap<String, i64> = HashMap::new();
+        let mut waiting: HashMap<Lane, i64> = HashMap::new();
         let mut next_scan_ms = i64::MIN;
         loop {
             if *shutdown.borrow() {
@@ -96,7 +93,7 @@ where
                             }
                             waiting.remove(&job.lane);
                             if self
-                                .start(queue, job, now, &mut running, &mut busy_lanes)
+                                .start(queue, &handler, job, now, &mut running, &mut busy_lanes)
                                 .await
                                 .is_err()
                             {
@@ -112,7 +109,7 @@ where
                 }
             }
             // The lanes told about whose time has come, soonest first.
-            let mut due_lanes: Vec<(i64, String)> = waiting
+            let mut due_lanes: Vec<(i64, Lane)> = waiting
                 .iter()
                 .filter(|(lane, due)| **due <= now && !busy_lanes.contains(*lane))
                 .map(|(lane, due)| (*due, lane.clone()))
@@ -129,7 +126,7 @@ where
                     }
                     Ok(Some(job)) => {
                         if self
-                            .start(queue, job, now, &mut running, &mut busy_lanes)
+                            .start(queue, &handler, job, now, &mut running, &mut busy_lanes)
                             .await
                             .is_err()
                         {
@@ -176,7 +173,7 @@ where
                         Err(e) => {
                             // A panicking job loses its lane marker; the lease expiry makes the
                             // job claimable again. Rebuild the marker set from what still runs.
-                            tracing::error!(error = %e, "a delivery task failed");
+                            tracing::error!(error = %e, "a job's task failed");
                             busy_lanes.clear();
                             next_scan_ms = i64::MIN;
                         }
@@ -187,7 +184,7 @@ where
         }
         while let Some(done) = running.join_next().await {
             if let Err(e) = done {
-                tracing::error!(error = %e, "a delivery task failed during shutdown");
+                tracing::error!(error = %e, "a job's task failed during shutdown");
             }
         }
     }
@@ -195,20 +192,22 @@ where
     /// Claims a due head and runs it in `running`. `Ok(false)`: someone else claimed it first.
     async fn start(
         self: &Arc<Self>,
-        queue: Queue,
+        queue: JobQueue,
+        handler: &Arc<dyn JobHandler>,
         job: Job,
         now: i64,
-        running: &mut JoinSet<String>,
-        busy_lanes: &mut HashSet<String>,
+        running: &mut JoinSet<Lane>,
+        busy_lanes: &mut HashSet<Lane>,
     ) -> Result<bool, StoreError> {
         let Some(job) = self.claim(queue, job, now).await? else {
             return Ok(false);
         };
         busy_lanes.insert(job.lane.clone());
-        let bridge = Arc::clone(self);
+        let engine = Arc::clone(self);
+        let handler = Arc::clone(handler);
         running.spawn(async move {
             let lane = job.lane.clone();
-            bridge.run_job(queue, job).await;
+            engine.run_job(queue, handler.as_ref(), job).await;
             lane
         });
         Ok(true)
@@ -216,7 +215,7 @@ where
 
     /// Claims a due head for `lease_ms`; returns it as claimed, or `None` if someone else
     /// claimed it first.
-    async fn claim(&self, queue: Queue, job: Job, now: i64) -> Result<Option<Job>, StoreError> {
+    async fn claim(&self, queue: JobQueue, job: Job, now: i64) -> Result<Option<Job>, StoreError> {
         let lease_until = now + self.config().lease_ms;
         match self.store().claim(queue, &job.key, lease_until, now).await {
             Ok(true) => {
@@ -237,14 +236,15 @@ where
         }
     }
 
-    /// Runs the jobs of `queue` that are due — of one lane if `lane` is given, else of every
+    /// Runs the jobs of `queue` that are due with `handler` — of one lane if `lane` is given, else of every
     /// lane, several lanes at once — until none is due or `deadline_ms` passes. For processes
     /// without a long-running dispatcher (AWS Lambda): a lane's head that becomes due within
     /// `max_wait_ms` (the reorder window) is waited for; later ones are left for the next run.
     pub async fn run_due(
         self: &Arc<Self>,
-        queue: Queue,
-        lane: Option<&str>,
+        queue: JobQueue,
+        handler: &Arc<dyn JobHandler>,
+        lane: Option<&Lane>,
         deadline_ms: i64,
         max_wait_ms: i64,
     ) -> RunSummary {
@@ -294,8 +294,11 @@ where
             for job in due {
                 match self.claim(queue, job, now).await {
                     Ok(Some(job)) => {
-                        let bridge = Arc::clone(self);
-                        running.spawn(async move { bridge.run_job(queue, job).await });
+                        let engine = Arc::clone(self);
+                        let handler = Arc::clone(handler);
+                        running.spawn(
+                            async move { engine.run_job(queue, handler.as_ref(), job).await },
+                        );
                         summary.ran += 1;
                     }
                     Ok(None) => summary.lost_claims += 1,
@@ -308,14 +311,14 @@ where
             }
             while let Some(done) = running.join_next().await {
                 if let Err(e) = done {
-                    tracing::error!(error = %e, "a delivery task failed");
+                    tracing::error!(error = %e, "a job's task failed");
                 }
             }
         }
         summary
     }
 
-    /// Runs one claimed job and records its outcome. `job` is the job as claimed: `attempts`
+    /// Runs one claimed job with `handler` and records its outcome. `job` is the job as claimed: `attempts`
     /// is the claim's number (the head's `attempts + 1`), which fences the record (see
     /// [`Store`]'s "Claims and fencing").
     ///
@@ -324,17 +327,10 @@ where
     /// again by another worker sharing the store. If a renewal finds the claim superseded, the
     /// job is stopped where it is and nothing is recorded: the newer holder decides (deliveries
     /// are idempotent, and a retry reads back what X already has).
-    pub async fn run_job(&self, queue: Queue, job: Job) {
-        // Boxed: the pipelines' futures are large, and this one is held across the heartbeat.
-        let handler = Box::pin(async {
-            match queue {
-                Queue::Inbound => self.handle_inbound(&job).await,
-                Queue::Outbound => self.handle_outbound(&job).await,
-            }
-        });
+    pub async fn run_job(&self, queue: JobQueue, handler: &dyn JobHandler, job: Job) {
         let outcome = tokio::select! {
             biased;
-            outcome = handler => outcome,
+            outcome = handler.run(&job) => outcome,
             () = self.keep_lease(queue, &job) => {
                 // The handler future is dropped: whatever it had under way stops here.
                 tracing::warn!(job = %job.key, attempt = job.attempts,
@@ -349,25 +345,25 @@ where
         let attempt = job.attempts;
         let cfg = self.config();
         let record = match outcome {
-            JobOutcome::Done => Record::Done,
-            JobOutcome::Failed { reason } => Record::Failed {
+            JobOutcome::Done => Recorded::Done,
+            JobOutcome::Failed { reason } => Recorded::Failed {
                 reason,
                 gave_up: false,
             },
-            JobOutcome::Retry { reason, .. } if attempt >= cfg.max_attempts => Record::Failed {
+            JobOutcome::Retry { reason, .. } if attempt >= cfg.max_attempts => Recorded::Failed {
                 reason,
                 gave_up: true,
             },
             JobOutcome::Retry {
                 not_before_ms,
                 reason,
-            } => Record::Retry {
+            } => Recorded::Retry {
                 at_ms: not_before_ms.unwrap_or_else(|| {
-                    now + crate::pipeline::backoff_ms(
+                    now + backoff_ms(
                         attempt,
                         cfg.retry_base_ms,
                         cfg.retry_max_ms,
-                        &job.key,
+                        job.key.as_str(),
                     )
                 }),
                 reason,
@@ -375,12 +371,12 @@ where
         };
         let store = self.store();
         let result = match &record {
-            Record::Done => {
+            Recorded::Done => {
                 store
                     .finish(queue, &job.key, attempt, FinalState::Done, None, now)
                     .await
             }
-            Record::Failed { reason, .. } => {
+            Recorded::Failed { reason, .. } => {
                 store
                     .finish(
                         queue,
@@ -392,7 +388,7 @@ where
                     )
                     .await
             }
-            Record::Retry { at_ms, reason } => {
+            Recorded::Retry { at_ms, reason } => {
                 store
                     .reschedule(queue, &job.key, attempt, *at_ms, reason, now)
                     .await
@@ -411,27 +407,27 @@ where
         metrics::counter!("xdm_job_attempts_total", "queue" => queue.as_str(), "outcome" => record.label())
             .increment(1);
         match &record {
-            Record::Done => {}
-            Record::Failed {
+            Recorded::Done => {}
+            Recorded::Failed {
                 reason,
                 gave_up: false,
             } => {
                 tracing::error!(job = %job.key, %reason, "delivery failed for good; parked as failed");
             }
-            Record::Failed {
+            Recorded::Failed {
                 reason,
                 gave_up: true,
             } => {
                 tracing::error!(job = %job.key, attempts = attempt, %reason, "giving up after the last attempt; parked as failed");
             }
-            Record::Retry { at_ms, reason } => {
+            Recorded::Retry { at_ms, reason } => {
                 tracing::info!(job = %job.key, attempts = attempt, retry_in_ms = at_ms - now, %reason, "delivery will be retried");
             }
         }
         let next_due_ms = match (&result, &record) {
             // The lease expires and the job runs again; deliveries are idempotent.
             (Err(_), _) => now + cfg.lease_ms,
-            (Ok(_), Record::Retry { at_ms, .. }) => *at_ms,
+            (Ok(_), Recorded::Retry { at_ms, .. }) => *at_ms,
             // The lane's next job, if any, may be due already.
             (Ok(_), _) => now,
         };
@@ -445,7 +441,7 @@ where
     /// lease. Returns only when a renewal is fenced out (the claim was superseded, or the job is
     /// no longer processing); a store error is logged and the renewal tried again at the next
     /// beat (the lease may still run out if the store stays away that long).
-    async fn keep_lease(&self, queue: Queue, job: &Job) {
+    async fn keep_lease(&self, queue: JobQueue, job: &Job) {
         let lease_ms = self.config().lease_ms.max(1);
         let beat = Duration::from_millis(u64::try_from(lease_ms / 3).unwrap_or(0).max(1));
         loop {
@@ -474,7 +470,7 @@ where
 }
 
 /// What `run_job` records for a job.
-enum Record {
+enum Recorded {
     Done,
     /// `gave_up`: a retryable failure on the last attempt.
     Failed {
@@ -487,13 +483,13 @@ enum Record {
     },
 }
 
-impl Record {
+impl Recorded {
     /// The `outcome` label of `xdm_job_attempts_total`.
     fn label(&self) -> &'static str {
         match self {
-            Record::Done => "done",
-            Record::Failed { .. } => "failed",
-            Record::Retry { .. } => "retry",
+            Recorded::Done => "done",
+            Recorded::Failed { .. } => "failed",
+            Recorded::Retry { .. } => "retry",
         }
     }
 }

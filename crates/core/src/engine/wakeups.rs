@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tokio::sync::Notify;
 
+use crate::jobs::Lane;
+
 /// Hints kept before the dispatcher asks for a full scan instead (a process without a
 /// dispatcher, such as a Lambda function, would otherwise collect them for ever).
 const MAX_HINTS: usize = 4_096;
@@ -16,17 +18,17 @@ const MAX_HINTS: usize = 4_096;
 #[derive(Debug, Default)]
 pub(crate) struct Wakeups {
     notify: Notify,
-    hints: Mutex<Vec<(String, i64)>>,
+    hints: Mutex<Vec<(Lane, i64)>>,
     rescan: AtomicBool,
-    /// Holds in force ([`crate::Bridge::hold`]): while above 0 no new job is started.
+    /// Holds in force ([`super::JobEngine::hold`]): while above 0 no new job is started.
     held: AtomicUsize,
 }
 
 impl Wakeups {
     /// `lane` has a job that may run from `due_ms`.
-    pub(crate) fn lane(&self, lane: &str, due_ms: i64) {
+    pub(crate) fn lane(&self, lane: &Lane, due_ms: i64) {
         match self.hints.lock() {
-            Ok(mut hints) if hints.len() < MAX_HINTS => hints.push((lane.to_owned(), due_ms)),
+            Ok(mut hints) if hints.len() < MAX_HINTS => hints.push((lane.clone(), due_ms)),
             Ok(mut hints) => {
                 hints.clear();
                 self.rescan.store(true, Ordering::Release);
@@ -43,7 +45,7 @@ impl Wakeups {
     }
 
     /// The hints since the last call, and whether a full scan was asked for.
-    pub(crate) fn take(&self) -> (Vec<(String, i64)>, bool) {
+    pub(crate) fn take(&self) -> (Vec<(Lane, i64)>, bool) {
         let hints = match self.hints.lock() {
             Ok(mut hints) => std::mem::take(&mut *hints),
             Err(_) => {
@@ -81,17 +83,15 @@ mod tests {
     #[test]
     fn hints_are_taken_once_and_overflow_asks_for_a_scan() {
         let w = Wakeups::default();
-        w.lane("a", 5);
-        w.lane("b", 7);
-        assert_eq!(
-            w.take(),
-            (vec![("a".to_owned(), 5), ("b".to_owned(), 7)], false)
-        );
+        let (a, b) = (Lane::parse("a").unwrap(), Lane::parse("b").unwrap());
+        w.lane(&a, 5);
+        w.lane(&b, 7);
+        assert_eq!(w.take(), (vec![(a, 5), (b, 7)], false));
         assert_eq!(w.take(), (vec![], false));
         w.all();
         assert_eq!(w.take(), (vec![], true));
         for i in 0..=MAX_HINTS {
-            w.lane("x", i64::try_from(i).unwrap());
+            w.lane(&Lane::parse("x").unwrap(), i64::try_from(i).unwrap());
         }
         let (hints, rescan) = w.take();
         assert!(hints.len() < MAX_HINTS);
