@@ -1,9 +1,13 @@
-//! The DynamoDB calls the store makes, with their error mapping and retries.
+//! The DynamoDB calls the store makes, with their error mapping and retries, and the items of
+//! its transactions.
 //!
 //! The SDK already retries throttling and transient errors (standard retry mode). What it does
 //! not retry are conflicts with concurrent transactions (`TransactionConflictException` on a
 //! single-item write, `TransactionConflict` as a cancellation reason): they are retried here,
 //! with a short jittered back-off, because they say "try again", not "your condition failed".
+//! This is the one place calls are retried. The loops of the concern modules bounded by
+//! `RACE_ATTEMPTS` are not retries of a call: each round reads again and decides again, because
+//! another writer changed what the last round read.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
@@ -12,17 +16,18 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use aws_sdk_dynamodb::operation::delete_item::builders::DeleteItemFluentBuilder;
-use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem,
+    Update,
+};
+use futures_util::{StreamExt, TryStreamExt, stream};
 use xdm_core::ports::StoreError;
 
+use super::expr::Expr;
 use super::items::{Item, s};
 
 /// Attempts at a write that keeps meeting concurrent transactions.
@@ -31,6 +36,10 @@ const CONFLICT_ATTEMPTS: u32 = 8;
 const UNPROCESSED_ATTEMPTS: u32 = 8;
 /// BatchGetItem takes at most 100 keys.
 const BATCH_GET_MAX: usize = 100;
+/// Items a page of a Query with a `max` asks for at most.
+const QUERY_PAGE_MAX: i32 = 1_000;
+/// Single-item writes [`count_written`] runs at once.
+const WRITE_CONCURRENCY: usize = 16;
 
 /// An SDK error as `StoreError::Unavailable`, naming the call and the table.
 pub(crate) fn sdk_error<E, R>(op: &str, table: &str, e: SdkError<E, R>) -> StoreError
@@ -54,7 +63,7 @@ fn is_conflict<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
 }
 
 /// Sleeps a little longer at each attempt, with jitter so that racing writers spread out.
-pub(crate) async fn back_off(attempt: u32) {
+async fn back_off(attempt: u32) {
     let base = 5_u64 << attempt.min(6);
     let jitter = RandomState::new().build_hasher().finish() % base.max(1);
     tokio::time::sleep(Duration::from_millis(base + jitter)).await;
@@ -85,112 +94,6 @@ where
             }
             Err(e) => return Err(sdk_error(op, table, e)),
         }
-    }
-}
-
-/// A DynamoDB expression with its attribute-name and value placeholders. Every attribute
-/// goes through a `#name` placeholder, so reserved words (`status`, `state`, `key`, `open`…)
-/// need no special care.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Expr {
-    set: Vec<String>,
-    remove: Vec<String>,
-    add: Vec<String>,
-    delete: Vec<String>,
-    names: HashMap<String, String>,
-    values: HashMap<String, AttributeValue>,
-}
-
-impl Expr {
-    pub(crate) fn new() -> Self {
-        Self::default()
-    }
-
-    /// The placeholder of an attribute name.
-    pub(crate) fn n(&mut self, attr: &str) -> String {
-        let placeholder = format!("#{attr}");
-        self.names.insert(placeholder.clone(), attr.to_owned());
-        placeholder
-    }
-
-    /// The placeholder of a value, `:label`.
-    pub(crate) fn v(&mut self, label: &str, value: AttributeValue) -> String {
-        let placeholder = format!(":{label}");
-        self.values.insert(placeholder.clone(), value);
-        placeholder
-    }
-
-    /// `SET attr = value`.
-    pub(crate) fn set(&mut self, attr: &str, value: AttributeValue) -> &mut Self {
-        let (n, v) = (self.n(attr), self.v(attr, value));
-        self.set.push(format!("{n} = {v}"));
-        self
-    }
-
-    /// A `SET` clause written out, its names and values made with [`n`](Self::n) and
-    /// [`v`](Self::v).
-    pub(crate) fn set_raw(&mut self, clause: String) -> &mut Self {
-        self.set.push(clause);
-        self
-    }
-
-    /// `SET attr = if_not_exists(attr, value)`: keeps a value already there.
-    pub(crate) fn set_if_absent(&mut self, attr: &str, value: AttributeValue) -> &mut Self {
-        let (n, v) = (self.n(attr), self.v(attr, value));
-        self.set.push(format!("{n} = if_not_exists({n}, {v})"));
-        self
-    }
-
-    /// `SET attr = attr + by`.
-    pub(crate) fn increment(&mut self, attr: &str, by: i64) -> &mut Self {
-        let n = self.n(attr);
-        let v = self.v(&format!("{attr}_by"), super::items::n(by));
-        self.set.push(format!("{n} = {n} + {v}"));
-        self
-    }
-
-    pub(crate) fn remove(&mut self, attr: &str) -> &mut Self {
-        let n = self.n(attr);
-        self.remove.push(n);
-        self
-    }
-
-    /// `ADD attr value` (a number to add, or set members to add).
-    pub(crate) fn add(&mut self, attr: &str, value: AttributeValue) -> &mut Self {
-        let (n, v) = (self.n(attr), self.v(&format!("{attr}_add"), value));
-        self.add.push(format!("{n} {v}"));
-        self
-    }
-
-    /// `DELETE attr members`.
-    pub(crate) fn delete(&mut self, attr: &str, members: AttributeValue) -> &mut Self {
-        let (n, v) = (self.n(attr), self.v(&format!("{attr}_del"), members));
-        self.delete.push(format!("{n} {v}"));
-        self
-    }
-
-    /// The update expression of the clauses added so far.
-    pub(crate) fn update(&self) -> String {
-        let mut parts = Vec::new();
-        for (keyword, clauses) in [
-            ("SET", &self.set),
-            ("REMOVE", &self.remove),
-            ("ADD", &self.add),
-            ("DELETE", &self.delete),
-        ] {
-            if !clauses.is_empty() {
-                parts.push(format!("{keyword} {}", clauses.join(", ")));
-            }
-        }
-        parts.join(" ")
-    }
-
-    pub(crate) fn names(&self) -> Option<HashMap<String, String>> {
-        (!self.names.is_empty()).then(|| self.names.clone())
-    }
-
-    pub(crate) fn values(&self) -> Option<HashMap<String, AttributeValue>> {
-        (!self.values.is_empty()).then(|| self.values.clone())
     }
 }
 
@@ -262,13 +165,25 @@ impl Calls {
         Ok(())
     }
 
-    /// An UpdateItem built by `request` (whose table is `table`), retried on conflicts.
+    /// A conditional UpdateItem of the item `key` of `table`: the clauses of `e`, applied only
+    /// while `cond` (built in `e`) holds; retried on conflicts.
     pub(crate) async fn update(
         &self,
         op: &'static str,
         table: &str,
-        request: UpdateItemFluentBuilder,
+        key: Item,
+        e: &Expr,
+        cond: String,
     ) -> Result<Written, StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .update_expression(e.update())
+            .condition_expression(cond)
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values());
         let out = write_retrying(
             op,
             table,
@@ -279,14 +194,27 @@ impl Calls {
         Ok(out.map_or(Written::ConditionFailed, |_| Written::Yes))
     }
 
-    /// An UpdateItem built by `request` that returns attributes (its `ReturnValues`), retried
-    /// on conflicts. `Ok(None)`: the condition did not hold, nothing was written.
+    /// An UpdateItem like [`update`](Self::update), its condition optional, that returns the new
+    /// values of the attributes it updated (`UPDATED_NEW`). `Ok(None)`: the condition did not
+    /// hold, nothing was written.
     pub(crate) async fn update_returning(
         &self,
         op: &'static str,
         table: &str,
-        request: UpdateItemFluentBuilder,
+        key: Item,
+        e: &Expr,
+        cond: Option<String>,
     ) -> Result<Option<Item>, StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .update_expression(e.update())
+            .set_condition_expression(cond)
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .return_values(ReturnValue::UpdatedNew);
         let out = write_retrying(
             op,
             table,
@@ -297,13 +225,24 @@ impl Calls {
         Ok(out.map(|out| out.attributes.unwrap_or_default()))
     }
 
-    /// A DeleteItem built by `request`, retried on conflicts.
+    /// A DeleteItem of the item `key` of `table`, only while `cond` (built in `e`) holds;
+    /// retried on conflicts.
     pub(crate) async fn delete(
         &self,
         op: &'static str,
         table: &str,
-        request: DeleteItemFluentBuilder,
+        key: Item,
+        e: &Expr,
+        cond: String,
     ) -> Result<Written, StoreError> {
+        let request = self
+            .client
+            .delete_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .condition_expression(cond)
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values());
         let out = write_retrying(
             op,
             table,
@@ -425,89 +364,197 @@ impl Calls {
         Ok(found)
     }
 
-    /// The items of a Scan, page after page, until there are no more.
+    /// The items of a strongly consistent Scan of `table`, kept by `filter` (built in `e`) when
+    /// given, page after page until there are no more.
     pub(crate) async fn scan(
         &self,
         op: &'static str,
         table: &str,
-        request: ScanFluentBuilder,
+        e: &Expr,
+        filter: Option<String>,
     ) -> Result<Vec<Item>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = request
-                .clone()
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_error(op, table, e))?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(items),
+        let request = self
+            .client
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_filter_expression(filter)
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values());
+        pages(op, table, None, |start| {
+            let request = request.clone().set_exclusive_start_key(start);
+            async move {
+                let out = request.send().await?;
+                Ok((out.items, out.last_evaluated_key))
             }
-        }
+        })
+        .await
     }
 
-    /// The items of a Query, page after page, until there are no more or `max` were read.
+    /// The items of the index `index` of `table` whose keys match `cond` (built in `e`), page
+    /// after page, until there are no more or `max` were read (then each page asks for at most
+    /// `max` items, and at most 1,000).
     pub(crate) async fn query(
         &self,
         op: &'static str,
         table: &str,
-        request: QueryFluentBuilder,
+        index: &str,
+        e: &Expr,
+        cond: String,
         max: Option<usize>,
     ) -> Result<Vec<Item>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = request
-                .clone()
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_error(op, table, e))?;
-            items.extend(out.items.unwrap_or_default());
-            if max.is_some_and(|max| items.len() >= max) {
-                break;
+        let page =
+            max.map(|max| i32::try_from(max).map_or(QUERY_PAGE_MAX, |m| m.min(QUERY_PAGE_MAX)));
+        let request = self
+            .client
+            .query()
+            .table_name(table)
+            .index_name(index)
+            .key_condition_expression(cond)
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .set_limit(page);
+        pages(op, table, max, |start| {
+            let request = request.clone().set_exclusive_start_key(start);
+            async move {
+                let out = request.send().await?;
+                Ok((out.items, out.last_evaluated_key))
             }
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
-        Ok(items)
+        })
+        .await
     }
+}
+
+/// The items of a paged read: `send` reads the page that starts at the key it is given (the
+/// first page for `None`) and answers its items and the key after it. Reads until there are no
+/// more pages, or `max` items were read.
+async fn pages<F, Fut, E, R>(
+    op: &str,
+    table: &str,
+    max: Option<usize>,
+    mut send: F,
+) -> Result<Vec<Item>, StoreError>
+where
+    F: FnMut(Option<Item>) -> Fut,
+    Fut: Future<Output = Result<(Option<Vec<Item>>, Option<Item>), SdkError<E, R>>>,
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let (page, next) = send(start.take())
+            .await
+            .map_err(|e| sdk_error(op, table, e))?;
+        items.extend(page.unwrap_or_default());
+        if max.is_some_and(|max| items.len() >= max) {
+            return Ok(items);
+        }
+        match next {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return Ok(items),
+        }
+    }
+}
+
+/// Runs the conditional single-item `writes`, a few at a time ([`WRITE_CONCURRENCY`]); returns
+/// how many of them wrote (the others' conditions did not hold). Stops at the first error.
+pub(crate) async fn count_written<F>(writes: impl IntoIterator<Item = F>) -> Result<u64, StoreError>
+where
+    F: Future<Output = Result<Written, StoreError>>,
+{
+    let written: Vec<Written> = stream::iter(writes)
+        .buffer_unordered(WRITE_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(written.iter().filter(|w| **w == Written::Yes).count() as u64)
+}
+
+// -- transaction items -----------------------------------------------------------------------
+// Each takes the expression its condition (and, for an update, its clauses) was built in.
+
+/// A Put of `item` into `table`, only while `cond` holds.
+pub(crate) fn tx_put(
+    table: &str,
+    item: Item,
+    e: &Expr,
+    cond: String,
+) -> Result<TransactWriteItem, StoreError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression(cond)
+        .set_expression_attribute_names(e.names())
+        .set_expression_attribute_values(e.values())
+        .build()
+        .map_err(build_error)?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// An Update of the item `key` of `table` writing the clauses of `e`, only while `cond` holds
+/// (when given).
+pub(crate) fn tx_update(
+    table: &str,
+    key: Item,
+    e: &Expr,
+    cond: Option<String>,
+) -> Result<TransactWriteItem, StoreError> {
+    let update = Update::builder()
+        .table_name(table)
+        .set_key(Some(key))
+        .update_expression(e.update())
+        .set_condition_expression(cond)
+        .set_expression_attribute_names(e.names())
+        .set_expression_attribute_values(e.values())
+        .build()
+        .map_err(build_error)?;
+    Ok(TransactWriteItem::builder().update(update).build())
+}
+
+/// A ConditionCheck: the transaction commits only while `cond` holds for the item `key` of
+/// `table`.
+pub(crate) fn tx_check(
+    table: &str,
+    key: Item,
+    e: &Expr,
+    cond: String,
+) -> Result<TransactWriteItem, StoreError> {
+    let check = ConditionCheck::builder()
+        .table_name(table)
+        .set_key(Some(key))
+        .condition_expression(cond)
+        .set_expression_attribute_names(e.names())
+        .set_expression_attribute_values(e.values())
+        .build()
+        .map_err(build_error)?;
+    Ok(TransactWriteItem::builder().condition_check(check).build())
+}
+
+/// A Delete of the item `key` of `table`, only while `cond` holds.
+pub(crate) fn tx_delete(
+    table: &str,
+    key: Item,
+    e: &Expr,
+    cond: String,
+) -> Result<TransactWriteItem, StoreError> {
+    let delete = Delete::builder()
+        .table_name(table)
+        .set_key(Some(key))
+        .condition_expression(cond)
+        .set_expression_attribute_names(e.names())
+        .set_expression_attribute_values(e.values())
+        .build()
+        .map_err(build_error)?;
+    Ok(TransactWriteItem::builder().delete(delete).build())
+}
+
+fn build_error(e: BuildError) -> StoreError {
+    StoreError::Unavailable(format!("dynamodb: cannot build a request: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dynamodb::items::n;
-
-    #[test]
-    fn expressions_use_placeholders_for_every_name_and_value() {
-        let mut e = Expr::new();
-        e.set("state", s("done"))
-            .increment("attempts", 1)
-            .remove("expires_at")
-            .add("open", AttributeValue::Ss(vec!["m".into()]))
-            .add("ver", n(1))
-            .delete("gone", AttributeValue::Ss(vec!["x".into()]));
-        assert_eq!(
-            e.update(),
-            "SET #state = :state, #attempts = #attempts + :attempts_by REMOVE #expires_at \
-             ADD #open :open_add, #ver :ver_add DELETE #gone :gone_del"
-        );
-        let cond = format!("{} = {}", e.n("status"), e.v("ended", s("ended")));
-        assert_eq!(cond, "#status = :ended");
-        let names = e.names().unwrap_or_default();
-        assert_eq!(names.get("#status").map(String::as_str), Some("status"));
-        assert_eq!(names.len(), 7);
-        assert_eq!(e.values().map(|v| v.len()), Some(6));
-        assert_eq!(Expr::new().names(), None);
-        assert_eq!(Expr::new().values(), None);
-        assert_eq!(Expr::new().update(), "");
-    }
 
     #[test]
     fn cancellation_codes_name_the_failed_items() {

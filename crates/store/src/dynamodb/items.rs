@@ -208,6 +208,17 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The string partition keys (`key_attr`) of the items of a KEYS_ONLY index query.
+pub(crate) fn keys_of(items: &[Item], key_attr: &str) -> Vec<String> {
+    items
+        .iter()
+        .filter_map(|i| match i.get(key_attr) {
+            Some(AttributeValue::S(k)) => Some(k.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// True when the item carries a TTL that has passed at `now_s`: DynamoDB may not have deleted
 /// it yet (it takes up to about two days; emulators never do), but it no longer exists.
 pub(crate) fn is_expired(item: &Item, now_s: i64) -> bool {

@@ -1,7 +1,8 @@
-//! Rows ⇄ core types, and rusqlite errors ⇒ `StoreError`.
+//! Rows ⇄ core types, the ways the concern modules run a statement, and rusqlite errors ⇒
+//! `StoreError`.
 
-use rusqlite::Row;
 use rusqlite::ffi::ErrorCode;
+use rusqlite::{Connection, Params, Row};
 use xdm_core::ids::{ConnectionToken, InitialContactId, ParticipantToken, XUserId};
 use xdm_core::jobs::{Job, JobState, Queue};
 use xdm_core::ports::StoreError;
@@ -213,4 +214,48 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<Record, DbError> {
 /// A `usize` limit as SQLite's `LIMIT` (which is an i64).
 pub(crate) fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+// -- running a statement ---------------------------------------------------------------------
+
+/// The first row of the query `sql` with `params`, decoded by `from_row`; `None` if there is
+/// none.
+pub(crate) fn query_one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    from_row: impl Fn(&Row<'_>) -> Result<T, DbError>,
+) -> Result<Option<T>, DbError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    match rows.next()? {
+        Some(row) => Ok(Some(from_row(row)?)),
+        None => Ok(None),
+    }
+}
+
+/// Every row of the query `sql` with `params`, decoded by `from_row`.
+pub(crate) fn query_all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    from_row: impl Fn(&Row<'_>) -> Result<T, DbError>,
+) -> Result<Vec<T>, DbError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut all = Vec::new();
+    while let Some(row) = rows.next()? {
+        all.push(from_row(row)?);
+    }
+    Ok(all)
+}
+
+/// Runs the statement `sql`, which changes at most one row, with `params`: true if it changed
+/// one (a conditional write that applied).
+pub(crate) fn execute_one(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+) -> Result<bool, DbError> {
+    Ok(conn.prepare_cached(sql)?.execute(params)? == 1)
 }

@@ -2,7 +2,15 @@
 
 use rusqlite::Connection;
 
+use super::jobs::{SQL_CLAIM, SQL_JOB, SQL_JOBS_IN_STATE, SQL_RELEASE_CLAIMS};
+use super::lanes::SQL_LANE_HEADS;
+use super::purge::{SQL_PURGE_JOBS, SQL_PURGE_PROFILES, SQL_PURGE_SESSIONS};
+use super::records::{
+    SQL_DELETE_RECORD_VERSION, SQL_PUT_RECORD_VERSION, SQL_RECORD, SQL_RECORDS_BY_PREFIX,
+};
+use super::rows::job_from_row;
 use super::schema::{SCHEMA_VERSION, Target, open_connection};
+use super::sessions::SQL_OPEN_SESSION;
 use super::*;
 
 fn conn(options: &SqliteOptions) -> (tempfile::TempDir, Connection) {

@@ -1,0 +1,257 @@
+//! Lanes: the item per lane in the `lanes` table, whose `open` set lists the lane's open jobs in
+//! run order, and the lane heads read from it (see "Lane order across processes" and
+//! "lane_heads" in `mod.rs`). The job transactions of `jobs.rs` change a lane only through the
+//! updates and the check made here.
+
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use xdm_core::jobs::{Job, JobState, Queue};
+use xdm_core::ports::StoreError;
+
+use super::calls::{Written, tx_check, tx_update};
+use super::expr::Expr;
+use super::items::{
+    self, EXPIRES_AT, LANE, OPEN, OPEN_QUEUE, PK, QUEUE, Reader, VER, job_from_item, job_pk,
+    key_of, lane_pk, member, n, parse_member, s,
+};
+use super::jobs::get_job;
+use super::tables::OPEN_LANES;
+use super::{DynamoStore, RACE_ATTEMPTS};
+
+/// The transaction item that adds `members` (open jobs) to a lane, creating the lane item if
+/// needed and listing it in `open_lanes`.
+pub(super) fn lane_add(
+    store: &DynamoStore,
+    queue: Queue,
+    lane: &str,
+    members: Vec<String>,
+) -> Result<TransactWriteItem, StoreError> {
+    let mut e = Expr::new();
+    e.set(QUEUE, s(queue.as_str()))
+        .set(LANE, s(lane))
+        .set(OPEN_QUEUE, s(queue.as_str()))
+        .remove(EXPIRES_AT)
+        .add(OPEN, AttributeValue::Ss(members))
+        .add(VER, n(1));
+    tx_update(
+        &store.tables.lanes,
+        key_of(PK, lane_pk(queue, lane)),
+        &e,
+        None,
+    )
+}
+
+/// The transaction item that removes a job that is no longer open from its lane.
+pub(super) fn lane_remove(
+    store: &DynamoStore,
+    queue: Queue,
+    lane: &str,
+    member: String,
+) -> Result<TransactWriteItem, StoreError> {
+    let mut e = Expr::new();
+    e.delete(OPEN, AttributeValue::Ss(vec![member]))
+        .add(VER, n(1));
+    tx_update(
+        &store.tables.lanes,
+        key_of(PK, lane_pk(queue, lane)),
+        &e,
+        None,
+    )
+}
+
+/// The `ver` of `job`'s lane, read consistently, if `job` is the lane's head; `None` if it is
+/// not (or the lane item is missing). `claim` commits only while the lane still has this `ver`
+/// ([`lane_unchanged`]).
+pub(super) async fn version_if_head(
+    store: &DynamoStore,
+    op: &'static str,
+    queue: Queue,
+    job: &Job,
+) -> Result<Option<i64>, StoreError> {
+    let lane_key = key_of(PK, lane_pk(queue, &job.lane));
+    let Some(lane) = store.calls.get(op, &store.tables.lanes, lane_key).await? else {
+        tracing::warn!(
+            queue = queue.as_str(),
+            key = job.key.as_str(),
+            "an open job has no lane item"
+        );
+        return Ok(None);
+    };
+    let r = Reader::new(&lane, "lane");
+    if items::lane_head(r.ss(OPEN)?) != Some(member(job.order_key, &job.key).as_str()) {
+        return Ok(None);
+    }
+    Ok(Some(r.n(VER)?))
+}
+
+/// The transaction item that checks that the lane still has the `ver` read before.
+pub(super) fn lane_unchanged(
+    store: &DynamoStore,
+    queue: Queue,
+    lane: &str,
+    ver: i64,
+) -> Result<TransactWriteItem, StoreError> {
+    let mut e = Expr::new();
+    let cond = e.eq(VER, "ver", n(ver));
+    tx_check(
+        &store.tables.lanes,
+        key_of(PK, lane_pk(queue, lane)),
+        &e,
+        cond,
+    )
+}
+
+/// Stops listing a lane whose `open` set is empty (and lets TTL delete it later). Safe
+/// against a concurrent enqueue: the condition re-checks the set.
+async fn retire_lane(store: &DynamoStore, queue: Queue, lane: &str) -> Result<(), StoreError> {
+    let mut e = Expr::new();
+    e.remove(OPEN_QUEUE).set(EXPIRES_AT, n(store.job_ttl()));
+    let cond = format!(
+        "attribute_not_exists({}) AND attribute_exists({})",
+        e.n(OPEN),
+        e.n(OPEN_QUEUE)
+    );
+    store
+        .calls
+        .update(
+            "lane_heads",
+            &store.tables.lanes,
+            key_of(PK, lane_pk(queue, lane)),
+            &e,
+            cond,
+        )
+        .await?;
+    Ok(())
+}
+
+/// The key of the job of the lane member `head`.
+fn head_key<'a>(lane: &str, head: &'a str) -> Result<&'a str, StoreError> {
+    let (_, key) = parse_member(head).ok_or_else(|| {
+        StoreError::Corrupt(format!("dynamodb lane {lane:?}: bad member {head:?}"))
+    })?;
+    Ok(key)
+}
+
+/// True while someone holds the job: a head under an unexpired lease is not offered.
+fn leased(job: &Job, now_ms: i64) -> bool {
+    job.state == JobState::Processing && job.lease_until_ms > now_ms
+}
+
+/// The lane's current head, read from the lane item itself (consistently). A member whose
+/// job is not open (which the transactions never leave behind) is removed, so that one bad
+/// member cannot block a customer's lane forever.
+async fn fresh_head(
+    store: &DynamoStore,
+    op: &'static str,
+    queue: Queue,
+    lane: &str,
+) -> Result<Option<Job>, StoreError> {
+    for _ in 0..RACE_ATTEMPTS {
+        let Some(item) = store
+            .calls
+            .get(op, &store.tables.lanes, key_of(PK, lane_pk(queue, lane)))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let r = Reader::new(&item, "lane");
+        let Some(head) = items::lane_head(r.ss(OPEN)?) else {
+            return Ok(None);
+        };
+        let ver = r.n(VER)?;
+        let key = head_key(lane, head)?;
+        if let Some(job) = get_job(store, op, queue, key).await?
+            && job.state.is_open()
+            && job.lane == lane
+        {
+            return Ok(Some(job));
+        }
+        let mut e = Expr::new();
+        e.delete(OPEN, AttributeValue::Ss(vec![head.to_owned()]))
+            .add(VER, n(1));
+        let cond = e.eq(VER, "ver", n(ver));
+        let lane_key = key_of(PK, lane_pk(queue, lane));
+        if store
+            .calls
+            .update(op, &store.tables.lanes, lane_key, &e, cond)
+            .await?
+            == Written::Yes
+        {
+            tracing::warn!(
+                queue = queue.as_str(),
+                lane,
+                key,
+                "removed a lane entry whose job is not open"
+            );
+        }
+    }
+    Ok(None)
+}
+
+/// One Query of `open_lanes` (paged) for the lanes of the queue that have open jobs, then their
+/// head jobs by strongly consistent BatchGetItems; a lane whose index image was behind is read
+/// itself.
+pub(super) async fn lane_heads(
+    store: &DynamoStore,
+    queue: Queue,
+    now_ms: i64,
+    limit: usize,
+) -> Result<Vec<Job>, StoreError> {
+    const OP: &str = "lane_heads";
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut e = Expr::new();
+    let cond = e.eq(OPEN_QUEUE, "q", s(queue.as_str()));
+    let lanes = store
+        .calls
+        .query(OP, &store.tables.lanes, OPEN_LANES, &e, cond, None)
+        .await?;
+
+    // (lane, key of its head) from the index image.
+    let mut candidates: Vec<(String, String)> = Vec::with_capacity(lanes.len());
+    for item in &lanes {
+        let r = Reader::new(item, "lane");
+        let lane = r.s(LANE)?;
+        match items::lane_head(r.ss(OPEN)?) {
+            Some(head) => candidates.push((lane.to_owned(), head_key(lane, head)?.to_owned())),
+            None => retire_lane(store, queue, lane).await?,
+        }
+    }
+    let found = store
+        .calls
+        .batch_get(
+            OP,
+            &store.tables.jobs,
+            PK,
+            candidates.iter().map(|(_, key)| job_pk(queue, key)),
+        )
+        .await?;
+    let mut heads = Vec::with_capacity(candidates.len());
+    for (lane, key) in candidates {
+        let job = found
+            .get(&job_pk(queue, &key))
+            .map(job_from_item)
+            .transpose()?;
+        match job {
+            Some(job) if job.state.is_open() && job.lane == lane => heads.push(job),
+            // The index image was behind: ask the lane itself.
+            _ => heads.extend(fresh_head(store, OP, queue, &lane).await?),
+        }
+    }
+    heads.retain(|j| !leased(j, now_ms));
+    heads.sort_by(|a, b| (a.due_at_ms(), &a.key).cmp(&(b.due_at_ms(), &b.key)));
+    heads.truncate(limit);
+    Ok(heads)
+}
+
+/// Read from the lane item and the job (two strongly consistent GetItems), never from the
+/// index: a process that has just enqueued into a lane (a Lambda invocation) finds its job.
+pub(super) async fn lane_head(
+    store: &DynamoStore,
+    queue: Queue,
+    lane: &str,
+    now_ms: i64,
+) -> Result<Option<Job>, StoreError> {
+    let head = fresh_head(store, "lane_head", queue, lane).await?;
+    Ok(head.filter(|j| !leased(j, now_ms)))
+}

@@ -1,0 +1,257 @@
+//! Jobs (the inbox and the outbox): the `jobs` table. Enqueue with deduplication, claims,
+//! leases and their fencing, the holder's and the operator's state changes, and listing. Each is
+//! one statement (enqueue: one per job, in one transaction). Claims and the holder's writes are
+//! group-committed ([`Worker::write`](super::worker::Worker::write)).
+
+use rusqlite::params;
+use xdm_core::jobs::{FinalState, Job, JobState, NewJob, Queue};
+use xdm_core::ports::StoreError;
+
+use super::SqliteStore;
+use super::rows::{execute_one, job_columns, job_from_row, query_all, query_one, sql_limit};
+
+// `pub(super)` so the unit tests (`tests.rs`) can check the query plans.
+
+pub(super) const SQL_ENQUEUE: &str = "INSERT INTO jobs (queue, key, lane, order_key, payload, state, attempts, accepted_at_ms, \
+     not_before_ms, lease_until_ms, updated_at_ms, last_error) \
+     VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?7, 0, ?6, NULL) \
+     ON CONFLICT (queue, key) DO NOTHING";
+
+/// The compare-and-set: one statement that takes the job only if it is still due and still the
+/// head of its lane. SQLite runs it under the write lock, so exactly one caller changes the row.
+pub(super) const SQL_CLAIM: &str = "UPDATE jobs SET state = 'processing', attempts = attempts + 1, lease_until_ms = ?4, \
+     updated_at_ms = ?3, first_claimed_at_ms = COALESCE(first_claimed_at_ms, ?3) \
+     WHERE queue = ?1 AND key = ?2 \
+       AND ((state = 'pending' AND not_before_ms <= ?3) \
+         OR (state = 'processing' AND lease_until_ms <= ?3)) \
+       AND NOT EXISTS (SELECT 1 FROM jobs AS o \
+                       WHERE o.queue = jobs.queue AND o.lane = jobs.lane \
+                         AND o.state IN ('pending', 'processing') \
+                         AND (o.order_key, o.key) < (jobs.order_key, jobs.key))";
+
+/// Fenced by the claim: changes the row only while it is processing under claim number ?3 (its
+/// `attempts`), so a worker whose lease ran out cannot undo a newer claim. The job stays open:
+/// its lane keeps its place (lane order is read from `jobs` itself).
+pub(super) const SQL_RESCHEDULE: &str = "UPDATE jobs SET state = 'pending', not_before_ms = ?4, lease_until_ms = 0, last_error = ?5, \
+     updated_at_ms = ?6 WHERE queue = ?1 AND key = ?2 AND state = 'processing' AND attempts = ?3";
+
+/// Fenced like `SQL_RESCHEDULE`: only the holder of the claim numbered ?3 moves its lease.
+pub(super) const SQL_RENEW_LEASE: &str = "UPDATE jobs SET lease_until_ms = ?4, updated_at_ms = ?5 \
+     WHERE queue = ?1 AND key = ?2 AND state = 'processing' AND attempts = ?3";
+
+/// Fenced like `SQL_RESCHEDULE`; ?4 is 'done' or 'failed' (a `FinalState`).
+pub(super) const SQL_FINISH: &str = "UPDATE jobs SET state = ?4, lease_until_ms = 0, last_error = COALESCE(?5, last_error), \
+     updated_at_ms = ?6 WHERE queue = ?1 AND key = ?2 AND state = 'processing' AND attempts = ?3";
+
+pub(super) const SQL_JOB: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM jobs WHERE queue = ?1 AND key = ?2"
+);
+
+pub(super) const SQL_JOBS_ALL: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM jobs WHERE queue = ?1 ORDER BY accepted_at_ms, key LIMIT ?2"
+);
+
+pub(super) const SQL_JOBS_IN_STATE: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM jobs WHERE queue = ?1 AND state = ?2 ORDER BY accepted_at_ms, key LIMIT ?3"
+);
+
+pub(super) const SQL_RETRY_FAILED: &str = "UPDATE jobs SET state = 'pending', attempts = 0, not_before_ms = ?3, updated_at_ms = ?3, \
+     first_claimed_at_ms = NULL \
+     WHERE queue = ?1 AND key = ?2 AND state = 'failed'";
+
+pub(super) const SQL_RELEASE_CLAIMS: &str = "UPDATE jobs SET state = 'pending', lease_until_ms = 0, not_before_ms = ?2, updated_at_ms = ?2 \
+     WHERE queue = ?1 AND state = 'processing'";
+
+pub(super) async fn enqueue(store: &SqliteStore, jobs: &[NewJob]) -> Result<Vec<bool>, StoreError> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let jobs = jobs.to_vec();
+    // Group-committed with the enqueues of concurrent webhook calls.
+    store
+        .worker
+        .write("enqueue", move |conn| {
+            let mut fresh = Vec::with_capacity(jobs.len());
+            {
+                let mut insert = conn.prepare_cached(SQL_ENQUEUE)?;
+                for j in &jobs {
+                    let n = insert.execute(params![
+                        j.queue.as_str(),
+                        j.key,
+                        j.lane,
+                        j.order_key,
+                        j.payload,
+                        j.accepted_at_ms,
+                        j.not_before_ms,
+                    ])?;
+                    fresh.push(n == 1);
+                }
+            }
+            Ok(fresh)
+        })
+        .await
+}
+
+pub(super) async fn claim(
+    store: &SqliteStore,
+    queue: Queue,
+    key: &str,
+    lease_until_ms: i64,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let key = key.to_owned();
+    store
+        .worker
+        .write("claim", move |conn| {
+            execute_one(
+                conn,
+                SQL_CLAIM,
+                params![queue.as_str(), key, now_ms, lease_until_ms],
+            )
+        })
+        .await
+}
+
+pub(super) async fn renew_lease(
+    store: &SqliteStore,
+    queue: Queue,
+    key: &str,
+    attempt: u32,
+    lease_until_ms: i64,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let key = key.to_owned();
+    store
+        .worker
+        .write("renew_lease", move |conn| {
+            execute_one(
+                conn,
+                SQL_RENEW_LEASE,
+                params![queue.as_str(), key, attempt, lease_until_ms, now_ms],
+            )
+        })
+        .await
+}
+
+pub(super) async fn reschedule(
+    store: &SqliteStore,
+    queue: Queue,
+    key: &str,
+    attempt: u32,
+    not_before_ms: i64,
+    error: &str,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let (key, error) = (key.to_owned(), error.to_owned());
+    store
+        .worker
+        .write("reschedule", move |conn| {
+            execute_one(
+                conn,
+                SQL_RESCHEDULE,
+                params![queue.as_str(), key, attempt, not_before_ms, error, now_ms],
+            )
+        })
+        .await
+}
+
+pub(super) async fn finish(
+    store: &SqliteStore,
+    queue: Queue,
+    key: &str,
+    attempt: u32,
+    state: FinalState,
+    error: Option<&str>,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let (key, error) = (key.to_owned(), error.map(str::to_owned));
+    store
+        .worker
+        .write("finish", move |conn| {
+            execute_one(
+                conn,
+                SQL_FINISH,
+                params![queue.as_str(), key, attempt, state.as_str(), error, now_ms],
+            )
+        })
+        .await
+}
+
+pub(super) async fn job(
+    store: &SqliteStore,
+    queue: Queue,
+    key: &str,
+) -> Result<Option<Job>, StoreError> {
+    let key = key.to_owned();
+    store
+        .worker
+        .call("job", move |conn| {
+            query_one(conn, SQL_JOB, params![queue.as_str(), key], job_from_row)
+        })
+        .await
+}
+
+pub(super) async fn jobs(
+    store: &SqliteStore,
+    queue: Queue,
+    state: Option<JobState>,
+    limit: usize,
+) -> Result<Vec<Job>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    store
+        .worker
+        .call("jobs", move |conn| match state {
+            None => query_all(
+                conn,
+                SQL_JOBS_ALL,
+                params![queue.as_str(), sql_limit(limit)],
+                job_from_row,
+            ),
+            Some(state) => query_all(
+                conn,
+                SQL_JOBS_IN_STATE,
+                params![queue.as_str(), state.as_str(), sql_limit(limit)],
+                job_from_row,
+            ),
+        })
+        .await
+}
+
+pub(super) async fn retry_failed(
+    store: &SqliteStore,
+    queue: Queue,
+    key: &str,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let key = key.to_owned();
+    store
+        .worker
+        .call("retry_failed", move |conn| {
+            execute_one(conn, SQL_RETRY_FAILED, params![queue.as_str(), key, now_ms])
+        })
+        .await
+}
+
+pub(super) async fn release_claims(
+    store: &SqliteStore,
+    queue: Queue,
+    now_ms: i64,
+) -> Result<u64, StoreError> {
+    store
+        .worker
+        .call("release_claims", move |conn| {
+            let n = conn
+                .prepare_cached(SQL_RELEASE_CLAIMS)?
+                .execute(params![queue.as_str(), now_ms])?;
+            Ok(n as u64)
+        })
+        .await
+}

@@ -1,0 +1,92 @@
+//! Lanes: which job of each lane runs next. SQLite keeps no lane table: a lane's head is the
+//! first of its open jobs in the partial index `jobs_open_by_lane`, and `claim` (`jobs.rs`)
+//! re-checks that in its compare-and-set.
+
+use rusqlite::params;
+use xdm_core::jobs::{Job, Queue};
+use xdm_core::ports::StoreError;
+
+use super::SqliteStore;
+use super::rows::{job_columns, job_from_row, query_all, query_one, sql_limit};
+
+// `pub(super)` so the unit tests (`tests.rs`) can check the query plans.
+
+/// Heads, one index seek per lane rather than one probe per open job: `lanes` hops through the
+/// distinct lanes of the queue's open jobs in `jobs_open_by_lane` (a skip-scan), each lane's head
+/// is the first entry of its range, then heads under an unexpired lease are dropped and the rest
+/// sorted soonest due first. Measured with 10k open jobs beside 200k done ones (release build):
+/// 10 lanes 0.25 ms vs 15 ms for a NOT EXISTS probe per open job; 1,000 lanes 2-4 ms vs 10-17 ms;
+/// 10,000 one-job lanes 25-31 ms vs 10-18 ms. Backlogs gather in busy lanes, hence this form.
+pub(super) const SQL_LANE_HEADS: &str = concat!(
+    "WITH RECURSIVE lanes(name) AS ( \
+         SELECT min(lane) FROM jobs \
+         WHERE queue = ?1 AND state IN ('pending', 'processing') \
+       UNION ALL \
+         SELECT (SELECT min(n.lane) FROM jobs AS n \
+                 WHERE n.queue = ?1 AND n.state IN ('pending', 'processing') \
+                   AND n.lane > lanes.name) \
+         FROM lanes WHERE lanes.name IS NOT NULL) \
+     SELECT ",
+    job_columns!(),
+    " FROM lanes JOIN jobs AS j ON j.rowid = \
+         (SELECT h.rowid FROM jobs AS h \
+          WHERE h.queue = ?1 AND h.lane = lanes.name AND h.state IN ('pending', 'processing') \
+          ORDER BY h.order_key, h.key LIMIT 1) \
+     WHERE NOT (j.state = 'processing' AND j.lease_until_ms > ?2) \
+     ORDER BY CASE j.state WHEN 'processing' THEN j.lease_until_ms ELSE j.not_before_ms END, j.key \
+     LIMIT ?3"
+);
+
+/// One lane's head: the first entry of its range in `jobs_open_by_lane` (one index seek), unless
+/// it is under an unexpired lease.
+pub(super) const SQL_LANE_HEAD: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM jobs AS j WHERE j.rowid = \
+         (SELECT h.rowid FROM jobs AS h \
+          WHERE h.queue = ?1 AND h.lane = ?2 AND h.state IN ('pending', 'processing') \
+          ORDER BY h.order_key, h.key LIMIT 1) \
+       AND NOT (j.state = 'processing' AND j.lease_until_ms > ?3)"
+);
+
+pub(super) async fn lane_heads(
+    store: &SqliteStore,
+    queue: Queue,
+    now_ms: i64,
+    limit: usize,
+) -> Result<Vec<Job>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    store
+        .worker
+        .call("lane_heads", move |conn| {
+            query_all(
+                conn,
+                SQL_LANE_HEADS,
+                params![queue.as_str(), now_ms, sql_limit(limit)],
+                job_from_row,
+            )
+        })
+        .await
+}
+
+pub(super) async fn lane_head(
+    store: &SqliteStore,
+    queue: Queue,
+    lane: &str,
+    now_ms: i64,
+) -> Result<Option<Job>, StoreError> {
+    let lane = lane.to_owned();
+    store
+        .worker
+        .call("lane_head", move |conn| {
+            query_one(
+                conn,
+                SQL_LANE_HEAD,
+                params![queue.as_str(), lane, now_ms],
+                job_from_row,
+            )
+        })
+        .await
+}
