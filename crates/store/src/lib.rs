@@ -54,7 +54,7 @@ mod url;
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use xdm_core::ids::{InitialContactId, XUserId};
-use xdm_core::jobs::{FinalState, Job, JobState, NewJob, Queue};
+use xdm_core::jobs::{FinalState, Job, JobKey, JobQueue, JobState, Lane, NewJob};
 pub use xdm_core::memory_store::MemoryStore;
 use xdm_core::ports::{SessionInsert, Store, StoreError};
 use xdm_core::profile::XProfile;
@@ -273,7 +273,7 @@ impl Store for AnyStore {
 
     async fn lane_heads(
         &self,
-        queue: Queue,
+        queue: JobQueue,
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<Job>, StoreError> {
@@ -282,8 +282,8 @@ impl Store for AnyStore {
 
     async fn lane_head(
         &self,
-        queue: Queue,
-        lane: &str,
+        queue: JobQueue,
+        lane: &Lane,
         now_ms: i64,
     ) -> Result<Option<Job>, StoreError> {
         delegate!(self.lane_head(queue, lane, now_ms))
@@ -291,8 +291,8 @@ impl Store for AnyStore {
 
     async fn claim(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         lease_until_ms: i64,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
@@ -301,8 +301,8 @@ impl Store for AnyStore {
 
     async fn renew_lease(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         attempt: u32,
         lease_until_ms: i64,
         now_ms: i64,
@@ -312,8 +312,8 @@ impl Store for AnyStore {
 
     async fn reschedule(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         attempt: u32,
         not_before_ms: i64,
         error: &str,
@@ -324,8 +324,8 @@ impl Store for AnyStore {
 
     async fn finish(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         attempt: u32,
         state: FinalState,
         error: Option<&str>,
@@ -334,24 +334,29 @@ impl Store for AnyStore {
         delegate!(self.finish(queue, key, attempt, state, error, now_ms))
     }
 
-    async fn job(&self, queue: Queue, key: &str) -> Result<Option<Job>, StoreError> {
+    async fn job(&self, queue: JobQueue, key: &JobKey) -> Result<Option<Job>, StoreError> {
         delegate!(self.job(queue, key))
     }
 
     async fn jobs(
         &self,
-        queue: Queue,
+        queue: JobQueue,
         state: Option<JobState>,
         limit: usize,
     ) -> Result<Vec<Job>, StoreError> {
         delegate!(self.jobs(queue, state, limit))
     }
 
-    async fn retry_failed(&self, queue: Queue, key: &str, now_ms: i64) -> Result<bool, StoreError> {
+    async fn retry_failed(
+        &self,
+        queue: JobQueue,
+        key: &JobKey,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
         delegate!(self.retry_failed(queue, key, now_ms))
     }
 
-    async fn release_claims(&self, queue: Queue, now_ms: i64) -> Result<u64, StoreError> {
+    async fn release_claims(&self, queue: JobQueue, now_ms: i64) -> Result<u64, StoreError> {
         delegate!(self.release_claims(queue, now_ms))
     }
 
@@ -417,7 +422,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(store.backend(), "sqlite");
         assert!(matches!(&store, AnyStore::Sqlite(s) if s.location() == ":memory:"));
-        let empty = store.jobs(Queue::Inbound, None, 10).await;
+        let empty = store.jobs(JobQueue::Inbound, None, 10).await;
         assert_eq!(empty, Ok(Vec::new()));
     }
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use xdm_core::ids::{ConnectionToken, InitialContactId, ParticipantToken, XUserId};
-use xdm_core::jobs::{Job, JobState, NewJob, Queue};
+use xdm_core::jobs::{Job, JobKey, JobQueue, JobState, Lane, NewJob};
 use xdm_core::ports::StoreError;
 use xdm_core::profile::XProfile;
 use xdm_core::records::Record;
@@ -92,15 +92,15 @@ pub(crate) fn guard_pk(business: &XUserId, customer: &XUserId) -> String {
     format!("open#{business}#{customer}")
 }
 
-pub(crate) fn job_pk(queue: Queue, key: &str) -> String {
+pub(crate) fn job_pk(queue: JobQueue, key: &str) -> String {
     format!("{}#{key}", queue.as_str())
 }
 
-pub(crate) fn lane_pk(queue: Queue, lane: &str) -> String {
+pub(crate) fn lane_pk(queue: JobQueue, lane: &str) -> String {
     format!("{}#{lane}", queue.as_str())
 }
 
-pub(crate) fn queue_state(queue: Queue, state: JobState) -> String {
+pub(crate) fn queue_state(queue: JobQueue, state: JobState) -> String {
     format!("{}#{}", queue.as_str(), state.as_str())
 }
 
@@ -386,7 +386,7 @@ pub(crate) fn record_from_item(item: &Item) -> Result<Record, StoreError> {
 /// A freshly accepted job (pending, no attempts).
 pub(crate) fn new_job_item(job: &NewJob) -> Item {
     HashMap::from([
-        (PK.to_owned(), s(job_pk(job.queue, &job.key))),
+        (PK.to_owned(), s(job_pk(job.queue, job.key.as_str()))),
         (QUEUE.to_owned(), s(job.queue.as_str())),
         (KEY.to_owned(), s(job.key.as_str())),
         (LANE.to_owned(), s(job.lane.as_str())),
@@ -404,7 +404,7 @@ pub(crate) fn new_job_item(job: &NewJob) -> Item {
         ),
         (
             ACCEPTED_KEY.to_owned(),
-            s(accepted_key(job.accepted_at_ms, &job.key)),
+            s(accepted_key(job.accepted_at_ms, job.key.as_str())),
         ),
     ])
 }
@@ -413,7 +413,7 @@ pub(crate) fn job_from_item(item: &Item) -> Result<Job, StoreError> {
     let r = Reader::new(item, "job");
     let key = r.s(KEY)?;
     let queue = r.s(QUEUE)?;
-    let queue = Queue::parse(queue).ok_or_else(|| {
+    let queue = JobQueue::parse(queue).ok_or_else(|| {
         StoreError::Corrupt(format!("dynamodb job {key:?}: unknown queue {queue:?}"))
     })?;
     let state = r.s(STATE)?;
@@ -432,8 +432,10 @@ pub(crate) fn job_from_item(item: &Item) -> Result<Job, StoreError> {
     })?;
     Ok(Job {
         queue,
-        key: key.to_owned(),
-        lane: r.s(LANE)?.to_owned(),
+        key: JobKey::parse(key)
+            .map_err(|e| StoreError::Corrupt(format!("dynamodb job {key:?}: {e}")))?,
+        lane: Lane::parse(r.s(LANE)?)
+            .map_err(|e| StoreError::Corrupt(format!("dynamodb job {key:?}: {e}")))?,
         order_key: r.n(ORDER_KEY)?,
         payload: r.s(PAYLOAD)?.to_owned(),
         state,

@@ -3,7 +3,7 @@
 //! "Deduplication", "Lane order across processes" and "Fencing" in `mod.rs`). A job that moves
 //! between open and finished changes its lane in the same transaction (`lanes.rs`).
 
-use xdm_core::jobs::{FinalState, Job, JobState, NewJob, Queue};
+use xdm_core::jobs::{FinalState, Job, JobKey, JobQueue, JobState, Lane, NewJob};
 use xdm_core::ports::StoreError;
 
 use super::calls::{Tx, Written, count_written, tx_put, tx_update};
@@ -42,18 +42,22 @@ struct Change {
 pub(super) async fn get_job(
     store: &DynamoStore,
     op: &'static str,
-    queue: Queue,
-    key: &str,
+    queue: JobQueue,
+    key: &JobKey,
 ) -> Result<Option<Job>, StoreError> {
     let item = store
-        .get_live(op, &store.tables.jobs, key_of(PK, job_pk(queue, key)))
+        .get_live(
+            op,
+            &store.tables.jobs,
+            key_of(PK, job_pk(queue, key.as_str())),
+        )
         .await?;
     item.map(|item| job_from_item(&item)).transpose()
 }
 
 /// The clauses every state change writes: the state, its index keys and, for finished
 /// states, the TTL.
-fn state_clauses(store: &DynamoStore, e: &mut Expr, queue: Queue, state: JobState, now_ms: i64) {
+fn state_clauses(store: &DynamoStore, e: &mut Expr, queue: JobQueue, state: JobState, now_ms: i64) {
     e.set(STATE, s(state.as_str()))
         .set(QUEUE_STATE, s(queue_state(queue, state)))
         .set(UPDATED_AT_MS, n(now_ms));
@@ -84,8 +88,8 @@ fn claim_fence(e: &mut Expr, attempt: u32) -> String {
 async fn transition(
     store: &DynamoStore,
     op: &'static str,
-    queue: Queue,
-    key: &str,
+    queue: JobQueue,
+    key: &JobKey,
     change: Change,
     clauses: impl Fn(&mut Expr),
 ) -> Result<bool, StoreError> {
@@ -115,7 +119,7 @@ async fn transition(
             let fence = format!(" AND {}", claim_fence(&mut e, a));
             cond.push_str(&fence);
         }
-        let job_key = key_of(PK, job_pk(queue, key));
+        let job_key = key_of(PK, job_pk(queue, key.as_str()));
         if job.state.is_open() == target.is_open() {
             match store
                 .calls
@@ -126,7 +130,7 @@ async fn transition(
                 Written::ConditionFailed => continue,
             }
         }
-        let member = member(job.order_key, &job.key);
+        let member = member(job.order_key, job.key.as_str());
         let lane = if target.is_open() {
             lane_add(store, queue, &job.lane, vec![member])?
         } else {
@@ -152,8 +156,8 @@ async fn transition(
 async fn update_claimed(
     store: &DynamoStore,
     op: &'static str,
-    queue: Queue,
-    key: &str,
+    queue: JobQueue,
+    key: &JobKey,
     attempt: u32,
     mut e: Expr,
 ) -> Result<bool, StoreError> {
@@ -162,7 +166,7 @@ async fn update_claimed(
         is_processing(&mut e),
         claim_fence(&mut e, attempt)
     );
-    let job_key = key_of(PK, job_pk(queue, key));
+    let job_key = key_of(PK, job_pk(queue, key.as_str()));
     let written = store
         .calls
         .update(op, &store.tables.jobs, job_key, &e, cond)
@@ -206,19 +210,19 @@ async fn enqueue_chunk(store: &DynamoStore, jobs: &[&NewJob]) -> Result<Vec<bool
         }
         let now_s = store.now_s();
         let mut items = Vec::with_capacity(todo.len() * 2);
-        let mut lanes: Vec<(Queue, &str, Vec<String>)> = Vec::new();
+        let mut lanes: Vec<(JobQueue, &Lane, Vec<String>)> = Vec::new();
         for &i in &todo {
             let job = jobs[i];
             let mut e = Expr::new();
             let cond = absent_or_expired(&mut e, now_s);
             items.push(tx_put(&store.tables.jobs, new_job_item(job), &e, cond)?);
-            let m = member(job.order_key, &job.key);
+            let m = member(job.order_key, job.key.as_str());
             match lanes
                 .iter_mut()
-                .find(|(q, l, _)| *q == job.queue && *l == job.lane)
+                .find(|(q, l, _)| *q == job.queue && **l == job.lane)
             {
                 Some((_, _, members)) => members.push(m),
-                None => lanes.push((job.queue, job.lane.as_str(), vec![m])),
+                None => lanes.push((job.queue, &job.lane, vec![m])),
             }
         }
         for (queue, lane, members) in lanes {
@@ -247,7 +251,8 @@ async fn enqueue_chunk(store: &DynamoStore, jobs: &[&NewJob]) -> Result<Vec<bool
                             OP,
                             &store.tables.jobs,
                             PK,
-                            todo.iter().map(|&i| job_pk(jobs[i].queue, &jobs[i].key)),
+                            todo.iter()
+                                .map(|&i| job_pk(jobs[i].queue, jobs[i].key.as_str())),
                         )
                         .await?;
                     let now_s = store.now_s();
@@ -256,7 +261,7 @@ async fn enqueue_chunk(store: &DynamoStore, jobs: &[&NewJob]) -> Result<Vec<bool
                         .copied()
                         .filter(|&i| {
                             found
-                                .get(&job_pk(jobs[i].queue, &jobs[i].key))
+                                .get(&job_pk(jobs[i].queue, jobs[i].key.as_str()))
                                 .is_some_and(|item| !is_expired(item, now_s))
                         })
                         .collect();
@@ -279,8 +284,8 @@ async fn enqueue_chunk(store: &DynamoStore, jobs: &[&NewJob]) -> Result<Vec<bool
 /// compare-and-set condition "pending and due, or processing with an expired lease".
 pub(super) async fn claim(
     store: &DynamoStore,
-    queue: Queue,
-    key: &str,
+    queue: JobQueue,
+    key: &JobKey,
     lease_until_ms: i64,
     now_ms: i64,
 ) -> Result<bool, StoreError> {
@@ -316,7 +321,7 @@ pub(super) async fn claim(
             nb = e.n(NOT_BEFORE_MS),
             lu = e.n(LEASE_UNTIL_MS),
         );
-        let job_key = key_of(PK, job_pk(queue, key));
+        let job_key = key_of(PK, job_pk(queue, key.as_str()));
         let update = tx_update(&store.tables.jobs, job_key, &e, Some(cond))?;
         match store
             .calls
@@ -337,8 +342,8 @@ pub(super) async fn claim(
 /// keys and its lane item are untouched).
 pub(super) async fn renew_lease(
     store: &DynamoStore,
-    queue: Queue,
-    key: &str,
+    queue: JobQueue,
+    key: &JobKey,
     attempt: u32,
     lease_until_ms: i64,
     now_ms: i64,
@@ -354,8 +359,8 @@ pub(super) async fn renew_lease(
 /// (`open` holds it either way) is not touched.
 pub(super) async fn reschedule(
     store: &DynamoStore,
-    queue: Queue,
-    key: &str,
+    queue: JobQueue,
+    key: &JobKey,
     attempt: u32,
     not_before_ms: i64,
     error: &str,
@@ -374,8 +379,8 @@ pub(super) async fn reschedule(
 /// claim fence, and the removal of its member from the lane's `open` set.
 pub(super) async fn finish(
     store: &DynamoStore,
-    queue: Queue,
-    key: &str,
+    queue: JobQueue,
+    key: &JobKey,
     attempt: u32,
     state: FinalState,
     error: Option<&str>,
@@ -398,8 +403,8 @@ pub(super) async fn finish(
 
 pub(super) async fn job(
     store: &DynamoStore,
-    queue: Queue,
-    key: &str,
+    queue: JobQueue,
+    key: &JobKey,
 ) -> Result<Option<Job>, StoreError> {
     get_job(store, "job", queue, key).await
 }
@@ -408,7 +413,7 @@ pub(super) async fn job(
 /// BatchGetItems: the table, not the index, has the last word.
 pub(super) async fn jobs(
     store: &DynamoStore,
-    queue: Queue,
+    queue: JobQueue,
     state: Option<JobState>,
     limit: usize,
 ) -> Result<Vec<Job>, StoreError> {
@@ -461,8 +466,8 @@ pub(super) async fn jobs(
 /// A GetItem and one transaction (job + lane), like `finish`, but not fenced by a claim.
 pub(super) async fn retry_failed(
     store: &DynamoStore,
-    queue: Queue,
-    key: &str,
+    queue: JobQueue,
+    key: &JobKey,
     now_ms: i64,
 ) -> Result<bool, StoreError> {
     let change = Change {
@@ -484,7 +489,7 @@ pub(super) async fn retry_failed(
 /// job stays open: its lane is untouched).
 pub(super) async fn release_claims(
     store: &DynamoStore,
-    queue: Queue,
+    queue: JobQueue,
     now_ms: i64,
 ) -> Result<u64, StoreError> {
     const OP: &str = "release_claims";

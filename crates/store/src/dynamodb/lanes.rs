@@ -4,7 +4,7 @@
 //! updates and the check made here.
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
-use xdm_core::jobs::{Job, JobState, Queue};
+use xdm_core::jobs::{Job, JobKey, JobNameError, JobQueue, JobState, Lane};
 use xdm_core::ports::StoreError;
 
 use super::calls::{Written, tx_check, tx_update};
@@ -21,20 +21,20 @@ use super::{DynamoStore, RACE_ATTEMPTS};
 /// needed and listing it in `open_lanes`.
 pub(super) fn lane_add(
     store: &DynamoStore,
-    queue: Queue,
-    lane: &str,
+    queue: JobQueue,
+    lane: &Lane,
     members: Vec<String>,
 ) -> Result<TransactWriteItem, StoreError> {
     let mut e = Expr::new();
     e.set(QUEUE, s(queue.as_str()))
-        .set(LANE, s(lane))
+        .set(LANE, s(lane.as_str()))
         .set(OPEN_QUEUE, s(queue.as_str()))
         .remove(EXPIRES_AT)
         .add(OPEN, AttributeValue::Ss(members))
         .add(VER, n(1));
     tx_update(
         &store.tables.lanes,
-        key_of(PK, lane_pk(queue, lane)),
+        key_of(PK, lane_pk(queue, lane.as_str())),
         &e,
         None,
     )
@@ -43,8 +43,8 @@ pub(super) fn lane_add(
 /// The transaction item that removes a job that is no longer open from its lane.
 pub(super) fn lane_remove(
     store: &DynamoStore,
-    queue: Queue,
-    lane: &str,
+    queue: JobQueue,
+    lane: &Lane,
     member: String,
 ) -> Result<TransactWriteItem, StoreError> {
     let mut e = Expr::new();
@@ -52,7 +52,7 @@ pub(super) fn lane_remove(
         .add(VER, n(1));
     tx_update(
         &store.tables.lanes,
-        key_of(PK, lane_pk(queue, lane)),
+        key_of(PK, lane_pk(queue, lane.as_str())),
         &e,
         None,
     )
@@ -64,10 +64,10 @@ pub(super) fn lane_remove(
 pub(super) async fn version_if_head(
     store: &DynamoStore,
     op: &'static str,
-    queue: Queue,
+    queue: JobQueue,
     job: &Job,
 ) -> Result<Option<i64>, StoreError> {
-    let lane_key = key_of(PK, lane_pk(queue, &job.lane));
+    let lane_key = key_of(PK, lane_pk(queue, job.lane.as_str()));
     let Some(lane) = store.calls.get(op, &store.tables.lanes, lane_key).await? else {
         tracing::warn!(
             queue = queue.as_str(),
@@ -77,7 +77,7 @@ pub(super) async fn version_if_head(
         return Ok(None);
     };
     let r = Reader::new(&lane, "lane");
-    if items::lane_head(r.ss(OPEN)?) != Some(member(job.order_key, &job.key).as_str()) {
+    if items::lane_head(r.ss(OPEN)?) != Some(member(job.order_key, job.key.as_str()).as_str()) {
         return Ok(None);
     }
     Ok(Some(r.n(VER)?))
@@ -86,15 +86,15 @@ pub(super) async fn version_if_head(
 /// The transaction item that checks that the lane still has the `ver` read before.
 pub(super) fn lane_unchanged(
     store: &DynamoStore,
-    queue: Queue,
-    lane: &str,
+    queue: JobQueue,
+    lane: &Lane,
     ver: i64,
 ) -> Result<TransactWriteItem, StoreError> {
     let mut e = Expr::new();
     let cond = e.eq(VER, "ver", n(ver));
     tx_check(
         &store.tables.lanes,
-        key_of(PK, lane_pk(queue, lane)),
+        key_of(PK, lane_pk(queue, lane.as_str())),
         &e,
         cond,
     )
@@ -102,7 +102,7 @@ pub(super) fn lane_unchanged(
 
 /// Stops listing a lane whose `open` set is empty (and lets TTL delete it later). Safe
 /// against a concurrent enqueue: the condition re-checks the set.
-async fn retire_lane(store: &DynamoStore, queue: Queue, lane: &str) -> Result<(), StoreError> {
+async fn retire_lane(store: &DynamoStore, queue: JobQueue, lane: &Lane) -> Result<(), StoreError> {
     let mut e = Expr::new();
     e.remove(OPEN_QUEUE).set(EXPIRES_AT, n(store.job_ttl()));
     let cond = format!(
@@ -115,7 +115,7 @@ async fn retire_lane(store: &DynamoStore, queue: Queue, lane: &str) -> Result<()
         .update(
             "lane_heads",
             &store.tables.lanes,
-            key_of(PK, lane_pk(queue, lane)),
+            key_of(PK, lane_pk(queue, lane.as_str())),
             &e,
             cond,
         )
@@ -131,6 +131,10 @@ fn head_key<'a>(lane: &str, head: &'a str) -> Result<&'a str, StoreError> {
     Ok(key)
 }
 
+fn corrupt_lane(lane: &str, e: &JobNameError) -> StoreError {
+    StoreError::Corrupt(format!("dynamodb lane {lane:?}: {e}"))
+}
+
 /// True while someone holds the job: a head under an unexpired lease is not offered.
 fn leased(job: &Job, now_ms: i64) -> bool {
     job.state == JobState::Processing && job.lease_until_ms > now_ms
@@ -142,13 +146,17 @@ fn leased(job: &Job, now_ms: i64) -> bool {
 async fn fresh_head(
     store: &DynamoStore,
     op: &'static str,
-    queue: Queue,
-    lane: &str,
+    queue: JobQueue,
+    lane: &Lane,
 ) -> Result<Option<Job>, StoreError> {
     for _ in 0..RACE_ATTEMPTS {
         let Some(item) = store
             .calls
-            .get(op, &store.tables.lanes, key_of(PK, lane_pk(queue, lane)))
+            .get(
+                op,
+                &store.tables.lanes,
+                key_of(PK, lane_pk(queue, lane.as_str())),
+            )
             .await?
         else {
             return Ok(None);
@@ -158,10 +166,11 @@ async fn fresh_head(
             return Ok(None);
         };
         let ver = r.n(VER)?;
-        let key = head_key(lane, head)?;
-        if let Some(job) = get_job(store, op, queue, key).await?
+        let key = JobKey::parse(head_key(lane.as_str(), head)?)
+            .map_err(|e| corrupt_lane(lane.as_str(), &e))?;
+        if let Some(job) = get_job(store, op, queue, &key).await?
             && job.state.is_open()
-            && job.lane == lane
+            && job.lane == *lane
         {
             return Ok(Some(job));
         }
@@ -169,7 +178,7 @@ async fn fresh_head(
         e.delete(OPEN, AttributeValue::Ss(vec![head.to_owned()]))
             .add(VER, n(1));
         let cond = e.eq(VER, "ver", n(ver));
-        let lane_key = key_of(PK, lane_pk(queue, lane));
+        let lane_key = key_of(PK, lane_pk(queue, lane.as_str()));
         if store
             .calls
             .update(op, &store.tables.lanes, lane_key, &e, cond)
@@ -178,8 +187,8 @@ async fn fresh_head(
         {
             tracing::warn!(
                 queue = queue.as_str(),
-                lane,
-                key,
+                lane = lane.as_str(),
+                key = key.as_str(),
                 "removed a lane entry whose job is not open"
             );
         }
@@ -192,7 +201,7 @@ async fn fresh_head(
 /// itself.
 pub(super) async fn lane_heads(
     store: &DynamoStore,
-    queue: Queue,
+    queue: JobQueue,
     now_ms: i64,
     limit: usize,
 ) -> Result<Vec<Job>, StoreError> {
@@ -208,13 +217,14 @@ pub(super) async fn lane_heads(
         .await?;
 
     // (lane, key of its head) from the index image.
-    let mut candidates: Vec<(String, String)> = Vec::with_capacity(lanes.len());
+    let mut candidates: Vec<(Lane, String)> = Vec::with_capacity(lanes.len());
     for item in &lanes {
         let r = Reader::new(item, "lane");
-        let lane = r.s(LANE)?;
+        let name = r.s(LANE)?;
+        let lane = Lane::parse(name).map_err(|e| corrupt_lane(name, &e))?;
         match items::lane_head(r.ss(OPEN)?) {
-            Some(head) => candidates.push((lane.to_owned(), head_key(lane, head)?.to_owned())),
-            None => retire_lane(store, queue, lane).await?,
+            Some(head) => candidates.push((lane, head_key(name, head)?.to_owned())),
+            None => retire_lane(store, queue, &lane).await?,
         }
     }
     let found = store
@@ -248,8 +258,8 @@ pub(super) async fn lane_heads(
 /// index: a process that has just enqueued into a lane (a Lambda invocation) finds its job.
 pub(super) async fn lane_head(
     store: &DynamoStore,
-    queue: Queue,
-    lane: &str,
+    queue: JobQueue,
+    lane: &Lane,
     now_ms: i64,
 ) -> Result<Option<Job>, StoreError> {
     let head = fresh_head(store, "lane_head", queue, lane).await?;

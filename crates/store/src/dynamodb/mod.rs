@@ -137,7 +137,7 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
 use xdm_core::ids::{InitialContactId, XUserId};
-use xdm_core::jobs::{FinalState, Job, JobState, NewJob, Queue};
+use xdm_core::jobs::{FinalState, Job, JobKey, JobQueue, JobState, Lane, NewJob};
 use xdm_core::ports::{Clock, SessionInsert, Store, StoreError, SystemClock};
 use xdm_core::profile::XProfile;
 use xdm_core::records::{Expect, Record};
@@ -349,7 +349,7 @@ impl Store for DynamoStore {
 
     async fn lane_heads(
         &self,
-        queue: Queue,
+        queue: JobQueue,
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<Job>, StoreError> {
@@ -358,8 +358,8 @@ impl Store for DynamoStore {
 
     async fn lane_head(
         &self,
-        queue: Queue,
-        lane: &str,
+        queue: JobQueue,
+        lane: &Lane,
         now_ms: i64,
     ) -> Result<Option<Job>, StoreError> {
         lanes::lane_head(self, queue, lane, now_ms).await
@@ -367,8 +367,8 @@ impl Store for DynamoStore {
 
     async fn claim(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         lease_until_ms: i64,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
@@ -377,8 +377,8 @@ impl Store for DynamoStore {
 
     async fn renew_lease(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         attempt: u32,
         lease_until_ms: i64,
         now_ms: i64,
@@ -388,8 +388,8 @@ impl Store for DynamoStore {
 
     async fn reschedule(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         attempt: u32,
         not_before_ms: i64,
         error: &str,
@@ -400,8 +400,8 @@ impl Store for DynamoStore {
 
     async fn finish(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         attempt: u32,
         state: FinalState,
         error: Option<&str>,
@@ -410,24 +410,29 @@ impl Store for DynamoStore {
         jobs::finish(self, queue, key, attempt, state, error, now_ms).await
     }
 
-    async fn job(&self, queue: Queue, key: &str) -> Result<Option<Job>, StoreError> {
+    async fn job(&self, queue: JobQueue, key: &JobKey) -> Result<Option<Job>, StoreError> {
         jobs::job(self, queue, key).await
     }
 
     async fn jobs(
         &self,
-        queue: Queue,
+        queue: JobQueue,
         state: Option<JobState>,
         limit: usize,
     ) -> Result<Vec<Job>, StoreError> {
         jobs::jobs(self, queue, state, limit).await
     }
 
-    async fn retry_failed(&self, queue: Queue, key: &str, now_ms: i64) -> Result<bool, StoreError> {
+    async fn retry_failed(
+        &self,
+        queue: JobQueue,
+        key: &JobKey,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
         jobs::retry_failed(self, queue, key, now_ms).await
     }
 
-    async fn release_claims(&self, queue: Queue, now_ms: i64) -> Result<u64, StoreError> {
+    async fn release_claims(&self, queue: JobQueue, now_ms: i64) -> Result<u64, StoreError> {
         jobs::release_claims(self, queue, now_ms).await
     }
 

@@ -2,7 +2,7 @@
 //! expired profiles), each delete conditioned on the item still being old, so several processes
 //! may purge at once. With TTL enabled it mostly finds nothing left to do.
 
-use xdm_core::jobs::Queue;
+use xdm_core::jobs::JobQueue;
 use xdm_core::ports::StoreError;
 
 use super::DynamoStore;
@@ -24,7 +24,7 @@ pub(super) async fn purge(
     let mut deleted = 0;
 
     // Done and failed jobs finished before the cut-off.
-    for queue in [Queue::Inbound, Queue::Outbound] {
+    for queue in JobQueue::ALL {
         let mut e = Expr::new();
         let cond = format!(
             "{} AND {} < {}",

@@ -4,7 +4,7 @@
 //! group-committed ([`Worker::write`](super::worker::Worker::write)).
 
 use rusqlite::params;
-use xdm_core::jobs::{FinalState, Job, JobState, NewJob, Queue};
+use xdm_core::jobs::{FinalState, Job, JobKey, JobQueue, JobState, NewJob};
 use xdm_core::ports::StoreError;
 
 use super::SqliteStore;
@@ -83,8 +83,8 @@ pub(super) async fn enqueue(store: &SqliteStore, jobs: &[NewJob]) -> Result<Vec<
                 for j in &jobs {
                     let n = insert.execute(params![
                         j.queue.as_str(),
-                        j.key,
-                        j.lane,
+                        j.key.as_str(),
+                        j.lane.as_str(),
                         j.order_key,
                         j.payload,
                         j.accepted_at_ms,
@@ -100,8 +100,8 @@ pub(super) async fn enqueue(store: &SqliteStore, jobs: &[NewJob]) -> Result<Vec<
 
 pub(super) async fn claim(
     store: &SqliteStore,
-    queue: Queue,
-    key: &str,
+    queue: JobQueue,
+    key: &JobKey,
     lease_until_ms: i64,
     now_ms: i64,
 ) -> Result<bool, StoreError> {
@@ -112,7 +112,7 @@ pub(super) async fn claim(
             execute_one(
                 conn,
                 SQL_CLAIM,
-                params![queue.as_str(), key, now_ms, lease_until_ms],
+                params![queue.as_str(), key.as_str(), now_ms, lease_until_ms],
             )
         })
         .await
@@ -120,8 +120,8 @@ pub(super) async fn claim(
 
 pub(super) async fn renew_lease(
     store: &SqliteStore,
-    queue: Queue,
-    key: &str,
+    queue: JobQueue,
+    key: &JobKey,
     attempt: u32,
     lease_until_ms: i64,
     now_ms: i64,
@@ -133,7 +133,13 @@ pub(super) async fn renew_lease(
             execute_one(
                 conn,
                 SQL_RENEW_LEASE,
-                params![queue.as_str(), key, attempt, lease_until_ms, now_ms],
+                params![
+                    queue.as_str(),
+                    key.as_str(),
+                    attempt,
+                    lease_until_ms,
+                    now_ms
+                ],
             )
         })
         .await
@@ -141,8 +147,8 @@ pub(super) async fn renew_lease(
 
 pub(super) async fn reschedule(
     store: &SqliteStore,
-    queue: Queue,
-    key: &str,
+    queue: JobQueue,
+    key: &JobKey,
     attempt: u32,
     not_before_ms: i64,
     error: &str,
@@ -155,7 +161,14 @@ pub(super) async fn reschedule(
             execute_one(
                 conn,
                 SQL_RESCHEDULE,
-                params![queue.as_str(), key, attempt, not_before_ms, error, now_ms],
+                params![
+                    queue.as_str(),
+                    key.as_str(),
+                    attempt,
+                    not_before_ms,
+                    error,
+                    now_ms
+                ],
             )
         })
         .await
@@ -163,8 +176,8 @@ pub(super) async fn reschedule(
 
 pub(super) async fn finish(
     store: &SqliteStore,
-    queue: Queue,
-    key: &str,
+    queue: JobQueue,
+    key: &JobKey,
     attempt: u32,
     state: FinalState,
     error: Option<&str>,
@@ -177,7 +190,14 @@ pub(super) async fn finish(
             execute_one(
                 conn,
                 SQL_FINISH,
-                params![queue.as_str(), key, attempt, state.as_str(), error, now_ms],
+                params![
+                    queue.as_str(),
+                    key.as_str(),
+                    attempt,
+                    state.as_str(),
+                    error,
+                    now_ms
+                ],
             )
         })
         .await
@@ -185,21 +205,26 @@ pub(super) async fn finish(
 
 pub(super) async fn job(
     store: &SqliteStore,
-    queue: Queue,
-    key: &str,
+    queue: JobQueue,
+    key: &JobKey,
 ) -> Result<Option<Job>, StoreError> {
     let key = key.to_owned();
     store
         .worker
         .call("job", move |conn| {
-            query_one(conn, SQL_JOB, params![queue.as_str(), key], job_from_row)
+            query_one(
+                conn,
+                SQL_JOB,
+                params![queue.as_str(), key.as_str()],
+                job_from_row,
+            )
         })
         .await
 }
 
 pub(super) async fn jobs(
     store: &SqliteStore,
-    queue: Queue,
+    queue: JobQueue,
     state: Option<JobState>,
     limit: usize,
 ) -> Result<Vec<Job>, StoreError> {
@@ -227,22 +252,26 @@ pub(super) async fn jobs(
 
 pub(super) async fn retry_failed(
     store: &SqliteStore,
-    queue: Queue,
-    key: &str,
+    queue: JobQueue,
+    key: &JobKey,
     now_ms: i64,
 ) -> Result<bool, StoreError> {
     let key = key.to_owned();
     store
         .worker
         .call("retry_failed", move |conn| {
-            execute_one(conn, SQL_RETRY_FAILED, params![queue.as_str(), key, now_ms])
+            execute_one(
+                conn,
+                SQL_RETRY_FAILED,
+                params![queue.as_str(), key.as_str(), now_ms],
+            )
         })
         .await
 }
 
 pub(super) async fn release_claims(
     store: &SqliteStore,
-    queue: Queue,
+    queue: JobQueue,
     now_ms: i64,
 ) -> Result<u64, StoreError> {
     store

@@ -3,7 +3,7 @@
 //! re-checks that in its compare-and-set.
 
 use rusqlite::params;
-use xdm_core::jobs::{Job, Queue};
+use xdm_core::jobs::{Job, JobQueue, Lane};
 use xdm_core::ports::StoreError;
 
 use super::SqliteStore;
@@ -51,7 +51,7 @@ pub(super) const SQL_LANE_HEAD: &str = concat!(
 
 pub(super) async fn lane_heads(
     store: &SqliteStore,
-    queue: Queue,
+    queue: JobQueue,
     now_ms: i64,
     limit: usize,
 ) -> Result<Vec<Job>, StoreError> {
@@ -73,8 +73,8 @@ pub(super) async fn lane_heads(
 
 pub(super) async fn lane_head(
     store: &SqliteStore,
-    queue: Queue,
-    lane: &str,
+    queue: JobQueue,
+    lane: &Lane,
     now_ms: i64,
 ) -> Result<Option<Job>, StoreError> {
     let lane = lane.to_owned();
@@ -84,7 +84,7 @@ pub(super) async fn lane_head(
             query_one(
                 conn,
                 SQL_LANE_HEAD,
-                params![queue.as_str(), lane, now_ms],
+                params![queue.as_str(), lane.as_str(), now_ms],
                 job_from_row,
             )
         })

@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use xdm_core::ids::{InitialContactId, XUserId};
-use xdm_core::jobs::{FinalState, Job, JobState, NewJob, Queue};
+use xdm_core::jobs::{FinalState, Job, JobKey, JobQueue, JobState, Lane, NewJob};
 use xdm_core::ports::{SessionInsert, Store, StoreError};
 use xdm_core::profile::XProfile;
 use xdm_core::records::{Expect, Record};
@@ -213,7 +213,7 @@ impl Store for SqliteStore {
 
     async fn lane_heads(
         &self,
-        queue: Queue,
+        queue: JobQueue,
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<Job>, StoreError> {
@@ -222,8 +222,8 @@ impl Store for SqliteStore {
 
     async fn lane_head(
         &self,
-        queue: Queue,
-        lane: &str,
+        queue: JobQueue,
+        lane: &Lane,
         now_ms: i64,
     ) -> Result<Option<Job>, StoreError> {
         lanes::lane_head(self, queue, lane, now_ms).await
@@ -231,8 +231,8 @@ impl Store for SqliteStore {
 
     async fn claim(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         lease_until_ms: i64,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
@@ -241,8 +241,8 @@ impl Store for SqliteStore {
 
     async fn renew_lease(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         attempt: u32,
         lease_until_ms: i64,
         now_ms: i64,
@@ -252,8 +252,8 @@ impl Store for SqliteStore {
 
     async fn reschedule(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         attempt: u32,
         not_before_ms: i64,
         error: &str,
@@ -264,8 +264,8 @@ impl Store for SqliteStore {
 
     async fn finish(
         &self,
-        queue: Queue,
-        key: &str,
+        queue: JobQueue,
+        key: &JobKey,
         attempt: u32,
         state: FinalState,
         error: Option<&str>,
@@ -274,24 +274,29 @@ impl Store for SqliteStore {
         jobs::finish(self, queue, key, attempt, state, error, now_ms).await
     }
 
-    async fn job(&self, queue: Queue, key: &str) -> Result<Option<Job>, StoreError> {
+    async fn job(&self, queue: JobQueue, key: &JobKey) -> Result<Option<Job>, StoreError> {
         jobs::job(self, queue, key).await
     }
 
     async fn jobs(
         &self,
-        queue: Queue,
+        queue: JobQueue,
         state: Option<JobState>,
         limit: usize,
     ) -> Result<Vec<Job>, StoreError> {
         jobs::jobs(self, queue, state, limit).await
     }
 
-    async fn retry_failed(&self, queue: Queue, key: &str, now_ms: i64) -> Result<bool, StoreError> {
+    async fn retry_failed(
+        &self,
+        queue: JobQueue,
+        key: &JobKey,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
         jobs::retry_failed(self, queue, key, now_ms).await
     }
 
-    async fn release_claims(&self, queue: Queue, now_ms: i64) -> Result<u64, StoreError> {
+    async fn release_claims(&self, queue: JobQueue, now_ms: i64) -> Result<u64, StoreError> {
         jobs::release_claims(self, queue, now_ms).await
     }
 

@@ -4,7 +4,7 @@
 use rusqlite::ffi::ErrorCode;
 use rusqlite::{Connection, Params, Row};
 use xdm_core::ids::{ConnectionToken, InitialContactId, ParticipantToken, XUserId};
-use xdm_core::jobs::{Job, JobState, Queue};
+use xdm_core::jobs::{Job, JobKey, JobQueue, JobState, Lane};
 use xdm_core::ports::StoreError;
 use xdm_core::profile::XProfile;
 use xdm_core::records::Record;
@@ -154,7 +154,7 @@ pub(crate) use job_columns;
 pub(crate) fn job_from_row(row: &Row<'_>) -> Result<Job, DbError> {
     let queue: String = row.get(0)?;
     let key: String = row.get(1)?;
-    let queue = Queue::parse(&queue)
+    let queue = JobQueue::parse(&queue)
         .ok_or_else(|| DbError::Corrupt(format!("job {key:?}: unknown queue {queue:?}")))?;
     let state: String = row.get(5)?;
     let state = JobState::parse(&state).ok_or_else(|| {
@@ -170,9 +170,13 @@ pub(crate) fn job_from_row(row: &Row<'_>) -> Result<Job, DbError> {
             queue.as_str()
         ))
     })?;
+    let lane: String = row.get(2)?;
+    let lane = Lane::parse(lane).map_err(|e| DbError::Corrupt(format!("job {key:?}: {e}")))?;
+    let key =
+        JobKey::parse(key.clone()).map_err(|e| DbError::Corrupt(format!("job {key:?}: {e}")))?;
     Ok(Job {
         queue,
-        lane: row.get(2)?,
+        lane,
         order_key: row.get(3)?,
         payload: row.get(4)?,
         state,

@@ -16,16 +16,16 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveStatus,
 };
 use tokio::task::JoinSet;
-use xdm_core::jobs::{FinalState, JobState, Queue};
+use xdm_core::jobs::{FinalState, JobQueue, JobState};
 use xdm_core::ports::{Clock, SessionInsert, Store, StoreError, SystemClock};
 use xdm_core::session::SessionStatus;
 use xdm_store::{AnyStore, DynamoOptions, DynamoStore, OpenError, StoreUrl, TableError};
 
 use crate::backends::fresh_dynamodb;
-use crate::fixtures::{cid, connection, full_profile, job_in, new_job, session, stored, uid};
+use crate::fixtures::{cid, connection, full_profile, job_in, k, new_job, session, stored, uid};
 
-const IN: Queue = Queue::Inbound;
-const OUT: Queue = Queue::Outbound;
+const IN: JobQueue = JobQueue::Inbound;
+const OUT: JobQueue = JobQueue::Outbound;
 
 fn ok<T>(r: Result<T, StoreError>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
@@ -102,13 +102,13 @@ async fn ttl_is_written_and_expired_items_are_absent() {
         job_in("d", "C", 2),
     ];
     assert_eq!(ok(store.enqueue(&jobs).await), vec![true; 4]);
-    assert!(ok(store.claim(IN, "a", 10, 0).await));
+    assert!(ok(store.claim(IN, &k("a"), 10, 0).await));
     assert!(ok(store
-        .finish(IN, "a", 1, FinalState::Done, None, 5)
+        .finish(IN, &k("a"), 1, FinalState::Done, None, 5)
         .await));
-    assert!(ok(store.claim(IN, "b", 10, 0).await));
+    assert!(ok(store.claim(IN, &k("b"), 10, 0).await));
     assert!(ok(store
-        .finish(IN, "b", 1, FinalState::Failed, Some("403"), 5)
+        .finish(IN, &k("b"), 1, FinalState::Failed, Some("403"), 5)
         .await));
 
     let done = raw(&store, &tables.jobs, "pk", "inbound#a").await;
@@ -170,15 +170,15 @@ async fn ttl_is_written_and_expired_items_are_absent() {
 
     // Just before the job retention ends, everything is still there.
     clock.advance(2 * HOUR - Duration::from_secs(1));
-    assert!(ok(store.job(IN, "a").await).is_some());
+    assert!(ok(store.job(IN, &k("a")).await).is_some());
     assert_eq!(ok(store.enqueue(&[job_in("a", "A", 1)]).await), vec![false]);
 
     // After it: the finished jobs are gone for every read, and their keys are free again.
     clock.advance(Duration::from_secs(2));
     assert!(raw(&store, &tables.jobs, "pk", "inbound#a").await.is_some());
-    assert_eq!(ok(store.job(IN, "a").await), None);
-    assert_eq!(ok(store.job(IN, "b").await), None);
-    assert!(!ok(store.retry_failed(IN, "b", 9).await));
+    assert_eq!(ok(store.job(IN, &k("a")).await), None);
+    assert_eq!(ok(store.job(IN, &k("b")).await), None);
+    assert!(!ok(store.retry_failed(IN, &k("b"), 9).await));
     let listed = ok(store.jobs(IN, None, 10).await);
     assert_eq!(
         listed.iter().map(|j| j.key.as_str()).collect::<Vec<_>>(),
@@ -189,15 +189,15 @@ async fn ttl_is_written_and_expired_items_are_absent() {
         ok(store.enqueue(std::slice::from_ref(&again)).await),
         vec![true]
     );
-    assert_eq!(ok(store.job(IN, "a").await), Some(stored(&again)));
+    assert_eq!(ok(store.job(IN, &k("a")).await), Some(stored(&again)));
     let heads = ok(store.lane_heads(IN, 100, 10).await);
     assert_eq!(heads, vec![stored(&jobs[2]), stored(&again)]);
     // A finish or reschedule of an expired job does not bring it back.
     assert!(!ok(store
-        .finish(IN, "b", 1, FinalState::Done, None, 9)
+        .finish(IN, &k("b"), 1, FinalState::Done, None, 9)
         .await));
-    assert!(!ok(store.reschedule(IN, "b", 1, 9, "late", 9).await));
-    assert_eq!(ok(store.job(IN, "b").await), None);
+    assert!(!ok(store.reschedule(IN, &k("b"), 1, 9, "late", 9).await));
+    assert_eq!(ok(store.job(IN, &k("b")).await), None);
 
     // The ended session lasts its own retention; open ones last for ever.
     assert!(ok(store.session_by_initial_contact(&cid("ended-chat")).await).is_some());
@@ -230,7 +230,7 @@ async fn ttl_is_written_and_expired_items_are_absent() {
         Some(open)
     );
     assert!(
-        ok(store.job(IN, "c").await).is_some(),
+        ok(store.job(IN, &k("c")).await).is_some(),
         "open jobs never expire"
     );
 
@@ -273,7 +273,7 @@ async fn large_enqueues_are_split_and_still_deduplicated() {
     let heads = ok(store.lane_heads(IN, 0, 1_000).await);
     assert_eq!(heads.len(), 60);
     for head in &heads {
-        let lane: i64 = head.lane["lane-".len()..]
+        let lane: i64 = head.lane.as_str()["lane-".len()..]
             .parse()
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(head.order_key, lane, "{head:?}");
@@ -339,7 +339,7 @@ async fn missing_or_foreign_tables_are_named() {
         other => panic!("expected a missing table: {other:?}"),
     }
     // Operations say which table is missing too.
-    match store.job(IN, "x").await {
+    match store.job(IN, &k("x")).await {
         Err(StoreError::Unavailable(msg)) => {
             assert!(msg.contains(&format!("{prefix}jobs")), "{msg}");
             assert!(msg.contains("does not exist"), "{msg}");
@@ -509,7 +509,7 @@ fn processes_sharing_the_tables_keep_every_guarantee() {
         .count();
     assert_eq!((claims, wins), (CHILDREN * 8, 1));
     let contested = runtime
-        .block_on(store.job(OUT, "contested"))
+        .block_on(store.job(OUT, &k("contested")))
         .unwrap_or_else(|e| panic!("{e}"))
         .unwrap_or_else(|| panic!("no contested job"));
     assert_eq!(
@@ -581,7 +581,7 @@ async fn shared_tables_child() {
     let store = Arc::new(DynamoStore::new(&xdm_testkit::moto::sdk_config(), &prefix));
     let start_at: u128 = start_at.parse().unwrap_or_else(|e| panic!("{e}"));
     // Warm the connection pool, then wait for the common start.
-    ok(store.job(IN, "warm-up").await);
+    ok(store.job(IN, &k("warm-up")).await);
     let wait = start_at.saturating_sub(now_ns() / 1_000_000);
     tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
 
@@ -596,7 +596,7 @@ async fn shared_tables_child() {
                 SessionInsert::OpenExists(o) => report(format!("EXISTS {}", o.initial_contact_id)),
             }
             let now = SystemClock.now_ms();
-            let won = ok(store.claim(OUT, "contested", now + 600_000, now).await);
+            let won = ok(store.claim(OUT, &k("contested"), now + 600_000, now).await);
             report(format!("CLAIM {}", if won { "won" } else { "lost" }));
         });
     }

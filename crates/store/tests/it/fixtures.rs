@@ -1,7 +1,7 @@
 //! Builders for test values.
 
 use xdm_core::ids::{ConnectionToken, InitialContactId, ParticipantToken, XUserId};
-use xdm_core::jobs::{Job, JobState, NewJob, Queue};
+use xdm_core::jobs::{Job, JobKey, JobQueue, JobState, Lane, NewJob};
 use xdm_core::profile::XProfile;
 use xdm_core::session::{ConnectionCredentials, Session, SessionStatus};
 
@@ -48,9 +48,19 @@ pub fn full_profile(id: &str, name: &str) -> XProfile {
     }
 }
 
+/// A job key from a test's literal.
+pub fn k(key: &str) -> JobKey {
+    JobKey::parse(key).unwrap_or_else(|e| panic!("{key}: {e}"))
+}
+
+/// A lane from a test's literal.
+pub fn l(lane: &str) -> Lane {
+    Lane::parse(lane).unwrap_or_else(|e| panic!("{lane}: {e}"))
+}
+
 /// A job accepted at `accepted_at_ms`, due at `not_before_ms`.
 pub fn new_job(
-    queue: Queue,
+    queue: JobQueue,
     key: &str,
     lane: &str,
     order_key: i64,
@@ -59,8 +69,8 @@ pub fn new_job(
 ) -> NewJob {
     NewJob {
         queue,
-        key: key.to_owned(),
-        lane: lane.to_owned(),
+        key: k(key),
+        lane: l(lane),
         order_key,
         payload: format!("{{\"event\":\"{key}\",\"text\":\"héllo ✓\"}}"),
         accepted_at_ms,
@@ -70,7 +80,7 @@ pub fn new_job(
 
 /// A simple inbound job: accepted and due at 0.
 pub fn job_in(key: &str, lane: &str, order_key: i64) -> NewJob {
-    new_job(Queue::Inbound, key, lane, order_key, 0, 0)
+    new_job(JobQueue::Inbound, key, lane, order_key, 0, 0)
 }
 
 /// The job `new` becomes once enqueued.

@@ -8,17 +8,17 @@ use std::time::Duration;
 
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
-use xdm_core::jobs::{FinalState, Job, JobState, Queue};
+use xdm_core::jobs::{FinalState, Job, JobQueue, JobState};
 use xdm_core::ports::{SessionInsert, Store, StoreError};
 use xdm_core::session::{Session, SessionStatus};
 use xdm_store::{
     AnyStore, OpenError, SCHEMA_VERSION, SqliteOptions, SqliteStore, StoreUrl, Synchronous,
 };
 
-use crate::fixtures::{cid, connection, full_profile, job_in, new_job, session, stored, uid};
+use crate::fixtures::{cid, connection, full_profile, job_in, k, new_job, session, stored, uid};
 
-const IN: Queue = Queue::Inbound;
-const OUT: Queue = Queue::Outbound;
+const IN: JobQueue = JobQueue::Inbound;
+const OUT: JobQueue = JobQueue::Outbound;
 
 fn temp() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
@@ -69,25 +69,25 @@ async fn write_everything(store: &SqliteStore) -> (Vec<Job>, Vec<Job>, Vec<Sessi
     assert_eq!(ok(store.enqueue(&inbound).await), vec![true; 4]);
     assert_eq!(ok(store.enqueue(&outbound).await), vec![true]);
     // in-1 done, in-3 failed, in-4 processing, in-2 pending; out-1 rescheduled.
-    assert!(ok(store.claim(IN, "in-1", 1_000, 10).await));
+    assert!(ok(store.claim(IN, &k("in-1"), 1_000, 10).await));
     assert!(ok(store
-        .finish(IN, "in-1", 1, FinalState::Done, None, 20)
+        .finish(IN, &k("in-1"), 1, FinalState::Done, None, 20)
         .await));
-    assert!(ok(store.claim(IN, "in-3", 1_000, 10).await));
+    assert!(ok(store.claim(IN, &k("in-3"), 1_000, 10).await));
     assert!(ok(store
         .finish(
             IN,
-            "in-3",
+            &k("in-3"),
             1,
             FinalState::Failed,
             Some("403 DMs closed"),
             30
         )
         .await));
-    assert!(ok(store.claim(IN, "in-4", 60_000, 40).await));
-    assert!(ok(store.claim(OUT, "out-1", 1_000, 10).await));
+    assert!(ok(store.claim(IN, &k("in-4"), 60_000, 40).await));
+    assert!(ok(store.claim(OUT, &k("out-1"), 1_000, 10).await));
     assert!(ok(store
-        .reschedule(OUT, "out-1", 1, 5_000, "429", 50)
+        .reschedule(OUT, &k("out-1"), 1, 5_000, "429", 50)
         .await));
 
     let jobs_in = ok(store.jobs(IN, None, 100).await);
@@ -224,7 +224,7 @@ fn a_crash_right_after_the_ack_loses_nothing() {
         assert_holds(&store, &jobs_in, &jobs_out, &sessions).await;
         // Start-up recovery: the dead process's claim is released at once.
         assert_eq!(ok(store.release_claims(IN, 70).await), 1);
-        let released = ok(store.job(IN, "in-4").await);
+        let released = ok(store.job(IN, &k("in-4")).await);
         assert_eq!(
             released,
             Some(Job {
@@ -285,7 +285,7 @@ async fn races_across_connections_have_one_winner() {
         let barrier = Arc::clone(&barrier);
         tasks.spawn(async move {
             barrier.wait().await;
-            store.claim(IN, "x", 1_000, 100).await
+            store.claim(IN, &k("x"), 1_000, 100).await
         });
     }
     let mut won = 0;
@@ -296,7 +296,7 @@ async fn races_across_connections_have_one_winner() {
     }
     assert_eq!(won, 1);
     assert_eq!(
-        ok(stores[3].job(IN, "x").await).map(|j| j.attempts),
+        ok(stores[3].job(IN, &k("x")).await).map(|j| j.attempts),
         Some(1)
     );
 }
@@ -388,7 +388,7 @@ async fn rows_this_build_cannot_read_are_corrupt() {
         other => panic!("{what}: expected Corrupt, got {other:?}"),
     };
     let msg = corrupt(
-        store.job(IN, "weird").await.map(|_| ()),
+        store.job(IN, &k("weird")).await.map(|_| ()),
         "unknown job state",
     );
     assert!(msg.contains("paused"), "{msg}");
@@ -470,7 +470,7 @@ async fn the_factory_opens_files_with_their_options() {
     assert!(path.exists());
     let reopened = open(&path).await;
     assert_eq!(
-        ok(reopened.job(IN, "x").await),
+        ok(reopened.job(IN, &k("x")).await),
         Some(stored(&job_in("x", "L", 1)))
     );
 }

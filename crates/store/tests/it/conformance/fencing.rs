@@ -11,29 +11,43 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
-use xdm_core::jobs::{FinalState, Job, JobState, Queue};
+use xdm_core::jobs::{FinalState, Job, JobKey, JobQueue, JobState};
 use xdm_core::ports::Store;
 
 use crate::backends::Fresh;
-use crate::fixtures::{job_in, stored};
+use crate::fixtures::{job_in, k, l, stored};
 
-const IN: Queue = Queue::Inbound;
+const IN: JobQueue = JobQueue::Inbound;
 
-async fn job<S: Store>(store: &S, key: &str) -> Job {
+async fn job<S: Store>(store: &S, key: impl AsRef<str>) -> Job {
+    let key = &k(key.as_ref());
     match store.job(IN, key).await {
         Ok(Some(job)) => job,
         other => panic!("job {key}: {other:?}"),
     }
 }
 
-async fn claim<S: Store>(store: &S, key: &str, now_ms: i64, lease_until_ms: i64) -> bool {
+async fn claim<S: Store>(
+    store: &S,
+    key: impl AsRef<str>,
+    now_ms: i64,
+    lease_until_ms: i64,
+) -> bool {
+    let key = &k(key.as_ref());
     store
         .claim(IN, key, lease_until_ms, now_ms)
         .await
         .unwrap_or_else(|e| panic!("claim {key}: {e}"))
 }
 
-async fn finish<S: Store>(store: &S, key: &str, attempt: u32, state: FinalState, at: i64) -> bool {
+async fn finish<S: Store>(
+    store: &S,
+    key: impl AsRef<str>,
+    attempt: u32,
+    state: FinalState,
+    at: i64,
+) -> bool {
+    let key = &k(key.as_ref());
     store
         .finish(IN, key, attempt, state, Some("outcome"), at)
         .await
@@ -42,18 +56,26 @@ async fn finish<S: Store>(store: &S, key: &str, attempt: u32, state: FinalState,
 
 async fn reschedule<S: Store>(
     store: &S,
-    key: &str,
+    key: impl AsRef<str>,
     attempt: u32,
     not_before: i64,
     at: i64,
 ) -> bool {
+    let key = &k(key.as_ref());
     store
         .reschedule(IN, key, attempt, not_before, "retry", at)
         .await
         .unwrap_or_else(|e| panic!("reschedule {key} #{attempt}: {e}"))
 }
 
-async fn renew<S: Store>(store: &S, key: &str, attempt: u32, lease_until: i64, at: i64) -> bool {
+async fn renew<S: Store>(
+    store: &S,
+    key: impl AsRef<str>,
+    attempt: u32,
+    lease_until: i64,
+    at: i64,
+) -> bool {
+    let key = &k(key.as_ref());
     store
         .renew_lease(IN, key, attempt, lease_until, at)
         .await
@@ -115,7 +137,7 @@ pub async fn jobs_fencing_stale_worker_is_fenced_out<S: Store, F: Future<Output 
     assert!(!reschedule(&*store, "x", 1, 1_700, 1_700).await);
     assert_eq!(job(&*store, "x").await, done);
     assert_eq!(
-        store.lane_head(IN, "L", 1_700).await,
+        store.lane_head(IN, &l("L"), 1_700).await,
         Ok(Some(stored(&x_next)))
     );
 
@@ -175,7 +197,7 @@ pub async fn jobs_fencing_finished_jobs_stay_finished<S: Store, F: Future<Output
     assert!(!claim(&*store, "d", 5_000, 6_000).await);
     // Its lane moved on, and stays moved on.
     assert_eq!(
-        store.lane_head(IN, "D", 300).await,
+        store.lane_head(IN, &l("D"), 300).await,
         Ok(Some(stored(&jobs[1])))
     );
 
@@ -186,7 +208,7 @@ pub async fn jobs_fencing_finished_jobs_stay_finished<S: Store, F: Future<Output
     assert!(!finish(&*store, "f", 1, FinalState::Done, 300).await);
     assert_eq!(job(&*store, "f").await, failed);
     // The operator's path is not fenced by a claim: it reopens the failed job (attempts reset).
-    assert_eq!(store.retry_failed(IN, "f", 400).await, Ok(true));
+    assert_eq!(store.retry_failed(IN, &k("f"), 400).await, Ok(true));
     assert_eq!(job(&*store, "f").await.state, JobState::Pending);
     assert!(!finish(&*store, "f", 0, FinalState::Done, 450).await);
     assert!(claim(&*store, "f", 500, 1_500).await);
@@ -208,7 +230,7 @@ pub async fn jobs_fencing_finished_jobs_stay_finished<S: Store, F: Future<Output
     assert!(!reschedule(&*store, "p", 0, 100, 100).await);
     assert!(!finish(&*store, "unknown", 1, FinalState::Done, 100).await);
     assert!(!reschedule(&*store, "unknown", 1, 100, 100).await);
-    assert_eq!(store.job(IN, "unknown").await, Ok(None));
+    assert_eq!(store.job(IN, &k("unknown")).await, Ok(None));
     assert!(claim(&*store, "p", 100, 1_000).await);
     assert!(!finish(&*store, "p", 2, FinalState::Done, 200).await);
     assert!(!reschedule(&*store, "p", 0, 200, 200).await);
@@ -262,7 +284,11 @@ pub async fn jobs_fencing_renew_lease<S: Store, F: Future<Output = Fresh<S>>>(
             !claim(&*store, "a-next", now, now + 1_000).await,
             "at {now}"
         );
-        assert_eq!(store.lane_head(IN, "A", now).await, Ok(None), "at {now}");
+        assert_eq!(
+            store.lane_head(IN, &l("A"), now).await,
+            Ok(None),
+            "at {now}"
+        );
         assert!(
             due_heads(&*store, now).await.iter().all(|j| j.lane != "A"),
             "at {now}"
@@ -273,10 +299,10 @@ pub async fn jobs_fencing_renew_lease<S: Store, F: Future<Output = Fresh<S>>>(
     // At the new end it is claimable again; the superseded claim's renewal is fenced out.
     assert_eq!(
         store
-            .lane_head(IN, "A", 3_000)
+            .lane_head(IN, &l("A"), 3_000)
             .await
             .map(|h| h.map(|j| j.key)),
-        Ok(Some("a".to_owned()))
+        Ok(Some(k("a")))
     );
     assert!(claim(&*store, "a", 3_000, 4_000).await); // #2
     let held = job(&*store, "a").await;
@@ -294,7 +320,7 @@ pub async fn jobs_fencing_renew_lease<S: Store, F: Future<Output = Fresh<S>>>(
     assert!(!renew(&*store, "a", 1, 9_000, 3_400).await);
     assert_eq!(job(&*store, "a").await, done);
     assert_eq!(
-        store.lane_head(IN, "A", 3_400).await,
+        store.lane_head(IN, &l("A"), 3_400).await,
         Ok(Some(stored(&a_next)))
     );
 
@@ -322,7 +348,7 @@ pub async fn jobs_fencing_renew_lease<S: Store, F: Future<Output = Fresh<S>>>(
     assert!(!renew(&*store, "p", 0, 9_000, 600).await);
     assert_eq!(job(&*store, "p").await.lease_until_ms, 2_000);
     assert!(!renew(&*store, "unknown", 1, 9_000, 600).await);
-    assert_eq!(store.job(IN, "unknown").await, Ok(None));
+    assert_eq!(store.job(IN, &k("unknown")).await, Ok(None));
 
     // Released claims are fenced out (the job is pending again).
     assert!(finish(&*store, "s", 2, FinalState::Done, 700).await);
@@ -368,9 +394,9 @@ pub async fn jobs_fencing_concurrent_claimants<S: Store, F: Future<Output = Fres
         clock: AtomicI64,
         finished: AtomicUsize,
         /// Per job: the highest claim number whose `claim` has returned.
-        claimed: Mutex<HashMap<String, Arc<AtomicU32>>>,
+        claimed: Mutex<HashMap<JobKey, Arc<AtomicU32>>>,
         /// (key, claim number, what) of every record that applied.
-        applied: Mutex<Vec<(String, u32, &'static str)>>,
+        applied: Mutex<Vec<(JobKey, u32, &'static str)>>,
         claims: AtomicUsize,
         fenced: AtomicUsize,
     }
@@ -462,7 +488,7 @@ pub async fn jobs_fencing_concurrent_claimants<S: Store, F: Future<Output = Fres
     // `attempts`, which only grows here: so the number of an applied record is exact.)
     let applied = lock(&shared.applied).clone();
     for j in &jobs {
-        let records: Vec<_> = applied.iter().filter(|(k, ..)| *k == j.key).collect();
+        let records: Vec<_> = applied.iter().filter(|(key, ..)| *key == j.key).collect();
         let mut attempts: Vec<u32> = records.iter().map(|(_, a, _)| *a).collect();
         attempts.sort_unstable();
         attempts.dedup();

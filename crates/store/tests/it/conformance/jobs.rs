@@ -3,16 +3,17 @@ use std::sync::Arc;
 
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
-use xdm_core::jobs::{FinalState, Job, JobState, NewJob, Queue};
+use xdm_core::jobs::{FinalState, Job, JobQueue, JobState, NewJob};
 use xdm_core::ports::Store;
 
 use crate::backends::Fresh;
-use crate::fixtures::{job_in, keys, new_job, stored};
+use crate::fixtures::{job_in, k, keys, l, new_job, stored};
 
-const IN: Queue = Queue::Inbound;
-const OUT: Queue = Queue::Outbound;
+const IN: JobQueue = JobQueue::Inbound;
+const OUT: JobQueue = JobQueue::Outbound;
 
-async fn job<S: Store>(store: &S, queue: Queue, key: &str) -> Job {
+async fn job<S: Store>(store: &S, queue: JobQueue, key: impl AsRef<str>) -> Job {
+    let key = &k(key.as_ref());
     match store.job(queue, key).await {
         Ok(Some(job)) => job,
         other => panic!("job {key}: {other:?}"),
@@ -23,14 +24,21 @@ async fn enqueue_all<S: Store>(store: &S, jobs: &[NewJob]) {
     assert_eq!(store.enqueue(jobs).await, Ok(vec![true; jobs.len()]));
 }
 
-async fn heads<S: Store>(store: &S, queue: Queue, now_ms: i64, limit: usize) -> Vec<Job> {
+async fn heads<S: Store>(store: &S, queue: JobQueue, now_ms: i64, limit: usize) -> Vec<Job> {
     store
         .lane_heads(queue, now_ms, limit)
         .await
         .unwrap_or_else(|e| panic!("lane_heads: {e}"))
 }
 
-async fn claim<S: Store>(store: &S, queue: Queue, key: &str, now_ms: i64, lease: i64) -> bool {
+async fn claim<S: Store>(
+    store: &S,
+    queue: JobQueue,
+    key: impl AsRef<str>,
+    now_ms: i64,
+    lease: i64,
+) -> bool {
+    let key = &k(key.as_ref());
     store
         .claim(queue, key, lease, now_ms)
         .await
@@ -68,9 +76,9 @@ pub async fn jobs_enqueue_dedup<S: Store, F: Future<Output = Fresh<S>>>(fresh: i
         store.enqueue(std::slice::from_ref(&a_again)).await,
         Ok(vec![false])
     );
-    assert_eq!(store.job(IN, "a").await, Ok(Some(stored(&a))));
-    assert_eq!(store.job(IN, "b").await, Ok(Some(stored(&b))));
-    assert_eq!(store.job(IN, "nope").await, Ok(None));
+    assert_eq!(store.job(IN, &k("a")).await, Ok(Some(stored(&a))));
+    assert_eq!(store.job(IN, &k("b")).await, Ok(Some(stored(&b))));
+    assert_eq!(store.job(IN, &k("nope")).await, Ok(None));
     assert_eq!(store.enqueue(&[]).await, Ok(vec![]));
 
     // The same key in the other queue is another job.
@@ -79,19 +87,21 @@ pub async fn jobs_enqueue_dedup<S: Store, F: Future<Output = Fresh<S>>>(fresh: i
         store.enqueue(std::slice::from_ref(&a_out)).await,
         Ok(vec![true])
     );
-    assert_eq!(store.job(OUT, "a").await, Ok(Some(stored(&a_out))));
-    assert_eq!(store.job(IN, "a").await, Ok(Some(stored(&a))));
+    assert_eq!(store.job(OUT, &k("a")).await, Ok(Some(stored(&a_out))));
+    assert_eq!(store.job(IN, &k("a")).await, Ok(Some(stored(&a))));
 
     // Still a duplicate once done or failed.
     assert!(claim(&*store, IN, "a", 200, 1_000).await);
     assert_eq!(
-        store.finish(IN, "a", 1, FinalState::Done, None, 300).await,
+        store
+            .finish(IN, &k("a"), 1, FinalState::Done, None, 300)
+            .await,
         Ok(true)
     );
     assert!(claim(&*store, IN, "b", 300, 1_000).await);
     assert_eq!(
         store
-            .finish(IN, "b", 1, FinalState::Failed, Some("no"), 400)
+            .finish(IN, &k("b"), 1, FinalState::Failed, Some("no"), 400)
             .await,
         Ok(true)
     );
@@ -108,7 +118,7 @@ pub async fn jobs_enqueue_dedup<S: Store, F: Future<Output = Fresh<S>>>(fresh: i
         store.enqueue(&[a.clone(), c.clone()]).await,
         Ok(vec![false, true])
     );
-    assert_eq!(store.job(IN, "c").await, Ok(Some(stored(&c))));
+    assert_eq!(store.job(IN, &k("c")).await, Ok(Some(stored(&c))));
 }
 
 pub async fn jobs_lane_heads_follow_lane_order<S: Store, F: Future<Output = Fresh<S>>>(
@@ -141,7 +151,7 @@ pub async fn jobs_lane_heads_follow_lane_order<S: Store, F: Future<Output = Fres
     assert!(claim(&*store, IN, "k1", 1_000, 2_000).await);
     assert_eq!(
         store
-            .finish(IN, "k1", 1, FinalState::Done, None, 1_100)
+            .finish(IN, &k("k1"), 1, FinalState::Done, None, 1_100)
             .await,
         Ok(true)
     );
@@ -154,7 +164,7 @@ pub async fn jobs_lane_heads_follow_lane_order<S: Store, F: Future<Output = Fres
     assert!(claim(&*store, IN, "k1b", 1_100, 2_000).await);
     assert_eq!(
         store
-            .finish(IN, "k1b", 1, FinalState::Failed, Some("bad"), 1_200)
+            .finish(IN, &k("k1b"), 1, FinalState::Failed, Some("bad"), 1_200)
             .await,
         Ok(true)
     );
@@ -166,14 +176,14 @@ pub async fn jobs_lane_heads_follow_lane_order<S: Store, F: Future<Output = Fres
     assert!(claim(&*store, IN, "k2", 1_200, 2_000).await);
     assert_eq!(
         store
-            .finish(IN, "k2", 1, FinalState::Done, None, 1_300)
+            .finish(IN, &k("k2"), 1, FinalState::Done, None, 1_300)
             .await,
         Ok(true)
     );
     assert!(claim(&*store, IN, "m", 1_300, 2_000).await);
     assert_eq!(
         store
-            .finish(IN, "m", 1, FinalState::Done, None, 1_300)
+            .finish(IN, &k("m"), 1, FinalState::Done, None, 1_300)
             .await,
         Ok(true)
     );
@@ -181,7 +191,7 @@ pub async fn jobs_lane_heads_follow_lane_order<S: Store, F: Future<Output = Fres
     assert!(claim(&*store, IN, "k3", 1_300, 2_000).await);
     assert_eq!(
         store
-            .finish(IN, "k3", 1, FinalState::Done, None, 1_400)
+            .finish(IN, &k("k3"), 1, FinalState::Done, None, 1_400)
             .await,
         Ok(true)
     );
@@ -200,10 +210,10 @@ pub async fn jobs_not_before_is_respected<S: Store, F: Future<Output = Fresh<S>>
     assert_eq!(heads(&*store, IN, 100, 10).await[0].due_at_ms(), 500);
     // …but cannot be claimed before they are due.
     assert!(!claim(&*store, IN, "x", 499, 1_000).await);
-    assert_eq!(store.job(IN, "x").await, Ok(Some(stored(&x))));
+    assert_eq!(store.job(IN, &k("x")).await, Ok(Some(stored(&x))));
     assert!(claim(&*store, IN, "x", 500, 1_000).await);
     assert_eq!(
-        store.job(IN, "x").await,
+        store.job(IN, &k("x")).await,
         Ok(Some(claimed(stored(&x), 500, 1_000)))
     );
 }
@@ -263,7 +273,7 @@ pub async fn jobs_lease_blocks_the_lane<S: Store, F: Future<Output = Fresh<S>>>(
     assert!(claim(&*store, IN, "j1", 5_000, 9_000).await);
     let again = claimed(expired, 5_000, 9_000);
     assert_eq!(again.attempts, 2);
-    assert_eq!(store.job(IN, "j1").await, Ok(Some(again)));
+    assert_eq!(store.job(IN, &k("j1")).await, Ok(Some(again)));
     // An expired lease frees the job, not the lane: j2 still waits for j1.
     assert!(!claim(&*store, IN, "j2", 9_000, 9_500).await);
 }
@@ -284,7 +294,7 @@ pub async fn jobs_claim_is_compare_and_set<S: Store, F: Future<Output = Fresh<S>
         let barrier = Arc::clone(&barrier);
         tasks.spawn(async move {
             barrier.wait().await;
-            store.claim(IN, "x", 1_000, 100).await
+            store.claim(IN, &k("x"), 1_000, 100).await
         });
     }
     let mut won = 0;
@@ -297,7 +307,7 @@ pub async fn jobs_claim_is_compare_and_set<S: Store, F: Future<Output = Fresh<S>
     }
     assert_eq!(won, 1);
     assert_eq!(
-        store.job(IN, "x").await,
+        store.job(IN, &k("x")).await,
         Ok(Some(claimed(stored(&x), 100, 1_000)))
     );
 }
@@ -311,18 +321,20 @@ pub async fn jobs_claim_refusals<S: Store, F: Future<Output = Fresh<S>>>(fresh: 
 
     assert!(!claim(&*store, IN, "unknown", 100, 1_000).await);
     assert!(!claim(&*store, OUT, "x", 100, 1_000).await);
-    assert_eq!(store.job(IN, "x").await, Ok(Some(stored(&x))));
+    assert_eq!(store.job(IN, &k("x")).await, Ok(Some(stored(&x))));
 
     // Finished jobs are never claimed again.
     assert!(claim(&*store, IN, "y", 100, 1_000).await);
     assert_eq!(
-        store.finish(IN, "y", 1, FinalState::Done, None, 200).await,
+        store
+            .finish(IN, &k("y"), 1, FinalState::Done, None, 200)
+            .await,
         Ok(true)
     );
     assert!(claim(&*store, IN, "z", 100, 1_000).await);
     assert_eq!(
         store
-            .finish(IN, "z", 1, FinalState::Failed, None, 200)
+            .finish(IN, &k("z"), 1, FinalState::Failed, None, 200)
             .await,
         Ok(true)
     );
@@ -340,7 +352,7 @@ pub async fn jobs_reschedule<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl
     assert!(claim(&*store, IN, "x", 100, 1_000).await);
 
     assert_eq!(
-        store.reschedule(IN, "x", 1, 9_000, "boom", 150).await,
+        store.reschedule(IN, &k("x"), 1, 9_000, "boom", 150).await,
         Ok(true)
     );
     let rescheduled = Job {
@@ -353,7 +365,7 @@ pub async fn jobs_reschedule<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl
         first_claimed_at_ms: Some(100),
         ..stored(&x)
     };
-    assert_eq!(store.job(IN, "x").await, Ok(Some(rescheduled.clone())));
+    assert_eq!(store.job(IN, &k("x")).await, Ok(Some(rescheduled.clone())));
     // A rescheduled job still holds its lane.
     assert_eq!(heads(&*store, IN, 150, 10).await, vec![rescheduled.clone()]);
     assert!(!claim(&*store, IN, "after", 150, 1_000).await);
@@ -361,13 +373,16 @@ pub async fn jobs_reschedule<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl
     assert!(!claim(&*store, IN, "x", 8_999, 10_000).await);
     assert!(claim(&*store, IN, "x", 9_000, 10_000).await);
     assert_eq!(
-        store.job(IN, "x").await,
+        store.job(IN, &k("x")).await,
         Ok(Some(claimed(rescheduled, 9_000, 10_000)))
     );
 
     // Unknown job: nothing happens.
-    assert_eq!(store.reschedule(IN, "nope", 1, 1, "e", 1).await, Ok(false));
-    assert_eq!(store.job(IN, "nope").await, Ok(None));
+    assert_eq!(
+        store.reschedule(IN, &k("nope"), 1, 1, "e", 1).await,
+        Ok(false)
+    );
+    assert_eq!(store.job(IN, &k("nope")).await, Ok(None));
 }
 
 pub async fn jobs_finish<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn() -> F) {
@@ -379,16 +394,18 @@ pub async fn jobs_finish<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn(
     // Done without an error keeps the last error seen.
     assert!(claim(&*store, IN, "x", 100, 1_000).await);
     assert_eq!(
-        store.reschedule(IN, "x", 1, 200, "first", 120).await,
+        store.reschedule(IN, &k("x"), 1, 200, "first", 120).await,
         Ok(true)
     );
     assert!(claim(&*store, IN, "x", 200, 1_000).await);
     assert_eq!(
-        store.finish(IN, "x", 2, FinalState::Done, None, 300).await,
+        store
+            .finish(IN, &k("x"), 2, FinalState::Done, None, 300)
+            .await,
         Ok(true)
     );
     assert_eq!(
-        store.job(IN, "x").await,
+        store.job(IN, &k("x")).await,
         Ok(Some(Job {
             state: JobState::Done,
             attempts: 2,
@@ -405,12 +422,12 @@ pub async fn jobs_finish<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn(
     assert!(claim(&*store, IN, "y", 100, 1_000).await);
     assert_eq!(
         store
-            .finish(IN, "y", 1, FinalState::Failed, Some("gave up"), 400)
+            .finish(IN, &k("y"), 1, FinalState::Failed, Some("gave up"), 400)
             .await,
         Ok(true)
     );
     assert_eq!(
-        store.job(IN, "y").await,
+        store.job(IN, &k("y")).await,
         Ok(Some(Job {
             state: JobState::Failed,
             attempts: 1,
@@ -423,10 +440,12 @@ pub async fn jobs_finish<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn(
     );
 
     assert_eq!(
-        store.finish(IN, "nope", 1, FinalState::Done, None, 1).await,
+        store
+            .finish(IN, &k("nope"), 1, FinalState::Done, None, 1)
+            .await,
         Ok(false)
     );
-    assert_eq!(store.job(IN, "nope").await, Ok(None));
+    assert_eq!(store.job(IN, &k("nope")).await, Ok(None));
 }
 
 pub async fn jobs_retry_failed<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn() -> F) {
@@ -438,24 +457,24 @@ pub async fn jobs_retry_failed<S: Store, F: Future<Output = Fresh<S>>>(fresh: im
     assert!(claim(&*store, IN, "failed", 100, 1_000).await);
     assert_eq!(
         store
-            .finish(IN, "failed", 1, FinalState::Failed, Some("403"), 200)
+            .finish(IN, &k("failed"), 1, FinalState::Failed, Some("403"), 200)
             .await,
         Ok(true)
     );
     assert!(claim(&*store, IN, "done", 100, 1_000).await);
     assert_eq!(
         store
-            .finish(IN, "done", 1, FinalState::Done, None, 200)
+            .finish(IN, &k("done"), 1, FinalState::Done, None, 200)
             .await,
         Ok(true)
     );
 
-    assert_eq!(store.retry_failed(IN, "done", 500).await, Ok(false));
-    assert_eq!(store.retry_failed(IN, "pending", 500).await, Ok(false));
-    assert_eq!(store.retry_failed(IN, "unknown", 500).await, Ok(false));
-    assert_eq!(store.retry_failed(OUT, "failed", 500).await, Ok(false));
+    assert_eq!(store.retry_failed(IN, &k("done"), 500).await, Ok(false));
+    assert_eq!(store.retry_failed(IN, &k("pending"), 500).await, Ok(false));
+    assert_eq!(store.retry_failed(IN, &k("unknown"), 500).await, Ok(false));
+    assert_eq!(store.retry_failed(OUT, &k("failed"), 500).await, Ok(false));
 
-    assert_eq!(store.retry_failed(IN, "failed", 500).await, Ok(true));
+    assert_eq!(store.retry_failed(IN, &k("failed"), 500).await, Ok(true));
     let retried = Job {
         state: JobState::Pending,
         attempts: 0,
@@ -467,17 +486,20 @@ pub async fn jobs_retry_failed<S: Store, F: Future<Output = Fresh<S>>>(fresh: im
         first_claimed_at_ms: None,
         ..stored(&failed)
     };
-    assert_eq!(store.job(IN, "failed").await, Ok(Some(retried.clone())));
-    assert_eq!(store.retry_failed(IN, "failed", 600).await, Ok(false));
+    assert_eq!(store.job(IN, &k("failed")).await, Ok(Some(retried.clone())));
+    assert_eq!(store.retry_failed(IN, &k("failed"), 600).await, Ok(false));
     assert_eq!(
-        store.job(IN, "done").await.map(|j| j.map(|j| j.state)),
+        store.job(IN, &k("done")).await.map(|j| j.map(|j| j.state)),
         Ok(Some(JobState::Done))
     );
-    assert_eq!(store.job(IN, "pending").await, Ok(Some(stored(&pending))));
+    assert_eq!(
+        store.job(IN, &k("pending")).await,
+        Ok(Some(stored(&pending)))
+    );
 
     assert!(claim(&*store, IN, "failed", 500, 1_500).await);
     assert_eq!(
-        store.job(IN, "failed").await,
+        store.job(IN, &k("failed")).await,
         Ok(Some(claimed(retried, 500, 1_500)))
     );
 }
@@ -496,7 +518,7 @@ pub async fn jobs_release_claims<S: Store, F: Future<Output = Fresh<S>>>(fresh: 
     assert_eq!(store.release_claims(IN, 700).await, Ok(2));
     for (key, new) in [("p1", &p1), ("p2", &p2)] {
         assert_eq!(
-            store.job(IN, key).await,
+            store.job(IN, &k(key)).await,
             Ok(Some(Job {
                 attempts: 1,
                 not_before_ms: 700,
@@ -506,9 +528,9 @@ pub async fn jobs_release_claims<S: Store, F: Future<Output = Fresh<S>>>(fresh: 
             }))
         );
     }
-    assert_eq!(store.job(IN, "p3").await, Ok(Some(stored(&p3))));
+    assert_eq!(store.job(IN, &k("p3")).await, Ok(Some(stored(&p3))));
     assert_eq!(
-        store.job(OUT, "o1").await,
+        store.job(OUT, &k("o1")).await,
         Ok(Some(claimed(stored(&o1), 100, 10_000)))
     );
     assert_eq!(store.release_claims(IN, 800).await, Ok(0));
@@ -543,13 +565,15 @@ pub async fn jobs_list<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn() 
     .await;
     assert!(claim(&*store, IN, "c", 500, 1_000).await);
     assert_eq!(
-        store.finish(IN, "c", 1, FinalState::Done, None, 600).await,
+        store
+            .finish(IN, &k("c"), 1, FinalState::Done, None, 600)
+            .await,
         Ok(true)
     );
     assert!(claim(&*store, IN, "d", 500, 1_000).await);
     assert_eq!(
         store
-            .finish(IN, "d", 1, FinalState::Failed, Some("x"), 600)
+            .finish(IN, &k("d"), 1, FinalState::Failed, Some("x"), 600)
             .await,
         Ok(true)
     );
@@ -610,7 +634,7 @@ pub async fn jobs_lane_head_is_the_lanes_head<S: Store, F: Future<Output = Fresh
         let store = store.shared();
         async move {
             store
-                .lane_head(IN, lane, now_ms)
+                .lane_head(IN, &l(lane), now_ms)
                 .await
                 .unwrap_or_else(|e| panic!("lane_head {lane}: {e}"))
         }
@@ -619,7 +643,7 @@ pub async fn jobs_lane_head_is_the_lanes_head<S: Store, F: Future<Output = Fresh
     assert_eq!(head("L", 0).await, Some(stored(&l1)));
     assert_eq!(head("M", 0).await, Some(stored(&m1)));
     assert_eq!(head("nope", 0).await, None);
-    assert_eq!(store.lane_head(OUT, "L", 0).await, Ok(None));
+    assert_eq!(store.lane_head(OUT, &l("L"), 0).await, Ok(None));
 
     // Leased: no head until the lease ends.
     assert!(claim(&*store, IN, "l1", 300, 1_000).await);
@@ -630,14 +654,16 @@ pub async fn jobs_lane_head_is_the_lanes_head<S: Store, F: Future<Output = Fresh
     );
     // Finished: the next job of the lane; then none.
     assert_eq!(
-        store.finish(IN, "l1", 1, FinalState::Done, None, 400).await,
+        store
+            .finish(IN, &k("l1"), 1, FinalState::Done, None, 400)
+            .await,
         Ok(true)
     );
     assert_eq!(head("L", 400).await, Some(stored(&l2)));
     assert!(claim(&*store, IN, "l2", 400, 1_000).await);
     assert_eq!(
         store
-            .finish(IN, "l2", 1, FinalState::Failed, Some("x"), 500)
+            .finish(IN, &k("l2"), 1, FinalState::Failed, Some("x"), 500)
             .await,
         Ok(true)
     );
@@ -673,7 +699,9 @@ pub async fn jobs_first_claim_time<S: Store, F: Future<Output = Fresh<S>>>(fresh
     // Rescheduled, then claimed again: the first claim's time stays, and the head read before
     // that claim carries it.
     assert_eq!(
-        store.reschedule(OUT, "o", 1, 2_000, "timeout", 200).await,
+        store
+            .reschedule(OUT, &k("o"), 1, 2_000, "timeout", 200)
+            .await,
         Ok(true)
     );
     assert_eq!(first(job(&*store, OUT, "o").await), Some(100));
@@ -695,7 +723,7 @@ pub async fn jobs_first_claim_time<S: Store, F: Future<Output = Fresh<S>>>(fresh
     // Finished (failed): kept for inspection.
     assert_eq!(
         store
-            .finish(OUT, "o", 4, FinalState::Failed, Some("403"), 3_700)
+            .finish(OUT, &k("o"), 4, FinalState::Failed, Some("403"), 3_700)
             .await,
         Ok(true)
     );
@@ -706,7 +734,7 @@ pub async fn jobs_first_claim_time<S: Store, F: Future<Output = Fresh<S>>>(fresh
     );
 
     // The operator's retry clears it; the next claim sets its own time.
-    assert_eq!(store.retry_failed(OUT, "o", 8_000).await, Ok(true));
+    assert_eq!(store.retry_failed(OUT, &k("o"), 8_000).await, Ok(true));
     assert_eq!(first(job(&*store, OUT, "o").await), None);
     assert!(claim(&*store, OUT, "o", 9_000, 10_000).await);
     assert_eq!(first(job(&*store, OUT, "o").await), Some(9_000));

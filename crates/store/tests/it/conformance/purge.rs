@@ -1,12 +1,12 @@
 use std::future::Future;
 
-use xdm_core::jobs::{FinalState, Queue};
+use xdm_core::jobs::{FinalState, JobQueue};
 use xdm_core::ports::{SessionInsert, Store};
 
 use crate::backends::Fresh;
-use crate::fixtures::{cid, full_profile, job_in, session, stored, uid};
+use crate::fixtures::{cid, full_profile, job_in, k, session, stored, uid};
 
-const IN: Queue = Queue::Inbound;
+const IN: JobQueue = JobQueue::Inbound;
 
 /// Purge deletes finished jobs and ended sessions older than their cut-offs (strictly before),
 /// and profiles expired at `now`. Never an open job or an open session, however old.
@@ -28,12 +28,15 @@ pub async fn purge_deletes_only_what_expired<S: Store, F: Future<Output = Fresh<
     for (key, state, at) in finished {
         let new = job_in(key, key, 1);
         assert_eq!(store.enqueue(&[new]).await, Ok(vec![true]));
-        assert_eq!(store.claim(IN, key, 10_000, 0).await, Ok(true));
-        assert_eq!(store.finish(IN, key, 1, state, None, at).await, Ok(true));
+        assert_eq!(store.claim(IN, &k(key), 10_000, 0).await, Ok(true));
+        assert_eq!(
+            store.finish(IN, &k(key), 1, state, None, at).await,
+            Ok(true)
+        );
     }
     assert_eq!(store.enqueue(&open).await, Ok(vec![true, true]));
     assert_eq!(
-        store.claim(IN, "old-processing", 100_000, 60).await,
+        store.claim(IN, &k("old-processing"), 100_000, 60).await,
         Ok(true)
     );
 
@@ -73,13 +76,16 @@ pub async fn purge_deletes_only_what_expired<S: Store, F: Future<Output = Fresh<
     assert_eq!(store.purge(500, 500, 1_000).await, Ok(5));
 
     for gone in ["old-done", "old-failed"] {
-        assert_eq!(store.job(IN, gone).await, Ok(None), "{gone}");
+        assert_eq!(store.job(IN, &k(gone)).await, Ok(None), "{gone}");
     }
     for kept in ["done-at-cutoff", "new-done", "old-processing"] {
-        assert!(matches!(store.job(IN, kept).await, Ok(Some(_))), "{kept}");
+        assert!(
+            matches!(store.job(IN, &k(kept)).await, Ok(Some(_))),
+            "{kept}"
+        );
     }
     assert_eq!(
-        store.job(IN, "old-pending").await,
+        store.job(IN, &k("old-pending")).await,
         Ok(Some(stored(&open[0])))
     );
 
