@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod configured;
 pub mod lambda;
 pub mod sandbox_link;
 pub mod server;

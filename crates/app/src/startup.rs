@@ -18,7 +18,7 @@ use xdm_store::AnyStore;
 
 use crate::config::{Config, XDelivery};
 use crate::server::{self, AppState};
-use crate::wiring::{self, AppBridge, ConnectPort, XPort};
+use crate::wiring::{self, AppBridge};
 use crate::x_events::catch_up::{self, OVERLAP_MS};
 use crate::x_events::seen::SeenLog;
 use crate::x_events::stream::{self, StreamHealth, StreamTask};
@@ -74,16 +74,11 @@ impl Application {
             },
         ))
         .await?;
-        if let AnyStore::Sqlite(_) = &**built.state.bridge.store() {
+        if let AnyStore::Sqlite(_) = &**built.app.bridge.store() {
             // One process owns a SQLite file: whatever the last process had in hand is ours to redo.
             let now = SystemClock.now_ms();
             for queue in [Queue::Inbound, Queue::Outbound] {
-                let n = built
-                    .state
-                    .bridge
-                    .store()
-                    .release_claims(queue, now)
-                    .await?;
+                let n = built.app.bridge.store().release_claims(queue, now).await?;
                 if n > 0 {
                     tracing::info!(
                         queue = queue.as_str(),
@@ -93,25 +88,25 @@ impl Application {
                 }
             }
         }
-        let bridge = Arc::clone(&built.state.bridge);
+        let bridge = Arc::clone(&built.app.bridge);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut workers = Vec::new();
         // Before any dispatcher runs: the DMs of the gap since the last run are stored first
         // and delivered before anything newer.
-        let mut x_tasks = XTasks::new(&config, &built.state)?;
+        let mut x_tasks = XTasks::new(&config, &built.app)?;
         if let Some(task) = x_tasks.start_catch_up(&bridge).await {
             workers.push(tokio::spawn(task));
         }
-        if let Some(seen) = &built.state.seen {
+        if let Some(seen) = &built.app.seen {
             workers.push(tokio::spawn(Arc::clone(seen).run(shutdown_rx.clone())));
         }
         if config.x.delivery == XDelivery::Webhook
             && config.x.bearer_token.is_some()
             && config.x.catch_up
-            && let Some(seen) = &built.state.seen
+            && let Some(seen) = &built.app.seen
         {
             let client = built
-                .state
+                .app
                 .x_client
                 .clone()
                 .context("the webhook watch needs X credentials")?;
@@ -119,7 +114,7 @@ impl Application {
                 config.clone(),
                 Arc::clone(bridge.store()),
                 client,
-                built.state.tokens.clone(),
+                built.app.tokens.clone(),
             )?;
             let watch = WebhookWatch {
                 link,
@@ -147,7 +142,6 @@ impl Application {
             Arc::clone(&bridge),
             shutdown_rx,
         )));
-        let state = built.state;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("XDM_LISTEN: cannot listen on {}", config.listen))?;
@@ -155,7 +149,7 @@ impl Application {
         Ok(Self {
             addr,
             listener,
-            state,
+            state: built.app,
             max_body_bytes: config.max_body_bytes,
             shutdown,
             workers,
@@ -231,7 +225,8 @@ fn metrics_handle() -> Option<PrometheusHandle> {
 /// The shared parts of a bridge process, before any listener or worker.
 #[derive(Debug)]
 pub struct BuiltState {
-    pub state: Arc<AppState>,
+    /// What the HTTP handlers share: the bridge, the webhook secrets, the X client, …
+    pub app: Arc<AppState>,
     /// Delivery is possible (X and Connect configured); otherwise events are only accepted.
     pub deliver: bool,
 }
@@ -257,12 +252,9 @@ pub async fn build_state(
             .context("XDM_STORE")?,
     );
     let tokens = x_tokens::keeper(config, &store)?;
-    let x = XPort::from_config(config, tokens.as_ref());
-    let x_client = match &x {
-        XPort::Client(client) => Some(client.clone()),
-        XPort::Unconfigured(_) => None,
-    };
-    let connect = ConnectPort::from_config(config, sdk);
+    let x = wiring::configured_x_client(config, tokens.as_ref());
+    let x_client = x.ready().ok().cloned();
+    let connect = wiring::configured_connect_client(config, sdk);
     let sns = wiring::sns_verifier(config)?;
 
     let mut missing: Vec<&'static str> = config.missing_for_delivery();
@@ -293,7 +285,7 @@ pub async fn build_state(
         SystemClock,
         config.delivery.clone(),
     );
-    let state = Arc::new(AppState {
+    let app = Arc::new(AppState {
         bridge,
         webhook_secrets,
         sns,
@@ -305,7 +297,7 @@ pub async fn build_state(
         stream: extras.stream,
         seen: Some(Arc::new(SeenLog::new(store))),
     });
-    Ok(BuiltState { state, deliver })
+    Ok(BuiltState { app, deliver })
 }
 
 /// The X side's background work of `serve`: the start-up catch-up and the activity stream.

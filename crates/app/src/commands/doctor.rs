@@ -16,7 +16,8 @@ use xdm_aws_connect::DescribeError;
 use xdm_aws_connect::sns::{SubscriptionState, TopicCheck};
 
 use crate::config::{Config, XDelivery};
-use crate::wiring::{ConnectPort, open_store};
+use crate::configured::Configured;
+use crate::wiring::{configured_connect_client, open_store};
 use crate::x_link::{DM_EVENT_TYPES, XLink};
 
 #[derive(Debug, Args, Default, Clone)]
@@ -347,7 +348,7 @@ async fn check_connect(r: &mut Report, config: &Config, sdk: Option<&SdkConfig>)
         );
         return;
     };
-    let ConnectPort::Client(client) = ConnectPort::from_config(config, sdk) else {
+    let Configured::Ready(client) = configured_connect_client(config, sdk) else {
         r.fail(
             "Amazon Connect",
             "the Connect client cannot be built",

@@ -15,7 +15,8 @@ use xdm_core::ports::SystemClock;
 use xdm_x::manage::{ManageError, ManageReason, NewSubscription};
 
 use crate::config::{Config, XDelivery};
-use crate::wiring::{AppBridge, ConnectPort, XPort};
+use crate::configured::Configured;
+use crate::wiring::AppBridge;
 use crate::x_events::catch_up::{self, Progress};
 use crate::x_link::{DM_EVENT_TYPES, SUBSCRIPTION_TAG, XLink, same_url};
 
@@ -462,8 +463,8 @@ pub async fn catch_up_all(
 ) -> anyhow::Result<Vec<catch_up::CatchUpReport>> {
     let bridge: Arc<AppBridge> = Bridge::new(
         Arc::clone(&link.store),
-        XPort::Unconfigured("accepting only".into()),
-        ConnectPort::Unconfigured("accepting only".into()),
+        Configured::Missing("accepting only".into()),
+        Configured::Missing("accepting only".into()),
         SystemClock,
         link.config.delivery.clone(),
     );

@@ -32,7 +32,7 @@ use xdm_core::ports::{Clock, SystemClock};
 use crate::config::{Config, LogFormat, XDelivery};
 use crate::server;
 use crate::server::AppState;
-use crate::startup::{StateExtras, build_state};
+use crate::startup::{BuiltState, StateExtras, build_state};
 use crate::x_events::webhook_watch::WebhookWatch;
 use crate::x_link::XLink;
 use aws_sources::AwsSources;
@@ -173,7 +173,7 @@ impl LambdaApp {
             cur.fetched = Instant::now();
             return Ok(Arc::clone(&cur.built));
         }
-        let state = Box::pin(build_state(
+        let BuiltState { app, deliver } = Box::pin(build_state(
             &config,
             Some(&self.sdk),
             StateExtras {
@@ -182,7 +182,6 @@ impl LambdaApp {
             },
         ))
         .await?;
-        let app = state.state;
         let router = server::router(Arc::clone(&app), config.max_body_bytes);
         let watch = match (&app.seen, &app.x_client, config.x.bearer_token.is_some()) {
             (Some(seen), Some(client), true)
@@ -205,7 +204,7 @@ impl LambdaApp {
         };
         let built = Arc::new(Built {
             app,
-            deliver: state.deliver,
+            deliver,
             router,
             topic_arn: config.connect.topic_arn.clone(),
             reorder_window_ms: config

@@ -1,0 +1,29 @@
+//! Reading one setting's text: comma-separated lists, numbers and http(s) URLs, every error
+//! naming the setting.
+
+use super::error::{ConfigError, invalid};
+
+/// `a, b,,c` → `["a", "b", "c"]`.
+pub(super) fn split_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+pub(super) fn parse_num<T: std::str::FromStr>(
+    setting: &'static str,
+    v: &str,
+) -> Result<T, ConfigError> {
+    v.trim()
+        .parse()
+        .map_err(|_| invalid(setting, format!("`{v}` is not a valid number")))
+}
+
+pub(super) fn check_http_url(setting: &'static str, v: &str) -> Result<(), ConfigError> {
+    match url::Url::parse(v) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(()),
+        _ => Err(invalid(setting, format!("`{v}` is not an http(s) URL"))),
+    }
+}

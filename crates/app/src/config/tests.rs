@@ -1,0 +1,130 @@
+//! Loading the configuration: defaults, the environment over the file, errors naming the
+//! setting, and secrets kept out of `Debug`.
+
+#![allow(clippy::unwrap_used)]
+use std::collections::HashMap;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |k| map.get(k).cloned()
+}
+
+#[test]
+fn defaults_apply_without_file_or_env() {
+    let c = Config::from_toml("", &env(&[])).unwrap();
+    assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+    assert_eq!(c.store, DEFAULT_STORE);
+    assert_eq!(c.x.api_url, DEFAULT_X_API_URL);
+    assert_eq!(
+        c.x.media_hosts,
+        vec!["ton.twitter.com", "pbs.twimg.com", "video.twimg.com"]
+    );
+    assert_eq!(c.missing_for_delivery().len(), 7);
+    assert!(c.webhook_secret().is_none());
+}
+
+#[test]
+fn env_overrides_file() {
+    let toml = r#"
+        listen = "127.0.0.1:9000"
+        [x]
+        consumer_secret = "from-file"
+        api_url = "http://127.0.0.1:1"
+        [connect]
+        instance_id = "i-file"
+    "#;
+    let c = Config::from_toml(
+        toml,
+        &env(&[
+            ("XDM_X_CONSUMER_SECRET", "from-env"),
+            ("XDM_X_MEDIA_HOSTS", "ton.twitter.com, http://127.0.0.1:9"),
+            (
+                "XDM_SNS_TRUSTED_CERT_URLS",
+                "http://127.0.0.1:9/sns/cert.pem",
+            ),
+            ("XDM_LISTEN", ""),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        c.listen.to_string(),
+        "127.0.0.1:9000",
+        "empty env var counts as unset"
+    );
+    assert_eq!(c.webhook_secret(), Some("from-env"));
+    assert_eq!(c.x.api_url, "http://127.0.0.1:1");
+    assert_eq!(c.connect.instance_id.as_deref(), Some("i-file"));
+    assert_eq!(
+        c.x.media_hosts,
+        vec!["ton.twitter.com", "http://127.0.0.1:9"]
+    );
+    assert_eq!(
+        c.sns.trusted_cert_urls,
+        vec!["http://127.0.0.1:9/sns/cert.pem"]
+    );
+}
+
+#[test]
+fn errors_name_the_setting() {
+    let err = |pairs: &[(&str, &str)]| Config::from_toml("", &env(pairs)).unwrap_err().to_string();
+    assert!(err(&[("XDM_LISTEN", "nope")]).starts_with("XDM_LISTEN is invalid"));
+    assert!(err(&[("XDM_X_API_URL", "api.x.com")]).starts_with("XDM_X_API_URL is invalid"));
+    assert!(
+        err(&[("XDM_CONNECT_TOPIC_ARN", "topic")]).starts_with("XDM_CONNECT_TOPIC_ARN is invalid")
+    );
+    assert!(err(&[("XDM_MAX_BODY_BYTES", "ten")]).starts_with("XDM_MAX_BODY_BYTES is invalid"));
+    assert!(err(&[("XDM_LOG_FORMAT", "xml")]).starts_with("XDM_LOG_FORMAT is invalid"));
+    let unknown = Config::from_toml("[x]\nconsumer_sekret = \"a\"", &env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(unknown.contains("consumer_sekret"), "{unknown}");
+}
+
+#[test]
+fn x_activity_settings() {
+    let c = Config::from_toml(
+        "[x]\ndelivery = \"stream\"\nclient_id = \"cid\"\nwebhook_id = \"123\"",
+        &env(&[
+            ("XDM_X_CLIENT_SECRET", "cs"),
+            ("XDM_X_CRC_KEY", "consumer_secret"),
+            ("XDM_X_API_URL", "http://127.0.0.1:9"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.x.delivery, XDelivery::Stream);
+    assert_eq!(c.x.crc_key, CrcKeySetting::ConsumerSecret);
+    assert_eq!(c.x.webhook_id.as_deref(), Some("123"));
+    assert_eq!(c.x.authorize_url, "http://127.0.0.1:9/i/oauth2/authorize");
+    assert_eq!(c.x.redirect_uri, DEFAULT_X_REDIRECT_URI);
+    assert!(c.x.catch_up);
+    assert_eq!(c.client_secret(), Some("cs"));
+    // OAuth 2.0 only: no OAuth 1.0a setting is missing; the stream needs the bearer token.
+    assert_eq!(
+        c.missing_for_delivery(),
+        vec![
+            "XDM_X_BEARER_TOKEN",
+            "XDM_CONNECT_INSTANCE_ID",
+            "XDM_CONNECT_CONTACT_FLOW_ID",
+            "XDM_CONNECT_TOPIC_ARN"
+        ]
+    );
+    let d = Config::from_toml("", &env(&[])).unwrap();
+    assert_eq!(d.x.authorize_url, DEFAULT_X_AUTHORIZE_URL);
+    assert_eq!(d.x.delivery, XDelivery::Webhook);
+    let err = |pairs: &[(&str, &str)]| Config::from_toml("", &env(pairs)).unwrap_err().to_string();
+    assert!(err(&[("XDM_X_DELIVERY", "poll")]).starts_with("XDM_X_DELIVERY is invalid"));
+    assert!(err(&[("XDM_X_CRC_KEY", "bearer")]).starts_with("XDM_X_CRC_KEY is invalid"));
+    assert!(err(&[("XDM_X_WEBHOOK_ID", "abc")]).starts_with("XDM_X_WEBHOOK_ID is invalid"));
+    assert!(err(&[("XDM_X_CATCH_UP", "maybe")]).starts_with("XDM_X_CATCH_UP is invalid"));
+}
+
+#[test]
+fn secrets_do_not_print() {
+    let c = Config::from_toml("", &env(&[("XDM_X_CONSUMER_SECRET", "hunter2")])).unwrap();
+    assert!(!format!("{c:?}").contains("hunter2"));
+}
