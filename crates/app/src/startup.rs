@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use xdm_core::Bridge;
-use xdm_core::jobs::Queue;
+use xdm_core::jobs::JobQueue;
 use xdm_core::ports::{Clock, Store, SystemClock};
 use xdm_store::AnyStore;
 
@@ -77,7 +77,7 @@ impl Application {
         if let AnyStore::Sqlite(_) = &**built.app.bridge.store() {
             // One process owns a SQLite file: whatever the last process had in hand is ours to redo.
             let now = SystemClock.now_ms();
-            for queue in [Queue::Inbound, Queue::Outbound] {
+            for queue in JobQueue::ALL {
                 let n = built.app.bridge.store().release_claims(queue, now).await?;
                 if n > 0 {
                     tracing::info!(
@@ -132,7 +132,7 @@ impl Application {
             ));
         }
         if built.deliver {
-            for queue in [Queue::Inbound, Queue::Outbound] {
+            for queue in JobQueue::ALL {
                 workers.push(tokio::spawn(
                     Arc::clone(&bridge).run_dispatcher(queue, shutdown_rx.clone()),
                 ));
@@ -350,7 +350,7 @@ impl XTasks {
             return None;
         }
         let client = self.client.clone()?;
-        let hold = bridge.hold(Queue::Inbound);
+        let hold = bridge.hold(JobQueue::Inbound);
         let bridge = Arc::clone(bridge);
         Some(async move {
             let _hold = hold;

@@ -9,20 +9,20 @@ use xdm_core::session::ConnectionCredentials;
 
 use crate::attachments::Attachments;
 use crate::config::{ConfigError, ConnectConfig};
-use crate::contact_api::{
-    ChatMessageBody, ChatStreamingConfiguration, ContactApi, ParticipantDetails,
+use crate::contact_client::{
+    ChatMessageBody, ChatStreamingConfiguration, ContactClient, ParticipantDetails,
     SUPPORTED_MESSAGING_CONTENT_TYPES, StartChatContactRequest, StartContactStreamingRequest,
     StopContactRequest,
 };
-use crate::participant::ParticipantApi;
+use crate::participant_client::ParticipantClient;
 
 /// Amazon Connect, as the core sees it: the control plane (hand-signed) and the participant API
 /// (SDK), both built once from one `SdkConfig`. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ConnectClient {
     config: ConnectConfig,
-    contact: ContactApi,
-    participant: ParticipantApi,
+    contact: ContactClient,
+    participant: ParticipantClient,
     attachments: Attachments,
 }
 
@@ -40,13 +40,13 @@ impl ConnectClient {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
-        let contact = ContactApi::with_env(
+        let contact = ContactClient::with_env(
             sdk,
             config.connect_endpoint.as_deref(),
             config.request_timeout,
             env,
         )?;
-        let participant = ParticipantApi::new(sdk, config.participant_endpoint.as_deref());
+        let participant = ParticipantClient::new(sdk, config.participant_endpoint.as_deref());
         let attachments = Attachments::new(
             participant.sdk_client().clone(),
             config.transfer_read_timeout,
@@ -70,12 +70,12 @@ impl ConnectClient {
     }
 
     /// The control-plane client (StartChatContact, StartContactStreaming, StopContact).
-    pub fn contact_api(&self) -> &ContactApi {
+    pub fn contact_client(&self) -> &ContactClient {
         &self.contact
     }
 
     /// The participant-API client.
-    pub fn participant_api(&self) -> &ParticipantApi {
+    pub fn participant_api(&self) -> &ParticipantClient {
         &self.participant
     }
 

@@ -1,9 +1,9 @@
 //! xdm-aws-connect: the Amazon Connect adapter of xdm-connect.
 //!
 //! * [`ConnectClient`] implements `xdm_core::ports::ConnectApi`: the control plane
-//!   (StartChatContact, StartContactStreaming, StopContact — [`contact_api`], hand-signed with
+//!   (StartChatContact, StartContactStreaming, StopContact — [`contact_client`], hand-signed with
 //!   `aws-sigv4`) and the participant API (CreateParticipantConnection, SendMessage,
-//!   DisconnectParticipant — [`participant`], `aws-sdk-connectparticipant`) and chat
+//!   DisconnectParticipant — [`participant_client`], `aws-sdk-connectparticipant`) and chat
 //!   attachments ([`attachments`]: StartAttachmentUpload → S3 PUT → CompleteAttachmentUpload,
 //!   GetAttachment → S3 GET, streamed both ways).
 //! * [`sns`]: SNS envelopes (HTTP subscription and Lambda shapes), signature verification,
@@ -14,17 +14,17 @@
 pub mod attachments;
 pub mod client;
 pub mod config;
-pub mod contact_api;
+pub mod contact_client;
 pub mod errors;
-pub mod participant;
+pub mod participant_client;
 pub mod signing;
 pub mod sns;
 
 pub use attachments::{Attachments, attachment_name};
 pub use client::ConnectClient;
 pub use config::{ConfigError, ConnectConfig};
-pub use contact_api::{
-    ContactApi, ContactFlowInfo, DescribeError, InstanceInfo, resolve_connect_endpoint,
+pub use contact_client::{
+    ContactClient, ContactFlowInfo, DescribeError, InstanceInfo, resolve_connect_endpoint,
 };
-pub use participant::{ParticipantApi, SentMessage, iso8601_to_ms};
+pub use participant_client::{ParticipantClient, SentMessage, iso8601_to_ms};
 pub use sns::{SnsMessage, SnsVerifier};

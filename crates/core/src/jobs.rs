@@ -40,7 +40,7 @@ fn check_name(what: &'static str, s: &str) -> Result<(), JobNameError> {
 /// dropped. Built here and nowhere else; read back from a store or an operator with
 /// [`JobKey::parse`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "String", into = "String")]
 pub struct JobKey(String);
 
 impl JobKey {
@@ -89,6 +89,20 @@ impl AsRef<str> for JobKey {
     }
 }
 
+impl TryFrom<String> for JobKey {
+    type Error = JobNameError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(s)
+    }
+}
+
+impl From<JobKey> for String {
+    fn from(name: JobKey) -> Self {
+        name.0
+    }
+}
+
 impl std::fmt::Display for JobKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
@@ -99,7 +113,7 @@ impl std::fmt::Display for JobKey {
 /// account inbound, one chat outbound. Built here and nowhere else; read back from a store with
 /// [`Lane::parse`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "String", into = "String")]
 pub struct Lane(String);
 
 impl Lane {
@@ -140,6 +154,20 @@ impl PartialEq<&str> for Lane {
 impl AsRef<str> for Lane {
     fn as_ref(&self) -> &str {
         &self.0
+    }
+}
+
+impl TryFrom<String> for Lane {
+    type Error = JobNameError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(s)
+    }
+}
+
+impl From<Lane> for String {
+    fn from(name: Lane) -> Self {
+        name.0
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use xdm_core::jobs::{JobState, Queue};
+use xdm_core::jobs::{JobQueue, JobState};
 use xdm_core::ports::Store;
 use xdm_sandbox::{
     ContactStatus, ContactView, DmSpec, ItemType, ParticipantRole, Sandbox, SandboxConfig,
@@ -248,7 +248,7 @@ impl Demo {
             );
         }
         let store = self.bridge.store();
-        for q in [Queue::Inbound, Queue::Outbound] {
+        for q in JobQueue::ALL {
             let mut counts = Vec::new();
             for s in [
                 JobState::Pending,
@@ -280,7 +280,7 @@ impl Demo {
                 .last()
                 .map_or(last_seq, |e| e.seq);
             let mut open = 0;
-            for q in [Queue::Inbound, Queue::Outbound] {
+            for q in JobQueue::ALL {
                 for s in [JobState::Pending, JobState::Processing] {
                     open += self
                         .bridge

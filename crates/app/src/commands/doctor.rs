@@ -9,7 +9,7 @@ use std::path::Path;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use clap::Args;
-use xdm_core::jobs::{JobState, Queue};
+use xdm_core::jobs::{JobQueue, JobState};
 use xdm_core::ports::Store;
 
 use xdm_aws_connect::DescribeError;
@@ -104,11 +104,11 @@ pub async fn check_with(
         Ok(store) => {
             let read = async {
                 let failed = store
-                    .jobs(Queue::Inbound, Some(JobState::Failed), 1000)
+                    .jobs(JobQueue::Inbound, Some(JobState::Failed), 1000)
                     .await?
                     .len()
                     + store
-                        .jobs(Queue::Outbound, Some(JobState::Failed), 1000)
+                        .jobs(JobQueue::Outbound, Some(JobState::Failed), 1000)
                         .await?
                         .len();
                 store.records("x/").await?;
@@ -356,7 +356,7 @@ async fn check_connect(r: &mut Report, config: &Config, sdk: Option<&SdkConfig>)
         );
         return;
     };
-    let api = client.contact_api();
+    let api = client.contact_client();
     match api.describe_instance(instance).await {
         Ok(i) if i.is_active() => r.ok(
             "Amazon Connect instance",

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use xdm_core::jobs::{JobState, Queue};
+use xdm_core::jobs::{JobKey, JobQueue, JobState};
 use xdm_core::ports::{Clock, Store, SystemClock};
 
 use crate::config::Config;
@@ -58,10 +58,10 @@ pub struct RetryArgs {
     all_failed: bool,
 }
 
-fn queue(q: QueueArg) -> Queue {
+fn queue(q: QueueArg) -> JobQueue {
     match q {
-        QueueArg::Inbound => Queue::Inbound,
-        QueueArg::Outbound => Queue::Outbound,
+        QueueArg::Inbound => JobQueue::Inbound,
+        QueueArg::Outbound => JobQueue::Outbound,
     }
 }
 
@@ -99,7 +99,7 @@ pub async fn run(config_path: Option<&Path>, cmd: InboxCommand) -> anyhow::Resul
         }
         InboxCommand::Retry(args) => {
             let q = queue(args.queue);
-            let keys: Vec<String> = if args.all_failed {
+            let keys: Vec<JobKey> = if args.all_failed {
                 store
                     .jobs(q, Some(JobState::Failed), usize::MAX)
                     .await?
@@ -110,6 +110,9 @@ pub async fn run(config_path: Option<&Path>, cmd: InboxCommand) -> anyhow::Resul
                 bail!("name the events to retry, or pass --all-failed");
             } else {
                 args.keys
+                    .into_iter()
+                    .map(|key| JobKey::parse(key).context("not an event key"))
+                    .collect::<anyhow::Result<_>>()?
             };
             let now = SystemClock.now_ms();
             let mut retried = 0;

@@ -26,7 +26,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use xdm_aws_connect::sns::{SnsMessage, chat_item_from_notification};
-use xdm_core::jobs::Queue;
+use xdm_core::jobs::JobQueue;
 use xdm_core::ports::{Clock, SystemClock};
 
 use crate::config::{Config, LogFormat, XDelivery};
@@ -285,7 +285,7 @@ impl LambdaApp {
                     continue;
                 }
             };
-            let lane = xdm_core::jobs::names::outbound_lane(&item.initial_contact_id);
+            let lane = xdm_core::jobs::Lane::chat(&item.initial_contact_id);
             bridge.accept_chat_item(item).await?;
             accepted += 1;
             if !lanes.contains(&lane) {
@@ -296,7 +296,7 @@ impl LambdaApp {
             for lane in &lanes {
                 bridge
                     .run_due(
-                        Queue::Outbound,
+                        JobQueue::Outbound,
                         Some(lane),
                         deadline,
                         built.reorder_window_ms + 100,
@@ -328,7 +328,7 @@ impl LambdaApp {
             }
             let summary = bridge
                 .run_due(
-                    Queue::Inbound,
+                    JobQueue::Inbound,
                     Some(&wake.lane),
                     deadline,
                     built.reorder_window_ms + 100,
@@ -355,8 +355,8 @@ impl LambdaApp {
         let bridge = &built.app.bridge;
         let wait = built.reorder_window_ms + 100;
         let (inbound, outbound) = tokio::join!(
-            bridge.run_due(Queue::Inbound, None, deadline, wait),
-            bridge.run_due(Queue::Outbound, None, deadline, wait),
+            bridge.run_due(JobQueue::Inbound, None, deadline, wait),
+            bridge.run_due(JobQueue::Outbound, None, deadline, wait),
         );
         json!({"inbound": inbound.ran, "outbound": outbound.ran, "at": SystemClock.now_ms()})
     }

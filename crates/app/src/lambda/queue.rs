@@ -4,11 +4,12 @@
 //! periodic sweep catches up) but never loses anything.
 
 use serde::{Deserialize, Serialize};
+use xdm_core::jobs::Lane;
 
-/// The body of a wake-up.
+/// The body of a wake-up (a lane that is not one is refused when the body is read).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WakeUp {
-    pub lane: String,
+    pub lane: Lane,
 }
 
 #[derive(Debug, Clone)]
@@ -24,7 +25,7 @@ impl InboundTrigger {
 
     /// Sends one wake-up per lane. Failures are logged, not returned: the events are already
     /// stored and the sweep delivers them.
-    pub async fn notify(&self, lanes: &[String]) {
+    pub async fn notify(&self, lanes: &[Lane]) {
         for lane in lanes {
             let body = match serde_json::to_string(&WakeUp { lane: lane.clone() }) {
                 Ok(b) => b,
@@ -37,7 +38,7 @@ impl InboundTrigger {
                 .client
                 .send_message()
                 .queue_url(&self.queue_url)
-                .message_group_id(group_id(lane))
+                .message_group_id(group_id(lane.as_str()))
                 .message_deduplication_id(uuid::Uuid::new_v4().to_string())
                 .message_body(body)
                 .send()

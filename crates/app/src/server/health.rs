@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::json;
-use xdm_core::jobs::{JobState, Queue};
+use xdm_core::jobs::{JobQueue, JobState};
 use xdm_core::ports::Store;
 
 use super::AppState;
@@ -49,7 +49,7 @@ pub async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     if let Err(e) = state
         .bridge
         .store()
-        .jobs(Queue::Inbound, Some(JobState::Failed), 1)
+        .jobs(JobQueue::Inbound, Some(JobState::Failed), 1)
         .await
     {
         problems.push(e.to_string());

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::watch;
-use xdm_core::jobs::Queue;
+use xdm_core::jobs::JobQueue;
 use xdm_core::ports::{Clock, SystemClock};
 use xdm_x::stream::{ReconnectKind, StreamError, reconnect_delay};
 use xdm_x::{AppClient, XClient};
@@ -228,7 +228,7 @@ impl StreamTask {
     async fn fill_gap(&self, from_ms: i64) {
         self.health
             .set(StreamState::CatchingUp { since_ms: from_ms });
-        let _hold = self.bridge.hold(Queue::Inbound);
+        let _hold = self.bridge.hold(JobQueue::Inbound);
         if let Err(e) = self.seen.flush(SystemClock.now_ms()).await {
             tracing::warn!(error = %e, "catch-up: cannot record the newest DM seen");
         }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use xdm_core::jobs::Queue;
+use xdm_core::jobs::JobQueue;
 use xdm_core::ports::{Clock, SystemClock};
 
 use super::catch_up::{self, OVERLAP_MS};
@@ -58,7 +58,7 @@ impl WebhookWatch {
             return Ok(());
         }
         tracing::info!(webhook = %id, "the X webhook is valid again; catching up");
-        let _hold = self.bridge.hold(Queue::Inbound);
+        let _hold = self.bridge.hold(JobQueue::Inbound);
         self.seen.flush(SystemClock.now_ms()).await?;
         for (business, seen_ms) in self.seen.accounts().await? {
             let mut log = |p: catch_up::Progress| log_progress(&p);

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::task::JoinHandle;
-use xdm_core::jobs::{JobState, Queue};
+use xdm_core::jobs::{JobQueue, JobState};
 use xdm_core::ports::Store;
 use xdm_sandbox::{
     DmSpec, Sandbox, SandboxConfig, SandboxHandle, SandboxUser, SnsDelivery, SnsMessageType,
@@ -399,7 +399,7 @@ struct Progress {
 async fn progress(sandbox: &SandboxHandle, store: &SqliteStore) -> Progress {
     let mut open_jobs = 0;
     let mut failed_jobs = 0;
-    for q in [Queue::Inbound, Queue::Outbound] {
+    for q in JobQueue::ALL {
         for s in [JobState::Pending, JobState::Processing] {
             open_jobs += store.jobs(q, Some(s), 100_000).await.unwrap().len();
         }
@@ -602,7 +602,7 @@ async fn kill_9_at_random_points_loses_doubles_and_reorders_nothing() {
         }
     }
     let mut failed = Vec::new();
-    for q in [Queue::Inbound, Queue::Outbound] {
+    for q in JobQueue::ALL {
         for job in store
             .jobs(q, Some(JobState::Failed), 100_000)
             .await

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use xdm_connect::config::Config;
-use xdm_core::jobs::{JobState, Queue};
+use xdm_core::jobs::{JobQueue, JobState};
 use xdm_core::ports::Store;
 use xdm_sandbox::{
     DmSpec, DropMode, FaultOp, FaultProfile, SandboxConfig, SandboxHandle, SandboxStats,
@@ -155,7 +155,7 @@ async fn stop_bursts(task: tokio::task::JoinHandle<()>) {
 }
 
 /// Every job of `queue`, by state.
-async fn job_states(app: &TestApp, queue: Queue) -> BTreeMap<&'static str, usize> {
+async fn job_states(app: &TestApp, queue: JobQueue) -> BTreeMap<&'static str, usize> {
     let mut states = BTreeMap::new();
     for job in app.bridge.store().jobs(queue, None, 10_000).await.unwrap() {
         *states.entry(job.state.as_str()).or_insert(0) += 1;
@@ -163,14 +163,14 @@ async fn job_states(app: &TestApp, queue: Queue) -> BTreeMap<&'static str, usize
     states
 }
 
-async fn failed_jobs(app: &TestApp, queue: Queue) -> Vec<(String, Option<String>)> {
+async fn failed_jobs(app: &TestApp, queue: JobQueue) -> Vec<(String, Option<String>)> {
     app.bridge
         .store()
         .jobs(queue, Some(JobState::Failed), 20)
         .await
         .unwrap()
         .into_iter()
-        .map(|j| (j.key, j.last_error))
+        .map(|j| (j.key.into(), j.last_error))
         .collect()
 }
 
@@ -287,7 +287,7 @@ async fn a_thousand_dms_reach_connect_once_in_order_through_transient_failures_a
         per_op.join("; "),
         stats.connect.client_token_replays,
         stats.connect.messages_created,
-        job_states(&app, Queue::Inbound).await,
+        job_states(&app, JobQueue::Inbound).await,
     );
 
     // One chat per customer: a transient failure never opened a second one.
@@ -324,9 +324,9 @@ async fn a_thousand_dms_reach_connect_once_in_order_through_transient_failures_a
         assert!(chat.customer_connected && is_open(chat));
     }
     // The store agrees: every inbound job done, none failed.
-    assert_eq!(failed_jobs(&app, Queue::Inbound).await, vec![]);
+    assert_eq!(failed_jobs(&app, JobQueue::Inbound).await, vec![]);
     assert_eq!(
-        job_states(&app, Queue::Inbound).await,
+        job_states(&app, JobQueue::Inbound).await,
         BTreeMap::from([("done", CUSTOMERS * PER_CUSTOMER)])
     );
     // The first message of each chat is its initial message; the other 950 went by SendMessage,
@@ -461,7 +461,7 @@ async fn a_thousand_agent_replies_reach_x_once_in_order_through_429_bursts_and_5
         op.faults.throttled,
         stats.x.dms_created,
         app.sandbox.sns_deliveries().len(),
-        job_states(&app, Queue::Outbound).await,
+        job_states(&app, JobQueue::Outbound).await,
     );
 
     // Each reply exactly once, to the right customer, in per-chat order.
@@ -483,9 +483,9 @@ async fn a_thousand_agent_replies_reach_x_once_in_order_through_429_bursts_and_5
     }
     assert_eq!(dms.len(), total_usize, "no other DM was sent");
     // Every outbound job done.
-    assert_eq!(failed_jobs(&app, Queue::Outbound).await, vec![]);
+    assert_eq!(failed_jobs(&app, JobQueue::Outbound).await, vec![]);
     assert_eq!(
-        job_states(&app, Queue::Outbound).await,
+        job_states(&app, JobQueue::Outbound).await,
         BTreeMap::from([("done", total_usize)])
     );
     assert!(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use xdm_connect::config::Config;
 use xdm_connect::sandbox_link::LinkedBridge;
 use xdm_connect::wiring::AppBridge;
-use xdm_core::jobs::{JobState, Queue};
+use xdm_core::jobs::{JobQueue, JobState};
 use xdm_core::ports::Store;
 use xdm_sandbox::{
     ChatItem, ContactStatus, ContactView, DmSpec, ItemType, ParticipantRole, Sandbox,
@@ -143,7 +143,7 @@ impl TestApp {
         while tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
             let mut open = 0;
-            for q in [Queue::Inbound, Queue::Outbound] {
+            for q in JobQueue::ALL {
                 for s in [JobState::Pending, JobState::Processing] {
                     open += self
                         .bridge

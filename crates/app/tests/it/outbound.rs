@@ -1,6 +1,6 @@
 //! Connect → X: rendering, dedup, the routing filter.
 
-use xdm_core::jobs::{JobState, Queue};
+use xdm_core::jobs::{JobQueue, JobState};
 use xdm_core::ports::Store;
 use xdm_core::text::{X_DM_MAX_CHARS, render_for_x, split_message};
 use xdm_sandbox::{
@@ -159,7 +159,7 @@ async fn a_reply_x_took_but_whose_answer_was_lost_reaches_the_customer_once() {
     let failed = app
         .bridge
         .store()
-        .jobs(Queue::Outbound, Some(JobState::Failed), 10)
+        .jobs(JobQueue::Outbound, Some(JobState::Failed), 10)
         .await
         .unwrap();
     assert!(failed.is_empty(), "{failed:?}");

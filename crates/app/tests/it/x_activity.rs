@@ -14,7 +14,7 @@ use xdm_connect::commands::x::{self as xcmd, Api, ReplayArgs};
 use xdm_connect::config::{Config, XDelivery};
 use xdm_connect::sandbox_link::{self, LinkedBridge};
 use xdm_connect::x_link::XLink;
-use xdm_core::jobs::{JobState, Queue};
+use xdm_core::jobs::{JobQueue, JobState};
 use xdm_core::ports::Store;
 use xdm_sandbox::{
     DmSpec, MediaFile, MediaSpec, Sandbox, SandboxConfig, SandboxHandle, SandboxUser,
@@ -581,7 +581,7 @@ async fn oauth2_tokens_expiring_every_few_seconds_and_a_revoked_family_then_a_ne
     let failed = bridge
         .bridge
         .store()
-        .jobs(Queue::Outbound, Some(JobState::Failed), 10)
+        .jobs(JobQueue::Outbound, Some(JobState::Failed), 10)
         .await
         .unwrap();
     assert!(failed.is_empty(), "no failed send: {failed:?}");

@@ -1,6 +1,6 @@
 //! `GET/POST /webhooks/x`: CRC, signatures, the captured delivery (docs/protocols.md A1).
 
-use xdm_core::jobs::Queue;
+use xdm_core::jobs::JobQueue;
 use xdm_core::ports::Store;
 use xdm_sandbox::SignatureHeader;
 
@@ -118,7 +118,7 @@ async fn signature_vectors_are_accepted_and_anything_else_gets_401_with_nothing_
     assert!(
         app.bridge
             .store()
-            .jobs(Queue::Inbound, None, 10)
+            .jobs(JobQueue::Inbound, None, 10)
             .await
             .unwrap()
             .is_empty()

@@ -10,7 +10,7 @@ use xdm_core::chat_item::{
 use xdm_core::ids::{ChatItemId, ContactId, InitialContactId};
 
 use super::envelope::{MessageAttribute, SnsMessage, SnsMessageType};
-use crate::participant::iso8601_to_ms;
+use crate::participant_client::iso8601_to_ms;
 
 /// Why a notification is not a usable chat item.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

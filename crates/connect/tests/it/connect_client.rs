@@ -762,7 +762,7 @@ async fn explicit_endpoints_win_and_env_is_consulted() {
         move |k| (k == "AWS_ENDPOINT_URL_CONNECT").then(|| base.clone()),
     )
     .unwrap();
-    assert_eq!(client.contact_api().endpoint(), fake.base);
+    assert_eq!(client.contact_client().endpoint(), fake.base);
     client
         .stop_contact(&ContactId::parse("c-1").unwrap())
         .await

@@ -1,4 +1,4 @@
-//! The read-only checks `xdm-connect doctor` makes: `ContactApi::describe_instance` /
+//! The read-only checks `xdm-connect doctor` makes: `ContactClient::describe_instance` /
 //! `describe_contact_flow` and `TopicCheck::check`, against a small stand-in that answers like
 //! Connect (rest-json) and SNS (Query API, XML) and records what arrives.
 
@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use xdm_aws_connect::sns::{SubscriptionState, TopicCheck, TopicCheckError};
-use xdm_aws_connect::{ContactApi, DescribeError};
+use xdm_aws_connect::{ContactClient, DescribeError};
 use xdm_core::ports::ConnectError;
 
 use crate::connect_client::{INSTANCE, no_env, sdk_config};
@@ -258,8 +258,8 @@ async fn start() -> (String, Arc<Stub>) {
     (base, stub)
 }
 
-fn contact_api(base: &str) -> ContactApi {
-    ContactApi::with_env(
+fn contact_client(base: &str) -> ContactClient {
+    ContactClient::with_env(
         &sdk_config(None),
         Some(base),
         Duration::from_secs(5),
@@ -271,7 +271,7 @@ fn contact_api(base: &str) -> ContactApi {
 #[tokio::test]
 async fn describe_instance_reads_alias_and_status() {
     let (base, stub) = start().await;
-    let api = contact_api(&base);
+    let api = contact_client(&base);
     let info = api.describe_instance(INSTANCE).await.unwrap();
     assert_eq!(info.id, INSTANCE);
     assert_eq!(info.alias.as_deref(), Some("acme-support"));
@@ -299,7 +299,7 @@ async fn describe_instance_reads_alias_and_status() {
 #[tokio::test]
 async fn describe_errors_are_told_apart() {
     let (base, _stub) = start().await;
-    let api = contact_api(&base);
+    let api = contact_client(&base);
     assert!(matches!(
         api.describe_instance("nope").await,
         Err(DescribeError::NotFound(_))
@@ -327,7 +327,7 @@ async fn describe_errors_are_told_apart() {
 #[tokio::test]
 async fn describe_contact_flow_reads_type_state_status() {
     let (base, stub) = start().await;
-    let api = contact_api(&base);
+    let api = contact_client(&base);
     let flow = api
         .describe_contact_flow(INSTANCE, "inbound")
         .await

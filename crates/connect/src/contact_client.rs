@@ -313,7 +313,7 @@ struct Empty {}
 
 /// The hand-signed Connect control-plane client.
 #[derive(Debug, Clone)]
-pub struct ContactApi {
+pub struct ContactClient {
     http: reqwest::Client,
     /// Endpoint without a trailing slash; operation paths are appended.
     endpoint: String,
@@ -321,7 +321,7 @@ pub struct ContactApi {
     credentials: Arc<CredentialsCache>,
 }
 
-impl ContactApi {
+impl ContactClient {
     /// Builds the client once from the `SdkConfig` (region, credentials provider, endpoint) and
     /// the process environment (`AWS_ENDPOINT_URL_CONNECT`, `AWS_ENDPOINT_URL`).
     pub fn new(
@@ -332,7 +332,7 @@ impl ContactApi {
         Self::with_env(sdk, endpoint_override, timeout, |k| std::env::var(k).ok())
     }
 
-    /// As [`ContactApi::new`], with an injected environment lookup.
+    /// As [`ContactClient::new`], with an injected environment lookup.
     pub fn with_env(
         sdk: &SdkConfig,
         endpoint_override: Option<&str>,

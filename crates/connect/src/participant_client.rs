@@ -36,11 +36,11 @@ pub fn iso8601_to_ms(s: &str) -> Option<i64> {
 
 /// The participant-API client, built once from the `SdkConfig`.
 #[derive(Debug, Clone)]
-pub struct ParticipantApi {
+pub struct ParticipantClient {
     client: aws_sdk_connectparticipant::Client,
 }
 
-impl ParticipantApi {
+impl ParticipantClient {
     /// Builds the SDK client from `sdk` (it honours `AWS_ENDPOINT_URL_CONNECTPARTICIPANT` and
     /// `AWS_ENDPOINT_URL` when the `SdkConfig` was loaded by `aws_config`); `endpoint_override`
     /// wins over both.
