@@ -48,11 +48,22 @@
 //! `xdm-bench inbound-e2e --connect-faults error=0.15,throttle=0.05 --bridge-env XDM_RETRY_BASE_MS=50`.
 //!
 //! The smoke test (`tests/smoke.rs`) runs a scenario with the bridge in-process instead.
+//!
+//! ## Layout
+//!
+//! [`options`] (what to run, how hard, against which bridge) → [`scenario`] (what each scenario
+//! does) over `load` (sending: webhook POSTs, agent messages, pacing) and [`tracker`] (matching
+//! arrivals with what was sent) → `measure` (CPU, memory and calls over a window) → [`report`]
+//! (the [`ScenarioReport`] model and its rendering); [`latency`], [`procfs`] and [`calls`] are the
+//! raw measurements, [`bridge`], [`webhook`] and [`faults`] the set-up.
 
 pub mod bridge;
 pub mod calls;
 pub mod faults;
 pub mod latency;
+mod load;
+mod measure;
+pub mod options;
 pub mod procfs;
 pub mod report;
 pub mod scenario;
@@ -60,4 +71,6 @@ pub mod tracker;
 pub mod webhook;
 
 pub use bridge::{BridgeProcess, BridgeSettings};
-pub use scenario::{LoadOptions, Scenario, ScenarioReport, Target, run};
+pub use options::{LoadOptions, Scenario, Target};
+pub use report::ScenarioReport;
+pub use scenario::run;

@@ -4,14 +4,17 @@
 //!   keyed by the consumer secret, `x-twitter-webhooks-signature-oauth2` by the OAuth 2.0 client
 //!   secret: [`verify_delivery`], [`crc_answer`]).
 //! * [`payload`] — Account Activity and X Activity API deliveries → [`xdm_core::inbound::InboundBatch`].
-//! * [`auth`] — who a call is made as ([`UserAuth`]: OAuth 1.0a or OAuth 2.0 user context) and
-//!   where OAuth 2.0 tokens come from ([`UserTokenSource`]).
+//! * [`auth`] — who a call is made as ([`UserAuth`]: OAuth 1.0a or OAuth 2.0 user context),
+//!   where OAuth 2.0 tokens come from ([`UserTokenSource`]) and which a call uses.
 //! * [`oauth1`] — OAuth 1.0a HMAC-SHA1 request signing (RFC 5849, as X uses it);
 //!   [`oauth2`] — Authorization Code with PKCE, refresh ([`xdm_core::ports::TokenRefresher`]),
 //!   revocation.
-//! * [`rate_limit`], [`problem`] — X's rate-limit headers and error bodies.
-//! * [`client`] — [`XClient`], the REST client implementing [`xdm_core::ports::XApi`];
-//!   [`dm_events`] — reading DMs back (what a business sent; a page of its recent DMs for the
+//! * [`rate_limit`], [`problem`] — X's rate-limit headers and error bodies; [`error`] — failures
+//!   classified for the core ([`error_from_response`]).
+//! * [`config`] — [`XClientConfig`]: how to reach X and as whom; [`client`] — [`XClient`], the
+//!   REST client (`transport`: the HTTP plumbing all clients share); [`x_api`] — [`XClient`] as
+//!   [`xdm_core::ports::XApi`], over [`dm_send`] (sending a DM), [`user_lookup`] (profiles) and
+//!   [`dm_events`] (reading DMs back: what a business sent; a page of its recent DMs for the
 //!   reconciler).
 //! * [`manage`] — [`AppClient`] (app bearer: webhooks, replay, subscriptions) and the
 //!   user-context subscription calls; [`stream`] — the X Activity API stream.
@@ -22,11 +25,15 @@
 //! Nothing here panics on outside input, and nothing logs secrets, tokens or message text.
 
 mod lenient;
+mod transport;
 mod user;
 
 pub mod auth;
 pub mod client;
+pub mod config;
 pub mod dm_events;
+pub mod dm_send;
+pub mod error;
 pub mod manage;
 pub mod media_download;
 pub mod media_hosts;
@@ -37,14 +44,15 @@ pub mod payload;
 pub mod problem;
 pub mod rate_limit;
 pub mod stream;
+pub mod user_lookup;
 pub mod webhook;
+pub mod x_api;
 
 pub use auth::{BearerToken, BoxFuture, UserAuth, UserTokenSource};
-pub use client::{
-    API_URL_SETTING, DEFAULT_API_URL, USER_FIELDS, XClient, XClientConfig, XConfigError,
-    error_from_response,
-};
+pub use client::XClient;
+pub use config::{API_URL_SETTING, DEFAULT_API_URL, XClientConfig, XConfigError};
 pub use dm_events::{DmEventsPage, HistoryDm};
+pub use error::error_from_response;
 pub use manage::{
     ActivitySubscription, AppClient, ManageError, ManageReason, NewSubscription, ReplayJob, Webhook,
 };
@@ -59,6 +67,7 @@ pub use payload::{DeliveryShape, ParsedDelivery, PayloadError, SkippedEvent, par
 pub use problem::Problem;
 pub use rate_limit::RateLimitHeaders;
 pub use stream::{ActivityStream, ReconnectKind, StreamError, reconnect_delay};
+pub use user::USER_FIELDS;
 pub use webhook::{
     CRC_TOKEN_MAX_LEN, CrcError, CrcKey, CrcResponse, OAUTH2_SIGNATURE_HEADER, SIGNATURE_HEADER,
     SignatureError, WebhookSecrets, crc_answer, crc_response, verify_delivery, verify_signature,

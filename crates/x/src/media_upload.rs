@@ -11,7 +11,8 @@
 //!    (`Unavailable` after it).
 //!
 //! Every request is OAuth 1.0a-signed as the business account (the JSON and multipart bodies are
-//! not signed; the STATUS query is). HTTP errors are classified by [`error_from_response`].
+//! not signed; the STATUS query is). HTTP errors are classified by
+//! [`error_from_response`](crate::error_from_response).
 //!
 //! Memory: the file is read from its stream one chunk at a time; a chunk is filled, sent, and
 //! dropped before the next is read, so one chunk (plus at most one piece of the source stream)
@@ -31,8 +32,10 @@ use xdm_core::ids::XUserId;
 use xdm_core::media::{ByteStream, MediaStream, XMediaCategory, content_type_for, essence};
 use xdm_core::ports::XError;
 
-use crate::client::{Answer, XClient, error_from_response, unexpected_body};
+use crate::client::XClient;
+use crate::error::unexpected_body;
 use crate::lenient;
+use crate::transport::Answer;
 
 /// The size of each `append` segment: 1 MiB.
 ///
@@ -155,10 +158,6 @@ pub(crate) async fn upload(
     Ok(id)
 }
 
-fn answer_error(answer: &Answer) -> XError {
-    error_from_response(answer.status, &answer.headers, &answer.body)
-}
-
 async fn initialize(
     client: &XClient,
     business: &XUserId,
@@ -174,10 +173,8 @@ async fn initialize(
     };
     let answer = client
         .call(Method::POST, url, business, Some(&body))
-        .await?;
-    if !answer.status.is_success() {
-        return Err(answer_error(&answer));
-    }
+        .await?
+        .success()?;
     serde_json::from_slice::<MediaAnswer>(&answer.body)
         .ok()
         .and_then(|a| a.data)
@@ -219,7 +216,7 @@ async fn append(
     let timeout = client.media_timeouts().append;
     // Built per attempt from the chunk held in memory: a 401 retried with a fresh OAuth 2.0
     // token re-sends this segment whole.
-    let answer = client
+    client
         .call_with(Method::POST, url, business, move |request| {
             let media = Part::stream_with_length(reqwest::Body::from(chunk.clone()), size)
                 .file_name("media")
@@ -232,10 +229,8 @@ async fn append(
                 .part("media", media);
             Ok(request.multipart(form).timeout(timeout))
         })
-        .await?;
-    if !answer.status.is_success() {
-        return Err(answer_error(&answer));
-    }
+        .await?
+        .success()?;
     tracing::trace!(media_id = %id, segment_index = index, bytes = size, "media segment sent");
     Ok(())
 }
@@ -247,7 +242,7 @@ async fn finalize(
 ) -> Result<Option<ProcessingInfo>, XError> {
     let url = client.endpoint(&format!("/2/media/upload/{id}/finalize"))?;
     let answer = client.call::<()>(Method::POST, url, business, None).await?;
-    processing_info(&answer, "a media upload finalize")
+    processing_info(answer, "a media upload finalize")
 }
 
 async fn status(
@@ -260,13 +255,11 @@ async fn status(
         .append_pair("command", "STATUS")
         .append_pair("media_id", id);
     let answer = client.call::<()>(Method::GET, url, business, None).await?;
-    processing_info(&answer, "a media upload STATUS")
+    processing_info(answer, "a media upload STATUS")
 }
 
-fn processing_info(answer: &Answer, what: &str) -> Result<Option<ProcessingInfo>, XError> {
-    if !answer.status.is_success() {
-        return Err(answer_error(answer));
-    }
+fn processing_info(answer: Answer, what: &str) -> Result<Option<ProcessingInfo>, XError> {
+    let answer = answer.success()?;
     match serde_json::from_slice::<MediaAnswer>(&answer.body)
         .ok()
         .and_then(|a| a.data)

@@ -100,6 +100,14 @@ impl Problem {
     }
 }
 
+/// What an error answer is called when its body says nothing: the status's reason phrase.
+pub(crate) fn status_reason(status: http::StatusCode) -> String {
+    status
+        .canonical_reason()
+        .unwrap_or("no reason given")
+        .to_owned()
+}
+
 /// `s` on one line, cut to `max` characters.
 pub(crate) fn one_line(s: &str, max: usize) -> String {
     let mut out: String = s

@@ -26,8 +26,9 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use crate::manage::AppClient;
-use crate::problem::{Problem, one_line};
+use crate::problem::{Problem, one_line, status_reason};
 use crate::rate_limit;
+use crate::transport::read_prefix;
 
 /// The longest event line accepted.
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
@@ -189,15 +190,7 @@ fn transport(e: reqwest::Error) -> StreamError {
 
 async fn read_bounded(mut response: reqwest::Response) -> Vec<u8> {
     let mut body = Vec::new();
-    let read = async {
-        while let Ok(Some(chunk)) = response.chunk().await {
-            let room = ERROR_BODY_LIMIT - body.len();
-            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            if body.len() == ERROR_BODY_LIMIT {
-                break;
-            }
-        }
-    };
+    let read = read_prefix(&mut response, ERROR_BODY_LIMIT, &mut body);
     let _ = tokio::time::timeout(Duration::from_secs(10), read).await;
     body
 }
@@ -208,12 +201,7 @@ pub fn open_error(status: StatusCode, headers: &http::HeaderMap, body: &[u8]) ->
     let summary = problem
         .as_ref()
         .and_then(Problem::summary)
-        .unwrap_or_else(|| {
-            status
-                .canonical_reason()
-                .unwrap_or("no reason given")
-                .to_owned()
-        });
+        .unwrap_or_else(|| status_reason(status));
     let reset_at_s = rate_limit::reset_at_s(headers);
     match status.as_u16() {
         429 => {

@@ -1,13 +1,17 @@
 //! X user objects in both shapes the bridge meets: the legacy compact user of Account Activity
 //! `users` maps (`screen_name`, `profile_image_url_https`, `followers_count`) and the v2 user
 //! (`username`, `profile_image_url`, `public_metrics.followers_count`), bare as in `GET /2/users/:id`
-//! or wrapped in `{"data":{…}}` as in X Activity API deliveries.
+//! or wrapped in `{"data":{…}}` as in X Activity API deliveries; and the v2 user fields the
+//! bridge asks X for.
 
 use serde::Deserialize;
 use xdm_core::ids::XUserId;
 use xdm_core::profile::XProfile;
 
 use crate::lenient;
+
+/// The profile fields the bridge asks for.
+pub const USER_FIELDS: &str = "name,username,profile_image_url,verified,public_metrics";
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct UserObject {

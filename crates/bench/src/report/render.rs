@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
+use super::{CpuUse, ScenarioReport};
 use crate::latency::{LatencySummary, fmt_micros};
-use crate::scenario::{CpuUse, ScenarioReport};
 
 #[allow(clippy::cast_precision_loss)]
 fn mb(bytes: u64) -> String {
