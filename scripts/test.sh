@@ -27,6 +27,6 @@ step "cargo test"
 cargo test --workspace --locked -- --skip crash::kill_9
 
 step "crash test: kill -9 the bridge 10 times during a steady stream"
-cargo test -p xdm-connect --test it --locked -- crash::kill_9 --show-output
+cargo test -p xdm-app --test it --locked -- crash::kill_9 --show-output
 
 step "all tests passed"

@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use unicode_segmentation::UnicodeSegmentation;
-use xdm_aws_connect::sns::{MessageAttribute, parse_chat_item};
+use xdm_amazon_connect::sns::{MessageAttribute, parse_chat_item};
 use xdm_core::chat_item::ChatItemBody;
 use xdm_core::text::{X_DM_MAX_CHARS, render_for_x, split_message, utf16_len};
 
@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(message) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = xdm_aws_connect::iso8601_to_ms(message);
+    let _ = xdm_amazon_connect::iso8601_to_ms(message);
     for attributes in [&BTreeMap::new(), &*ATTRIBUTES] {
         let Ok(item) = parse_chat_item(message, attributes) else {
             continue;

@@ -11,7 +11,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xdm_aws_connect::sns::{
+use xdm_amazon_connect::sns::{
     ChatItemError, SnsMessage, SnsMessageType, chat_item_from_notification,
     is_allowed_subscribe_url, string_to_sign, verify::is_aws_cert_url,
 };

@@ -18,9 +18,9 @@ use std::sync::LazyLock;
 use std::task::{Context, Poll, Waker};
 
 use libfuzzer_sys::fuzz_target;
-use xdm_aws_connect::sns::{SnsMessage, SnsVerifier, VerifyError, string_to_sign};
+use xdm_amazon_connect::sns::{SnsMessage, SnsVerifier, VerifyError, string_to_sign};
 
-const CERT_PEM: &[u8] = include_bytes!("../../crates/connect/tests/data/sns-vector-cert.pem");
+const CERT_PEM: &[u8] = include_bytes!("../../crates/amazon-connect/tests/data/sns-vector-cert.pem");
 const CERT_URL: &str = "https://sns.us-east-2.amazonaws.com/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem";
 const TOPICS: [&str; 3] = [
     "arn:aws:sns:us-east-2:295079676684:publish-and-verify-892f85fe-4836-424d-8188-ab85bef0f362",

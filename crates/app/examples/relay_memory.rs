@@ -1,15 +1,15 @@
 //! Peak memory while relaying a large video through the bridge, both ways, in one process with
 //! the sandbox (so the number includes the emulators' streaming too).
 //!
-//! `cargo run --release -p xdm-connect --example relay_memory [-- SIZE_MB]` (default 200).
+//! `cargo run --release -p xdm-app --example relay_memory [-- SIZE_MB]` (default 200).
 //! X → Connect needs a Connect instance that accepts large attachments, so the sandbox and the
 //! bridge are configured with a 256 MB attachment limit here (real Connect: 20 MB).
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 
-use xdm_connect::sandbox_link;
-use xdm_connect::startup::{Application, Overrides};
+use xdm_app::sandbox_link;
+use xdm_app::startup::{Application, Overrides};
 use xdm_sandbox::{
     DmSpec, MediaFile, MediaSpec, ParticipantRole, Sandbox, SandboxConfig, SandboxUser,
 };

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use xdm_connect::commands;
+use xdm_app::commands;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -79,7 +79,7 @@ fn main() -> ExitCode {
             Command::Serve => commands::serve::run(config).await,
             Command::Demo(args) => commands::demo::run(args).await,
             Command::Sandbox(args) => commands::sandbox::run(args).await,
-            Command::Lambda => xdm_connect::lambda::run().await,
+            Command::Lambda => xdm_app::lambda::run().await,
             Command::Doctor(args) => commands::doctor::run(config, args).await,
             Command::Setup(args) => commands::setup::run(config, *args).await,
             Command::X(cmd) => commands::x::run(config, cmd).await,

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use secrecy::ExposeSecret;
-use xdm_aws_connect::sns::SnsVerifier;
-use xdm_aws_connect::{ConnectClient, ConnectConfig};
+use xdm_amazon_connect::sns::SnsVerifier;
+use xdm_amazon_connect::{ConnectClient, ConnectConfig};
 use xdm_core::Bridge;
 use xdm_core::ids::XUserId;
 use xdm_core::ports::SystemClock;

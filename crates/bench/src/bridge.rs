@@ -46,7 +46,7 @@ impl BridgeProcess {
     pub async fn start(sandbox: &SandboxHandle, settings: &BridgeSettings) -> anyhow::Result<Self> {
         if !settings.bin.is_file() {
             bail!(
-                "no bridge binary at {} (build it with `cargo build --release -p xdm-connect`, or pass --bridge-bin)",
+                "no bridge binary at {} (build it with `cargo build --release -p xdm-app`, or pass --bridge-bin)",
                 settings.bin.display()
             );
         }

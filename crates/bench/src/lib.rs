@@ -10,7 +10,7 @@
 //! ## Run it
 //!
 //! ```text
-//! cargo build --release -p xdm-connect -p xdm-bench
+//! cargo build --release -p xdm-app -p xdm-bench
 //! ./target/release/xdm-bench acks inbound-e2e outbound-e2e connect-down \
 //!     --customers 50 --duration 20
 //! ./target/release/xdm-bench inbound-e2e --rate 1000 --duration 30     # RSS at 1,000 msg/s

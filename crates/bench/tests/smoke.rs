@@ -1,5 +1,5 @@
 //! Smoke test: scenarios end to end at a tiny size, against the bridge running in this process
-//! (`xdm_connect::startup::Application`, configured like `serve` through `sandbox_link`), so
+//! (`xdm_app::startup::Application`, configured like `serve` through `sandbox_link`), so
 //! that the test needs no separately built binary. The CPU and memory figures are then this
 //! test process's and mean nothing; the point is that the scenarios run and check what they say.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use xdm_bench::{LoadOptions, Scenario, Target};
-use xdm_connect::sandbox_link;
-use xdm_connect::startup::{Application, Overrides};
+use xdm_app::sandbox_link;
+use xdm_app::startup::{Application, Overrides};
 use xdm_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 
 struct InProcess {

@@ -12,8 +12,8 @@ use clap::Args;
 use xdm_core::jobs::{JobQueue, JobState};
 use xdm_core::ports::Store;
 
-use xdm_aws_connect::DescribeError;
-use xdm_aws_connect::sns::{SubscriptionState, TopicCheck};
+use xdm_amazon_connect::DescribeError;
+use xdm_amazon_connect::sns::{SubscriptionState, TopicCheck};
 
 use crate::config::{Config, XDelivery};
 use crate::configured::Configured;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use secrecy::SecretString;
 use serde::Deserialize;
-use xdm_aws_connect::signing::{CredentialsCache, sign_request};
+use xdm_amazon_connect::signing::{CredentialsCache, sign_request};
 
 use crate::config::Config;
 

@@ -25,7 +25,7 @@ use axum::Router;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use xdm_aws_connect::sns::{SnsMessage, chat_item_from_notification};
+use xdm_amazon_connect::sns::{SnsMessage, chat_item_from_notification};
 use xdm_core::jobs::JobQueue;
 use xdm_core::ports::{Clock, SystemClock};
 

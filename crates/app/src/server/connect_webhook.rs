@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::json;
-use xdm_aws_connect::sns::{SnsMessage, SnsMessageType, VerifyError, chat_item_from_notification};
+use xdm_amazon_connect::sns::{SnsMessage, SnsMessageType, VerifyError, chat_item_from_notification};
 use xdm_core::ItemAcceptance;
 
 use super::{AppState, reject};

@@ -12,7 +12,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
-use xdm_aws_connect::sns::SnsVerifier;
+use xdm_amazon_connect::sns::SnsVerifier;
 use xdm_x::webhook::WebhookSecrets;
 
 use crate::wiring::AppBridge;

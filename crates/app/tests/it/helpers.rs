@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use xdm_connect::config::Config;
-use xdm_connect::sandbox_link::LinkedBridge;
-use xdm_connect::wiring::AppBridge;
+use xdm_app::config::Config;
+use xdm_app::sandbox_link::LinkedBridge;
+use xdm_app::wiring::AppBridge;
 use xdm_core::jobs::{JobQueue, JobState};
 use xdm_core::ports::Store;
 use xdm_sandbox::{

@@ -2,8 +2,8 @@
 //! sandbox.
 
 use serde_json::{Value, json};
-use xdm_connect::lambda::LambdaApp;
-use xdm_connect::sandbox_link;
+use xdm_app::lambda::LambdaApp;
+use xdm_app::sandbox_link;
 use xdm_core::ids::{ConnectionToken, InitialContactId, ParticipantToken, XUserId};
 use xdm_core::ports::Store;
 use xdm_core::session::{ConnectionCredentials, Session, SessionStatus};

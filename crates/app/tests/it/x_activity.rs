@@ -7,13 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use xdm_connect::commands::doctor;
-use xdm_connect::commands::setup::{self, SetupArgs};
-use xdm_connect::commands::x::login::{self, LoginArgs, Opener};
-use xdm_connect::commands::x::{self as xcmd, Api, ReplayArgs};
-use xdm_connect::config::{Config, XDelivery};
-use xdm_connect::sandbox_link::{self, LinkedBridge};
-use xdm_connect::x_link::XLink;
+use xdm_app::commands::doctor;
+use xdm_app::commands::setup::{self, SetupArgs};
+use xdm_app::commands::x::login::{self, LoginArgs, Opener};
+use xdm_app::commands::x::{self as xcmd, Api, ReplayArgs};
+use xdm_app::config::{Config, XDelivery};
+use xdm_app::sandbox_link::{self, LinkedBridge};
+use xdm_app::x_link::XLink;
 use xdm_core::jobs::{JobQueue, JobState};
 use xdm_core::ports::Store;
 use xdm_sandbox::{

@@ -1,5 +1,5 @@
 //! The ports: what the core needs from the outside world. Adapters implement them
-//! (`xdm-x`, `xdm-aws-connect`, `xdm-store`); tests implement them with in-memory fakes.
+//! (`xdm-x`, `xdm-amazon-connect`, `xdm-store`); tests implement them with in-memory fakes.
 
 mod clock;
 mod connect_api;

@@ -12,8 +12,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use xdm_aws_connect::sns::{SubscriptionState, TopicCheck, TopicCheckError};
-use xdm_aws_connect::{ContactClient, DescribeError};
+use xdm_amazon_connect::sns::{SubscriptionState, TopicCheck, TopicCheckError};
+use xdm_amazon_connect::{ContactClient, DescribeError};
 use xdm_core::ports::ConnectError;
 
 use crate::connect_client::{INSTANCE, no_env, sdk_config};

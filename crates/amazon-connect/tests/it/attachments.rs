@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
-use xdm_aws_connect::{ConnectClient, ConnectConfig};
+use xdm_amazon_connect::{ConnectClient, ConnectConfig};
 use xdm_core::chat_item::{AttachmentRef, AttachmentStatus};
 use xdm_core::ids::ConnectionToken;
 use xdm_core::media::{ByteStream, MediaStream};

@@ -1,4 +1,4 @@
-//! xdm-aws-connect: the Amazon Connect adapter of xdm-connect.
+//! xdm-amazon-connect: the Amazon Connect adapter of xdm-connect.
 //!
 //! * [`ConnectClient`] implements `xdm_core::ports::ConnectApi`: the control plane
 //!   (StartChatContact, StartContactStreaming, StopContact — [`contact_client`], hand-signed with

@@ -10,7 +10,7 @@ use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use axum::Router;
 use axum::routing::get;
 use base64::Engine as _;
-use xdm_aws_connect::sns::{
+use xdm_amazon_connect::sns::{
     ConfirmError, SnsMessage, SnsMessageType, SnsVerifier, VerifyError, string_to_sign,
 };
 

@@ -1,7 +1,7 @@
 //! The published SNS signature vectors (docs/protocols.md B4, from aws-php-sns-message-validator),
 //! verbatim, against the certificate stored in tests/data.
 
-use xdm_aws_connect::sns::{SnsMessage, SnsVerifier, VerifyError, string_to_sign};
+use xdm_amazon_connect::sns::{SnsMessage, SnsVerifier, VerifyError, string_to_sign};
 
 const CERT_PEM: &[u8] = include_bytes!("../data/sns-vector-cert.pem");
 const CERT_URL: &str = "https://sns.us-east-2.amazonaws.com/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem";

@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
-use xdm_aws_connect::{ConfigError, ConnectClient, ConnectConfig};
+use xdm_amazon_connect::{ConfigError, ConnectClient, ConnectConfig};
 use xdm_core::ids::{ConnectionToken, ContactId, ParticipantToken};
 use xdm_core::ports::{ChatMessage, ConnectApi, ConnectError, MessageContentType, StartChat};
 

@@ -1,7 +1,7 @@
 //! The captured Lambda record (testdata/lambda-sns-agent-message.json) → ChatItem. Its signature
 //! cannot be checked offline (AWS's certificate is not available), so only parsing is tested.
 
-use xdm_aws_connect::sns::{SnsMessage, SnsMessageType, chat_item_from_notification};
+use xdm_amazon_connect::sns::{SnsMessage, SnsMessageType, chat_item_from_notification};
 use xdm_core::chat_item::{ChatItemBody, ParticipantRole, Visibility};
 
 const RECORD: &str = include_str!("../../../../testdata/lambda-sns-agent-message.json");
