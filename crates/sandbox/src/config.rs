@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::x::payloads::PayloadShape;
+use crate::x::dm_spec::PayloadShape;
 
 /// Everything the sandbox needs to start. Every field has a default (see each type).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

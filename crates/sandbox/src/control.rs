@@ -1,5 +1,8 @@
 //! The HTTP control API under `/_sandbox`: every `SandboxHandle` control method, with JSON bodies,
-//! for `xdm-connect sandbox` run standalone and for tools that are not in-process.
+//! for `xdm-connect sandbox` run standalone and for tools that are not in-process (the X activity,
+//! contact flow and SNS topic controls live with their parts and are merged here).
+
+pub(crate) mod reply;
 
 use std::sync::Arc;
 
@@ -7,23 +10,22 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde::Deserialize;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::config::AttachmentScan;
-use crate::connect::attachments::AgentAttachment;
-use crate::connect::model::{ItemSpec, content_types};
+use crate::connect::model::{AgentAttachment, ItemSpec, content_types};
+use crate::control::reply::{ControlError, Reply, body, ok};
 use crate::error::SandboxError;
 use crate::faults::{DownMode, Fault, FaultOp, FaultProfile, Side, ThrottleBurst};
 use crate::handle::SandboxHandle;
 use crate::media::files::{MediaFile, ServeOptions, generated_sha256};
 use crate::media::stream::file_response;
 use crate::state::Shared;
-use crate::x::payloads::DmSpec;
+use crate::sync::lock;
+use crate::x::dm_spec::DmSpec;
 use crate::x::users::SandboxUser;
 use crate::x::webhook_client::SignatureHeader;
 
@@ -87,62 +89,13 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         )
         .route("/faults/down", get(down).post(set_down))
         .route("/stats", get(stats).delete(reset_stats))
-        .merge(crate::connect::flows::control_routes())
-        .merge(crate::sns::query::control_routes())
+        .merge(crate::connect::controls::control_routes())
+        .merge(crate::sns::controls::control_routes())
         .merge(crate::x::controls::control_routes())
 }
 
 fn handle(shared: Arc<Shared>) -> SandboxHandle {
     SandboxHandle { shared }
-}
-
-/// A control call's failure, as `{"error": "…"}` with a fitting status.
-struct ControlError(StatusCode, String);
-
-impl From<SandboxError> for ControlError {
-    fn from(err: SandboxError) -> Self {
-        let status = match &err {
-            SandboxError::UnknownContact(_)
-            | SandboxError::UnknownSubscription(_)
-            | SandboxError::UnknownMessage(_)
-            | SandboxError::UnknownFile(_) => StatusCode::NOT_FOUND,
-            SandboxError::Invalid { .. } => StatusCode::BAD_REQUEST,
-            SandboxError::Unreachable { .. } => StatusCode::BAD_GATEWAY,
-            SandboxError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            SandboxError::NoWebhook
-            | SandboxError::WebhookInvalid { .. }
-            | SandboxError::ContactEnded(_)
-            | SandboxError::CustomerNotConnected(_)
-            | SandboxError::NoAgent(_)
-            | SandboxError::AgentAlreadyJoined(_) => StatusCode::CONFLICT,
-            SandboxError::Bind { .. } | SandboxError::Crypto(_) | SandboxError::HttpClient(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        };
-        Self(status, err.to_string())
-    }
-}
-
-impl IntoResponse for ControlError {
-    fn into_response(self) -> Response {
-        (self.0, axum::Json(json!({"error": self.1}))).into_response()
-    }
-}
-
-type Reply = Result<Response, ControlError>;
-
-fn ok<T: Serialize>(value: T) -> Reply {
-    Ok(axum::Json(value).into_response())
-}
-
-fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ControlError> {
-    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}".as_slice()
-    } else {
-        bytes
-    };
-    serde_json::from_slice(bytes)
-        .map_err(|e| ControlError(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
 }
 
 async fn info(State(shared): Ctl) -> Reply {
@@ -521,8 +474,9 @@ async fn file(State(shared): Ctl, Path(id): Path<String>) -> Reply {
 
 /// The file's bytes, streamed like the media routes serve them.
 async fn file_content(State(shared): Ctl, Path(id): Path<String>) -> Reply {
-    let file = shared
-        .file(&id)
+    let file = lock(&shared.media)
+        .get(&id)
+        .cloned()
         .ok_or_else(|| ControlError::from(SandboxError::UnknownFile(id)))?;
     Ok(file_response(&file, None))
 }

@@ -11,7 +11,7 @@ use crate::clock;
 use crate::connect::model::{ArtifactStatus, ChatItem, ContactView, EndReason};
 use crate::faults::{FaultKind, FaultOp};
 use crate::media::registry::MediaRequestKind;
-use crate::state::lock;
+use crate::sync::lock;
 use crate::x::records::{DeliveryKind, MediaCategory, ProcessingState, SentDm, XOp};
 
 /// Events kept for `event_log`; older ones are dropped.

@@ -1,4 +1,6 @@
-//! Fault injection.
+//! Fault injection: the operations that can be faulted ([`FaultOp`], [`Side`]) and the queued
+//! faults; the settings, the decision for one call, its application and the counters are in the
+//! submodules.
 //!
 //! * **Queued faults** ([`Fault`], `fail_next`): the next N calls of an operation fail (or are
 //!   delayed) the way the caller asks.
@@ -22,13 +24,14 @@ use std::collections::{HashMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 mod engine;
+mod gate;
 mod profile;
 mod stats;
 mod wire;
 
 pub(crate) use engine::{DEFAULT_THROTTLE_LIMIT, FaultState, Injected};
+pub(crate) use gate::{gate, processing_failure};
 pub use profile::{DownMode, DropMode, FaultError, FaultProfile, ThrottleBurst, ThrottleBurstView};
-pub(crate) use stats::StatsBook;
 pub use stats::{ConnectStats, FaultCounts, OpStats, SandboxStats, XStats};
 pub(crate) use wire::{flag_drop, layer, note_call};
 

@@ -1,4 +1,7 @@
-//! `SandboxHandle`: the Rust control surface of a running sandbox (cheap to clone).
+//! `SandboxHandle`: the Rust control surface of a running sandbox (cheap to clone) — addresses
+//! and lifecycle, observation, X registry and webhook side, media files, Connect agent side, SNS,
+//! faults and stats. The X activity, contact flow and SNS topic controls are in
+//! [`crate::x::controls`], [`crate::connect::controls`] and [`crate::sns::controls`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -6,26 +9,34 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
+use crate::clock;
 use crate::config::{AttachmentScan, SandboxConfig};
-use crate::connect::attachments::AgentAttachment;
-use crate::connect::model::{ArtifactStatus, AttachmentView, ChatItem, ContactView, ItemSpec};
-use crate::connect::s3::S3RequestRecord;
+use crate::connect::agent;
+use crate::connect::attachments;
+use crate::connect::model::{
+    AgentAttachment, ArtifactStatus, AttachmentView, ChatItem, ContactView, ItemSpec,
+    S3RequestRecord,
+};
 use crate::error::SandboxError;
 use crate::events::{LoggedEvent, SandboxEvent};
 use crate::faults::{
     DownMode, Fault, FaultOp, FaultProfile, PendingFault, SandboxStats, Side, ThrottleBurst,
     ThrottleBurstView,
 };
-use crate::media::files::{FileInfo, FileOrigin, MediaFile, ServeOptions, Source};
+use crate::media::files::{FileInfo, FileOrigin, MediaFile, ServeOptions, Source, StoredFile};
 use crate::media::registry::MediaRequestRecord;
-use crate::sns::delivery::{self, SnsAttempt, SnsDelivery, SubscriptionView};
-use crate::state::{Shared, lock};
-use crate::x::payloads::DmSpec;
+use crate::sns::delivery;
+use crate::sns::state::{SnsAttempt, SnsDelivery, SubscriptionView};
+use crate::state::Shared;
+use crate::sync::lock;
+use crate::x::dm_spec::DmSpec;
 use crate::x::records::{
-    CrcOutcome, RequestRecord, SentDm, UploadedMedia, WebhookDelivery, WebhookRegistration,
+    CrcOutcome, DeliveryKind, RequestRecord, SentDm, UploadedMedia, WebhookDelivery,
+    WebhookRegistration,
 };
 use crate::x::users::SandboxUser;
 use crate::x::webhook_client::{self, SignatureHeader};
+use crate::x::{dm_activity, webhooks};
 
 /// How often `wait_until` re-checks its condition.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -46,7 +57,7 @@ impl SandboxHandle {
 
     /// `<base>/sns/SimpleNotificationService-<hash>.pem`, the SigningCertURL of every SNS message.
     pub fn sns_cert_url(&self) -> String {
-        self.shared.sns_cert_url()
+        delivery::cert_url(&self.shared)
     }
 
     /// The signing certificate (PEM).
@@ -158,7 +169,9 @@ impl SandboxHandle {
     /// Registers a file the sandbox can serve (DM media, agent attachments). Generated files are
     /// hashed once here, by streaming (about a second per few hundred MB).
     pub fn add_file(&self, file: MediaFile) -> FileInfo {
-        self.shared.add_file(file, FileOrigin::Registered)
+        // Hashed before taking the lock: a generated file may be hundreds of MB.
+        let stored = StoredFile::from_spec(file, FileOrigin::Registered);
+        lock(&self.shared.media).add(stored)
     }
 
     /// Every stored file: registered, decoys, X uploads, Connect uploads.
@@ -167,13 +180,15 @@ impl SandboxHandle {
     }
 
     pub fn file(&self, file_id: &str) -> Option<FileInfo> {
-        self.shared.file_info(file_id)
+        lock(&self.shared.media)
+            .get(file_id)
+            .map(|f| f.info.clone())
     }
 
     /// The bytes of a stored file, if it was retained and is at most `max_len` bytes long
     /// (generated content is materialised).
     pub fn file_bytes(&self, file_id: &str, max_len: u64) -> Option<Vec<u8>> {
-        let file = self.shared.file(file_id)?;
+        let file = lock(&self.shared.media).get(file_id).cloned()?;
         if file.info.size > max_len {
             return None;
         }
@@ -192,7 +207,7 @@ impl SandboxHandle {
         file_id: &str,
         serve: ServeOptions,
     ) -> Result<FileInfo, SandboxError> {
-        self.shared
+        lock(&self.shared.media)
             .set_serve_options(file_id, serve)
             .ok_or_else(|| SandboxError::UnknownFile(file_id.to_owned()))
     }
@@ -207,7 +222,7 @@ impl SandboxHandle {
 
     /// Registers the webhook and runs X's CRC against it; the outcome decides its validity.
     pub async fn set_webhook(&self, url: &str) -> Result<CrcOutcome, SandboxError> {
-        webhook_client::set_webhook(&self.shared, url).await
+        webhooks::set_webhook(&self.shared, url).await
     }
 
     /// Sends a CRC with an arbitrary token (e.g. a signing-oracle probe); changes nothing.
@@ -225,12 +240,12 @@ impl SandboxHandle {
     /// Activity shape to AAA subscriptions). Not retried. Without a matching subscription the
     /// answer has no status.
     pub async fn deliver_dm(&self, spec: DmSpec) -> Result<WebhookDelivery, SandboxError> {
-        webhook_client::deliver_dm(&self.shared, spec).await
+        dm_activity::deliver_dm(&self.shared, spec).await
     }
 
     /// Delivers a typing indicator from `sender_id`.
     pub async fn deliver_typing(&self, sender_id: &str) -> Result<WebhookDelivery, SandboxError> {
-        webhook_client::deliver_typing(&self.shared, sender_id).await
+        dm_activity::deliver_typing(&self.shared, sender_id).await
     }
 
     /// Delivers a read receipt from `sender_id`.
@@ -239,7 +254,7 @@ impl SandboxHandle {
         sender_id: &str,
         last_read_event_id: &str,
     ) -> Result<WebhookDelivery, SandboxError> {
-        webhook_client::deliver_read(&self.shared, sender_id, last_read_event_id).await
+        dm_activity::deliver_read(&self.shared, sender_id, last_read_event_id).await
     }
 
     /// POSTs `body` as-is, with the chosen signature header.
@@ -248,14 +263,7 @@ impl SandboxHandle {
         body: Vec<u8>,
         signature: SignatureHeader,
     ) -> Result<WebhookDelivery, SandboxError> {
-        webhook_client::deliver(
-            &self.shared,
-            crate::x::records::DeliveryKind::Raw,
-            None,
-            body,
-            signature,
-        )
-        .await
+        webhook_client::deliver(&self.shared, DeliveryKind::Raw, None, body, signature).await
     }
 
     /// Every webhook POST (deliveries and echoes), in order.
@@ -286,7 +294,7 @@ impl SandboxHandle {
         contact_id: &str,
         agent_name: &str,
     ) -> Result<ChatItem, SandboxError> {
-        self.shared.agent_accept(contact_id, agent_name)
+        agent::accept(&self.shared, contact_id, agent_name)
     }
 
     /// A MESSAGE (role AGENT, visibility ALL) from the agent who accepted; the CCP sends `text/markdown`.
@@ -296,7 +304,7 @@ impl SandboxHandle {
         content: &str,
         content_type: &str,
     ) -> Result<ChatItem, SandboxError> {
-        self.shared.agent_send(contact_id, content, content_type)
+        agent::send(&self.shared, contact_id, content, content_type)
     }
 
     pub fn agent_send_item(
@@ -304,27 +312,27 @@ impl SandboxHandle {
         contact_id: &str,
         spec: ItemSpec,
     ) -> Result<ChatItem, SandboxError> {
-        self.shared.agent_send_item(contact_id, spec)
+        agent::send_item(&self.shared, contact_id, spec)
     }
 
     pub fn agent_typing(&self, contact_id: &str) -> Result<ChatItem, SandboxError> {
-        self.shared.agent_typing(contact_id)
+        agent::typing(&self.shared, contact_id)
     }
 
     pub fn agent_read(&self, contact_id: &str, message_id: &str) -> Result<ChatItem, SandboxError> {
-        self.shared.agent_read(contact_id, message_id)
+        agent::read(&self.shared, contact_id, message_id)
     }
 
     pub fn agent_leave(&self, contact_id: &str) -> Result<ChatItem, SandboxError> {
-        self.shared.agent_leave(contact_id)
+        agent::leave(&self.shared, contact_id)
     }
 
     pub fn system_message(&self, contact_id: &str, text: &str) -> Result<ChatItem, SandboxError> {
-        self.shared.system_message(contact_id, text)
+        agent::system_message(&self.shared, contact_id, text)
     }
 
     pub fn end_chat(&self, contact_id: &str) -> Result<ChatItem, SandboxError> {
-        self.shared.end_chat(contact_id)
+        agent::end(&self.shared, contact_id)
     }
 
     /// An ATTACHMENT item (role AGENT, status APPROVED) carrying a registered file, from the
@@ -336,7 +344,8 @@ impl SandboxHandle {
         content_type: &str,
         file_id: &str,
     ) -> Result<ChatItem, SandboxError> {
-        self.shared.agent_send_attachment(
+        agent::send_attachment(
+            &self.shared,
             contact_id,
             AgentAttachment {
                 name: name.to_owned(),
@@ -353,12 +362,12 @@ impl SandboxHandle {
         contact_id: &str,
         attachment: AgentAttachment,
     ) -> Result<ChatItem, SandboxError> {
-        self.shared.agent_send_attachment(contact_id, attachment)
+        agent::send_attachment(&self.shared, contact_id, attachment)
     }
 
     /// Every attachment of every chat (what reached Connect: size, SHA-256, status).
     pub fn attachments(&self) -> Vec<AttachmentView> {
-        self.shared.attachment_views()
+        lock(&self.shared.connect).attachment_views()
     }
 
     pub fn attachment(&self, attachment_id: &str) -> Option<AttachmentView> {
@@ -369,21 +378,21 @@ impl SandboxHandle {
 
     /// Requests to pre-signed attachment URLs (uploads and downloads), refused ones included.
     pub fn s3_requests(&self) -> Vec<S3RequestRecord> {
-        self.shared.s3_requests()
+        lock(&self.shared.connect).s3_requests.clone()
     }
 
     /// The scan applied to customer attachments completed from now on.
     pub fn set_attachment_scan(&self, scan: AttachmentScan) {
-        self.shared.set_attachment_scan(scan);
+        lock(&self.shared.connect).scan = Some(scan);
     }
 
     pub fn attachment_scan(&self) -> AttachmentScan {
-        self.shared.attachment_scan()
+        attachments::scan(&self.shared, &lock(&self.shared.connect))
     }
 
     /// Returns the contact after the transfer (its new `contact_id`).
     pub fn transfer(&self, contact_id: &str) -> Result<ContactView, SandboxError> {
-        self.shared.transfer(contact_id)
+        agent::transfer(&self.shared, contact_id)
     }
 
     // ----- SNS -----
@@ -403,7 +412,7 @@ impl SandboxHandle {
     }
 
     pub fn subscriptions(&self) -> Vec<SubscriptionView> {
-        self.shared.sns_subscriptions()
+        lock(&self.shared.sns).subscription_views()
     }
 
     /// Waits until the subscriber has fetched the SubscribeURL.
@@ -423,7 +432,7 @@ impl SandboxHandle {
 
     /// Every SNS message to every subscription, with its attempts.
     pub fn sns_deliveries(&self) -> Vec<SnsDelivery> {
-        self.shared.sns_deliveries()
+        lock(&self.shared.sns).deliveries.clone()
     }
 
     /// Re-POSTs the identical body of `message_id` (same MessageId, same signature).
@@ -435,18 +444,18 @@ impl SandboxHandle {
 
     /// The next `count` calls of `op` get `fault`.
     pub fn fail_next(&self, op: FaultOp, count: u32, fault: Fault) {
-        self.shared.push_fault(op, count, fault);
+        lock(&self.shared.faults).queued.push(op, count, fault);
     }
 
     /// Clears every fault setting: queued faults, profiles, throttling bursts and down switches
     /// (not the stats).
     pub fn clear_faults(&self) {
-        self.shared.clear_faults();
+        lock(&self.shared.faults).clear_all();
     }
 
     /// Queued faults (`fail_next`) not yet consumed.
     pub fn pending_faults(&self) -> Vec<PendingFault> {
-        self.shared.pending_faults()
+        lock(&self.shared.faults).queued.pending()
     }
 
     /// Every call of `op` from now on follows `profile` (replacing `op`'s previous profile; a
@@ -457,7 +466,7 @@ impl SandboxHandle {
         profile: FaultProfile,
     ) -> Result<(), SandboxError> {
         profile.validate()?;
-        self.shared.set_fault_profile(op, profile);
+        lock(&self.shared.faults).set_profile(op, profile);
         Ok(())
     }
 
@@ -469,19 +478,20 @@ impl SandboxHandle {
         profile: FaultProfile,
     ) -> Result<(), SandboxError> {
         profile.validate()?;
+        let mut faults = lock(&self.shared.faults);
         for op in FaultOp::of_side(side).filter(|op| *op != FaultOp::MediaProcessing) {
-            self.shared.set_fault_profile(op, profile.clone());
+            faults.set_profile(op, profile.clone());
         }
         Ok(())
     }
 
     /// The profiles in force.
     pub fn fault_profiles(&self) -> BTreeMap<FaultOp, FaultProfile> {
-        self.shared.fault_profiles()
+        lock(&self.shared.faults).profiles()
     }
 
     pub fn clear_fault_profiles(&self) {
-        self.shared.clear_fault_profiles();
+        lock(&self.shared.faults).clear_profiles();
     }
 
     /// The next `count` calls of `op` are throttled, announcing a reset `reset_after_secs` from now
@@ -492,16 +502,16 @@ impl SandboxHandle {
 
     /// A throttling burst with every option (e.g. [`ThrottleBurst::holding_window`]).
     pub fn throttle_burst_with(&self, op: FaultOp, burst: ThrottleBurst) {
-        self.shared.throttle_burst(op, burst);
+        lock(&self.shared.faults).set_burst(op, burst, clock::now_unix_secs());
     }
 
     /// Bursts still in force.
     pub fn throttle_bursts(&self) -> Vec<ThrottleBurstView> {
-        self.shared.throttle_bursts()
+        lock(&self.shared.faults).bursts()
     }
 
     pub fn clear_throttle_bursts(&self) {
-        self.shared.clear_throttle_bursts();
+        lock(&self.shared.faults).clear_bursts();
     }
 
     /// Switches `side` down (every call answers 503) or back up.
@@ -511,20 +521,20 @@ impl SandboxHandle {
 
     /// Switches `side` down with `mode` (503 or dropped connections), or up with `None`.
     pub fn set_down_with(&self, side: Side, mode: Option<DownMode>) {
-        self.shared.set_down(side, mode);
+        lock(&self.shared.faults).set_down(side, mode);
     }
 
     /// How `side` is down, if it is.
     pub fn is_down(&self, side: Side) -> Option<DownMode> {
-        self.shared.down(side)
+        lock(&self.shared.faults).down(side)
     }
 
     /// Counters since start or the last `reset_stats`.
     pub fn stats(&self) -> SandboxStats {
-        self.shared.stats()
+        lock(&self.shared.faults).stats.snapshot()
     }
 
     pub fn reset_stats(&self) {
-        self.shared.reset_stats();
+        lock(&self.shared.faults).reset_stats(clock::now_iso_ms());
     }
 }

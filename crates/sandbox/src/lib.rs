@@ -1,4 +1,4 @@
-//! # xdm-sandbox
+//! # xdm-sandbox: wire-compatible emulators of X, Amazon Connect and SNS
 //!
 //! A faithful emulator of **X (Twitter) Direct Messages** and **Amazon Connect Chat** (with SNS
 //! message streaming) on one HTTP listener, so that the real xdm-connect bridge — its OAuth 1.0a X
@@ -304,8 +304,10 @@ mod handle;
 mod ids;
 pub mod media;
 mod server;
+mod sigv4;
 pub mod sns;
 mod state;
+mod sync;
 pub mod x;
 
 pub use config::{
@@ -313,14 +315,12 @@ pub use config::{
     MediaConfig, OAuth2Config, RateLimit, SandboxConfig, ScanVerdict, SignatureHeaders,
     SignatureVersion, SnsConfig, XApp, XConfig, XMediaConfig,
 };
-pub use connect::attachments::AgentAttachment;
 pub use connect::flows::ContactFlowSpec;
 pub use connect::model::{
-    AgentView, ArtifactStatus, AttachmentItem, AttachmentView, ChatItem, ChatMessage,
-    ContactStatus, ContactView, EndReason, Item, ItemSpec, ItemType, MessageVisibility,
-    ParticipantRole, StreamingView, content_types,
+    AgentAttachment, AgentView, ArtifactStatus, AttachmentItem, AttachmentView, ChatItem,
+    ChatMessage, ContactStatus, ContactView, EndReason, Item, ItemSpec, ItemType,
+    MessageVisibility, ParticipantRole, S3RequestRecord, StreamingView, content_types,
 };
-pub use connect::s3::S3RequestRecord;
 pub use error::SandboxError;
 pub use events::{LoggedEvent, SandboxEvent};
 pub use faults::{
@@ -334,10 +334,10 @@ pub use media::files::{
     generated_sha256, generated_stream, sha256_hex,
 };
 pub use media::registry::{MediaRequestKind, MediaRequestRecord};
-pub use sns::delivery::{SnsAttempt, SnsDelivery, SnsMessageType, SubscriptionView};
-pub use sns::query::{TopicView, default_policy};
-pub use x::oauth2::{OAuth2Settings, OAuth2TokenFamily, OAuth2Tokens, s256_challenge};
-pub use x::payloads::{DmSpec, MediaKind, MediaSpec, PayloadShape, UrlSpec};
+pub use sns::state::{SnsAttempt, SnsDelivery, SnsMessageType, SubscriptionView};
+pub use sns::topics::{TopicView, default_policy};
+pub use x::dm_spec::{DmSpec, MediaKind, MediaSpec, PayloadShape, UrlSpec};
+pub use x::oauth2_tokens::{OAuth2Settings, OAuth2TokenFamily, OAuth2Tokens, s256_challenge};
 pub use x::records::{
     ActivitySubscription, CrcOutcome, DeliveredMedia, DeliveryKind, MediaCategory, ProcessingState,
     ReplayJob, ReplayState, RequestRecord, SentDm, SentMedia, StreamConnection, SubscriptionFilter,

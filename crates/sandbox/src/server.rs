@@ -11,26 +11,24 @@ use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 
 use crate::config::SandboxConfig;
+use crate::connect::chat::end_expired_chats;
 use crate::connect::errors::AwsError;
 use crate::error::SandboxError;
 use crate::handle::SandboxHandle;
 use crate::sns::signer::SnsSigner;
-use crate::state::{Shared, lock};
+use crate::state::Shared;
+use crate::sync::lock;
 use crate::x::users::SandboxUser;
-use crate::{connect, control, faults, media, sns, x};
+use crate::x::{calls, media_download, webhooks};
+use crate::{connect, control, faults, sns, x};
 
 /// How often expired chats are ended.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .merge(x::api::routes())
-        .merge(x::media_upload::routes())
-        .merge(media::download::routes())
-        .merge(connect::contact::routes())
-        .merge(connect::participant::routes())
-        .merge(connect::attachments::routes())
-        .merge(connect::s3::routes())
+        .merge(x::routes())
+        .merge(connect::routes())
         .merge(sns::routes())
         .nest("/_sandbox", control::routes())
         .fallback(fallback)
@@ -49,12 +47,12 @@ async fn fallback(
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    if media::download::is_media_request(&shared, &method, uri.path()) {
-        return media::download::public(shared, method, uri, headers).await;
+    if media_download::is_media_request(&shared, &method, uri.path()) {
+        return media_download::public(shared, method, uri, headers).await;
     }
     let path = uri.path();
     if path.starts_with("/2/") || path.starts_with("/1.1/") {
-        return x::api::unknown_route(&shared, method, uri);
+        return calls::unknown_route(&shared, method, uri);
     }
     if path.starts_with("/contact") || path.starts_with("/participant") {
         return AwsError::new(
@@ -119,7 +117,7 @@ pub(crate) async fn start(cfg: SandboxConfig) -> Result<SandboxHandle, SandboxEr
             SandboxUser::new(&business.id, &business.name, &business.username),
         );
         if let Some(url) = &x.webhook_url {
-            x::webhook_client::register(&shared, &mut state, url, false);
+            webhooks::register(&shared, &mut state, url, false);
         }
     }
 
@@ -140,7 +138,7 @@ pub(crate) async fn start(cfg: SandboxConfig) -> Result<SandboxHandle, SandboxEr
         let mut tick = tokio::time::interval(SWEEP_INTERVAL);
         loop {
             tick.tick().await;
-            sweeper.end_expired_chats();
+            end_expired_chats(&sweeper);
         }
     });
     tracing::info!(base_url = %shared.base_url, "sandbox listening");

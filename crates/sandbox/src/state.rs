@@ -1,30 +1,23 @@
-//! The state shared by every route, task and handle of one sandbox.
+//! The state every route, task and handle of one sandbox shares: each emulated part's memory
+//! behind its own lock, the fault settings, the event bus, the HTTP client and SNS signing
+//! identity, and the runtime background tasks run on. Plain data: what the parts do with it lives
+//! in their own modules.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::watch;
 
 use crate::clock;
 use crate::config::SandboxConfig;
-use crate::connect::chat::ConnectState;
-use crate::connect::errors::{AwsError, Service};
-use crate::events::{EventBus, SandboxEvent};
-use crate::faults::{
-    self, DownMode, Fault, FaultOp, FaultProfile, FaultState, Injected, PendingFault, SandboxStats,
-    Side, ThrottleBurst, ThrottleBurstView,
-};
+use crate::connect::state::ConnectState;
+use crate::events::EventBus;
+use crate::faults::FaultState;
 use crate::ids::Snowflake;
 use crate::media::registry::MediaState;
-use crate::sns::delivery::SnsState;
 use crate::sns::signer::SnsSigner;
+use crate::sns::state::SnsState;
 use crate::x::state::XState;
-
-/// Locks a mutex; a panic elsewhere while holding it does not make the state unusable.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// Lock order, where two are held: `connect` before `sns`; `media` and `x` are never held with
 /// another lock; `faults` is a leaf (nothing is locked while holding it). No lock is held across an
@@ -39,7 +32,8 @@ pub(crate) struct Shared {
     pub sns: Mutex<SnsState>,
     /// Files, media paths and media GET records.
     pub media: Mutex<MediaState>,
-    faults: Mutex<FaultState>,
+    /// Fault settings and the call counters.
+    pub faults: Mutex<FaultState>,
     pub events: EventBus,
     /// Client for calls to the bridge (webhook, SNS endpoints): no redirects, no proxy.
     pub http: reqwest::Client,
@@ -106,141 +100,6 @@ impl Shared {
         let mut stop = self.shutdown.subscribe();
         async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
-        }
-    }
-
-    pub(crate) fn push_fault(&self, op: FaultOp, count: u32, fault: Fault) {
-        lock(&self.faults).queued.push(op, count, fault);
-    }
-
-    /// Every fault setting: queued faults, profiles, bursts, down switches.
-    pub(crate) fn clear_faults(&self) {
-        lock(&self.faults).clear_all();
-    }
-
-    pub(crate) fn pending_faults(&self) -> Vec<PendingFault> {
-        lock(&self.faults).queued.pending()
-    }
-
-    pub(crate) fn set_fault_profile(&self, op: FaultOp, profile: FaultProfile) {
-        lock(&self.faults).set_profile(op, profile);
-    }
-
-    pub(crate) fn fault_profiles(&self) -> std::collections::BTreeMap<FaultOp, FaultProfile> {
-        lock(&self.faults).profiles()
-    }
-
-    pub(crate) fn clear_fault_profiles(&self) {
-        lock(&self.faults).clear_profiles();
-    }
-
-    pub(crate) fn throttle_burst(&self, op: FaultOp, burst: ThrottleBurst) {
-        lock(&self.faults).set_burst(op, burst, clock::now_unix_secs());
-    }
-
-    pub(crate) fn throttle_bursts(&self) -> Vec<ThrottleBurstView> {
-        lock(&self.faults).bursts()
-    }
-
-    pub(crate) fn clear_throttle_bursts(&self) {
-        lock(&self.faults).clear_bursts();
-    }
-
-    pub(crate) fn set_down(&self, side: Side, mode: Option<DownMode>) {
-        lock(&self.faults).set_down(side, mode);
-    }
-
-    pub(crate) fn down(&self, side: Side) -> Option<DownMode> {
-        lock(&self.faults).down(side)
-    }
-
-    pub(crate) fn stats(&self) -> SandboxStats {
-        lock(&self.faults).stats.snapshot()
-    }
-
-    pub(crate) fn reset_stats(&self) {
-        lock(&self.faults).stats = faults::StatsBook::new(clock::now_iso_ms());
-    }
-
-    /// Counts a call's answer (`None`: its connection was dropped).
-    pub(crate) fn count_answer(&self, op: FaultOp, status: Option<u16>) {
-        lock(&self.faults).stats.answered(op, status);
-    }
-
-    /// SendMessage added a message to a transcript.
-    pub(crate) fn count_message_created(&self) {
-        lock(&self.faults).stats.messages_created += 1;
-    }
-
-    /// A SendMessage / SendEvent was answered from its ClientToken's earlier call.
-    pub(crate) fn count_client_token_replay(&self) {
-        lock(&self.faults).stats.client_token_replays += 1;
-    }
-
-    /// CreateDm recorded a DM.
-    pub(crate) fn count_dm_created(&self) {
-        lock(&self.faults).stats.dms_created += 1;
-    }
-
-    /// Fault injection for one call of `op` (after its authentication): waits the injected delay,
-    /// arranges a dropped connection, and returns the error to answer, if any. When the connection
-    /// is to be dropped before the call takes effect, the error is returned too: the handler answers
-    /// it (and records it), and the answer is replaced by the abort.
-    pub(crate) async fn gate(&self, op: FaultOp) -> Option<Injected> {
-        faults::note_call(op);
-        let plan = lock(&self.faults).decide(op, clock::now_unix_secs());
-        if let Some((kind, status)) = plan.event {
-            tracing::info!(
-                ?op,
-                ?kind,
-                ?status,
-                delay_ms = plan.delay_ms,
-                "injecting fault"
-            );
-            self.events.emit(SandboxEvent::FaultInjected {
-                op,
-                status,
-                delay_ms: plan.delay_ms,
-                kind,
-            });
-        }
-        if plan.drop {
-            faults::flag_drop();
-        }
-        if plan.delay_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(plan.delay_ms)).await;
-        }
-        plan.answer
-    }
-
-    /// Whether the GIF / video being finalized fails processing (queued `MediaProcessing` fault or
-    /// its profile's error rate), with the failure message.
-    pub(crate) fn processing_failure(&self) -> Option<String> {
-        let (message, status) = lock(&self.faults).processing_failure()?;
-        tracing::info!(op = ?FaultOp::MediaProcessing, "injecting fault");
-        self.events.emit(SandboxEvent::FaultInjected {
-            op: FaultOp::MediaProcessing,
-            status,
-            delay_ms: 0,
-            kind: faults::FaultKind::Error,
-        });
-        Some(message)
-    }
-
-    /// Applies fault injection to an AWS operation: waits the injected delay, then fails the call
-    /// with the injected error, if any.
-    pub(crate) async fn apply_aws_fault(
-        &self,
-        service: Service,
-        op: FaultOp,
-    ) -> Result<(), AwsError> {
-        match self.gate(op).await {
-            None => Ok(()),
-            Some(injected) => Err(AwsError::from_fault(
-                service,
-                injected.status(),
-                &injected.fault,
-            )),
         }
     }
 }

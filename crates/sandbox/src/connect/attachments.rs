@@ -1,8 +1,8 @@
 //! Chat attachments, the participant side (docs/protocols.md B2, B3): StartAttachmentUpload hands
 //! out a pre-signed upload URL with its `HeadersToInclude` → the client PUTs the file there →
 //! CompleteAttachmentUpload → ATTACHMENT item (scanned: IN_PROGRESS → APPROVED | REJECTED);
-//! GetAttachment hands out a pre-signed download URL; agents send attachments through the control
-//! API. The URLs themselves (the `/s3/…` routes) are emulated in [`crate::connect::s3`].
+//! GetAttachment hands out a pre-signed download URL. The URLs themselves (the `/s3/…` routes) are
+//! emulated in [`crate::connect::s3`]; agents send attachments through [`crate::connect::agent`].
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -13,26 +13,22 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use time::OffsetDateTime;
 
 use crate::clock;
 use crate::config::{AttachmentScan, ScanVerdict};
-use crate::connect::chat::{Chat, ConnectState, NewItem};
-use crate::connect::contact::parse;
-use crate::connect::errors::{AwsError, Service, respond};
-use crate::connect::model::{
-    ArtifactStatus, AttachmentItem, AttachmentView, ChatItem, ItemType, MessageVisibility,
-    ParticipantRole,
-};
-use crate::connect::participant::{admit, chat_for_connection, no_access};
+use crate::connect::admission::{admit_participant_call, chat_for_connection, no_access};
+use crate::connect::chat::append_item;
+use crate::connect::errors::{AwsError, Service, parse, respond};
+use crate::connect::model::{ArtifactStatus, ParticipantRole};
 use crate::connect::s3::{content_disposition, presign, s3_path};
-use crate::error::SandboxError;
+use crate::connect::state::{Attachment, Chat, ConnectState};
 use crate::events::SandboxEvent;
 use crate::faults::FaultOp;
 use crate::ids;
-use crate::state::{Shared, lock};
+use crate::state::Shared;
+use crate::sync::lock;
 
 /// GetAttachment `UrlExpiryInSeconds` bounds and default.
 const MIN_URL_EXPIRY: i64 = 5;
@@ -51,80 +47,6 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/participant/attachment", post(get_attachment))
 }
 
-/// An attachment the agent side sends (`agent_send_attachment_with`, `POST …/{id}/attachment`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AgentAttachment {
-    pub name: String,
-    /// Default: the file's content type.
-    #[serde(default)]
-    pub content_type: Option<String>,
-    /// A registered file (`SandboxHandle::add_file`).
-    pub file_id: String,
-    /// Default APPROVED (only APPROVED attachments can be downloaded).
-    #[serde(default = "approved")]
-    pub status: ArtifactStatus,
-}
-
-fn approved() -> ArtifactStatus {
-    ArtifactStatus::Approved
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Uploaded {
-    pub file_id: String,
-    pub size: u64,
-    pub sha256: String,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Attachment {
-    pub id: String,
-    pub role: ParticipantRole,
-    pub name: String,
-    pub content_type: String,
-    pub declared_size: u64,
-    /// The S3 path of its URLs (percent-encoded as in a request line).
-    pub s3_path: String,
-    /// `HeadersToInclude`, in the order handed out.
-    pub headers: Vec<(String, String)>,
-    pub upload: Option<Uploaded>,
-    pub completed: bool,
-    pub status: Option<ArtifactStatus>,
-    pub item_ids: Vec<String>,
-    pub created_at: OffsetDateTime,
-}
-
-impl Attachment {
-    pub(crate) fn view(&self, chat: &Chat) -> AttachmentView {
-        AttachmentView {
-            attachment_id: self.id.clone(),
-            contact_id: chat.contact_id.clone(),
-            initial_contact_id: chat.initial_contact_id.clone(),
-            role: self.role,
-            name: self.name.clone(),
-            content_type: self.content_type.clone(),
-            declared_size: self.declared_size,
-            uploaded: self.upload.is_some(),
-            size: self.upload.as_ref().map(|u| u.size),
-            sha256: self.upload.as_ref().map(|u| u.sha256.clone()),
-            file_id: self.upload.as_ref().map(|u| u.file_id.clone()),
-            completed: self.completed,
-            status: self.status,
-            item_ids: self.item_ids.clone(),
-            created_at: clock::iso_ms(self.created_at),
-        }
-    }
-
-    fn item(&self, status: ArtifactStatus) -> AttachmentItem {
-        AttachmentItem {
-            content_type: self.content_type.clone(),
-            attachment_id: self.id.clone(),
-            attachment_name: self.name.clone(),
-            status,
-        }
-    }
-}
-
 /// MIME type without parameters, lower case.
 fn essence(content_type: &str) -> String {
     content_type
@@ -134,6 +56,7 @@ fn essence(content_type: &str) -> String {
         .trim()
         .to_ascii_lowercase()
 }
+
 /// `HeadersToInclude` as Connect hands them out (amazon-connect-chatjs#188).
 fn headers_to_include(
     shared: &Shared,
@@ -164,7 +87,8 @@ fn headers_to_include(
     .collect()
 }
 
-fn scan(shared: &Shared, cs: &ConnectState) -> AttachmentScan {
+/// The scan applied to customer attachments: the one set at run time, else the configured one.
+pub(crate) fn scan(shared: &Shared, cs: &ConnectState) -> AttachmentScan {
     cs.scan.unwrap_or(shared.cfg.connect.attachment_scan)
 }
 
@@ -207,7 +131,7 @@ fn required<'a>(value: &'a Option<String>, name: &str, max: usize) -> Result<&'a
 }
 
 async fn start_inner(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Value, AwsError> {
-    let token = admit(shared, headers, FaultOp::StartAttachmentUpload).await?;
+    let token = admit_participant_call(shared, headers, FaultOp::StartAttachmentUpload).await?;
     let req: StartRequest = parse(Service::Participant, body)?;
     let content_type = required(&req.content_type, "contentType", 255)?;
     let name = required(&req.attachment_name, "attachmentName", 256)?;
@@ -328,7 +252,7 @@ async fn complete_inner(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Value, AwsError> {
-    let token = admit(shared, headers, FaultOp::CompleteAttachmentUpload).await?;
+    let token = admit_participant_call(shared, headers, FaultOp::CompleteAttachmentUpload).await?;
     let req: CompleteRequest = parse(Service::Participant, body)?;
     let client_token = required(&req.client_token, "clientToken", 500)?;
     let ids = req.attachment_ids.unwrap_or_default();
@@ -388,19 +312,13 @@ async fn complete_inner(
         (attachment.clone(), customer)
     };
     let status = attachment.status.unwrap_or(ArtifactStatus::InProgress);
-    let new = NewItem {
-        item_type: ItemType::Attachment,
-        content_type: String::new(),
-        content: None,
-        attachments: Some(vec![attachment.item(status)]),
-        role: Some(ParticipantRole::Customer),
-        participant_id: Some(customer.participant_id.clone()),
-        display_name: Some(customer.display_name.clone()),
-        visibility: MessageVisibility::All,
-    };
-    let item = shared
-        .append_item(&mut cs, idx, new)
-        .ok_or_else(no_access)?;
+    let new = attachment.item(
+        status,
+        ParticipantRole::Customer,
+        &customer.participant_id,
+        &customer.display_name,
+    );
+    let item = append_item(shared, &mut cs, idx, new).ok_or_else(no_access)?;
     if let Some((_, a)) = cs.attachment_mut(attachment_id) {
         a.item_ids.push(item.item.id.clone());
     }
@@ -422,128 +340,40 @@ async fn complete_inner(
         let id = attachment_id.clone();
         shared.spawn(async move {
             tokio::time::sleep(StdDuration::from_millis(scan.delay_ms)).await;
-            task_shared.finish_scan(&id, verdict_status(scan.verdict));
+            finish_scan(&task_shared, &id, verdict_status(scan.verdict));
         });
     }
     Ok(response)
 }
 
-impl Shared {
-    /// The scan of a customer attachment ends: its status changes and a second ATTACHMENT item
-    /// announces the verdict (if the chat is still live).
-    fn finish_scan(&self, attachment_id: &str, status: ArtifactStatus) {
-        let mut cs = lock(&self.connect);
-        let Some((idx, attachment)) = cs.attachment_mut(attachment_id) else {
-            return;
-        };
-        attachment.status = Some(status);
-        let attachment = attachment.clone();
-        let Some(chat) = cs.chats.get(idx) else {
-            return;
-        };
-        if chat.is_ended() {
-            return;
-        }
-        let customer = chat.customer.clone();
-        let new = NewItem {
-            item_type: ItemType::Attachment,
-            content_type: String::new(),
-            content: None,
-            attachments: Some(vec![attachment.item(status)]),
-            role: Some(ParticipantRole::Customer),
-            participant_id: Some(customer.participant_id),
-            display_name: Some(customer.display_name),
-            visibility: MessageVisibility::All,
-        };
-        if let Some(item) = self.append_item(&mut cs, idx, new)
-            && let Some((_, a)) = cs.attachment_mut(attachment_id)
-        {
-            a.item_ids.push(item.item.id);
-        }
-        tracing::info!(%attachment_id, status = status.as_str(), "attachment scanned");
+/// The scan of a customer attachment ends: its status changes and a second ATTACHMENT item
+/// announces the verdict (if the chat is still live).
+fn finish_scan(shared: &Shared, attachment_id: &str, status: ArtifactStatus) {
+    let mut cs = lock(&shared.connect);
+    let Some((idx, attachment)) = cs.attachment_mut(attachment_id) else {
+        return;
+    };
+    attachment.status = Some(status);
+    let attachment = attachment.clone();
+    let Some(chat) = cs.chats.get(idx) else {
+        return;
+    };
+    if chat.is_ended() {
+        return;
     }
-
-    /// Changes the scan of attachments completed from now on.
-    pub(crate) fn set_attachment_scan(&self, scan: AttachmentScan) {
-        lock(&self.connect).scan = Some(scan);
+    let customer = chat.customer.clone();
+    let new = attachment.item(
+        status,
+        ParticipantRole::Customer,
+        &customer.participant_id,
+        &customer.display_name,
+    );
+    if let Some(item) = append_item(shared, &mut cs, idx, new)
+        && let Some((_, a)) = cs.attachment_mut(attachment_id)
+    {
+        a.item_ids.push(item.item.id);
     }
-
-    pub(crate) fn attachment_scan(&self) -> AttachmentScan {
-        let cs = lock(&self.connect);
-        scan(self, &cs)
-    }
-
-    pub(crate) fn attachment_views(&self) -> Vec<AttachmentView> {
-        let cs = lock(&self.connect);
-        cs.chats
-            .iter()
-            .flat_map(|chat| chat.attachments.iter().map(|a| a.view(chat)))
-            .collect()
-    }
-
-    /// An ATTACHMENT item (role AGENT) from the present agent, carrying a registered file.
-    pub(crate) fn agent_send_attachment(
-        &self,
-        contact_id: &str,
-        spec: AgentAttachment,
-    ) -> Result<ChatItem, SandboxError> {
-        let file = self.file_info(&spec.file_id).ok_or_else(|| {
-            SandboxError::invalid("attachment", format!("unknown file {}", spec.file_id))
-        })?;
-        if spec.name.is_empty() {
-            return Err(SandboxError::invalid("attachment", "empty name"));
-        }
-        let content_type = spec
-            .content_type
-            .unwrap_or_else(|| file.content_type.clone());
-        let (item, attachment_id) = self.with_live_chat(contact_id, |cs, idx| {
-            let agent = Self::present_agent(cs, idx, contact_id)?;
-            let chat = cs
-                .chats
-                .get(idx)
-                .ok_or_else(|| SandboxError::UnknownContact(contact_id.to_owned()))?;
-            let id = ids::uuid();
-            let attachment = Attachment {
-                id: id.clone(),
-                role: ParticipantRole::Agent,
-                name: spec.name.clone(),
-                content_type: content_type.clone(),
-                declared_size: file.size,
-                s3_path: s3_path(self, chat, &id, &spec.name),
-                headers: Vec::new(),
-                upload: Some(Uploaded {
-                    file_id: file.file_id.clone(),
-                    size: file.size,
-                    sha256: file.sha256.clone(),
-                }),
-                completed: true,
-                status: Some(spec.status),
-                item_ids: Vec::new(),
-                created_at: clock::now(),
-            };
-            let new = NewItem {
-                item_type: ItemType::Attachment,
-                content_type: String::new(),
-                content: None,
-                attachments: Some(vec![attachment.item(spec.status)]),
-                role: Some(ParticipantRole::Agent),
-                participant_id: Some(agent.participant_id.clone()),
-                display_name: Some(agent.display_name.clone()),
-                visibility: MessageVisibility::All,
-            };
-            cs.add_attachment(idx, attachment)
-                .ok_or_else(|| SandboxError::UnknownContact(contact_id.to_owned()))?;
-            let item = self
-                .append_item(cs, idx, new)
-                .ok_or_else(|| SandboxError::UnknownContact(contact_id.to_owned()))?;
-            if let Some((_, a)) = cs.attachment_mut(&id) {
-                a.item_ids.push(item.item.id.clone());
-            }
-            Ok((item, id))
-        })?;
-        tracing::info!(%attachment_id, name = %spec.name, "agent sent an attachment");
-        Ok(item)
-    }
+    tracing::info!(%attachment_id, status = status.as_str(), "attachment scanned");
 }
 
 // ----- GetAttachment -----
@@ -564,7 +394,7 @@ async fn get_attachment(
 }
 
 async fn get_inner(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Value, AwsError> {
-    let token = admit(shared, headers, FaultOp::GetAttachment).await?;
+    let token = admit_participant_call(shared, headers, FaultOp::GetAttachment).await?;
     let req: GetRequest = parse(Service::Participant, body)?;
     let attachment_id = required(&req.attachment_id, "attachmentId", 256)?;
     let secs = req.url_expiry_in_seconds.unwrap_or(MAX_URL_EXPIRY);

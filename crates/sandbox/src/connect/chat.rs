@@ -1,380 +1,176 @@
-//! The chats: their state, their token indexes, and the two mutations with side effects — adding a
-//! transcript item (event + SNS streaming) and ending a chat.
+//! What happens to a chat beyond its routes: an item added to the transcript (its event, and one
+//! SNS message per streaming topic), the chat ended, chats past their duration swept, and the
+//! lookup of a live chat for the agent-side controls.
 
-use std::collections::{BTreeMap, HashMap};
-
-use serde_json::Value;
-use time::OffsetDateTime;
+use std::collections::BTreeMap;
 
 use crate::clock;
-use crate::config::AttachmentScan;
-use crate::connect::attachments::Attachment;
 use crate::connect::model::{
-    AgentView, AttachmentItem, ChatItem, ChatMessage, ContactStatus, ContactView, EndReason, Item,
-    ItemType, MessageVisibility, ParticipantRole, StreamingView, content_types,
+    ChatItem, ContactStatus, EndReason, Item, ItemType, MessageVisibility, content_types,
 };
-use crate::connect::s3::{Presigned, S3RequestRecord};
+use crate::connect::state::{Agent, Chat, ConnectState, NewItem};
+use crate::error::SandboxError;
 use crate::events::SandboxEvent;
 use crate::ids;
-use crate::state::{Shared, lock};
+use crate::sns::delivery;
+use crate::sns::message::MessageAttribute;
+use crate::sns::state::ItemMessage;
+use crate::state::Shared;
+use crate::sync::lock;
 
-/// The participant id system messages carry.
-pub(crate) const SYSTEM_PARTICIPANT_ID: &str = "00000000-0000-4000-8000-000000000000";
-pub(crate) const SYSTEM_DISPLAY_NAME: &str = "SYSTEM_MESSAGE";
-
-#[derive(Debug, Clone)]
-pub(crate) struct Customer {
-    pub participant_id: String,
-    pub display_name: String,
-    pub participant_token: String,
-    pub connected: bool,
+/// Adds an item to chat `idx`: transcript, `ChatItem` event, and one SNS message per active
+/// streaming topic — all under the caller's lock, so items are streamed in transcript order.
+pub(crate) fn append_item(
+    shared: &Shared,
+    cs: &mut ConnectState,
+    idx: usize,
+    new: NewItem,
+) -> Option<ChatItem> {
+    let chat = cs.chats.get_mut(idx)?;
+    let item = ChatItem {
+        item: Item {
+            absolute_time: clock::now_iso_ms(),
+            attachments: new.attachments,
+            content: new.content,
+            content_type: new.content_type,
+            id: ids::uuid(),
+            item_type: new.item_type,
+            participant_id: new.participant_id,
+            display_name: new.display_name,
+            participant_role: new.role,
+            initial_contact_id: chat.initial_contact_id.clone(),
+            contact_id: chat.contact_id.clone(),
+        },
+        visibility: new.visibility,
+    };
+    chat.transcript.push(item.clone());
+    shared.events.emit(SandboxEvent::ChatItem {
+        contact_id: chat.contact_id.clone(),
+        initial_contact_id: chat.initial_contact_id.clone(),
+        item: item.clone(),
+    });
+    for topic in chat.active_topics() {
+        stream_item(shared, &topic, chat, &item);
+    }
+    Some(item)
 }
 
-#[derive(Debug, Clone)]
-pub(crate) struct Agent {
-    pub participant_id: String,
-    pub display_name: String,
-    pub present: bool,
+/// Publishes `item` of `chat` to `topic_arn`, as Connect chat streaming does: the `Item` as the
+/// message, with the contact's ids, role, type and visibility as message attributes.
+pub(crate) fn stream_item(shared: &Shared, topic_arn: &str, chat: &Chat, item: &ChatItem) {
+    let mut attributes = BTreeMap::new();
+    let mut put = |k: &str, v: &str| {
+        attributes.insert(k.to_owned(), MessageAttribute::string(v));
+    };
+    put("InitialContactId", &item.item.initial_contact_id);
+    put("ContactId", &item.item.contact_id);
+    if let Some(role) = item.item.participant_role {
+        put("ParticipantRole", role.as_str());
+    }
+    put("InstanceId", &chat.instance_id);
+    put("AccountId", &shared.cfg.connect.account_id);
+    put("Type", item.item.item_type.as_str());
+    // ATTACHMENT items have no top-level ContentType (docs/protocols.md B3: unconfirmed).
+    if !item.item.content_type.is_empty() {
+        put("ContentType", &item.item.content_type);
+    }
+    put("MessageVisibility", item.visibility.as_str());
+    let message = ItemMessage {
+        message: serde_json::to_string(&item.item).unwrap_or_default(),
+        attributes,
+        contact_id: item.item.contact_id.clone(),
+        initial_contact_id: chat.initial_contact_id.clone(),
+        item_id: item.item.id.clone(),
+    };
+    delivery::publish(shared, topic_arn, message);
 }
 
-#[derive(Debug, Clone)]
-pub(crate) struct Stream {
-    pub streaming_id: String,
-    pub topic_arn: String,
-    pub active: bool,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Chat {
-    pub initial_contact_id: String,
-    pub contact_id: String,
-    pub previous_contact_ids: Vec<String>,
-    pub instance_id: String,
-    pub attributes: BTreeMap<String, String>,
-    pub customer: Customer,
-    pub agent: Option<Agent>,
-    pub client_token: Option<String>,
-    pub initial_message: Option<ChatMessage>,
-    pub supported_types: Vec<String>,
-    pub duration_minutes: u32,
-    pub continued_from: Option<String>,
-    pub status: ContactStatus,
-    pub end_reason: Option<EndReason>,
-    pub streams: Vec<Stream>,
-    /// StartContactStreaming ClientToken → StreamingId.
-    pub streaming_tokens: HashMap<String, String>,
-    /// SendMessage / SendEvent ClientToken → `{"Id","AbsoluteTime"}` answered.
-    pub item_tokens: HashMap<String, Value>,
-    /// StartAttachmentUpload ClientToken → the answer.
-    pub attachment_tokens: HashMap<String, Value>,
-    /// CompleteAttachmentUpload ClientTokens seen.
-    pub complete_tokens: HashMap<String, Value>,
-    /// Attachments started or sent, in order.
-    pub attachments: Vec<Attachment>,
-    pub transcript: Vec<ChatItem>,
-    pub created_at: OffsetDateTime,
-    pub expires_at: OffsetDateTime,
-    pub ended_at: Option<OffsetDateTime>,
-}
-
-impl Chat {
-    pub(crate) fn is_ended(&self) -> bool {
-        self.status == ContactStatus::Ended
+/// Ends chat `idx` with a `chat.ended` event (no participant fields). `None` if it had ended.
+pub(crate) fn end_chat(
+    shared: &Shared,
+    cs: &mut ConnectState,
+    idx: usize,
+    reason: EndReason,
+) -> Option<ChatItem> {
+    if cs.chats.get(idx)?.is_ended() {
+        return None;
     }
-
-    pub(crate) fn view(&self) -> ContactView {
-        ContactView {
-            contact_id: self.contact_id.clone(),
-            initial_contact_id: self.initial_contact_id.clone(),
-            previous_contact_ids: self.previous_contact_ids.clone(),
-            instance_id: self.instance_id.clone(),
-            attributes: self.attributes.clone(),
-            display_name: self.customer.display_name.clone(),
-            customer_participant_id: self.customer.participant_id.clone(),
-            client_token: self.client_token.clone(),
-            initial_message: self.initial_message.clone(),
-            supported_messaging_content_types: self.supported_types.clone(),
-            chat_duration_minutes: self.duration_minutes,
-            continued_from_contact_id: self.continued_from.clone(),
-            customer_connected: self.customer.connected,
-            agent: self.agent.as_ref().map(|a| AgentView {
-                participant_id: a.participant_id.clone(),
-                display_name: a.display_name.clone(),
-                present: a.present,
-            }),
-            status: self.status,
-            end_reason: self.end_reason,
-            streaming: self
-                .streams
-                .iter()
-                .map(|s| StreamingView {
-                    streaming_id: s.streaming_id.clone(),
-                    topic_arn: s.topic_arn.clone(),
-                    active: s.active,
-                })
-                .collect(),
-            transcript: self.transcript.clone(),
-            attachments: self.attachments.iter().map(|a| a.view(self)).collect(),
-            created_at: clock::iso_ms(self.created_at),
-            ended_at: self.ended_at.map(clock::iso_ms),
-        }
-    }
-
-    /// Topics currently streaming this chat.
-    pub(crate) fn active_topics(&self) -> Vec<String> {
-        self.streams
-            .iter()
-            .filter(|s| s.active)
-            .map(|s| s.topic_arn.clone())
-            .collect()
-    }
-}
-
-/// Why a ConnectionToken was not accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TokenProblem {
-    Unknown,
-    Expired,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct ConnectState {
-    pub chats: Vec<Chat>,
-    by_contact_id: HashMap<String, usize>,
-    by_participant_token: HashMap<String, usize>,
-    by_connection_token: HashMap<String, (usize, OffsetDateTime)>,
-    /// StartChatContact ClientToken → (chat, original response).
-    pub start_tokens: HashMap<String, (usize, Value)>,
-    /// AttachmentId → (chat, position in its `attachments`).
-    pub attachment_index: HashMap<String, (usize, usize)>,
-    /// Pre-signed URL signatures (`X-Amz-Signature`) handed out.
-    pub presigned: HashMap<String, Presigned>,
-    /// Requests to the pre-signed URLs, as answered.
-    pub s3_requests: Vec<S3RequestRecord>,
-    /// The attachment scan set at run time (`None`: the configured one).
-    pub scan: Option<AttachmentScan>,
-    /// The instance's contact flows once a control changed them (`None`: only the configured one).
-    pub flows: Option<BTreeMap<String, crate::connect::flows::ContactFlowSpec>>,
-}
-
-impl ConnectState {
-    /// The chat that has (or had, before a transfer) this ContactId.
-    pub(crate) fn find(&self, contact_id: &str) -> Option<usize> {
-        self.by_contact_id.get(contact_id).copied()
-    }
-
-    pub(crate) fn by_participant_token(&self, token: &str) -> Option<usize> {
-        self.by_participant_token.get(token).copied()
-    }
-
-    pub(crate) fn by_connection_token(
-        &self,
-        token: &str,
-        now: OffsetDateTime,
-    ) -> Result<usize, TokenProblem> {
-        match self.by_connection_token.get(token) {
-            None => Err(TokenProblem::Unknown),
-            Some((_, expiry)) if *expiry <= now => Err(TokenProblem::Expired),
-            Some((idx, _)) => Ok(*idx),
-        }
-    }
-
-    pub(crate) fn insert(&mut self, chat: Chat) -> usize {
-        let idx = self.chats.len();
-        self.by_contact_id.insert(chat.contact_id.clone(), idx);
-        self.by_participant_token
-            .insert(chat.customer.participant_token.clone(), idx);
-        self.chats.push(chat);
-        idx
-    }
-
-    pub(crate) fn add_connection_token(
-        &mut self,
-        idx: usize,
-        token: String,
-        expiry: OffsetDateTime,
-    ) {
-        self.by_connection_token.insert(token, (idx, expiry));
-    }
-
-    /// Gives chat `idx` a new ContactId (transfer); the old ids keep resolving to it.
-    pub(crate) fn add_attachment(&mut self, idx: usize, attachment: Attachment) -> Option<()> {
-        let chat = self.chats.get_mut(idx)?;
-        self.attachment_index
-            .insert(attachment.id.clone(), (idx, chat.attachments.len()));
-        chat.attachments.push(attachment);
-        Some(())
-    }
-
-    pub(crate) fn attachment(&self, id: &str) -> Option<(usize, &Attachment)> {
-        let (chat, pos) = *self.attachment_index.get(id)?;
-        Some((chat, self.chats.get(chat)?.attachments.get(pos)?))
-    }
-
-    pub(crate) fn attachment_mut(&mut self, id: &str) -> Option<(usize, &mut Attachment)> {
-        let (chat, pos) = *self.attachment_index.get(id)?;
-        Some((chat, self.chats.get_mut(chat)?.attachments.get_mut(pos)?))
-    }
-
-    pub(crate) fn transfer(&mut self, idx: usize) -> Option<String> {
-        let chat = self.chats.get_mut(idx)?;
-        let new_id = ids::uuid();
-        let old = std::mem::replace(&mut chat.contact_id, new_id.clone());
-        chat.previous_contact_ids.push(old);
-        self.by_contact_id.insert(new_id.clone(), idx);
-        Some(new_id)
-    }
-}
-
-/// An item to add; ids, time and contact ids are filled in by `Shared::append_item`.
-#[derive(Debug, Clone)]
-pub(crate) struct NewItem {
-    pub item_type: ItemType,
-    pub content_type: String,
-    pub content: Option<String>,
-    pub attachments: Option<Vec<AttachmentItem>>,
-    pub role: Option<ParticipantRole>,
-    pub participant_id: Option<String>,
-    pub display_name: Option<String>,
-    pub visibility: MessageVisibility,
-}
-
-impl NewItem {
-    /// An EVENT by a participant, visible to all.
-    pub(crate) fn event(
-        content_type: &str,
-        role: ParticipantRole,
-        participant_id: &str,
-        display_name: &str,
-    ) -> Self {
-        Self {
+    let ended = append_item(
+        shared,
+        cs,
+        idx,
+        NewItem {
             item_type: ItemType::Event,
-            content_type: content_type.to_owned(),
+            content_type: content_types::CHAT_ENDED.to_owned(),
             content: None,
             attachments: None,
-            role: Some(role),
-            participant_id: Some(participant_id.to_owned()),
-            display_name: Some(display_name.to_owned()),
+            role: None,
+            participant_id: None,
+            display_name: None,
             visibility: MessageVisibility::All,
-        }
+        },
+    )?;
+    let chat = cs.chats.get_mut(idx)?;
+    chat.status = ContactStatus::Ended;
+    chat.end_reason = Some(reason);
+    chat.ended_at = Some(clock::now());
+    for stream in &mut chat.streams {
+        stream.active = false;
     }
-
-    /// A MESSAGE by a participant, visible to all.
-    pub(crate) fn message(
-        content_type: &str,
-        content: &str,
-        role: ParticipantRole,
-        participant_id: &str,
-        display_name: &str,
-    ) -> Self {
-        Self {
-            item_type: ItemType::Message,
-            content: Some(content.to_owned()),
-            ..Self::event(content_type, role, participant_id, display_name)
-        }
+    if let Some(agent) = &mut chat.agent {
+        agent.present = false;
     }
+    tracing::info!(contact_id = %chat.contact_id, ?reason, "chat ended");
+    shared.events.emit(SandboxEvent::ContactEnded {
+        contact_id: chat.contact_id.clone(),
+        initial_contact_id: chat.initial_contact_id.clone(),
+        reason,
+    });
+    delivery::close_contact(shared, &chat.initial_contact_id);
+    Some(ended)
+}
 
-    pub(crate) fn with_content(mut self, content: Option<String>) -> Self {
-        self.content = content;
-        self
+/// Ends every chat whose `ChatDurationInMinutes` has elapsed.
+pub(crate) fn end_expired_chats(shared: &Shared) {
+    let now = clock::now();
+    let mut cs = lock(&shared.connect);
+    let expired: Vec<usize> = cs
+        .chats
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !c.is_ended() && c.expires_at <= now)
+        .map(|(i, _)| i)
+        .collect();
+    for idx in expired {
+        end_chat(shared, &mut cs, idx, EndReason::Expired);
     }
 }
 
-impl Shared {
-    /// Adds an item to chat `idx`: transcript, `ChatItem` event, and one SNS message per active
-    /// streaming topic — all under the caller's lock, so items are streamed in transcript order.
-    pub(crate) fn append_item(
-        &self,
-        cs: &mut ConnectState,
-        idx: usize,
-        new: NewItem,
-    ) -> Option<ChatItem> {
-        let chat = cs.chats.get_mut(idx)?;
-        let item = ChatItem {
-            item: Item {
-                absolute_time: clock::now_iso_ms(),
-                attachments: new.attachments,
-                content: new.content,
-                content_type: new.content_type,
-                id: ids::uuid(),
-                item_type: new.item_type,
-                participant_id: new.participant_id,
-                display_name: new.display_name,
-                participant_role: new.role,
-                initial_contact_id: chat.initial_contact_id.clone(),
-                contact_id: chat.contact_id.clone(),
-            },
-            visibility: new.visibility,
-        };
-        chat.transcript.push(item.clone());
-        self.events.emit(SandboxEvent::ChatItem {
-            contact_id: chat.contact_id.clone(),
-            initial_contact_id: chat.initial_contact_id.clone(),
-            item: item.clone(),
-        });
-        for topic in chat.active_topics() {
-            self.sns_publish_item(&topic, chat, &item);
-        }
-        Some(item)
+/// Runs `f` on the live chat `contact_id` (any of its ContactIds) under the Connect lock.
+pub(crate) fn with_live_chat<T>(
+    shared: &Shared,
+    contact_id: &str,
+    f: impl FnOnce(&mut ConnectState, usize) -> Result<T, SandboxError>,
+) -> Result<T, SandboxError> {
+    let mut cs = lock(&shared.connect);
+    let idx = cs
+        .find(contact_id)
+        .ok_or_else(|| SandboxError::UnknownContact(contact_id.to_owned()))?;
+    if cs.chats.get(idx).is_none_or(|c| c.is_ended()) {
+        return Err(SandboxError::ContactEnded(contact_id.to_owned()));
     }
+    f(&mut cs, idx)
+}
 
-    /// Ends chat `idx` with a `chat.ended` event (no participant fields). `None` if it had ended.
-    pub(crate) fn end_chat_locked(
-        &self,
-        cs: &mut ConnectState,
-        idx: usize,
-        reason: EndReason,
-    ) -> Option<ChatItem> {
-        if cs.chats.get(idx)?.is_ended() {
-            return None;
-        }
-        let ended = self.append_item(
-            cs,
-            idx,
-            NewItem {
-                item_type: ItemType::Event,
-                content_type: content_types::CHAT_ENDED.to_owned(),
-                content: None,
-                attachments: None,
-                role: None,
-                participant_id: None,
-                display_name: None,
-                visibility: MessageVisibility::All,
-            },
-        )?;
-        let chat = cs.chats.get_mut(idx)?;
-        chat.status = ContactStatus::Ended;
-        chat.end_reason = Some(reason);
-        chat.ended_at = Some(clock::now());
-        for stream in &mut chat.streams {
-            stream.active = false;
-        }
-        if let Some(agent) = &mut chat.agent {
-            agent.present = false;
-        }
-        tracing::info!(contact_id = %chat.contact_id, ?reason, "chat ended");
-        self.events.emit(SandboxEvent::ContactEnded {
-            contact_id: chat.contact_id.clone(),
-            initial_contact_id: chat.initial_contact_id.clone(),
-            reason,
-        });
-        self.sns_close_contact(&chat.initial_contact_id);
-        Some(ended)
-    }
-
-    /// Ends every chat whose `ChatDurationInMinutes` has elapsed.
-    pub(crate) fn end_expired_chats(&self) {
-        let now = clock::now();
-        let mut cs = lock(&self.connect);
-        let expired: Vec<usize> = cs
-            .chats
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| !c.is_ended() && c.expires_at <= now)
-            .map(|(i, _)| i)
-            .collect();
-        for idx in expired {
-            self.end_chat_locked(&mut cs, idx, EndReason::Expired);
-        }
-    }
+/// The agent present in chat `idx`.
+pub(crate) fn present_agent(
+    cs: &ConnectState,
+    idx: usize,
+    contact_id: &str,
+) -> Result<Agent, SandboxError> {
+    cs.chats
+        .get(idx)
+        .and_then(|c| c.agent.clone())
+        .filter(|a| a.present)
+        .ok_or_else(|| SandboxError::NoAgent(contact_id.to_owned()))
 }

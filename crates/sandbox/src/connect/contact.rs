@@ -1,8 +1,8 @@
 //! The Amazon Connect control plane the bridge calls (`connect`, SigV4): StartChatContact,
 //! StartContactStreaming, StopContactStreaming, StopContact (docs/protocols.md B1).
 //!
-//! SigV4 is checked for presence and shape (algorithm, credential scope naming service `connect`
-//! and the configured region, date header) — the signature itself is not recomputed.
+//! SigV4 is checked for presence and shape ([`crate::connect::admission`]) — the signature itself is
+//! not recomputed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,24 +10,26 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{post, put};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use time::Duration;
 
 use crate::clock;
-use crate::connect::chat::{Chat, Customer, NewItem, Stream};
-use crate::connect::errors::{AwsError, Service, respond};
+use crate::connect::admission::{admit_contact_call, check_instance};
+use crate::connect::chat::{append_item, end_chat, stream_item};
+use crate::connect::errors::{AwsError, Service, parse, respond};
 use crate::connect::model::{
     ChatMessage, ContactStatus, EndReason, ParticipantRole, content_types,
 };
+use crate::connect::state::{Chat, Customer, NewItem, Stream};
 use crate::events::SandboxEvent;
 use crate::faults::FaultOp;
 use crate::ids;
-use crate::state::{Shared, lock};
+use crate::state::Shared;
+use crate::sync::lock;
 
 /// At most this many SNS topics stream one contact (AG-STREAM).
 const MAX_TOPICS_PER_CONTACT: usize = 2;
@@ -49,118 +51,12 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/contact/start-streaming", post(start_contact_streaming))
         .route("/contact/stop-streaming", post(stop_contact_streaming))
         .route("/contact/stop", post(stop_contact))
-        .merge(crate::connect::flows::routes())
-}
-
-/// Checks the SigV4 `Authorization` header's shape for service `connect` in the configured region.
-pub(crate) fn check_sigv4(headers: &HeaderMap, region: &str) -> Result<(), AwsError> {
-    check_sigv4_for(headers, region, "connect")
-}
-
-/// Checks the SigV4 `Authorization` header's shape for `service` in `region` (the SNS Query API
-/// uses it with `sns`).
-pub(crate) fn check_sigv4_for(
-    headers: &HeaderMap,
-    region: &str,
-    service_name: &str,
-) -> Result<(), AwsError> {
-    let incomplete =
-        |m: String| AwsError::new(StatusCode::BAD_REQUEST, "IncompleteSignatureException", m);
-    let invalid = |m: &str| AwsError::new(StatusCode::FORBIDDEN, "InvalidSignatureException", m);
-    let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return Err(AwsError::new(
-            StatusCode::FORBIDDEN,
-            "MissingAuthenticationTokenException",
-            "Missing Authentication Token",
-        ));
-    };
-    let Some(params) = value.strip_prefix("AWS4-HMAC-SHA256 ") else {
-        return Err(incomplete(format!(
-            "Authorization header requires the AWS4-HMAC-SHA256 algorithm. Authorization={value}"
-        )));
-    };
-    let mut fields = BTreeMap::new();
-    for part in params.split(',') {
-        if let Some((k, v)) = part.trim().split_once('=') {
-            fields.insert(k.trim(), v.trim());
-        }
-    }
-    for required in ["Credential", "SignedHeaders", "Signature"] {
-        if fields.get(required).is_none_or(|v| v.is_empty()) {
-            return Err(incomplete(format!(
-                "Authorization header requires '{required}' parameter."
-            )));
-        }
-    }
-    if !headers.contains_key("x-amz-date") && !headers.contains_key(header::DATE) {
-        return Err(incomplete(
-            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
-                .into(),
-        ));
-    }
-    let scope: Vec<&str> = fields
-        .get("Credential")
-        .copied()
-        .unwrap_or("")
-        .split('/')
-        .collect();
-    let [_access_key, _date, scope_region, service, terminator] = scope.as_slice() else {
-        return Err(incomplete(
-            "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term".into(),
-        ));
-    };
-    if *service != service_name {
-        return Err(invalid(&format!(
-            "Credential should be scoped to correct service: '{service_name}'."
-        )));
-    }
-    if *scope_region != region {
-        return Err(invalid(&format!(
-            "Credential should be scoped to a valid region, not '{scope_region}'."
-        )));
-    }
-    if *terminator != "aws4_request" {
-        return Err(invalid(
-            "Credential should be scoped with a valid terminator: 'aws4_request'.",
-        ));
-    }
-    Ok(())
-}
-
-/// Authentication, then the queued fault for `op` (if any).
-async fn admit(shared: &Shared, headers: &HeaderMap, op: FaultOp) -> Result<(), AwsError> {
-    crate::faults::note_call(op);
-    check_sigv4(headers, &shared.cfg.connect.region)?;
-    shared.apply_aws_fault(Service::Connect, op).await
-}
-
-/// Parses a JSON body (an empty body counts as `{}`).
-pub(crate) fn parse<T: DeserializeOwned>(service: Service, body: &[u8]) -> Result<T, AwsError> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}".as_slice()
-    } else {
-        body
-    };
-    serde_json::from_slice(body).map_err(|e| AwsError::unparsable(service, &e))
 }
 
 fn require<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, AwsError> {
     match value.as_deref() {
         Some(v) if !v.is_empty() => Ok(v),
         _ => Err(AwsError::invalid_parameter(format!("{name} is required"))),
-    }
-}
-
-pub(crate) fn check_instance(shared: &Shared, instance_id: &str) -> Result<(), AwsError> {
-    if instance_id == shared.cfg.connect.instance_id {
-        Ok(())
-    } else {
-        Err(AwsError::not_found(format!(
-            "Instance with id {instance_id} does not exist"
-        )))
     }
 }
 
@@ -285,7 +181,10 @@ fn validate_start(shared: &Shared, req: &StartChatContactRequest) -> Result<(), 
     }
     check_instance(shared, instance_id)?;
     // The instance's flows (the configured one, unless a control removed it, and any added).
-    if !crate::connect::flows::flow_exists(shared, flow_id) {
+    let flow_exists = lock(&shared.connect)
+        .flows(&shared.cfg.connect.contact_flow_id)
+        .contains_key(flow_id);
+    if !flow_exists {
         return Err(AwsError::not_found(format!(
             "Contact flow with id {flow_id} does not exist"
         )));
@@ -306,7 +205,7 @@ async fn start_chat_contact_inner(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Value, AwsError> {
-    admit(shared, headers, FaultOp::StartChatContact).await?;
+    admit_contact_call(shared, headers, FaultOp::StartChatContact).await?;
     let req: StartChatContactRequest = parse(Service::Connect, body)?;
     validate_start(shared, &req)?;
 
@@ -401,7 +300,8 @@ async fn start_chat_contact_inner(
         contact: Box::new(view),
     });
     if let Some(message) = &initial_message {
-        shared.append_item(
+        append_item(
+            shared,
             &mut cs,
             idx,
             NewItem::message(
@@ -473,7 +373,7 @@ async fn start_contact_streaming_inner(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Value, AwsError> {
-    admit(shared, headers, FaultOp::StartContactStreaming).await?;
+    admit_contact_call(shared, headers, FaultOp::StartContactStreaming).await?;
     let req: StartContactStreamingRequest = parse(Service::Connect, body)?;
     let instance_id = require(&req.instance_id, "InstanceId")?;
     let contact_id = require(&req.contact_id, "ContactId")?;
@@ -546,7 +446,7 @@ async fn start_contact_streaming_inner(
     let chat = &cs.chats[idx];
     if backlog {
         for item in &chat.transcript {
-            shared.sns_publish_item(arn, chat, item);
+            stream_item(shared, arn, chat, item);
         }
     }
     shared.events.emit(SandboxEvent::StreamingStarted {
@@ -578,7 +478,7 @@ async fn stop_contact_streaming_inner(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Value, AwsError> {
-    admit(shared, headers, FaultOp::StopContactStreaming).await?;
+    admit_contact_call(shared, headers, FaultOp::StopContactStreaming).await?;
     let req: StopContactStreamingRequest = parse(Service::Connect, body)?;
     check_instance(shared, require(&req.instance_id, "InstanceId")?)?;
     let contact_id = require(&req.contact_id, "ContactId")?;
@@ -621,7 +521,7 @@ async fn stop_contact_inner(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Value, AwsError> {
-    admit(shared, headers, FaultOp::StopContact).await?;
+    admit_contact_call(shared, headers, FaultOp::StopContact).await?;
     let req: StopContactRequest = parse(Service::Connect, body)?;
     check_instance(shared, require(&req.instance_id, "InstanceId")?)?;
     let contact_id = require(&req.contact_id, "ContactId")?;
@@ -629,10 +529,7 @@ async fn stop_contact_inner(
     let idx = cs
         .find(contact_id)
         .ok_or_else(|| AwsError::not_found(format!("Contact {contact_id} does not exist")))?;
-    if shared
-        .end_chat_locked(&mut cs, idx, EndReason::StopContact)
-        .is_none()
-    {
+    if end_chat(shared, &mut cs, idx, EndReason::StopContact).is_none() {
         return Err(AwsError::new(
             StatusCode::GONE,
             "ContactNotFoundException",
@@ -646,44 +543,6 @@ async fn stop_contact_inner(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
-
-    fn headers(auth: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(header::AUTHORIZATION, HeaderValue::from_str(auth).unwrap());
-        h.insert("x-amz-date", HeaderValue::from_static("20261125T120000Z"));
-        h
-    }
-
-    #[test]
-    fn sigv4_shape_is_checked() {
-        let good = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261125/us-east-1/connect/aws4_request, SignedHeaders=host;x-amz-date, Signature=abc";
-        assert!(check_sigv4(&headers(good), "us-east-1").is_ok());
-        assert_eq!(
-            check_sigv4(&HeaderMap::new(), "us-east-1")
-                .unwrap_err()
-                .code,
-            "MissingAuthenticationTokenException"
-        );
-        let wrong_service = good.replace("/connect/", "/execute-api/");
-        assert_eq!(
-            check_sigv4(&headers(&wrong_service), "us-east-1")
-                .unwrap_err()
-                .code,
-            "InvalidSignatureException"
-        );
-        assert_eq!(
-            check_sigv4(&headers(good), "eu-west-1").unwrap_err().code,
-            "InvalidSignatureException"
-        );
-        let no_signature = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261125/us-east-1/connect/aws4_request, SignedHeaders=host";
-        assert_eq!(
-            check_sigv4(&headers(no_signature), "us-east-1")
-                .unwrap_err()
-                .code,
-            "IncompleteSignatureException"
-        );
-    }
 
     #[test]
     fn topic_arns() {

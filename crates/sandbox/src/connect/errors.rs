@@ -1,12 +1,15 @@
-//! AWS rest-json errors (docs/protocols.md B0): status + `x-amzn-ErrorType` + `{"__type","message"}` +
-//! `x-amzn-RequestId`, and successful JSON answers with a request id.
+//! AWS rest-json as the Connect services speak it (docs/protocols.md B0): JSON request bodies in
+//! (an unparsable one is an error), errors out as status + `x-amzn-ErrorType` +
+//! `{"__type","message"}` + `x-amzn-RequestId`, successful JSON answers with a request id.
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::faults::Fault;
 use crate::ids;
+use crate::sigv4::SigV4Refusal;
 
 /// Which AWS service answers (their default error codes differ).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +93,29 @@ impl AwsError {
             Service::Participant => Self::validation(message),
         }
     }
+}
+
+impl From<SigV4Refusal> for AwsError {
+    fn from(refusal: SigV4Refusal) -> Self {
+        let (status, code) = match &refusal {
+            SigV4Refusal::Missing => (StatusCode::FORBIDDEN, "MissingAuthenticationTokenException"),
+            SigV4Refusal::Incomplete(_) => {
+                (StatusCode::BAD_REQUEST, "IncompleteSignatureException")
+            }
+            SigV4Refusal::Invalid(_) => (StatusCode::FORBIDDEN, "InvalidSignatureException"),
+        };
+        Self::new(status, code, refusal.message())
+    }
+}
+
+/// Parses a JSON body (an empty body counts as `{}`).
+pub(crate) fn parse<T: DeserializeOwned>(service: Service, body: &[u8]) -> Result<T, AwsError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|e| AwsError::unparsable(service, &e))
 }
 
 fn default_code(service: Service, status: StatusCode) -> &'static str {

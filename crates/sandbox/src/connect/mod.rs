@@ -2,12 +2,32 @@
 //! pre-signed "S3" attachment URLs), and the agent-side control operations, over one set of chats;
 //! the instance and its contact flows (DescribeInstance, DescribeContactFlow).
 
+pub(crate) mod admission;
 pub(crate) mod agent;
-pub mod attachments;
+pub(crate) mod attachments;
 pub(crate) mod chat;
 pub(crate) mod contact;
+pub(crate) mod controls;
 pub(crate) mod errors;
 pub mod flows;
+pub(crate) mod instance;
 pub mod model;
 pub(crate) mod participant;
-pub mod s3;
+pub(crate) mod s3;
+pub(crate) mod state;
+
+use std::sync::Arc;
+
+use axum::Router;
+
+use crate::state::Shared;
+
+/// Every Connect route: control plane, instance, participant service, attachments and their URLs.
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .merge(contact::routes())
+        .merge(instance::routes())
+        .merge(participant::routes())
+        .merge(attachments::routes())
+        .merge(s3::routes())
+}

@@ -1,5 +1,5 @@
 //! Chat data as Amazon Connect exposes it: transcript `Item`s (docs/protocols.md B2/B3, PascalCase on the
-//! wire) and the sandbox's views of contacts.
+//! wire), the sandbox's views of contacts and attachments, and what agent-side controls add.
 
 use std::collections::BTreeMap;
 
@@ -178,6 +178,28 @@ pub struct AttachmentView {
     pub created_at: String,
 }
 
+/// One request to a pre-signed attachment URL, as answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct S3RequestRecord {
+    pub method: String,
+    pub path: String,
+    pub attachment_id: Option<String>,
+    pub status: u16,
+    /// The S3 error code (`SignatureDoesNotMatch`, `AccessDenied`, `IncompleteBody`…).
+    pub code: Option<String>,
+    /// Why, in words.
+    pub rejection: Option<String>,
+    /// `HeadersToInclude` headers the PUT did not send.
+    pub missing_headers: Vec<String>,
+    /// `HeadersToInclude` headers the PUT sent with another value.
+    pub mismatched_headers: Vec<String>,
+    /// Bytes received (PUT) or the size of the file served (GET).
+    pub size: Option<u64>,
+    /// SHA-256 of a received body, lower-case hex.
+    pub sha256: Option<String>,
+    pub at: String,
+}
+
 /// A transcript item with its visibility (which is an SNS attribute, not an `Item` field).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatItem {
@@ -232,6 +254,24 @@ impl ItemSpec {
             ..Self::default()
         }
     }
+}
+
+/// An attachment the agent side sends (`agent_send_attachment_with`, `POST …/{id}/attachment`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentAttachment {
+    pub name: String,
+    /// Default: the file's content type.
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// A registered file (`SandboxHandle::add_file`).
+    pub file_id: String,
+    /// Default APPROVED (only APPROVED attachments can be downloaded).
+    #[serde(default = "approved")]
+    pub status: ArtifactStatus,
+}
+
+fn approved() -> ArtifactStatus {
+    ArtifactStatus::Approved
 }
 
 /// Lifecycle of a contact.

@@ -15,14 +15,18 @@ use serde_json::{Value, json};
 use time::Duration;
 
 use crate::clock;
-use crate::connect::chat::{ConnectState, NewItem, TokenProblem};
-use crate::connect::contact::parse;
-use crate::connect::errors::{AwsError, Service, respond};
+use crate::connect::admission::{
+    admit_participant_call, chat_for_connection, no_access, terminated,
+};
+use crate::connect::chat::{append_item, end_chat};
+use crate::connect::errors::{AwsError, Service, parse, respond};
 use crate::connect::model::{ContactStatus, EndReason, ParticipantRole, content_types};
+use crate::connect::state::NewItem;
 use crate::events::SandboxEvent;
 use crate::faults::FaultOp;
 use crate::ids;
-use crate::state::{Shared, lock};
+use crate::state::Shared;
+use crate::sync::lock;
 
 /// `application/json` messages may be longer than text ones (docs/protocols.md B2 field limits).
 const MAX_JSON_CHARS: usize = 12_000;
@@ -39,57 +43,6 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/participant/event", post(send_event))
         .route("/participant/disconnect", post(disconnect_participant))
         .route("/participant/transcript", post(get_transcript))
-}
-
-/// The `X-Amz-Bearer` token (required by the model: its absence is a validation error).
-fn bearer(headers: &HeaderMap) -> Result<String, AwsError> {
-    headers
-        .get("x-amz-bearer")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            AwsError::validation(
-                "1 validation error detected: Value null at 'connectionToken' failed to satisfy constraint: Member must not be null",
-            )
-        })
-}
-
-pub(crate) fn terminated(contact_id: &str) -> AwsError {
-    AwsError::access_denied(format!(
-        "Access denied: the chat {contact_id} has already been terminated"
-    ))
-}
-
-pub(crate) fn no_access() -> AwsError {
-    AwsError::access_denied("You do not have sufficient access to perform this action.")
-}
-
-/// The live chat a ConnectionToken belongs to.
-pub(crate) fn chat_for_connection(cs: &ConnectState, token: &str) -> Result<usize, AwsError> {
-    let idx = cs
-        .by_connection_token(token, clock::now())
-        .map_err(|problem| match problem {
-            TokenProblem::Unknown => no_access(),
-            TokenProblem::Expired => AwsError::access_denied("The connection token has expired"),
-        })?;
-    match cs.chats.get(idx) {
-        Some(chat) if chat.is_ended() => Err(terminated(&chat.contact_id)),
-        Some(_) => Ok(idx),
-        None => Err(no_access()),
-    }
-}
-
-pub(crate) async fn admit(
-    shared: &Shared,
-    headers: &HeaderMap,
-    op: FaultOp,
-) -> Result<String, AwsError> {
-    crate::faults::note_call(op);
-    let token = bearer(headers)?;
-    shared.apply_aws_fault(Service::Participant, op).await?;
-    Ok(token)
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,7 +66,8 @@ async fn create_participant_connection_inner(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Value, AwsError> {
-    let token = admit(shared, headers, FaultOp::CreateParticipantConnection).await?;
+    let token =
+        admit_participant_call(shared, headers, FaultOp::CreateParticipantConnection).await?;
     let req: CreateParticipantConnectionRequest = parse(Service::Participant, body)?;
     let types = req.connection_types.unwrap_or_default();
     let connect_participant = req.connect_participant.unwrap_or(false);
@@ -180,7 +134,8 @@ async fn create_participant_connection_inner(
             contact_id,
             initial_contact_id,
         });
-        shared.append_item(
+        append_item(
+            shared,
             &mut cs,
             idx,
             NewItem::event(
@@ -238,13 +193,11 @@ fn add_customer_item(
     if let Some(previous) = client_token.and_then(|t| chat.item_tokens.get(t)) {
         let previous = previous.clone();
         drop(cs);
-        shared.count_client_token_replay();
+        lock(&shared.faults).stats.client_token_replays += 1;
         return Ok((previous, false));
     }
     let new = build(&chat.customer.participant_id, &chat.customer.display_name);
-    let item = shared
-        .append_item(&mut cs, idx, new)
-        .ok_or_else(no_access)?;
+    let item = append_item(shared, &mut cs, idx, new).ok_or_else(no_access)?;
     let response = json!({"Id": item.item.id, "AbsoluteTime": item.item.absolute_time});
     if let (Some(t), Some(chat)) = (client_token, cs.chats.get_mut(idx)) {
         chat.item_tokens.insert(t.to_owned(), response.clone());
@@ -265,7 +218,7 @@ async fn send_message_inner(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Value, AwsError> {
-    let token = admit(shared, headers, FaultOp::SendMessage).await?;
+    let token = admit_participant_call(shared, headers, FaultOp::SendMessage).await?;
     let req: SendRequest = parse(Service::Participant, body)?;
     let content_type = req.content_type.unwrap_or_default();
     let content = req.content.unwrap_or_default();
@@ -279,7 +232,7 @@ async fn send_message_inner(
             NewItem::message(&content_type, &content, ParticipantRole::Customer, id, name)
         })?;
     if created {
-        shared.count_message_created();
+        lock(&shared.faults).stats.messages_created += 1;
     }
     Ok(response)
 }
@@ -297,7 +250,7 @@ async fn send_event_inner(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Value, AwsError> {
-    let token = admit(shared, headers, FaultOp::SendEvent).await?;
+    let token = admit_participant_call(shared, headers, FaultOp::SendEvent).await?;
     let req: SendRequest = parse(Service::Participant, body)?;
     let content_type = req.content_type.unwrap_or_default();
     match content_type.as_str() {
@@ -345,7 +298,7 @@ async fn disconnect_participant_inner(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Value, AwsError> {
-    let token = admit(shared, headers, FaultOp::DisconnectParticipant).await?;
+    let token = admit_participant_call(shared, headers, FaultOp::DisconnectParticipant).await?;
     let _: Value = parse(Service::Participant, body)?;
     let mut cs = lock(&shared.connect);
     let idx = chat_for_connection(&cs, &token)?;
@@ -354,7 +307,8 @@ async fn disconnect_participant_inner(
         .get(idx)
         .map(|c| c.customer.clone())
         .ok_or_else(no_access)?;
-    shared.append_item(
+    append_item(
+        shared,
         &mut cs,
         idx,
         NewItem::event(
@@ -364,7 +318,7 @@ async fn disconnect_participant_inner(
             &customer.display_name,
         ),
     );
-    shared.end_chat_locked(&mut cs, idx, EndReason::CustomerDisconnected);
+    end_chat(shared, &mut cs, idx, EndReason::CustomerDisconnected);
     Ok(json!({}))
 }
 
@@ -422,7 +376,7 @@ async fn get_transcript_inner(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Value, AwsError> {
-    let token = admit(shared, headers, FaultOp::GetTranscript).await?;
+    let token = admit_participant_call(shared, headers, FaultOp::GetTranscript).await?;
     let req: GetTranscriptRequest = parse(Service::Participant, body)?;
     let size = match req.max_results {
         None | Some(0) => DEFAULT_TRANSCRIPT_PAGE,

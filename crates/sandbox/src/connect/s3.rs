@@ -13,18 +13,18 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 use crate::clock;
-use crate::connect::attachments::{Attachment, Uploaded};
-use crate::connect::chat::{Chat, ConnectState};
+use crate::connect::model::S3RequestRecord;
+use crate::connect::state::{Attachment, Chat, ConnectState, Presigned, Uploaded};
 use crate::events::SandboxEvent;
-use crate::faults::FaultOp;
+use crate::faults::{self, FaultOp};
 use crate::ids;
 use crate::media::files::{FileOrigin, HashSink, StoredFile};
 use crate::media::stream::{BodyError, drain_body, file_response, hash_body};
-use crate::state::{Shared, lock};
+use crate::state::Shared;
+use crate::sync::lock;
 
 /// RFC 3986 unreserved characters stay as they are in S3 keys.
 const KEY_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -41,36 +41,6 @@ const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new().route("/s3/{*key}", put(s3_put).get(s3_get))
-}
-
-/// One request to a pre-signed attachment URL, as answered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct S3RequestRecord {
-    pub method: String,
-    pub path: String,
-    pub attachment_id: Option<String>,
-    pub status: u16,
-    /// The S3 error code (`SignatureDoesNotMatch`, `AccessDenied`, `IncompleteBody`…).
-    pub code: Option<String>,
-    /// Why, in words.
-    pub rejection: Option<String>,
-    /// `HeadersToInclude` headers the PUT did not send.
-    pub missing_headers: Vec<String>,
-    /// `HeadersToInclude` headers the PUT sent with another value.
-    pub mismatched_headers: Vec<String>,
-    /// Bytes received (PUT) or the size of the file served (GET).
-    pub size: Option<u64>,
-    /// SHA-256 of a received body, lower-case hex.
-    pub sha256: Option<String>,
-    pub at: String,
-}
-
-/// A pre-signed URL handed out.
-#[derive(Debug, Clone)]
-pub(crate) struct Presigned {
-    pub attachment_id: String,
-    pub method: Method,
-    pub expires_at: OffsetDateTime,
 }
 
 pub(crate) fn s3_path(shared: &Shared, chat: &Chat, attachment_id: &str, name: &str) -> String {
@@ -149,12 +119,6 @@ pub(crate) fn presign(
         format!("{}{}?{query}", shared.base_url, attachment.s3_path),
         expires_at,
     )
-}
-
-impl Shared {
-    pub(crate) fn s3_requests(&self) -> Vec<S3RequestRecord> {
-        lock(&self.connect).s3_requests.clone()
-    }
 }
 
 fn s3_error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -332,7 +296,7 @@ fn record_s3(shared: &Shared, method: &Method, path: &str, outcome: S3Outcome) -
 
 /// An injected fault on an S3 operation: `Some(refusal)` when it fails the call.
 async fn s3_fault(shared: &Shared, op: FaultOp) -> Option<Refusal> {
-    let injected = shared.gate(op).await?;
+    let injected = faults::gate(shared, op).await?;
     let status = injected.status();
     let fault = &injected.fault;
     let code = fault.code.clone().unwrap_or_else(|| {
@@ -360,7 +324,7 @@ async fn s3_put(
     let (parts, body) = request.into_parts();
     let method = parts.method.clone();
     let path = uri.path().to_owned();
-    crate::faults::note_call(FaultOp::AttachmentPut);
+    faults::note_call(FaultOp::AttachmentPut);
     let refuse = |shared: &Shared, id: Option<String>, refusal: Refusal| {
         let outcome = S3Outcome {
             attachment_id: id,
@@ -449,7 +413,7 @@ async fn s3_put(
         );
     }
     let hashed = sink.finish();
-    let file = shared.store_upload(
+    let file = lock(&shared.media).store_upload(
         &attachment.name,
         &attachment.content_type,
         hashed,
@@ -492,7 +456,7 @@ async fn s3_get(
     } else {
         method.clone()
     };
-    crate::faults::note_call(FaultOp::AttachmentGet);
+    faults::note_call(FaultOp::AttachmentGet);
     let checked = authorise(&lock(&shared.connect), &as_get, &uri);
     let refused = |id: Option<String>, refusal: Refusal| {
         let outcome = S3Outcome {
@@ -519,7 +483,7 @@ async fn s3_get(
     let file: Option<StoredFile> = attachment
         .upload
         .as_ref()
-        .and_then(|u| shared.file(&u.file_id));
+        .and_then(|u| lock(&shared.media).get(&u.file_id).cloned());
     let Some(mut file) = file.filter(|f| f.info.retained) else {
         return refused(
             id,

@@ -376,6 +376,11 @@ impl FaultState {
         self.down.get(&side).copied()
     }
 
+    /// Starts the counters afresh, as of `since`.
+    pub(crate) fn reset_stats(&mut self, since: String) {
+        self.stats = StatsBook::new(since);
+    }
+
     /// Queued faults, profiles, bursts and down switches (not the counters).
     pub(crate) fn clear_all(&mut self) {
         self.queued.clear();

@@ -14,7 +14,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::faults::FaultOp;
-use crate::state::{Shared, lock};
+use crate::state::Shared;
+use crate::sync::lock;
 
 #[derive(Debug, Default)]
 struct CallNote {
@@ -50,10 +51,12 @@ pub(crate) async fn layer(
         return response;
     };
     if drop {
-        shared.count_answer(op, None);
+        lock(&shared.faults).stats.answered(op, None);
         return aborted();
     }
-    shared.count_answer(op, Some(response.status().as_u16()));
+    lock(&shared.faults)
+        .stats
+        .answered(op, Some(response.status().as_u16()));
     response
 }
 

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 
-use crate::state::lock;
+use crate::sync::lock;
 
 /// Generated content repeats a per-seed 64 KiB block whose first 8 bytes are replaced by a
 /// per-block value, so every block differs and any reordering, loss or duplication changes the hash.
@@ -293,7 +293,9 @@ pub(crate) struct StoredFile {
 }
 
 impl StoredFile {
-    pub(crate) fn from_spec(file_id: String, spec: MediaFile, origin: FileOrigin) -> Self {
+    /// The file `spec` describes, hashed (generated content by streaming it once); its id is given
+    /// when the registry stores it ([`crate::media::registry::MediaState::add`]).
+    pub(crate) fn from_spec(spec: MediaFile, origin: FileOrigin) -> Self {
         let (source, size, sha256, generated) = match spec.content {
             FileContent::Bytes(bytes) => {
                 let sha = sha256_hex(&bytes);
@@ -314,7 +316,7 @@ impl StoredFile {
         };
         Self {
             info: FileInfo {
-                file_id,
+                file_id: String::new(),
                 name: spec.name,
                 content_type: spec.content_type,
                 size,

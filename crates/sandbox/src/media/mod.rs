@@ -1,8 +1,7 @@
-//! Media both ways: the file registry (literal or generated content, hashed as it streams), DM
-//! media downloads (TON + twimg paths) and the streaming helpers the X upload and the Connect
-//! attachment routes share.
+//! Media both ways, below the platforms: files (literal or generated content, hashed as it
+//! streams), the registry that stores and routes them, and the streaming helpers the X upload and
+//! download routes and the Connect attachment routes share.
 
-pub(crate) mod download;
 pub mod files;
 pub mod registry;
 pub(crate) mod stream;

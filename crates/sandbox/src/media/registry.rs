@@ -1,13 +1,11 @@
-//! The file registry, the URL paths that serve its files, and the record of media GETs.
+//! The media registry: the stored files (registered, decoys, X uploads, Connect uploads), the URL
+//! paths that serve them, and the record of media GETs.
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::media::files::{
-    FileInfo, FileOrigin, Hashed, MediaFile, ServeOptions, Source, StoredFile,
-};
-use crate::state::{Shared, lock};
+use crate::media::files::{FileInfo, FileOrigin, Hashed, ServeOptions, Source, StoredFile};
 
 /// Who may fetch a media path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,28 +66,16 @@ impl MediaState {
         self.files.get(index_of(file_id)?)
     }
 
-    fn get_mut(&mut self, file_id: &str) -> Option<&mut StoredFile> {
-        self.files.get_mut(index_of(file_id)?)
-    }
-
     pub(crate) fn infos(&self) -> Vec<FileInfo> {
         self.files.iter().map(|f| f.info.clone()).collect()
     }
 
-    pub(crate) fn route(&self, path: &str) -> Option<MediaRoute> {
-        self.routes.get(path).cloned()
-    }
-}
-
-impl Shared {
-    /// Registers a file; generated files are hashed by streaming their bytes once.
-    pub(crate) fn add_file(&self, spec: MediaFile, origin: FileOrigin) -> FileInfo {
-        // Hash before taking the lock: a generated file may be hundreds of MB.
-        let mut stored = StoredFile::from_spec(String::new(), spec, origin);
-        let mut media = lock(&self.media);
-        stored.info.file_id = media.next_id();
+    /// Stores a file made with [`StoredFile::from_spec`] (hashed before taking the lock: a
+    /// generated file may be hundreds of MB) under the next file id.
+    pub(crate) fn add(&mut self, mut stored: StoredFile) -> FileInfo {
+        stored.info.file_id = self.next_id();
         let info = stored.info.clone();
-        media.files.push(stored);
+        self.files.push(stored);
         info
     }
 
@@ -97,16 +83,15 @@ impl Shared {
     /// retained file is served from that file's source (so a relayed generated file stays
     /// servable without being held).
     pub(crate) fn store_upload(
-        &self,
+        &mut self,
         name: &str,
         content_type: &str,
         hashed: Hashed,
         origin: FileOrigin,
     ) -> FileInfo {
-        let mut media = lock(&self.media);
         let (source, generated) = match hashed.bytes {
             Some(bytes) => (Source::Bytes(bytes), None),
-            None => media
+            None => self
                 .files
                 .iter()
                 .find(|f| {
@@ -116,7 +101,7 @@ impl Shared {
                 .unwrap_or((Source::HashOnly, None)),
         };
         let info = FileInfo {
-            file_id: media.next_id(),
+            file_id: self.next_id(),
             name: name.to_owned(),
             content_type: content_type.to_owned(),
             size: hashed.size,
@@ -126,31 +111,26 @@ impl Shared {
             retained: !matches!(source, Source::HashOnly),
             serve: ServeOptions::default(),
         };
-        media.files.push(StoredFile {
+        self.files.push(StoredFile {
             info: info.clone(),
             source,
         });
         info
     }
 
-    pub(crate) fn file(&self, file_id: &str) -> Option<StoredFile> {
-        lock(&self.media).get(file_id).cloned()
-    }
-
-    pub(crate) fn file_info(&self, file_id: &str) -> Option<FileInfo> {
-        lock(&self.media).get(file_id).map(|f| f.info.clone())
-    }
-
-    pub(crate) fn set_serve_options(&self, file_id: &str, serve: ServeOptions) -> Option<FileInfo> {
-        let mut media = lock(&self.media);
-        let file = media.get_mut(file_id)?;
+    pub(crate) fn set_serve_options(
+        &mut self,
+        file_id: &str,
+        serve: ServeOptions,
+    ) -> Option<FileInfo> {
+        let file = self.files.get_mut(index_of(file_id)?)?;
         file.info.serve = serve;
         Some(file.info.clone())
     }
 
     /// Makes `path` (as it appears in a request line, percent-encoded) serve `file_id`.
-    pub(crate) fn register_media_path(&self, path: &str, file_id: &str, kind: MediaRequestKind) {
-        lock(&self.media).routes.insert(
+    pub(crate) fn register_path(&mut self, path: &str, file_id: &str, kind: MediaRequestKind) {
+        self.routes.insert(
             path.to_owned(),
             MediaRoute {
                 file_id: file_id.to_owned(),
@@ -159,13 +139,13 @@ impl Shared {
         );
     }
 
-    pub(crate) fn media_route(&self, path: &str) -> Option<MediaRoute> {
-        lock(&self.media).route(path)
+    pub(crate) fn route(&self, path: &str) -> Option<MediaRoute> {
+        self.routes.get(path).cloned()
     }
 
-    pub(crate) fn record_media_request(&self, record: MediaRequestRecord) {
+    pub(crate) fn record_request(&mut self, record: MediaRequestRecord) {
         tracing::debug!(path = %record.path, status = record.status, "media request");
-        lock(&self.media).requests.push(record);
+        self.requests.push(record);
     }
 }
 

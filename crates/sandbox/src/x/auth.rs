@@ -6,8 +6,9 @@
 use axum::http::StatusCode;
 
 use crate::clock;
-use crate::state::{Shared, lock};
-use crate::x::oauth2::TokenCheck;
+use crate::state::Shared;
+use crate::sync::lock;
+use crate::x::oauth2_tokens::TokenCheck;
 use crate::x::problem;
 
 /// An authenticated caller.

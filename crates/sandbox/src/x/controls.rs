@@ -8,19 +8,21 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::control::reply::{ControlError, Reply, body, ok};
 use crate::error::SandboxError;
 use crate::handle::SandboxHandle;
-use crate::state::{Shared, lock};
-use crate::x::oauth2::{OAuth2Settings, OAuth2TokenFamily, OAuth2Tokens};
+use crate::state::Shared;
+use crate::sync::lock;
+use crate::x::oauth2_tokens::{OAuth2Settings, OAuth2TokenFamily, OAuth2Tokens};
 use crate::x::records::{
     ActivitySubscription, ReplayJob, SentDm, StreamConnection, SubscriptionFilter,
     WebhookRegistration, XEventRecord,
 };
+use crate::x::subscriptions::EVENT_TYPES;
 
 impl SandboxHandle {
     // ----- X: OAuth 2.0 -----
@@ -112,7 +114,7 @@ impl SandboxHandle {
         webhook_id: Option<&str>,
         tag: Option<&str>,
     ) -> Result<ActivitySubscription, SandboxError> {
-        if !crate::x::activity::EVENT_TYPES.contains(&event_type) {
+        if !EVENT_TYPES.contains(&event_type) {
             return Err(SandboxError::invalid(
                 "event_type",
                 format!("{event_type} is not an X Activity API event type"),
@@ -127,19 +129,13 @@ impl SandboxHandle {
                 format!("no webhook {hook}"),
             ));
         }
-        let now = crate::clock::now_iso_ms();
-        let sub = ActivitySubscription {
-            subscription_id: self.shared.snowflake.next(),
-            event_type: event_type.to_owned(),
-            filter: SubscriptionFilter {
-                user_id: Some(user_id.to_owned()),
-                ..SubscriptionFilter::default()
-            },
-            tag: tag.map(str::to_owned),
-            webhook_id: webhook_id.map(str::to_owned),
-            created_at: now.clone(),
-            updated_at: now,
-        };
+        let sub = ActivitySubscription::new(
+            self.shared.snowflake.next(),
+            event_type.to_owned(),
+            SubscriptionFilter::user(user_id),
+            tag.map(str::to_owned),
+            webhook_id.map(str::to_owned),
+        );
         x.subscriptions.push(sub.clone());
         Ok(sub)
     }
@@ -209,37 +205,15 @@ fn handle(shared: Arc<Shared>) -> SandboxHandle {
     SandboxHandle { shared }
 }
 
-fn answer<T: serde::Serialize>(value: T) -> Response {
-    axum::Json(value).into_response()
+async fn set_oauth2(State(shared): Ctl, bytes: Bytes) -> Reply {
+    let settings: OAuth2Settings = body(&bytes)?;
+    let h = handle(shared);
+    h.set_oauth2(settings);
+    ok(h.oauth2_tokens())
 }
 
-fn error(status: StatusCode, message: String) -> Response {
-    (status, axum::Json(json!({"error": message}))).into_response()
-}
-
-/// The JSON body (empty = `{}`); `Err` is the 400 message.
-fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}".as_slice()
-    } else {
-        bytes
-    };
-    serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON body: {e}"))
-}
-
-async fn set_oauth2(State(shared): Ctl, bytes: Bytes) -> Response {
-    match parse::<OAuth2Settings>(&bytes) {
-        Ok(settings) => {
-            let h = handle(shared);
-            h.set_oauth2(settings);
-            answer(h.oauth2_tokens())
-        }
-        Err(message) => error(StatusCode::BAD_REQUEST, message),
-    }
-}
-
-async fn oauth2_tokens(State(shared): Ctl) -> Response {
-    answer(handle(shared).oauth2_tokens())
+async fn oauth2_tokens(State(shared): Ctl) -> Reply {
+    ok(handle(shared).oauth2_tokens())
 }
 
 #[derive(Deserialize)]
@@ -248,14 +222,10 @@ struct IssueBody {
     scopes: Vec<String>,
 }
 
-async fn issue(State(shared): Ctl, bytes: Bytes) -> Response {
-    match parse::<IssueBody>(&bytes) {
-        Ok(req) => {
-            let scopes: Vec<&str> = req.scopes.iter().map(String::as_str).collect();
-            answer(handle(shared).issue_oauth2_token(&req.user_id, &scopes))
-        }
-        Err(message) => error(StatusCode::BAD_REQUEST, message),
-    }
+async fn issue(State(shared): Ctl, bytes: Bytes) -> Reply {
+    let req: IssueBody = body(&bytes)?;
+    let scopes: Vec<&str> = req.scopes.iter().map(String::as_str).collect();
+    ok(handle(shared).issue_oauth2_token(&req.user_id, &scopes))
 }
 
 #[derive(Deserialize)]
@@ -263,25 +233,22 @@ struct UserBody {
     user_id: String,
 }
 
-async fn revoke_user(State(shared): Ctl, bytes: Bytes) -> Response {
-    match parse::<UserBody>(&bytes) {
-        Ok(req) => answer(json!({"revoked": handle(shared).revoke_oauth2_user(&req.user_id)})),
-        Err(message) => error(StatusCode::BAD_REQUEST, message),
-    }
+async fn revoke_user(State(shared): Ctl, bytes: Bytes) -> Reply {
+    let req: UserBody = body(&bytes)?;
+    ok(json!({"revoked": handle(shared).revoke_oauth2_user(&req.user_id)}))
 }
 
-async fn webhooks(State(shared): Ctl) -> Response {
-    answer(handle(shared).webhooks())
+async fn webhooks(State(shared): Ctl) -> Reply {
+    ok(handle(shared).webhooks())
 }
 
-fn webhook_answer(result: Result<WebhookRegistration, SandboxError>) -> Response {
-    match result {
-        Ok(hook) => answer(hook),
-        Err(e) => error(StatusCode::NOT_FOUND, e.to_string()),
-    }
+/// The webhook, or 404 naming the id.
+fn webhook_answer(result: Result<WebhookRegistration, SandboxError>) -> Reply {
+    let hook = result.map_err(|e| ControlError(StatusCode::NOT_FOUND, e.to_string()))?;
+    ok(hook)
 }
 
-async fn invalidate(State(shared): Ctl, Path(id): Path<String>) -> Response {
+async fn invalidate(State(shared): Ctl, Path(id): Path<String>) -> Reply {
     webhook_answer(handle(shared).invalidate_webhook(&id))
 }
 
@@ -290,16 +257,14 @@ struct OnBody {
     on: bool,
 }
 
-async fn outage(State(shared): Ctl, Path(id): Path<String>, bytes: Bytes) -> Response {
-    match parse::<OnBody>(&bytes) {
-        Ok(req) => webhook_answer(handle(shared).set_webhook_outage(&id, req.on)),
-        Err(message) => error(StatusCode::BAD_REQUEST, message),
-    }
+async fn outage(State(shared): Ctl, Path(id): Path<String>, bytes: Bytes) -> Reply {
+    let req: OnBody = body(&bytes)?;
+    webhook_answer(handle(shared).set_webhook_outage(&id, req.on))
 }
 
-async fn subscriptions(State(shared): Ctl) -> Response {
+async fn subscriptions(State(shared): Ctl) -> Reply {
     let h = handle(shared);
-    answer(json!({
+    ok(json!({
         "activity": h.activity_subscriptions(),
         "account_activity": h
             .account_activity_subscriptions()
@@ -309,34 +274,30 @@ async fn subscriptions(State(shared): Ctl) -> Response {
     }))
 }
 
-async fn events(State(shared): Ctl) -> Response {
-    answer(handle(shared).x_events())
+async fn events(State(shared): Ctl) -> Reply {
+    ok(handle(shared).x_events())
 }
 
-async fn dm_history(State(shared): Ctl) -> Response {
-    answer(handle(shared).dm_history())
+async fn dm_history(State(shared): Ctl) -> Reply {
+    ok(handle(shared).dm_history())
 }
 
-async fn streams(State(shared): Ctl) -> Response {
+async fn streams(State(shared): Ctl) -> Reply {
     let h = handle(shared);
     let silent = lock(&h.shared.x).streams.silent();
-    answer(json!({"silent": silent, "connections": h.stream_connections()}))
+    ok(json!({"silent": silent, "connections": h.stream_connections()}))
 }
 
-async fn drop_streams(State(shared): Ctl) -> Response {
-    answer(json!({"dropped": handle(shared).drop_streams()}))
+async fn drop_streams(State(shared): Ctl) -> Reply {
+    ok(json!({"dropped": handle(shared).drop_streams()}))
 }
 
-async fn silent(State(shared): Ctl, bytes: Bytes) -> Response {
-    match parse::<OnBody>(&bytes) {
-        Ok(req) => {
-            handle(shared).set_streams_silent(req.on);
-            answer(json!({"silent": req.on}))
-        }
-        Err(message) => error(StatusCode::BAD_REQUEST, message),
-    }
+async fn silent(State(shared): Ctl, bytes: Bytes) -> Reply {
+    let req: OnBody = body(&bytes)?;
+    handle(shared).set_streams_silent(req.on);
+    ok(json!({"silent": req.on}))
 }
 
-async fn replays(State(shared): Ctl) -> Response {
-    answer(handle(shared).replay_jobs())
+async fn replays(State(shared): Ctl) -> Reply {
+    ok(handle(shared).replay_jobs())
 }

@@ -1,6 +1,8 @@
-//! `GET /2/dm_conversations/with/:participant_id/dm_events`: the one-to-one conversation of the
+//! The DM event lists of X API v2, as it renders DM events: `GET /2/dm_events` (every DM of the
+//! user's conversations, both ways — [`list_all_dm_events`]) and
+//! `GET /2/dm_conversations/with/:participant_id/dm_events`, the one-to-one conversation of the
 //! business account with a participant, read back from the DMs the sandbox accepted
-//! (`SandboxHandle::sent_dms`), as X API v2 renders DM events.
+//! (`SandboxHandle::sent_dms`):
 //!
 //! * OAuth 1.0a user context only (unsigned ⇒ 401, Bearer ⇒ 403), faults under
 //!   [`FaultOp::DmEvents`], rate-limit headers, recorded as [`XOp::ListDmEvents`].
@@ -14,18 +16,17 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use crate::clock;
 use crate::faults::FaultOp;
-use crate::media::stream::file_response;
-use crate::state::{Shared, lock};
-use crate::x::api::{XRequest, admit_as, admit_limited, finish, is_x_id};
+use crate::state::Shared;
+use crate::sync::lock;
 use crate::x::auth::Accept;
+use crate::x::calls::{XRequest, admit_as, admit_limited, finish, is_x_id};
 use crate::x::problem::{self, XReply};
 use crate::x::records::{SentDm, XOp};
 use crate::x::state::RateInfo;
@@ -74,12 +75,7 @@ pub(crate) async fn list_dm_events(
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    let req = XRequest {
-        method,
-        uri,
-        headers,
-        body: Bytes::new(),
-    };
+    let req = XRequest::new(method, uri, headers);
     let reply = reply(&shared, &req, &participant_id).await;
     finish(&shared, XOp::ListDmEvents, &req, reply)
 }
@@ -319,12 +315,7 @@ pub(crate) async fn list_all_dm_events(
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    let req = XRequest {
-        method,
-        uri,
-        headers,
-        body: Bytes::new(),
-    };
+    let req = XRequest::new(method, uri, headers);
     let reply = all_reply(&shared, &req).await;
     finish(&shared, XOp::ListAllDmEvents, &req, reply)
 }
@@ -419,23 +410,15 @@ async fn all_reply(shared: &Shared, req: &XRequest) -> XReply {
         }
     }
     if expansions.iter().any(|e| e == "attachments.media_keys") {
-        let media: Vec<Value> = page
-            .iter()
-            .filter_map(|(_, dm)| dm.media.as_ref())
-            .map(|m| {
-                x.media_objects
-                    .get(&m.media_key)
-                    .cloned()
-                    .unwrap_or_else(|| {
-                        let kind = match m.category {
-                            crate::x::records::MediaCategory::DmImage => "photo",
-                            crate::x::records::MediaCategory::DmGif => "animated_gif",
-                            crate::x::records::MediaCategory::DmVideo => "video",
-                        };
-                        json!({"media_key": m.media_key, "type": kind})
-                    })
-            })
-            .collect();
+        let media: Vec<Value> =
+            page.iter()
+                .filter_map(|(_, dm)| dm.media.as_ref())
+                .map(|m| {
+                    x.media_objects.get(&m.media_key).cloned().unwrap_or_else(
+                        || json!({"media_key": m.media_key, "type": m.category.kind()}),
+                    )
+                })
+                .collect();
         if !media.is_empty() {
             includes.insert("media".into(), Value::Array(media));
         }
@@ -459,74 +442,6 @@ async fn all_reply(shared: &Shared, req: &XRequest) -> XReply {
     }
     body.insert("meta".into(), Value::Object(meta));
     XReply::new(StatusCode::OK, Value::Object(body), rate)
-}
-
-/// `GET /2/dm_conversations/media/{dm_id}/{media_id}/{resource_id}` (OAuth 2.0 user with
-/// `dm.read`, a participant of the DM): the bytes the TON URL serves, as
-/// `application/octet-stream`.
-pub(crate) async fn download_media(
-    State(shared): State<Arc<Shared>>,
-    Path((dm_id, media_id, _resource)): Path<(String, String, String)>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-) -> Response {
-    let req = XRequest {
-        method,
-        uri,
-        headers,
-        body: Bytes::new(),
-    };
-    let (principal, rate) = match admit_as(
-        &shared,
-        &req,
-        XOp::DmMediaDownload,
-        FaultOp::DmMediaDownload,
-        Accept::OAUTH2_DM_READ,
-    )
-    .await
-    {
-        Ok(admitted) => admitted,
-        Err(reply) => return finish(&shared, XOp::DmMediaDownload, &req, reply),
-    };
-    let me = principal.user_id().unwrap_or_default().to_owned();
-    let file_id = lock(&shared.x)
-        .dm_history
-        .iter()
-        .find(|dm| dm.dm_event_id == dm_id && (dm.sender_id == me || dm.recipient_id == me))
-        .and_then(|dm| dm.media.as_ref())
-        .filter(|m| m.media_id == media_id)
-        .map(|m| m.file_id.clone());
-    let file = file_id.and_then(|id| shared.file(&id));
-    let Some(file) = file else {
-        let reply = XReply::new(
-            StatusCode::NOT_FOUND,
-            json!({
-                "title": "Not Found Error",
-                "type": problem::RESOURCE_NOT_FOUND,
-                "status": 404,
-                "detail": format!("Could not find media {media_id} of DM {dm_id}."),
-            }),
-            rate,
-        )
-        .rejected("no such DM media for this user");
-        return finish(&shared, XOp::DmMediaDownload, &req, reply);
-    };
-    crate::x::api::record_call(&shared, XOp::DmMediaDownload, &req, 200, None);
-    let mut response = file_response(&file, None);
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    for (name, value) in [
-        ("x-rate-limit-limit", i64::from(rate.limit)),
-        ("x-rate-limit-remaining", i64::from(rate.remaining)),
-        ("x-rate-limit-reset", rate.reset),
-    ] {
-        headers.insert(name, HeaderValue::from(value));
-    }
-    response
 }
 
 /// A t.co link standing for `n`-th link of DM `id` (stable across reads).

@@ -35,21 +35,55 @@ impl XReply {
         self.rejection = Some(why.into());
         self
     }
+
+    /// 400 invalid-request naming the parameter and its value; `message` is also the record's
+    /// rejection.
+    pub(crate) fn invalid_param(
+        rate: RateInfo,
+        parameter: &str,
+        value: &str,
+        message: String,
+    ) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            invalid_request(vec![param_error(parameter, value, message.clone())]),
+            rate,
+        )
+        .rejected(message)
+    }
+
+    /// 400 invalid-request about the body; `message` is also the record's rejection.
+    pub(crate) fn invalid_body(rate: RateInfo, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            invalid_request(vec![body_error(message.clone())]),
+            rate,
+        )
+        .rejected(message)
+    }
 }
 
 impl IntoResponse for XReply {
     fn into_response(self) -> Response {
-        let mut response = (self.status, axum::Json(self.body)).into_response();
-        let headers = response.headers_mut();
-        for (name, value) in [
-            ("x-rate-limit-limit", i64::from(self.rate.limit)),
-            ("x-rate-limit-remaining", i64::from(self.rate.remaining)),
-            ("x-rate-limit-reset", self.rate.reset),
-        ] {
-            headers.insert(name, HeaderValue::from(value));
-        }
-        response
+        rate_headed(
+            (self.status, axum::Json(self.body)).into_response(),
+            self.rate,
+        )
     }
+}
+
+/// `response` with the three `x-rate-limit-*` headers of `rate`.
+pub(crate) fn rate_headed(mut response: Response, rate: RateInfo) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("x-rate-limit-limit", i64::from(rate.limit)),
+        ("x-rate-limit-remaining", i64::from(rate.remaining)),
+        ("x-rate-limit-reset", rate.reset),
+    ] {
+        headers.insert(name, HeaderValue::from(value));
+    }
+    response
 }
 
 fn problem(status: StatusCode, title: &str, kind: &str, detail: &str) -> Value {

@@ -1,6 +1,11 @@
-//! What the X emulator records and reports: REST calls, sent DMs, CRC checks and webhook deliveries.
+//! What the X emulator records and reports: REST calls, sent DMs and their media, uploads,
+//! webhooks, subscriptions, events, stream connections, replays, CRC checks and webhook
+//! deliveries — with the ids they carry (conversation ids, media keys).
 
 use serde::{Deserialize, Serialize};
+
+use crate::clock;
+use crate::x::dm_spec::MediaKind;
 
 /// X REST operations (for records and events).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -88,6 +93,16 @@ pub struct SentDm {
     pub created_at: String,
 }
 
+/// The `dm_conversation_id` of two users: `"<lower id>-<higher id>"`, numerically ordered.
+pub(crate) fn conversation_id(a: &str, b: &str) -> String {
+    let (na, nb) = (a.parse::<u64>().unwrap_or(0), b.parse::<u64>().unwrap_or(0));
+    if na <= nb {
+        format!("{a}-{b}")
+    } else {
+        format!("{b}-{a}")
+    }
+}
+
 /// The uploaded media a sent DM carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SentMedia {
@@ -144,6 +159,35 @@ impl MediaCategory {
     pub fn is_processed(self) -> bool {
         !matches!(self, Self::DmImage)
     }
+
+    /// The category of DM media of `kind`.
+    pub(crate) fn of(kind: MediaKind) -> Self {
+        match kind {
+            MediaKind::Photo => Self::DmImage,
+            MediaKind::AnimatedGif => Self::DmGif,
+            MediaKind::Video => Self::DmVideo,
+        }
+    }
+
+    /// How a DM shows media of this category (`photo`, `animated_gif`, `video`).
+    pub(crate) fn kind(self) -> MediaKind {
+        match self {
+            Self::DmImage => MediaKind::Photo,
+            Self::DmGif => MediaKind::AnimatedGif,
+            Self::DmVideo => MediaKind::Video,
+        }
+    }
+
+    /// X's `media_key` of media `media_id`: the category's prefix (3 image, 16 GIF, 7 video), `_`,
+    /// the id.
+    pub(crate) fn media_key(self, media_id: &str) -> String {
+        let prefix = match self {
+            Self::DmImage => 3,
+            Self::DmGif => 16,
+            Self::DmVideo => 7,
+        };
+        format!("{prefix}_{media_id}")
+    }
 }
 
 /// `processing_info.state`.
@@ -197,7 +241,7 @@ pub struct UploadedMedia {
 /// The media of a delivered DM: what the bridge should fetch and what it should get.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveredMedia {
-    pub kind: crate::x::payloads::MediaKind,
+    pub kind: MediaKind,
     pub media_id: String,
     /// The t.co link appended to the text (to be stripped from captions).
     pub tco_url: String,
@@ -239,6 +283,28 @@ pub struct ActivitySubscription {
     pub updated_at: String,
 }
 
+impl ActivitySubscription {
+    /// Subscription `subscription_id`, created (and last updated) now.
+    pub(crate) fn new(
+        subscription_id: String,
+        event_type: String,
+        filter: SubscriptionFilter,
+        tag: Option<String>,
+        webhook_id: Option<String>,
+    ) -> Self {
+        let now = clock::now_iso_ms();
+        Self {
+            subscription_id,
+            event_type,
+            filter,
+            tag,
+            webhook_id,
+            created_at: now.clone(),
+            updated_at: now,
+        }
+    }
+}
+
 /// The `filter` of a subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SubscriptionFilter {
@@ -248,6 +314,16 @@ pub struct SubscriptionFilter {
     pub direction: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keyword: Option<String>,
+}
+
+impl SubscriptionFilter {
+    /// The events of user `user_id`.
+    pub(crate) fn user(user_id: impl Into<String>) -> Self {
+        Self {
+            user_id: Some(user_id.into()),
+            ..Self::default()
+        }
+    }
 }
 
 /// One X event rendered for one subscription (what webhooks, streams and replays carry).
@@ -363,4 +439,26 @@ pub struct WebhookDelivery {
     /// Activity stream connections the event was also written to (`deliver_dm` & co.).
     #[serde(default)]
     pub stream_connections: usize,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversation_ids_are_ordered_numerically() {
+        assert_eq!(
+            conversation_id("4337869213", "55125386"),
+            "55125386-4337869213"
+        );
+        assert_eq!(conversation_id("1", "2"), "1-2");
+    }
+
+    #[test]
+    fn media_keys_have_the_category_prefix() {
+        assert_eq!(MediaCategory::DmImage.media_key("1"), "3_1");
+        assert_eq!(MediaCategory::DmVideo.media_key("1"), "7_1");
+        assert_eq!(MediaCategory::DmGif.media_key("1"), "16_1");
+    }
 }

@@ -1,18 +1,19 @@
-//! The X emulator's memory: users, sent DMs, REST call records, used nonces, rate windows, the
-//! webhook and its deliveries.
+//! The X emulator's memory: users, sent DMs and the DM history, REST call records, used nonces,
+//! rate windows, media uploads, OAuth 2.0 grants, webhooks, subscriptions, the event log, stream
+//! connections, replays and deliveries.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 
 use crate::config::RateLimit;
-use crate::x::media_upload::Upload;
-use crate::x::oauth2::OAuth2State;
+use crate::x::oauth2_tokens::OAuth2State;
 use crate::x::records::{
     ActivitySubscription, ReplayJob, RequestRecord, SentDm, WebhookDelivery, WebhookRegistration,
     XEventRecord, XOp,
 };
-use crate::x::stream::Streams;
+use crate::x::stream_connections::Streams;
+use crate::x::uploads::Upload;
 use crate::x::users::SandboxUser;
 
 /// How long a nonce is remembered (X rejects replays; RFC 5849 leaves the window to the server).

@@ -8,7 +8,6 @@
 //! * Controls: drop every connection abruptly, go silent (no keep-alives and no events until
 //!   resumed; events in between are only in the log and backfills).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,74 +22,16 @@ use tokio::sync::mpsc;
 
 use crate::clock;
 use crate::faults::FaultOp;
-use crate::state::{Shared, lock};
-use crate::x::api::{XRequest, admit_as, finish, record_call};
+use crate::state::Shared;
+use crate::sync::lock;
 use crate::x::auth::Accept;
-use crate::x::problem::{self, XReply};
-use crate::x::records::{StreamConnection, XOp};
-
-type Chunk = Result<Bytes, std::io::Error>;
+use crate::x::calls::{XRequest, admit_as, finish, record_call};
+use crate::x::problem::{self, XReply, rate_headed};
+use crate::x::records::XOp;
+use crate::x::stream_connections::Chunk;
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new().route("/2/activity/stream", get(stream))
-}
-
-#[derive(Debug)]
-struct Conn {
-    view: StreamConnection,
-    tx: mpsc::UnboundedSender<Chunk>,
-}
-
-/// Open stream connections and the silence switch.
-#[derive(Debug, Default)]
-pub(crate) struct Streams {
-    next_id: u64,
-    conns: BTreeMap<u64, Conn>,
-    silent: bool,
-}
-
-impl Streams {
-    pub(crate) fn views(&self) -> Vec<StreamConnection> {
-        self.conns.values().map(|c| c.view.clone()).collect()
-    }
-
-    pub(crate) fn silent(&self) -> bool {
-        self.silent
-    }
-
-    pub(crate) fn set_silent(&mut self, silent: bool) {
-        self.silent = silent;
-    }
-
-    /// Writes one event line to every open connection (none while silent); returns how many got it.
-    pub(crate) fn broadcast(&mut self, body: &str) -> usize {
-        if self.silent {
-            return 0;
-        }
-        let line = Bytes::from(format!("{body}\r\n"));
-        self.conns
-            .retain(|_, c| c.tx.send(Ok(line.clone())).is_ok());
-        for conn in self.conns.values_mut() {
-            conn.view.events_sent += 1;
-        }
-        self.conns.len()
-    }
-
-    /// Ends every connection abruptly (the client sees a transport error); returns how many.
-    pub(crate) fn drop_all(&mut self) -> usize {
-        let n = self.conns.len();
-        for (_, conn) in std::mem::take(&mut self.conns) {
-            let _ = conn.tx.send(Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionReset,
-                "stream dropped by the sandbox",
-            )));
-        }
-        n
-    }
-
-    fn remove(&mut self, id: u64) {
-        self.conns.remove(&id);
-    }
 }
 
 /// Removes its connection when the response body is dropped (the client went away).
@@ -163,12 +104,7 @@ async fn stream(
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    let req = XRequest {
-        method,
-        uri,
-        headers,
-        body: Bytes::new(),
-    };
+    let req = XRequest::new(method, uri, headers);
     let rate = match admit_as(
         &shared,
         &req,
@@ -192,7 +128,7 @@ async fn stream(
     let (tx, rx) = mpsc::unbounded_channel::<Chunk>();
     let id = {
         let mut x = lock(&shared.x);
-        if x.streams.conns.len() >= shared.cfg.x.max_stream_connections {
+        if x.streams.len() >= shared.cfg.x.max_stream_connections {
             drop(x);
             let reply = XReply::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -219,22 +155,7 @@ async fn stream(
                 sent += 1;
             }
         }
-        let streams = &mut x.streams;
-        streams.next_id += 1;
-        let id = streams.next_id;
-        streams.conns.insert(
-            id,
-            Conn {
-                view: StreamConnection {
-                    id,
-                    backfill_minutes: query.backfill_minutes,
-                    opened_at: clock::now_iso_ms(),
-                    events_sent: sent,
-                },
-                tx: tx.clone(),
-            },
-        );
-        id
+        x.streams.open(query.backfill_minutes, sent, tx.clone())
     };
     record_call(&shared, XOp::ActivityStream, &req, 200, None);
     tracing::info!(
@@ -252,7 +173,7 @@ async fn stream(
             }
             let (open, silent) = {
                 let x = lock(&ticker.x);
-                (x.streams.conns.contains_key(&id), x.streams.silent)
+                (x.streams.is_open(id), x.streams.silent())
             };
             if !open {
                 break;
@@ -275,16 +196,7 @@ async fn stream(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    for (name, value) in [
-        ("x-rate-limit-limit", i64::from(rate.limit)),
-        ("x-rate-limit-remaining", i64::from(rate.remaining)),
-        ("x-rate-limit-reset", rate.reset),
-    ] {
-        response
-            .headers_mut()
-            .insert(name, HeaderValue::from(value));
-    }
-    response
+    rate_headed(response, rate)
 }
 
 #[cfg(test)]
@@ -303,33 +215,5 @@ mod tests {
         let q = parse_query("start_time=2026-12-04T10:00:00Z").unwrap();
         assert_eq!(q.start_ms, Some(1_796_378_400_000));
         assert!(parse_query("end_time=yesterday").is_err());
-    }
-
-    #[test]
-    fn silent_streams_get_nothing() {
-        let mut streams = Streams::default();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        streams.conns.insert(
-            1,
-            Conn {
-                view: StreamConnection {
-                    id: 1,
-                    backfill_minutes: 0,
-                    opened_at: String::new(),
-                    events_sent: 0,
-                },
-                tx,
-            },
-        );
-        streams.set_silent(true);
-        assert_eq!(streams.broadcast("{}"), 0);
-        streams.set_silent(false);
-        assert_eq!(streams.broadcast("{}"), 1);
-        assert_eq!(
-            rx.try_recv().unwrap().unwrap(),
-            Bytes::from_static(b"{}\r\n")
-        );
-        assert_eq!(streams.drop_all(), 1);
-        assert!(rx.try_recv().unwrap().is_err());
     }
 }

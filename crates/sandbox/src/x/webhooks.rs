@@ -1,5 +1,6 @@
-//! Webhooks v2 (`/2/webhooks`) with a real CRC round trip, and replay jobs
-//! (`POST /2/webhooks/replay`).
+//! The app's webhooks: webhooks v2 (`/2/webhooks`) with a real CRC round trip, and the
+//! registration a correctly set-up bridge has (`set_webhook`, `XConfig::webhook_url`). Replays of
+//! their events are [`crate::x::replay`].
 //!
 //! * Create `{"url"}`: https without a port and at most 200 characters (an emulator also accepts
 //!   `http://127.0.0.1:PORT/…` and `http://localhost:PORT/…`), not a duplicate
@@ -7,55 +8,54 @@
 //!   `response_token` must match ([`crate::XConfig::crc_key`]), else `CrcValidationFailed`.
 //! * `PUT /{id}` re-runs the CRC and sets `valid`; `DELETE /{id}` removes the webhook (its
 //!   subscriptions keep no webhook); an unknown id ⇒ `WebhookIdInvalid`.
-//! * Replay: `{"webhook_id","from_date","to_date"}` (`yyyymmddhhmm` UTC, inclusive minutes, within
-//!   the last 24 h) ⇒ `{"data":{"job_id","created_at"}}`, then every logged event for that webhook
-//!   in the window is re-POSTed, in order, signed.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::{post, put};
 use serde_json::{Value, json};
 
 use crate::clock;
+use crate::error::SandboxError;
 use crate::faults::FaultOp;
-use crate::state::{Shared, lock};
-use crate::x::api::{XRequest, admit_as, finish, is_x_id};
+use crate::state::Shared;
+use crate::sync::lock;
 use crate::x::auth::Accept;
+use crate::x::calls::{XRequest, admit_as, finish};
 use crate::x::problem::{self, XReply};
-use crate::x::records::{DeliveryKind, ReplayJob, ReplayState, WebhookRegistration, XOp};
-use crate::x::state::RateInfo;
-use crate::x::webhook_client::{self, SignatureHeader};
-
-const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+use crate::x::records::{
+    ActivitySubscription, CrcOutcome, SubscriptionFilter, WebhookRegistration, XOp,
+};
+use crate::x::state::{RateInfo, XState};
+use crate::x::webhook_client;
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/2/webhooks", post(create).get(list))
-        .route("/2/webhooks/replay", post(replay))
         .route("/2/webhooks/{id}", put(validate).delete(remove))
 }
 
-fn x_request(method: Method, uri: Uri, headers: HeaderMap) -> XRequest {
-    XRequest {
-        method,
-        uri,
-        headers,
-        body: Bytes::new(),
-    }
-}
-
-fn refused(reason: &str, message: &str, rate: RateInfo) -> XReply {
+/// A refused webhook call: X's `refusal` problem, recorded as `<reason>: <message>`.
+pub(crate) fn refused(reason: &str, message: &str, rate: RateInfo) -> XReply {
     XReply::new(
         StatusCode::BAD_REQUEST,
         problem::refusal(reason, message),
         rate,
     )
     .rejected(format!("{reason}: {message}"))
+}
+
+/// `WebhookIdInvalid`: no webhook `id`.
+pub(crate) fn unknown_webhook(id: &str, rate: RateInfo) -> XReply {
+    refused(
+        "WebhookIdInvalid",
+        &format!("webhook {id} does not exist"),
+        rate,
+    )
 }
 
 fn webhook_json(hook: &WebhookRegistration) -> Value {
@@ -86,7 +86,7 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let req = x_request(method, uri, headers);
+    let req = XRequest::new(method, uri, headers);
     let reply = create_reply(&shared, &req, &body).await;
     finish(&shared, XOp::CreateWebhook, &req, reply)
 }
@@ -169,7 +169,7 @@ async fn list(
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    let req = x_request(method, uri, headers);
+    let req = XRequest::new(method, uri, headers);
     let reply = match admit_as(
         &shared,
         &req,
@@ -200,7 +200,7 @@ async fn validate(
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    let req = x_request(method, uri, headers);
+    let req = XRequest::new(method, uri, headers);
     let reply = validate_reply(&shared, &req, &id).await;
     finish(&shared, XOp::ValidateWebhook, &req, reply)
 }
@@ -219,11 +219,7 @@ async fn validate_reply(shared: &Shared, req: &XRequest, id: &str) -> XReply {
         Err(reply) => return reply,
     };
     let Some(url) = lock(&shared.x).webhook(id).map(|w| w.url.clone()) else {
-        return refused(
-            "WebhookIdInvalid",
-            &format!("webhook {id} does not exist"),
-            rate,
-        );
+        return unknown_webhook(id, rate);
     };
     let valid = webhook_client::fresh_crc(shared, &url)
         .await
@@ -241,7 +237,7 @@ async fn remove(
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    let req = x_request(method, uri, headers);
+    let req = XRequest::new(method, uri, headers);
     let reply = match admit_as(
         &shared,
         &req,
@@ -257,11 +253,7 @@ async fn remove(
             let before = x.webhooks.len();
             x.webhooks.retain(|w| w.id != id);
             if x.webhooks.len() == before {
-                refused(
-                    "WebhookIdInvalid",
-                    &format!("webhook {id} does not exist"),
-                    rate,
-                )
+                unknown_webhook(&id, rate)
             } else {
                 x.recheck_webhooks.remove(&id);
                 for sub in &mut x.subscriptions {
@@ -277,145 +269,67 @@ async fn remove(
     finish(&shared, XOp::DeleteWebhook, &req, reply)
 }
 
-/// `yyyymmddhhmm` UTC → Unix ms of the minute's start.
-fn parse_minute(s: &str) -> Option<i64> {
-    if s.len() != 12 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let n = |r: std::ops::Range<usize>| s.get(r).and_then(|d| d.parse::<u32>().ok());
-    let month = time::Month::try_from(u8::try_from(n(4..6)?).ok()?).ok()?;
-    let date = time::Date::from_calendar_date(
-        i32::try_from(n(0..4)?).ok()?,
-        month,
-        u8::try_from(n(6..8)?).ok()?,
-    )
-    .ok()?;
-    let t = date
-        .with_hms(
-            u8::try_from(n(8..10)?).ok()?,
-            u8::try_from(n(10..12)?).ok()?,
-            0,
-        )
-        .ok()?
-        .assume_utc();
-    Some(clock::unix_ms(t))
+/// What a correctly set-up bridge would have (`SandboxHandle::set_webhook`): `url` registered as
+/// the app's webhook (replacing others; their subscriptions follow it) and validated by CRC, and
+/// the business account subscribed to `dm.received`, `dm.read` and `dm.indicate_typing` with it
+/// (with `account_activity_api`: an Account Activity subscription instead).
+pub(crate) async fn set_webhook(shared: &Shared, url: &str) -> Result<CrcOutcome, SandboxError> {
+    let outcome = webhook_client::fresh_crc(shared, url).await?;
+    let mut x = lock(&shared.x);
+    register(shared, &mut x, url, outcome.ok);
+    Ok(outcome)
 }
 
-async fn replay(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let req = x_request(method, uri, headers);
-    let reply = replay_reply(&shared, &req, &body).await;
-    finish(&shared, XOp::ReplayWebhook, &req, reply)
-}
-
-async fn replay_reply(shared: &Arc<Shared>, req: &XRequest, body: &[u8]) -> XReply {
-    let rate = match admit_as(
-        shared,
-        req,
-        XOp::ReplayWebhook,
-        FaultOp::Webhooks,
-        Accept::APP,
-    )
-    .await
-    {
-        Ok((_, rate)) => rate,
-        Err(reply) => return reply,
+/// The registration half of [`set_webhook`] (also used for `XConfig::webhook_url` at start, with
+/// `valid: false` so that the first delivery runs the CRC).
+pub(crate) fn register(shared: &Shared, x: &mut XState, url: &str, valid: bool) {
+    let business = shared.cfg.x.business.id.clone();
+    let id = match x.webhooks.iter().position(|w| w.url == url) {
+        Some(at) => x.webhooks[at].id.clone(),
+        None => shared.snowflake.next(),
     };
-    let bad = |message: &str| {
-        XReply::new(
-            StatusCode::BAD_REQUEST,
-            problem::invalid_request(vec![problem::body_error(message)]),
-            rate,
-        )
-        .rejected(message.to_owned())
-    };
-    let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(body) else {
-        return bad("$: must be a JSON object");
-    };
-    let field = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-    let (webhook_id, from_date, to_date) =
-        (field("webhook_id"), field("from_date"), field("to_date"));
-    if !is_x_id(&webhook_id) {
-        return bad("$.webhook_id: does not match the regex pattern ^[0-9]{1,19}$");
+    x.webhooks.retain(|w| w.id == id);
+    if x.webhooks.is_empty() {
+        x.webhooks.push(WebhookRegistration {
+            id: id.clone(),
+            url: url.to_owned(),
+            valid,
+            created_at: clock::now_iso_ms(),
+            outage: false,
+        });
+    } else if let Some(hook) = x.webhooks.first_mut() {
+        hook.valid = valid;
     }
-    let (Some(from_ms), Some(to_start)) = (parse_minute(&from_date), parse_minute(&to_date)) else {
-        return bad("$.from_date / $.to_date: must be yyyymmddhhmm UTC");
-    };
-    let to_ms = to_start + 60_000 - 1;
-    let now = clock::now_unix_ms();
-    if to_ms < from_ms || from_ms < now - DAY_MS {
-        return refused(
-            "ReplayWindowInvalid",
-            "from_date must not be after to_date, and both within the last 24 hours",
-            rate,
-        );
-    }
-    if lock(&shared.x).webhook(&webhook_id).is_none() {
-        return refused(
-            "WebhookIdInvalid",
-            &format!("webhook {webhook_id} does not exist"),
-            rate,
-        );
-    }
-    let job = ReplayJob {
-        job_id: shared.snowflake.next(),
-        webhook_id: webhook_id.clone(),
-        from_date,
-        to_date,
-        state: ReplayState::Running,
-        events_replayed: 0,
-        events_delivered: 0,
-        created_at: clock::now_iso_ms(),
-    };
-    let answer = json!({"data": {"job_id": job.job_id, "created_at": job.created_at}});
-    lock(&shared.x).replays.push(job.clone());
-    let runner = Arc::clone(shared);
-    shared
-        .spawn(async move { run_replay(&runner, &job.job_id, &webhook_id, from_ms, to_ms).await });
-    XReply::new(StatusCode::OK, answer, rate)
-}
-
-async fn run_replay(shared: &Shared, job_id: &str, webhook_id: &str, from_ms: i64, to_ms: i64) {
-    let events: Vec<(Option<String>, String)> = lock(&shared.x)
-        .event_log
-        .iter()
-        .filter(|e| {
-            e.webhook_id.as_deref() == Some(webhook_id) && e.at_ms >= from_ms && e.at_ms <= to_ms
-        })
-        .map(|e| (e.event_id.clone(), e.body.clone()))
-        .collect();
-    for (event_id, body) in events {
-        let delivered = webhook_client::post_to(
-            shared,
-            webhook_id,
-            DeliveryKind::Replay,
-            event_id,
-            body.into_bytes(),
-            SignatureHeader::Valid,
-            None,
-        )
-        .await
-        .is_ok_and(|d| d.status.is_some_and(|s| (200..300).contains(&s)));
-        if let Some(job) = lock(&shared.x)
-            .replays
-            .iter_mut()
-            .find(|j| j.job_id == job_id)
-        {
-            job.events_replayed += 1;
-            job.events_delivered += u64::from(delivered);
+    x.recheck_webhooks.insert(id.clone());
+    for sub in &mut x.subscriptions {
+        if sub.webhook_id.is_some() {
+            sub.webhook_id = Some(id.clone());
         }
     }
-    if let Some(job) = lock(&shared.x)
-        .replays
-        .iter_mut()
-        .find(|j| j.job_id == job_id)
-    {
-        job.state = ReplayState::Complete;
+    for (hook, _) in &mut x.aaa_subscriptions {
+        hook.clone_from(&id);
+    }
+    if shared.cfg.x.account_activity_api {
+        if !x.aaa_subscriptions.iter().any(|(_, u)| *u == business) {
+            x.aaa_subscriptions.push((id, business));
+        }
+        return;
+    }
+    for event_type in ["dm.received", "dm.read", "dm.indicate_typing"] {
+        let exists = x.subscriptions.iter().any(|s| {
+            s.event_type == event_type
+                && s.filter.user_id.as_deref() == Some(business.as_str())
+                && s.webhook_id.as_deref() == Some(id.as_str())
+        });
+        if !exists {
+            x.subscriptions.push(ActivitySubscription::new(
+                shared.snowflake.next(),
+                event_type.to_owned(),
+                SubscriptionFilter::user(&business),
+                None,
+                Some(id.clone()),
+            ));
+        }
     }
 }
 
@@ -433,12 +347,5 @@ mod tests {
         assert_eq!(url_problem("http://localhost:8080/webhooks/x"), None);
         assert!(url_problem(&format!("https://e.com/{}", "a".repeat(200))).is_some());
         assert!(url_problem("not a url").is_some());
-    }
-
-    #[test]
-    fn replay_minutes() {
-        assert_eq!(parse_minute("202612041000"), Some(1_796_378_400_000));
-        assert_eq!(parse_minute("202613041000"), None);
-        assert_eq!(parse_minute("2026120410"), None);
     }
 }

@@ -1,7 +1,5 @@
-//! The X Activity API (XAA): subscriptions (`/2/activity/subscriptions`), the routing of every X
-//! event to the subscriptions it matches (webhook POST in XAA's envelope, activity stream line,
-//! event log for backfills and replays) and the retired Account Activity API
-//! (`/2/account_activity/…`), served only when `XConfig::account_activity_api` is on.
+//! The X Activity API (XAA) subscriptions: `/2/activity/subscriptions` create, list, update,
+//! delete, and X's event types.
 //!
 //! * Create: `{"event_type","filter":{"user_id",…},"tag"?,"webhook_id"?}`, no other properties;
 //!   private events (`dm.*`, `chat.*`, likes, mutes, blocks) need the user context of
@@ -16,25 +14,20 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, post};
 use serde_json::{Map, Value, json};
 
 use crate::clock;
-use crate::error::SandboxError;
 use crate::faults::FaultOp;
-use crate::state::{Shared, lock};
-use crate::x::api::{XRequest, admit_as, finish, is_x_id, peek_rate};
+use crate::state::Shared;
+use crate::sync::lock;
 use crate::x::auth::{Accept, Principal};
-use crate::x::payloads::{self, Activity, PayloadShape};
+use crate::x::calls::{XRequest, admit_as, finish, is_x_id};
 use crate::x::problem::{self, XReply};
-use crate::x::records::{
-    ActivitySubscription, DeliveredMedia, DeliveryKind, SubscriptionFilter, WebhookDelivery,
-    XEventRecord, XOp,
-};
+use crate::x::records::{ActivitySubscription, SubscriptionFilter, XOp};
 use crate::x::state::RateInfo;
-use crate::x::webhook_client::{self, SignatureHeader, users_for};
 
 /// X's event types (`CreateActivitySubscriptionRequest.event_type`).
 pub(crate) const EVENT_TYPES: &[&str] = &[
@@ -99,170 +92,21 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             "/2/activity/subscriptions/{id}",
             delete(delete_subscription).put(update_subscription),
         )
-        .route(
-            "/2/account_activity/webhooks/{webhook_id}/subscriptions/all",
-            post(aaa_subscribe).get(aaa_check),
-        )
-        .route(
-            "/2/account_activity/webhooks/{webhook_id}/subscriptions/all/list",
-            get(aaa_list),
-        )
-        .route(
-            "/2/account_activity/webhooks/{webhook_id}/subscriptions/{user_id}/all",
-            delete(aaa_unsubscribe),
-        )
 }
 
-// ----- routing of events -----
-
-/// An event to route.
-pub(crate) struct Outgoing {
-    pub kind: DeliveryKind,
-    /// The user whose subscriptions match (the receiver of a DM, the sender of a sent DM).
-    pub user_id: String,
-    pub activity: Activity,
-    pub event_id: Option<String>,
-    /// Envelope for Account Activity subscriptions.
-    pub aaa_shape: PayloadShape,
-    pub include_users: bool,
-    pub media: Option<DeliveredMedia>,
-}
-
-/// Renders `out` for every subscription it matches, logs and streams the XAA events and POSTs
-/// them to their webhooks. Returns the first webhook delivery (with the number of stream
-/// connections that got the event), or a delivery without status when no webhook was due.
-pub(crate) async fn dispatch(
-    shared: &Shared,
-    out: Outgoing,
-) -> Result<WebhookDelivery, SandboxError> {
-    let event_type = payloads::xaa_event_type(&out.user_id, &out.activity);
-    let users = out.include_users.then(|| users_for(shared, &out.activity));
-    let echo = out.kind == DeliveryKind::Echo;
-    let mut posts: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut streamed = 0;
-    let matched;
-    {
-        let mut x = lock(&shared.x);
-        let subs: Vec<ActivitySubscription> = x
-            .subscriptions
-            .iter()
-            .filter(|s| {
-                s.event_type == event_type && s.filter.user_id.as_deref() == Some(&out.user_id)
-            })
-            .cloned()
-            .collect();
-        let aaa: Vec<String> =
-            if shared.cfg.x.account_activity_api && (!echo || shared.cfg.x.echo_outbound) {
-                x.aaa_subscriptions
-                    .iter()
-                    .filter(|(_, u)| *u == out.user_id)
-                    .map(|(w, _)| w.clone())
-                    .collect()
-            } else {
-                Vec::new()
-            };
-        matched = !subs.is_empty() || !aaa.is_empty();
-        let now_ms = clock::now_unix_ms();
-        for sub in subs {
-            let body = payloads::render_xaa(
-                &out.user_id,
-                &out.activity,
-                users.as_deref(),
-                sub.tag.as_deref(),
-            );
-            let text = String::from_utf8_lossy(&body).into_owned();
-            streamed = streamed.max(x.streams.broadcast(&text));
-            let seq = x.event_log.len() as u64 + 1;
-            x.event_log.push(XEventRecord {
-                seq,
-                event_type: event_type.to_owned(),
-                user_id: out.user_id.clone(),
-                subscription_id: sub.subscription_id.clone(),
-                webhook_id: sub.webhook_id.clone(),
-                event_id: out.event_id.clone(),
-                body: text,
-                at_ms: now_ms,
-                at: clock::iso_ms(clock::from_unix_ms(now_ms)),
-            });
-            if let Some(hook) = sub.webhook_id {
-                posts.push((hook, body));
-            }
-        }
-        for hook in aaa {
-            let body =
-                payloads::render(out.aaa_shape, &out.user_id, &out.activity, users.as_deref());
-            posts.push((hook, body));
-        }
-    }
-    let mut first: Option<Result<WebhookDelivery, SandboxError>> = None;
-    for (hook, body) in posts {
-        let result = webhook_client::post_to(
-            shared,
-            &hook,
-            out.kind,
-            out.event_id.clone(),
-            body,
-            SignatureHeader::Valid,
-            out.media.clone(),
-        )
-        .await;
-        if let Err(e) = &result {
-            tracing::warn!(error = %e, webhook_id = %hook, "event not delivered");
-        }
-        if first.is_none() {
-            first = Some(result);
-        }
-    }
-    match first {
-        Some(Ok(mut delivery)) => {
-            delivery.stream_connections = streamed;
-            Ok(delivery)
-        }
-        Some(Err(e)) => Err(e),
-        None => Ok(WebhookDelivery {
-            kind: out.kind,
-            event_id: out.event_id,
-            url: String::new(),
-            payload: String::new(),
-            signature: None,
-            signature_oauth2: None,
-            status: None,
-            response_body: String::new(),
-            error: Some(if matched {
-                "no webhook: delivered to the activity stream only".to_owned()
-            } else {
-                format!("no subscription matches {event_type} for {}", out.user_id)
-            }),
-            media: out.media,
-            at: clock::now_iso_ms(),
-            stream_connections: streamed,
-        }),
-    }
-}
-
-// ----- subscriptions -----
-
-fn x_request(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> XRequest {
-    XRequest {
-        method,
-        uri,
-        headers,
-        body,
-    }
-}
-
-fn refused(status: StatusCode, reason: &str, message: &str, rate: RateInfo) -> XReply {
-    XReply::new(status, problem::refusal(reason, message), rate).rejected(reason.to_owned())
-}
-
-fn invalid(message: impl Into<String>, rate: RateInfo) -> XReply {
-    let message = message.into();
-    XReply::new(
+/// `WebhookIdInvalid`: no webhook `hook`.
+pub(crate) fn unknown_webhook(hook: &str, rate: RateInfo) -> XReply {
+    refused(
         StatusCode::BAD_REQUEST,
-        problem::invalid_request(vec![problem::body_error(message.clone())]),
+        "WebhookIdInvalid",
+        &format!("webhook {hook} does not exist"),
         rate,
     )
-    .rejected(message)
+}
+
+/// A refused subscription call: X's `refusal` problem, recorded with its reason.
+pub(crate) fn refused(status: StatusCode, reason: &str, message: &str, rate: RateInfo) -> XReply {
+    XReply::new(status, problem::refusal(reason, message), rate).rejected(reason.to_owned())
 }
 
 fn subscription_json(sub: &ActivitySubscription) -> Value {
@@ -280,7 +124,7 @@ async fn create_subscription(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let req = x_request(method, uri, headers, Bytes::new());
+    let req = XRequest::new(method, uri, headers);
     let reply = create_reply(&shared, &req, &body).await;
     finish(&shared, XOp::CreateSubscription, &req, reply)
 }
@@ -368,15 +212,15 @@ async fn create_reply(shared: &Shared, req: &XRequest, body: &[u8]) -> XReply {
     };
     let (event_type, filter, tag, webhook_id) = match parse_create(body) {
         Ok(parsed) => parsed,
-        Err(message) => return invalid(message, rate),
+        Err(message) => return XReply::invalid_body(rate, message),
     };
     let Some(user_id) = filter.user_id.clone() else {
-        return invalid("$.filter.user_id: is missing but it is required", rate);
+        return XReply::invalid_body(rate, "$.filter.user_id: is missing but it is required");
     };
     if !is_x_id(&user_id) {
-        return invalid(
-            "$.filter.user_id: does not match the regex pattern ^[0-9]{1,19}$",
+        return XReply::invalid_body(
             rate,
+            "$.filter.user_id: does not match the regex pattern ^[0-9]{1,19}$",
         );
     }
     if is_private(&event_type) {
@@ -402,12 +246,7 @@ async fn create_reply(shared: &Shared, req: &XRequest, body: &[u8]) -> XReply {
     if let Some(hook) = &webhook_id
         && x.webhook(hook).is_none()
     {
-        return refused(
-            StatusCode::BAD_REQUEST,
-            "WebhookIdInvalid",
-            &format!("webhook {hook} does not exist"),
-            rate,
-        );
+        return unknown_webhook(hook, rate);
     }
     if x.subscriptions.iter().any(|s| {
         s.event_type == event_type
@@ -429,16 +268,8 @@ async fn create_reply(shared: &Shared, req: &XRequest, body: &[u8]) -> XReply {
             rate,
         );
     }
-    let now = clock::now_iso_ms();
-    let sub = ActivitySubscription {
-        subscription_id: shared.snowflake.next(),
-        event_type,
-        filter,
-        tag,
-        webhook_id,
-        created_at: now.clone(),
-        updated_at: now,
-    };
+    let sub =
+        ActivitySubscription::new(shared.snowflake.next(), event_type, filter, tag, webhook_id);
     x.subscriptions.push(sub.clone());
     let total = x.subscriptions.len();
     drop(x);
@@ -457,7 +288,7 @@ async fn list_subscriptions(
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    let req = x_request(method, uri, headers, Bytes::new());
+    let req = XRequest::new(method, uri, headers);
     let reply = list_reply(&shared, &req).await;
     finish(&shared, XOp::ListSubscriptions, &req, reply)
 }
@@ -487,17 +318,24 @@ async fn list_reply(shared: &Shared, req: &XRequest) -> XReply {
             "max_results" => match value.parse::<usize>() {
                 Ok(n) if (1..=1000).contains(&n) => max_results = n,
                 _ => {
-                    return invalid(
-                        format!("max_results [{value}] is not between 1 and 1000"),
+                    return XReply::invalid_body(
                         rate,
+                        format!("max_results [{value}] is not between 1 and 1000"),
                     );
                 }
             },
             "pagination_token" => match value.strip_prefix('S').and_then(|n| n.parse().ok()) {
                 Some(n) => from = n,
-                None => return invalid(format!("pagination_token [{value}] is not valid"), rate),
+                None => {
+                    return XReply::invalid_body(
+                        rate,
+                        format!("pagination_token [{value}] is not valid"),
+                    );
+                }
             },
-            other => return invalid(format!("unknown query parameter [{other}]"), rate),
+            other => {
+                return XReply::invalid_body(rate, format!("unknown query parameter [{other}]"));
+            }
         }
     }
     let x = lock(&shared.x);
@@ -533,7 +371,7 @@ async fn update_subscription(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let req = x_request(method, uri, headers, Bytes::new());
+    let req = XRequest::new(method, uri, headers);
     let reply = update_reply(&shared, &req, &id, &body).await;
     finish(&shared, XOp::UpdateSubscription, &req, reply)
 }
@@ -552,7 +390,7 @@ async fn update_reply(shared: &Shared, req: &XRequest, id: &str, body: &[u8]) ->
         Err(reply) => return reply,
     };
     let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(body) else {
-        return invalid("$: must be a JSON object", rate);
+        return XReply::invalid_body(rate, "$: must be a JSON object");
     };
     let mut tag = None;
     let mut webhook_id = None;
@@ -562,19 +400,14 @@ async fn update_reply(shared: &Shared, req: &XRequest, id: &str, body: &[u8]) ->
                 tag = Some(t.clone());
             }
             ("webhook_id", Value::String(w)) if is_x_id(w) => webhook_id = Some(w.clone()),
-            (other, _) => return invalid(format!("$.{other}: is not valid"), rate),
+            (other, _) => return XReply::invalid_body(rate, format!("$.{other}: is not valid")),
         }
     }
     let mut x = lock(&shared.x);
     if let Some(hook) = &webhook_id
         && x.webhook(hook).is_none()
     {
-        return refused(
-            StatusCode::BAD_REQUEST,
-            "WebhookIdInvalid",
-            &format!("webhook {hook} does not exist"),
-            rate,
-        );
+        return unknown_webhook(hook, rate);
     }
     let total = x.subscriptions.len();
     let Some(sub) = x.subscriptions.iter_mut().find(|s| s.subscription_id == id) else {
@@ -604,7 +437,7 @@ async fn delete_subscription(
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    let req = x_request(method, uri, headers, Bytes::new());
+    let req = XRequest::new(method, uri, headers);
     let reply = delete_reply(&shared, &req, &id).await;
     finish(&shared, XOp::DeleteSubscription, &req, reply)
 }
@@ -639,163 +472,6 @@ async fn delete_reply(shared: &Shared, req: &XRequest, id: &str) -> XReply {
         json!({"data": {"deleted": true}, "meta": {"total_subscriptions": total}}),
         rate,
     )
-}
-
-// ----- Account Activity API -----
-
-/// The Account Activity API answer while it is retired.
-fn aaa_retired(shared: &Shared, req: &XRequest) -> XReply {
-    XReply::new(
-        StatusCode::FORBIDDEN,
-        problem::forbidden(
-            "The Account Activity API was retired on 2027-01-01. Use the X Activity API (/2/activity/subscriptions) with webhooks or the activity stream.",
-        ),
-        peek_rate(shared, XOp::AccountActivity, "anonymous"),
-    )
-    .rejected(format!("Account Activity API retired ({})", req.uri.path()))
-}
-
-async fn aaa_admit(
-    shared: &Shared,
-    req: &XRequest,
-    webhook_id: &str,
-    accept: Accept,
-) -> Result<(Principal, RateInfo), XReply> {
-    if !shared.cfg.x.account_activity_api {
-        return Err(aaa_retired(shared, req));
-    }
-    let admitted = admit_as(
-        shared,
-        req,
-        XOp::AccountActivity,
-        FaultOp::Subscriptions,
-        accept,
-    )
-    .await?;
-    if lock(&shared.x).webhook(webhook_id).is_none() {
-        return Err(refused(
-            StatusCode::BAD_REQUEST,
-            "WebhookIdInvalid",
-            &format!("webhook {webhook_id} does not exist"),
-            admitted.1,
-        ));
-    }
-    Ok(admitted)
-}
-
-async fn aaa_subscribe(
-    State(shared): State<Arc<Shared>>,
-    Path(webhook_id): Path<String>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-) -> Response {
-    let req = x_request(method, uri, headers, Bytes::new());
-    let reply = match aaa_admit(&shared, &req, &webhook_id, Accept::AAA_USER).await {
-        Err(reply) => reply,
-        Ok((principal, rate)) => {
-            let user = principal.user_id().unwrap_or_default().to_owned();
-            let mut x = lock(&shared.x);
-            if x.aaa_subscriptions
-                .iter()
-                .any(|(w, u)| *w == webhook_id && *u == user)
-            {
-                refused(
-                    StatusCode::CONFLICT,
-                    "DuplicateSubscriptionFailed",
-                    "the user is already subscribed",
-                    rate,
-                )
-            } else {
-                x.aaa_subscriptions.push((webhook_id, user));
-                XReply::new(StatusCode::OK, json!({"data": {"subscribed": true}}), rate)
-            }
-        }
-    };
-    finish(&shared, XOp::AccountActivity, &req, reply)
-}
-
-async fn aaa_check(
-    State(shared): State<Arc<Shared>>,
-    Path(webhook_id): Path<String>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-) -> Response {
-    let req = x_request(method, uri, headers, Bytes::new());
-    let reply = match aaa_admit(&shared, &req, &webhook_id, Accept::AAA_USER).await {
-        Err(reply) => reply,
-        Ok((principal, rate)) => {
-            let user = principal.user_id().unwrap_or_default();
-            let subscribed = lock(&shared.x)
-                .aaa_subscriptions
-                .iter()
-                .any(|(w, u)| *w == webhook_id && u == user);
-            XReply::new(
-                StatusCode::OK,
-                json!({"data": {"subscribed": subscribed}}),
-                rate,
-            )
-        }
-    };
-    finish(&shared, XOp::AccountActivity, &req, reply)
-}
-
-async fn aaa_list(
-    State(shared): State<Arc<Shared>>,
-    Path(webhook_id): Path<String>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-) -> Response {
-    let req = x_request(method, uri, headers, Bytes::new());
-    let reply = match aaa_admit(&shared, &req, &webhook_id, Accept::APP).await {
-        Err(reply) => reply,
-        Ok((_, rate)) => {
-            let x = lock(&shared.x);
-            let url = x
-                .webhook(&webhook_id)
-                .map(|w| w.url.clone())
-                .unwrap_or_default();
-            let subscriptions: Vec<Value> = x
-                .aaa_subscriptions
-                .iter()
-                .filter(|(w, _)| *w == webhook_id)
-                .map(|(_, u)| json!({"user_id": u}))
-                .collect();
-            XReply::new(
-                StatusCode::OK,
-                json!({"data": {
-                    "application_id": shared.cfg.x.app.id,
-                    "webhook_id": webhook_id,
-                    "webhook_url": url,
-                    "subscriptions": subscriptions,
-                }}),
-                rate,
-            )
-        }
-    };
-    finish(&shared, XOp::AccountActivity, &req, reply)
-}
-
-async fn aaa_unsubscribe(
-    State(shared): State<Arc<Shared>>,
-    Path((webhook_id, user_id)): Path<(String, String)>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-) -> Response {
-    let req = x_request(method, uri, headers, Bytes::new());
-    let reply = match aaa_admit(&shared, &req, &webhook_id, Accept::APP).await {
-        Err(reply) => reply,
-        Ok((_, rate)) => {
-            lock(&shared.x)
-                .aaa_subscriptions
-                .retain(|(w, u)| !(*w == webhook_id && *u == user_id));
-            XReply::new(StatusCode::OK, json!({"data": {"subscribed": false}}), rate)
-        }
-    };
-    finish(&shared, XOp::AccountActivity, &req, reply)
 }
 
 #[cfg(test)]

@@ -1,12 +1,13 @@
 //! Downloads of DM media (docs/protocols.md A6): TON photo URLs need an OAuth 1.0a signature (verified
 //! like every X route, base URL = the URL without query); twimg-style video, GIF and preview paths
-//! and other registered URLs are public. Every GET is recorded, refused ones included.
+//! and other registered URLs are public; the API v2 download
+//! (`/2/dm_conversations/media/…`) needs an OAuth 2.0 user with `dm.read`. Every GET of a media URL
+//! is recorded, refused ones included.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{OriginalUri, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -14,16 +15,17 @@ use serde_json::json;
 
 use crate::clock;
 use crate::events::SandboxEvent;
-use crate::faults::FaultOp;
+use crate::faults::{self, FaultOp};
 use crate::media::files::StoredFile;
 use crate::media::registry::{MediaRequestKind, MediaRequestRecord, MediaRoute};
 use crate::media::stream::file_response;
 use crate::state::Shared;
-use crate::x::api::{XRequest, admit, finish, record_call};
+use crate::sync::lock;
+use crate::x::auth::Accept;
+use crate::x::calls::{XRequest, admit, admit_as, finish, record_call};
 use crate::x::dm_media::{TON_PREFIX, segment};
-use crate::x::problem::XReply;
+use crate::x::problem::{self, XReply, rate_headed};
 use crate::x::records::XOp;
-use crate::x::state::RateInfo;
 
 /// Path prefixes of the public (twimg-style) media URLs.
 pub(crate) const PUBLIC_PREFIXES: &[&str] = &[
@@ -34,13 +36,18 @@ pub(crate) const PUBLIC_PREFIXES: &[&str] = &[
 ];
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new().route("/1.1/ton/data/dm/{dm_id}/{media_id}/{resource}", get(ton))
+    Router::new()
+        .route("/1.1/ton/data/dm/{dm_id}/{media_id}/{resource}", get(ton))
+        .route(
+            "/2/dm_conversations/media/{dm_id}/{media_id}/{resource_id}",
+            get(download_media),
+        )
 }
 
 /// Whether the fallback should hand a request to [`public`].
 pub(crate) fn is_media_request(shared: &Shared, method: &Method, path: &str) -> bool {
     (method == Method::GET || method == Method::HEAD)
-        && (shared.media_route(path).is_some()
+        && (lock(&shared.media).route(path).is_some()
             || PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p)))
 }
 
@@ -65,7 +72,7 @@ fn record(shared: &Shared, method: &Method, path: &str, headers: &HeaderMap, out
         status: outcome.status,
         file_id: outcome.file_id.clone(),
     });
-    shared.record_media_request(MediaRequestRecord {
+    lock(&shared.media).record_request(MediaRequestRecord {
         kind: outcome.kind,
         method: method.to_string(),
         path: path.to_owned(),
@@ -75,18 +82,6 @@ fn record(shared: &Shared, method: &Method, path: &str, headers: &HeaderMap, out
         rejection: outcome.rejection,
         at: clock::now_iso_ms(),
     });
-}
-
-fn rate_headed(mut response: Response, rate: RateInfo) -> Response {
-    let headers = response.headers_mut();
-    for (name, value) in [
-        ("x-rate-limit-limit", i64::from(rate.limit)),
-        ("x-rate-limit-remaining", i64::from(rate.remaining)),
-        ("x-rate-limit-reset", rate.reset),
-    ] {
-        headers.insert(name, HeaderValue::from(value));
-    }
-    response
 }
 
 /// The file, or a redirect to where its serve options send it.
@@ -113,7 +108,7 @@ fn redirect(shared: &Shared, target: &str, file: &StoredFile) -> Response {
             .next()
             .and_then(|p| p.parse::<u16>().ok());
         if url.port_or_known_default() == port {
-            shared.register_media_path(
+            lock(&shared.media).register_path(
                 url.path(),
                 &file.info.file_id,
                 MediaRequestKind::Redirected,
@@ -134,18 +129,12 @@ async fn ton(
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    let req = XRequest {
-        method,
-        uri,
-        headers,
-        body: Bytes::new(),
-    };
-    ton_reply(&shared, req).await
+    ton_reply(&shared, XRequest::new(method, uri, headers)).await
 }
 
 async fn ton_reply(shared: &Shared, req: XRequest) -> Response {
     let path = req.uri.path().to_owned();
-    let route = shared.media_route(&path);
+    let route = lock(&shared.media).route(&path);
     let file_id = route.as_ref().map(|r| r.file_id.clone());
     let rate = match admit(shared, &req, XOp::TonDownload, FaultOp::TonDownload, false).await {
         Ok((_, rate)) => rate,
@@ -160,7 +149,7 @@ async fn ton_reply(shared: &Shared, req: XRequest) -> Response {
             return finish(shared, XOp::TonDownload, &req, reply);
         }
     };
-    let found = route.and_then(|r| shared.file(&r.file_id).map(|f| (r, f)));
+    let found = route.and_then(|r| lock(&shared.media).get(&r.file_id).cloned().map(|f| (r, f)));
     let Some((route, file)) = found else {
         let reply = XReply::new(
             StatusCode::NOT_FOUND,
@@ -199,18 +188,12 @@ pub(crate) async fn public(
 ) -> Response {
     let path = uri.path().to_owned();
     if path.starts_with(TON_PREFIX) {
-        let req = XRequest {
-            method,
-            uri,
-            headers,
-            body: Bytes::new(),
-        };
-        return ton_reply(&shared, req).await;
+        return ton_reply(&shared, XRequest::new(method, uri, headers)).await;
     }
-    let route = shared.media_route(&path);
+    let route = lock(&shared.media).route(&path);
     let kind = route.as_ref().map_or(MediaRequestKind::Public, |r| r.kind);
     let file_id = route.as_ref().map(|r| r.file_id.clone());
-    if let Some(injected) = shared.gate(FaultOp::MediaDownload).await {
+    if let Some(injected) = faults::gate(&shared, FaultOp::MediaDownload).await {
         let status = injected.status();
         let message = injected
             .fault
@@ -226,7 +209,7 @@ pub(crate) async fn public(
         record(&shared, &method, &path, &headers, outcome);
         return (status, message).into_response();
     }
-    let found = route.and_then(|r| shared.file(&r.file_id).map(|f| (r, f)));
+    let found = route.and_then(|r| lock(&shared.media).get(&r.file_id).cloned().map(|f| (r, f)));
     let Some((route, file)) = found else {
         let outcome = Outcome {
             kind,
@@ -246,4 +229,59 @@ pub(crate) async fn public(
     };
     record(&shared, &method, &path, &headers, outcome);
     response
+}
+
+/// `GET /2/dm_conversations/media/{dm_id}/{media_id}/{resource_id}` (OAuth 2.0 user with
+/// `dm.read`, a participant of the DM): the bytes the TON URL serves, as
+/// `application/octet-stream`.
+pub(crate) async fn download_media(
+    State(shared): State<Arc<Shared>>,
+    Path((dm_id, media_id, _resource)): Path<(String, String, String)>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    let req = XRequest::new(method, uri, headers);
+    let (principal, rate) = match admit_as(
+        &shared,
+        &req,
+        XOp::DmMediaDownload,
+        FaultOp::DmMediaDownload,
+        Accept::OAUTH2_DM_READ,
+    )
+    .await
+    {
+        Ok(admitted) => admitted,
+        Err(reply) => return finish(&shared, XOp::DmMediaDownload, &req, reply),
+    };
+    let me = principal.user_id().unwrap_or_default().to_owned();
+    let file_id = lock(&shared.x)
+        .dm_history
+        .iter()
+        .find(|dm| dm.dm_event_id == dm_id && (dm.sender_id == me || dm.recipient_id == me))
+        .and_then(|dm| dm.media.as_ref())
+        .filter(|m| m.media_id == media_id)
+        .map(|m| m.file_id.clone());
+    let file = file_id.and_then(|id| lock(&shared.media).get(&id).cloned());
+    let Some(file) = file else {
+        let reply = XReply::new(
+            StatusCode::NOT_FOUND,
+            json!({
+                "title": "Not Found Error",
+                "type": problem::RESOURCE_NOT_FOUND,
+                "status": 404,
+                "detail": format!("Could not find media {media_id} of DM {dm_id}."),
+            }),
+            rate,
+        )
+        .rejected("no such DM media for this user");
+        return finish(&shared, XOp::DmMediaDownload, &req, reply);
+    };
+    record_call(&shared, XOp::DmMediaDownload, &req, 200, None);
+    let mut response = file_response(&file, None);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    rate_headed(response, rate)
 }
