@@ -19,6 +19,9 @@ step "cfn-lint deploy/template.yaml"
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "no import cycle between the source files of any crate"
+python3 scripts/module_cycles.py crates/*/src
+
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 

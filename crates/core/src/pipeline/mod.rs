@@ -11,12 +11,10 @@ mod port_errors;
 
 use std::sync::Arc;
 
-use tokio::sync::watch;
-
-use crate::engine::{DeliveryHold, EngineConfig, Handlers, JobEngine, RunSummary};
-use crate::jobs::{Job, JobQueue, Lane};
+use crate::engine::{DeliveryHold, EngineConfig, JobEngine};
+use crate::jobs::JobQueue;
 use crate::media::AttachmentPolicy;
-use crate::ports::{Clock, ConnectApi, Store, XApi};
+use crate::ports::{Clock, Store};
 
 pub use accept::{AcceptReport, ItemAcceptance};
 
@@ -128,68 +126,6 @@ impl<S: Store, X, C, K: Clock> Bridge<S, X, C, K> {
     /// Whether the delivery of `queue` is held.
     pub fn is_held(&self, queue: JobQueue) -> bool {
         self.engine.is_held(queue)
-    }
-}
-
-impl<S, X, C, K> Bridge<S, X, C, K>
-where
-    S: Store,
-    X: XApi,
-    C: ConnectApi,
-    K: Clock,
-{
-    /// The handlers of the bridge's queues: inbound DMs and outbound chat items.
-    pub fn handlers(self: &Arc<Self>) -> Handlers {
-        let mut handlers = Handlers::default();
-        handlers
-            .register(
-                JobQueue::Inbound,
-                Arc::new(handlers::InboundDelivery(Arc::clone(self))),
-            )
-            .register(
-                JobQueue::Outbound,
-                Arc::new(handlers::OutboundDelivery(Arc::clone(self))),
-            );
-        handlers
-    }
-
-    /// Delivers the jobs of `queue` until `shutdown` turns true (see
-    /// [`JobEngine::run_dispatcher`]).
-    pub async fn run_dispatcher(self: Arc<Self>, queue: JobQueue, shutdown: watch::Receiver<bool>) {
-        let Some(handler) = self.handlers().get(queue).cloned() else {
-            tracing::error!(
-                queue = queue.as_str(),
-                "no handler for this queue; nothing runs"
-            );
-            return;
-        };
-        Arc::clone(&self.engine)
-            .run_dispatcher(queue, handler, shutdown)
-            .await;
-    }
-
-    /// Runs the due jobs of `queue` (of one lane if given) until `deadline_ms` (see
-    /// [`JobEngine::run_due`]).
-    pub async fn run_due(
-        self: &Arc<Self>,
-        queue: JobQueue,
-        lane: Option<&Lane>,
-        deadline_ms: i64,
-        max_wait_ms: i64,
-    ) -> RunSummary {
-        let Some(handler) = self.handlers().get(queue).cloned() else {
-            return RunSummary::default();
-        };
-        self.engine
-            .run_due(queue, &handler, lane, deadline_ms, max_wait_ms)
-            .await
-    }
-
-    /// Runs one claimed job of `queue` and records its outcome (see [`JobEngine::run_job`]).
-    pub async fn run_job(self: &Arc<Self>, queue: JobQueue, job: Job) {
-        if let Some(handler) = self.handlers().get(queue) {
-            self.engine.run_job(queue, handler.as_ref(), job).await;
-        }
     }
 }
 
