@@ -8,10 +8,13 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::json;
-use xdm_amazon_connect::sns::{SnsMessage, SnsMessageType, VerifyError, chat_item_from_notification};
+use xdm_amazon_connect::sns::{
+    SnsMessage, SnsMessageType, VerifyError, chat_item_from_notification,
+};
 use xdm_core::ItemAcceptance;
 
-use super::{AppState, reject};
+use super::reject::reject;
+use super::state::AppState;
 
 pub async fn sns(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let Some(verifier) = &state.sns else {

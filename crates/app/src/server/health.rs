@@ -10,7 +10,8 @@ use serde_json::json;
 use xdm_core::jobs::{JobQueue, JobState};
 use xdm_core::ports::Store;
 
-use super::AppState;
+use super::reject::reject;
+use super::state::AppState;
 use crate::x_events::stream::StreamState;
 
 /// 200 when the bridge can deliver in both directions and its store answers; 503 with the
@@ -73,7 +74,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             handle.render(),
         )
             .into_response(),
-        None => super::reject(
+        None => reject(
             StatusCode::NOT_FOUND,
             "metrics are not enabled in this process",
         ),

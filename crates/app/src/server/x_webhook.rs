@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use serde_json::json;
 
-use super::{AppState, reject};
+use super::reject::reject;
+use super::state::AppState;
 
 /// Answers X's challenge-response check. Needs only the app's secrets (the OAuth 2.0 client
 /// secret, or the consumer secret; `XDM_X_CRC_KEY`), so it works even when the rest of the

@@ -14,8 +14,8 @@ use super::items::{
     job_from_item, job_pk, key_of, keys_of, member, n, new_job_item, queue_state, s,
 };
 use super::lanes::{lane_add, lane_remove, lane_unchanged, version_if_head};
+use super::store::{DynamoStore, RACE_ATTEMPTS, absent_or_expired};
 use super::tables::BY_STATE;
-use super::{DynamoStore, RACE_ATTEMPTS, absent_or_expired};
 
 /// Jobs per enqueue transaction (each may need a lane update too: 2 × 50 = 100 actions).
 const ENQUEUE_CHUNK: usize = 50;
@@ -36,23 +36,6 @@ struct Change {
     attempts: Option<u32>,
     to: JobState,
     at_ms: i64,
-}
-
-/// The job, read consistently; one that has expired is absent.
-pub(super) async fn get_job(
-    store: &DynamoStore,
-    op: &'static str,
-    queue: JobQueue,
-    key: &JobKey,
-) -> Result<Option<Job>, StoreError> {
-    let item = store
-        .get_live(
-            op,
-            &store.tables.jobs,
-            key_of(PK, job_pk(queue, key.as_str())),
-        )
-        .await?;
-    item.map(|item| job_from_item(&item)).transpose()
 }
 
 /// The clauses every state change writes: the state, its index keys and, for finished
@@ -100,7 +83,7 @@ async fn transition(
         at_ms: now_ms,
     } = change;
     for _ in 0..RACE_ATTEMPTS {
-        let Some(job) = get_job(store, op, queue, key).await? else {
+        let Some(job) = store.get_job(op, queue, key).await? else {
             return Ok(false);
         };
         if from.is_some_and(|from| from != job.state) || attempts.is_some_and(|a| a != job.attempts)
@@ -291,7 +274,7 @@ pub(super) async fn claim(
 ) -> Result<bool, StoreError> {
     const OP: &str = "claim";
     for _ in 0..RACE_ATTEMPTS {
-        let Some(job) = get_job(store, OP, queue, key).await? else {
+        let Some(job) = store.get_job(OP, queue, key).await? else {
             return Ok(false);
         };
         let due = match job.state {
@@ -406,7 +389,7 @@ pub(super) async fn job(
     queue: JobQueue,
     key: &JobKey,
 ) -> Result<Option<Job>, StoreError> {
-    get_job(store, "job", queue, key).await
+    store.get_job("job", queue, key).await
 }
 
 /// One Query of `by_state` per state listed, then the jobs by strongly consistent

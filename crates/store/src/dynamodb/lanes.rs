@@ -13,9 +13,8 @@ use super::items::{
     self, EXPIRES_AT, LANE, OPEN, OPEN_QUEUE, PK, QUEUE, Reader, VER, job_from_item, job_pk,
     key_of, lane_pk, member, n, parse_member, s,
 };
-use super::jobs::get_job;
+use super::store::{DynamoStore, RACE_ATTEMPTS};
 use super::tables::OPEN_LANES;
-use super::{DynamoStore, RACE_ATTEMPTS};
 
 /// The transaction item that adds `members` (open jobs) to a lane, creating the lane item if
 /// needed and listing it in `open_lanes`.
@@ -168,7 +167,7 @@ async fn fresh_head(
         let ver = r.n(VER)?;
         let key = JobKey::parse(head_key(lane.as_str(), head)?)
             .map_err(|e| corrupt_lane(lane.as_str(), &e))?;
-        if let Some(job) = get_job(store, op, queue, &key).await?
+        if let Some(job) = store.get_job(op, queue, &key).await?
             && job.state.is_open()
             && job.lane == *lane
         {

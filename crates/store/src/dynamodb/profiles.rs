@@ -4,8 +4,8 @@ use xdm_core::ids::XUserId;
 use xdm_core::ports::StoreError;
 use xdm_core::profile::XProfile;
 
-use super::DynamoStore;
 use super::items::{USER_ID, key_of, profile_from_item, profile_item};
+use super::store::DynamoStore;
 
 pub(super) async fn cached_profile(
     store: &DynamoStore,

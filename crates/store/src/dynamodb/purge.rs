@@ -5,13 +5,13 @@
 use xdm_core::jobs::JobQueue;
 use xdm_core::ports::StoreError;
 
-use super::DynamoStore;
 use super::calls::count_written;
 use super::expr::Expr;
 use super::items::{
     ENDED_GROUP, ENDED_GROUP_VALUE, EXPIRES_AT_MS, EXPIRY_GROUP, EXPIRY_GROUP_VALUE,
     FINISHED_QUEUE, PK, UPDATED_AT_MS, USER_ID, key_of, keys_of, n, s,
 };
+use super::store::DynamoStore;
 use super::tables::{BY_EXPIRY, ENDED_BY_AGE, FINISHED_BY_AGE};
 
 pub(super) async fn purge(

@@ -5,10 +5,10 @@
 use xdm_core::ports::StoreError;
 use xdm_core::records::{Expect, Record};
 
-use super::DynamoStore;
 use super::calls::Written;
 use super::expr::Expr;
 use super::items::{KEY, Reader, UPDATED_AT_MS, VALUE, VERSION, key_of, n, record_from_item, s};
+use super::store::DynamoStore;
 
 pub(super) async fn record(store: &DynamoStore, key: &str) -> Result<Option<Record>, StoreError> {
     let item = store

@@ -12,7 +12,7 @@ use super::items::{
     INITIAL_CONTACT_ID, Item, PK, STATUS, UPDATED_AT_MS, guard_item, guard_pk, guard_target,
     key_of, n, s, session_from_item, session_item, session_pk,
 };
-use super::{DynamoStore, RACE_ATTEMPTS, absent_or_expired};
+use super::store::{DynamoStore, RACE_ATTEMPTS, absent_or_expired};
 
 /// Any session (open or ended) by its initial contact id; one that has expired is absent.
 pub(super) async fn get_session(

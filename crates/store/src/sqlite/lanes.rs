@@ -6,8 +6,8 @@ use rusqlite::params;
 use xdm_core::jobs::{Job, JobQueue, Lane};
 use xdm_core::ports::StoreError;
 
-use super::SqliteStore;
 use super::rows::{job_columns, job_from_row, query_all, query_one, sql_limit};
+use super::store::SqliteStore;
 
 // `pub(super)` so the unit tests (`tests.rs`) can check the query plans.
 

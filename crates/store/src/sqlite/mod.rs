@@ -17,25 +17,25 @@
 //! may hold tokens, so on unix the database file is created with mode 0600 (and an existing one
 //! loses its group and other bits at open); SQLite gives its `-wal` and `-shm` files the same mode.
 //!
-//! Layout: this file holds the store type and the [`Store`] implementation, whose every method
-//! calls the function of the same name in the module of its concern, as in the DynamoDB backend:
-//! `sessions.rs`, `profiles.rs`, `jobs.rs` (enqueue, claims, leases and fencing, state changes,
-//! listing), `lanes.rs` (lane heads), `records.rs` and `purge.rs`, each with its SQL. Below them:
-//! `worker.rs` (the connection thread, group commit), `rows.rs` (rows ⇄ core types, running a
-//! statement, errors) and `schema.rs` (pragmas and migrations).
+//! Layout: this file holds the [`Store`] implementation, whose every method calls the function
+//! of the same name in the module of its concern, as in the DynamoDB backend: `sessions.rs`,
+//! `profiles.rs`, `jobs.rs` (enqueue, claims, leases and fencing, state changes, listing),
+//! `lanes.rs` (lane heads), `records.rs` and `purge.rs`, each with its SQL. Below them:
+//! `store.rs` (the store type, opening it), `worker.rs` (the connection thread, group commit),
+//! `rows.rs` (rows ⇄ core types, running a statement, errors), `schema.rs` (pragmas and
+//! migrations) and `options.rs` ([`SqliteOptions`], [`Synchronous`]).
 
 mod jobs;
 mod lanes;
+mod options;
 mod profiles;
 mod purge;
 mod records;
 mod rows;
 mod schema;
 mod sessions;
+mod store;
 mod worker;
-
-use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use xdm_core::ids::{InitialContactId, XUserId};
 use xdm_core::jobs::{FinalState, Job, JobKey, JobQueue, JobState, Lane, NewJob};
@@ -44,119 +44,9 @@ use xdm_core::profile::XProfile;
 use xdm_core::records::{Expect, Record};
 use xdm_core::session::{ConnectionCredentials, Session};
 
-use self::schema::Target;
-use self::worker::Worker;
-use crate::OpenError;
-
+pub use self::options::{SqliteOptions, Synchronous};
 pub use self::schema::SCHEMA_VERSION;
-
-/// How hard SQLite works to make a commit survive (`PRAGMA synchronous`, in WAL mode).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum Synchronous {
-    /// Survives process crashes (including `kill -9`); a power loss or OS crash may roll back
-    /// the last commits. No fsync per commit. The default.
-    #[default]
-    Normal,
-    /// Also survives power loss: the WAL is synced on every commit.
-    Full,
-}
-
-impl Synchronous {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Synchronous::Normal => "normal",
-            Synchronous::Full => "full",
-        }
-    }
-}
-
-/// Tuning of a [`SqliteStore`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SqliteOptions {
-    pub synchronous: Synchronous,
-    /// How long a write waits for another connection's write lock before failing with
-    /// `StoreError::Unavailable`.
-    pub busy_timeout: Duration,
-}
-
-impl Default for SqliteOptions {
-    fn default() -> Self {
-        Self {
-            synchronous: Synchronous::Normal,
-            busy_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-/// The `Store` on an SQLite database file (or in memory, for tests).
-#[derive(Debug)]
-pub struct SqliteStore {
-    worker: Worker,
-}
-
-impl SqliteStore {
-    /// Opens (creating it if needed) the database at `path` with the default options. The
-    /// directory must exist: it is not created, and its absence is an error naming the path.
-    pub async fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
-        Self::open_with(path, SqliteOptions::default()).await
-    }
-
-    /// Opens the database at `path` with `options`.
-    pub async fn open_with(
-        path: impl AsRef<Path>,
-        options: SqliteOptions,
-    ) -> Result<Self, OpenError> {
-        let path: PathBuf = path.as_ref().to_path_buf();
-        let location = path.display().to_string();
-        if path.as_os_str().is_empty() {
-            return Err(OpenError::EmptyPath);
-        }
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        // A metadata check is a syscall, not SQLite work: fine on the caller's thread.
-        if !dir.is_dir() {
-            return Err(OpenError::MissingDirectory {
-                location,
-                directory: dir.display().to_string(),
-            });
-        }
-        let store = Self::start(location, move |location| {
-            schema::open_connection(Target::File(&path), location, &options)
-        })
-        .await?;
-        tracing::info!(
-            location = store.location(),
-            synchronous = options.synchronous.as_str(),
-            schema_version = SCHEMA_VERSION,
-            "SQLite store open"
-        );
-        Ok(store)
-    }
-
-    /// A private database in memory: gone when the store is dropped. For tests.
-    pub async fn open_in_memory() -> Result<Self, OpenError> {
-        Self::start(":memory:".to_owned(), |location| {
-            schema::open_connection(Target::Memory, location, &SqliteOptions::default())
-        })
-        .await
-    }
-
-    async fn start<F>(location: String, open: F) -> Result<Self, OpenError>
-    where
-        F: FnOnce(&str) -> Result<rusqlite::Connection, OpenError> + Send + 'static,
-    {
-        let loc = location.clone();
-        let worker = Worker::start(location, move || open(&loc)).await?;
-        Ok(Self { worker })
-    }
-
-    /// The database file (or `:memory:`), for logs.
-    pub fn location(&self) -> &str {
-        self.worker.location()
-    }
-}
+pub use self::store::SqliteStore;
 
 impl Store for SqliteStore {
     async fn open_session(

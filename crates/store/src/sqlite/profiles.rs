@@ -5,8 +5,8 @@ use xdm_core::ids::XUserId;
 use xdm_core::ports::StoreError;
 use xdm_core::profile::XProfile;
 
-use super::SqliteStore;
 use super::rows::{profile_from_json, profile_to_json};
+use super::store::SqliteStore;
 
 pub(super) const SQL_CACHED_PROFILE: &str =
     "SELECT profile FROM profiles WHERE user_id = ?1 AND expires_at_ms > ?2";

@@ -4,7 +4,7 @@
 use rusqlite::{TransactionBehavior, params};
 use xdm_core::ports::StoreError;
 
-use super::SqliteStore;
+use super::store::SqliteStore;
 
 // `pub(super)` so the unit tests (`tests.rs`) can check the query plans.
 

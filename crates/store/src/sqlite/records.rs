@@ -5,8 +5,8 @@ use rusqlite::{OptionalExtension, params};
 use xdm_core::ports::StoreError;
 use xdm_core::records::{Expect, Record};
 
-use super::SqliteStore;
 use super::rows::{DbError, execute_one, query_all, query_one, record_columns, record_from_row};
+use super::store::SqliteStore;
 
 // `pub(super)` so the unit tests (`tests.rs`) can check the query plans.
 

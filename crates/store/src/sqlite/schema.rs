@@ -4,7 +4,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
-use super::{SqliteOptions, Synchronous};
+use super::options::{SqliteOptions, Synchronous};
 use crate::OpenError;
 
 /// Embedded migrations; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.

@@ -6,8 +6,8 @@ use xdm_core::ids::{InitialContactId, XUserId};
 use xdm_core::ports::{SessionInsert, StoreError};
 use xdm_core::session::{ConnectionCredentials, Session};
 
-use super::SqliteStore;
 use super::rows::{DbError, execute_one, query_one, session_columns, session_from_row};
+use super::store::SqliteStore;
 
 // `pub(super)` so the unit tests (`tests.rs`) can check the query plans.
 

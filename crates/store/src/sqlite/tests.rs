@@ -1,5 +1,8 @@
 //! Unit tests that need the crate's internals: pragmas, migrations and query plans.
 
+use std::path::Path;
+use std::time::Duration;
+
 use rusqlite::Connection;
 
 use super::jobs::{SQL_CLAIM, SQL_JOB, SQL_JOBS_IN_STATE, SQL_RELEASE_CLAIMS};

@@ -1,0 +1,80 @@
+//! The SQLite store type: opening the database (file or memory) and the connection thread every
+//! concern module runs its statements on.
+
+use std::path::{Path, PathBuf};
+
+use super::options::SqliteOptions;
+use super::schema::{self, SCHEMA_VERSION, Target};
+use super::worker::Worker;
+use crate::OpenError;
+
+/// The `Store` on an SQLite database file (or in memory, for tests).
+#[derive(Debug)]
+pub struct SqliteStore {
+    /// The connection thread; the concern modules send their statements to it.
+    pub(super) worker: Worker,
+}
+
+impl SqliteStore {
+    /// Opens (creating it if needed) the database at `path` with the default options. The
+    /// directory must exist: it is not created, and its absence is an error naming the path.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        Self::open_with(path, SqliteOptions::default()).await
+    }
+
+    /// Opens the database at `path` with `options`.
+    pub async fn open_with(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> Result<Self, OpenError> {
+        let path: PathBuf = path.as_ref().to_path_buf();
+        let location = path.display().to_string();
+        if path.as_os_str().is_empty() {
+            return Err(OpenError::EmptyPath);
+        }
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        // A metadata check is a syscall, not SQLite work: fine on the caller's thread.
+        if !dir.is_dir() {
+            return Err(OpenError::MissingDirectory {
+                location,
+                directory: dir.display().to_string(),
+            });
+        }
+        let store = Self::start(location, move |location| {
+            schema::open_connection(Target::File(&path), location, &options)
+        })
+        .await?;
+        tracing::info!(
+            location = store.location(),
+            synchronous = options.synchronous.as_str(),
+            schema_version = SCHEMA_VERSION,
+            "SQLite store open"
+        );
+        Ok(store)
+    }
+
+    /// A private database in memory: gone when the store is dropped. For tests.
+    pub async fn open_in_memory() -> Result<Self, OpenError> {
+        Self::start(":memory:".to_owned(), |location| {
+            schema::open_connection(Target::Memory, location, &SqliteOptions::default())
+        })
+        .await
+    }
+
+    async fn start<F>(location: String, open: F) -> Result<Self, OpenError>
+    where
+        F: FnOnce(&str) -> Result<rusqlite::Connection, OpenError> + Send + 'static,
+    {
+        let loc = location.clone();
+        let worker = Worker::start(location, move || open(&loc)).await?;
+        Ok(Self { worker })
+    }
+
+    /// The database file (or `:memory:`), for logs.
+    pub fn location(&self) -> &str {
+        self.worker.location()
+    }
+}
