@@ -9,7 +9,6 @@
 use std::time::{Duration, Instant};
 
 use xdm_app::sandbox_link;
-use xdm_app::startup::{Application, Overrides};
 use xdm_sandbox::{
     DmSpec, MediaFile, MediaSpec, ParticipantRole, Sandbox, SandboxConfig, SandboxUser,
 };
@@ -46,26 +45,13 @@ async fn main() -> anyhow::Result<()> {
     sandbox.add_user(SandboxUser::new(CUSTOMER, "Jordan Brinks", "furiouscamper"));
     let dir = tempfile::tempdir()?;
     let store = format!("sqlite:{}", dir.path().join("relay.db").display());
-    let mut config = sandbox_link::bridge_config(&sandbox, "127.0.0.1:0", &store)?;
-    config.delivery.attachments.max_bytes = 256 * MB;
-    config.delivery.reorder_window_ms = 10;
-    config.delivery.outbound_reorder_window_ms = 10;
-    let app = Application::build(
-        config,
-        Overrides {
-            sdk_config: Some(sandbox_link::sdk_config(&sandbox)),
-        },
-    )
+    let bridge = sandbox_link::LinkedBridge::start(&sandbox, &store, |config| {
+        config.delivery.attachments.max_bytes = 256 * MB;
+        config.delivery.reorder_window_ms = 10;
+        config.delivery.outbound_reorder_window_ms = 10;
+    })
     .await?;
-    let base = app.base_url();
-    let server = tokio::spawn(app.run_until_stopped(std::future::pending::<()>()));
-    assert!(sandbox.set_webhook(&format!("{base}/webhooks/x")).await?.ok);
-    let sub = sandbox
-        .subscribe(&format!("{base}/webhooks/connect"))
-        .await?;
-    sandbox
-        .wait_confirmed(&sub.subscription_arn, Duration::from_secs(10))
-        .await?;
+    bridge.link_x_webhook(&sandbox).await?;
 
     // Open the chat with a text first (baseline memory of a running bridge + sandbox).
     sandbox.deliver_dm(DmSpec::text(CUSTOMER, "hello")).await?;
@@ -141,7 +127,7 @@ async fn main() -> anyhow::Result<()> {
         t.elapsed().as_secs_f64(),
         peak_rss_mb()
     );
-    server.abort();
+    bridge.stop().await?;
     sandbox.shutdown();
     Ok(())
 }

@@ -70,6 +70,8 @@ impl BridgeProcess {
             .env("XDM_X_API_URL", sandbox.base_url())
             .env("XDM_X_CONSUMER_KEY", &sb.x.consumer_key)
             .env("XDM_X_CONSUMER_SECRET", &sb.x.consumer_secret)
+            // X signs its CRC challenge with the OAuth 2.0 client secret since the X Activity API.
+            .env("XDM_X_CLIENT_SECRET", &sb.x.client_secret)
             .env("XDM_X_ACCESS_TOKEN", &sb.x.access_token)
             .env("XDM_X_ACCESS_TOKEN_SECRET", &sb.x.access_token_secret)
             .env("XDM_X_MEDIA_HOSTS", sandbox.base_url())
