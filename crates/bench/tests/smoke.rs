@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use xdm_bench::{LoadOptions, Scenario, Target};
 use xdm_app::sandbox_link;
 use xdm_app::startup::{Application, Overrides};
+use xdm_bench::{LoadOptions, Scenario, Target};
 use xdm_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 
 struct InProcess {
