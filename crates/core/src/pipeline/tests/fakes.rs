@@ -514,6 +514,12 @@ pub(super) fn markdown(s: &str) -> ChatItemBody {
 }
 
 impl Harness {
+    /// The stored job of `queue` with key `key`, if any.
+    pub(super) async fn job(&self, queue: JobQueue, key: &str) -> Option<crate::jobs::Job> {
+        let key = crate::jobs::JobKey::parse(key).unwrap();
+        self.bridge.store().job(queue, &key).await.unwrap()
+    }
+
     /// Runs every job that is due, advancing time past reorder windows and retry delays,
     /// until nothing is left open (or `max_rounds` is reached).
     pub(super) async fn drain(&self) {

@@ -2,9 +2,8 @@
 
 use crate::chat_item::{AttachmentRef, AttachmentStatus, ChatItemBody};
 use crate::inbound::{InboundDm, InboundMedia, MediaKind};
-use crate::jobs::{JobKey, JobQueue, JobState};
+use crate::jobs::{JobQueue, JobState};
 use crate::media::XMediaCategory;
-use crate::ports::Store;
 
 use super::fakes::*;
 
@@ -136,14 +135,8 @@ async fn media_that_cannot_be_attached_becomes_a_note_for_the_agent() {
     );
     for n in 2..=4 {
         let job = h
-            .bridge
-            .store()
-            .job(
-                JobQueue::Inbound,
-                &JobKey::parse(format!("{BUSINESS}:{n}")).unwrap(),
-            )
+            .job(JobQueue::Inbound, &format!("{BUSINESS}:{n}"))
             .await
-            .unwrap()
             .unwrap();
         assert_eq!(job.state, JobState::Done);
     }
@@ -324,22 +317,8 @@ async fn agent_images_and_videos_reach_x_as_media_and_other_files_as_a_sentence(
         notes[1].contains("virus.png was not delivered") && notes[1].contains("did not approve")
     );
     // the two files of one item became two jobs
-    assert!(
-        h.bridge
-            .store()
-            .job(JobQueue::Outbound, &JobKey::parse("i2#0").unwrap())
-            .await
-            .unwrap()
-            .is_some()
-    );
-    assert!(
-        h.bridge
-            .store()
-            .job(JobQueue::Outbound, &JobKey::parse("i2#1").unwrap())
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(h.job(JobQueue::Outbound, "i2#0").await.is_some());
+    assert!(h.job(JobQueue::Outbound, "i2#1").await.is_some());
 }
 
 #[tokio::test]

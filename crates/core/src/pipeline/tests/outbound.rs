@@ -1,7 +1,7 @@
 //! Agent messages reaching X: what is sent, session ends, refusals, reading X back.
 
 use crate::chat_item::{AttachmentStatus, ChatItemBody, ParticipantRole, Visibility, event_types};
-use crate::jobs::{JobKey, JobQueue, JobState};
+use crate::jobs::{JobQueue, JobState};
 use crate::pipeline::ItemAcceptance;
 use crate::ports::{Clock, Store, XError};
 use crate::text::{X_DM_MAX_CHARS, render_for_x, split_message};
@@ -139,13 +139,7 @@ async fn x_refusal_tells_the_agent_and_rate_limit_waits() {
             .contains("not delivered to the customer"),
         "{msgs:?}"
     );
-    let job = h
-        .bridge
-        .store()
-        .job(JobQueue::Outbound, &JobKey::parse("i1").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let job = h.job(JobQueue::Outbound, "i1").await.unwrap();
     assert_eq!(job.state, JobState::Failed);
 
     let reset_s = h.clock.now_ms() / 1000 + 900;
@@ -175,12 +169,7 @@ fn numbered_words(n: usize) -> String {
 }
 
 async fn outbound_job(h: &Harness, key: &str) -> crate::jobs::Job {
-    h.bridge
-        .store()
-        .job(JobQueue::Outbound, &JobKey::parse(key).unwrap())
-        .await
-        .unwrap()
-        .unwrap()
+    h.job(JobQueue::Outbound, key).await.unwrap()
 }
 
 #[tokio::test]
@@ -347,12 +336,6 @@ async fn items_of_unknown_chats_are_skipped() {
         .unwrap();
     h.drain().await;
     assert!(h.x.sent_texts().is_empty());
-    let job = h
-        .bridge
-        .store()
-        .job(JobQueue::Outbound, &JobKey::parse("i1").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let job = h.job(JobQueue::Outbound, "i1").await.unwrap();
     assert_eq!(job.state, JobState::Done);
 }
