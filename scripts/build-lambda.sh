@@ -64,8 +64,8 @@ PY
 }
 
 if [ "$arch" = x86_64 ] && [ "$(uname -s)" = Linux ] && [ "$(uname -m)" = x86_64 ]; then
-  echo "== cargo build --release -p xdm-app --locked ($triple, native)"
-  cargo build --release -p xdm-app --locked
+  echo "== cargo build --release -p xdm-app --no-default-features --locked ($triple, native)"
+  cargo build --release -p xdm-app --no-default-features --locked
   bin="$target_dir/release/xdm-connect"
   need=$(max_glibc "$bin")
   if [ -n "$need" ] && [ "$(printf '%s\n%s\n' "$need" "$MAX_GLIBC" | sort -V | tail -n 1)" != "$MAX_GLIBC" ]; then
@@ -98,9 +98,9 @@ else
   fi
   flag=--x86-64
   [ "$arch" = arm64 ] && flag=--arm64
-  echo "== cargo lambda build --release $flag -p xdm-app --locked ($triple, cross-linked by zig)"
+  echo "== cargo lambda build --release $flag -p xdm-app --no-default-features --locked ($triple, cross-linked by zig)"
   # cargo-lambda finds zig (ziglang from PyPI) through the venv's python; put the venv first.
-  PATH="$PWD/.venv/bin:$PATH" .venv/bin/cargo-lambda lambda build --release "$flag" -p xdm-app --bin xdm-connect --locked
+  PATH="$PWD/.venv/bin:$PATH" .venv/bin/cargo-lambda lambda build --release "$flag" -p xdm-app --no-default-features --bin xdm-connect --locked
   bin="$target_dir/lambda/xdm-connect/bootstrap"
   [ -x "$bin" ] || bin="$target_dir/$triple/release/xdm-connect"
   need=$(max_glibc "$bin")

@@ -25,6 +25,14 @@ python3 scripts/module_cycles.py crates/*/src
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "the production build carries no sandbox (cargo features)"
+cargo clippy -p xdm-app --no-default-features --locked -- -D warnings
+if cargo tree -e normal -p xdm-app --no-default-features --locked --prefix none \
+  | grep -E '^(rsa|rcgen|xdm-sandbox) '; then
+  echo "the crates above reach the production build (xdm-app --no-default-features)" >&2
+  exit 1
+fi
+
 step "cargo test"
 # The crash test runs on its own, after the rest, with its per-round counts shown.
 cargo test --workspace --locked -- --skip crash::kill_9

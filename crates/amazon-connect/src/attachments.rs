@@ -28,6 +28,7 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, HeaderVa
 use xdm_core::chat_item::AttachmentRef;
 use xdm_core::ids::ConnectionToken;
 use xdm_core::media::{ByteStream, MediaStream, essence, extension_for};
+use xdm_core::metric_names::{self, PLATFORM_CONNECT};
 use xdm_core::ports::ConnectError;
 
 use crate::config::ConfigError;
@@ -276,6 +277,7 @@ impl Attachments {
         response: reqwest::Response,
     ) -> ConnectError {
         let status = response.status().as_u16();
+        metric_names::platform_error(PLATFORM_CONNECT, format!("s3_{status}"));
         let body = read_limited(response, self.idle_timeout).await;
         let (code, message) = parse_s3_error(&body);
         let mut text = format!("{what} ({host}): HTTP {status}");
@@ -441,13 +443,14 @@ fn presigned_url(what: &str, raw: &str) -> Result<(url::Url, String), ConnectErr
 
 /// A transport failure of an S3 transfer, without the URL reqwest would print.
 fn transport_error(what: &str, host: &str, err: reqwest::Error) -> ConnectError {
-    let kind = if err.is_timeout() {
-        "timed out"
+    let (kind, code) = if err.is_timeout() {
+        ("timed out", "timeout")
     } else if err.is_connect() {
-        "could not connect"
+        ("could not connect", "connect")
     } else {
-        "failed"
+        ("failed", "transport")
     };
+    metric_names::platform_error(PLATFORM_CONNECT, code);
     let text = format!("{what} ({host}) {kind}: {}", error_chain(err.without_url()));
     ConnectError::Unavailable(text)
 }

@@ -13,6 +13,8 @@ pub mod settings {
     pub const TOPIC_ARN: &str = "XDM_CONNECT_TOPIC_ARN";
     pub const CHAT_DURATION: &str = "XDM_CONNECT_CHAT_DURATION_MINUTES";
     pub const TRUSTED_CERT_URLS: &str = "XDM_SNS_TRUSTED_CERT_URLS";
+    pub const SNS_MAX_AGE: &str = "XDM_SNS_MAX_AGE_SECS";
+    pub const REQUIRE_SIGNATURE_V2: &str = "XDM_SNS_REQUIRE_SIGNATURE_V2";
     pub const REGION: &str = "AWS_REGION";
     pub const ENDPOINT_CONNECT: &str = "AWS_ENDPOINT_URL_CONNECT";
     pub const ENDPOINT_PARTICIPANT: &str = "AWS_ENDPOINT_URL_CONNECTPARTICIPANT";

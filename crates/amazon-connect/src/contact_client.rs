@@ -536,6 +536,10 @@ impl ContactClient {
                 serde_json::from_slice::<R>(&bytes)
             };
             return parsed.map_err(|e| {
+                xdm_core::metric_names::platform_error(
+                    xdm_core::metric_names::PLATFORM_CONNECT,
+                    "unexpected_answer",
+                );
                 ConnectError::Unavailable(format!("{op}: unexpected response (HTTP {status}): {e}"))
                     .into()
             });

@@ -10,6 +10,7 @@ use std::error::Error as StdError;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_connectparticipant::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use xdm_core::metric_names::{self, PLATFORM_CONNECT};
 use xdm_core::ports::ConnectError;
 
 /// Which Connect API a failure came from: the same code means different things on each.
@@ -141,9 +142,23 @@ pub fn classify(
         | "ServiceUnavailableException" => Some(ConnectError::Unavailable(text.clone())),
         _ => None,
     });
-    if let Some(err) = by_code {
-        return err;
+    // The metric's code: a code named above (a fixed set), else the HTTP status.
+    let label = match (code, &by_code, status) {
+        (Some(code), Some(_), _) => code.to_owned(),
+        (_, _, Some(status)) => status.to_string(),
+        _ => "unknown".to_owned(),
+    };
+    metric_names::platform_error(PLATFORM_CONNECT, label);
+    let err = by_code.unwrap_or_else(|| by_status(plane, status, text));
+    if matches!(err, ConnectError::Throttled(_)) {
+        // The engine's backoff decides the wait: only the answer is counted.
+        metric_names::rate_limit_wait(PLATFORM_CONNECT, 0);
     }
+    err
+}
+
+/// What an error answer whose code is unknown (or missing) means, by its HTTP status.
+fn by_status(plane: Plane, status: Option<u16>, text: String) -> ConnectError {
     match status {
         Some(429) => ConnectError::Throttled(text),
         Some(403) => match plane {
@@ -161,6 +176,7 @@ pub fn classify(
 
 /// Maps a credentials-provider failure (no credentials, provider down, …).
 pub(crate) fn from_credentials(op: &str, err: &CredentialsError) -> ConnectError {
+    metric_names::platform_error(PLATFORM_CONNECT, "credentials");
     let text = format!(
         "{op}: could not resolve AWS credentials: {}",
         DisplayErrorContext(err)
@@ -200,14 +216,20 @@ where
             let code = meta.code().map(sanitize_error_code);
             classify(plane, op, Some(status), code, meta.message())
         }
-        SdkError::TimeoutError(_) => ConnectError::Unavailable(format!("{op}: timed out")),
+        SdkError::TimeoutError(_) => {
+            metric_names::platform_error(PLATFORM_CONNECT, "timeout");
+            ConnectError::Unavailable(format!("{op}: timed out"))
+        }
         SdkError::ConstructionFailure(_) => ConnectError::Invalid(format!(
             "{op}: could not build the request: {}",
             DisplayErrorContext(err)
         )),
         SdkError::DispatchFailure(_) => match find_credentials_error(err) {
             Some(cred) => from_credentials(op, cred),
-            None => ConnectError::Unavailable(format!("{op}: {}", DisplayErrorContext(err))),
+            None => {
+                metric_names::platform_error(PLATFORM_CONNECT, "connect");
+                ConnectError::Unavailable(format!("{op}: {}", DisplayErrorContext(err)))
+            }
         },
         SdkError::ResponseError(ctx) => {
             let status = ctx.raw().status().as_u16();
@@ -220,22 +242,27 @@ where
                     Some("unreadable error response"),
                 )
             } else {
+                metric_names::platform_error(PLATFORM_CONNECT, "unexpected_answer");
                 ConnectError::Unavailable(format!("{op}: unreadable response (HTTP {status})"))
             }
         }
-        _ => ConnectError::Unavailable(format!("{op}: {}", DisplayErrorContext(err))),
+        _ => {
+            metric_names::platform_error(PLATFORM_CONNECT, "transport");
+            ConnectError::Unavailable(format!("{op}: {}", DisplayErrorContext(err)))
+        }
     }
 }
 
 /// Maps a transport failure of the hand-signed control-plane path.
 pub(crate) fn from_reqwest(op: &str, err: &reqwest::Error) -> ConnectError {
-    let what = if err.is_timeout() {
-        "timed out"
+    let (what, code) = if err.is_timeout() {
+        ("timed out", "timeout")
     } else if err.is_connect() {
-        "could not connect"
+        ("could not connect", "connect")
     } else {
-        "request failed"
+        ("request failed", "transport")
     };
+    metric_names::platform_error(PLATFORM_CONNECT, code);
     // reqwest's Display includes the URL (no secrets: tokens travel in headers/bodies).
     ConnectError::Unavailable(format!("{op}: {what}: {err}"))
 }

@@ -5,6 +5,8 @@ pub mod commands;
 pub mod config;
 pub mod configured;
 pub mod lambda;
+pub mod monitoring;
+#[cfg(feature = "sandbox")]
 pub mod sandbox_link;
 pub mod server;
 pub mod startup;

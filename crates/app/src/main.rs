@@ -29,9 +29,19 @@ enum Command {
     Serve,
     /// Run the bridge wired to built-in X and Amazon Connect sandboxes, and play the customer and
     /// the agent from this terminal. Needs no account and no configuration.
+    #[cfg(feature = "sandbox")]
     Demo(commands::demo::DemoArgs),
     /// Run the X + Amazon Connect sandbox alone (for tests, load generators, other emulators).
+    #[cfg(feature = "sandbox")]
     Sandbox(commands::sandbox::SandboxArgs),
+    /// Not in this build (built without the `sandbox` feature).
+    #[cfg(not(feature = "sandbox"))]
+    #[command(hide = true)]
+    Demo(commands::no_sandbox::NotBuilt),
+    /// Not in this build (built without the `sandbox` feature).
+    #[cfg(not(feature = "sandbox"))]
+    #[command(hide = true)]
+    Sandbox(commands::no_sandbox::NotBuilt),
     /// Run as an AWS Lambda function (what `bootstrap`, the same binary renamed, does by itself).
     Lambda,
     /// Check the configuration, the store, and (unless --offline) X, Amazon Connect and SNS;
@@ -77,12 +87,18 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve => commands::serve::run(config).await,
+            #[cfg(feature = "sandbox")]
             Command::Demo(args) => commands::demo::run(args).await,
+            #[cfg(feature = "sandbox")]
             Command::Sandbox(args) => commands::sandbox::run(args).await,
+            #[cfg(not(feature = "sandbox"))]
+            Command::Demo(_) => Err(commands::no_sandbox::not_built("demo")),
+            #[cfg(not(feature = "sandbox"))]
+            Command::Sandbox(_) => Err(commands::no_sandbox::not_built("sandbox")),
             Command::Lambda => xdm_app::lambda::run().await,
             Command::Doctor(args) => commands::doctor::run(config, args).await,
             Command::Setup(args) => commands::setup::run(config, *args).await,
-            Command::X(cmd) => commands::x::run(config, cmd).await,
+            Command::X(cmd) => Box::pin(commands::x::run(config, cmd)).await,
             Command::Inbox(cmd) => commands::inbox::run(config, cmd).await,
         }
     });

@@ -9,8 +9,13 @@ use xdm_sandbox::SandboxHandle;
 
 use crate::config::Config;
 
+/// The admin token of a bridge set up by [`bridge_config`] (a development value, like the
+/// sandbox's own credentials; never a default of `serve`).
+pub const SANDBOX_ADMIN_TOKEN: &str = "sandbox-admin-token-not-for-production";
+
 /// A configuration for a bridge listening on `listen` (use port 0 for any), storing in `store`,
-/// talking to `sandbox`.
+/// talking to `sandbox`. Its admin listener is on a free loopback port (so that several bridges
+/// never clash), with [`SANDBOX_ADMIN_TOKEN`].
 pub fn bridge_config(
     sandbox: &SandboxHandle,
     listen: &str,
@@ -25,6 +30,8 @@ pub fn bridge_config(
             reason: format!("`{listen}` is not an address"),
         })?;
     config.store = store.to_owned();
+    config.admin.listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    config.admin.token = Some(SecretString::from(SANDBOX_ADMIN_TOKEN));
     config.x.consumer_key = Some(SecretString::from(sb.x.consumer_key.clone()));
     config.x.consumer_secret = Some(SecretString::from(sb.x.consumer_secret.clone()));
     config.x.access_token = Some(SecretString::from(sb.x.access_token.clone()));
@@ -78,6 +85,9 @@ const CONFIRMATION_WAIT: std::time::Duration = std::time::Duration::from_secs(15
 #[derive(Debug)]
 pub struct LinkedBridge {
     pub base: String,
+    /// The admin listener's base URL (`/metrics`, `/healthz` details; bearer
+    /// [`SANDBOX_ADMIN_TOKEN`]), unless a test turned it off.
+    pub admin_base: Option<String>,
     pub bridge: std::sync::Arc<crate::wiring::AppBridge>,
     pub config: Config,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -102,6 +112,7 @@ impl LinkedBridge {
         )
         .await?;
         let base = app.base_url();
+        let admin_base = app.admin_base_url();
         let bridge = app.bridge();
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
@@ -115,6 +126,7 @@ impl LinkedBridge {
             .await?;
         Ok(Self {
             base,
+            admin_base,
             bridge,
             config,
             stop: Some(stop),

@@ -7,16 +7,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use aws_config::{BehaviorVersion, SdkConfig};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
+use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use xdm_core::Bridge;
 use xdm_core::jobs::JobQueue;
 use xdm_core::ports::{Clock, Store, SystemClock};
-use xdm_store::AnyStore;
+use xdm_store::{AnyStore, InstanceLock};
 
-use crate::config::{Config, XDelivery};
+use crate::config::{Config, HttpSettings, XDelivery};
 use crate::server::{self, AppState};
 use crate::wiring::{self, AppBridge};
 use crate::x_events::catch_up::{self, OVERLAP_MS};
@@ -26,8 +27,9 @@ use crate::x_events::webhook_watch::WebhookWatch;
 use crate::x_link::XLink;
 use crate::x_tokens;
 
-/// Done and failed events are kept this long for deduplication and inspection.
-const JOB_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Done and failed events are kept this long for deduplication and inspection; the replay bounds
+/// (`XDM_X_MAX_EVENT_AGE_HOURS`, `XDM_SNS_MAX_AGE_SECS`) are checked against it.
+const JOB_RETENTION_MS: i64 = xdm_core::jobs::JOB_RETENTION_MS;
 /// Ended sessions are kept this long (late streamed items still find their customer).
 const SESSION_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
@@ -46,14 +48,34 @@ pub struct Application {
     listener: TcpListener,
     state: Arc<AppState>,
     max_body_bytes: usize,
+    /// The admin listener (`XDM_ADMIN_LISTEN`), unless off, and its address.
+    admin: Option<(TcpListener, SocketAddr)>,
+    admin_token: Option<SecretString>,
+    http: HttpSettings,
     shutdown: watch::Sender<bool>,
     workers: Vec<JoinHandle<()>>,
+    /// Held while the process runs (dropped with it): one delivering process per SQLite file.
+    _instance_lock: Option<InstanceLock>,
 }
 
 impl Application {
-    /// Opens the store, builds the adapters and the core, starts the dispatchers (when the
-    /// configuration allows delivery) and binds the listener.
+    /// Takes the SQLite store's instance lock, binds the listener, then opens the store, builds
+    /// the adapters and the core, and starts the dispatchers (when the configuration allows
+    /// delivery). In that order: a start that cannot be the only one on its store, or cannot
+    /// listen, fails before the store is opened, so it leaves the store as it found it
+    /// (docs/setup.md, "One `serve` per SQLite file").
     pub async fn build(config: Config, overrides: Overrides) -> anyhow::Result<Self> {
+        for warning in &config.file_warnings {
+            tracing::warn!("{warning}");
+        }
+        let instance_lock = wiring::instance_lock(&config.store)
+            .await
+            .context("XDM_STORE")?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("XDM_LISTEN: cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let admin = bind_admin(&config).await?;
         let sdk = match overrides.sdk_config {
             Some(sdk) => Some(sdk),
             None if config.connect.instance_id.is_some()
@@ -75,7 +97,8 @@ impl Application {
         ))
         .await?;
         if let AnyStore::Sqlite(_) = &**built.app.bridge.store() {
-            // One process owns a SQLite file: whatever the last process had in hand is ours to redo.
+            // One process delivers from a SQLite file (the instance lock above): whatever the
+            // last process had in hand is ours to redo.
             let now = SystemClock.now_ms();
             for queue in JobQueue::ALL {
                 let n = built.app.bridge.store().release_claims(queue, now).await?;
@@ -138,21 +161,25 @@ impl Application {
                 ));
             }
         }
+        workers.push(tokio::spawn(crate::monitoring::gauges::run(
+            Arc::clone(&built.app),
+            shutdown_rx.clone(),
+        )));
         workers.push(tokio::spawn(purge_periodically(
             Arc::clone(&bridge),
             shutdown_rx,
         )));
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("XDM_LISTEN: cannot listen on {}", config.listen))?;
-        let addr = listener.local_addr()?;
         Ok(Self {
             addr,
             listener,
             state: built.app,
             max_body_bytes: config.max_body_bytes,
+            admin,
+            admin_token: config.admin.token.clone(),
+            http: config.http.clone(),
             shutdown,
             workers,
+            _instance_lock: instance_lock,
         })
     }
 
@@ -165,21 +192,51 @@ impl Application {
         format!("http://{}", self.addr)
     }
 
+    /// The admin listener's address (`/metrics`, `/healthz` with details), unless it is off.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(_, addr)| *addr)
+    }
+
+    /// `http://127.0.0.1:PORT` of the admin listener, unless it is off.
+    pub fn admin_base_url(&self) -> Option<String> {
+        self.admin_addr().map(|a| format!("http://{a}"))
+    }
+
     pub fn bridge(&self) -> Arc<AppBridge> {
         Arc::clone(&self.state.bridge)
     }
 
-    /// Serves until `stop` completes, then stops accepting, lets the dispatchers finish the
-    /// jobs in hand, and returns.
+    /// Serves (the public listener and the admin listener, within the `XDM_HTTP_*` limits)
+    /// until `stop` completes, then stops accepting, lets the requests and the dispatchers'
+    /// jobs in hand finish, and returns.
     pub async fn run_until_stopped(
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let app = server::router(self.state, self.max_body_bytes);
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-            .context("the HTTP server failed")?;
+        let (stop_serving, serving) = watch::channel(false);
+        let public = tokio::spawn(server::serve(
+            self.listener,
+            server::router(Arc::clone(&self.state), self.max_body_bytes),
+            server::Limits::public(&self.http),
+            "public",
+            serving.clone(),
+        ));
+        let admin = self.admin.map(|(listener, _)| {
+            tokio::spawn(server::serve(
+                listener,
+                server::admin_router(Arc::clone(&self.state), self.admin_token),
+                server::Limits::admin(&self.http),
+                "admin",
+                serving,
+            ))
+        });
+        stop.await;
+        // Err only when both servers are gone already.
+        let _ = stop_serving.send(true);
+        public.await.context("the HTTP server failed")?;
+        if let Some(admin) = admin {
+            admin.await.context("the admin HTTP server failed")?;
+        }
         // Err only when every receiver is gone, i.e. the workers have already stopped.
         let _ = self.shutdown.send(true);
         for w in self.workers {
@@ -210,15 +267,37 @@ async fn purge_periodically(bridge: Arc<AppBridge>, mut shutdown: watch::Receive
     }
 }
 
-/// The process-wide Prometheus recorder (installed once, shared by every app in the process).
+/// Binds the admin listener (`XDM_ADMIN_LISTEN`) unless it is off, and warns when no token lets
+/// anyone in or when it listens beyond loopback.
+async fn bind_admin(config: &Config) -> anyhow::Result<Option<(TcpListener, SocketAddr)>> {
+    let Some(listen) = config.admin.listen else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(listen).await.with_context(|| {
+        format!("XDM_ADMIN_LISTEN: cannot listen on {listen} (`off` turns the admin listener off)")
+    })?;
+    let addr = listener.local_addr()?;
+    if config.admin.token.is_none() {
+        tracing::warn!(
+            address = %addr,
+            "XDM_ADMIN_TOKEN is not set: the admin listener (/metrics, /healthz details) refuses every request; set XDM_ADMIN_TOKEN (or `token` under [admin]) to a long random value, e.g. `openssl rand -hex 32`, and send it as `Authorization: Bearer <token>`"
+        );
+    }
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            address = %addr,
+            "the admin listener is not on loopback: let only your monitoring reach it"
+        );
+    }
+    Ok(Some((listener, addr)))
+}
+
+/// The process-wide Prometheus recorder (installed once, shared by every app in the process;
+/// `None` where another recorder came first, as EMF on Lambda).
 fn metrics_handle() -> Option<PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            metrics::set_global_recorder(recorder).ok().map(|()| handle)
-        })
+        .get_or_init(crate::monitoring::install_prometheus)
         .clone()
 }
 

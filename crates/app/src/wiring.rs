@@ -10,7 +10,7 @@ use xdm_amazon_connect::{ConnectClient, ConnectConfig};
 use xdm_core::Bridge;
 use xdm_core::ids::XUserId;
 use xdm_core::ports::SystemClock;
-use xdm_store::{AnyStore, StoreUrl};
+use xdm_store::{AnyStore, InstanceLock, LockState, SqliteLocation, StoreUrl};
 use xdm_x::webhook::{CrcKey, WebhookSecrets};
 use xdm_x::{AccessToken, AppClient, Consumer, MediaHosts, XClient, XClientConfig};
 
@@ -30,6 +30,35 @@ pub type AppBridge =
 pub async fn open_store(url: &str, sdk: Option<&SdkConfig>) -> anyhow::Result<AnyStore> {
     let parsed = StoreUrl::parse(url)?;
     Ok(xdm_store::open_with(&parsed, sdk.cloned()).await?)
+}
+
+/// The instance lock of a SQLite store file, for a process that delivers from it (`serve`,
+/// `demo`): held until dropped, and refused with the holder's pid when another process has it
+/// (`xdm_store::InstanceLock`). Other stores need none (`None`): `sqlite::memory:` is private to
+/// the process, DynamoDB is shared through leases.
+pub async fn instance_lock(url: &str) -> anyhow::Result<Option<InstanceLock>> {
+    let StoreUrl::Sqlite {
+        location: SqliteLocation::File(path),
+        ..
+    } = StoreUrl::parse(url)?
+    else {
+        return Ok(None);
+    };
+    // It may wait a moment for a lock that `doctor` is probing: not on the executor.
+    let lock = tokio::task::spawn_blocking(move || InstanceLock::acquire(&path)).await??;
+    Ok(Some(lock))
+}
+
+/// Whether a delivering process holds the lock of the SQLite store file `url` names (`None`:
+/// not a SQLite file).
+pub fn instance_lock_state(url: &str) -> anyhow::Result<Option<LockState>> {
+    match StoreUrl::parse(url)? {
+        StoreUrl::Sqlite {
+            location: SqliteLocation::File(path),
+            ..
+        } => Ok(Some(InstanceLock::state(&path)?)),
+        _ => Ok(None),
+    }
 }
 
 /// The X client, if the configuration has credentials (OAuth 1.0a, or an OAuth 2.0 client
@@ -148,8 +177,9 @@ pub fn sns_verifier(config: &Config) -> anyhow::Result<Option<SnsVerifier>> {
     let Some(topic) = &config.connect.topic_arn else {
         return Ok(None);
     };
-    Ok(Some(SnsVerifier::new(
-        topic.clone(),
-        config.sns.trusted_cert_urls.iter().cloned(),
-    )?))
+    Ok(Some(
+        SnsVerifier::new(topic.clone(), config.sns.trusted_cert_urls.iter().cloned())?
+            .with_max_age(std::time::Duration::from_secs(config.sns.max_age_secs))
+            .with_signature_v2_required(config.sns.require_signature_v2),
+    ))
 }

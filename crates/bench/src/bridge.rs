@@ -30,6 +30,10 @@ pub struct BridgeProcess {
     child: Child,
     pub port: u16,
     pub base_url: String,
+    /// The admin listener (`/metrics`, `/healthz` with details), on its own free port.
+    pub admin_url: String,
+    /// Its bearer token (`Authorization: Bearer …`).
+    pub admin_token: String,
     pub log_path: PathBuf,
     pub db_path: PathBuf,
     dir: Option<tempfile::TempDir>,
@@ -57,6 +61,8 @@ impl BridgeProcess {
         let db_path = dir.path().join("bench.db");
         let log_path = dir.path().join("bridge.log");
         let port = free_loopback_port()?;
+        let admin_port = free_loopback_port()?;
+        let admin_token = format!("xdm-bench-admin-{}", std::process::id());
         let log = File::create(&log_path)
             .with_context(|| format!("cannot create {}", log_path.display()))?;
         let sb = sandbox.config();
@@ -66,6 +72,8 @@ impl BridgeProcess {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", &settings.log_filter)
             .env("XDM_LISTEN", format!("127.0.0.1:{port}"))
+            .env("XDM_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
+            .env("XDM_ADMIN_TOKEN", &admin_token)
             .env("XDM_STORE", format!("sqlite:{}", db_path.display()))
             .env("XDM_X_API_URL", sandbox.base_url())
             .env("XDM_X_CONSUMER_KEY", &sb.x.consumer_key)
@@ -98,6 +106,8 @@ impl BridgeProcess {
             child,
             port,
             base_url: format!("http://127.0.0.1:{port}"),
+            admin_url: format!("http://127.0.0.1:{admin_port}"),
+            admin_token,
             log_path,
             db_path,
             dir: Some(dir),

@@ -287,6 +287,13 @@ pub struct NewJob {
     pub not_before_ms: i64,
 }
 
+/// How long done and failed jobs are kept (deduplication, inspection) before they are purged
+/// (`serve` purges hourly, DynamoDB's TTL expires them). An event offered again after that is
+/// new to the store, so every bound on how old an accepted event may be
+/// ([`BridgeConfig::max_event_age_ms`](crate::BridgeConfig::max_event_age_ms), the app's SNS
+/// message age) stays well inside it (docs/delivery.md, Replays).
+pub const JOB_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+
 /// A job as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
@@ -318,6 +325,18 @@ impl Job {
             _ => self.not_before_ms,
         }
     }
+}
+
+/// How much work a job queue holds ([`Store::backlog`](crate::ports::Store::backlog)): the
+/// jobs per state that matters to an operator, each count at most the limit asked for, and when
+/// the oldest open job was accepted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    pub pending: u64,
+    pub processing: u64,
+    pub failed: u64,
+    /// `accepted_at_ms` of the oldest pending or processing job; `None` when there is none.
+    pub oldest_open_accepted_ms: Option<i64>,
 }
 
 #[cfg(test)]

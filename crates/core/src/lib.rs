@@ -10,6 +10,7 @@ pub mod inbound;
 pub mod jobs;
 pub mod media;
 pub mod memory_store;
+pub mod metric_names;
 pub mod pipeline;
 pub mod ports;
 pub mod profile;
@@ -19,4 +20,7 @@ pub mod text;
 pub mod x_tokens;
 
 pub use engine::{DeliveryHold, JobEngine, JobHandler, JobOutcome};
-pub use pipeline::{AcceptReport, Bridge, BridgeConfig, ItemAcceptance};
+pub use pipeline::{
+    AcceptReport, Bridge, BridgeConfig, BridgeConfigError, DEFAULT_ENDED_CHAT_WINDOW_MS,
+    DEFAULT_MAX_EVENT_AGE_MS, ItemAcceptance,
+};

@@ -22,6 +22,14 @@ pub struct Session {
 }
 
 impl Session {
+    /// When the chat ended, if it did: `updated_at_ms` of an ended session, which
+    /// [`Store::end_session`](crate::ports::Store::end_session) sets. Only the bridge's own
+    /// writes move it afterwards, and only later (a connection recorded by a set-up that raced
+    /// the end), never earlier.
+    pub fn ended_at_ms(&self) -> Option<i64> {
+        (self.status == SessionStatus::Ended).then_some(self.updated_at_ms)
+    }
+
     /// The first contact of the chat (the one StartChatContact returned).
     pub fn initial_contact(&self) -> ContactId {
         ContactId::from(self.initial_contact_id.clone())

@@ -32,6 +32,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::XUserId;
+use crate::metric_names::TOKEN_REFRESHES;
 use crate::ports::{
     Clock, Expect, Record, RefreshError, Store, StoreError, TokenGrant, TokenRefresher,
 };
@@ -532,6 +533,7 @@ impl<S: Store, R: TokenRefresher, K: Clock> TokenKeeper<S, R, K> {
                 return Ok(Some(token.value()));
             }
             let reason = "no refresh token is stored (the login lacked the offline.access scope)";
+            metrics::counter!(TOKEN_REFRESHES, "result" => "no_refresh_token").increment(1);
             return Err(self
                 .mark_needs_login(business, version, token, reason, slot)
                 .await);
@@ -542,6 +544,7 @@ impl<S: Store, R: TokenRefresher, K: Clock> TokenKeeper<S, R, K> {
                 let fresh = StoredToken::from_grant(grant, now, Some(refresh_token.clone()));
                 tracing::info!(%business, expires_at_ms = fresh.expires_at_ms,
                     "X OAuth 2.0 token refreshed");
+                metrics::counter!(TOKEN_REFRESHES, "result" => "refreshed").increment(1);
                 slot.pause_until_ms = 0;
                 let value = fresh.value();
                 slot.unsaved = Some(Unsaved {
@@ -564,6 +567,7 @@ impl<S: Store, R: TokenRefresher, K: Clock> TokenKeeper<S, R, K> {
                 Ok(Some(value))
             }
             Err(RefreshError::Rejected(reason)) => {
+                metrics::counter!(TOKEN_REFRESHES, "result" => "rejected").increment(1);
                 tracing::warn!(%business, %reason,
                     "X refused the OAuth 2.0 refresh token; the account needs `xdm-connect x login`");
                 Err(self
@@ -571,6 +575,7 @@ impl<S: Store, R: TokenRefresher, K: Clock> TokenKeeper<S, R, K> {
                     .await)
             }
             Err(RefreshError::Unavailable(reason)) => {
+                metrics::counter!(TOKEN_REFRESHES, "result" => "unavailable").increment(1);
                 tracing::warn!(%business, %reason, "the X token endpoint is unavailable");
                 slot.pause_until_ms = now.saturating_add(UNAVAILABLE_PAUSE_MS);
                 if !token.expired(now) && matches!(stale, Stale::NearExpiry) {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 use crate::clock;
-use crate::config::{AttachmentScan, SandboxConfig};
+use crate::config::{AttachmentScan, SandboxConfig, SignatureVersion};
 use crate::connect::agent;
 use crate::connect::attachments;
 use crate::connect::model::{
@@ -433,6 +433,20 @@ impl SandboxHandle {
     /// Every SNS message to every subscription, with its attempts.
     pub fn sns_deliveries(&self) -> Vec<SnsDelivery> {
         lock(&self.shared.sns).deliveries.clone()
+    }
+
+    /// Test hook: `body`, an SNS message as the sandbox POSTs it (`sns_deliveries()[i].body`),
+    /// with its `Timestamp` set to `timestamp_ms` (Unix milliseconds) and its `SignatureVersion`
+    /// to `version`, signed again with the sandbox's SNS key — a genuine message from another
+    /// time (a captured message replayed hours later, a publisher's clock far ahead) or signed
+    /// the other way. POST it yourself.
+    pub fn sns_resigned(
+        &self,
+        body: &str,
+        timestamp_ms: i64,
+        version: SignatureVersion,
+    ) -> Result<String, SandboxError> {
+        delivery::resign(&self.shared, body, timestamp_ms, version)
     }
 
     /// Re-POSTs the identical body of `message_id` (same MessageId, same signature).

@@ -36,7 +36,9 @@
 //! SQLite work never runs on the async executor: one dedicated thread owns the connection and
 //! runs the calls in order (see `sqlite/worker.rs`). Correctness does not rest on that thread:
 //! the one-open-session-per-customer rule is a partial unique index, `enqueue` one transaction,
-//! and `claim` a single compare-and-set UPDATE.
+//! and `claim` a single compare-and-set UPDATE. One process delivers from a file at a time: it
+//! holds the file's [`InstanceLock`], since its start-up `release_claims` assumes that every
+//! claim it finds is a dead process's (see the `sqlite` module).
 //!
 //! # Durability (DynamoDB)
 //!
@@ -54,7 +56,7 @@ mod url;
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use xdm_core::ids::{InitialContactId, XUserId};
-use xdm_core::jobs::{FinalState, Job, JobKey, JobQueue, JobState, Lane, NewJob};
+use xdm_core::jobs::{Backlog, FinalState, Job, JobKey, JobQueue, JobState, Lane, NewJob};
 pub use xdm_core::memory_store::MemoryStore;
 use xdm_core::ports::{SessionInsert, Store, StoreError};
 use xdm_core::profile::XProfile;
@@ -62,7 +64,9 @@ use xdm_core::records::{Expect, Record};
 use xdm_core::session::{ConnectionCredentials, Session};
 
 pub use crate::dynamodb::{DynamoOptions, DynamoStore, TableError, TableNames};
-pub use crate::sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore, Synchronous};
+pub use crate::sqlite::{
+    InstanceLock, LockHolder, LockState, SCHEMA_VERSION, SqliteOptions, SqliteStore, Synchronous,
+};
 pub use crate::url::{SqliteLocation, StoreUrl, StoreUrlError};
 
 /// Why a store could not be opened.
@@ -74,6 +78,33 @@ pub enum OpenError {
         "the directory {directory} of the SQLite store {location} does not exist; create it or point XDM_STORE elsewhere"
     )]
     MissingDirectory { location: String, directory: String },
+    #[error(
+        "the directory {directory} of the SQLite store {location} is writable by every user, who could replace the database; run `chmod o-w {directory}` or point XDM_STORE at a directory of its own"
+    )]
+    UnsafeDirectory { location: String, directory: String },
+    #[error(
+        "another xdm-connect ({}) is serving {location}; stop it or use another XDM_STORE",
+        holder.as_ref().map_or_else(|| "its lock file does not say which".to_owned(), ToString::to_string)
+    )]
+    Locked {
+        location: String,
+        holder: Option<LockHolder>,
+    },
+    #[error("cannot take the instance lock {lock_file} of the SQLite store {location}: {source}")]
+    Lock {
+        location: String,
+        lock_file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the SQLite store {location} is damaged ({problems}); nothing was written to it. Stop every xdm-connect using it, keep the file, and recover what it holds into a new one: `sqlite3 {location} .recover | sqlite3 {location}.recovered`, then point XDM_STORE at the new file (docs/setup.md, \"A damaged SQLite store\")"
+    )]
+    Corrupt { location: String, problems: String },
+    #[error(
+        "another process holds the write lock of the SQLite store {location}, which needs a schema migration (to version {version}): stop the other process (another xdm-connect, or a sqlite3 session) and start again"
+    )]
+    Busy { location: String, version: i64 },
     #[error("cannot make the SQLite store {location} readable by its owner only: {source}")]
     Permissions {
         location: String,
@@ -345,6 +376,10 @@ impl Store for AnyStore {
         limit: usize,
     ) -> Result<Vec<Job>, StoreError> {
         delegate!(self.jobs(queue, state, limit))
+    }
+
+    async fn backlog(&self, queue: JobQueue, limit: usize) -> Result<Backlog, StoreError> {
+        delegate!(self.backlog(queue, limit))
     }
 
     async fn retry_failed(

@@ -211,17 +211,24 @@ pub fn open_error(status: StatusCode, headers: &http::HeaderMap, body: &[u8]) ->
                 || problem
                     .as_ref()
                     .is_some_and(|p| p.kind() == Some("streaming-connection"));
+            crate::error::count_error_answer(status, headers, !connections);
             if connections {
                 StreamError::TooManyConnections { reset_at_s }
             } else {
                 StreamError::RateLimited { reset_at_s }
             }
         }
-        401 | 403 => StreamError::Unauthorized(summary),
-        code => StreamError::Http {
-            status: code,
-            message: summary,
-        },
+        401 | 403 => {
+            crate::error::count_error_answer(status, headers, false);
+            StreamError::Unauthorized(summary)
+        }
+        code => {
+            crate::error::count_error_answer(status, headers, false);
+            StreamError::Http {
+                status: code,
+                message: summary,
+            }
+        }
     }
 }
 

@@ -5,17 +5,22 @@
 //! Typical HTTP handler: [`SnsMessage::from_http_body`] → [`SnsVerifier::verify`] (or
 //! [`SnsVerifier::confirm_subscription`] for a `SubscriptionConfirmation`) →
 //! [`chat_item_from_notification`]. A [`VerifyError::is_retryable`] failure should be answered
-//! with a 5xx so SNS redelivers.
+//! with a 5xx so SNS redelivers; any other with a 4xx (a retry could not succeed), a replayed
+//! message ([`VerifyError::NotFresh`]) included.
 
+mod cert_cache;
 pub mod chat_item;
 pub mod confirm;
 pub mod envelope;
+pub mod freshness;
 pub mod topic_check;
 pub mod verify;
 
+pub use cert_cache::FAILED_FETCH_TTL;
 pub use chat_item::{ChatItemError, chat_item_from_notification, parse_chat_item};
 pub use confirm::{ConfirmError, is_allowed_subscribe_url};
 pub use envelope::{EnvelopeError, MessageAttribute, SnsMessage, SnsMessageType};
+pub use freshness::{CLOCK_SKEW, DEFAULT_MAX_AGE, FreshnessError, check_freshness};
 pub use topic_check::{
     CONNECT_SERVICE_PRINCIPAL, PolicyError, SubscriptionState, TopicCheck, TopicCheckError,
     TopicReport, connect_may_publish,

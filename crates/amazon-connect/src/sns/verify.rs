@@ -1,10 +1,14 @@
 //! SNS signature verification (docs/protocols.md B4): topic check, certificate-URL check, certificate
-//! cache, RSA PKCS#1 v1.5 with SHA1 (`SignatureVersion` "1") or SHA256 ("2").
+//! cache, RSA PKCS#1 v1.5 with SHA1 (`SignatureVersion` "1", refusable) or SHA256 ("2"), then
+//! the message's age ([`super::freshness`]).
+//!
+//! Certificate fetches are made one at a time, and a failed one is remembered for a minute
+//! ([`super::cert_cache`]): an unsigned message costs at most one fetch per URL and minute.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_lc_rs::signature::{
     RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY, RSA_PKCS1_2048_8192_SHA256, RsaParameters,
@@ -14,7 +18,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use x509_cert::Certificate;
 
+use super::cert_cache::{CertCache, FAILED_FETCH_TTL};
 use super::envelope::SnsMessage;
+use super::freshness::{DEFAULT_MAX_AGE, FreshnessError, check_freshness};
 use crate::config::{ConfigError, settings, validate_topic_arn};
 
 /// OID of `rsaEncryption` (the only key type SNS signs with).
@@ -46,6 +52,15 @@ pub enum VerifyError {
     /// `SignatureVersion` other than "1" and "2".
     #[error("unsupported SNS SignatureVersion {0:?}")]
     UnsupportedVersion(String),
+    /// `SignatureVersion` "1" (SHA1) while only "2" is accepted.
+    #[error(
+        "SNS SignatureVersion 1 (SHA1) is refused ({}): set the topic's SignatureVersion attribute to 2",
+        settings::REQUIRE_SIGNATURE_V2
+    )]
+    SignatureVersionRefused,
+    /// Correctly signed, but too old (a replay) or ahead of this machine's clock.
+    #[error(transparent)]
+    NotFresh(#[from] FreshnessError),
 }
 
 impl VerifyError {
@@ -146,37 +161,16 @@ pub fn rsa_public_key_from_pem(pem: &[u8]) -> Result<Vec<u8>, String> {
         .ok_or_else(|| "malformed public key bit string".to_owned())
 }
 
-/// A small bounded cache of certificate public keys, by exact URL.
-struct CertCache {
-    capacity: usize,
-    keys: HashMap<String, Arc<[u8]>>,
-    order: VecDeque<String>,
-}
-
-impl CertCache {
-    fn get(&self, url: &str) -> Option<Arc<[u8]>> {
-        self.keys.get(url).cloned()
-    }
-
-    fn insert(&mut self, url: String, key: Arc<[u8]>) {
-        if self.keys.insert(url.clone(), key).is_some() {
-            return;
-        }
-        self.order.push_back(url);
-        while self.order.len() > self.capacity {
-            if let Some(oldest) = self.order.pop_front() {
-                self.keys.remove(&oldest);
-            }
-        }
-    }
-}
-
 /// Verifies SNS messages for one topic. Build once, share (`Arc`) across requests.
 pub struct SnsVerifier {
     topic_arn: String,
     trusted_cert_urls: HashSet<String>,
     http: reqwest::Client,
-    cache: Mutex<CertCache>,
+    cache: Mutex<CertCache<VerifyError>>,
+    /// Held while a certificate is fetched: one fetch at a time.
+    fetching: tokio::sync::Mutex<()>,
+    max_age: Duration,
+    require_signature_v2: bool,
 }
 
 impl fmt::Debug for SnsVerifier {
@@ -184,6 +178,8 @@ impl fmt::Debug for SnsVerifier {
         f.debug_struct("SnsVerifier")
             .field("topic_arn", &self.topic_arn)
             .field("trusted_cert_urls", &self.trusted_cert_urls)
+            .field("max_age", &self.max_age)
+            .field("require_signature_v2", &self.require_signature_v2)
             .finish_non_exhaustive()
     }
 }
@@ -210,12 +206,36 @@ impl SnsVerifier {
             topic_arn,
             trusted_cert_urls: trusted.into_iter().collect(),
             http,
-            cache: Mutex::new(CertCache {
-                capacity: DEFAULT_CERT_CACHE_CAPACITY,
-                keys: HashMap::new(),
-                order: VecDeque::new(),
-            }),
+            cache: Mutex::new(CertCache::new(
+                DEFAULT_CERT_CACHE_CAPACITY,
+                FAILED_FETCH_TTL,
+            )),
+            fetching: tokio::sync::Mutex::new(()),
+            max_age: DEFAULT_MAX_AGE,
+            require_signature_v2: false,
         })
+    }
+
+    /// Refuses messages published longer ago than `max_age` (plus the clock-skew allowance):
+    /// `XDM_SNS_MAX_AGE_SECS`, default [`DEFAULT_MAX_AGE`] (SNS's longest HTTP/S retry time).
+    pub fn with_max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    /// Refuses `SignatureVersion` 1 (SHA1) when `required` (`XDM_SNS_REQUIRE_SIGNATURE_V2`).
+    pub fn with_signature_v2_required(mut self, required: bool) -> Self {
+        self.require_signature_v2 = required;
+        self
+    }
+
+    /// How long a failed certificate fetch is answered from memory (default
+    /// [`FAILED_FETCH_TTL`]).
+    pub fn with_failed_fetch_ttl(self, ttl: Duration) -> Self {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.set_failure_ttl(ttl);
+        }
+        self
     }
 
     /// Replaces the HTTP client used for certificate fetches and subscription confirmations
@@ -228,7 +248,7 @@ impl SnsVerifier {
     /// Bounds the certificate cache (at least 1).
     pub fn with_cache_capacity(self, capacity: usize) -> Self {
         if let Ok(mut cache) = self.cache.lock() {
-            cache.capacity = capacity.max(1);
+            cache.set_capacity(capacity);
         }
         self
     }
@@ -271,10 +291,44 @@ impl SnsVerifier {
         }
     }
 
+    fn cached_failure(&self, url: &str) -> Option<VerifyError> {
+        let now = Instant::now();
+        self.cache.lock().ok().and_then(|c| c.failure(url, now))
+    }
+
+    /// The public key of the certificate at `url`: cached, else fetched — one fetch at a time,
+    /// and a failure is answered again from memory for a while.
     async fn public_key(&self, url: &str) -> Result<Arc<[u8]>, VerifyError> {
         if let Some(key) = self.cache_get(url) {
             return Ok(key);
         }
+        if let Some(e) = self.cached_failure(url) {
+            return Err(e);
+        }
+        let _fetching = self.fetching.lock().await;
+        // Whoever held the lock before may have fetched this very URL.
+        if let Some(key) = self.cache_get(url) {
+            return Ok(key);
+        }
+        if let Some(e) = self.cached_failure(url) {
+            return Err(e);
+        }
+        let fetched = self.fetch_public_key(url).await;
+        match &fetched {
+            Ok(key) => {
+                self.cache_insert(url, key.clone());
+                tracing::info!(url, "cached SNS signing certificate");
+            }
+            Err(e) => {
+                if let Ok(mut cache) = self.cache.lock() {
+                    cache.remember_failure(url, e.clone(), Instant::now());
+                }
+            }
+        }
+        fetched
+    }
+
+    async fn fetch_public_key(&self, url: &str) -> Result<Arc<[u8]>, VerifyError> {
         let fetch_err = |reason: String| VerifyError::CertFetch {
             url: url.to_owned(),
             reason,
@@ -306,19 +360,25 @@ impl SnsVerifier {
                 reason,
             })?
             .into();
-        self.cache_insert(url, key.clone());
-        tracing::info!(url, "cached SNS signing certificate");
         Ok(key)
     }
 
-    /// Verifies that `msg` comes from the configured topic and carries a valid SNS signature.
+    /// Verifies that `msg` comes from the configured topic, carries a valid SNS signature and
+    /// was published recently (now, by this machine's clock).
     pub async fn verify(&self, msg: &SnsMessage) -> Result<(), VerifyError> {
+        self.verify_at(msg, SystemTime::now()).await
+    }
+
+    /// As [`SnsVerifier::verify`], the message's age measured at `now` (tests, recorded
+    /// messages).
+    pub async fn verify_at(&self, msg: &SnsMessage, now: SystemTime) -> Result<(), VerifyError> {
         if msg.topic_arn != self.topic_arn {
             return Err(VerifyError::ForeignTopic {
                 topic_arn: msg.topic_arn.clone(),
             });
         }
         let algorithm: &'static RsaParameters = match msg.signature_version.as_str() {
+            "1" if self.require_signature_v2 => return Err(VerifyError::SignatureVersionRefused),
             "1" => &RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
             "2" => &RSA_PKCS1_2048_8192_SHA256,
             other => return Err(VerifyError::UnsupportedVersion(other.to_owned())),
@@ -334,7 +394,13 @@ impl SnsVerifier {
         let key = self.public_key(&msg.signing_cert_url).await?;
         UnparsedPublicKey::new(algorithm, &key[..])
             .verify(string_to_sign(msg).as_bytes(), &signature)
-            .map_err(|_| VerifyError::BadSignature)
+            .map_err(|_| VerifyError::BadSignature)?;
+        // Only now is the Timestamp known to be SNS's.
+        let now_ms = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        check_freshness(&msg.timestamp, now_ms, self.max_age)?;
+        Ok(())
     }
 }
 
@@ -441,20 +507,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn cache_is_bounded() {
-        let mut c = CertCache {
-            capacity: 2,
-            keys: HashMap::new(),
-            order: VecDeque::new(),
-        };
-        for u in ["a", "b", "c"] {
-            c.insert(u.into(), Arc::from(&b"k"[..]));
-        }
-        assert!(c.get("a").is_none());
-        assert!(c.get("b").is_some() && c.get("c").is_some());
-    }
-
     #[tokio::test]
     async fn rejections_before_any_fetch() {
         let v = SnsVerifier::new("arn:aws:sns:us-east-1:1:t", Vec::new()).unwrap();
@@ -477,6 +529,24 @@ mod tests {
             Err(VerifyError::UntrustedCertUrl { .. })
         ));
         let mut m = msg();
+        m.signature = "***".into();
+        assert_eq!(v.verify(&m).await, Err(VerifyError::BadSignature));
+    }
+
+    #[tokio::test]
+    async fn signature_version_1_is_refused_before_any_fetch_when_v2_is_required() {
+        let v = SnsVerifier::new("arn:aws:sns:us-east-1:1:t", Vec::new())
+            .unwrap()
+            .with_signature_v2_required(true);
+        assert_eq!(
+            v.verify(&msg()).await,
+            Err(VerifyError::SignatureVersionRefused)
+        );
+        let err = VerifyError::SignatureVersionRefused.to_string();
+        assert!(err.contains("XDM_SNS_REQUIRE_SIGNATURE_V2"), "{err}");
+        // Version 2 goes on to the signature (here: not base64).
+        let mut m = msg();
+        m.signature_version = "2".into();
         m.signature = "***".into();
         assert_eq!(v.verify(&m).await, Err(VerifyError::BadSignature));
     }

@@ -16,9 +16,18 @@ use xdm_amazon_connect::sns::{
 
 const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:connect-chat-out";
 
+/// Now, as SNS writes `Timestamp` (the verifier refuses messages older than an hour).
+fn now_iso() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
 struct FakeSns {
     base: String,
     cert_fetches: Arc<AtomicUsize>,
+    /// GETs of `/gone.pem`, which answers 404.
+    gone_fetches: Arc<AtomicUsize>,
     confirmations: Arc<AtomicUsize>,
     key: RsaKeyPair,
 }
@@ -33,9 +42,21 @@ async fn fake_sns() -> FakeSns {
     let signer = RsaKeyPair::from_pkcs8(&key.serialize_der()).unwrap();
 
     let cert_fetches = Arc::new(AtomicUsize::new(0));
+    let gone_fetches = Arc::new(AtomicUsize::new(0));
     let confirmations = Arc::new(AtomicUsize::new(0));
-    let (f, c) = (cert_fetches.clone(), confirmations.clone());
+    let (f, g, c) = (
+        cert_fetches.clone(),
+        gone_fetches.clone(),
+        confirmations.clone(),
+    );
     let app = Router::new()
+        .route(
+            "/gone.pem",
+            get(move || {
+                g.fetch_add(1, Ordering::SeqCst);
+                async { (http::StatusCode::NOT_FOUND, "gone") }
+            }),
+        )
         .route(
             "/cert.pem",
             get(move || {
@@ -57,6 +78,7 @@ async fn fake_sns() -> FakeSns {
     FakeSns {
         base: format!("http://{addr}"),
         cert_fetches,
+        gone_fetches,
         confirmations,
         key: signer,
     }
@@ -88,7 +110,7 @@ impl FakeSns {
             "TopicArn": topic,
             "Message": format!("You have chosen to subscribe to the topic {topic}.\nTo confirm the subscription, visit the SubscribeURL included in this message."),
             "SubscribeURL": subscribe_url,
-            "Timestamp": "2026-04-01T22:00:00.000Z",
+            "Timestamp": now_iso(),
             "SignatureVersion": "2",
             "Signature": "AA==",
             "SigningCertURL": self.cert_url(),
@@ -183,4 +205,43 @@ async fn certificate_fetch_failure_is_retryable() {
     sns.sign(&mut msg);
     let err = verifier.confirm_subscription(&msg).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
+}
+
+#[tokio::test]
+async fn a_failed_certificate_fetch_is_remembered_so_a_flood_fetches_once() {
+    let sns = fake_sns().await;
+    let gone = format!("{}/gone.pem", sns.base);
+    let verifier = Arc::new(
+        SnsVerifier::new(TOPIC, vec![gone.clone()])
+            .unwrap()
+            .with_failed_fetch_ttl(std::time::Duration::from_millis(500)),
+    );
+    // Unsigned, as anyone who knows the topic can send them.
+    let mut msg = sns.confirmation(TOPIC, &format!("{}/confirm", sns.base));
+    msg.signing_cert_url = gone;
+    msg.signature = "AA==".into();
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let (verifier, msg) = (Arc::clone(&verifier), msg.clone());
+        flood.spawn(async move { verifier.verify(&msg).await });
+    }
+    while let Some(verdict) = flood.join_next().await {
+        let err = verdict.unwrap().unwrap_err();
+        assert!(matches!(err, VerifyError::CertFetch { .. }), "{err}");
+        assert!(
+            err.is_retryable(),
+            "SNS should still retry a genuine message"
+        );
+    }
+    assert_eq!(
+        sns.gone_fetches.load(Ordering::SeqCst),
+        1,
+        "50 concurrent messages, one fetch"
+    );
+    // Once the failure is forgotten, the next message fetches again (once).
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    for _ in 0..5 {
+        assert!(verifier.verify(&msg).await.is_err());
+    }
+    assert_eq!(sns.gone_fetches.load(Ordering::SeqCst), 2);
 }

@@ -1,7 +1,12 @@
 //! The published SNS signature vectors (docs/protocols.md B4, from aws-php-sns-message-validator),
 //! verbatim, against the certificate stored in tests/data.
 
-use xdm_amazon_connect::sns::{SnsMessage, SnsVerifier, VerifyError, string_to_sign};
+use std::time::{Duration, SystemTime};
+
+use xdm_amazon_connect::iso8601_to_ms;
+use xdm_amazon_connect::sns::{
+    FreshnessError, SnsMessage, SnsVerifier, VerifyError, string_to_sign,
+};
 
 const CERT_PEM: &[u8] = include_bytes!("../data/sns-vector-cert.pem");
 const CERT_URL: &str = "https://sns.us-east-2.amazonaws.com/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem";
@@ -76,6 +81,18 @@ fn verifier_for(topic: &str) -> SnsVerifier {
     v
 }
 
+/// A minute after `msg` was published: the vectors are from 2022, and the verifier refuses
+/// messages older than an hour.
+fn soon_after(msg: &SnsMessage) -> SystemTime {
+    let published = u64::try_from(iso8601_to_ms(&msg.timestamp).unwrap()).unwrap();
+    SystemTime::UNIX_EPOCH + Duration::from_millis(published) + Duration::from_secs(60)
+}
+
+/// Verifies `msg` as if it had just arrived.
+async fn verify(verifier: &SnsVerifier, msg: &SnsMessage) -> Result<(), VerifyError> {
+    verifier.verify_at(msg, soon_after(msg)).await
+}
+
 #[test]
 fn string_to_sign_of_the_v1_vector() {
     assert_eq!(
@@ -88,8 +105,7 @@ fn string_to_sign_of_the_v1_vector() {
 async fn the_three_vectors_verify() {
     for v in [&V1, &V2, &V2_SUBJECT] {
         let msg = message(&body(v));
-        verifier_for(&topic_arn(v))
-            .verify(&msg)
+        verify(&verifier_for(&topic_arn(v)), &msg)
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", v.message_id));
     }
@@ -107,7 +123,7 @@ async fn the_vectors_verify_in_the_lambda_shape_too() {
         obj.insert("UnsubscribeUrl".into(), unsub);
         obj.entry("Subject").or_insert(serde_json::Value::Null);
         let msg = SnsMessage::from_lambda_sns(&b).unwrap();
-        verifier_for(&topic_arn(v)).verify(&msg).await.unwrap();
+        verify(&verifier_for(&topic_arn(v)), &msg).await.unwrap();
     }
 }
 
@@ -116,20 +132,18 @@ async fn tampered_message_is_rejected() {
     for v in [&V1, &V2, &V2_SUBJECT] {
         let mut b = body(v);
         b["Message"] = "Hello world!".into();
-        let verdict = verifier_for(&topic_arn(v)).verify(&message(&b)).await;
+        let verdict = verify(&verifier_for(&topic_arn(v)), &message(&b)).await;
         assert_eq!(verdict, Err(VerifyError::BadSignature), "{}", v.message_id);
     }
     // Dropping the subject changes the string to sign.
     let mut b = body(&V2_SUBJECT);
     b.as_object_mut().unwrap().remove("Subject");
-    let verdict = verifier_for(&topic_arn(&V2_SUBJECT))
-        .verify(&message(&b))
-        .await;
+    let verdict = verify(&verifier_for(&topic_arn(&V2_SUBJECT)), &message(&b)).await;
     assert_eq!(verdict, Err(VerifyError::BadSignature));
     // A v1 (SHA1) signature does not pass as v2 (SHA256).
     let mut b = body(&V1);
     b["SignatureVersion"] = "2".into();
-    let verdict = verifier_for(&topic_arn(&V1)).verify(&message(&b)).await;
+    let verdict = verify(&verifier_for(&topic_arn(&V1)), &message(&b)).await;
     assert_eq!(verdict, Err(VerifyError::BadSignature));
 }
 
@@ -139,7 +153,7 @@ async fn foreign_topic_is_rejected() {
     let mut b = body(&V1);
     b["TopicArn"] = other.clone().into();
     // Expecting the vector's topic: the message names another one.
-    let verdict = verifier_for(&topic_arn(&V1)).verify(&message(&b)).await;
+    let verdict = verify(&verifier_for(&topic_arn(&V1)), &message(&b)).await;
     assert_eq!(
         verdict,
         Err(VerifyError::ForeignTopic {
@@ -147,10 +161,10 @@ async fn foreign_topic_is_rejected() {
         })
     );
     // Expecting the other topic: the TopicArn is signed, so the swap is caught.
-    let verdict = verifier_for(&other).verify(&message(&b)).await;
+    let verdict = verify(&verifier_for(&other), &message(&b)).await;
     assert_eq!(verdict, Err(VerifyError::BadSignature));
     // A genuine message from a topic we do not serve.
-    let verdict = verifier_for(&other).verify(&message(&body(&V1))).await;
+    let verdict = verify(&verifier_for(&other), &message(&body(&V1))).await;
     assert!(matches!(verdict, Err(VerifyError::ForeignTopic { .. })));
 }
 
@@ -166,7 +180,7 @@ async fn foreign_certificate_urls_are_rejected_even_when_cached() {
         verifier.seed_certificate(url, CERT_PEM).unwrap();
         let mut b = body(&V1);
         b["SigningCertURL"] = url.into();
-        let verdict = verifier.verify(&message(&b)).await;
+        let verdict = verify(&verifier, &message(&b)).await;
         assert_eq!(
             verdict,
             Err(VerifyError::UntrustedCertUrl {
@@ -184,5 +198,68 @@ async fn an_explicitly_trusted_certificate_url_is_accepted() {
     verifier.seed_certificate(url, CERT_PEM).unwrap();
     let mut b = body(&V1);
     b["SigningCertURL"] = url.into();
-    verifier.verify(&message(&b)).await.unwrap();
+    verify(&verifier, &message(&b)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_genuine_message_replayed_later_or_dated_ahead_is_refused_after_its_signature() {
+    let msg = message(&body(&V2));
+    let verifier = verifier_for(&topic_arn(&V2));
+    let published = soon_after(&msg) - Duration::from_secs(60);
+    // Within the hour (and the clock-skew allowance): accepted.
+    let in_time = published + Duration::from_secs(3600 + 299);
+    verifier.verify_at(&msg, in_time).await.unwrap();
+    // The same bytes two hours later, and today: refused, naming the setting.
+    for later in [published + Duration::from_secs(7200), SystemTime::now()] {
+        let verdict = verifier.verify_at(&msg, later).await;
+        assert!(
+            matches!(
+                verdict,
+                Err(VerifyError::NotFresh(FreshnessError::Stale { .. }))
+            ),
+            "{verdict:?}"
+        );
+    }
+    // Checked only once the signature holds: a tampered old message is a bad signature.
+    let mut tampered = body(&V2);
+    tampered["Message"] = "Hello world!".into();
+    assert_eq!(
+        verifier
+            .verify_at(&message(&tampered), SystemTime::now())
+            .await,
+        Err(VerifyError::BadSignature)
+    );
+    // A clock ten minutes behind SNS's.
+    let verdict = verifier
+        .verify_at(&msg, published - Duration::from_secs(600))
+        .await;
+    assert!(
+        matches!(
+            verdict,
+            Err(VerifyError::NotFresh(FreshnessError::Ahead {
+                ahead_secs: 600,
+                ..
+            }))
+        ),
+        "{verdict:?}"
+    );
+    // A longer bound admits it.
+    let lenient = verifier_for(&topic_arn(&V2)).with_max_age(Duration::from_secs(3 * 3600));
+    lenient
+        .verify_at(&msg, published + Duration::from_secs(7200))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn signature_version_1_is_refused_when_version_2_is_required() {
+    let v1 = message(&body(&V1));
+    let strict = verifier_for(&topic_arn(&V1)).with_signature_v2_required(true);
+    assert_eq!(
+        verify(&strict, &v1).await,
+        Err(VerifyError::SignatureVersionRefused)
+    );
+    let v2 = message(&body(&V2));
+    let strict = verifier_for(&topic_arn(&V2)).with_signature_v2_required(true);
+    verify(&strict, &v2).await.unwrap();
 }

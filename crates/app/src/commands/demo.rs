@@ -76,6 +76,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let business = &sandbox.config().x.business;
     println!("{}", style.bold("xdm-connect demo"));
     println!("  bridge   {base}   (store: {store})");
+    if let Some(admin) = &running.admin_base {
+        println!(
+            "  admin    {admin}/metrics, /healthz   (Authorization: Bearer {})",
+            crate::sandbox_link::SANDBOX_ADMIN_TOKEN
+        );
+    }
     println!(
         "  sandbox  {}   (X API + Amazon Connect + SNS)",
         sandbox.base_url()

@@ -1,5 +1,8 @@
 //! `xdm-connect doctor`: one line per check, `OK` or `FAIL` with the one-line fix; exit code 1 on
-//! any FAIL. Online by default — it asks X, Amazon Connect and SNS whether the configured
+//! any FAIL. `WARN` lines (a configuration file or store files others may read or change) name
+//! their fix too but do not fail. The store check opens the store, which on SQLite runs the
+//! integrity check (a damaged file fails it), and says which `serve` holds the store's instance
+//! lock, if any. Online by default — it asks X, Amazon Connect and SNS whether the configured
 //! credentials and resources really work (fake-but-complete credentials fail here);
 //! `--offline` checks the configuration and the store only. On AWS Lambda's layout
 //! (`CONFIG_PARAM_NAME`, `SECRET_ARN`) it reads the SSM parameter and the secret the functions use.
@@ -11,13 +14,14 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use clap::Args;
 use xdm_core::jobs::{JobQueue, JobState};
 use xdm_core::ports::Store;
+use xdm_store::{AnyStore, LockState};
 
 use xdm_amazon_connect::DescribeError;
 use xdm_amazon_connect::sns::{SubscriptionState, TopicCheck};
 
 use crate::config::{Config, XDelivery};
 use crate::configured::Configured;
-use crate::wiring::{configured_connect_client, open_store};
+use crate::wiring::{configured_connect_client, instance_lock_state, open_store};
 use crate::x_link::{DM_EVENT_TYPES, XLink};
 
 #[derive(Debug, Args, Default, Clone)]
@@ -42,6 +46,11 @@ impl Report {
     fn fail(&mut self, what: &str, detail: impl std::fmt::Display, fix: impl std::fmt::Display) {
         self.line(format!("FAIL {what}: {detail} — fix: {fix}"));
         self.failures += 1;
+    }
+
+    /// Unsafe but not fatal: printed, not counted as a failure. `detail` carries its fix.
+    fn warn(&mut self, what: &str, detail: impl std::fmt::Display) {
+        self.line(format!("WARN {what}: {detail}"));
     }
 
     fn line(&mut self, line: String) {
@@ -99,9 +108,18 @@ pub async fn check_with(
             "set them (environment or xdm-connect.toml), or run `xdm-connect setup`",
         );
     }
+    for warning in &config.file_warnings {
+        r.warn("configuration file", warning);
+    }
+    check_instance_lock(&mut r, config);
 
     let store = match open_store(&config.store, sdk).await {
         Ok(store) => {
+            if let AnyStore::Sqlite(sqlite) = &store {
+                for warning in sqlite.warnings() {
+                    r.warn("store files", warning);
+                }
+            }
             let read = async {
                 let failed = store
                     .jobs(JobQueue::Inbound, Some(JobState::Failed), 1000)
@@ -180,9 +198,26 @@ pub async fn check_with(
     r
 }
 
+/// Who serves from the SQLite file (the instance lock; docs/setup.md, "One `serve` per SQLite
+/// file"). Informational: `doctor` may run beside a `serve`.
+fn check_instance_lock(r: &mut Report, config: &Config) {
+    match instance_lock_state(&config.store) {
+        Ok(None) | Err(_) => {} // not a SQLite file; a bad XDM_STORE is the store check's
+        Ok(Some(LockState::Free)) => r.ok("store lock", "no xdm-connect is serving this store"),
+        Ok(Some(LockState::Held(Some(holder)))) => r.ok(
+            "store lock",
+            format!("held by the xdm-connect serving this store ({holder})"),
+        ),
+        Ok(Some(LockState::Held(None))) => r.ok(
+            "store lock",
+            "held by an xdm-connect serving this store (its lock file does not say which)",
+        ),
+    }
+}
+
 fn store_fix(config: &Config) -> String {
     if config.store.starts_with("sqlite:") {
-        "check XDM_STORE; a damaged SQLite file must be moved aside (keep it) and restored from a backup".to_owned()
+        "check XDM_STORE; a damaged SQLite file: stop xdm-connect, keep the file, and recover it with `sqlite3 FILE .recover | sqlite3 NEW` or restore a backup (docs/setup.md, \"A damaged SQLite store\")".to_owned()
     } else {
         "check XDM_STORE, the tables (docs/aws-tables.md) and this role's DynamoDB permissions"
             .to_owned()

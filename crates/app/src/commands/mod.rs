@@ -1,8 +1,12 @@
 //! One module per subcommand of the binary.
 
+#[cfg(feature = "sandbox")]
 pub mod demo;
 pub mod doctor;
 pub mod inbox;
+#[cfg(not(feature = "sandbox"))]
+pub mod no_sandbox;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod serve;
 pub mod setup;

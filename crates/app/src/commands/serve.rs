@@ -15,6 +15,9 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
         .await
         .context("cannot start the bridge")?;
     tracing::info!(address = %app.local_addr(), "xdm-connect listening");
+    if let Some(admin) = app.admin_addr() {
+        tracing::info!(address = %admin, "admin listener (/metrics, /healthz) listening");
+    }
     app.run_until_stopped(shutdown_signal()).await
 }
 

@@ -19,6 +19,24 @@ pub const DEFAULT_X_MEDIA_HOSTS: &[&str] = &["ton.twitter.com", "pbs.twimg.com",
 /// X posts small JSON documents and SNS messages are at most 256 KiB: 1 MiB bounds both.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// Connections a listener serves at once; one more is closed at once (`XDM_HTTP_MAX_CONNECTIONS`).
+/// Well under the common 1,024-file limit, beside the store and the outbound connections.
+pub const DEFAULT_HTTP_MAX_CONNECTIONS: usize = 512;
+/// From a request's first byte to the end of its headers (slowloris).
+pub const DEFAULT_HTTP_HEADER_TIMEOUT_MS: u64 = 10_000;
+/// How long a connection may wait for a request (the next one on a kept-alive connection): longer
+/// than a load balancer's usual 60 s, so that the proxy in front closes idle connections first.
+pub const DEFAULT_HTTP_IDLE_TIMEOUT_MS: u64 = 75_000;
+/// From the end of the headers to the end of the body (stalled bodies).
+pub const DEFAULT_HTTP_BODY_TIMEOUT_MS: u64 = 15_000;
+/// From the end of the headers to the response.
+pub const DEFAULT_HTTP_REQUEST_TIMEOUT_MS: u64 = 30_000;
+/// Request bodies held in memory at once over all connections of a listener: 64 SNS messages
+/// of the largest size (256 KiB), hundreds of X deliveries; 16 bodies of `XDM_MAX_BODY_BYTES`.
+pub const DEFAULT_HTTP_MAX_BUFFERED_BYTES: usize = 16 * 1024 * 1024;
+/// The admin listener (`/metrics`, `/healthz` with details): loopback only by default.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
+
 /// X's authorize page, or the emulator's when `XDM_X_API_URL` is not X's.
 pub(super) fn default_authorize_url(api_url: &str) -> String {
     if api_url.trim_end_matches('/') == DEFAULT_X_API_URL {

@@ -19,7 +19,8 @@ pub(super) fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     })
 }
 
-/// The whole file: top-level settings and the `[x]`, `[connect]`, `[sns]` and `[delivery]` tables.
+/// The whole file: top-level settings and the `[x]`, `[connect]`, `[sns]`, `[delivery]`, `[http]`
+/// and `[admin]` tables.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct FileConfig {
@@ -32,6 +33,26 @@ pub(super) struct FileConfig {
     pub(super) connect: Option<ConnectFile>,
     pub(super) sns: Option<SnsFile>,
     pub(super) delivery: Option<DeliveryFile>,
+    pub(super) http: Option<HttpFile>,
+    pub(super) admin: Option<AdminFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct HttpFile {
+    pub(super) max_connections: Option<usize>,
+    pub(super) header_timeout_ms: Option<u64>,
+    pub(super) idle_timeout_ms: Option<u64>,
+    pub(super) body_timeout_ms: Option<u64>,
+    pub(super) request_timeout_ms: Option<u64>,
+    pub(super) max_buffered_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AdminFile {
+    pub(super) listen: Option<String>,
+    pub(super) token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -57,6 +78,7 @@ pub(super) struct XFile {
     pub(super) catch_up: Option<bool>,
     pub(super) webhook_check_ms: Option<u64>,
     pub(super) stream_backfill_minutes: Option<u8>,
+    pub(super) max_event_age_hours: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,6 +105,8 @@ pub(super) struct ConnectFile {
 #[serde(deny_unknown_fields)]
 pub(super) struct SnsFile {
     pub(super) trusted_cert_urls: Option<Vec<String>>,
+    pub(super) max_age_secs: Option<u64>,
+    pub(super) require_signature_v2: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

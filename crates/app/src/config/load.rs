@@ -13,10 +13,13 @@ use super::defaults::{
 };
 use super::error::{ConfigError, invalid};
 use super::file::{FileConfig, read_file};
+use super::file_mode::secrets_readable_by_others;
+use super::http::{admin_settings, http_settings};
 use super::model::{
     Config, ConnectSettings, CrcKeySetting, LogFormat, SnsSettings, XAccount, XDelivery, XSettings,
 };
 use super::parse::{check_http_url, parse_num, split_list};
+use super::replay::replay_settings;
 
 impl Config {
     /// Reads the file (the given one, else `xdm-connect.toml` if it exists) and the process
@@ -30,14 +33,22 @@ impl Config {
         path: Option<&Path>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let file = match path {
-            Some(p) => read_file(p)?,
-            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
-                read_file(Path::new(DEFAULT_CONFIG_FILE))?
-            }
-            None => FileConfig::default(),
+        let path = match path {
+            Some(p) => Some(p),
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => Some(Path::new(DEFAULT_CONFIG_FILE)),
+            None => None,
         };
-        Self::from_layers(file, env)
+        let (file, warning) = match path {
+            Some(p) => {
+                let file = read_file(p)?;
+                let warning = secrets_readable_by_others(p, &file);
+                (file, warning)
+            }
+            None => (FileConfig::default(), None),
+        };
+        let mut config = Self::from_layers(file, env)?;
+        config.file_warnings.extend(warning);
+        Ok(config)
     }
 
     /// Parses a TOML document as the file layer (tests, embedded defaults).
@@ -59,6 +70,7 @@ impl Config {
         // An empty environment variable counts as unset (`XDM_X_API_URL= xdm-connect serve`).
         let env = |k: &str| env(k).filter(|v| !v.trim().is_empty());
         let x = file.x.unwrap_or_default();
+        let x_max_event_age_hours = x.max_event_age_hours;
         let connect = file.connect.unwrap_or_default();
         let sns = file.sns.unwrap_or_default();
         let delivery_file = file.delivery.unwrap_or_default();
@@ -322,6 +334,16 @@ impl Config {
                 "max_attempts, concurrency and retry_base_ms must be positive",
             ));
         }
+        let replay = replay_settings(
+            x_max_event_age_hours,
+            sns.max_age_secs,
+            sns.require_signature_v2,
+            &env,
+        )?;
+        replay.apply(&mut delivery)?;
+
+        let http = http_settings(file.http.unwrap_or_default(), &env, max_body_bytes)?;
+        let admin = admin_settings(file.admin.unwrap_or_default(), &env, listen)?;
 
         Ok(Config {
             listen,
@@ -329,10 +351,17 @@ impl Config {
             log_format,
             x,
             connect,
-            sns: SnsSettings { trusted_cert_urls },
+            sns: SnsSettings {
+                trusted_cert_urls,
+                max_age_secs: replay.sns_max_age_secs,
+                require_signature_v2: replay.sns_require_signature_v2,
+            },
             max_body_bytes,
             delivery,
             public_url,
+            http,
+            admin,
+            file_warnings: Vec::new(),
         })
     }
 }

@@ -13,23 +13,31 @@
 //! * `load`: [`Config::load`] and friends: the file layer, then the environment over it, setting
 //!   by setting, each value checked as it is read;
 //! * `file`: the TOML file's shape; `parse`: one setting's text (lists, numbers, URLs);
+//! * `file_mode`: whether the file gives its secrets away (readable by others);
+//! * `http`: reading the HTTP listeners' settings (`[http]`, `[admin]`);
+//! * `replay`: the replay defence's bounds (X event age, SNS message age, SNS signature version),
+//!   checked against the job retention;
 //! * `defaults`: the default values; `error`: [`ConfigError`].
 
 mod defaults;
 mod error;
 mod file;
+mod file_mode;
+mod http;
 mod load;
 mod model;
 mod parse;
+mod replay;
 #[cfg(test)]
 mod tests;
 
 pub use defaults::{
-    DEFAULT_CONFIG_FILE, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_STORE, DEFAULT_X_API_URL,
-    DEFAULT_X_AUTHORIZE_URL, DEFAULT_X_MEDIA_HOSTS, DEFAULT_X_REDIRECT_URI,
-    DEFAULT_X_STREAM_SILENCE_MS, DEFAULT_X_WEBHOOK_CHECK_MS,
+    DEFAULT_ADMIN_LISTEN, DEFAULT_CONFIG_FILE, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_STORE, DEFAULT_X_API_URL, DEFAULT_X_AUTHORIZE_URL, DEFAULT_X_MEDIA_HOSTS,
+    DEFAULT_X_REDIRECT_URI, DEFAULT_X_STREAM_SILENCE_MS, DEFAULT_X_WEBHOOK_CHECK_MS,
 };
 pub use error::ConfigError;
 pub use model::{
-    Config, ConnectSettings, CrcKeySetting, LogFormat, SnsSettings, XAccount, XDelivery, XSettings,
+    AdminSettings, Config, ConnectSettings, CrcKeySetting, HttpSettings, LogFormat, SnsSettings,
+    XAccount, XDelivery, XSettings,
 };

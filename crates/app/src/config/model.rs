@@ -57,6 +57,40 @@ pub struct Config {
     /// is `<it>/webhooks/x` unless `XDM_X_WEBHOOK_URL` says otherwise, the SNS endpoint
     /// `<it>/webhooks/connect`.
     pub public_url: Option<String>,
+    /// The limits every HTTP listener of `serve` applies (`[http]`, `XDM_HTTP_*`).
+    pub http: HttpSettings,
+    /// The admin listener of `serve` (`[admin]`, `XDM_ADMIN_*`).
+    pub admin: AdminSettings,
+    /// What loading the file found unsafe but did not refuse (a file holding secrets that others
+    /// may read), each a sentence with its fix: logged by `serve`, printed by `doctor`.
+    pub file_warnings: Vec<String>,
+}
+
+/// What an HTTP listener allows a client (`XDM_HTTP_*`; docs/setup.md, The HTTP listeners).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Connections served at once per listener (the admin listener: at most 64); a connection
+    /// beyond is closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// From a request's first byte to the end of its headers.
+    pub header_timeout_ms: u64,
+    /// How long a connection may wait for its first or next request.
+    pub idle_timeout_ms: u64,
+    /// From the end of a request's headers to the end of its body.
+    pub body_timeout_ms: u64,
+    /// From the end of a request's headers to its response.
+    pub request_timeout_ms: u64,
+    /// Request bodies held in memory at once over all connections of a listener.
+    pub max_buffered_bytes: usize,
+}
+
+/// The admin listener: `/metrics` and `/healthz` with its details, behind a bearer token.
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    /// `XDM_ADMIN_LISTEN`; `None` when `off`.
+    pub listen: Option<SocketAddr>,
+    /// `XDM_ADMIN_TOKEN`; unset: the admin listener answers 401 to every request.
+    pub token: Option<SecretString>,
 }
 
 #[derive(Debug, Clone)]
@@ -112,9 +146,14 @@ pub struct ConnectSettings {
     pub participant_endpoint_url: Option<String>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SnsSettings {
     pub trusted_cert_urls: Vec<String>,
+    /// `XDM_SNS_MAX_AGE_SECS`: messages published longer ago (plus 5 minutes of clock skew) are
+    /// refused as replays.
+    pub max_age_secs: u64,
+    /// `XDM_SNS_REQUIRE_SIGNATURE_V2`: refuse `SignatureVersion` 1 (SHA1).
+    pub require_signature_v2: bool,
 }
 
 impl Config {

@@ -128,3 +128,53 @@ fn secrets_do_not_print() {
     let c = Config::from_toml("", &env(&[("XDM_X_CONSUMER_SECRET", "hunter2")])).unwrap();
     assert!(!format!("{c:?}").contains("hunter2"));
 }
+
+#[test]
+fn http_limits_and_admin_listener() {
+    let d = Config::from_toml("", &env(&[])).unwrap();
+    assert_eq!(d.http.max_connections, 512);
+    assert_eq!(d.http.header_timeout_ms, 10_000);
+    assert_eq!(d.http.idle_timeout_ms, 75_000);
+    assert_eq!(d.admin.listen.unwrap().to_string(), DEFAULT_ADMIN_LISTEN);
+    assert!(d.admin.token.is_none());
+
+    let c = Config::from_toml(
+        "[http]\nmax_connections = 10\nbody_timeout_ms = 2000\n[admin]\nlisten = \"127.0.0.1:9999\"",
+        &env(&[
+            ("XDM_HTTP_MAX_CONNECTIONS", "20"),
+            ("XDM_ADMIN_TOKEN", "0123456789abcdef-secret"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.http.max_connections, 20);
+    assert_eq!(c.http.body_timeout_ms, 2000);
+    assert_eq!(c.admin.listen.unwrap().port(), 9999);
+    assert!(!format!("{c:?}").contains("0123456789abcdef-secret"));
+    let off = Config::from_toml("", &env(&[("XDM_ADMIN_LISTEN", "off")])).unwrap();
+    assert!(off.admin.listen.is_none());
+
+    let err = |pairs: &[(&str, &str)]| Config::from_toml("", &env(pairs)).unwrap_err().to_string();
+    assert!(
+        err(&[("XDM_HTTP_MAX_CONNECTIONS", "0")])
+            .starts_with("XDM_HTTP_MAX_CONNECTIONS is invalid")
+    );
+    assert!(
+        err(&[("XDM_HTTP_HEADER_TIMEOUT_MS", "5")])
+            .starts_with("XDM_HTTP_HEADER_TIMEOUT_MS is invalid")
+    );
+    assert!(
+        err(&[("XDM_HTTP_MAX_BUFFERED_BYTES", "2048")])
+            .starts_with("XDM_HTTP_MAX_BUFFERED_BYTES is invalid")
+    );
+    assert!(err(&[("XDM_ADMIN_LISTEN", "9090")]).starts_with("XDM_ADMIN_LISTEN is invalid"));
+    assert!(
+        err(&[
+            ("XDM_LISTEN", "127.0.0.1:9000"),
+            ("XDM_ADMIN_LISTEN", "127.0.0.1:9000")
+        ])
+        .starts_with("XDM_ADMIN_LISTEN is invalid")
+    );
+    let short = err(&[("XDM_ADMIN_TOKEN", "hunter2")]);
+    assert!(short.starts_with("XDM_ADMIN_TOKEN is invalid"), "{short}");
+    assert!(!short.contains("hunter2"));
+}

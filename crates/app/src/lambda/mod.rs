@@ -9,13 +9,16 @@
 //!
 //! Clients and configuration are built once per cold start; configuration from SSM and Secrets
 //! Manager (the sample's layout) is re-read every `XDM_AWS_CONFIG_REFRESH_SECS` and the bridge is
-//! rebuilt only when it changed.
+//! rebuilt only when it changed. What an invocation measured is written after it as CloudWatch
+//! EMF lines on stdout (namespace `XDM_METRICS_NAMESPACE`, [`crate::monitoring::emf`]); the sweep
+//! samples the backlog gauges.
 
 pub mod aws_sources;
 pub mod event;
 pub mod http;
 pub mod queue;
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +33,9 @@ use xdm_core::jobs::JobQueue;
 use xdm_core::ports::{Clock, SystemClock};
 
 use crate::config::{Config, LogFormat, XDelivery};
+use crate::monitoring::emf::Emf;
+use crate::monitoring::gauges;
+use crate::monitoring::webhooks::{self, Refusal, Source};
 use crate::server;
 use crate::server::AppState;
 use crate::startup::{BuiltState, StateExtras, build_state};
@@ -46,13 +52,27 @@ const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
 /// X is about to send its first CRC), it is re-read this often instead.
 const INCOMPLETE_REFRESH: Duration = Duration::from_secs(10);
 
+/// The CloudWatch namespace of the EMF metrics when `XDM_METRICS_NAMESPACE` is not set.
+pub const DEFAULT_METRICS_NAMESPACE: &str = "xdm-connect";
+
 /// Runs the Lambda runtime loop.
 pub async fn run() -> anyhow::Result<()> {
     let mut config = Config::load(None)?;
     config.log_format = LogFormat::Json;
     crate::telemetry::init(config.log_format);
     let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
-    let app = Arc::new(Box::pin(LambdaApp::new(config, sdk, &|k| std::env::var(k).ok())).await?);
+    // The process's recorder before anything records (the Prometheus one is then not installed).
+    let emf = metrics_namespace(std::env::var("XDM_METRICS_NAMESPACE").ok()).map(Emf::new);
+    if let Some(emf) = &emf
+        && metrics::set_global_recorder(emf.clone()).is_err()
+    {
+        tracing::warn!("a metrics recorder is installed already: no EMF metrics");
+    }
+    let app = Box::pin(LambdaApp::new(config, sdk, &|k| std::env::var(k).ok())).await?;
+    let app = Arc::new(match emf {
+        Some(emf) => app.with_metrics(emf, Box::new(std::io::stdout())),
+        None => app,
+    });
     Box::pin(lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<Value>| {
             let app = Arc::clone(&app);
@@ -68,6 +88,16 @@ pub async fn run() -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
 }
 
+/// The EMF namespace for the `XDM_METRICS_NAMESPACE` setting: the default when unset or empty,
+/// `None` (no metrics: no CloudWatch custom-metric charges) for `off`.
+fn metrics_namespace(setting: Option<String>) -> Option<String> {
+    match setting.as_deref().map(str::trim) {
+        None | Some("") => Some(DEFAULT_METRICS_NAMESPACE.to_owned()),
+        Some("off") => None,
+        Some(namespace) => Some(namespace.to_owned()),
+    }
+}
+
 /// One cold start's worth of state.
 #[derive(Debug)]
 pub struct LambdaApp {
@@ -77,6 +107,21 @@ pub struct LambdaApp {
     trigger: Option<InboundTrigger>,
     refresh: Duration,
     current: tokio::sync::Mutex<Option<Current>>,
+    metrics: Option<MetricsOut>,
+}
+
+/// Where each invocation's EMF lines go.
+struct MetricsOut {
+    emf: Emf,
+    out: std::sync::Mutex<Box<dyn Write + Send>>,
+}
+
+impl std::fmt::Debug for MetricsOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsOut")
+            .field("emf", &self.emf)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -126,6 +171,7 @@ impl LambdaApp {
             trigger,
             refresh,
             current: tokio::sync::Mutex::new(None),
+            metrics: None,
         };
         // Build at cold start, not on the first request.
         app.built().await?;
@@ -222,13 +268,35 @@ impl LambdaApp {
         Ok(built)
     }
 
+    /// After each invocation, writes what `emf` (the installed recorder) gathered during it to
+    /// `out` as EMF lines: stdout on Lambda, a buffer in tests.
+    pub fn with_metrics(mut self, emf: Emf, out: Box<dyn Write + Send>) -> Self {
+        self.metrics = Some(MetricsOut {
+            emf,
+            out: std::sync::Mutex::new(out),
+        });
+        self
+    }
+
     /// The bridge of the current configuration (tests, admin).
     pub async fn bridge(&self) -> anyhow::Result<Arc<crate::wiring::AppBridge>> {
         Ok(Arc::clone(&self.built().await?.app.bridge))
     }
 
     /// Handles one invocation; `deadline_ms` is when Lambda stops it (ms since the epoch).
+    /// Then writes its metrics (also when it failed).
     pub async fn handle(&self, event: Value, deadline_ms: i64) -> anyhow::Result<Value> {
+        let result = Box::pin(self.invoke(event, deadline_ms)).await;
+        if let Some(m) = &self.metrics {
+            let mut out = m.out.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = m.emf.flush(SystemClock.now_ms(), &mut **out) {
+                tracing::warn!(error = %e, "cannot write the invocation's metrics");
+            }
+        }
+        result
+    }
+
+    async fn invoke(&self, event: Value, deadline_ms: i64) -> anyhow::Result<Value> {
         let built = self.built().await?;
         let deadline = deadline_ms.saturating_sub(DEADLINE_MARGIN_MS);
         match Invocation::classify(event)? {
@@ -273,6 +341,7 @@ impl LambdaApp {
                 Some(topic) if *topic == msg.topic_arn => {}
                 Some(_) => {
                     tracing::warn!(topic = %msg.topic_arn, "SNS record of a foreign topic refused");
+                    webhooks::refused(Source::Connect, Refusal::ForeignTopic);
                     continue;
                 }
                 None => anyhow::bail!("XDM_CONNECT_TOPIC_ARN is not set: SNS records are refused"),
@@ -282,11 +351,15 @@ impl LambdaApp {
                 Err(e) => {
                     // Retrying cannot fix it: drop it loudly.
                     tracing::error!(error = %e, message_id = %msg.message_id, "SNS notification is not a chat item");
+                    webhooks::refused(Source::Connect, Refusal::Malformed);
                     continue;
                 }
             };
             let lane = xdm_core::jobs::Lane::chat(&item.initial_contact_id);
-            bridge.accept_chat_item(item).await?;
+            let outcome = bridge.accept_chat_item(item).await.inspect_err(|_| {
+                webhooks::refused(Source::Connect, Refusal::StoreUnavailable);
+            })?;
+            webhooks::handled(Source::Connect, webhooks::chat_item_result(outcome));
             accepted += 1;
             if !lanes.contains(&lane) {
                 lanes.push(lane);
@@ -358,6 +431,7 @@ impl LambdaApp {
             bridge.run_due(JobQueue::Inbound, None, deadline, wait),
             bridge.run_due(JobQueue::Outbound, None, deadline, wait),
         );
+        gauges::sample(&built.app).await;
         json!({"inbound": inbound.ran, "outbound": outbound.ran, "at": SystemClock.now_ms()})
     }
 }

@@ -9,15 +9,17 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::json;
 use xdm_amazon_connect::sns::{
-    SnsMessage, SnsMessageType, VerifyError, chat_item_from_notification,
+    ConfirmError, SnsMessage, SnsMessageType, VerifyError, chat_item_from_notification,
 };
 use xdm_core::ItemAcceptance;
 
-use super::reject::reject;
+use super::reject::{refuse, reject};
 use super::state::AppState;
+use crate::monitoring::webhooks::{self, Handled, Refusal, Source};
 
 pub async fn sns(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let Some(verifier) = &state.sns else {
+        webhooks::refused(Source::Connect, Refusal::NotConfigured);
         return reject(
             StatusCode::SERVICE_UNAVAILABLE,
             "XDM_CONNECT_TOPIC_ARN is not set: SNS messages are refused",
@@ -25,34 +27,63 @@ pub async fn sns(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     };
     let msg = match SnsMessage::from_http_body(&body) {
         Ok(m) => m,
-        Err(e) => return reject(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => {
+            return refuse(
+                Source::Connect,
+                Refusal::Malformed,
+                "sns_malformed",
+                "SNS request refused: not an SNS message",
+                StatusCode::BAD_REQUEST,
+                &e,
+            );
+        }
     };
     if msg.message_type == SnsMessageType::SubscriptionConfirmation {
         return match verifier.confirm_subscription(&msg).await {
             Ok(()) => {
                 tracing::info!(topic = %msg.topic_arn, "SNS subscription confirmed");
+                webhooks::handled(Source::Connect, Handled::Confirmed);
                 Json(json!({"confirmed": true})).into_response()
             }
-            Err(e) if e.is_retryable() => reject(StatusCode::BAD_GATEWAY, e.to_string()),
-            Err(e) => {
-                tracing::warn!(error = %e, "SNS subscription confirmation refused");
-                reject(StatusCode::FORBIDDEN, e.to_string())
-            }
+            Err(e) => refuse(
+                Source::Connect,
+                webhooks::confirmation_refusal(&e),
+                match &e {
+                    ConfirmError::Verify(v) => log_key(v),
+                    _ => "sns_confirmation",
+                },
+                "SNS subscription confirmation refused",
+                if e.is_retryable() {
+                    StatusCode::BAD_GATEWAY
+                } else {
+                    StatusCode::FORBIDDEN
+                },
+                &e,
+            ),
         };
     }
     if let Err(e) = verifier.verify(&msg).await {
-        tracing::warn!(error = %e, "SNS message refused");
+        // 502 when the certificate could not be fetched (SNS retries); else a 4xx: a replayed
+        // message (not recent) is refused like a forged one, and nothing is stored.
         let status = match &e {
             _ if e.is_retryable() => StatusCode::BAD_GATEWAY,
-            VerifyError::ForeignTopic { .. } => StatusCode::FORBIDDEN,
+            VerifyError::ForeignTopic { .. } | VerifyError::NotFresh(_) => StatusCode::FORBIDDEN,
             _ => StatusCode::UNAUTHORIZED,
         };
-        return reject(status, e.to_string());
+        return refuse(
+            Source::Connect,
+            webhooks::sns_refusal(&e),
+            log_key(&e),
+            "SNS message refused",
+            status,
+            &e,
+        );
     }
     match msg.message_type {
         SnsMessageType::Notification => {}
         other => {
             tracing::warn!(kind = other.as_str(), topic = %msg.topic_arn, "SNS says the subscription changed");
+            webhooks::handled(Source::Connect, Handled::Ignored);
             return Json(json!({"ok": true})).into_response();
         }
     }
@@ -60,22 +91,41 @@ pub async fn sns(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
         Ok(item) => item,
         Err(e) => {
             tracing::warn!(error = %e, message_id = %msg.message_id, "SNS notification is not a chat item");
+            webhooks::refused(Source::Connect, Refusal::Malformed);
             return reject(StatusCode::BAD_REQUEST, e.to_string());
         }
     };
     match state.bridge.accept_chat_item(item).await {
-        Ok(outcome) => Json(json!({"result": match outcome {
-            ItemAcceptance::Accepted => "accepted",
-            ItemAcceptance::Duplicate => "duplicate",
-            ItemAcceptance::Filtered => "filtered",
-        }}))
-        .into_response(),
+        Ok(outcome) => {
+            webhooks::handled(Source::Connect, webhooks::chat_item_result(outcome));
+            Json(json!({"result": match outcome {
+                ItemAcceptance::Accepted => "accepted",
+                ItemAcceptance::Duplicate => "duplicate",
+                ItemAcceptance::Filtered => "filtered",
+            }}))
+            .into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, "could not persist a chat item");
+            webhooks::refused(Source::Connect, Refusal::StoreUnavailable);
             reject(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "storage unavailable; deliver again later",
             )
         }
+    }
+}
+
+/// What the log limiter counts a verification failure as (one budget of lines per kind).
+fn log_key(e: &VerifyError) -> &'static str {
+    match e {
+        VerifyError::ForeignTopic { .. } => "sns_foreign_topic",
+        VerifyError::UntrustedCertUrl { .. } => "sns_untrusted_cert_url",
+        VerifyError::CertFetch { .. } | VerifyError::BadCertificate { .. } => "sns_certificate",
+        VerifyError::NotFresh(_) => "sns_stale",
+        VerifyError::SignatureVersionRefused | VerifyError::UnsupportedVersion(_) => {
+            "sns_signature_version"
+        }
+        VerifyError::BadSignature => "sns_signature",
     }
 }

@@ -1,4 +1,5 @@
-//! `GET /healthz` and `GET /metrics`.
+//! `GET /healthz` (the public listener: its status only; the admin listener: with the reasons
+//! and the stream's state) and `GET /metrics` (the admin listener).
 
 use std::sync::Arc;
 
@@ -14,10 +15,46 @@ use super::reject::reject;
 use super::state::AppState;
 use crate::x_events::stream::StreamState;
 
-/// 200 when the bridge can deliver in both directions and its store answers; 503 with the
-/// reasons otherwise (a setting missing, an OAuth 2.0 account that must log in again, the
-/// activity stream down).
+/// The public `/healthz`: 200 `{"status":"ok"}` when the bridge can deliver in both directions
+/// and its store answers, else 503 `{"status":"degraded"}`. The reasons name settings, accounts
+/// and the stream: they are for the operator, on the admin listener ([`healthz_details`]).
 pub async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    let health = check(&state).await;
+    if health.problems.is_empty() {
+        Json(json!({"status": "ok"})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "degraded"})),
+        )
+            .into_response()
+    }
+}
+
+/// The admin `/healthz`: as [`healthz`], with the reasons (a setting missing, an OAuth 2.0
+/// account that must log in again, the activity stream down) and the stream's state.
+pub async fn healthz_details(State(state): State<Arc<AppState>>) -> Response {
+    let Health { problems, stream } = check(&state).await;
+    if problems.is_empty() {
+        Json(json!({"status": "ok", "stream": stream})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "degraded", "problems": problems, "stream": stream})),
+        )
+            .into_response()
+    }
+}
+
+/// What `/healthz` found.
+struct Health {
+    /// Empty when healthy.
+    problems: Vec<String>,
+    /// The activity stream's state, in stream delivery.
+    stream: Option<StreamState>,
+}
+
+async fn check(state: &AppState) -> Health {
     let mut problems: Vec<String> = state
         .missing
         .iter()
@@ -55,15 +92,7 @@ pub async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     {
         problems.push(e.to_string());
     }
-    if problems.is_empty() {
-        Json(json!({"status": "ok", "stream": stream})).into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "degraded", "problems": problems, "stream": stream})),
-        )
-            .into_response()
-    }
+    Health { problems, stream }
 }
 
 /// Prometheus text format.

@@ -4,25 +4,30 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use serde_json::json;
 
-use super::reject::reject;
+use super::log_limit::REFUSALS;
+use super::reject::{refuse, reject};
 use super::state::AppState;
+use crate::monitoring::webhooks::{self, Handled, Refusal, Source};
 
 /// Answers X's challenge-response check. Needs only the app's secrets (the OAuth 2.0 client
 /// secret, or the consumer secret; `XDM_X_CRC_KEY`), so it works even when the rest of the
 /// configuration is incomplete.
 pub async fn crc(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
     let Some(secrets) = &state.webhook_secrets else {
+        webhooks::refused(Source::X, Refusal::NotConfigured);
         return reject(
             StatusCode::SERVICE_UNAVAILABLE,
             "neither XDM_X_CLIENT_SECRET nor XDM_X_CONSUMER_SECRET is set: cannot answer the CRC",
         );
     };
     let Some(token) = crc_token(query.as_deref().unwrap_or("")) else {
+        webhooks::refused(Source::X, Refusal::Malformed);
         return reject(
             StatusCode::BAD_REQUEST,
             "missing or undecodable crc_token query parameter",
@@ -31,13 +36,18 @@ pub async fn crc(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) 
     match xdm_x::webhook::crc_answer(secrets, &token) {
         Ok(answer) => {
             tracing::info!("answered an X CRC challenge");
+            webhooks::handled(Source::X, Handled::Crc);
             Json(answer).into_response()
         }
         Err(e) if e.is_configuration() => {
             tracing::error!(error = %e, "cannot answer X's CRC");
+            webhooks::refused(Source::X, Refusal::NotConfigured);
             reject(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }
-        Err(e) => reject(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => {
+            webhooks::refused(Source::X, Refusal::Malformed);
+            reject(StatusCode::BAD_REQUEST, e.to_string())
+        }
     }
 }
 
@@ -46,9 +56,22 @@ pub async fn crc(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) 
 pub async fn events(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => {
+            let reason = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Refusal::TooLarge
+            } else {
+                Refusal::Malformed
+            };
+            webhooks::refused(Source::X, reason);
+            return reject(e.status(), e.body_text());
+        }
+    };
     let Some(secrets) = &state.webhook_secrets else {
+        webhooks::refused(Source::X, Refusal::NotConfigured);
         return reject(
             StatusCode::SERVICE_UNAVAILABLE,
             "neither XDM_X_CLIENT_SECRET nor XDM_X_CONSUMER_SECRET is set: cannot verify X webhooks",
@@ -57,21 +80,44 @@ pub async fn events(
     if let Err(e) = xdm_x::webhook::verify_delivery(secrets, &headers, &body) {
         if e.is_configuration() {
             tracing::error!(error = %e, "cannot verify X webhooks");
+            webhooks::refused(Source::X, Refusal::NotConfigured);
             return reject(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
         }
-        tracing::warn!(error = %e, "X webhook refused: bad signature");
-        return reject(StatusCode::UNAUTHORIZED, e.to_string());
+        return refuse(
+            Source::X,
+            Refusal::BadSignature,
+            "x_signature",
+            "X webhook refused: bad signature",
+            StatusCode::UNAUTHORIZED,
+            &e,
+        );
     }
     let batch = match xdm_x::payload::parse_delivery(&body) {
         Ok(parsed) => parsed.batch,
         Err(e) => {
-            tracing::warn!(error = %e, "X webhook refused: malformed body");
-            return reject(StatusCode::BAD_REQUEST, e.to_string());
+            return refuse(
+                Source::X,
+                Refusal::Malformed,
+                "x_malformed",
+                "X webhook refused: malformed body",
+                StatusCode::BAD_REQUEST,
+                &e,
+            );
         }
     };
     let newest = crate::x_events::seen::newest_per_account(&batch);
     match state.bridge.accept_inbound(batch).await {
         Ok(report) => {
+            webhooks::handled(Source::X, webhooks::x_delivery_result(&report));
+            if report.stale > 0 && REFUSALS.admit("x_stale") {
+                // Signed by X, but older than the age bound: a replayed delivery. Answered 200
+                // so that X does not retry it; anyone holding a captured one may send it again,
+                // hence the limit on lines.
+                tracing::warn!(
+                    stale = report.stale,
+                    "X webhook: DMs older than XDM_X_MAX_EVENT_AGE_HOURS acknowledged, not delivered (a replay?)"
+                );
+            }
             if let Some(seen) = &state.seen {
                 seen.note(&newest);
             }
@@ -84,12 +130,14 @@ pub async fn events(
             "duplicates": report.duplicates,
             "echoes": report.echoes,
             "ignored": report.ignored,
+            "stale": report.stale,
             }))
             .into_response()
         }
         Err(e) => {
             // Not persisted: X must deliver again.
             tracing::error!(error = %e, "could not persist an X delivery");
+            webhooks::refused(Source::X, Refusal::StoreUnavailable);
             reject(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "storage unavailable; deliver again later",

@@ -3,7 +3,9 @@
 //! `GET /2/dm_events` (newest first, 100 a page) down to where the bridge's record of the last
 //! DM seen begins, then accepted oldest first through the very accept path of a webhook
 //! delivery. DMs the bridge already has are dropped there as duplicates (same event id), so the
-//! overlap of a generous start costs nothing but the read.
+//! overlap of a generous start costs nothing but the read. Unlike what X pushes (webhook,
+//! stream), these DMs are accepted whatever their age (`Bridge::accept_caught_up`): a bridge
+//! that was down longer than `XDM_X_MAX_EVENT_AGE_HOURS` still gets every DM of the gap.
 //!
 //! X allows 15 reads / 15 minutes per user on this endpoint: on 429 the catch-up waits for
 //! `x-rate-limit-reset` and goes on from the same page, reporting the wait. While it runs, the
@@ -141,8 +143,9 @@ pub async fn catch_up(
     let mut events = gathered.into_iter().map(InboundEvent::Message).peekable();
     while events.peek().is_some() {
         let chunk: Vec<InboundEvent> = events.by_ref().take(ACCEPT_CHUNK).collect();
+        // Read back by the bridge itself, not replayable by anyone: not bounded by age.
         let accepted = bridge
-            .accept_inbound(InboundBatch { events: chunk })
+            .accept_caught_up(InboundBatch { events: chunk })
             .await?;
         report.accepted += accepted.accepted;
         report.duplicates += accepted.duplicates;

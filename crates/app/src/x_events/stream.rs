@@ -208,7 +208,13 @@ impl StreamTask {
         let mut pause = Duration::from_millis(100);
         loop {
             match self.bridge.accept_inbound(batch.clone()).await {
-                Ok(_) => {
+                Ok(report) => {
+                    if report.stale > 0 {
+                        tracing::warn!(
+                            stale = report.stale,
+                            "X activity stream: DMs older than XDM_X_MAX_EVENT_AGE_HOURS acknowledged, not delivered"
+                        );
+                    }
                     self.seen.note(&newest);
                     return;
                 }

@@ -41,6 +41,24 @@ impl BridgeProcess {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `limit` for the process to exit on its own; `None` if it is still running.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Drop for BridgeProcess {
@@ -74,6 +92,8 @@ pub fn serve_with(
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .env("XDM_LISTEN", format!("127.0.0.1:{port}"))
+        // Several of these run at once: none may take the default admin port.
+        .env("XDM_ADMIN_LISTEN", "off")
         .env("XDM_STORE", format!("sqlite:{}", db.display()))
         .env("XDM_X_API_URL", sandbox.base_url())
         .env("XDM_X_CONSUMER_KEY", &sb.x.consumer_key)

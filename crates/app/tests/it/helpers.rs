@@ -22,6 +22,9 @@ pub const VECTOR_SECRET: &str = "kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw";
 
 pub struct TestApp {
     pub base: String,
+    /// The admin listener (`/metrics`, `/healthz` details; bearer `SANDBOX_ADMIN_TOKEN`), unless
+    /// the test turned it off.
+    pub admin: Option<String>,
     pub sandbox: SandboxHandle,
     pub bridge: Arc<AppBridge>,
     pub http: reqwest::Client,
@@ -55,6 +58,7 @@ pub async fn spawn_app_with(
     running.link_x_webhook(&sandbox).await.unwrap();
     TestApp {
         base: running.base.clone(),
+        admin: running.admin_base.clone(),
         bridge: Arc::clone(&running.bridge),
         sandbox,
         http: reqwest::Client::new(),
@@ -261,4 +265,60 @@ pub async fn link_sandbox(sandbox: &SandboxHandle, base: &str) {
         .wait_confirmed(&sub.subscription_arn, WAIT)
         .await
         .unwrap();
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+/// `body`, an SNS notification of a chat item as the sandbox posted it, made into another item
+/// of the same chat (`id`, `text`, a new MessageId): to be signed again with
+/// `SandboxHandle::sns_resigned`, since only SNS (here the sandbox) can sign.
+pub fn as_other_item(body: &str, id: &str, text: &str) -> String {
+    let mut envelope: serde_json::Value = serde_json::from_str(body).unwrap();
+    let mut item: serde_json::Value =
+        serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+    item["Id"] = id.into();
+    item["Content"] = text.into();
+    envelope["Message"] = item.to_string().into();
+    envelope["MessageId"] = format!("00000000-0000-4000-8000-{:0>12x}", fxhash(id)).into();
+    envelope.to_string()
+}
+
+fn fxhash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    }) & 0xffff_ffff_ffff
+}
+
+/// POSTs an SNS body to the bridge's `/webhooks/connect`: the status and the answer.
+pub async fn post_sns(app: &TestApp, body: String) -> (u16, String) {
+    let r = app
+        .http
+        .post(format!("{}/webhooks/connect", app.base))
+        .header("content-type", "text/plain; charset=UTF-8")
+        .header("x-amz-sns-message-type", "Notification")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// An X webhook body with its DMs dated a second ago: a captured delivery as X would send it
+/// now (the captured DMs are older than the age bound, `XDM_X_MAX_EVENT_AGE_HOURS`, which
+/// acknowledges such DMs without delivering them).
+pub fn redated(body: &str) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(body).unwrap();
+    for dm in v["direct_message_events"].as_array_mut().unwrap() {
+        dm["created_timestamp"] = (now_ms() - 1_000).to_string().into();
+    }
+    v.to_string()
 }

@@ -7,7 +7,7 @@ use crate::helpers::*;
 #[tokio::test]
 async fn twenty_concurrent_first_dms_open_one_chat_and_arrive_in_created_order() {
     let app = spawn_app().await;
-    let base_ts = 1_775_080_034_563_i64;
+    let base_ts = now_ms();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..20 {
         let sandbox = app.sandbox.clone();

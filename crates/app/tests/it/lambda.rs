@@ -56,9 +56,11 @@ fn far_deadline() -> i64 {
         + 30_000
 }
 
-/// The captured event with its body signed by `secret` instead of AWS's unknown one.
+/// The captured event as X would send it now (its DMs dated a second ago: `redated`), its body
+/// signed by `secret` instead of AWS's unknown one.
 fn resigned(mut ev: Value, secret: &str) -> Value {
-    let body = ev["body"].as_str().unwrap().to_owned();
+    let body = redated(ev["body"].as_str().unwrap());
+    ev["body"] = json!(body);
     let sig = x_signature(secret, body.as_bytes());
     ev["headers"]["X-Twitter-Webhooks-Signature"] = json!(sig);
     ev["multiValueHeaders"]["X-Twitter-Webhooks-Signature"] = json!([sig]);
@@ -168,7 +170,7 @@ async fn the_captured_sns_record_produces_one_dm() {
 async fn http_api_v2_and_function_url_events_work() {
     let h = lambda_app(None).await;
     let secret = h.sandbox.config().x.consumer_secret.clone();
-    let body = captured_body();
+    let body = redated(&captured_body());
     let sig = x_signature(&secret, body.as_bytes());
     let v2 = |path: &str,
               method: &str,
@@ -254,6 +256,131 @@ async fn http_api_v2_and_function_url_events_work() {
         .await
         .unwrap();
     h.sandbox.shutdown();
+}
+
+/// What the function wrote to its log (stdout on Lambda), as the EMF documents it holds.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// The documents written since the last call, one per line.
+    fn take(&self) -> Vec<Value> {
+        let bytes = std::mem::take(&mut *self.0.lock().unwrap());
+        String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+}
+
+/// The document of `docs` that carries metric `name` with the dimension values `dims`.
+fn emf_doc<'a>(docs: &'a [Value], name: &str, dims: &[(&str, &str)]) -> &'a Value {
+    docs.iter()
+        .find(|d| d.get(name).is_some() && dims.iter().all(|(k, v)| d[*k] == *v))
+        .unwrap_or_else(|| panic!("no {name} {dims:?} in {docs:#?}"))
+}
+
+/// Each invocation writes what it measured as CloudWatch EMF lines: the webhook event (one
+/// accepted request), the wake-up that delivers it (one job done, its latency), the sweep (the
+/// backlog gauges).
+#[tokio::test]
+async fn each_invocation_writes_its_metrics_as_emf_lines() {
+    // The recorder of this test's thread (the current-thread runtime runs every task of the
+    // test on it), so that the other tests of the process do not mix in.
+    let emf = xdm_app::monitoring::emf::Emf::new("xdm-test");
+    let _local = metrics::set_default_local_recorder(&emf);
+    let LambdaHarness { app, sandbox, _dir } = lambda_app(None).await;
+    let out = Captured::default();
+    let app = app.with_metrics(emf.clone(), Box::new(out.clone()));
+    out.take(); // whatever the cold start measured
+
+    // The captured event as X would send it now (a DM of a second ago: not stale).
+    let mut event = fixture("apigw-x-webhook-text-dm.json");
+    let mut body: Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+    body["direct_message_events"][0]["created_timestamp"] =
+        json!((far_deadline() - 31_000).to_string());
+    event["body"] = json!(body.to_string());
+    let secret = sandbox.config().x.consumer_secret.clone();
+    let accepted = app
+        .handle(resigned(event, &secret), far_deadline())
+        .await
+        .unwrap();
+    assert_eq!(accepted["statusCode"], 200, "{accepted}");
+    let docs = out.take();
+    let doc = emf_doc(
+        &docs,
+        "xdm_webhook_requests_total",
+        &[("source", "x"), ("result", "accepted")],
+    );
+    assert_eq!(doc["xdm_webhook_requests_total"], 1.0);
+    let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], "xdm-test");
+    assert_eq!(directive["Dimensions"], json!([["result", "source"]]));
+    assert_eq!(
+        directive["Metrics"],
+        json!([{"Name": "xdm_webhook_requests_total", "Unit": "Count"}])
+    );
+    assert!(doc["_aws"]["Timestamp"].as_i64().unwrap() > 1_700_000_000_000);
+
+    let delivered = app
+        .handle(wake("40876567:55125386"), far_deadline())
+        .await
+        .unwrap();
+    assert_eq!(delivered["batchItemFailures"], json!([]));
+    assert_eq!(sandbox.contacts().len(), 1);
+    let docs = out.take();
+    let done = emf_doc(
+        &docs,
+        "xdm_job_attempts_total",
+        &[("queue", "inbound"), ("outcome", "done")],
+    );
+    assert_eq!(done["xdm_job_attempts_total"], 1.0);
+    let latency = emf_doc(
+        &docs,
+        "xdm_delivery_latency_seconds",
+        &[("queue", "inbound")],
+    );
+    let values = latency["xdm_delivery_latency_seconds"].as_array().unwrap();
+    assert_eq!(values.len(), 1, "{latency}");
+    assert!(values[0].as_f64().unwrap() > 0.0, "{latency}");
+    assert_eq!(
+        latency["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"],
+        "Seconds"
+    );
+    // Not exported to CloudWatch (cost): the queue age histogram, the error codes.
+    assert!(
+        docs.iter()
+            .all(|d| d.get("xdm_job_queue_age_seconds").is_none()),
+        "{docs:#?}"
+    );
+
+    app.handle(
+        json!({"source":"aws.events","detail-type":"Scheduled Event"}),
+        far_deadline(),
+    )
+    .await
+    .unwrap();
+    let docs = out.take();
+    for queue in ["inbound", "outbound"] {
+        let oldest = emf_doc(&docs, "xdm_backlog_oldest_age_seconds", &[("queue", queue)]);
+        assert_eq!(oldest["xdm_backlog_oldest_age_seconds"], 0.0);
+        assert_eq!(
+            oldest["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"],
+            "Seconds"
+        );
+    }
+    sandbox.shutdown();
 }
 
 #[tokio::test]

@@ -5,6 +5,8 @@
 mod bridge_process;
 mod helpers;
 
+mod abuse;
+mod admin;
 mod crash;
 mod demo;
 mod faults;
@@ -12,8 +14,10 @@ mod inbound;
 mod lambda;
 mod lifecycle;
 mod media;
+mod metrics_endpoint;
 mod outbound;
 mod restart;
+mod second_process;
 mod sns_endpoint;
 mod x_activity;
 mod x_webhook;

@@ -257,3 +257,87 @@ async fn a_file_x_took_but_whose_answer_was_lost_is_neither_uploaded_nor_sent_ag
     );
     app.stop().await;
 }
+
+/// Issue 11, finding 3: an agent's message that SNS brings after `chat.ended` (SNS does not
+/// keep order) still reaches the customer while the chat ended recently; one that arrives
+/// longer than the window after the end (no SNS retry is that late: a replay) is accepted —
+/// it is correctly signed and recent — but not sent. The window is shortened here from its
+/// default (`XDM_SNS_MAX_AGE_SECS` + 5 minutes).
+#[tokio::test]
+async fn an_item_arriving_after_its_chat_ended_is_sent_only_within_the_window() {
+    const WINDOW_MS: i64 = 3_000;
+    let app = spawn_app_with(SandboxConfig::default(), |c| {
+        c.delivery.ended_chat_window_ms = WINDOW_MS;
+    })
+    .await;
+    let chat = app.open_chat("hi").await;
+    app.sandbox
+        .agent_accept(&chat.contact_id, "Enrique")
+        .unwrap();
+    let item = app
+        .sandbox
+        .agent_send(&chat.contact_id, "before the end", "text/plain")
+        .unwrap();
+    app.wait_dms(1).await;
+    let body = app
+        .sandbox
+        .sns_deliveries()
+        .into_iter()
+        .find(|d| d.item_id.as_deref() == Some(item.item.id.as_str()))
+        .unwrap()
+        .body;
+    let version = app.sandbox.config().sns.signature_version;
+    let late = as_other_item(&body, "late-item", "sent just before the end");
+    let late = app.sandbox.sns_resigned(&late, now_ms(), version).unwrap();
+    app.sandbox.end_chat(&chat.contact_id).unwrap();
+    let id = xdm_core::ids::InitialContactId::parse(chat.contact_id.clone()).unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let ended_at = loop {
+        let session = app.bridge.store().session_by_initial_contact(&id).await;
+        if let Some(at) = session.unwrap().and_then(|s| s.ended_at_ms()) {
+            break at;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "chat.ended never ended the session"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+
+    // Late, within the window: delivered.
+    assert_eq!(post_sns(&app, late).await.0, 200);
+    assert!(
+        now_ms() - ended_at < WINDOW_MS,
+        "the test was too slow to be meaningful"
+    );
+    app.wait_dms(2).await;
+
+    // Past the window: accepted (signed, recent) but not sent.
+    tokio::time::sleep(std::time::Duration::from_millis(
+        u64::try_from(WINDOW_MS).unwrap() + 200,
+    ))
+    .await;
+    let replayed = as_other_item(&body, "replayed-item", "replayed after the end");
+    let replayed = app
+        .sandbox
+        .sns_resigned(&replayed, now_ms(), version)
+        .unwrap();
+    assert_eq!(post_sns(&app, replayed).await.0, 200);
+    app.settle().await;
+    assert_eq!(
+        app.dm_texts(),
+        vec!["before the end", "sent just before the end"]
+    );
+    let job = app
+        .bridge
+        .store()
+        .job(
+            JobQueue::Outbound,
+            &xdm_core::jobs::JobKey::parse("replayed-item").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.state, JobState::Done, "skipped, nothing to retry");
+    app.stop().await;
+}

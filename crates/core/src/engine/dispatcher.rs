@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::jobs::{FinalState, Job, JobQueue, JobState, Lane};
+use crate::metric_names::{DELIVERY_LATENCY, JOB_ATTEMPTS, QUEUE_AGE};
 use crate::ports::{Clock, Store, StoreError};
 
 use super::{JobEngine, JobHandler, JobOutcome, backoff_ms};
@@ -219,6 +220,10 @@ impl<S: Store, K: Clock> JobEngine<S, K> {
         let lease_until = now + self.config().lease_ms;
         match self.store().claim(queue, &job.key, lease_until, now).await {
             Ok(true) => {
+                if job.attempts == 0 {
+                    metrics::histogram!(QUEUE_AGE, "queue" => queue.as_str())
+                        .record(seconds(now - job.accepted_at_ms));
+                }
                 // The claim's number, which fences its outcome. A claim by someone else since
                 // the head was read holds a lease past `now` (ours would have failed) unless it
                 // was already released again; then ours is fenced out and the job runs again
@@ -335,7 +340,7 @@ impl<S: Store, K: Clock> JobEngine<S, K> {
                 // The handler future is dropped: whatever it had under way stops here.
                 tracing::warn!(job = %job.key, attempt = job.attempts,
                     "another worker took over this job while it ran; stopped it, its outcome stands");
-                metrics::counter!("xdm_job_attempts_total", "queue" => queue.as_str(), "outcome" => "superseded")
+                metrics::counter!(JOB_ATTEMPTS, "queue" => queue.as_str(), "outcome" => "superseded")
                     .increment(1);
                 self.wake(queue);
                 return;
@@ -399,13 +404,17 @@ impl<S: Store, K: Clock> JobEngine<S, K> {
             // it): its outcome is the one that counts, not ours.
             tracing::warn!(job = %job.key, attempt, outcome = record.label(),
                 "another worker took over this job; its outcome stands");
-            metrics::counter!("xdm_job_attempts_total", "queue" => queue.as_str(), "outcome" => "superseded")
+            metrics::counter!(JOB_ATTEMPTS, "queue" => queue.as_str(), "outcome" => "superseded")
                 .increment(1);
             self.wake(queue);
             return;
         }
-        metrics::counter!("xdm_job_attempts_total", "queue" => queue.as_str(), "outcome" => record.label())
+        metrics::counter!(JOB_ATTEMPTS, "queue" => queue.as_str(), "outcome" => record.label())
             .increment(1);
+        if let Recorded::Done = record {
+            metrics::histogram!(DELIVERY_LATENCY, "queue" => queue.as_str())
+                .record(seconds(now - job.accepted_at_ms));
+        }
         match &record {
             Recorded::Done => {}
             Recorded::Failed {
@@ -469,6 +478,11 @@ impl<S: Store, K: Clock> JobEngine<S, K> {
     }
 }
 
+/// Milliseconds as the seconds of a histogram (a clock step backwards counts as 0).
+fn seconds(ms: i64) -> f64 {
+    ms.max(0) as f64 / 1000.0
+}
+
 /// What `run_job` records for a job.
 enum Recorded {
     Done,
@@ -484,7 +498,7 @@ enum Recorded {
 }
 
 impl Recorded {
-    /// The `outcome` label of `xdm_job_attempts_total`.
+    /// The `outcome` label of [`JOB_ATTEMPTS`].
     fn label(&self) -> &'static str {
         match self {
             Recorded::Done => "done",

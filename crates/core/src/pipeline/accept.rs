@@ -3,6 +3,7 @@
 use crate::chat_item::{ChatItem, ChatItemBody, event_types};
 use crate::inbound::{InboundBatch, InboundEvent};
 use crate::jobs::{JobKey, JobQueue, Lane, NewJob};
+use crate::metric_names::{CHAT_ITEMS, INBOUND_EVENTS};
 use crate::ports::{Clock, Store, StoreError};
 
 use super::Bridge;
@@ -18,6 +19,10 @@ pub struct AcceptReport {
     pub echoes: usize,
     /// Events the bridge does not relay (typing, read, revoke).
     pub ignored: usize,
+    /// Messages older than [`BridgeConfig::max_event_age_ms`](super::BridgeConfig) by their
+    /// `created_timestamp`: acknowledged, not delivered (a replayed delivery whose dedup record
+    /// may be gone).
+    pub stale: usize,
     /// The lanes (customers) that got new work, for processes that trigger delivery themselves
     /// (AWS Lambda behind a queue).
     pub lanes: Vec<Lane>,
@@ -34,9 +39,28 @@ pub enum ItemAcceptance {
 }
 
 impl<S: Store, X, C, K: Clock> Bridge<S, X, C, K> {
-    /// Persists the customer messages of a verified webhook delivery. When this returns `Ok`,
-    /// every message is durable and X may be answered 200.
+    /// Persists the customer messages of a verified delivery X pushed (webhook, activity
+    /// stream). When this returns `Ok`, every message is durable and X may be answered 200.
+    /// Messages older than [`BridgeConfig::max_event_age_ms`](super::BridgeConfig) are counted
+    /// as `stale` and not stored: their first acceptance may have been purged already.
     pub async fn accept_inbound(&self, batch: InboundBatch) -> Result<AcceptReport, StoreError> {
+        let oldest_ms = self.now_ms().saturating_sub(self.config.max_event_age_ms);
+        self.accept_dms(batch, Some(oldest_ms)).await
+    }
+
+    /// As [`Bridge::accept_inbound`], for DMs the bridge read back from X's DM history itself
+    /// (the catch-up): nobody but X can replay those, and a bridge that was down longer than the
+    /// age bound must still catch up, so they are not bounded by age.
+    pub async fn accept_caught_up(&self, batch: InboundBatch) -> Result<AcceptReport, StoreError> {
+        self.accept_dms(batch, None).await
+    }
+
+    /// Accepts the messages of `batch` created at or after `oldest_ms` (all without it).
+    async fn accept_dms(
+        &self,
+        batch: InboundBatch,
+        oldest_ms: Option<i64>,
+    ) -> Result<AcceptReport, StoreError> {
         let now = self.now_ms();
         let mut report = AcceptReport::default();
         let mut jobs = Vec::new();
@@ -45,6 +69,18 @@ impl<S: Store, X, C, K: Clock> Bridge<S, X, C, K> {
                 InboundEvent::Message(dm) if dm.is_echo() => {
                     tracing::debug!(event_id = %dm.event_id, "echo of the business account's own DM dropped");
                     report.echoes += 1;
+                }
+                InboundEvent::Message(dm)
+                    if oldest_ms.is_some_and(|oldest| dm.created_ms < oldest) =>
+                {
+                    // The caller logs (rate-limited): a replayed delivery may repeat at will.
+                    tracing::debug!(
+                        event_id = %dm.event_id,
+                        business = %dm.business,
+                        age_ms = now.saturating_sub(dm.created_ms),
+                        "X event older than the age bound: acknowledged, not delivered"
+                    );
+                    report.stale += 1;
                 }
                 InboundEvent::Message(dm) => {
                     let key = JobKey::inbound_dm(&dm.business, &dm.event_id);
@@ -71,6 +107,9 @@ impl<S: Store, X, C, K: Clock> Bridge<S, X, C, K> {
                 InboundEvent::Typing(_) | InboundEvent::Read(_) => report.ignored += 1,
             }
         }
+        metrics::counter!(INBOUND_EVENTS, "result" => "stale").increment(report.stale as u64);
+        metrics::counter!(INBOUND_EVENTS, "result" => "echo").increment(report.echoes as u64);
+        metrics::counter!(INBOUND_EVENTS, "result" => "ignored").increment(report.ignored as u64);
         if jobs.is_empty() {
             return Ok(report);
         }
@@ -87,9 +126,8 @@ impl<S: Store, X, C, K: Clock> Bridge<S, X, C, K> {
                 report.duplicates += 1;
             }
         }
-        metrics::counter!("xdm_inbound_events_total", "result" => "accepted")
-            .increment(report.accepted as u64);
-        metrics::counter!("xdm_inbound_events_total", "result" => "duplicate")
+        metrics::counter!(INBOUND_EVENTS, "result" => "accepted").increment(report.accepted as u64);
+        metrics::counter!(INBOUND_EVENTS, "result" => "duplicate")
             .increment(report.duplicates as u64);
         Ok(report)
     }
@@ -99,6 +137,7 @@ impl<S: Store, X, C, K: Clock> Bridge<S, X, C, K> {
     pub async fn accept_chat_item(&self, item: ChatItem) -> Result<ItemAcceptance, StoreError> {
         if !item.is_for_customer() || !needs_delivery(&item.body) {
             tracing::debug!(item = %item.id, "chat item not for the customer or nothing to act on");
+            metrics::counter!(CHAT_ITEMS, "result" => "filtered").increment(1);
             return Ok(ItemAcceptance::Filtered);
         }
         let now = self.now_ms();
@@ -107,11 +146,11 @@ impl<S: Store, X, C, K: Clock> Bridge<S, X, C, K> {
         let fresh = self.engine.enqueue(&jobs).await?;
         if fresh.iter().any(|new| *new) {
             tracing::info!(item = %id, initial_contact_id = %chat, "chat item accepted");
-            metrics::counter!("xdm_chat_items_total", "result" => "accepted").increment(1);
+            metrics::counter!(CHAT_ITEMS, "result" => "accepted").increment(1);
             Ok(ItemAcceptance::Accepted)
         } else {
             tracing::info!(item = %id, "chat item already accepted: duplicate dropped");
-            metrics::counter!("xdm_chat_items_total", "result" => "duplicate").increment(1);
+            metrics::counter!(CHAT_ITEMS, "result" => "duplicate").increment(1);
             Ok(ItemAcceptance::Duplicate)
         }
     }

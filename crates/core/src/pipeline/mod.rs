@@ -12,7 +12,7 @@ mod port_errors;
 use std::sync::Arc;
 
 use crate::engine::{DeliveryHold, EngineConfig, JobEngine};
-use crate::jobs::JobQueue;
+use crate::jobs::{JOB_RETENTION_MS, JobQueue};
 use crate::media::AttachmentPolicy;
 use crate::ports::{Clock, Store};
 
@@ -43,7 +43,25 @@ pub struct BridgeConfig {
     pub concurrency: usize,
     /// What Amazon Connect accepts as chat attachments.
     pub attachments: AttachmentPolicy,
+    /// A customer DM that X pushes (webhook, activity stream) with a `created_timestamp` older
+    /// than this is acknowledged but not delivered: a signed delivery captured and replayed
+    /// after its dedup record was purged ([`JOB_RETENTION_MS`]) must not reach the chat twice.
+    /// DMs the bridge reads back from X itself (the catch-up, [`Bridge::accept_caught_up`]) are
+    /// not bounded. Must stay well under the job retention ([`BridgeConfig::check`]).
+    pub max_event_age_ms: i64,
+    /// A chat item accepted longer than this after its chat ended is not delivered (a replayed
+    /// SNS message). Items of a chat that ended more recently are: SNS does not keep order, so
+    /// an agent's last message may arrive after `chat.ended`. The app sets it to the SNS message
+    /// age bound plus the clock-skew allowance.
+    pub ended_chat_window_ms: i64,
 }
+
+/// Default of [`BridgeConfig::max_event_age_ms`]: 48 hours — X's webhook replay reaches 24 hours
+/// back, and its retries and a day's margin fit; 5 days below the job retention.
+pub const DEFAULT_MAX_EVENT_AGE_MS: i64 = 48 * 3600 * 1000;
+/// Default of [`BridgeConfig::ended_chat_window_ms`]: SNS retries an HTTP/S delivery for at most
+/// an hour, plus 5 minutes of clock skew.
+pub const DEFAULT_ENDED_CHAT_WINDOW_MS: i64 = 65 * 60 * 1000;
 
 impl Default for BridgeConfig {
     fn default() -> Self {
@@ -59,11 +77,40 @@ impl Default for BridgeConfig {
             connection_refresh_margin_ms: 5 * 60 * 1000,
             concurrency: engine.concurrency,
             attachments: AttachmentPolicy::default(),
+            max_event_age_ms: DEFAULT_MAX_EVENT_AGE_MS,
+            ended_chat_window_ms: DEFAULT_ENDED_CHAT_WINDOW_MS,
         }
     }
 }
 
+/// A [`BridgeConfig`] whose replay bounds do not fit inside the job retention.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BridgeConfigError {
+    /// `max_event_age_ms` or `ended_chat_window_ms` is not positive or not at least a day
+    /// shorter than [`JOB_RETENTION_MS`].
+    #[error(
+        "{field} is {value_ms} ms: it must be positive and at least a day shorter than the {JOB_RETENTION_MS} ms jobs are kept"
+    )]
+    ReplayBound { field: &'static str, value_ms: i64 },
+}
+
 impl BridgeConfig {
+    /// Checks that the replay bounds stay inside the job retention, with a day to spare (clock
+    /// skew, purge schedule): an event still young enough to be accepted then always finds the
+    /// record of its first acceptance, so it is dropped as a duplicate.
+    pub fn check(&self) -> Result<(), BridgeConfigError> {
+        const DAY_MS: i64 = 24 * 3600 * 1000;
+        for (field, value_ms) in [
+            ("max_event_age_ms", self.max_event_age_ms),
+            ("ended_chat_window_ms", self.ended_chat_window_ms),
+        ] {
+            if value_ms <= 0 || value_ms > JOB_RETENTION_MS - DAY_MS {
+                return Err(BridgeConfigError::ReplayBound { field, value_ms });
+            }
+        }
+        Ok(())
+    }
+
     /// The job engine's part.
     pub fn engine(&self) -> EngineConfig {
         EngineConfig {

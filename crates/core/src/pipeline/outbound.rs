@@ -5,6 +5,7 @@ use tracing::Instrument;
 use crate::chat_item::{AttachmentRef, AttachmentStatus, ChatItem, ChatItemBody, event_types};
 use crate::jobs::Job;
 use crate::media::{XMediaCategory, human_size};
+use crate::metric_names::CHAT_ITEMS;
 use crate::ports::{
     ChatMessage, Clock, ConnectApi, ConnectError, DmRequest, SentDmRecord, Store, XApi, XError,
 };
@@ -34,14 +35,20 @@ where
         };
         let span = tracing::info_span!("outbound", item = %item.id, initial_contact_id = %item.initial_contact_id);
         // `job` is as read before its claim: a first-claim time means an earlier attempt ran.
-        self.deliver_item(&item, job.first_claimed_at_ms)
+        self.deliver_item(&item, job.accepted_at_ms, job.first_claimed_at_ms)
             .instrument(span)
             .await
     }
 
-    /// Delivers `item`. `retry_since_ms`: when an earlier attempt of the job was first claimed,
-    /// if one ran; what X already has since then is not sent again (see [`AlreadyOnX`]).
-    async fn deliver_item(&self, item: &ChatItem, retry_since_ms: Option<i64>) -> JobOutcome {
+    /// Delivers `item`, accepted at `accepted_at_ms`. `retry_since_ms`: when an earlier attempt
+    /// of the job was first claimed, if one ran; what X already has since then is not sent
+    /// again (see [`AlreadyOnX`]).
+    async fn deliver_item(
+        &self,
+        item: &ChatItem,
+        accepted_at_ms: i64,
+        retry_since_ms: Option<i64>,
+    ) -> JobOutcome {
         // Sessions are keyed by the initial contact: ContactId changes on transfer.
         let session = match self
             .store()
@@ -55,6 +62,18 @@ where
             }
             Err(e) => return e.into(),
         };
+        if let Some(ended_at_ms) = session.ended_at_ms()
+            && accepted_at_ms.saturating_sub(ended_at_ms) > self.config.ended_chat_window_ms
+        {
+            // Arrived long after the chat ended: no SNS retry is that late, so it is a replay.
+            tracing::warn!(
+                ended_at_ms,
+                accepted_at_ms,
+                "chat item arrived long after its chat ended (a replay?): not delivered"
+            );
+            metrics::counter!(CHAT_ITEMS, "result" => "after_end").increment(1);
+            return JobOutcome::Done;
+        }
         match &item.body {
             ChatItemBody::Message {
                 content_type,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::ids::{InitialContactId, XUserId};
-use crate::jobs::{FinalState, Job, JobKey, JobQueue, JobState, Lane, NewJob};
+use crate::jobs::{Backlog, FinalState, Job, JobKey, JobQueue, JobState, Lane, NewJob};
 use crate::ports::{Expect, Record, SessionInsert, Store, StoreError};
 use crate::profile::XProfile;
 use crate::session::{ConnectionCredentials, Session};
@@ -136,6 +136,10 @@ impl<T: Store> Store for Arc<T> {
         limit: usize,
     ) -> Result<Vec<Job>, StoreError> {
         T::jobs(self, queue, state, limit).await
+    }
+
+    async fn backlog(&self, queue: JobQueue, limit: usize) -> Result<Backlog, StoreError> {
+        T::backlog(self, queue, limit).await
     }
 
     async fn retry_failed(

@@ -1,7 +1,7 @@
 use std::future::Future;
 
 use crate::ids::{InitialContactId, XUserId};
-use crate::jobs::{FinalState, Job, JobKey, JobQueue, JobState, Lane, NewJob};
+use crate::jobs::{Backlog, FinalState, Job, JobKey, JobQueue, JobState, Lane, NewJob};
 use crate::profile::XProfile;
 use crate::records::{Expect, Record};
 use crate::session::{ConnectionCredentials, Session};
@@ -229,6 +229,41 @@ pub trait Store: Send + Sync + 'static {
         state: Option<JobState>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Job>, StoreError>> + Send;
+
+    /// How many jobs of `queue` are pending, processing and failed — each counted up to `limit`
+    /// (a count of `limit` means at least that many) — and when the oldest pending or
+    /// processing job was accepted: the backlog gauges, sampled periodically, so it reads no
+    /// payload and at most `limit` index entries per state. The counts may lag writes by a
+    /// moment where the backend's index does (DynamoDB). The default reads the jobs themselves;
+    /// backends override it.
+    fn backlog(
+        &self,
+        queue: JobQueue,
+        limit: usize,
+    ) -> impl Future<Output = Result<Backlog, StoreError>> + Send {
+        async move {
+            let mut backlog = Backlog::default();
+            for state in [JobState::Pending, JobState::Processing, JobState::Failed] {
+                let jobs = self.jobs(queue, Some(state), limit).await?;
+                let count = jobs.len() as u64;
+                match state {
+                    JobState::Pending => backlog.pending = count,
+                    JobState::Processing => backlog.processing = count,
+                    _ => backlog.failed = count,
+                }
+                if state != JobState::Failed
+                    && let Some(first) = jobs.first()
+                {
+                    backlog.oldest_open_accepted_ms = Some(
+                        backlog
+                            .oldest_open_accepted_ms
+                            .map_or(first.accepted_at_ms, |o| o.min(first.accepted_at_ms)),
+                    );
+                }
+            }
+            Ok(backlog)
+        }
+    }
 
     /// The operator's retry: puts a failed job back to pending (attempts reset to 0, and
     /// `first_claimed_at_ms` cleared), whoever finished it. `Ok(false)` if it was not failed.

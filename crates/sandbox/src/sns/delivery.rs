@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::clock;
+use crate::config::SignatureVersion;
 use crate::error::SandboxError;
 use crate::events::SandboxEvent;
 use crate::ids;
@@ -122,6 +123,58 @@ fn sign_or_log(shared: &Shared, fields: &SignedFields<'_>) -> Option<String> {
             None
         }
     }
+}
+
+/// `body` (an SNS message as the sandbox POSTs it) with `Timestamp` and `SignatureVersion`
+/// replaced and signed again with the sandbox's key (`SandboxHandle::sns_resigned`).
+pub(crate) fn resign(
+    shared: &Shared,
+    body: &str,
+    timestamp_ms: i64,
+    version: SignatureVersion,
+) -> Result<String, SandboxError> {
+    let mut doc: serde_json::Map<String, serde_json::Value> = serde_json::from_str(body)
+        .map_err(|e| SandboxError::invalid("SNS message", e.to_string()))?;
+    let text = |key: &'static str| -> Result<Option<String>, SandboxError> {
+        match doc.get(key) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(SandboxError::invalid(
+                "SNS message",
+                format!("{key} is not a string"),
+            )),
+        }
+    };
+    let required = |key: &'static str, value: Option<String>| {
+        value.ok_or_else(|| SandboxError::invalid("SNS message", format!("no {key}")))
+    };
+    let timestamp = clock::iso_ms(clock::from_unix_ms(timestamp_ms));
+    let (message, message_id) = (text("Message")?, text("MessageId")?);
+    let (subject, subscribe_url, token) = (text("Subject")?, text("SubscribeURL")?, text("Token")?);
+    let (topic_arn, message_type) = (text("TopicArn")?, text("Type")?);
+    let (message, message_id) = (
+        required("Message", message)?,
+        required("MessageId", message_id)?,
+    );
+    let (topic_arn, message_type) = (
+        required("TopicArn", topic_arn)?,
+        required("Type", message_type)?,
+    );
+    let fields = SignedFields {
+        message: &message,
+        message_id: &message_id,
+        subject: subject.as_deref(),
+        subscribe_url: subscribe_url.as_deref(),
+        timestamp: &timestamp,
+        token: token.as_deref(),
+        topic_arn: &topic_arn,
+        message_type: &message_type,
+    };
+    let signature = shared.signer.sign(version, &string_to_sign(&fields))?;
+    doc.insert("Timestamp".into(), timestamp.into());
+    doc.insert("SignatureVersion".into(), version.as_str().into());
+    doc.insert("Signature".into(), signature.into());
+    serde_json::to_string(&doc).map_err(|e| SandboxError::invalid("SNS message", e.to_string()))
 }
 
 fn record_delivery(shared: &Shared, delivery: SnsDelivery) -> usize {

@@ -134,6 +134,13 @@ pub(crate) fn accepted_key(accepted_at_ms: i64, key: &str) -> String {
     format!("{}#{key}", sortable(accepted_at_ms))
 }
 
+/// The `accepted_at_ms` an [`accepted_key`] starts with.
+pub(crate) fn accepted_at_of(accepted_key: &str) -> Option<i64> {
+    accepted_key
+        .split_once('#')
+        .and_then(|(at, _)| unsortable(at))
+}
+
 /// Epoch seconds for the TTL attribute: rounded up, so DynamoDB never deletes an item before
 /// the millisecond it expires at.
 pub(crate) fn ttl_seconds(at_ms: i64) -> i64 {

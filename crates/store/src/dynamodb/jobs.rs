@@ -3,15 +3,15 @@
 //! "Deduplication", "Lane order across processes" and "Fencing" in `mod.rs`). A job that moves
 //! between open and finished changes its lane in the same transaction (`lanes.rs`).
 
-use xdm_core::jobs::{FinalState, Job, JobKey, JobQueue, JobState, Lane, NewJob};
+use xdm_core::jobs::{Backlog, FinalState, Job, JobKey, JobQueue, JobState, Lane, NewJob};
 use xdm_core::ports::StoreError;
 
 use super::calls::{Tx, Written, count_written, tx_put, tx_update};
 use super::expr::Expr;
 use super::items::{
     ACCEPTED_KEY, ATTEMPTS, EXPIRES_AT, FINISHED_QUEUE, FIRST_CLAIMED_AT_MS, LAST_ERROR,
-    LEASE_UNTIL_MS, NOT_BEFORE_MS, PK, QUEUE_STATE, Reader, STATE, UPDATED_AT_MS, is_expired,
-    job_from_item, job_pk, key_of, keys_of, member, n, new_job_item, queue_state, s,
+    LEASE_UNTIL_MS, NOT_BEFORE_MS, PK, QUEUE_STATE, Reader, STATE, UPDATED_AT_MS, accepted_at_of,
+    is_expired, job_from_item, job_pk, key_of, keys_of, member, n, new_job_item, queue_state, s,
 };
 use super::lanes::{lane_add, lane_remove, lane_unchanged, version_if_head};
 use super::store::{DynamoStore, RACE_ATTEMPTS, absent_or_expired};
@@ -390,6 +390,45 @@ pub(super) async fn job(
     key: &JobKey,
 ) -> Result<Option<Job>, StoreError> {
     store.get_job("job", queue, key).await
+}
+
+/// Counts the `by_state` index entries of each state (keys only, at most `limit` per state);
+/// the first one of an open state is its oldest (the index is ordered by `accepted_key`).
+pub(super) async fn backlog(
+    store: &DynamoStore,
+    queue: JobQueue,
+    limit: usize,
+) -> Result<Backlog, StoreError> {
+    const OP: &str = "backlog";
+    let mut backlog = Backlog::default();
+    if limit == 0 {
+        return Ok(backlog);
+    }
+    for state in [JobState::Pending, JobState::Processing, JobState::Failed] {
+        let mut e = Expr::new();
+        let cond = e.eq(QUEUE_STATE, "qs", s(queue_state(queue, state)));
+        let items = store
+            .calls
+            .query(OP, &store.tables.jobs, BY_STATE, &e, cond, Some(limit))
+            .await?;
+        let count = items.len().min(limit) as u64;
+        match state {
+            JobState::Pending => backlog.pending = count,
+            JobState::Processing => backlog.processing = count,
+            _ => backlog.failed = count,
+        }
+        if state != JobState::Failed
+            && let Some(first) = items.first()
+        {
+            let at = accepted_at_of(Reader::new(first, "job index entry").s(ACCEPTED_KEY)?)
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("{OP}: an unreadable {ACCEPTED_KEY} in the index"))
+                })?;
+            backlog.oldest_open_accepted_ms =
+                Some(backlog.oldest_open_accepted_ms.map_or(at, |o| o.min(at)));
+        }
+    }
+    Ok(backlog)
 }
 
 /// One Query of `by_state` per state listed, then the jobs by strongly consistent

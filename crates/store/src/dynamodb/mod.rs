@@ -28,7 +28,7 @@
 //! |---|---|---|---|---|---|
 //! | sessions | `ended_by_age` | `ended_group` ("ended") / `updated_at_ms` | keys | ended sessions | `purge` |
 //! | profiles | `by_expiry` | `expiry_group` ("profile") / `expires_at_ms` | keys | profiles | `purge` |
-//! | jobs | `by_state` | `queue_state` ("inbound#pending") / `accepted_key` | keys | jobs | `jobs`, `release_claims` |
+//! | jobs | `by_state` | `queue_state` ("inbound#pending") / `accepted_key` | keys | jobs | `jobs`, `backlog`, `release_claims` |
 //! | jobs | `finished_by_age` | `finished_queue` / `updated_at_ms` | keys | done and failed jobs | `purge` |
 //! | lanes | `open_lanes` | `open_queue` / — | all | lanes with open jobs | `lane_heads` |
 //!
@@ -135,7 +135,7 @@ mod store;
 mod tables;
 
 use xdm_core::ids::{InitialContactId, XUserId};
-use xdm_core::jobs::{FinalState, Job, JobKey, JobQueue, JobState, Lane, NewJob};
+use xdm_core::jobs::{Backlog, FinalState, Job, JobKey, JobQueue, JobState, Lane, NewJob};
 use xdm_core::ports::{SessionInsert, Store, StoreError};
 use xdm_core::profile::XProfile;
 use xdm_core::records::{Expect, Record};
@@ -271,6 +271,10 @@ impl Store for DynamoStore {
         limit: usize,
     ) -> Result<Vec<Job>, StoreError> {
         jobs::jobs(self, queue, state, limit).await
+    }
+
+    async fn backlog(&self, queue: JobQueue, limit: usize) -> Result<Backlog, StoreError> {
+        jobs::backlog(self, queue, limit).await
     }
 
     async fn retry_failed(

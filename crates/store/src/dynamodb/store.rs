@@ -21,7 +21,8 @@ use super::tables::{self, TableError, TableNames};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DynamoOptions {
     /// Done and failed jobs (and so their deduplication) are kept this long after they
-    /// finished. Default: 7 days.
+    /// finished. Default: 7 days (`xdm_core::jobs::JOB_RETENTION_MS`, which the replay bounds
+    /// are checked against: keep it).
     pub job_retention: Duration,
     /// Ended sessions are kept this long after they ended (late streamed items still find
     /// their customer). Default: 30 days.
@@ -31,7 +32,7 @@ pub struct DynamoOptions {
 impl Default for DynamoOptions {
     fn default() -> Self {
         Self {
-            job_retention: Duration::from_secs(7 * 24 * 3600),
+            job_retention: Duration::from_millis(xdm_core::jobs::JOB_RETENTION_MS.unsigned_abs()),
             session_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }

@@ -4,7 +4,7 @@
 //! group-committed ([`Worker::write`](super::worker::Worker::write)).
 
 use rusqlite::params;
-use xdm_core::jobs::{FinalState, Job, JobKey, JobQueue, JobState, NewJob};
+use xdm_core::jobs::{Backlog, FinalState, Job, JobKey, JobQueue, JobState, NewJob};
 use xdm_core::ports::StoreError;
 
 use super::rows::{execute_one, job_columns, job_from_row, query_all, query_one, sql_limit};
@@ -60,6 +60,12 @@ pub(super) const SQL_JOBS_IN_STATE: &str = concat!(
     job_columns!(),
     " FROM jobs WHERE queue = ?1 AND state = ?2 ORDER BY accepted_at_ms, key LIMIT ?3"
 );
+
+/// The backlog of one state: how many jobs (at most ?3) and the oldest one's acceptance, read
+/// from the `jobs_by_state` index alone.
+pub(super) const SQL_BACKLOG: &str = "SELECT COUNT(*), MIN(accepted_at_ms) FROM \
+     (SELECT accepted_at_ms FROM jobs WHERE queue = ?1 AND state = ?2 \
+      ORDER BY accepted_at_ms, key LIMIT ?3)";
 
 pub(super) const SQL_RETRY_FAILED: &str = "UPDATE jobs SET state = 'pending', attempts = 0, not_before_ms = ?3, updated_at_ms = ?3, \
      first_claimed_at_ms = NULL \
@@ -246,6 +252,41 @@ pub(super) async fn jobs(
                 params![queue.as_str(), state.as_str(), sql_limit(limit)],
                 job_from_row,
             ),
+        })
+        .await
+}
+
+pub(super) async fn backlog(
+    store: &SqliteStore,
+    queue: JobQueue,
+    limit: usize,
+) -> Result<Backlog, StoreError> {
+    store
+        .worker
+        .call("backlog", move |conn| {
+            let mut backlog = Backlog::default();
+            for state in [JobState::Pending, JobState::Processing, JobState::Failed] {
+                let (count, oldest) = query_one(
+                    conn,
+                    SQL_BACKLOG,
+                    params![queue.as_str(), state.as_str(), sql_limit(limit)],
+                    |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?)),
+                )?
+                .unwrap_or((0, None));
+                let count = u64::try_from(count).unwrap_or(0);
+                match state {
+                    JobState::Pending => backlog.pending = count,
+                    JobState::Processing => backlog.processing = count,
+                    _ => backlog.failed = count,
+                }
+                if state != JobState::Failed
+                    && let Some(at) = oldest
+                {
+                    backlog.oldest_open_accepted_ms =
+                        Some(backlog.oldest_open_accepted_ms.map_or(at, |o| o.min(at)));
+                }
+            }
+            Ok(backlog)
         })
         .await
 }

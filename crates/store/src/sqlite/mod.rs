@@ -7,24 +7,39 @@
 //! corrupting the file). [`Synchronous::Full`] closes that window by syncing the WAL on every
 //! commit, at the price of one fsync per write.
 //!
-//! Concurrency: one connection, owned by one thread (see `worker.rs` for why). The guarantees
-//! of the `Store` port do not depend on that: the one-open-session rule is a partial unique
-//! index, enqueue is one transaction, `claim` is a single conditional UPDATE, and so are
-//! `reschedule` and `finish` (fenced by the claim's `attempts`), so several `SqliteStore`s (or
-//! processes) on one file stay correct.
+//! Concurrency: one connection, owned by one thread (see `worker.rs` for why). What holds with
+//! several connections or processes on one file:
 //!
-//! Records (`put_record`, `delete_record`) are single conditional statements on `version`. They
-//! may hold tokens, so on unix the database file is created with mode 0600 (and an existing one
-//! loses its group and other bits at open); SQLite gives its `-wal` and `-shm` files the same mode.
+//! * **Every statement** is correct beside the others: the one-open-session rule is a partial
+//!   unique index, enqueue is one transaction, `claim` is a single conditional UPDATE, and so are
+//!   `renew_lease`, `reschedule` and `finish` (fenced by the claim's `attempts`), `retry_failed`
+//!   and the records' writes (conditional on `version`). So the operator's commands (`inbox list`
+//!   / `retry`, `doctor`, `x …`) may run next to a `serve` on the same file.
+//! * **One delivering process per file**: `release_claims` is not fenced — it hands back every
+//!   claim it finds, which is right only when the process that made them is dead. A process that
+//!   delivers from a file (`serve`, `demo`) therefore holds its [`InstanceLock`] first, and a
+//!   second one is refused at start with the holder's pid (`instance_lock.rs`). Two delivering
+//!   processes on one file are not supported; for several, use DynamoDB (leases expire instead).
+//! * **Opening** takes the write lock only when a migration is due, so a current file opens next
+//!   to a process that holds it (`schema.rs`).
+//!
+//! Files: on unix the database is created with mode 0600 (an existing one loses its group and
+//! other bits at open; SQLite gives its `-wal` and `-shm` files the same mode), a directory every
+//! user may write to is refused, and one its group may write to, or a file of another owner, is a
+//! warning (`access.rs`). A file whose pages are damaged is refused at open (`PRAGMA quick_check`,
+//! `schema.rs`), before anything is written to it.
 //!
 //! Layout: this file holds the [`Store`] implementation, whose every method calls the function
 //! of the same name in the module of its concern, as in the DynamoDB backend: `sessions.rs`,
 //! `profiles.rs`, `jobs.rs` (enqueue, claims, leases and fencing, state changes, listing),
 //! `lanes.rs` (lane heads), `records.rs` and `purge.rs`, each with its SQL. Below them:
 //! `store.rs` (the store type, opening it), `worker.rs` (the connection thread, group commit),
-//! `rows.rs` (rows ⇄ core types, running a statement, errors), `schema.rs` (pragmas and
-//! migrations) and `options.rs` ([`SqliteOptions`], [`Synchronous`]).
+//! `rows.rs` (rows ⇄ core types, running a statement, errors), `schema.rs` (pragmas, integrity
+//! check and migrations), `access.rs` (file modes, the directory check), `instance_lock.rs`
+//! ([`InstanceLock`]) and `options.rs` ([`SqliteOptions`], [`Synchronous`]).
 
+mod access;
+mod instance_lock;
 mod jobs;
 mod lanes;
 mod options;
@@ -38,12 +53,13 @@ mod store;
 mod worker;
 
 use xdm_core::ids::{InitialContactId, XUserId};
-use xdm_core::jobs::{FinalState, Job, JobKey, JobQueue, JobState, Lane, NewJob};
+use xdm_core::jobs::{Backlog, FinalState, Job, JobKey, JobQueue, JobState, Lane, NewJob};
 use xdm_core::ports::{SessionInsert, Store, StoreError};
 use xdm_core::profile::XProfile;
 use xdm_core::records::{Expect, Record};
 use xdm_core::session::{ConnectionCredentials, Session};
 
+pub use self::instance_lock::{InstanceLock, LockHolder, LockState};
 pub use self::options::{SqliteOptions, Synchronous};
 pub use self::schema::SCHEMA_VERSION;
 pub use self::store::SqliteStore;
@@ -175,6 +191,10 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<Job>, StoreError> {
         jobs::jobs(self, queue, state, limit).await
+    }
+
+    async fn backlog(&self, queue: JobQueue, limit: usize) -> Result<Backlog, StoreError> {
+        jobs::backlog(self, queue, limit).await
     }
 
     async fn retry_failed(

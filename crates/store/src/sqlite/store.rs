@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::access;
 use super::options::SqliteOptions;
 use super::schema::{self, SCHEMA_VERSION, Target};
 use super::worker::Worker;
@@ -13,11 +14,16 @@ use crate::OpenError;
 pub struct SqliteStore {
     /// The connection thread; the concern modules send their statements to it.
     pub(super) worker: Worker,
+    /// What opening noticed about who may change the files (see `access.rs`).
+    warnings: Vec<String>,
 }
 
 impl SqliteStore {
     /// Opens (creating it if needed) the database at `path` with the default options. The
-    /// directory must exist: it is not created, and its absence is an error naming the path.
+    /// directory must exist: it is not created, and its absence is an error naming the path;
+    /// a directory writable by every user is refused (`access.rs`). A damaged file is refused
+    /// ([`OpenError::Corrupt`]). Opening takes no lock beyond SQLite's own: see
+    /// [`InstanceLock`](super::InstanceLock) for the one a delivering process holds.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
         Self::open_with(path, SqliteOptions::default()).await
     }
@@ -32,21 +38,16 @@ impl SqliteStore {
         if path.as_os_str().is_empty() {
             return Err(OpenError::EmptyPath);
         }
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        // A metadata check is a syscall, not SQLite work: fine on the caller's thread.
-        if !dir.is_dir() {
-            return Err(OpenError::MissingDirectory {
-                location,
-                directory: dir.display().to_string(),
-            });
+        // Metadata checks are syscalls, not SQLite work: fine on the caller's thread.
+        let warnings = access::check_location(&path, &location)?;
+        for warning in &warnings {
+            tracing::warn!(%location, "{warning}");
         }
-        let store = Self::start(location, move |location| {
+        let mut store = Self::start(location, move |location| {
             schema::open_connection(Target::File(&path), location, &options)
         })
         .await?;
+        store.warnings = warnings;
         tracing::info!(
             location = store.location(),
             synchronous = options.synchronous.as_str(),
@@ -70,11 +71,20 @@ impl SqliteStore {
     {
         let loc = location.clone();
         let worker = Worker::start(location, move || open(&loc)).await?;
-        Ok(Self { worker })
+        Ok(Self {
+            worker,
+            warnings: Vec::new(),
+        })
     }
 
     /// The database file (or `:memory:`), for logs.
     pub fn location(&self) -> &str {
         self.worker.location()
+    }
+
+    /// What opening found unsafe but not refused (a group-writable directory, a file of another
+    /// owner), each a sentence with its fix; logged at open, shown by `doctor`.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 }

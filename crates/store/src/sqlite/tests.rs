@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use super::jobs::{SQL_CLAIM, SQL_JOB, SQL_JOBS_IN_STATE, SQL_RELEASE_CLAIMS};
+use super::jobs::{SQL_BACKLOG, SQL_CLAIM, SQL_JOB, SQL_JOBS_IN_STATE, SQL_RELEASE_CLAIMS};
 use super::lanes::SQL_LANE_HEADS;
 use super::purge::{SQL_PURGE_JOBS, SQL_PURGE_PROFILES, SQL_PURGE_SESSIONS};
 use super::records::{
@@ -111,6 +111,7 @@ fn hot_queries_use_the_indexes() {
         (SQL_PURGE_SESSIONS, 1, "sessions_ended_by_age"),
         (SQL_PURGE_PROFILES, 1, "profiles_by_expiry"),
         (SQL_JOBS_IN_STATE, 3, "jobs_by_state"),
+        (SQL_BACKLOG, 3, "jobs_by_state"),
         (SQL_RELEASE_CLAIMS, 2, "jobs_by_state"),
         (SQL_RECORD, 1, "sqlite_autoindex_records_1"),
         (SQL_RECORDS_BY_PREFIX, 1, "sqlite_autoindex_records_1"),

@@ -3,7 +3,8 @@
 //! `conformance` holds the contract of the core's `Store` port as generic async functions; each
 //! backend runs all of them through one `conformance_suite!` line below, with a factory that
 //! gives a fresh, empty store. `sqlite_specific` covers what only the SQLite backend has
-//! (files, reopening, crashes, several connections, corrupt rows); `dynamodb_specific` what only
+//! (files, reopening, crashes, several connections, corrupt rows), `sqlite_start_up` what opening
+//! a file checks and the instance lock; `dynamodb_specific` what only
 //! the DynamoDB backend has (TTL, several stores on one set of tables, opening by URL). The
 //! DynamoDB tests run against the moto emulator, which `moto` starts (see there).
 
@@ -13,6 +14,7 @@ mod backends;
 mod dynamodb_specific;
 mod fixtures;
 mod sqlite_specific;
+mod sqlite_start_up;
 mod token_keeper;
 
 // One line per backend.

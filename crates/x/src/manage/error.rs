@@ -128,6 +128,7 @@ pub fn manage_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Man
             .or_else(|| p.summary())
         })
         .unwrap_or_else(|| status_reason(status));
+    crate::error::count_error_answer(status, headers, code == 429);
     let reason = match (known, code) {
         (Some(r), _) => Some(r),
         (None, 401 | 403) => Some(ManageReason::NotAuthorized),

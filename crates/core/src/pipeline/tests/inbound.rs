@@ -2,7 +2,7 @@
 
 use crate::ids::InitialContactId;
 use crate::jobs::{JobQueue, JobState};
-use crate::ports::{ConnectError, Store, XError};
+use crate::ports::{Clock, ConnectError, Store, XError};
 use crate::profile::XProfile;
 use crate::session::SessionStatus;
 
@@ -281,7 +281,8 @@ async fn profile_tiers_inline_then_cache_then_api_and_failure_never_blocks() {
         },
     );
     h.connect.end(1);
-    let mut d = dm(3, 30, "third");
+    // written now (a DM 8 days old would be refused as stale)
+    let mut d = dm(3, h.clock.now_ms(), "third");
     d.sender_profile = None;
     h.bridge.accept_inbound(batch(vec![d])).await.unwrap();
     h.drain().await;
@@ -327,4 +328,36 @@ async fn invalid_requests_are_parked_as_failed_transient_errors_are_retried() {
     assert_eq!(job.state, JobState::Failed);
     // the failed message does not block the customer's next one
     assert_eq!(h.connect.contacts()[0].messages, vec!["next"]);
+}
+
+#[tokio::test]
+async fn pushed_dms_older_than_the_age_bound_are_acknowledged_not_delivered_caught_up_ones_are() {
+    let h = harness();
+    let bound = h.bridge.config().max_event_age_ms;
+    h.clock.advance(bound + 10_000);
+    let now = h.clock.now_ms();
+    let r = h
+        .bridge
+        .accept_inbound(batch(vec![
+            dm(1, now - bound - 1, "replayed"),
+            dm(2, now - bound + 1, "recent"),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!((r.accepted, r.stale, r.duplicates), (1, 1, 0));
+    assert!(
+        h.job(JobQueue::Inbound, &format!("{BUSINESS}:1"))
+            .await
+            .is_none()
+    );
+
+    // The catch-up's own reads are not bounded: a long outage still catches up.
+    let r = h
+        .bridge
+        .accept_caught_up(batch(vec![dm(3, now - bound - 1, "missed")]))
+        .await
+        .unwrap();
+    assert_eq!((r.accepted, r.stale), (1, 0));
+    h.drain().await;
+    assert_eq!(h.connect.contacts()[0].messages, vec!["missed", "recent"]);
 }

@@ -339,3 +339,50 @@ async fn items_of_unknown_chats_are_skipped() {
     let job = h.job(JobQueue::Outbound, "i1").await.unwrap();
     assert_eq!(job.state, JobState::Done);
 }
+
+/// Ends the chat of `contact` through its `chat.ended` item, as Connect streams it.
+async fn end_chat(h: &Harness, contact: &str) {
+    let mut ended = agent_item(
+        "end",
+        contact,
+        5,
+        ChatItemBody::Event {
+            content_type: event_types::CHAT_ENDED.into(),
+        },
+    );
+    ended.role = None;
+    h.bridge.accept_chat_item(ended).await.unwrap();
+    h.drain().await;
+}
+
+#[tokio::test]
+async fn a_late_item_of_a_recently_ended_chat_is_delivered_one_long_after_the_end_is_not() {
+    let h = harness();
+    let window = h.bridge.config().ended_chat_window_ms;
+    let contact = open_chat(&h).await;
+    end_chat(&h, &contact).await;
+
+    // SNS does not keep order: the agent's last message arrives after chat.ended.
+    h.clock.advance(window / 2);
+    h.bridge
+        .accept_chat_item(agent_item("late", &contact, 4, markdown("bye")))
+        .await
+        .unwrap();
+    h.drain().await;
+    assert_eq!(h.x.sent_texts(), vec!["bye"]);
+
+    // Long after the end (an old message replayed once its dedup record was gone): not sent.
+    h.clock.advance(window + 1);
+    h.bridge
+        .accept_chat_item(agent_item("replayed", &contact, 3, markdown("again")))
+        .await
+        .unwrap();
+    h.drain().await;
+    assert_eq!(h.x.sent_texts(), vec!["bye"]);
+    let job = h.job(JobQueue::Outbound, "replayed").await.unwrap();
+    assert_eq!(
+        job.state,
+        JobState::Done,
+        "skipped, not failed: nothing to retry"
+    );
+}

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
-use xdm_core::jobs::{FinalState, Job, JobQueue, JobState, NewJob};
+use xdm_core::jobs::{Backlog, FinalState, Job, JobQueue, JobState, NewJob};
 use xdm_core::ports::Store;
 
 use crate::backends::Fresh;
@@ -618,6 +618,87 @@ pub async fn jobs_list<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn() 
 
     assert_eq!(store.jobs(OUT, None, 100).await, Ok(vec![stored(&o)]));
     assert_eq!(store.jobs(OUT, Some(JobState::Done), 100).await, Ok(vec![]));
+}
+
+/// The backlog: open and failed jobs per state (capped at the limit), the oldest open job's
+/// acceptance; done jobs and the other queue do not count.
+pub async fn jobs_backlog<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn() -> F) {
+    let store = fresh().await;
+    let backlog = |queue, limit| {
+        let store = store.shared();
+        async move {
+            store
+                .backlog(queue, limit)
+                .await
+                .unwrap_or_else(|e| panic!("backlog: {e}"))
+        }
+    };
+    assert_eq!(backlog(IN, 100).await, Backlog::default());
+    enqueue_all(
+        &*store,
+        &[
+            new_job(IN, "a", "A", 1, 300, 0),
+            new_job(IN, "b", "B", 1, 100, 0),
+            new_job(IN, "c", "C", 1, 200, 0),
+            new_job(IN, "d", "D", 1, 150, 0),
+            new_job(IN, "e", "E", 1, 400, 0),
+            new_job(IN, "f", "F", 1, 50, 0),
+            new_job(OUT, "o", "O", 1, 10, 0),
+        ],
+    )
+    .await;
+    // f: done; d: failed; b: processing; a, c, e: pending.
+    assert!(claim(&*store, IN, "f", 500, 1_000).await);
+    assert_eq!(
+        store
+            .finish(IN, &k("f"), 1, FinalState::Done, None, 600)
+            .await,
+        Ok(true)
+    );
+    assert!(claim(&*store, IN, "d", 500, 1_000).await);
+    assert_eq!(
+        store
+            .finish(IN, &k("d"), 1, FinalState::Failed, Some("x"), 600)
+            .await,
+        Ok(true)
+    );
+    assert!(claim(&*store, IN, "b", 500, 1_000).await);
+    assert_eq!(
+        backlog(IN, 100).await,
+        Backlog {
+            pending: 3,
+            processing: 1,
+            failed: 1,
+            oldest_open_accepted_ms: Some(100),
+        }
+    );
+    // Capped counts; the oldest is still the oldest.
+    assert_eq!(
+        backlog(IN, 2).await,
+        Backlog {
+            pending: 2,
+            processing: 1,
+            failed: 1,
+            oldest_open_accepted_ms: Some(100),
+        }
+    );
+    // Once b is done, the oldest open job is c.
+    assert_eq!(
+        store
+            .finish(IN, &k("b"), 1, FinalState::Done, None, 700)
+            .await,
+        Ok(true)
+    );
+    assert_eq!(backlog(IN, 100).await.oldest_open_accepted_ms, Some(200));
+    assert_eq!(
+        backlog(OUT, 100).await,
+        Backlog {
+            pending: 1,
+            processing: 0,
+            failed: 0,
+            oldest_open_accepted_ms: Some(10),
+        }
+    );
 }
 
 /// `lane_head` answers for one lane what `lane_heads` answers for all of them.

@@ -45,6 +45,7 @@ macro_rules! conformance_suite {
             jobs_retry_failed,
             jobs_release_claims,
             jobs_list,
+            jobs_backlog,
             jobs_first_claim_time,
             jobs_fencing_stale_worker_is_fenced_out,
             jobs_fencing_finished_jobs_stay_finished,
