@@ -233,9 +233,12 @@ impl Application {
         stop.await;
         // Err only when both servers are gone already.
         let _ = stop_serving.send(true);
-        public.await.context("the HTTP server failed")?;
+        // A failed server is reported only once the workers have stopped: the instance lock
+        // (a field of `self`) must outlive the work it protects.
+        let mut served = public.await.context("the HTTP server failed");
         if let Some(admin) = admin {
-            admin.await.context("the admin HTTP server failed")?;
+            let admin = admin.await.context("the admin HTTP server failed");
+            served = served.and(admin);
         }
         // Err only when every receiver is gone, i.e. the workers have already stopped.
         let _ = self.shutdown.send(true);
@@ -244,7 +247,7 @@ impl Application {
                 tracing::error!(error = %e, "a worker failed while stopping");
             }
         }
-        Ok(())
+        served
     }
 }
 

@@ -9,7 +9,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use xdm_app::config::Config;
-use xdm_app::sandbox_link::SANDBOX_ADMIN_TOKEN;
 use xdm_sandbox::SandboxConfig;
 
 use crate::helpers::*;
@@ -62,16 +61,6 @@ async fn stalled_body(addr: &str, content_length: usize, sent: usize) -> TcpStre
     s.write_all(head.as_bytes()).await.unwrap();
     s.write_all(&vec![b'a'; sent]).await.unwrap();
     s
-}
-
-async fn admin_get(app: &TestApp, path: &str) -> reqwest::Response {
-    let admin = app.admin.as_ref().unwrap();
-    app.http
-        .get(format!("{admin}{path}"))
-        .bearer_auth(SANDBOX_ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -140,7 +129,7 @@ async fn idle_slow_and_stalled_clients_are_capped_and_closed_while_health_answer
         serde_json::json!({"status": "ok"})
     );
     // The admin listener has its own cap: the operator's health check answers too.
-    let health = admin_get(&app, "/healthz").await;
+    let health = app.admin_get("/healthz").await;
     assert_eq!(health.status(), 200);
 
     // The slowloris is closed by the header timeout, well before the idle timeout.
@@ -201,7 +190,7 @@ async fn idle_slow_and_stalled_clients_are_capped_and_closed_while_health_answer
     );
 
     // Counted, with HELP lines.
-    let metrics = admin_get(&app, "/metrics").await.text().await.unwrap();
+    let metrics = app.admin_get("/metrics").await.text().await.unwrap();
     for help in [
         "# HELP xdm_http_connections_evicted_total",
         "# HELP xdm_http_connections_timed_out_total",

@@ -51,13 +51,7 @@ async fn metrics_and_health_details_need_the_admin_token_and_leave_the_public_li
 
     // With the token: Prometheus text and the detailed health.
     app.dm("hello").await;
-    let res = app
-        .http
-        .get(format!("{admin}/metrics"))
-        .bearer_auth(SANDBOX_ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let res = app.admin_get("/metrics").await;
     assert_eq!(res.status(), 200);
     assert!(
         res.headers()["content-type"]
@@ -67,13 +61,7 @@ async fn metrics_and_health_details_need_the_admin_token_and_leave_the_public_li
     );
     let text = res.text().await.unwrap();
     assert!(text.contains("xdm_http_rejections_total"), "{text}");
-    let res = app
-        .http
-        .get(format!("{admin}/healthz"))
-        .bearer_auth(SANDBOX_ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let res = app.admin_get("/healthz").await;
     assert_eq!(res.status(), 200);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["status"], "ok");
@@ -121,13 +109,7 @@ async fn without_a_token_the_admin_listener_refuses_everything_and_public_health
     assert_eq!(res.status(), 503);
     let text = res.text().await.unwrap();
     assert_eq!(text, r#"{"status":"degraded"}"#);
-    let res = app
-        .http
-        .get(format!("{}/healthz", app.admin.as_ref().unwrap()))
-        .bearer_auth(SANDBOX_ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let res = app.admin_get("/healthz").await;
     assert_eq!(res.status(), 503);
     let body: serde_json::Value = res.json().await.unwrap();
     assert!(

@@ -68,6 +68,17 @@ pub async fn spawn_app_with(
 }
 
 impl TestApp {
+    /// `GET path` on the admin listener, with the admin token.
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        let admin = self.admin.as_deref().expect("the admin listener is on");
+        self.http
+            .get(format!("{admin}{path}"))
+            .bearer_auth(xdm_app::sandbox_link::SANDBOX_ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// A customer DM delivered by the sandbox (as X does); asserts X got its 200.
     pub async fn dm(&self, text: &str) -> String {
         self.dm_spec(DmSpec::text(CUSTOMER, text)).await

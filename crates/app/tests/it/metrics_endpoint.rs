@@ -5,20 +5,12 @@
 //! The recorder is the process's, shared by every test of this binary running at the same time,
 //! so the counts are compared before and after (others may only add to them).
 
-use xdm_app::sandbox_link::SANDBOX_ADMIN_TOKEN;
 use xdm_sandbox::{Fault, FaultOp};
 
 use crate::helpers::*;
 
 async fn scrape(app: &TestApp) -> String {
-    let admin = app.admin.as_deref().expect("the admin listener");
-    let answer = app
-        .http
-        .get(format!("{admin}/metrics"))
-        .bearer_auth(SANDBOX_ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let answer = app.admin_get("/metrics").await;
     assert_eq!(answer.status(), 200);
     answer.text().await.unwrap()
 }
