@@ -79,8 +79,8 @@ pub fn sdk_config(sandbox: &SandboxHandle) -> SdkConfig {
 const CONFIRMATION_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// A bridge running against a sandbox, as `demo` and the tests start it: configured through the
-/// public settings only ([`bridge_config`]), its SNS endpoint subscribed to the chat topic and
-/// confirmed. X is linked separately ([`LinkedBridge::link_x_webhook`]), since tests set X up in
+/// public settings only ([`bridge_config`]), its SNS endpoint subscribed to the chat topic with
+/// the echo filter policy (`xdm_amazon_connect::sns::ECHO_FILTER_POLICY`) and confirmed. X is linked separately ([`LinkedBridge::link_x_webhook`]), since tests set X up in
 /// different ways (webhook, stream, `setup`).
 #[derive(Debug)]
 pub struct LinkedBridge {
@@ -118,8 +118,14 @@ impl LinkedBridge {
         let server = tokio::spawn(app.run_until_stopped(async {
             let _ = stop_rx.await;
         }));
+        // With the filter policy a deployment uses (docs/setup.md): no echo of the customer's
+        // own messages. A test that wants them removes it (`set_subscription_filter_policy`).
         let sub = sandbox
-            .subscribe(&format!("{base}/webhooks/connect"))
+            .subscribe_filtered(
+                None,
+                &format!("{base}/webhooks/connect"),
+                Some(xdm_amazon_connect::sns::ECHO_FILTER_POLICY),
+            )
             .await?;
         sandbox
             .wait_confirmed(&sub.subscription_arn, CONFIRMATION_WAIT)

@@ -1,16 +1,19 @@
-//! Calls the bridge made to the emulated platforms, from the sandbox's counters, and the switch
-//! that takes Amazon Connect down.
+//! Calls the bridge made to the emulated platforms, and the SNS notifications the sandbox POSTed
+//! to it, from the sandbox's counters; and the switch that takes Amazon Connect down.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use xdm_sandbox::{DownMode, SandboxHandle, Side};
 
-/// Calls per operation, by platform (operation names as in `FaultOp`).
+/// Calls per operation, by platform (operation names as in `FaultOp`), and SNS notifications.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Calls {
     pub connect: BTreeMap<String, u64>,
     pub x: BTreeMap<String, u64>,
+    /// SNS notifications POSTed to the bridge (one per chat item streamed and subscription;
+    /// retries of the same notification not counted again).
+    pub sns_notifications: u64,
 }
 
 impl Calls {
@@ -25,6 +28,7 @@ impl Calls {
             };
             side.insert(format!("{op:?}"), s.calls);
         }
+        calls.sns_notifications = sandbox.sns_notification_count();
         calls
     }
 
@@ -41,6 +45,9 @@ impl Calls {
         Calls {
             connect: diff(&self.connect, &earlier.connect),
             x: diff(&self.x, &earlier.x),
+            sns_notifications: self
+                .sns_notifications
+                .saturating_sub(earlier.sns_notifications),
         }
     }
 
@@ -57,4 +64,41 @@ impl Calls {
 /// `ServiceUnavailableException` while `down`.
 pub fn set_connect_down(sandbox: &SandboxHandle, down: bool) {
     sandbox.set_down_with(Side::Connect, down.then_some(DownMode::Unavailable));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_keeps_what_was_called_in_between() {
+        let earlier = Calls {
+            connect: BTreeMap::from([
+                ("SendMessage".to_owned(), 5),
+                ("GetTranscript".to_owned(), 1),
+            ]),
+            x: BTreeMap::new(),
+            sns_notifications: 7,
+        };
+        let now = Calls {
+            connect: BTreeMap::from([
+                ("SendMessage".to_owned(), 9),
+                ("GetTranscript".to_owned(), 1),
+                ("StartChatContact".to_owned(), 2),
+            ]),
+            x: BTreeMap::from([("CreateDm".to_owned(), 3)]),
+            sns_notifications: 15,
+        };
+        let d = now.since(&earlier);
+        assert_eq!(
+            d.connect,
+            BTreeMap::from([
+                ("SendMessage".to_owned(), 4),
+                ("StartChatContact".to_owned(), 2)
+            ])
+        );
+        assert_eq!(d.x, BTreeMap::from([("CreateDm".to_owned(), 3)]));
+        assert_eq!(d.sns_notifications, 8);
+        assert_eq!((d.connect_total(), d.x_total()), (6, 3));
+    }
 }

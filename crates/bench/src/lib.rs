@@ -5,7 +5,10 @@
 //! and the bridge (`xdm-connect serve`, SQLite store) as a **separate process**, everything over
 //! loopback. It reports throughput, latency percentiles (HdrHistogram), the bridge's CPU time per
 //! message (`utime + stime` of `/proc/<pid>/stat`), its peak RSS (`VmHWM` of `/proc/<pid>/status`),
-//! and the platform calls per message (the sandbox's counters).
+//! the platform calls per operation and the SNS notifications per message (the sandbox's counters),
+//! and — apart from the bridge's — this process's own CPU per message (`/proc/self/stat`: the
+//! sandbox and the generator). The sandbox signs SNS with SignatureVersion 2 (SHA256withRSA,
+//! aws-lc-rs) unless `--sns-signature-version 1` (SHA1withRSA, the slower pure-Rust `rsa` crate).
 //!
 //! ## Run it
 //!

@@ -105,8 +105,15 @@ pub(crate) async fn prepare(
             crc.error.unwrap_or_default()
         );
     }
+    let filter = opts
+        .sns_filter
+        .then_some(xdm_amazon_connect::sns::ECHO_FILTER_POLICY);
     let sub = sandbox
-        .subscribe(&format!("{}/webhooks/connect", target.base_url))
+        .subscribe_filtered(
+            None,
+            &format!("{}/webhooks/connect", target.base_url),
+            filter,
+        )
         .await?;
     sandbox
         .wait_confirmed(&sub.subscription_arn, Duration::from_secs(10))

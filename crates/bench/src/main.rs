@@ -10,7 +10,7 @@ use clap::Parser;
 use serde::Serialize;
 use xdm_bench::report;
 use xdm_bench::{BridgeProcess, BridgeSettings, LoadOptions, Scenario, ScenarioReport, Target};
-use xdm_sandbox::{FaultProfile, Sandbox, SandboxConfig, Side};
+use xdm_sandbox::{FaultProfile, Sandbox, SandboxConfig, Side, SignatureVersion};
 
 /// Load generator: simulated X customers and Connect agents through the bridge (a separate
 /// `xdm-connect serve` process) and the in-process sandbox, over loopback only.
@@ -47,6 +47,10 @@ struct Cli {
     /// `acks`: do not wait for the backlog to reach Connect afterwards.
     #[arg(long)]
     no_drain: bool,
+    /// Subscribe the bridge's SNS endpoint without the echo filter policy (the customer's own
+    /// messages are then streamed back to the bridge, which drops them).
+    #[arg(long)]
+    no_sns_filter: bool,
     /// Extra environment of the bridge, e.g. `XDM_REORDER_WINDOW_MS=0` (repeatable).
     #[arg(long = "bridge-env", value_name = "KEY=VALUE", value_parser = parse_env)]
     bridge_env: Vec<(String, String)>,
@@ -63,6 +67,11 @@ struct Cli {
     /// scenario, e.g. `error=0.15,throttle=0.05,drop-after=0.02,latency=5+10` (see `xdm_bench::faults`).
     #[arg(long, value_name = "SPEC", value_parser = xdm_bench::faults::parse_fault_spec)]
     connect_faults: Option<FaultProfile>,
+    /// SNS `SignatureVersion` of the sandbox's topic: `2` (SHA256withRSA, signed with aws-lc-rs,
+    /// ~0.2 ms each) or `1` (SHA1withRSA, signed with the pure-Rust `rsa` crate, ~0.9 ms each,
+    /// which then dominates this process's CPU). The bridge verifies either.
+    #[arg(long, value_name = "1|2", default_value = "2", value_parser = parse_signature_version)]
+    sns_signature_version: SignatureVersion,
     /// Faults on every X operation (REST, media), same syntax as `--connect-faults`.
     #[arg(long, value_name = "SPEC", value_parser = xdm_bench::faults::parse_fault_spec)]
     x_faults: Option<FaultProfile>,
@@ -73,6 +82,14 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
         .filter(|(k, _)| !k.is_empty())
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
+}
+
+fn parse_signature_version(s: &str) -> Result<SignatureVersion, String> {
+    match s {
+        "1" => Ok(SignatureVersion::V1),
+        "2" => Ok(SignatureVersion::V2),
+        _ => Err(format!("`{s}` is not an SNS SignatureVersion (1 or 2)")),
+    }
 }
 
 fn secs(s: f64, what: &str) -> anyhow::Result<Duration> {
@@ -119,6 +136,8 @@ impl Machine {
 struct Output<'a> {
     machine: &'a Machine,
     command: String,
+    /// SNS `SignatureVersion` the sandbox signed with.
+    sns_signature_version: &'static str,
     reports: &'a [ScenarioReport],
 }
 
@@ -141,6 +160,7 @@ async fn main() -> anyhow::Result<()> {
         max_in_flight: cli.max_in_flight,
         drain_timeout: secs(cli.drain_timeout, "--drain-timeout")?,
         drain_acks: !cli.no_drain,
+        sns_filter: !cli.no_sns_filter,
     };
     let settings = BridgeSettings {
         bin: cli.bridge_bin.clone(),
@@ -151,16 +171,19 @@ async fn main() -> anyhow::Result<()> {
     let machine = Machine::probe();
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     println!(
-        "xdm-bench on {} CPUs ({}), {} GiB, Linux {}; bridge {}",
+        "xdm-bench on {} CPUs ({}), {} GiB, Linux {}; bridge {}; SNS SignatureVersion {}",
         machine.cpus,
         machine.cpu_model,
         machine.memory_gib,
         machine.kernel,
-        settings.bin.display()
+        settings.bin.display(),
+        cli.sns_signature_version.as_str()
     );
     let mut reports = Vec::new();
     for scenario in &cli.scenarios {
-        let sandbox = Sandbox::start(SandboxConfig::default())
+        let mut sandbox_config = SandboxConfig::default();
+        sandbox_config.sns.signature_version = cli.sns_signature_version;
+        let sandbox = Sandbox::start(sandbox_config)
             .await
             .context("cannot start the sandbox")?;
         let bridge = BridgeProcess::start(&sandbox, &settings).await?;
@@ -193,6 +216,10 @@ async fn main() -> anyhow::Result<()> {
         let kept = bridge.stop();
         sandbox.shutdown();
         let mut r = result.with_context(|| format!("scenario {}", scenario.name()))?;
+        r.notes.push(format!(
+            "SNS notifications signed with SignatureVersion {}",
+            cli.sns_signature_version.as_str()
+        ));
         r.notes.extend(fault_notes);
         if !warnings.is_empty() {
             r.notes.push(format!(
@@ -215,6 +242,7 @@ async fn main() -> anyhow::Result<()> {
         let json = serde_json::to_string_pretty(&Output {
             machine: &machine,
             command,
+            sns_signature_version: cli.sns_signature_version.as_str(),
             reports: &reports,
         })?;
         if path.as_os_str() == "-" {

@@ -1,6 +1,8 @@
-//! Measuring the bridge over a window: snapshots of CPU (the bridge's, per thread, its
-//! scheduling, this process's, the machine's) and of the platform calls ([`Mark`]), the bridge's
+//! Measuring the bridge over a window: snapshots of CPU (the bridge's from `/proc/<pid>/stat`, per
+//! thread, its scheduling; this process's — the sandbox and the load generator — from
+//! `/proc/self/stat`, apart; the machine's) and of the platform calls ([`Mark`]), the bridge's
 //! RSS sampled meanwhile ([`RssSampler`]), and the report fields two marks give ([`Window`]).
+//! When the bridge runs in this process (the smoke test), the two CPU figures are one and the same.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,6 +27,8 @@ pub(crate) struct Mark {
     bridge_threads: BTreeMap<String, CpuTimes>,
     bridge_sched: BTreeMap<String, SchedStat>,
     bench: CpuTimes,
+    /// The bridge is this process: `bridge` and `bench` are the same times.
+    in_process: bool,
     system: SystemCpu,
     pub(crate) calls: Calls,
 }
@@ -37,6 +41,7 @@ impl Mark {
             bridge_threads: procfs::thread_cpu_times(target.pid),
             bridge_sched: procfs::thread_schedstats(target.pid),
             bench: procfs::cpu_times(std::process::id())?,
+            in_process: target.pid == std::process::id(),
             system: procfs::system_cpu()?,
             calls: Calls::snapshot(sandbox),
         })
@@ -73,8 +78,12 @@ impl Mark {
         }
         let system = self.system.since(&earlier.system);
         let busy = system.busy().as_secs_f64();
-        let ours = self.bridge.since(&earlier.bridge).total().as_secs_f64()
-            + self.bench.since(&earlier.bench).total().as_secs_f64();
+        let bench = self.bench.since(&earlier.bench).total().as_secs_f64();
+        let ours = if self.in_process {
+            bench
+        } else {
+            self.bridge.since(&earlier.bridge).total().as_secs_f64() + bench
+        };
         MachineUse {
             busy_cores: busy / wall,
             other_cores: (busy - ours).max(0.0) / wall,
@@ -194,6 +203,7 @@ impl Window<'_> {
             exactness: None,
             chats: None,
             drain_s: None,
+            bridge_in_process: self.to.in_process,
             bridge_cpu: self.to.bridge_cpu_since(self.from, self.messages),
             bridge_cpu_with_delivery: None,
             bridge_threads: self.to.threads_since(self.from),

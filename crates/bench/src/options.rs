@@ -61,6 +61,10 @@ pub struct LoadOptions {
     /// `acks`: after the measured phase, wait for every message to reach Connect and report the
     /// whole cost per message.
     pub drain_acks: bool,
+    /// Subscribe the bridge's SNS endpoint with the echo filter policy
+    /// (`xdm_amazon_connect::sns::ECHO_FILTER_POLICY`), as a deployment does; `false` measures
+    /// the customer's own messages streamed back (and dropped by the bridge).
+    pub sns_filter: bool,
 }
 
 impl Default for LoadOptions {
@@ -74,6 +78,7 @@ impl Default for LoadOptions {
             max_in_flight: 1_000,
             drain_timeout: Duration::from_secs(300),
             drain_acks: true,
+            sns_filter: true,
         }
     }
 }

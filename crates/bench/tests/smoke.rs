@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use xdm_app::sandbox_link;
 use xdm_app::startup::{Application, Overrides};
 use xdm_bench::{LoadOptions, Scenario, Target};
-use xdm_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
+use xdm_sandbox::{Sandbox, SandboxConfig, SandboxHandle, SignatureVersion};
 
 struct InProcess {
     sandbox: SandboxHandle,
@@ -22,7 +22,11 @@ struct InProcess {
 }
 
 async fn start() -> InProcess {
-    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    // As `xdm-bench` does: SHA256withRSA is signed with aws-lc-rs, SHA1withRSA (version 1) with
+    // the pure-Rust `rsa` crate, which in this debug build would dominate the test's time.
+    let mut cfg = SandboxConfig::default();
+    cfg.sns.signature_version = SignatureVersion::V2;
+    let sandbox = Sandbox::start(cfg).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite:{}", dir.path().join("smoke.db").display());
     let mut config = sandbox_link::bridge_config(&sandbox, "127.0.0.1:0", &store).unwrap();
@@ -72,6 +76,7 @@ fn tiny() -> LoadOptions {
         max_in_flight: 100,
         drain_timeout: Duration::from_secs(15),
         drain_acks: true,
+        sns_filter: true,
     }
 }
 
@@ -104,6 +109,19 @@ async fn inbound_end_to_end_delivers_every_message_once() {
     assert_eq!(send, Some(report.messages), "{:?}", report.calls);
     assert!(report.throughput_per_s > 0.0);
     assert!(report.bridge_memory.peak_rss_bytes > 0);
+    // The bridge is in this process: one CPU figure, said to be combined.
+    assert!(report.bridge_in_process);
+    let text = xdm_bench::report::render(&report);
+    assert!(text.contains("combined"), "{text}");
+    assert!(!text.contains("generator CPU"), "{text}");
+    assert_eq!(
+        report
+            .calls
+            .connect_ops_per_message
+            .get("SendMessage")
+            .copied(),
+        Some(1.0)
+    );
     app.stop().await;
 }
 

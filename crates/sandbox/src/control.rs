@@ -72,6 +72,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/connect/contacts/{id}/transfer", post(transfer))
         .route("/sns/subscribe", post(subscribe))
         .route("/sns/subscriptions", get(subscriptions))
+        .route("/sns/subscriptions/filter-policy", post(set_filter_policy))
         .route("/sns/deliveries", get(sns_deliveries))
         .route("/sns/redeliver", post(redeliver))
         .route("/faults", get(faults).post(fail_next).delete(clear_faults))
@@ -301,13 +302,41 @@ async fn transfer(State(shared): Ctl, Path(id): Path<String>) -> Reply {
 struct SubscribeBody {
     endpoint: String,
     topic_arn: Option<String>,
+    /// The `FilterPolicy` attribute: a JSON object, or a string holding one.
+    filter_policy: Option<serde_json::Value>,
+}
+
+/// A filter policy in a control body: a JSON document, or a string holding one.
+fn filter_policy_text(value: serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s),
+        other => Some(other.to_string()),
+    }
 }
 
 async fn subscribe(State(shared): Ctl, bytes: Bytes) -> Reply {
     let req: SubscribeBody = body(&bytes)?;
     let h = handle(shared);
-    let topic = req.topic_arn.unwrap_or_else(|| h.sns_topic_arn());
-    ok(h.subscribe_topic(&topic, &req.endpoint).await?)
+    let policy = req.filter_policy.and_then(filter_policy_text);
+    ok(
+        h.subscribe_filtered(req.topic_arn.as_deref(), &req.endpoint, policy.as_deref())
+            .await?,
+    )
+}
+
+#[derive(Deserialize)]
+struct FilterPolicyBody {
+    subscription_arn: String,
+    /// `null` (or absent) removes the policy.
+    #[serde(default)]
+    filter_policy: serde_json::Value,
+}
+
+async fn set_filter_policy(State(shared): Ctl, bytes: Bytes) -> Reply {
+    let req: FilterPolicyBody = body(&bytes)?;
+    let policy = filter_policy_text(req.filter_policy);
+    ok(handle(shared).set_subscription_filter_policy(&req.subscription_arn, policy.as_deref())?)
 }
 
 async fn subscriptions(State(shared): Ctl) -> Reply {

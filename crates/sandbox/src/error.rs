@@ -34,6 +34,8 @@ pub enum SandboxError {
     NoAgent(String),
     #[error("an agent is already in contact {0}")]
     AgentAlreadyJoined(String),
+    #[error("invalid SNS filter policy: {0}")]
+    FilterPolicy(#[from] crate::sns::filter_policy::FilterPolicyError),
     #[error("unknown SNS subscription {0}")]
     UnknownSubscription(String),
     #[error("unknown SNS message {0}")]

@@ -26,7 +26,8 @@ use crate::faults::{
 use crate::media::files::{FileInfo, FileOrigin, MediaFile, ServeOptions, Source, StoredFile};
 use crate::media::registry::MediaRequestRecord;
 use crate::sns::delivery;
-use crate::sns::state::{SnsAttempt, SnsDelivery, SubscriptionView};
+use crate::sns::filter_policy::FilterPolicy;
+use crate::sns::state::{SnsAttempt, SnsDelivery, SnsMessageType, SubscriptionView};
 use crate::state::Shared;
 use crate::sync::lock;
 use crate::x::dm_spec::DmSpec;
@@ -399,7 +400,7 @@ impl SandboxHandle {
 
     /// Subscribes `endpoint` to the configured topic and sends the SubscriptionConfirmation.
     pub async fn subscribe(&self, endpoint: &str) -> Result<SubscriptionView, SandboxError> {
-        delivery::subscribe(&self.shared, &self.shared.cfg.sns.topic_arn, endpoint).await
+        delivery::subscribe(&self.shared, &self.shared.cfg.sns.topic_arn, endpoint, None).await
     }
 
     /// Subscribes `endpoint` to another topic (a contact may stream to two).
@@ -408,7 +409,35 @@ impl SandboxHandle {
         topic_arn: &str,
         endpoint: &str,
     ) -> Result<SubscriptionView, SandboxError> {
-        delivery::subscribe(&self.shared, topic_arn, endpoint).await
+        delivery::subscribe(&self.shared, topic_arn, endpoint, None).await
+    }
+
+    /// Subscribes `endpoint` to `topic_arn` (`None`: the configured topic) with the
+    /// `FilterPolicy` attribute `filter_policy` (scope `MessageAttributes`): messages it does not
+    /// match are not sent, as with SNS. A policy the sandbox cannot evaluate is refused
+    /// ([`crate::sns::filter_policy`]), and nothing is subscribed.
+    pub async fn subscribe_filtered(
+        &self,
+        topic_arn: Option<&str>,
+        endpoint: &str,
+        filter_policy: Option<&str>,
+    ) -> Result<SubscriptionView, SandboxError> {
+        let policy = filter_policy
+            .map(|text| FilterPolicy::parse(text, None))
+            .transpose()?;
+        let topic = topic_arn.unwrap_or(&self.shared.cfg.sns.topic_arn);
+        delivery::subscribe(&self.shared, topic, endpoint, policy).await
+    }
+
+    /// Sets (or with `None` or an empty text, removes) a subscription's `FilterPolicy`, as
+    /// SetSubscriptionAttributes does; an invalid or unsupported policy is refused and the old
+    /// one kept.
+    pub fn set_subscription_filter_policy(
+        &self,
+        subscription_arn: &str,
+        filter_policy: Option<&str>,
+    ) -> Result<SubscriptionView, SandboxError> {
+        delivery::set_filter_policy(&self.shared, subscription_arn, filter_policy)
     }
 
     pub fn subscriptions(&self) -> Vec<SubscriptionView> {
@@ -433,6 +462,19 @@ impl SandboxHandle {
     /// Every SNS message to every subscription, with its attempts.
     pub fn sns_deliveries(&self) -> Vec<SnsDelivery> {
         lock(&self.shared.sns).deliveries.clone()
+    }
+
+    /// How many notifications (one per published message and subscription) were POSTed or are
+    /// being POSTed so far — counted without copying `sns_deliveries()`, for a load generator
+    /// that samples it while measuring.
+    pub fn sns_notification_count(&self) -> u64 {
+        let sns = lock(&self.shared.sns);
+        let n = sns
+            .deliveries
+            .iter()
+            .filter(|d| d.message_type == SnsMessageType::Notification)
+            .count();
+        u64::try_from(n).unwrap_or(u64::MAX)
     }
 
     /// Test hook: `body`, an SNS message as the sandbox POSTs it (`sns_deliveries()[i].body`),

@@ -63,7 +63,7 @@
 //! | `GET /1.1/ton/data/dm/{dm_id}/{media_id}/{resource}` | DM photo download (TON: OAuth 1.0a required) |
 //! | `GET /dm_video/…`, `/dm_gif/…`, `/dm_video_preview/…`, `/dm_gif_preview/…`, any other registered media URL | public DM video / GIF / preview downloads |
 //! | `GET /sns/SimpleNotificationService-<hash>.pem` | the SNS signing certificate |
-//! | `POST /` (form `Action=GetTopicAttributes\|ListSubscriptionsByTopic&Version=2010-03-31`) | SNS Query API (SigV4 `sns`, XML): the topic's attributes (`Policy`: [`default_policy`] lets `connect.amazonaws.com` publish), its subscriptions 100 per page (`PendingConfirmation` until confirmed); unknown topic ⇒ 404 `NotFound` |
+//! | `POST /` (form `Action=GetTopicAttributes\|ListSubscriptionsByTopic\|Subscribe\|GetSubscriptionAttributes\|SetSubscriptionAttributes&Version=2010-03-31`) | SNS Query API (SigV4 `sns`, XML): the topic's attributes (`Policy`: [`default_policy`] lets `connect.amazonaws.com` publish), its subscriptions 100 per page (`PendingConfirmation` until confirmed); unknown topic ⇒ 404 `NotFound`; http(s) subscriptions with their `FilterPolicy` (scope `MessageAttributes`; a policy the sandbox cannot evaluate ⇒ 400 `InvalidParameter`, see [`FilterPolicy`]) |
 //! | `GET /sns/confirm?Action=ConfirmSubscription&TopicArn=…&Token=…` | SubscribeURL |
 //! | `GET /sns/unsubscribe?Action=Unsubscribe&SubscriptionArn=…` | UnsubscribeURL |
 //!
@@ -103,7 +103,8 @@
 //! | `POST …/{id}/attachment` | [`AgentAttachment`] `{"name","file_id","content_type"?,"status"?}` → [`ChatItem`] |
 //! | `GET /_sandbox/connect/attachments`, `/connect/s3-requests` | [`AttachmentView`]s, [`S3RequestRecord`]s |
 //! | `GET`/`POST /_sandbox/connect/attachment-scan` | [`AttachmentScan`] `{"delay_ms","verdict":"APPROVED"\|"REJECTED"}` |
-//! | `POST /_sandbox/sns/subscribe` | `{"endpoint","topic_arn"?}` → [`SubscriptionView`] |
+//! | `POST /_sandbox/sns/subscribe` | `{"endpoint","topic_arn"?,"filter_policy"?}` (the policy a JSON object or a string holding one; refused with 400 if the sandbox cannot evaluate it) → [`SubscriptionView`] |
+//! | `POST /_sandbox/sns/subscriptions/filter-policy` | `{"subscription_arn","filter_policy"}` (`null` removes it) → [`SubscriptionView`] |
 //! | `GET /_sandbox/sns/subscriptions`, `/sns/deliveries` | [`SubscriptionView`]s, [`SnsDelivery`]s |
 //! | `GET`/`POST /_sandbox/sns/topics`, `DELETE /_sandbox/sns/topics?topic_arn=…` | [`TopicView`]s; `{"topic_arn","display_name"?,"policy"?}` → the topic (201); remove (204) |
 //! | `POST /_sandbox/sns/topics/policy` | `{"topic_arn"?,"policy"}` (a JSON document or a string; default topic: the configured one) → [`TopicView`] |
@@ -200,7 +201,9 @@
 //! * Chat streaming: items that exist when StartContactStreaming first attaches a topic (usually
 //!   the initial message) are streamed to it too, in order, so the subscriber sees the whole chat;
 //!   a topic stopped and started again only gets later items. Notifications are delivered per
-//!   (subscription, contact) in item order, retried `SnsConfig::retries` times on non-2xx.
+//!   (subscription, contact) in item order, retried `SnsConfig::retries` times on non-2xx. A
+//!   subscription with a filter policy gets only the messages whose attributes it matches, as
+//!   with SNS ([`FilterPolicy`]; `SubscriptionView::filtered_out` counts the others).
 //! * CreateParticipantConnection with `ConnectParticipant: true` adds a customer
 //!   `participant.joined` item. GetTranscript (customer view) omits AGENT-only items and typing.
 //! * **Principals** (X's OpenAPI `security` per route): OAuth 1.0a user (the configured token: the
@@ -334,6 +337,7 @@ pub use media::files::{
     generated_sha256, generated_stream, sha256_hex,
 };
 pub use media::registry::{MediaRequestKind, MediaRequestRecord};
+pub use sns::filter_policy::{FilterPolicy, FilterPolicyError};
 pub use sns::state::{SnsAttempt, SnsDelivery, SnsMessageType, SubscriptionView};
 pub use sns::topics::{TopicView, default_policy};
 pub use x::dm_spec::{DmSpec, MediaKind, MediaSpec, PayloadShape, UrlSpec};

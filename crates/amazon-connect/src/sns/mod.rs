@@ -12,6 +12,7 @@ mod cert_cache;
 pub mod chat_item;
 pub mod confirm;
 pub mod envelope;
+pub mod filter_policy;
 pub mod freshness;
 pub mod topic_check;
 pub mod verify;
@@ -20,10 +21,11 @@ pub use cert_cache::FAILED_FETCH_TTL;
 pub use chat_item::{ChatItemError, chat_item_from_notification, parse_chat_item};
 pub use confirm::{ConfirmError, is_allowed_subscribe_url};
 pub use envelope::{EnvelopeError, MessageAttribute, SnsMessage, SnsMessageType};
+pub use filter_policy::{ECHO_FILTER_POLICY, ECHO_FILTER_POLICY_SCOPE, is_echo_filter_policy};
 pub use freshness::{CLOCK_SKEW, DEFAULT_MAX_AGE, FreshnessError, check_freshness};
 pub use topic_check::{
-    CONNECT_SERVICE_PRINCIPAL, PolicyError, SubscriptionState, TopicCheck, TopicCheckError,
-    TopicReport, connect_may_publish,
+    CONNECT_SERVICE_PRINCIPAL, PolicyError, SubscriptionFilter, SubscriptionState, TopicCheck,
+    TopicCheckError, TopicReport, connect_may_publish,
 };
 pub use verify::{
     DEFAULT_CERT_CACHE_CAPACITY, SnsVerifier, VerifyError, is_aws_cert_url, is_sns_host,

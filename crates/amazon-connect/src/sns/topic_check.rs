@@ -1,6 +1,7 @@
 //! `xdm-connect doctor`'s check of the SNS topic Amazon Connect streams chats to: it exists, it
 //! is a standard (not FIFO) topic, its access policy lets `connect.amazonaws.com` publish, and the
-//! bridge's endpoint has a confirmed subscription.
+//! bridge's endpoint has a confirmed subscription, and that subscription's filter policy (the
+//! echo filter, [`crate::sns::ECHO_FILTER_POLICY`]).
 //!
 //! Calls GetTopicAttributes and ListSubscriptionsByTopic (all pages) with the official
 //! `aws-sdk-sns` client, built from the same `SdkConfig` as the other AWS clients (so
@@ -45,6 +46,31 @@ pub struct TopicReport {
     /// The subscription of the endpoint asked about (`None`: none was asked about, or the topic
     /// does not exist).
     pub subscription: Option<SubscriptionState>,
+    /// The ARN of that subscription when it is confirmed (for [`TopicCheck::filter_policy`]).
+    pub subscription_arn: Option<String>,
+}
+
+/// A subscription's filter policy attributes (GetSubscriptionAttributes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionFilter {
+    /// `FilterPolicy` (`None`: no policy, every message is delivered).
+    pub policy: Option<String>,
+    /// `FilterPolicyScope` (`None`: SNS's default, `MessageAttributes`).
+    pub scope: Option<String>,
+}
+
+impl SubscriptionFilter {
+    /// The policy is the bridge's echo filter ([`crate::sns::ECHO_FILTER_POLICY`]) on the
+    /// message attributes.
+    pub fn is_echo_filter(&self) -> bool {
+        self.policy
+            .as_deref()
+            .is_some_and(crate::sns::is_echo_filter_policy)
+            && self
+                .scope
+                .as_deref()
+                .is_none_or(|s| s == crate::sns::ECHO_FILTER_POLICY_SCOPE)
+    }
 }
 
 /// Whether the bridge's endpoint is subscribed.
@@ -120,6 +146,7 @@ impl TopicCheck {
                     connect_may_publish: false,
                     policy_problem: None,
                     subscription: None,
+                    subscription_arn: None,
                 });
             }
             Err(e) => return Err(from_sdk_error(OP, &e)),
@@ -135,9 +162,12 @@ impl TopicCheck {
                 Err(problem) => (false, Some(problem.to_string())),
             },
         };
-        let subscription = match subscription_endpoint {
-            None => None,
-            Some(endpoint) => Some(self.subscription_state(topic_arn, endpoint).await?),
+        let (subscription, subscription_arn) = match subscription_endpoint {
+            None => (None, None),
+            Some(endpoint) => {
+                let (state, arn) = self.subscription_state(topic_arn, endpoint).await?;
+                (Some(state), arn)
+            }
         };
         Ok(TopicReport {
             topic_arn: topic_arn.to_owned(),
@@ -146,15 +176,44 @@ impl TopicCheck {
             connect_may_publish,
             policy_problem,
             subscription,
+            subscription_arn,
         })
     }
 
-    /// Walks every page of ListSubscriptionsByTopic for an http(s) subscription of `endpoint`.
+    /// The filter policy of subscription `subscription_arn` (GetSubscriptionAttributes; needs
+    /// `sns:GetSubscriptionAttributes`).
+    pub async fn filter_policy(
+        &self,
+        subscription_arn: &str,
+    ) -> Result<SubscriptionFilter, TopicCheckError> {
+        const OP: &str = "GetSubscriptionAttributes";
+        let out = self
+            .client
+            .get_subscription_attributes()
+            .subscription_arn(subscription_arn)
+            .send()
+            .await
+            .map_err(|e| from_sdk_error(OP, &e))?;
+        let attributes = out.attributes();
+        let get = |k: &str| {
+            attributes
+                .and_then(|a| a.get(k))
+                .filter(|v| !v.is_empty())
+                .cloned()
+        };
+        Ok(SubscriptionFilter {
+            policy: get("FilterPolicy"),
+            scope: get("FilterPolicyScope"),
+        })
+    }
+
+    /// Walks every page of ListSubscriptionsByTopic for an http(s) subscription of `endpoint`;
+    /// the ARN when it is confirmed.
     async fn subscription_state(
         &self,
         topic_arn: &str,
         endpoint: &str,
-    ) -> Result<SubscriptionState, TopicCheckError> {
+    ) -> Result<(SubscriptionState, Option<String>), TopicCheckError> {
         const OP: &str = "ListSubscriptionsByTopic";
         let mut state = SubscriptionState::Missing;
         let mut next_token: Option<String> = None;
@@ -176,7 +235,7 @@ impl TopicCheck {
                 }
                 match sub.subscription_arn() {
                     Some(arn) if arn.starts_with("arn:") => {
-                        return Ok(SubscriptionState::Confirmed);
+                        return Ok((SubscriptionState::Confirmed, Some(arn.to_owned())));
                     }
                     Some(PENDING) | None => state = SubscriptionState::Pending,
                     // `Deleted` and anything else: not a live subscription.
@@ -185,10 +244,10 @@ impl TopicCheck {
             }
             match out.next_token().filter(|t| !t.is_empty()) {
                 Some(token) => next_token = Some(token.to_owned()),
-                None => return Ok(state),
+                None => return Ok((state, None)),
             }
         }
-        Ok(state)
+        Ok((state, None))
     }
 }
 

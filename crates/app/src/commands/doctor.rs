@@ -446,10 +446,8 @@ async fn check_connect(r: &mut Report, config: &Config, sdk: Option<&SdkConfig>)
         return;
     };
     let endpoint = config.sns_endpoint_url();
-    match TopicCheck::new(sdk, None)
-        .check(topic, endpoint.as_deref())
-        .await
-    {
+    let check = TopicCheck::new(sdk, None);
+    match check.check(topic, endpoint.as_deref()).await {
         Ok(report) if !report.exists => r.fail(
             "SNS topic",
             format!("{topic} does not exist"),
@@ -480,7 +478,10 @@ async fn check_connect(r: &mut Report, config: &Config, sdk: Option<&SdkConfig>)
             if let Some(endpoint) = &endpoint {
                 match report.subscription {
                     Some(SubscriptionState::Confirmed) => {
-                        r.ok("SNS subscription", format!("{endpoint} confirmed"))
+                        r.ok("SNS subscription", format!("{endpoint} confirmed"));
+                        if let Some(arn) = &report.subscription_arn {
+                            check_filter_policy(r, &check, arn).await;
+                        }
                     }
                     Some(SubscriptionState::Pending) => r.fail(
                         "SNS subscription",
@@ -499,6 +500,40 @@ async fn check_connect(r: &mut Report, config: &Config, sdk: Option<&SdkConfig>)
             "SNS topic",
             format!("{topic}: {e}"),
             "check XDM_CONNECT_TOPIC_ARN, AWS_REGION and the credentials' sns:GetTopicAttributes",
+        ),
+    }
+}
+
+/// The echo filter of the bridge's subscription: without it every message the customer writes
+/// comes back (a second request per DM, dropped by the bridge) — a warning, not a failure.
+async fn check_filter_policy(r: &mut Report, check: &TopicCheck, subscription_arn: &str) {
+    use xdm_amazon_connect::sns::{ECHO_FILTER_POLICY, ECHO_FILTER_POLICY_SCOPE};
+    let set_it = format!(
+        "aws sns set-subscription-attributes --subscription-arn {subscription_arn} \
+--attribute-name FilterPolicy --attribute-value '{ECHO_FILTER_POLICY}' (docs/setup.md)"
+    );
+    match check.filter_policy(subscription_arn).await {
+        Ok(filter) if filter.is_echo_filter() => r.ok(
+            "SNS filter policy",
+            "the customer's own messages are not streamed back",
+        ),
+        Ok(filter) if filter.policy.is_none() => r.warn(
+            "SNS filter policy",
+            format!(
+                "none: each message the customer writes comes back to the bridge and is dropped — set it: {set_it}"
+            ),
+        ),
+        Ok(filter) => r.warn(
+            "SNS filter policy",
+            format!(
+                "not the bridge's ({} on {}): it may keep items for the customer from the bridge — replace it: {set_it}",
+                filter.policy.unwrap_or_default(),
+                filter.scope.as_deref().unwrap_or(ECHO_FILTER_POLICY_SCOPE)
+            ),
+        ),
+        Err(e) => r.warn(
+            "SNS filter policy",
+            format!("cannot be read ({e}; only doctor needs sns:GetSubscriptionAttributes)"),
         ),
     }
 }

@@ -76,15 +76,22 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
         );
     }
     if let Some(endpoint) = &args.sns_endpoint {
+        // With the filter policy of a deployment: the customer's own messages are not sent.
         let sub = sandbox
-            .subscribe(endpoint)
+            .subscribe_filtered(
+                None,
+                endpoint,
+                Some(xdm_amazon_connect::sns::ECHO_FILTER_POLICY),
+            )
             .await
             .context("cannot subscribe the SNS endpoint")?;
         match sandbox
             .wait_confirmed(&sub.subscription_arn, Duration::from_secs(10))
             .await
         {
-            Ok(_) => println!("SNS subscription {endpoint}: confirmed"),
+            Ok(_) => println!(
+                "SNS subscription {endpoint}: confirmed (filter policy: no echo of the customer's messages)"
+            ),
             Err(e) => println!("SNS subscription {endpoint}: not confirmed ({e})"),
         }
     }

@@ -314,3 +314,98 @@ async fn unsigned_requests_cannot_forge_log_lines_nor_flood_the_log_and_are_all_
     assert_eq!(counted, 40.0, "every refusal counted");
     sandbox.shutdown();
 }
+
+/// The SNS notifications of `initial_contact_id` the bridge received: (Type, ParticipantRole) of
+/// each, from the message attributes SNS sent.
+fn notifications_of(app: &TestApp, initial_contact_id: &str) -> Vec<(String, Option<String>)> {
+    app.sandbox
+        .sns_deliveries()
+        .into_iter()
+        .filter(|d| d.message_type == xdm_sandbox::SnsMessageType::Notification)
+        .filter(|d| d.initial_contact_id.as_deref() == Some(initial_contact_id))
+        .map(|d| {
+            let body: Value = serde_json::from_str(&d.body).unwrap();
+            let attr = |k: &str| {
+                body["MessageAttributes"][k]["Value"]
+                    .as_str()
+                    .map(str::to_owned)
+            };
+            (attr("Type").unwrap(), attr("ParticipantRole"))
+        })
+        .collect()
+}
+
+/// No echo traffic: the bridge's subscription carries the echo filter policy, so one customer DM
+/// and one agent reply reach the bridge as the reply alone, not the customer's own message too;
+/// `chat.ended` (no ParticipantRole) still arrives. Without the policy, the customer's message is
+/// streamed back and the bridge drops it: the customer gets the reply only, either way.
+#[tokio::test]
+async fn the_filter_policy_keeps_the_customers_own_messages_off_the_subscription() {
+    for filtered in [true, false] {
+        let app = spawn_app().await;
+        let sub = app.sandbox.subscriptions().pop().unwrap();
+        assert_eq!(
+            sub.filter_policy.as_deref(),
+            Some(xdm_amazon_connect::sns::ECHO_FILTER_POLICY)
+        );
+        if !filtered {
+            app.sandbox
+                .set_subscription_filter_policy(&sub.subscription_arn, None)
+                .unwrap();
+        }
+        let chat = app.open_chat("hello from X").await;
+        app.sandbox
+            .agent_accept(&chat.contact_id, "Enrique")
+            .unwrap();
+        app.sandbox
+            .agent_send(&chat.contact_id, "how can I help?", "text/plain")
+            .unwrap();
+        app.wait_dms(1).await;
+        app.sandbox.end_chat(&chat.contact_id).unwrap();
+        app.settle().await;
+
+        let received = notifications_of(&app, &chat.initial_contact_id);
+        let customer_messages = received
+            .iter()
+            .filter(|(t, role)| t == "MESSAGE" && role.as_deref() == Some("CUSTOMER"))
+            .count();
+        let agent_messages = received
+            .iter()
+            .filter(|(t, role)| t == "MESSAGE" && role.as_deref() == Some("AGENT"))
+            .count();
+        let without_role = received.iter().filter(|(_, role)| role.is_none()).count();
+        let filtered_out = app
+            .sandbox
+            .subscriptions()
+            .into_iter()
+            .find(|s| s.subscription_arn == sub.subscription_arn)
+            .unwrap()
+            .filtered_out;
+        eprintln!(
+            "filter {filtered}: {} notifications to the bridge ({customer_messages} customer \
+             messages), {filtered_out} filtered out: {received:?}",
+            received.len()
+        );
+        if filtered {
+            assert_eq!(customer_messages, 0, "{received:?}");
+            assert!(
+                received
+                    .iter()
+                    .all(|(_, role)| role.as_deref() != Some("CUSTOMER")),
+                "{received:?}"
+            );
+            assert!(filtered_out >= 1);
+        } else {
+            assert_eq!(customer_messages, 1, "{received:?}");
+            assert_eq!(filtered_out, 0);
+        }
+        assert_eq!(agent_messages, 1, "{received:?}");
+        assert_eq!(
+            without_role, 1,
+            "chat.ended arrives either way: {received:?}"
+        );
+        // The bridge drops the echo when it comes: the customer gets the reply, and only that.
+        assert_eq!(app.dm_texts(), vec!["how can I help?"]);
+        app.stop().await;
+    }
+}

@@ -868,6 +868,7 @@ async fn doctor_says_ok_when_set_up_and_names_each_failure_and_its_fix() {
         "SNS topic",
         "SNS topic policy",
         "SNS subscription",
+        "SNS filter policy",
     ] {
         assert!(
             lines
@@ -876,6 +877,27 @@ async fn doctor_says_ok_when_set_up_and_names_each_failure_and_its_fix() {
             "{what}: {lines:#?}"
         );
     }
+
+    // The subscription without the echo filter: a warning that says how to set it.
+    let sub = sandbox.subscriptions().pop().unwrap();
+    sandbox
+        .set_subscription_filter_policy(&sub.subscription_arn, None)
+        .unwrap();
+    let lines = doctor_lines(&config, &sandbox).await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("WARN SNS filter policy: none")
+                && l.contains("aws sns set-subscription-attributes")
+                && l.contains(xdm_amazon_connect::sns::ECHO_FILTER_POLICY)),
+        "{lines:#?}"
+    );
+    sandbox
+        .set_subscription_filter_policy(
+            &sub.subscription_arn,
+            Some(xdm_amazon_connect::sns::ECHO_FILTER_POLICY),
+        )
+        .unwrap();
 
     // Fake-but-complete X credentials.
     let mut bad = config.clone();

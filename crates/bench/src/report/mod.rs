@@ -1,6 +1,7 @@
 //! The report of one scenario run ([`ScenarioReport`]): what was measured — latency, throughput,
-//! arrival, the bridge's CPU, threads, scheduling and memory, this process's CPU, the machine,
-//! the platform calls — summarised per message; `render` prints it.
+//! arrival, the bridge's CPU, threads, scheduling and memory, this process's CPU (the sandbox and
+//! the load generator) apart from the bridge's, the machine, the platform calls and SNS
+//! notifications — summarised per message; `render` prints it.
 
 mod render;
 
@@ -84,20 +85,33 @@ pub struct ThreadSched {
     pub wait_per_wakeup_us: f64,
 }
 
-/// Calls to the platforms over the measured window.
+/// Calls to the platforms, and SNS notifications to the bridge, over the measured window.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CallUse {
     pub calls: Calls,
     pub connect_per_message: f64,
     pub x_per_message: f64,
+    /// Per operation, ÷ messages.
+    pub connect_ops_per_message: BTreeMap<String, f64>,
+    pub x_ops_per_message: BTreeMap<String, f64>,
+    /// SNS notifications POSTed to the bridge ÷ messages.
+    pub sns_per_message: f64,
 }
 
 impl CallUse {
     /// `calls` made for `messages` messages.
     pub fn of(calls: Calls, messages: u64) -> Self {
+        let per_op = |ops: &BTreeMap<String, u64>| {
+            ops.iter()
+                .map(|(op, n)| (op.clone(), ratio(*n, messages)))
+                .collect()
+        };
         Self {
             connect_per_message: ratio(calls.connect_total(), messages),
             x_per_message: ratio(calls.x_total(), messages),
+            connect_ops_per_message: per_op(&calls.connect),
+            x_ops_per_message: per_op(&calls.x),
+            sns_per_message: ratio(calls.sns_notifications, messages),
             calls,
         }
     }
@@ -137,7 +151,10 @@ pub struct ScenarioReport {
     /// `connect-down`: from Connect up again to the last message arrived; `acks`: from the end of
     /// sending to the last message arrived.
     pub drain_s: Option<f64>,
-    /// Bridge CPU over the measured window, per measured message.
+    /// The bridge ran inside this process (the smoke test), not as a separate one: `bridge_cpu`
+    /// and `bench_cpu` are then both the CPU of bridge, sandbox and load generator together.
+    pub bridge_in_process: bool,
+    /// Bridge CPU over the measured window, per measured message (`/proc/<bridge pid>/stat`).
     pub bridge_cpu: CpuUse,
     /// `acks` with drain: bridge CPU from the first warm-up message until everything was
     /// delivered, per message (accepting and delivering).
@@ -148,7 +165,8 @@ pub struct ScenarioReport {
     /// Scheduling of the bridge's threads over the measured window.
     pub bridge_sched: BTreeMap<String, ThreadSched>,
     pub bridge_memory: MemoryUse,
-    /// This process (the sandbox and the load generator) over the same window.
+    /// This process (the sandbox and the load generator, `/proc/self/stat`) over the same
+    /// window, per measured message: the generator's own cost, apart from the bridge's.
     pub bench_cpu: CpuUse,
     pub machine: MachineUse,
     pub calls: CallUse,

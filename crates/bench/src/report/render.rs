@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::{CpuUse, ScenarioReport};
+use std::collections::BTreeMap;
+
+use super::{CallUse, CpuUse, ScenarioReport};
 use crate::latency::{LatencySummary, fmt_micros};
 
 #[allow(clippy::cast_precision_loss)]
@@ -90,7 +92,15 @@ pub fn render(r: &ScenarioReport) -> String {
     if let Some(d) = r.drain_s {
         let _ = writeln!(s, "  drain         {d:.2} s");
     }
-    let _ = writeln!(s, "  bridge CPU    {}", cpu(&r.bridge_cpu));
+    if r.bridge_in_process {
+        let _ = writeln!(
+            s,
+            "  CPU           {}  (bridge in-process: bridge + sandbox + load generator combined)",
+            cpu(&r.bridge_cpu)
+        );
+    } else {
+        let _ = writeln!(s, "  bridge CPU    {}", cpu(&r.bridge_cpu));
+    }
     if let Some(c) = &r.bridge_cpu_with_delivery {
         let _ = writeln!(s, "    with delivery {}", cpu(c));
     }
@@ -121,16 +131,14 @@ pub fn render(r: &ScenarioReport) -> String {
         mb(r.bridge_memory.max_sampled_rss_bytes),
         mb(r.bridge_memory.rss_bytes)
     );
-    let _ = writeln!(
-        s,
-        "  calls/msg     Connect {:.2} {:?}, X {:.2} {:?}",
-        r.calls.connect_per_message, r.calls.calls.connect, r.calls.x_per_message, r.calls.calls.x
-    );
-    let _ = writeln!(
-        s,
-        "  bench CPU     {}  (sandbox + load generator)",
-        cpu(&r.bench_cpu)
-    );
+    s.push_str(&calls(&r.calls));
+    if !r.bridge_in_process {
+        let _ = writeln!(
+            s,
+            "  generator CPU {}  (this process: sandbox + load generator)",
+            cpu(&r.bench_cpu)
+        );
+    }
     let _ = writeln!(
         s,
         "  machine       {:.2} cores busy, {:.2} of them other processes, {:.2} stolen",
@@ -149,6 +157,28 @@ pub fn render(r: &ScenarioReport) -> String {
     s
 }
 
+fn per_op(ops: &BTreeMap<String, f64>) -> String {
+    if ops.is_empty() {
+        return "none".to_owned();
+    }
+    ops.iter()
+        .map(|(op, n)| format!("{op} {n:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `X calls/msg 1.00: CreateDm 1.00`, the same for Connect, and the SNS notifications.
+fn calls(c: &CallUse) -> String {
+    format!(
+        "  X calls/msg        {:.2}: {}\n  Connect calls/msg  {:.2}: {}\n  SNS deliveries/msg {:.2}\n",
+        c.x_per_message,
+        per_op(&c.x_ops_per_message),
+        c.connect_per_message,
+        per_op(&c.connect_ops_per_message),
+        c.sns_per_message
+    )
+}
+
 fn short_kind(kind: &str) -> &str {
     match kind {
         "webhook ack" => "ack",
@@ -160,12 +190,12 @@ fn short_kind(kind: &str) -> &str {
 /// A Markdown table with one row per report.
 pub fn markdown(reports: &[ScenarioReport]) -> String {
     let mut s = String::new();
-    s.push_str("| scenario | rate | msgs | throughput | latency p50 / p95 / p99 / max | bridge CPU / msg | bridge peak RSS | Connect calls / msg | X calls / msg |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("| scenario | rate | msgs | throughput | latency p50 / p95 / p99 / max | bridge CPU / msg | generator CPU / msg | bridge peak RSS | Connect calls / msg | X calls / msg | SNS deliveries / msg |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in reports {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.0}/s | {} {} / {} / {} / {} | {:.0} µs{} | {} | {:.2} | {:.2} |",
+            "| {} | {} | {} | {:.0}/s | {} {} / {} / {} / {} | {:.0} µs{} | {} | {} | {:.2} | {:.2} | {:.2} |",
             r.scenario.name(),
             rate(r.rate),
             r.messages,
@@ -179,9 +209,15 @@ pub fn markdown(reports: &[ScenarioReport]) -> String {
             r.bridge_cpu_with_delivery
                 .map(|c| format!(" ({:.0} µs with delivery)", c.per_message_us))
                 .unwrap_or_default(),
+            if r.bridge_in_process {
+                "combined".to_owned()
+            } else {
+                format!("{:.0} µs", r.bench_cpu.per_message_us)
+            },
             mb(r.bridge_memory.peak_rss_bytes),
             r.calls.connect_per_message,
             r.calls.x_per_message,
+            r.calls.sns_per_message,
         );
     }
     s

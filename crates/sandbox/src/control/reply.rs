@@ -26,7 +26,7 @@ impl From<SandboxError> for ControlError {
             | SandboxError::UnknownSubscription(_)
             | SandboxError::UnknownMessage(_)
             | SandboxError::UnknownFile(_) => StatusCode::NOT_FOUND,
-            SandboxError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            SandboxError::Invalid { .. } | SandboxError::FilterPolicy(_) => StatusCode::BAD_REQUEST,
             SandboxError::Unreachable { .. } => StatusCode::BAD_GATEWAY,
             SandboxError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             SandboxError::NoWebhook

@@ -12,6 +12,7 @@ use crate::config::SignatureVersion;
 use crate::error::SandboxError;
 use crate::events::SandboxEvent;
 use crate::ids;
+use crate::sns::filter_policy::FilterPolicy;
 use crate::sns::message::{
     ConfirmationBody, NotificationBody, SignedFields, sns_json, string_to_sign,
 };
@@ -41,7 +42,8 @@ pub(crate) fn cert_url(shared: &Shared) -> String {
     format!("{}/sns/{}", shared.base_url, shared.signer.cert_file_name())
 }
 
-/// Publishes `item` to `topic_arn`: queued for every confirmed subscription, in call order.
+/// Publishes `item` to `topic_arn`: queued for every confirmed subscription whose filter policy
+/// (if any) matches its attributes, in call order.
 pub(crate) fn publish(shared: &Shared, topic_arn: &str, item: ItemMessage) {
     let initial_contact_id = item.initial_contact_id.clone();
     let publication = Arc::new(Publication {
@@ -51,12 +53,18 @@ pub(crate) fn publish(shared: &Shared, topic_arn: &str, item: ItemMessage) {
         item,
     });
     let mut sns = lock(&shared.sns);
-    let targets: Vec<String> = sns
-        .subscriptions
-        .iter()
-        .filter(|s| s.receives(topic_arn))
-        .map(|s| s.arn.clone())
-        .collect();
+    let mut targets: Vec<String> = Vec::new();
+    for sub in sns.subscriptions.iter_mut() {
+        if !sub.receives(topic_arn) {
+            continue;
+        }
+        if sub.accepts(&publication.item.attributes) {
+            targets.push(sub.arn.clone());
+        } else {
+            // As SNS: a message the subscription's filter policy does not match is not sent.
+            sub.filtered_out += 1;
+        }
+    }
     for arn in targets {
         let key = (arn.clone(), initial_contact_id.clone());
         let queue = sns.queues.entry(key).or_insert_with(|| {
@@ -95,6 +103,26 @@ pub(crate) fn confirm(shared: &Shared, topic_arn: &str, token: &str) -> Option<S
         endpoint: view.endpoint.clone(),
     });
     Some(view)
+}
+
+/// Sets or removes (`None`, empty) the filter policy of subscription `arn`.
+pub(crate) fn set_filter_policy(
+    shared: &Shared,
+    arn: &str,
+    filter_policy: Option<&str>,
+) -> Result<SubscriptionView, SandboxError> {
+    let policy = filter_policy
+        .filter(|text| !text.is_empty())
+        .map(|text| FilterPolicy::parse(text, None))
+        .transpose()?;
+    let mut sns = lock(&shared.sns);
+    let sub = sns
+        .subscriptions
+        .iter_mut()
+        .find(|s| s.arn == arn && !s.unsubscribed)
+        .ok_or_else(|| SandboxError::UnknownSubscription(arn.to_owned()))?;
+    sub.filter_policy = policy;
+    Ok(sub.view())
 }
 
 /// `GET UnsubscribeURL`.
@@ -333,7 +361,19 @@ pub(crate) async fn subscribe(
     shared: &Shared,
     topic_arn: &str,
     endpoint: &str,
+    filter_policy: Option<FilterPolicy>,
 ) -> Result<SubscriptionView, SandboxError> {
+    let arn = add_subscription(shared, topic_arn, endpoint, filter_policy)?;
+    confirm_subscription(shared, &arn).await
+}
+
+/// Records a pending subscription of `endpoint` (http/https) to `topic_arn`; returns its ARN.
+pub(crate) fn add_subscription(
+    shared: &Shared,
+    topic_arn: &str,
+    endpoint: &str,
+    filter_policy: Option<FilterPolicy>,
+) -> Result<String, SandboxError> {
     let parsed = url::Url::parse(endpoint)
         .map_err(|e| SandboxError::invalid("SNS endpoint", e.to_string()))?;
     if parsed.scheme() != "http" && parsed.scheme() != "https" {
@@ -350,8 +390,34 @@ pub(crate) async fn subscribe(
         confirmed: false,
         unsubscribed: false,
         confirmation_status: None,
+        filter_policy,
+        filtered_out: 0,
     };
-    lock(&shared.sns).subscriptions.push(subscription.clone());
+    let arn = subscription.arn.clone();
+    lock(&shared.sns).subscriptions.push(subscription);
+    Ok(arn)
+}
+
+/// POSTs the SubscriptionConfirmation of subscription `arn`; returns once that POST was answered
+/// (or its retries ran out).
+pub(crate) async fn confirm_subscription(
+    shared: &Shared,
+    arn: &str,
+) -> Result<SubscriptionView, SandboxError> {
+    let (topic_arn, endpoint, token) = {
+        let sns = lock(&shared.sns);
+        let sub = sns
+            .subscriptions
+            .iter()
+            .find(|s| s.arn == arn)
+            .ok_or_else(|| SandboxError::UnknownSubscription(arn.to_owned()))?;
+        (
+            sub.topic_arn.clone(),
+            sub.endpoint.clone(),
+            sub.token.clone(),
+        )
+    };
+    let (topic_arn, endpoint) = (topic_arn.as_str(), endpoint.as_str());
 
     let message_id = ids::uuid();
     let timestamp = clock::now_iso_ms();
@@ -362,7 +428,7 @@ pub(crate) async fn subscribe(
         "{}/sns/confirm?Action=ConfirmSubscription&TopicArn={}&Token={}",
         shared.base_url,
         percent_encode(topic_arn),
-        subscription.token
+        token
     );
     let message_type = SnsMessageType::SubscriptionConfirmation.as_str();
     let fields = SignedFields {
@@ -371,7 +437,7 @@ pub(crate) async fn subscribe(
         subject: None,
         subscribe_url: Some(&subscribe_url),
         timestamp: &timestamp,
-        token: Some(&subscription.token),
+        token: Some(&token),
         topic_arn,
         message_type,
     };
@@ -382,7 +448,7 @@ pub(crate) async fn subscribe(
     let body = sns_json(&ConfirmationBody {
         message_type,
         message_id: &message_id,
-        token: &subscription.token,
+        token: &token,
         topic_arn,
         message: &message,
         subscribe_url: &subscribe_url,
@@ -397,7 +463,7 @@ pub(crate) async fn subscribe(
             message_id: message_id.clone(),
             message_type: SnsMessageType::SubscriptionConfirmation,
             topic_arn: topic_arn.to_owned(),
-            subscription_arn: subscription.arn.clone(),
+            subscription_arn: arn.to_owned(),
             endpoint: endpoint.to_owned(),
             contact_id: None,
             initial_contact_id: None,
@@ -420,8 +486,8 @@ pub(crate) async fn subscribe(
     let sub = sns
         .subscriptions
         .iter_mut()
-        .find(|s| s.arn == subscription.arn)
-        .ok_or_else(|| SandboxError::UnknownSubscription(subscription.arn.clone()))?;
+        .find(|s| s.arn == arn)
+        .ok_or_else(|| SandboxError::UnknownSubscription(arn.to_owned()))?;
     sub.confirmation_status = last.status;
     Ok(sub.view())
 }

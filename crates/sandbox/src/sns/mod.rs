@@ -1,10 +1,12 @@
-//! The SNS emulator: signing identity, message bodies, subscriptions and deliveries, the three
+//! The SNS emulator: signing identity, message bodies, subscriptions (with their filter policies,
+//! `filter_policy`) and deliveries, the three
 //! URLs SNS hands to subscribers (`endpoints`), and the Query API calls doctor makes (`POST /`:
 //! GetTopicAttributes, ListSubscriptionsByTopic — `query`) over its topics ([`topics`]).
 
 pub(crate) mod controls;
 pub(crate) mod delivery;
 pub(crate) mod endpoints;
+pub mod filter_policy;
 pub mod message;
 pub(crate) mod query;
 pub mod signer;

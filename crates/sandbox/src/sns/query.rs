@@ -14,6 +14,19 @@
 //!   (unsubscribed ones left out), 100 per page; `SubscriptionArn` is `PendingConfirmation` until
 //!   the endpoint fetched its SubscribeURL.
 //!
+//! * `Subscribe(TopicArn, Protocol http|https, Endpoint, Attributes.entry.N.key/value,
+//!   ReturnSubscriptionArn?)`: the SubscriptionConfirmation is POSTed in the background; the
+//!   answer is `pending confirmation` unless `ReturnSubscriptionArn=true`. Attributes:
+//!   `FilterPolicy`, `FilterPolicyScope` (`MessageAttributes` only), `RawMessageDelivery=false`.
+//! * `GetSubscriptionAttributes(SubscriptionArn)`: `SubscriptionArn`, `TopicArn`, `Owner`,
+//!   `Protocol`, `Endpoint`, `PendingConfirmation`, `ConfirmationWasAuthenticated`,
+//!   `RawMessageDelivery`, and `FilterPolicy` + `FilterPolicyScope` when a policy is set.
+//! * `SetSubscriptionAttributes(SubscriptionArn, AttributeName, AttributeValue)`: `FilterPolicy`
+//!   (an empty value removes it) and `FilterPolicyScope`.
+//!
+//! A filter policy the sandbox cannot evaluate ([`crate::sns::filter_policy`]) is refused with
+//! `InvalidParameter` ("Invalid parameter: FilterPolicy: …"), never silently ignored.
+//!
 //! Topics: the configured one exists from the start; controls add, remove and re-policy topics.
 
 use std::collections::HashMap;
@@ -29,6 +42,8 @@ use axum::routing::post;
 use serde_json::json;
 
 use crate::sigv4::{self, SigV4Refusal};
+use crate::sns::delivery;
+use crate::sns::filter_policy::{FilterPolicy, FilterPolicyError, SCOPE_MESSAGE_ATTRIBUTES};
 use crate::sns::state::SubscriptionView;
 use crate::sns::topics::{TopicView, is_topic_arn};
 use crate::sns::xml::{xml_error, xml_escape, xml_ok};
@@ -77,6 +92,14 @@ impl SnsError {
     fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "NotFound", "Topic does not exist")
     }
+
+    fn filter_policy(err: &FilterPolicyError) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+            format!("Invalid parameter: FilterPolicy: {err}"),
+        )
+    }
 }
 
 async fn query(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -104,6 +127,9 @@ fn query_inner(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Resp
     match action {
         "GetTopicAttributes" => get_topic_attributes(shared, &params),
         "ListSubscriptionsByTopic" => list_subscriptions_by_topic(shared, &params),
+        "Subscribe" => subscribe(shared, &params),
+        "GetSubscriptionAttributes" => get_subscription_attributes(shared, &params),
+        "SetSubscriptionAttributes" => set_subscription_attributes(shared, &params),
         "" => Err(SnsError::new(
             StatusCode::BAD_REQUEST,
             "MissingAction",
@@ -113,7 +139,7 @@ fn query_inner(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Resp
             StatusCode::BAD_REQUEST,
             "InvalidAction",
             format!(
-                "The action {other} is not valid for this endpoint (the sandbox implements GetTopicAttributes and ListSubscriptionsByTopic)."
+                "The action {other} is not valid for this endpoint (the sandbox implements GetTopicAttributes, ListSubscriptionsByTopic, Subscribe, GetSubscriptionAttributes and SetSubscriptionAttributes)."
             ),
         )),
     }
@@ -181,16 +207,21 @@ fn get_topic_attributes(
         attributes.push(("FifoTopic", "true".to_owned()));
         attributes.push(("ContentBasedDeduplication", "false".to_owned()));
     }
-    let mut result = String::from("    <Attributes>\n");
+    Ok(xml_ok("GetTopicAttributes", &attributes_xml(attributes)))
+}
+
+/// The `<Attributes>` map of a Get…Attributes answer.
+fn attributes_xml(attributes: Vec<(&str, String)>) -> String {
+    let mut xml = String::from("    <Attributes>\n");
     for (key, value) in attributes {
         let _ = writeln!(
-            result,
+            xml,
             "      <entry>\n        <key>{key}</key>\n        <value>{}</value>\n      </entry>",
             xml_escape(&value)
         );
     }
-    result.push_str("    </Attributes>\n");
-    Ok(xml_ok("GetTopicAttributes", &result))
+    xml.push_str("    </Attributes>\n");
+    xml
 }
 
 fn list_subscriptions_by_topic(
@@ -235,4 +266,174 @@ fn list_subscriptions_by_topic(
         let _ = writeln!(result, "    <NextToken>{end}</NextToken>");
     }
     Ok(xml_ok("ListSubscriptionsByTopic", &result))
+}
+
+/// `Attributes.entry.N.key` / `Attributes.entry.N.value` pairs of a Query request.
+fn attribute_entries(params: &HashMap<String, String>) -> Result<Vec<(String, String)>, SnsError> {
+    let mut entries = Vec::new();
+    for n in 1.. {
+        let Some(key) = params.get(&format!("Attributes.entry.{n}.key")) else {
+            break;
+        };
+        let value = params
+            .get(&format!("Attributes.entry.{n}.value"))
+            .ok_or_else(|| SnsError::invalid_parameter("Attributes"))?;
+        entries.push((key.clone(), value.clone()));
+    }
+    Ok(entries)
+}
+
+/// The filter policy named by a `FilterPolicy` / `FilterPolicyScope` pair (an empty policy:
+/// none); any scope other than `MessageAttributes` is refused.
+fn parse_filter_policy(
+    policy: Option<&str>,
+    scope: Option<&str>,
+) -> Result<Option<FilterPolicy>, SnsError> {
+    if let Some(scope) = scope {
+        // Checked on its own too: a scope without a policy is still a setting SNS validates.
+        FilterPolicy::parse("{\"k\":[\"v\"]}", Some(scope))
+            .map_err(|e| SnsError::filter_policy(&e))?;
+    }
+    policy
+        .filter(|text| !text.is_empty())
+        .map(|text| FilterPolicy::parse(text, scope))
+        .transpose()
+        .map_err(|e| SnsError::filter_policy(&e))
+}
+
+fn subscribe(shared: &Shared, params: &HashMap<String, String>) -> Result<Response, SnsError> {
+    let topic = find_topic(shared, topic_param(params)?)?;
+    let protocol = params.get("Protocol").map(String::as_str).unwrap_or("");
+    if protocol != "http" && protocol != "https" {
+        return Err(SnsError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+            "Invalid parameter: Protocol (the sandbox delivers to http and https endpoints only)",
+        ));
+    }
+    let endpoint = params
+        .get("Endpoint")
+        .filter(|e| e.starts_with(&format!("{protocol}://")))
+        .ok_or_else(|| SnsError::invalid_parameter("Endpoint"))?;
+    let (mut policy, mut scope) = (None, None);
+    for (key, value) in attribute_entries(params)? {
+        match key.as_str() {
+            "FilterPolicy" => policy = Some(value),
+            "FilterPolicyScope" => scope = Some(value),
+            "RawMessageDelivery" if value.eq_ignore_ascii_case("false") => {}
+            other => {
+                return Err(SnsError::new(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidParameter",
+                    format!(
+                        "Invalid parameter: Attributes Reason: the sandbox does not implement the subscription attribute {other}"
+                    ),
+                ));
+            }
+        }
+    }
+    let filter_policy = parse_filter_policy(policy.as_deref(), scope.as_deref())?;
+    let arn = delivery::add_subscription(shared, &topic.topic_arn, endpoint, filter_policy)
+        .map_err(|_| SnsError::invalid_parameter("Endpoint"))?;
+    let Some(task_shared) = shared.arc() else {
+        return Err(SnsError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "the sandbox is shutting down",
+        ));
+    };
+    let confirm_arn = arn.clone();
+    shared.spawn(async move {
+        if let Err(e) = delivery::confirm_subscription(&task_shared, &confirm_arn).await {
+            tracing::warn!(error = %e, "cannot send the SubscriptionConfirmation");
+        }
+    });
+    let returned = if params
+        .get("ReturnSubscriptionArn")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        arn
+    } else {
+        "pending confirmation".to_owned()
+    };
+    Ok(xml_ok(
+        "Subscribe",
+        &format!(
+            "    <SubscriptionArn>{}</SubscriptionArn>\n",
+            xml_escape(&returned)
+        ),
+    ))
+}
+
+/// The live subscription `SubscriptionArn` names.
+fn find_subscription(
+    shared: &Shared,
+    params: &HashMap<String, String>,
+) -> Result<SubscriptionView, SnsError> {
+    let arn = params
+        .get("SubscriptionArn")
+        .filter(|a| a.starts_with("arn:"))
+        .ok_or_else(|| SnsError::invalid_parameter("SubscriptionArn"))?;
+    lock(&shared.sns)
+        .subscription_views()
+        .into_iter()
+        .find(|s| &s.subscription_arn == arn && !s.unsubscribed)
+        .ok_or_else(|| {
+            SnsError::new(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "Subscription does not exist",
+            )
+        })
+}
+
+fn get_subscription_attributes(
+    shared: &Shared,
+    params: &HashMap<String, String>,
+) -> Result<Response, SnsError> {
+    let sub = find_subscription(shared, params)?;
+    let protocol = if sub.endpoint.starts_with("https:") {
+        "https"
+    } else {
+        "http"
+    };
+    let mut attributes: Vec<(&str, String)> = vec![
+        ("SubscriptionArn", sub.subscription_arn.clone()),
+        ("TopicArn", sub.topic_arn.clone()),
+        ("Owner", shared.cfg.connect.account_id.clone()),
+        ("Protocol", protocol.to_owned()),
+        ("Endpoint", sub.endpoint.clone()),
+        ("PendingConfirmation", (!sub.confirmed).to_string()),
+        ("ConfirmationWasAuthenticated", "false".to_owned()),
+        ("RawMessageDelivery", "false".to_owned()),
+    ];
+    if let Some(policy) = &sub.filter_policy {
+        attributes.push(("FilterPolicy", policy.clone()));
+        attributes.push(("FilterPolicyScope", SCOPE_MESSAGE_ATTRIBUTES.to_owned()));
+    }
+    Ok(xml_ok(
+        "GetSubscriptionAttributes",
+        &attributes_xml(attributes),
+    ))
+}
+
+fn set_subscription_attributes(
+    shared: &Shared,
+    params: &HashMap<String, String>,
+) -> Result<Response, SnsError> {
+    let sub = find_subscription(shared, params)?;
+    let value = params.get("AttributeValue").map(String::as_str);
+    match params.get("AttributeName").map(String::as_str) {
+        Some("FilterPolicy") => {
+            let policy = parse_filter_policy(value, None)?;
+            let text = policy.as_ref().map(|p| p.text().to_owned());
+            delivery::set_filter_policy(shared, &sub.subscription_arn, text.as_deref())
+                .map_err(|_| SnsError::invalid_parameter("SubscriptionArn"))?;
+        }
+        Some("FilterPolicyScope") => {
+            parse_filter_policy(None, Some(value.unwrap_or("")))?;
+        }
+        _ => return Err(SnsError::invalid_parameter("AttributeName")),
+    }
+    Ok(xml_ok("SetSubscriptionAttributes", ""))
 }

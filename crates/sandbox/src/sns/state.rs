@@ -1,5 +1,5 @@
 //! The SNS emulator's memory: HTTP subscriptions, one ordered delivery queue per subscription and
-//! chat, the record of every message POSTed (with its attempts), and the Query API's topics; the
+//! chat, their filter policies, the record of every message POSTed (with its attempts), and the Query API's topics; the
 //! views of subscriptions and deliveries the sandbox reports.
 
 use std::collections::{BTreeMap, HashMap};
@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::config::SandboxConfig;
+use crate::sns::filter_policy::FilterPolicy;
 use crate::sns::message::MessageAttribute;
 use crate::sns::topics::TopicView;
 
@@ -24,6 +25,12 @@ pub struct SubscriptionView {
     pub unsubscribed: bool,
     /// HTTP status of the SubscriptionConfirmation POST (`None`: no answer).
     pub confirmation_status: Option<u16>,
+    /// The `FilterPolicy` attribute (scope `MessageAttributes`), as set.
+    #[serde(default)]
+    pub filter_policy: Option<String>,
+    /// Messages of the topic its filter policy kept from it.
+    #[serde(default)]
+    pub filtered_out: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +84,8 @@ pub(crate) struct Subscription {
     pub confirmed: bool,
     pub unsubscribed: bool,
     pub confirmation_status: Option<u16>,
+    pub filter_policy: Option<FilterPolicy>,
+    pub filtered_out: u64,
 }
 
 impl Subscription {
@@ -88,12 +97,21 @@ impl Subscription {
             confirmed: self.confirmed,
             unsubscribed: self.unsubscribed,
             confirmation_status: self.confirmation_status,
+            filter_policy: self.filter_policy.as_ref().map(|p| p.text().to_owned()),
+            filtered_out: self.filtered_out,
         }
     }
 
     /// Whether messages published to `topic_arn` are delivered to this subscription.
     pub(crate) fn receives(&self, topic_arn: &str) -> bool {
         self.confirmed && !self.unsubscribed && self.topic_arn == topic_arn
+    }
+
+    /// Whether its filter policy (if any) lets a message with `attributes` through.
+    pub(crate) fn accepts(&self, attributes: &BTreeMap<String, MessageAttribute>) -> bool {
+        self.filter_policy
+            .as_ref()
+            .is_none_or(|policy| policy.matches(attributes))
     }
 }
 

@@ -499,3 +499,146 @@ async fn query_api_refusals_are_sns_xml() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 404);
 }
+
+/// Subscribe with `Attributes.FilterPolicy`, GetSubscriptionAttributes and
+/// SetSubscriptionAttributes through the official SDK: the policy is kept and shown, and one the
+/// sandbox cannot evaluate is refused as SNS refuses an invalid one (`InvalidParameter`), without
+/// touching the subscription.
+#[tokio::test]
+async fn subscription_filter_policies_through_the_sdk() {
+    const POLICY: &str = r#"{"$or":[{"ParticipantRole":[{"anything-but":["CUSTOMER"]}]},{"ParticipantRole":[{"exists":false}]}]}"#;
+    let sb = sandbox().await;
+    let client = sns(&sb);
+    let topic = sb.sns_topic_arn();
+    let receiver = Receiver::start("s").await;
+
+    let code = |e: aws_sdk_sns::error::SdkError<_, _>| {
+        use aws_sdk_sns::error::ProvideErrorMetadata;
+        e.as_service_error()
+            .and_then(|s: &aws_sdk_sns::operation::set_subscription_attributes::SetSubscriptionAttributesError| s.code().map(str::to_owned))
+    };
+
+    // An operator the sandbox does not evaluate: refused, nothing subscribed.
+    let err = client
+        .subscribe()
+        .topic_arn(&topic)
+        .protocol("http")
+        .endpoint(receiver.sns_url())
+        .attributes("FilterPolicy", r#"{"ParticipantRole":[{"prefix":"CUST"}]}"#)
+        .send()
+        .await
+        .unwrap_err();
+    {
+        use aws_sdk_sns::error::ProvideErrorMetadata;
+        let service = err.as_service_error().unwrap();
+        assert_eq!(service.code(), Some("InvalidParameter"));
+        assert!(
+            service.message().unwrap().contains("FilterPolicy"),
+            "{service:?}"
+        );
+    }
+    assert!(sb.subscriptions().is_empty());
+
+    let out = client
+        .subscribe()
+        .topic_arn(&topic)
+        .protocol("http")
+        .endpoint(receiver.sns_url())
+        .attributes("FilterPolicy", POLICY)
+        .attributes("FilterPolicyScope", "MessageAttributes")
+        .return_subscription_arn(true)
+        .send()
+        .await
+        .unwrap();
+    let arn = out.subscription_arn().unwrap().to_owned();
+    sb.wait_confirmed(&arn, WAIT).await.unwrap();
+    let attributes = |arn: String| {
+        let client = client.clone();
+        async move {
+            client
+                .get_subscription_attributes()
+                .subscription_arn(arn)
+                .send()
+                .await
+                .unwrap()
+                .attributes()
+                .cloned()
+                .unwrap_or_default()
+        }
+    };
+    let got = attributes(arn.clone()).await;
+    assert_eq!(got.get("FilterPolicy").map(String::as_str), Some(POLICY));
+    assert_eq!(
+        got.get("FilterPolicyScope").map(String::as_str),
+        Some("MessageAttributes")
+    );
+    assert_eq!(
+        got.get("PendingConfirmation").map(String::as_str),
+        Some("false")
+    );
+    assert_eq!(got.get("Endpoint"), Some(&receiver.sns_url()));
+
+    // Invalid or unsupported: refused, the old policy kept.
+    for (name, value) in [
+        ("FilterPolicy", r#"{"ParticipantRole":"AGENT"}"#),
+        (
+            "FilterPolicy",
+            r#"{"ParticipantRole":[{"numeric":[">",1]}]}"#,
+        ),
+        ("FilterPolicyScope", "MessageBody"),
+    ] {
+        let err = client
+            .set_subscription_attributes()
+            .subscription_arn(&arn)
+            .attribute_name(name)
+            .attribute_value(value)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            code(err).as_deref(),
+            Some("InvalidParameter"),
+            "{name} {value}"
+        );
+    }
+    assert_eq!(
+        attributes(arn.clone())
+            .await
+            .get("FilterPolicy")
+            .map(String::as_str),
+        Some(POLICY)
+    );
+
+    // An empty value removes it.
+    client
+        .set_subscription_attributes()
+        .subscription_arn(&arn)
+        .attribute_name("FilterPolicy")
+        .attribute_value("")
+        .send()
+        .await
+        .unwrap();
+    let got = attributes(arn.clone()).await;
+    assert_eq!(got.get("FilterPolicy"), None);
+    assert_eq!(sb.subscriptions()[0].filter_policy, None);
+    client
+        .set_subscription_attributes()
+        .subscription_arn(&arn)
+        .attribute_name("FilterPolicy")
+        .attribute_value(POLICY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sb.subscriptions()[0].filter_policy.as_deref(), Some(POLICY));
+
+    let err = client
+        .get_subscription_attributes()
+        .subscription_arn(format!("{topic}:00000000-0000-0000-0000-000000000000"))
+        .send()
+        .await
+        .unwrap_err();
+    {
+        use aws_sdk_sns::error::ProvideErrorMetadata;
+        assert_eq!(err.as_service_error().unwrap().code(), Some("NotFound"));
+    }
+}

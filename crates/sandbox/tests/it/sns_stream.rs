@@ -119,6 +119,8 @@ async fn full_chat_is_streamed(version: SignatureVersion) {
 
     let notifications = wait_notifications(&sb, &rx, 7).await;
     assert_eq!(notifications.len(), 7);
+    // The count the load generator samples: notifications only, not the confirmation.
+    assert_eq!(sb.sns_notification_count(), 7);
     let items: Vec<Value> = rx.streamed_items();
     let kinds: Vec<&str> = items
         .iter()

@@ -15,6 +15,7 @@
 
 use std::path::Path;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 use super::access::owner_only;
@@ -88,6 +89,13 @@ pub(crate) fn open_connection(
     conn.pragma_update(None, "journal_size_limit", 64_i64 * 1024 * 1024)
         .map_err(sqlite)?;
     conn.set_prepared_statement_cache_capacity(64);
+    // The bundled SQLite is built with STAT4, so a cached statement whose plan could depend on
+    // its bound values (the lane-head query) was planned again on every call. The query planner
+    // stability guarantee keeps the plan of the first preparation; every statement of the store
+    // is an index lookup whose plan does not depend on the values (the query-plan tests pin
+    // them). Measured in docs/performance.md, "Store calls".
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map_err(sqlite)?;
 
     if let Target::File(path) = target {
         read_ahead(path);
