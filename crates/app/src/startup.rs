@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use xdm_core::Bridge;
-use xdm_core::jobs::JobQueue;
+use xdm_core::jobs::{JOB_RETENTION_MS, JobQueue};
 use xdm_core::ports::{Clock, Store, SystemClock};
 use xdm_store::{AnyStore, InstanceLock};
 
@@ -27,9 +27,6 @@ use crate::x_events::webhook_watch::WebhookWatch;
 use crate::x_link::XLink;
 use crate::x_tokens;
 
-/// Done and failed events are kept this long for deduplication and inspection; the replay bounds
-/// (`XDM_X_MAX_EVENT_AGE_HOURS`, `XDM_SNS_MAX_AGE_SECS`) are checked against it.
-const JOB_RETENTION_MS: i64 = xdm_core::jobs::JOB_RETENTION_MS;
 /// Ended sessions are kept this long (late streamed items still find their customer).
 const SESSION_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
 const PURGE_EVERY: Duration = Duration::from_secs(3600);

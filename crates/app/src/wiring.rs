@@ -37,11 +37,7 @@ pub async fn open_store(url: &str, sdk: Option<&SdkConfig>) -> anyhow::Result<An
 /// (`xdm_store::InstanceLock`). Other stores need none (`None`): `sqlite::memory:` is private to
 /// the process, DynamoDB is shared through leases.
 pub async fn instance_lock(url: &str) -> anyhow::Result<Option<InstanceLock>> {
-    let StoreUrl::Sqlite {
-        location: SqliteLocation::File(path),
-        ..
-    } = StoreUrl::parse(url)?
-    else {
+    let Some(path) = sqlite_file(url)? else {
         return Ok(None);
     };
     // It may wait a moment for a lock that `doctor` is probing: not on the executor.
@@ -52,13 +48,21 @@ pub async fn instance_lock(url: &str) -> anyhow::Result<Option<InstanceLock>> {
 /// Whether a delivering process holds the lock of the SQLite store file `url` names (`None`:
 /// not a SQLite file).
 pub fn instance_lock_state(url: &str) -> anyhow::Result<Option<LockState>> {
-    match StoreUrl::parse(url)? {
+    match sqlite_file(url)? {
+        Some(path) => Ok(Some(InstanceLock::state(&path)?)),
+        None => Ok(None),
+    }
+}
+
+/// The file of a SQLite store URL (`None`: another store).
+fn sqlite_file(url: &str) -> anyhow::Result<Option<std::path::PathBuf>> {
+    Ok(match StoreUrl::parse(url)? {
         StoreUrl::Sqlite {
             location: SqliteLocation::File(path),
             ..
-        } => Ok(Some(InstanceLock::state(&path)?)),
-        _ => Ok(None),
-    }
+        } => Some(path),
+        _ => None,
+    })
 }
 
 /// The X client, if the configuration has credentials (OAuth 1.0a, or an OAuth 2.0 client

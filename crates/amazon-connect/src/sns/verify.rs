@@ -5,7 +5,7 @@
 //! Certificate fetches are made one at a time, and a failed one is remembered for a minute
 //! ([`super::cert_cache`]): an unsigned message costs at most one fetch per URL and minute.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -161,14 +161,30 @@ pub fn rsa_public_key_from_pem(pem: &[u8]) -> Result<Vec<u8>, String> {
         .ok_or_else(|| "malformed public key bit string".to_owned())
 }
 
+/// Removes the fetch gate of `url` when dropped: after the fetch's result is in the cache, or
+/// when the request that fetched is dropped.
+struct GateRemoval<'a> {
+    gates: &'a Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    url: &'a str,
+}
+
+impl Drop for GateRemoval<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut gates) = self.gates.lock() {
+            gates.remove(self.url);
+        }
+    }
+}
+
 /// Verifies SNS messages for one topic. Build once, share (`Arc`) across requests.
 pub struct SnsVerifier {
     topic_arn: String,
     trusted_cert_urls: HashSet<String>,
     http: reqwest::Client,
     cache: Mutex<CertCache<VerifyError>>,
-    /// Held while a certificate is fetched: one fetch at a time.
-    fetching: tokio::sync::Mutex<()>,
+    /// One gate per certificate URL being fetched: messages naming the same URL wait for its one
+    /// fetch; fetches of different URLs do not wait for each other.
+    fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     max_age: Duration,
     require_signature_v2: bool,
 }
@@ -210,7 +226,7 @@ impl SnsVerifier {
                 DEFAULT_CERT_CACHE_CAPACITY,
                 FAILED_FETCH_TTL,
             )),
-            fetching: tokio::sync::Mutex::new(()),
+            fetching: Mutex::default(),
             max_age: DEFAULT_MAX_AGE,
             require_signature_v2: false,
         })
@@ -281,8 +297,13 @@ impl SnsVerifier {
         Ok(())
     }
 
-    fn cache_get(&self, url: &str) -> Option<Arc<[u8]>> {
-        self.cache.lock().ok().and_then(|c| c.get(url))
+    /// What the cache knows of `url`: its key, or the failure of a recent fetch.
+    fn cached(&self, url: &str) -> Option<Result<Arc<[u8]>, VerifyError>> {
+        let cache = self.cache.lock().ok()?;
+        match cache.get(url) {
+            Some(key) => Some(Ok(key)),
+            None => cache.failure(url, Instant::now()).map(Err),
+        }
     }
 
     fn cache_insert(&self, url: &str, key: Arc<[u8]>) {
@@ -291,27 +312,25 @@ impl SnsVerifier {
         }
     }
 
-    fn cached_failure(&self, url: &str) -> Option<VerifyError> {
-        let now = Instant::now();
-        self.cache.lock().ok().and_then(|c| c.failure(url, now))
-    }
-
-    /// The public key of the certificate at `url`: cached, else fetched — one fetch at a time,
-    /// and a failure is answered again from memory for a while.
+    /// The public key of the certificate at `url`: cached, else fetched — one fetch at a time
+    /// per URL, and a failure is answered again from memory for a while.
     async fn public_key(&self, url: &str) -> Result<Arc<[u8]>, VerifyError> {
-        if let Some(key) = self.cache_get(url) {
-            return Ok(key);
+        if let Some(known) = self.cached(url) {
+            return known;
         }
-        if let Some(e) = self.cached_failure(url) {
-            return Err(e);
-        }
-        let _fetching = self.fetching.lock().await;
-        // Whoever held the lock before may have fetched this very URL.
-        if let Some(key) = self.cache_get(url) {
-            return Ok(key);
-        }
-        if let Some(e) = self.cached_failure(url) {
-            return Err(e);
+        let gate = match self.fetching.lock() {
+            Ok(mut gates) => Arc::clone(gates.entry(url.to_owned()).or_default()),
+            Err(_) => Arc::default(),
+        };
+        let _fetching = gate.lock().await;
+        // Whatever happens next (also a request dropped mid-fetch), the gate goes with it.
+        let _gate_removal = GateRemoval {
+            gates: &self.fetching,
+            url,
+        };
+        // Whoever held the gate before fetched this very URL.
+        if let Some(known) = self.cached(url) {
+            return known;
         }
         let fetched = self.fetch_public_key(url).await;
         match &fetched {

@@ -8,7 +8,7 @@ pub mod emf;
 pub mod gauges;
 pub mod webhooks;
 
-use metrics::{Unit, describe_counter};
+use metrics::{Unit, describe_counter, describe_gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use xdm_core::metric_names::SECONDS_BUCKETS;
 
@@ -40,5 +40,22 @@ pub fn describe() {
         "xdm_http_rejections_total",
         Unit::Count,
         "Error answers of the HTTP listeners, by status."
+    );
+    // The listeners' limits (server/listener.rs).
+    describe_counter!(
+        "xdm_http_connections_refused_total",
+        "Connections closed as soon as accepted because the listener already served its maximum (XDM_HTTP_MAX_CONNECTIONS)"
+    );
+    describe_counter!(
+        "xdm_http_connections_evicted_total",
+        "Idle connections (no request begun) closed to make room for a new one when the listener served its maximum"
+    );
+    describe_counter!(
+        "xdm_http_connections_timed_out_total",
+        "Connections closed because no request came in time (phase=idle, XDM_HTTP_IDLE_TIMEOUT_MS) or its headers were too slow (phase=headers, XDM_HTTP_HEADER_TIMEOUT_MS)"
+    );
+    describe_gauge!(
+        "xdm_http_connections_open",
+        "Connections a listener serves now"
     );
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::json;
@@ -13,11 +14,18 @@ use xdm_amazon_connect::sns::{
 };
 use xdm_core::ItemAcceptance;
 
-use super::reject::{refuse, reject};
+use super::reject::{refuse, reject, unread_body};
 use super::state::AppState;
 use crate::monitoring::webhooks::{self, Handled, Refusal, Source};
 
-pub async fn sns(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+pub async fn sns(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => return unread_body(Source::Connect, e),
+    };
     let Some(verifier) = &state.sns else {
         webhooks::refused(Source::Connect, Refusal::NotConfigured);
         return reject(

@@ -90,7 +90,6 @@ pub async fn serve(
     name: &'static str,
     mut stop: watch::Receiver<bool>,
 ) {
-    describe_metrics();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let budget = Arc::new(Semaphore::new(limits.max_buffered_bytes));
     let open = Arc::new(OpenConnections::default());
@@ -336,23 +335,4 @@ impl Throttled {
         self.warned_at = Some(Instant::now());
         Some(std::mem::take(&mut self.since_warning))
     }
-}
-
-fn describe_metrics() {
-    metrics::describe_counter!(
-        "xdm_http_connections_refused_total",
-        "Connections closed as soon as accepted because the listener already served its maximum (XDM_HTTP_MAX_CONNECTIONS)"
-    );
-    metrics::describe_counter!(
-        "xdm_http_connections_evicted_total",
-        "Idle connections (no request begun) closed to make room for a new one when the listener served its maximum"
-    );
-    metrics::describe_counter!(
-        "xdm_http_connections_timed_out_total",
-        "Connections closed because no request came in time (phase=idle, XDM_HTTP_IDLE_TIMEOUT_MS) or its headers were too slow (phase=headers, XDM_HTTP_HEADER_TIMEOUT_MS)"
-    );
-    metrics::describe_gauge!(
-        "xdm_http_connections_open",
-        "Connections a listener serves now"
-    );
 }

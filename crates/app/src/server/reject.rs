@@ -43,3 +43,19 @@ pub(crate) fn refuse(
     }
     reject(status, error.to_string())
 }
+
+/// The answer to a webhook body that could not be read: too large is 413, counted as
+/// `too_large` for `source`; anything else (the body cut short by the listener's time or memory
+/// limit, the client gone) is answered by the listener, which counts it (`connection.rs`), so
+/// it is not counted again here.
+pub(crate) fn unread_body(
+    source: Source,
+    rejection: axum::extract::rejection::BytesRejection,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+        webhooks::refused(source, Refusal::TooLarge);
+        return reject(rejection.status(), rejection.body_text());
+    }
+    rejection.into_response()
+}

@@ -11,7 +11,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::json;
 
 use super::log_limit::REFUSALS;
-use super::reject::{refuse, reject};
+use super::reject::{refuse, reject, unread_body};
 use super::state::AppState;
 use crate::monitoring::webhooks::{self, Handled, Refusal, Source};
 
@@ -60,15 +60,7 @@ pub async fn events(
 ) -> Response {
     let body = match body {
         Ok(body) => body,
-        Err(e) => {
-            let reason = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Refusal::TooLarge
-            } else {
-                Refusal::Malformed
-            };
-            webhooks::refused(Source::X, reason);
-            return reject(e.status(), e.body_text());
-        }
+        Err(e) => return unread_body(Source::X, e),
     };
     let Some(secrets) = &state.webhook_secrets else {
         webhooks::refused(Source::X, Refusal::NotConfigured);

@@ -224,23 +224,10 @@ async fn agent(
     ledger: Shared,
     mut rng: Rng,
 ) {
-    let id = customer_id(i);
-    let contact_id = loop {
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let chat = sandbox.contacts().into_iter().find(|c| {
-            c.attributes.get("customerId") == Some(&id) && is_open(c) && c.customer_connected
-        });
-        match chat {
-            Some(c) => {
-                sandbox
-                    .agent_accept(&c.contact_id, &format!("Agent {i}"))
-                    .unwrap();
-                break c.contact_id;
-            }
-            None => sleep_ms(50).await,
-        }
+    let Some(contact_id) =
+        accept_when_open(&sandbox, &customer_id(i), &format!("Agent {i}"), &stop).await
+    else {
+        return;
     };
     for k in 1.. {
         if stop.load(Ordering::SeqCst) {

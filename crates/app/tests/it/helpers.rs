@@ -333,3 +333,30 @@ pub fn redated(body: &str) -> String {
     }
     v.to_string()
 }
+
+/// Waits until the chat of the customer `customer_id` (the contact attribute `customerId`) is
+/// open with the customer connected, then accepts it as `agent`; `None` when `stop` is set first.
+pub async fn accept_when_open(
+    sandbox: &SandboxHandle,
+    customer_id: &str,
+    agent: &str,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Option<String> {
+    loop {
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
+        let chat = sandbox.contacts().into_iter().find(|c| {
+            c.attributes.get("customerId").map(String::as_str) == Some(customer_id)
+                && is_open(c)
+                && c.customer_connected
+        });
+        match chat {
+            Some(c) => {
+                sandbox.agent_accept(&c.contact_id, agent).unwrap();
+                return Some(c.contact_id);
+            }
+            None => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}

@@ -58,25 +58,40 @@ async fn customer(i: usize, sandbox: SandboxHandle, stop: Arc<AtomicBool>, sent:
     }
 }
 
+/// Starts `serve` on `db` with `env`, which must exit non-zero within 15 s (`running` says what
+/// it means if it does not), and returns what it logged.
+async fn serve_refused(
+    sandbox: &SandboxHandle,
+    port: u16,
+    db: &Path,
+    env: &[(&str, &str)],
+    log: &Path,
+    running: &str,
+) -> String {
+    let mut bridge = serve_with(
+        sandbox,
+        port,
+        db,
+        &ServeOptions {
+            env,
+            log: Some(log),
+        },
+    );
+    let status = bridge
+        .wait_exit(Duration::from_secs(15))
+        .await
+        .expect(running);
+    let logged = std::fs::read_to_string(log).unwrap();
+    assert!(!status.success(), "serve exited 0: {logged}");
+    logged
+}
+
 /// The agent of customer `i`'s chat: accepts it once it exists, then replies every 300 ms.
 async fn agent(i: usize, sandbox: SandboxHandle, stop: Arc<AtomicBool>, sent: Arc<Mutex<Sent>>) {
-    let id = customer_id(i);
-    let contact_id = loop {
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let chat = sandbox.contacts().into_iter().find(|c| {
-            c.attributes.get("customerId") == Some(&id) && is_open(c) && c.customer_connected
-        });
-        match chat {
-            Some(c) => {
-                sandbox
-                    .agent_accept(&c.contact_id, &format!("Agent {i}"))
-                    .unwrap();
-                break c.contact_id;
-            }
-            None => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
+    let Some(contact_id) =
+        accept_when_open(&sandbox, &customer_id(i), &format!("Agent {i}"), &stop).await
+    else {
+        return;
     };
     for n in 1.. {
         if stop.load(Ordering::SeqCst) {
@@ -202,23 +217,16 @@ async fn a_second_serve_on_the_same_store_is_refused_and_nothing_is_sent_twice()
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // B: same file, another port, in the middle of the stream.
-    let b_log = dir.path().join("b.log");
     log.mark("serve B on the same store");
-    let mut b = serve_with(
+    let b_err = serve_refused(
         &sandbox,
         free_port(),
         &db,
-        &ServeOptions {
-            env: &env,
-            log: Some(&b_log),
-        },
-    );
-    let status = b
-        .wait_exit(Duration::from_secs(15))
-        .await
-        .expect("the second serve is still running");
-    let b_err = std::fs::read_to_string(&b_log).unwrap();
-    assert!(!status.success(), "the second serve exited 0: {b_err}");
+        &env,
+        &dir.path().join("b.log"),
+        "the second serve is still running",
+    )
+    .await;
     assert!(
         b_err.contains(&format!("another xdm-connect (pid {}", a.pid()))
             && b_err.contains(&db.display().to_string()),
@@ -341,22 +349,15 @@ async fn a_serve_that_cannot_listen_leaves_the_store_untouched() {
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let log = dir.path().join("serve.log");
-    let mut bridge = serve_with(
+    let err = serve_refused(
         &sandbox,
         port,
         &db,
-        &ServeOptions {
-            env: &[],
-            log: Some(&log),
-        },
-    );
-    let status = bridge
-        .wait_exit(Duration::from_secs(15))
-        .await
-        .expect("serve is running on a port that was taken");
-    let err = std::fs::read_to_string(&log).unwrap();
-    assert!(!status.success(), "{err}");
+        &[],
+        &dir.path().join("serve.log"),
+        "serve is running on a port that was taken",
+    )
+    .await;
     assert!(err.contains("XDM_LISTEN"), "{err}");
 
     // Not opened at all: the same bytes, no WAL, and the claim still stands.
@@ -412,22 +413,15 @@ async fn a_damaged_page_stops_serve_and_fails_doctor_naming_the_recovery() {
     wait_closed(&db).await;
     damage_pages(&db);
 
-    let log = dir.path().join("serve.log");
-    let mut bridge = serve_with(
+    let err = serve_refused(
         &sandbox,
         free_port(),
         &db,
-        &ServeOptions {
-            env: &[],
-            log: Some(&log),
-        },
-    );
-    let status = bridge
-        .wait_exit(Duration::from_secs(15))
-        .await
-        .expect("serve is running on a damaged store");
-    let err = std::fs::read_to_string(&log).unwrap();
-    assert!(!status.success(), "{err}");
+        &[],
+        &dir.path().join("serve.log"),
+        "serve is running on a damaged store",
+    )
+    .await;
     for part in ["is damaged", ".recover", &db.display().to_string()] {
         assert!(err.contains(part), "{part:?} missing: {err}");
     }

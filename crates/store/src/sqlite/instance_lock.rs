@@ -91,9 +91,9 @@ impl InstanceLock {
         if database.as_os_str().is_empty() {
             return Err(OpenError::EmptyPath);
         }
-        for warning in access::check_location(database, &location)? {
-            tracing::warn!(%location, "{warning}");
-        }
+        // Refusals only: the store's open, right after, logs the warnings (and keeps them for
+        // `doctor`).
+        access::check_location(database, &location)?;
         let path = Self::path_for(database);
         let io = |source: std::io::Error| OpenError::Lock {
             location: location.clone(),
