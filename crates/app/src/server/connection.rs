@@ -18,8 +18,8 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -203,13 +203,14 @@ pub(super) enum BodyError {
 }
 
 /// A request body with a fixed deadline, whose bytes are counted against the listener's memory
-/// for bodies until it is dropped.
+/// for bodies until the request is answered (the handler holds the bytes it read until then).
 #[derive(Debug)]
 pub(super) struct LimitedBody {
     inner: Incoming,
     deadline: Pin<Box<Sleep>>,
     budget: Arc<Semaphore>,
-    held: Option<OwnedSemaphorePermit>,
+    /// The bytes read so far, counted; shared with the request's future, which releases them.
+    held: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
     verdict: Arc<BodyVerdict>,
 }
 
@@ -240,9 +241,11 @@ impl http_body::Body for LimitedBody {
                 this.verdict.set(BODIES_FULL);
                 return Poll::Ready(Some(Err(BodyError::BodiesFull)));
             };
-            match &mut this.held {
-                Some(held) => held.merge(permit),
-                None => this.held = Some(permit),
+            if let Ok(mut held) = this.held.lock() {
+                match held.as_mut() {
+                    Some(held) => held.merge(permit),
+                    None => *held = Some(permit),
+                }
             }
         }
         Poll::Ready(Some(Ok(frame)))
@@ -295,19 +298,22 @@ impl hyper::service::Service<Request<Incoming>> for LimitedService {
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let active = Active::start(&self.requests);
         let verdict = Arc::new(BodyVerdict::default());
+        let held = Arc::new(Mutex::new(None));
         let deadline = Instant::now() + self.body_timeout;
         let req = req.map(|inner| {
             Body::new(LimitedBody {
                 inner,
                 deadline: Box::pin(tokio::time::sleep_until(deadline)),
                 budget: Arc::clone(&self.budget),
-                held: None,
+                held: Arc::clone(&held),
                 verdict: Arc::clone(&verdict),
             })
         });
         let answer = tokio::time::timeout(self.request_timeout, self.router.clone().oneshot(req));
         Box::pin(async move {
             let _active = active;
+            // The body's bytes count until the answer is made, not only while they arrive.
+            let _held = held;
             let response = match answer.await {
                 Ok(Ok(response)) => response,
                 Ok(Err(never)) => match never {},
