@@ -23,7 +23,9 @@ step "no import cycle between the source files of any crate"
 python3 scripts/module_cycles.py crates/*/src
 
 step "cargo clippy (all targets, warnings are errors)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+# With the counting allocator of the load generator's builds, so that its code and tests are
+# checked too (the same single pass; the production build is checked below).
+cargo clippy --workspace --all-targets --locked --features xdm-app/count-allocations -- -D warnings
 
 step "the production build carries no sandbox (cargo features)"
 cargo clippy -p xdm-app --no-default-features --locked -- -D warnings
@@ -39,5 +41,8 @@ cargo test --workspace --locked -- --skip crash::kill_9
 
 step "crash test: kill -9 the bridge 10 times during a steady stream"
 cargo test -p xdm-app --test it --locked -- crash::kill_9 --show-output
+
+step "the load generator's allocation counting (cargo feature count-allocations)"
+cargo test -p xdm-app --locked --features count-allocations --lib --test it -- allocations
 
 step "all tests passed"

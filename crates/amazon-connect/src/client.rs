@@ -15,14 +15,17 @@ use crate::contact_client::{
     StopContactRequest,
 };
 use crate::participant_client::ParticipantClient;
+use crate::participant_send::ParticipantSendClient;
 
-/// Amazon Connect, as the core sees it: the control plane (hand-signed) and the participant API
-/// (SDK), both built once from one `SdkConfig`. Cheap to clone.
+/// Amazon Connect, as the core sees it: the control plane (hand-signed), the participant API's
+/// send calls (reqwest, bearer token) and its other calls (SDK), all built once from one
+/// `SdkConfig`. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ConnectClient {
     config: ConnectConfig,
     contact: ContactClient,
     participant: ParticipantClient,
+    sends: ParticipantSendClient,
     attachments: Attachments,
 }
 
@@ -44,7 +47,13 @@ impl ConnectClient {
             sdk,
             config.connect_endpoint.as_deref(),
             config.request_timeout,
-            env,
+            &env,
+        )?;
+        let sends = ParticipantSendClient::with_env(
+            sdk,
+            config.participant_endpoint.as_deref(),
+            config.request_timeout,
+            &env,
         )?;
         let participant = ParticipantClient::new(sdk, config.participant_endpoint.as_deref());
         let attachments = Attachments::new(
@@ -53,6 +62,7 @@ impl ConnectClient {
         )?;
         tracing::info!(
             endpoint = contact.endpoint(),
+            participant_endpoint = sends.endpoint(),
             region = contact.region(),
             instance_id = %config.instance_id,
             "Amazon Connect client ready"
@@ -61,6 +71,7 @@ impl ConnectClient {
             config,
             contact,
             participant,
+            sends,
             attachments,
         })
     }
@@ -74,9 +85,29 @@ impl ConnectClient {
         &self.contact
     }
 
-    /// The participant-API client.
+    /// The participant-API client (SDK): connection, disconnection.
     pub fn participant_api(&self) -> &ParticipantClient {
         &self.participant
+    }
+
+    /// SendMessage and SendEvent (reqwest).
+    pub fn participant_sends(&self) -> &ParticipantSendClient {
+        &self.sends
+    }
+
+    /// `SendEvent` as the customer: `content_type` (typing, `message.delivered`,
+    /// `message.read`), `content` when the event has one (a receipt's `{"messageId":"…"}`);
+    /// the event's chat item id, when Connect answers one.
+    pub async fn send_event(
+        &self,
+        connection: &ConnectionToken,
+        content_type: &str,
+        content: Option<&str>,
+        client_token: &str,
+    ) -> Result<Option<String>, ConnectError> {
+        self.sends
+            .send_event(connection, content_type, content, client_token)
+            .await
     }
 
     /// The attachment operations (upload to / download from the chat).
@@ -174,7 +205,7 @@ impl ConnectApi for ConnectClient {
         message: &ChatMessage,
         client_token: &str,
     ) -> Result<(), ConnectError> {
-        self.participant
+        self.sends
             .send_message(
                 connection,
                 message.content_type.as_str(),

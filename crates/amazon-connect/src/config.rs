@@ -57,10 +57,11 @@ pub struct ConnectConfig {
     /// Control-plane endpoint override; else `AWS_ENDPOINT_URL_CONNECT`, `AWS_ENDPOINT_URL`,
     /// the `SdkConfig` endpoint, `https://connect.{region}.amazonaws.com`.
     pub connect_endpoint: Option<String>,
-    /// Participant-API endpoint override; else whatever the AWS SDK resolves
-    /// (`AWS_ENDPOINT_URL_CONNECTPARTICIPANT`, `AWS_ENDPOINT_URL`, the regional endpoint).
+    /// Participant-API endpoint override; else `AWS_ENDPOINT_URL_CONNECTPARTICIPANT`,
+    /// `AWS_ENDPOINT_URL`, the `SdkConfig` endpoint, the regional endpoint (resolved so by the
+    /// AWS SDK for its calls and by `resolve_participant_endpoint` for SendMessage and SendEvent).
     pub participant_endpoint: Option<String>,
-    /// Whole-request timeout of the control-plane calls.
+    /// Whole-request timeout of the control-plane calls and of SendMessage and SendEvent.
     pub request_timeout: Duration,
     /// Idle timeout of the attachment transfers to and from S3: a transfer fails when no byte
     /// moves for this long (there is no total timeout: big files take time).

@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use xdm_core::ports::ConnectError;
 
 use crate::config::{ConfigError, settings, validate_endpoint};
-use crate::errors::{Plane, classify, from_reqwest, parse_rest_json_error};
+use crate::endpoints::resolve_connect_endpoint;
+use crate::errors::Plane;
+use crate::rest_json::{Failed, exchange, http_client};
 use crate::signing::{CredentialsCache, sign_request};
 
 /// SigV4 signing name of the Connect control plane.
@@ -27,49 +29,6 @@ pub const SERVICE_NAME: &str = "connect";
 
 /// Content types the bridge can handle in a chat (`text/plain` is mandatory for Connect).
 pub const SUPPORTED_MESSAGING_CONTENT_TYPES: [&str; 2] = ["text/plain", "text/markdown"];
-
-/// Largest response body read from the control plane.
-const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
-
-/// Resolves the control-plane endpoint: the explicit setting, else `AWS_ENDPOINT_URL_CONNECT`,
-/// else `AWS_ENDPOINT_URL`, else the `SdkConfig` endpoint, else
-/// `https://connect.{region}.amazonaws.com` (`.amazonaws.com.cn` in China regions).
-/// `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true` skips the environment and `SdkConfig` endpoints,
-/// as the AWS SDKs do. `env` is the environment lookup (injected for tests).
-pub fn resolve_connect_endpoint(
-    explicit: Option<&str>,
-    sdk_endpoint: Option<&str>,
-    region: &str,
-    env: impl Fn(&str) -> Option<String>,
-) -> String {
-    if let Some(url) = explicit.filter(|u| !u.trim().is_empty()) {
-        return url.trim().to_owned();
-    }
-    let ignore_configured = env(settings::IGNORE_CONFIGURED_ENDPOINTS)
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-    if !ignore_configured {
-        let from_env = |name: &str| {
-            env(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        if let Some(url) = from_env(settings::ENDPOINT_CONNECT) {
-            return url;
-        }
-        if let Some(url) = from_env(settings::ENDPOINT) {
-            return url;
-        }
-        if let Some(url) = sdk_endpoint.filter(|u| !u.trim().is_empty()) {
-            return url.trim().to_owned();
-        }
-    }
-    let suffix = if region.starts_with("cn-") {
-        "amazonaws.com.cn"
-    } else {
-        "amazonaws.com"
-    };
-    format!("https://connect.{region}.{suffix}")
-}
 
 /// `ParticipantDetails` of StartChatContact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,19 +203,6 @@ impl DescribeError {
     }
 }
 
-/// A failed call: its classification, and the service's error code when it answered one.
-#[derive(Debug)]
-struct Failed {
-    err: ConnectError,
-    code: Option<String>,
-}
-
-impl From<ConnectError> for Failed {
-    fn from(err: ConnectError) -> Self {
-        Self { err, code: None }
-    }
-}
-
 impl From<DescribeError> for ConnectError {
     fn from(err: DescribeError) -> Self {
         match err {
@@ -339,26 +285,14 @@ impl ContactClient {
         timeout: std::time::Duration,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let region = sdk
-            .region()
-            .map(|r| r.as_ref().to_owned())
-            .filter(|r| !r.is_empty())
-            .ok_or(ConfigError::Missing {
-                setting: settings::REGION,
-                what: "the AWS region of the Amazon Connect instance",
-            })?;
+        let region = crate::endpoints::sdk_region(sdk)?;
         let provider = sdk
             .credentials_provider()
             .ok_or(ConfigError::NoCredentials)?;
         let endpoint =
             resolve_connect_endpoint(endpoint_override, sdk.endpoint_url(), &region, env);
         validate_endpoint(settings::ENDPOINT_CONNECT, &endpoint)?;
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(std::time::Duration::from_secs(10)))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
+        let http = http_client(timeout)?;
         Ok(Self {
             http,
             endpoint: endpoint.trim_end_matches('/').to_owned(),
@@ -514,56 +448,7 @@ impl ContactClient {
         let request = reqwest::Request::try_from(request).map_err(|e| {
             ConnectError::Invalid(format!("{op}: could not build the request: {e}"))
         })?;
-        tracing::debug!(op, url = %url, "calling Amazon Connect");
-        let response = self
-            .http
-            .execute(request)
-            .await
-            .map_err(|e| from_reqwest(op, &e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let request_id = headers
-            .get("x-amzn-requestid")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let bytes = read_limited(response, op).await?;
-
-        if status.is_success() {
-            // An empty body is accepted for operations whose response has no fields.
-            let parsed = if bytes.is_empty() {
-                serde_json::from_slice::<R>(b"{}")
-            } else {
-                serde_json::from_slice::<R>(&bytes)
-            };
-            return parsed.map_err(|e| {
-                xdm_core::metric_names::platform_error(
-                    xdm_core::metric_names::PLATFORM_CONNECT,
-                    "unexpected_answer",
-                );
-                ConnectError::Unavailable(format!("{op}: unexpected response (HTTP {status}): {e}"))
-                    .into()
-            });
-        }
-
-        let info = parse_rest_json_error(&headers, &bytes);
-        let err = classify(
-            Plane::Control,
-            op,
-            Some(status.as_u16()),
-            info.code.as_deref(),
-            info.message.as_deref(),
-        );
-        tracing::debug!(
-            op,
-            status = status.as_u16(),
-            code = info.code.as_deref().unwrap_or("-"),
-            request_id = request_id.as_deref().unwrap_or("-"),
-            "Amazon Connect call failed"
-        );
-        Err(Failed {
-            err,
-            code: info.code,
-        })
+        exchange(&self.http, Plane::Control, op, request).await
     }
 }
 
@@ -581,74 +466,10 @@ fn path_segment(value: &str) -> String {
     out
 }
 
-async fn read_limited(mut response: reqwest::Response, op: &str) -> Result<Vec<u8>, ConnectError> {
-    let mut out = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| from_reqwest(op, &e))? {
-        if out.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(ConnectError::Unavailable(format!(
-                "{op}: response larger than {MAX_RESPONSE_BYTES} bytes"
-            )));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-
-    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(name, _)| *name == k)
-                .map(|(_, v)| (*v).to_owned())
-        }
-    }
-
-    #[test]
-    fn endpoint_resolution_order() {
-        let env = env_of(&[
-            ("AWS_ENDPOINT_URL_CONNECT", "http://connect.local:1"),
-            ("AWS_ENDPOINT_URL", "http://all.local:2"),
-        ]);
-        assert_eq!(
-            resolve_connect_endpoint(Some("http://explicit:3"), None, "us-east-1", &env),
-            "http://explicit:3"
-        );
-        assert_eq!(
-            resolve_connect_endpoint(None, Some("http://sdk:4"), "us-east-1", &env),
-            "http://connect.local:1"
-        );
-        let env = env_of(&[("AWS_ENDPOINT_URL", "http://all.local:2")]);
-        assert_eq!(
-            resolve_connect_endpoint(None, Some("http://sdk:4"), "us-east-1", &env),
-            "http://all.local:2"
-        );
-        let env = env_of(&[("AWS_ENDPOINT_URL_CONNECT", "  ")]);
-        assert_eq!(
-            resolve_connect_endpoint(None, Some("http://sdk:4"), "us-east-1", &env),
-            "http://sdk:4"
-        );
-        assert_eq!(
-            resolve_connect_endpoint(None, None, "us-west-2", env_of(&[])),
-            "https://connect.us-west-2.amazonaws.com"
-        );
-        assert_eq!(
-            resolve_connect_endpoint(None, None, "cn-north-1", env_of(&[])),
-            "https://connect.cn-north-1.amazonaws.com.cn"
-        );
-        let env = env_of(&[
-            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
-            ("AWS_ENDPOINT_URL_CONNECT", "http://connect.local:1"),
-        ]);
-        assert_eq!(
-            resolve_connect_endpoint(None, Some("http://sdk:4"), "eu-west-2", &env),
-            "https://connect.eu-west-2.amazonaws.com"
-        );
-    }
 
     #[test]
     fn start_chat_body_is_pascal_case() {

@@ -1,5 +1,6 @@
-//! Classification of Amazon Connect failures into [`ConnectError`], for both paths: the
-//! hand-signed control plane (reqwest) and the participant API (AWS SDK).
+//! Classification of Amazon Connect failures into [`ConnectError`], for both paths: the calls
+//! made with reqwest (the hand-signed control plane, SendMessage and SendEvent) and the other
+//! participant calls (AWS SDK).
 //!
 //! Error codes follow the rest-json protocol (docs/protocols.md B0): the `x-amzn-ErrorType` header,
 //! else the body's `code` / `__type`, sanitised (anything after `:` dropped, anything before `#`

@@ -2,8 +2,9 @@
 //!
 //! * [`ConnectClient`] implements `xdm_core::ports::ConnectApi`: the control plane
 //!   (StartChatContact, StartContactStreaming, StopContact — [`contact_client`], hand-signed with
-//!   `aws-sigv4`) and the participant API (CreateParticipantConnection, SendMessage,
-//!   DisconnectParticipant — [`participant_client`], `aws-sdk-connectparticipant`) and chat
+//!   `aws-sigv4`) and the participant API (SendMessage and SendEvent over reqwest —
+//!   [`participant_send`]; CreateParticipantConnection, DisconnectParticipant —
+//!   [`participant_client`], `aws-sdk-connectparticipant`) and chat
 //!   attachments ([`attachments`]: StartAttachmentUpload → S3 PUT → CompleteAttachmentUpload,
 //!   GetAttachment → S3 GET, streamed both ways).
 //! * [`sns`]: SNS envelopes (HTTP subscription and Lambda shapes), signature verification,
@@ -15,16 +16,19 @@ pub mod attachments;
 pub mod client;
 pub mod config;
 pub mod contact_client;
+pub mod endpoints;
 pub mod errors;
 pub mod participant_client;
+pub mod participant_send;
+mod rest_json;
 pub mod signing;
 pub mod sns;
 
 pub use attachments::{Attachments, attachment_name};
 pub use client::ConnectClient;
 pub use config::{ConfigError, ConnectConfig};
-pub use contact_client::{
-    ContactClient, ContactFlowInfo, DescribeError, InstanceInfo, resolve_connect_endpoint,
-};
-pub use participant_client::{ParticipantClient, SentMessage, iso8601_to_ms};
+pub use contact_client::{ContactClient, ContactFlowInfo, DescribeError, InstanceInfo};
+pub use endpoints::{resolve_connect_endpoint, resolve_participant_endpoint};
+pub use participant_client::{ParticipantClient, iso8601_to_ms};
+pub use participant_send::{ParticipantSendClient, SentMessage};
 pub use sns::{SnsMessage, SnsVerifier};

@@ -1,5 +1,7 @@
 //! The Connect participant API (the customer's side of the chat) through the official
-//! `aws-sdk-connectparticipant` client.
+//! `aws-sdk-connectparticipant` client: CreateParticipantConnection and DisconnectParticipant
+//! here, the attachment calls in [`crate::attachments`]. SendMessage and SendEvent, one per
+//! message, go without the SDK ([`crate::participant_send`], where the measurement is).
 //!
 //! Auth is the `X-Amz-Bearer` header (ParticipantToken for CreateParticipantConnection, the
 //! ConnectionToken afterwards); the SDK still SigV4-signs every call, so the `SdkConfig` needs
@@ -14,15 +16,6 @@ use xdm_core::ports::ConnectError;
 use xdm_core::session::ConnectionCredentials;
 
 use crate::errors::{Plane, from_sdk_error};
-
-/// What SendMessage returned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SentMessage {
-    /// The chat item id Connect gave the message (it comes back in the SNS stream).
-    pub id: Option<String>,
-    /// `AbsoluteTime` in ms since the epoch, when Connect said.
-    pub absolute_time_ms: Option<i64>,
-}
 
 /// Parses an ISO-8601 / RFC 3339 timestamp (`2019-11-08T02:41:28.172Z`) into milliseconds since
 /// the epoch.
@@ -55,7 +48,7 @@ impl ParticipantClient {
     }
 
     /// The underlying SDK client, for the participant operations this adapter does not wrap
-    /// (attachments, events, transcripts).
+    /// (attachments, transcripts).
     pub fn sdk_client(&self) -> &aws_sdk_connectparticipant::Client {
         &self.client
     }
@@ -99,32 +92,6 @@ impl ParticipantClient {
         Ok(ConnectionCredentials {
             token: ConnectionToken::new(token),
             expires_at_ms,
-        })
-    }
-
-    /// `SendMessage` with the ConnectionToken as bearer.
-    pub async fn send_message(
-        &self,
-        connection: &ConnectionToken,
-        content_type: &str,
-        content: &str,
-        client_token: &str,
-    ) -> Result<SentMessage, ConnectError> {
-        const OP: &str = "SendMessage";
-        let out = self
-            .client
-            .send_message()
-            .connection_token(connection.expose())
-            .content_type(content_type)
-            .content(content)
-            .client_token(client_token)
-            .send()
-            .await
-            .map_err(|e| from_sdk_error(Plane::Participant, OP, &e))?;
-        tracing::debug!(id = out.id().unwrap_or("-"), "message sent to the chat");
-        Ok(SentMessage {
-            id: out.id().map(str::to_owned),
-            absolute_time_ms: out.absolute_time().and_then(iso8601_to_ms),
         })
     }
 

@@ -4,7 +4,9 @@
 //! the bridge, with the X and Amazon Connect emulators of `xdm-sandbox` running in this process
 //! and the bridge (`xdm-connect serve`, SQLite store) as a **separate process**, everything over
 //! loopback. It reports throughput, latency percentiles (HdrHistogram), the bridge's CPU time per
-//! message (`utime + stime` of `/proc/<pid>/stat`), its peak RSS (`VmHWM` of `/proc/<pid>/status`),
+//! message (`utime + stime` of `/proc/<pid>/stat`), its heap allocations and allocated bytes per
+//! message (read from its admin `/metrics` when it is built with `--features count-allocations`,
+//! else "n/a"), its peak RSS (`VmHWM` of `/proc/<pid>/status`),
 //! the platform calls per operation and the SNS notifications per message (the sandbox's counters),
 //! and — apart from the bridge's — this process's own CPU per message (`/proc/self/stat`: the
 //! sandbox and the generator). The sandbox signs SNS with SignatureVersion 2 (SHA256withRSA,
@@ -13,7 +15,7 @@
 //! ## Run it
 //!
 //! ```text
-//! cargo build --release -p xdm-app -p xdm-bench
+//! cargo build --release -p xdm-app -p xdm-bench      # add --features count-allocations for allocations
 //! ./target/release/xdm-bench acks inbound-e2e outbound-e2e connect-down \
 //!     --customers 50 --duration 20
 //! ./target/release/xdm-bench inbound-e2e --rate 1000 --duration 30     # RSS at 1,000 msg/s
@@ -57,9 +59,10 @@
 //! [`options`] (what to run, how hard, against which bridge) → [`scenario`] (what each scenario
 //! does) over `load` (sending: webhook POSTs, agent messages, pacing) and [`tracker`] (matching
 //! arrivals with what was sent) → `measure` (CPU, memory and calls over a window) → [`report`]
-//! (the [`ScenarioReport`] model and its rendering); [`latency`], [`procfs`] and [`calls`] are the
-//! raw measurements, [`bridge`], [`webhook`] and [`faults`] the set-up.
+//! (the [`ScenarioReport`] model and its rendering); [`latency`], [`procfs`], [`allocations`] and
+//! [`calls`] are the raw measurements, [`bridge`], [`webhook`] and [`faults`] the set-up.
 
+pub mod allocations;
 pub mod bridge;
 pub mod calls;
 pub mod faults;
@@ -74,6 +77,6 @@ pub mod tracker;
 pub mod webhook;
 
 pub use bridge::{BridgeProcess, BridgeSettings};
-pub use options::{LoadOptions, Scenario, Target};
+pub use options::{Admin, LoadOptions, Scenario, Target};
 pub use report::ScenarioReport;
 pub use scenario::run;

@@ -9,7 +9,9 @@ use anyhow::Context;
 use clap::Parser;
 use serde::Serialize;
 use xdm_bench::report;
-use xdm_bench::{BridgeProcess, BridgeSettings, LoadOptions, Scenario, ScenarioReport, Target};
+use xdm_bench::{
+    Admin, BridgeProcess, BridgeSettings, LoadOptions, Scenario, ScenarioReport, Target,
+};
 use xdm_sandbox::{FaultProfile, Sandbox, SandboxConfig, Side, SignatureVersion};
 
 /// Load generator: simulated X customers and Connect agents through the bridge (a separate
@@ -210,6 +212,10 @@ async fn main() -> anyhow::Result<()> {
         let target = Target {
             base_url: bridge.base_url.clone(),
             pid: bridge.pid(),
+            admin: Some(Admin {
+                url: bridge.admin_url.clone(),
+                token: bridge.admin_token.clone(),
+            }),
         };
         let result = xdm_bench::run(*scenario, &sandbox, &target, &opts).await;
         let warnings = bridge.warnings();

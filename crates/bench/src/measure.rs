@@ -1,7 +1,8 @@
 //! Measuring the bridge over a window: snapshots of CPU (the bridge's from `/proc/<pid>/stat`, per
 //! thread, its scheduling; this process's — the sandbox and the load generator — from
-//! `/proc/self/stat`, apart; the machine's) and of the platform calls ([`Mark`]), the bridge's
-//! RSS sampled meanwhile ([`RssSampler`]), and the report fields two marks give ([`Window`]).
+//! `/proc/self/stat`, apart; the machine's), of the bridge's allocation counters (its admin
+//! `/metrics`) and of the platform calls ([`Mark`]), the bridge's RSS sampled meanwhile
+//! ([`RssSampler`]), and the report fields two marks give ([`Window`]).
 //! When the bridge runs in this process (the smoke test), the two CPU figures are one and the same.
 
 use std::collections::BTreeMap;
@@ -12,18 +13,23 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use xdm_sandbox::SandboxHandle;
 
+use crate::allocations::Reading;
 use crate::calls::Calls;
 use crate::latency::LatencySummary;
 use crate::options::{LoadOptions, Scenario, Target};
 use crate::procfs::{self, CpuTimes, Memory, SchedStat, SystemCpu};
-use crate::report::{CallUse, CpuUse, MachineUse, MemoryUse, ScenarioReport, ThreadSched};
+use crate::report::{
+    AllocationUse, CallUse, CpuUse, MachineUse, MemoryUse, ScenarioReport, ThreadSched,
+};
 use crate::tracker::{Phase, Tracker};
 
-/// A point in time: CPU of the bridge and of this process, and the platform calls.
+/// A point in time: CPU and allocations of the bridge, CPU of this process, and the platform
+/// calls.
 #[derive(Debug, Clone)]
 pub(crate) struct Mark {
     pub(crate) at: Instant,
     bridge: CpuTimes,
+    bridge_allocations: Reading,
     bridge_threads: BTreeMap<String, CpuTimes>,
     bridge_sched: BTreeMap<String, SchedStat>,
     bench: CpuTimes,
@@ -34,9 +40,14 @@ pub(crate) struct Mark {
 }
 
 impl Mark {
-    pub(crate) fn now(sandbox: &SandboxHandle, target: &Target) -> anyhow::Result<Self> {
+    pub(crate) async fn now(sandbox: &SandboxHandle, target: &Target) -> anyhow::Result<Self> {
+        // First, so that the procfs readings below are taken as close together as possible (a
+        // loopback round trip; the render's own allocations fall into the window that starts
+        // here and out of the one that ends here).
+        let bridge_allocations = Reading::of(target.admin.as_ref()).await;
         Ok(Self {
             at: Instant::now(),
+            bridge_allocations,
             bridge: procfs::cpu_times(target.pid)?,
             bridge_threads: procfs::thread_cpu_times(target.pid),
             bridge_sched: procfs::thread_schedstats(target.pid),
@@ -52,6 +63,15 @@ impl Mark {
         CpuUse::of(
             self.bridge.since(&earlier.bridge),
             self.at.saturating_duration_since(earlier.at),
+            messages,
+        )
+    }
+
+    /// The bridge's allocations between `earlier` and `self`, for `messages` messages.
+    pub(crate) fn bridge_allocations_since(&self, earlier: &Mark, messages: u64) -> AllocationUse {
+        AllocationUse::of(
+            &earlier.bridge_allocations,
+            &self.bridge_allocations,
             messages,
         )
     }
@@ -206,6 +226,7 @@ impl Window<'_> {
             bridge_in_process: self.to.in_process,
             bridge_cpu: self.to.bridge_cpu_since(self.from, self.messages),
             bridge_cpu_with_delivery: None,
+            bridge_allocations: self.to.bridge_allocations_since(self.from, self.messages),
             bridge_threads: self.to.threads_since(self.from),
             bridge_sched: self.to.sched_since(self.from),
             bridge_memory: memory_use(self.target, self.sampled_rss)?,

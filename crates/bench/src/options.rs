@@ -1,5 +1,5 @@
 //! What a run is asked to do: which [`Scenario`], how hard and how long ([`LoadOptions`]), and
-//! against which bridge ([`Target`]).
+//! against which bridge ([`Target`], with its [`Admin`] listener).
 
 use std::time::Duration;
 
@@ -38,6 +38,17 @@ pub struct Target {
     pub base_url: String,
     /// The process whose CPU time and memory are reported (the bridge; in tests, the test itself).
     pub pid: u32,
+    /// Its admin listener, where its allocation counters are read (`None`: not reported).
+    pub admin: Option<Admin>,
+}
+
+/// The bridge's admin listener: `/metrics` behind `Authorization: Bearer <token>`.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// `XDM_ADMIN_TOKEN` (a throw-away value the generator made up).
+    pub token: String,
 }
 
 /// How hard and how long.

@@ -48,7 +48,7 @@ pub async fn run(
 async fn acks(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
     let tracker = Tracker::new(Direction::Inbound);
     let listener = tracker.listen(&ctx.sandbox);
-    let first = Mark::now(&ctx.sandbox, &ctx.target)?;
+    let first = Mark::now(&ctx.sandbox, &ctx.target).await?;
     let mut warm = Sent::default();
     if !ctx.opts.warmup.is_zero() {
         warm = send_inbound(
@@ -62,7 +62,7 @@ async fn acks(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
         .await;
     }
     let acks = Arc::new(Recorder::new());
-    let from = Mark::now(&ctx.sandbox, &ctx.target)?;
+    let from = Mark::now(&ctx.sandbox, &ctx.target).await?;
     let rss = RssSampler::start(ctx.target.pid);
     let sent = send_inbound(
         ctx,
@@ -73,7 +73,7 @@ async fn acks(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
         Some(&acks),
     )
     .await;
-    let to = Mark::now(&ctx.sandbox, &ctx.target)?;
+    let to = Mark::now(&ctx.sandbox, &ctx.target).await?;
     let sampled = rss.stop();
     let mut report = Window {
         scenario: Scenario::Acks,
@@ -106,7 +106,7 @@ async fn acks(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
             let w = t.wait_delivered(s, Phase::Warmup, warm.ok, timeout).await;
             w && t.wait_delivered(s, Phase::Measured, sent.ok, timeout).await
         };
-        let end = Mark::now(&ctx.sandbox, &ctx.target)?;
+        let end = Mark::now(&ctx.sandbox, &ctx.target).await?;
         let last = tracker
             .last_arrival(Phase::Measured)
             .unwrap_or(end.at)
@@ -155,7 +155,7 @@ async fn inbound_e2e(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
         settle().await;
     }
     let acks = Arc::new(Recorder::new());
-    let from = Mark::now(&ctx.sandbox, &ctx.target)?;
+    let from = Mark::now(&ctx.sandbox, &ctx.target).await?;
     let rss = RssSampler::start(ctx.target.pid);
     let sent = send_inbound(
         ctx,
@@ -187,7 +187,7 @@ async fn e2e_report(
     let all = tracker
         .wait_delivered(&ctx.sandbox, Phase::Measured, sent, ctx.opts.drain_timeout)
         .await;
-    let to = Mark::now(&ctx.sandbox, &ctx.target)?;
+    let to = Mark::now(&ctx.sandbox, &ctx.target).await?;
     let sampled = rss.stop();
     let exact = check_exactly_once(tracker, &ctx.sandbox, Phase::Measured);
     let window = e2e_window(tracker, from, &to);
@@ -248,7 +248,7 @@ async fn outbound_e2e(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
             .await;
         settle().await;
     }
-    let from = Mark::now(&ctx.sandbox, &ctx.target)?;
+    let from = Mark::now(&ctx.sandbox, &ctx.target).await?;
     let rss = RssSampler::start(ctx.target.pid);
     let sent = send_outbound(
         ctx,
@@ -275,7 +275,7 @@ async fn connect_down(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
     let listener = tracker.listen(&ctx.sandbox);
     open_chats(ctx, &tracker).await?;
     let acks = Arc::new(Recorder::new());
-    let from = Mark::now(&ctx.sandbox, &ctx.target)?;
+    let from = Mark::now(&ctx.sandbox, &ctx.target).await?;
     let rss = RssSampler::start(ctx.target.pid);
     set_connect_down(&ctx.sandbox, true);
     let sent = send_inbound(
@@ -287,7 +287,7 @@ async fn connect_down(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
         Some(&acks),
     )
     .await;
-    let down = Mark::now(&ctx.sandbox, &ctx.target)?;
+    let down = Mark::now(&ctx.sandbox, &ctx.target).await?;
     let arrived_while_down = tracker.delivered(Phase::Measured);
     set_connect_down(&ctx.sandbox, false);
     let up_at = Instant::now();
@@ -299,7 +299,7 @@ async fn connect_down(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
             ctx.opts.drain_timeout,
         )
         .await;
-    let to = Mark::now(&ctx.sandbox, &ctx.target)?;
+    let to = Mark::now(&ctx.sandbox, &ctx.target).await?;
     let sampled = rss.stop();
     let exact = check_exactly_once(&tracker, &ctx.sandbox, Phase::Measured);
     let mut report = Window {

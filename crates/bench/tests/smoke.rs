@@ -10,7 +10,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use xdm_app::sandbox_link;
 use xdm_app::startup::{Application, Overrides};
-use xdm_bench::{LoadOptions, Scenario, Target};
+use xdm_bench::report::AllocationUse;
+use xdm_bench::{Admin, LoadOptions, Scenario, Target};
 use xdm_sandbox::{Sandbox, SandboxConfig, SandboxHandle, SignatureVersion};
 
 struct InProcess {
@@ -44,6 +45,10 @@ async fn start() -> InProcess {
     let target = Target {
         base_url: app.base_url(),
         pid: std::process::id(),
+        admin: Some(Admin {
+            url: app.admin_base_url().unwrap(),
+            token: sandbox_link::SANDBOX_ADMIN_TOKEN.to_owned(),
+        }),
     };
     let (stop, stop_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async {
@@ -122,6 +127,32 @@ async fn inbound_end_to_end_delivers_every_message_once() {
             .copied(),
         Some(1.0)
     );
+    // Allocations per message from the admin /metrics: counted when this process was built with
+    // xdm-app's `count-allocations` feature, else "n/a" with the fix, never a zero.
+    match (
+        xdm_app::monitoring::allocations::allocated(),
+        &report.bridge_allocations,
+    ) {
+        (
+            Some(_),
+            AllocationUse::Counted {
+                per_message,
+                bytes_per_message,
+                ..
+            },
+        ) => assert!(
+            *per_message >= 1.0 && *bytes_per_message >= 1.0,
+            "{:?}",
+            report.bridge_allocations
+        ),
+        (None, AllocationUse::NotAvailable(why)) => {
+            assert!(why.contains("--features count-allocations"), "{why}");
+            assert!(text.contains(why.as_str()), "{text}");
+            let table = xdm_bench::report::markdown(std::slice::from_ref(&report));
+            assert!(table.contains(why.as_str()), "{table}");
+        }
+        (built, got) => panic!("count-allocations {built:?}, reported {got:?}"),
+    }
     app.stop().await;
 }
 

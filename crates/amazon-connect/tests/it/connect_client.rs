@@ -93,6 +93,8 @@ pub(crate) struct Download {
 pub(crate) struct FakeState {
     requests: Mutex<Vec<Recorded>>,
     errors: Mutex<HashMap<String, Scripted>>,
+    /// How long the fake waits before answering a path.
+    delays: Mutex<HashMap<String, std::time::Duration>>,
     base: OnceLock<String>,
     /// `HeadersToInclude` of StartAttachmentUpload.
     pub(crate) upload_headers: Mutex<BTreeMap<String, String>>,
@@ -259,6 +261,10 @@ async fn handle(
         headers,
         body,
     });
+    let delay = state.delays.lock().unwrap().get(&path).copied();
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     if let Some((status, code, body)) = state.errors.lock().unwrap().get(&path).copied() {
         let status = StatusCode::from_u16(status).unwrap();
         let mut resp = (status, body.to_owned()).into_response();
@@ -290,6 +296,9 @@ async fn handle(
         })),
         ("POST", "/participant/message") => ok(serde_json::json!({
             "Id": "m-1", "AbsoluteTime": "2026-04-01T22:20:13.466Z"
+        })),
+        ("POST", "/participant/event") => ok(serde_json::json!({
+            "Id": "e-1", "AbsoluteTime": "2026-04-01T22:20:14.001Z"
         })),
         ("POST", "/participant/disconnect") => ok(serde_json::json!({})),
         ("POST", "/participant/start-attachment-upload") => ok(serde_json::json!({
@@ -349,6 +358,14 @@ impl Fake {
             .lock()
             .unwrap()
             .insert(path.to_owned(), scripted);
+    }
+
+    pub(crate) fn delay(&self, path: &str, delay: std::time::Duration) {
+        self.state
+            .delays
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), delay);
     }
 
     pub(crate) fn unscript(&self, path: &str) {
@@ -559,10 +576,63 @@ async fn participant_calls_carry_the_bearer_tokens() {
         .await
         .unwrap();
     let r = fake.last("/participant/message");
+    assert_eq!(r.method, Method::POST);
     assert_eq!(r.header("x-amz-bearer"), "connection-token-secret");
+    assert_eq!(r.header("content-type"), "application/json");
+    assert!(
+        !r.headers.contains_key("authorization"),
+        "SendMessage is authenticated by the bearer token alone, not signed"
+    );
     assert_eq!(
         r.json(),
         serde_json::json!({"ContentType": "text/markdown", "Content": "**hola**", "ClientToken": "x-dm-1-part-0"})
+    );
+    let sent = client
+        .participant_sends()
+        .send_message(&connection, "text/plain", "hi", "x-dm-2-part-0")
+        .await
+        .unwrap();
+    assert_eq!(sent.id.as_deref(), Some("m-1"));
+    assert_eq!(sent.absolute_time_ms, Some(1_775_082_013_466));
+
+    let id = client
+        .send_event(
+            &connection,
+            "application/vnd.amazonaws.connect.event.typing",
+            None,
+            "typing-1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(id.as_deref(), Some("e-1"));
+    let r = fake.last("/participant/event");
+    assert_eq!(r.method, Method::POST);
+    assert_eq!(r.header("x-amz-bearer"), "connection-token-secret");
+    assert_eq!(r.header("content-type"), "application/json");
+    assert!(!r.headers.contains_key("authorization"));
+    assert_eq!(
+        r.json(),
+        serde_json::json!({
+            "ContentType": "application/vnd.amazonaws.connect.event.typing",
+            "ClientToken": "typing-1"
+        })
+    );
+    client
+        .send_event(
+            &connection,
+            "application/vnd.amazonaws.connect.event.message.read",
+            Some(r#"{"messageId":"m-1"}"#),
+            "read-1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.last("/participant/event").json(),
+        serde_json::json!({
+            "ContentType": "application/vnd.amazonaws.connect.event.message.read",
+            "Content": "{\"messageId\":\"m-1\"}",
+            "ClientToken": "read-1"
+        })
     );
 
     client.disconnect(&connection, "bye-1").await.unwrap();
@@ -626,6 +696,84 @@ async fn scripted_errors_map_to_connect_errors() {
         .await
         .unwrap_err();
     assert!(matches!(err, ConnectError::Unavailable(_)), "{err:?}");
+
+    // A code in the body only (`__type`), a 403 without a code, an unreadable 200.
+    fake.script(
+        "/participant/message",
+        (
+            429,
+            None,
+            r#"{"__type":"com.amazonaws.connectparticipant#ThrottlingException","message":"slow down"}"#,
+        ),
+    );
+    let err = client
+        .send_message(&connection, &ChatMessage::plain("hi"), "t-6")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::Throttled(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("SendMessage: ThrottlingException (HTTP 429): slow down"),
+        "{err}"
+    );
+    fake.script("/participant/message", (403, None, ""));
+    let err = client
+        .send_message(&connection, &ChatMessage::plain("hi"), "t-7")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::ChatEnded(_)), "{err:?}");
+    fake.script("/participant/message", (200, None, "<html>not json</html>"));
+    let err = client
+        .send_message(&connection, &ChatMessage::plain("hi"), "t-8")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::Unavailable(_)), "{err:?}");
+    fake.unscript("/participant/message");
+
+    fake.script(
+        "/participant/event",
+        (
+            409,
+            Some("ConflictException"),
+            r#"{"message":"receipts are not sent with more than 2 participants"}"#,
+        ),
+    );
+    let err = client
+        .send_event(
+            &connection,
+            "application/vnd.amazonaws.connect.event.message.read",
+            Some("{}"),
+            "e-1",
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::Invalid(_)), "{err:?}");
+    fake.script(
+        "/participant/event",
+        (
+            403,
+            Some("AccessDeniedException"),
+            r#"{"message":"denied"}"#,
+        ),
+    );
+    let err = client
+        .send_event(
+            &connection,
+            "application/vnd.amazonaws.connect.event.typing",
+            None,
+            "e-2",
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::ChatEnded(_)), "{err:?}");
+    fake.script(
+        "/participant/message",
+        (
+            403,
+            Some("AccessDeniedException"),
+            r#"{"message":"Access denied: the chat has already been terminated"}"#,
+        ),
+    );
 
     fake.script(
         "/participant/connection",
@@ -768,6 +916,96 @@ async fn explicit_endpoints_win_and_env_is_consulted() {
         .await
         .unwrap();
     assert_eq!(fake.last("/contact/stop").method, Method::POST);
+}
+
+#[tokio::test]
+async fn sends_use_the_configured_request_timeout() {
+    let fake = Fake::start().await;
+    let mut config = ConnectConfig::new(INSTANCE, FLOW, TOPIC);
+    config.request_timeout = std::time::Duration::from_millis(300);
+    let client = ConnectClient::with_env(config, &sdk_config(Some(&fake.base)), no_env).unwrap();
+    fake.delay("/participant/message", std::time::Duration::from_secs(3));
+    fake.delay("/participant/event", std::time::Duration::from_secs(3));
+    let connection = ConnectionToken::new("connection-token-secret");
+    let err = client
+        .send_message(&connection, &ChatMessage::plain("hi"), "t-1")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::Unavailable(_)), "{err:?}");
+    assert!(err.to_string().contains("SendMessage: timed out"), "{err}");
+    let err = client
+        .send_event(
+            &connection,
+            "application/vnd.amazonaws.connect.event.typing",
+            None,
+            "t-2",
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("SendEvent: timed out"), "{err}");
+}
+
+#[tokio::test]
+async fn sends_resolve_the_participant_endpoint_as_the_sdk_does() {
+    let fake = Fake::start().await;
+    let connection = ConnectionToken::new("connection-token-secret");
+    // AWS_ENDPOINT_URL_CONNECTPARTICIPANT (injected) wins over the SdkConfig's endpoint, for the
+    // send calls and the SDK's calls alike.
+    let base = fake.base.clone();
+    let client = ConnectClient::with_env(
+        ConnectConfig::new(INSTANCE, FLOW, TOPIC),
+        &sdk_config(None),
+        move |k| (k == "AWS_ENDPOINT_URL_CONNECTPARTICIPANT").then(|| format!("{base}/")),
+    )
+    .unwrap();
+    assert_eq!(client.participant_sends().endpoint(), fake.base);
+    client
+        .send_message(&connection, &ChatMessage::plain("hi"), "t-1")
+        .await
+        .unwrap();
+    assert_eq!(fake.count("/participant/message"), 1);
+
+    // AWS_ENDPOINT_URL, then the SdkConfig's endpoint.
+    let base = fake.base.clone();
+    let client = ConnectClient::with_env(
+        ConnectConfig::new(INSTANCE, FLOW, TOPIC),
+        &sdk_config(Some("http://127.0.0.1:1")),
+        move |k| (k == "AWS_ENDPOINT_URL").then(|| base.clone()),
+    )
+    .unwrap();
+    assert_eq!(client.participant_sends().endpoint(), fake.base);
+    let client = ConnectClient::with_env(
+        ConnectConfig::new(INSTANCE, FLOW, TOPIC),
+        &sdk_config(Some(&fake.base)),
+        no_env,
+    )
+    .unwrap();
+    assert_eq!(client.participant_sends().endpoint(), fake.base);
+
+    // Nothing configured: the regional endpoint.
+    let client = ConnectClient::with_env(
+        ConnectConfig::new(INSTANCE, FLOW, TOPIC),
+        &sdk_config(None),
+        no_env,
+    )
+    .unwrap();
+    assert_eq!(
+        client.participant_sends().endpoint(),
+        "https://participant.connect.us-east-1.amazonaws.com"
+    );
+
+    // A malformed endpoint names its setting.
+    let err = ConnectClient::with_env(
+        ConnectConfig::new(INSTANCE, FLOW, TOPIC),
+        &sdk_config(None),
+        |k| (k == "AWS_ENDPOINT_URL_CONNECTPARTICIPANT").then(|| "ftp://nope".to_owned()),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("AWS_ENDPOINT_URL_CONNECTPARTICIPANT is invalid"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! What the bridge measures and how it is exported: the catalogue of the core
 //! (`xdm_core::metric_names`) and of the HTTP face ([`webhooks`]), Prometheus text for `serve`
 //! (histogram buckets and `# HELP` lines set up here, at install), CloudWatch EMF on Lambda
-//! ([`emf`]), and the gauges sampled from the store ([`gauges`]). The catalogue for operators,
+//! ([`emf`]), the gauges sampled from the store ([`gauges`]), and the heap allocations counted
+//! in builds with the `count-allocations` feature ([`allocations`]). The catalogue for operators,
 //! with the alarms to set, is docs/operations.md.
 
+pub mod allocations;
 pub mod emf;
 pub mod gauges;
 pub mod webhooks;
@@ -36,6 +38,7 @@ pub fn install_prometheus() -> Option<PrometheusHandle> {
 pub fn describe() {
     xdm_core::metric_names::describe();
     webhooks::describe();
+    allocations::describe();
     describe_counter!(
         "xdm_http_rejections_total",
         Unit::Count,

@@ -13,6 +13,7 @@ use xdm_core::ports::Store;
 
 use super::reject::reject;
 use super::state::AppState;
+use crate::monitoring::allocations;
 use crate::x_events::stream::StreamState;
 
 /// The public `/healthz`: 200 `{"status":"ok"}` when the bridge can deliver in both directions
@@ -98,11 +99,15 @@ async fn check(state: &AppState) -> Health {
 /// Prometheus text format.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     match &state.metrics {
-        Some(handle) => (
-            [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            handle.render(),
-        )
-            .into_response(),
+        Some(handle) => {
+            // Counted in the allocator, not by the recorder: read now.
+            allocations::record();
+            (
+                [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                handle.render(),
+            )
+                .into_response()
+        }
         None => reject(
             StatusCode::NOT_FOUND,
             "metrics are not enabled in this process",

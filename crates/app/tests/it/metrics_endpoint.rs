@@ -138,3 +138,83 @@ async fn metrics_count_platform_errors_by_code_and_rate_limit_waits() {
     }
     app.stop().await;
 }
+
+/// With the `count-allocations` feature the `xdm-connect` binary counts its heap allocations and
+/// shows them on the admin `/metrics` (what `xdm-bench` reads for allocations per message).
+#[cfg(feature = "count-allocations")]
+mod allocations {
+    use xdm_sandbox::{DmSpec, Sandbox, SandboxConfig, SandboxUser};
+
+    use super::value;
+    use crate::bridge_process::{ServeOptions, free_port, serve_with, wait_healthy};
+    use crate::helpers::*;
+
+    const TOKEN: &str = "allocation-counters-test-token";
+
+    async fn scrape(http: &reqwest::Client, admin: &str) -> String {
+        let answer = http
+            .get(format!("{admin}/metrics"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        answer.text().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_binary_counts_its_allocations_on_the_admin_metrics() {
+        let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+        sandbox.add_user(SandboxUser::new(CUSTOMER, "Jordan Brinks", "furiouscamper"));
+        let dir = tempfile::tempdir().unwrap();
+        let (port, admin_port) = (free_port(), free_port());
+        let admin_listen = format!("127.0.0.1:{admin_port}");
+        let _bridge = serve_with(
+            &sandbox,
+            port,
+            &dir.path().join("bridge.db"),
+            &ServeOptions {
+                env: &[
+                    ("XDM_ADMIN_LISTEN", &admin_listen),
+                    ("XDM_ADMIN_TOKEN", TOKEN),
+                ],
+                log: None,
+            },
+        );
+        wait_healthy(port).await;
+        let webhook = format!("http://127.0.0.1:{port}/webhooks/x");
+        assert!(sandbox.set_webhook(&webhook).await.unwrap().ok);
+        let http = reqwest::Client::new();
+        let admin = format!("http://{admin_listen}");
+
+        let before = scrape(&http, &admin).await;
+        let d = sandbox
+            .deliver_dm(DmSpec::text(CUSTOMER, "count me"))
+            .await
+            .unwrap();
+        assert_eq!(d.status, Some(200));
+        let after = scrape(&http, &admin).await;
+
+        for name in ["xdm_allocations_total", "xdm_allocated_bytes_total"] {
+            assert!(
+                after.contains(&format!("# TYPE {name} counter")),
+                "{name}:\n{after}"
+            );
+            assert!(
+                after
+                    .lines()
+                    .any(|l| l.starts_with(&format!("# HELP {name} "))
+                        && l.contains("count-allocations feature")),
+                "{name}:\n{after}"
+            );
+            // The bridge process's own counts (not this test's): it started, accepted a
+            // delivery and rendered the first scrape in between.
+            let (b, a) = (value(&before, name), value(&after, name));
+            assert!(b > 0.0 && a > b, "{name}: {b} before, {a} after");
+        }
+        let bytes = value(&after, "xdm_allocated_bytes_total")
+            - value(&before, "xdm_allocated_bytes_total");
+        // At least the delivery's body (~1.5 KB) and the first scrape's text.
+        assert!(bytes >= 1_000.0, "{bytes} bytes");
+    }
+}

@@ -1,7 +1,7 @@
 //! The report of one scenario run ([`ScenarioReport`]): what was measured — latency, throughput,
-//! arrival, the bridge's CPU, threads, scheduling and memory, this process's CPU (the sandbox and
-//! the load generator) apart from the bridge's, the machine, the platform calls and SNS
-//! notifications — summarised per message; `render` prints it.
+//! arrival, the bridge's CPU, threads, scheduling, heap allocations and memory, this process's
+//! CPU (the sandbox and the load generator) apart from the bridge's, the machine, the platform
+//! calls and SNS notifications — summarised per message; `render` prints it.
 
 mod render;
 
@@ -12,6 +12,7 @@ use serde::Serialize;
 
 pub use render::{markdown, render};
 
+use crate::allocations::Reading;
 use crate::calls::Calls;
 use crate::latency::LatencySummary;
 use crate::options::Scenario;
@@ -47,6 +48,44 @@ impl CpuUse {
             } else {
                 total / wall.as_secs_f64()
             },
+        }
+    }
+}
+
+/// The bridge's heap allocations over a window, per message; or, for a bridge built without
+/// `--features count-allocations` (or whose `/metrics` could not be read), why not: in JSON an
+/// object, or the string `"n/a (…)"`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum AllocationUse {
+    Counted {
+        /// `alloc`, `alloc_zeroed` and `realloc` calls over the window.
+        allocations: u64,
+        /// Bytes they asked for (a `realloc` counts what it grows by).
+        bytes: u64,
+        per_message: f64,
+        bytes_per_message: f64,
+    },
+    NotAvailable(String),
+}
+
+impl AllocationUse {
+    /// From the readings at the start and the end of a window, for `messages` messages.
+    pub fn of(from: &Reading, to: &Reading, messages: u64) -> Self {
+        match (from, to) {
+            (Reading::Counted(a), Reading::Counted(b)) => {
+                let allocations = b.allocations.saturating_sub(a.allocations);
+                let bytes = b.bytes.saturating_sub(a.bytes);
+                Self::Counted {
+                    allocations,
+                    bytes,
+                    per_message: ratio(allocations, messages),
+                    bytes_per_message: ratio(bytes, messages),
+                }
+            }
+            (Reading::NotAvailable(why), _) | (_, Reading::NotAvailable(why)) => {
+                Self::NotAvailable(why.clone())
+            }
         }
     }
 }
@@ -159,6 +198,9 @@ pub struct ScenarioReport {
     /// `acks` with drain: bridge CPU from the first warm-up message until everything was
     /// delivered, per message (accepting and delivering).
     pub bridge_cpu_with_delivery: Option<CpuUse>,
+    /// Bridge heap allocations over the measured window, per measured message (its admin
+    /// `/metrics`, with `--features count-allocations`).
+    pub bridge_allocations: AllocationUse,
     /// Bridge CPU seconds over the measured window per thread name (`tokio-runtime-w`: the
     /// async workers; `xdm-sqlite`: the store's connection thread).
     pub bridge_threads: BTreeMap<String, f64>,
@@ -174,4 +216,36 @@ pub struct ScenarioReport {
     /// counts then come from the sandbox's state, without latency for the missed ones.
     pub lagged_events: u64,
     pub notes: Vec<String>,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::allocations::{Allocated, NOT_BUILT};
+
+    #[test]
+    fn allocations_per_message_from_two_readings_or_why_not() {
+        let at = |allocations, bytes| Reading::Counted(Allocated { allocations, bytes });
+        let used = AllocationUse::of(&at(1_000, 50_000), &at(5_000, 450_000), 100);
+        assert_eq!(
+            used,
+            AllocationUse::Counted {
+                allocations: 4_000,
+                bytes: 400_000,
+                per_message: 40.0,
+                bytes_per_message: 4_000.0
+            }
+        );
+        let json = serde_json::to_value(&used).unwrap();
+        assert_eq!(json["per_message"], 40.0);
+
+        let not_built = Reading::NotAvailable(NOT_BUILT.to_owned());
+        for (from, to) in [(&not_built, &at(1, 1)), (&at(1, 1), &not_built)] {
+            let used = AllocationUse::of(from, to, 100);
+            assert_eq!(used, AllocationUse::NotAvailable(NOT_BUILT.to_owned()));
+            // In the JSON too: the reason, not a number.
+            assert_eq!(serde_json::to_value(&used).unwrap(), NOT_BUILT);
+        }
+    }
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use std::collections::BTreeMap;
 
-use super::{CallUse, CpuUse, ScenarioReport};
+use super::{AllocationUse, CallUse, CpuUse, ScenarioReport};
 use crate::latency::{LatencySummary, fmt_micros};
 
 #[allow(clippy::cast_precision_loss)]
@@ -30,6 +30,37 @@ fn cpu(c: &CpuUse) -> String {
         "{:.0} µs/msg  ({:.2} s user + {:.2} s system; {:.2} cores)",
         c.per_message_us, c.user_s, c.system_s, c.cores
     )
+}
+
+/// `312 allocations/msg, 41234 B/msg  (…)`, or why there are no figures.
+fn allocations(a: &AllocationUse) -> String {
+    match a {
+        AllocationUse::Counted {
+            allocations,
+            bytes,
+            per_message,
+            bytes_per_message,
+        } => format!(
+            "{per_message:.0} allocations/msg, {bytes_per_message:.0} B/msg  ({allocations} allocations, {} over the window)",
+            mb(*bytes)
+        ),
+        AllocationUse::NotAvailable(why) => why.clone(),
+    }
+}
+
+/// The two Markdown cells: allocations and bytes per message.
+fn allocation_cells(a: &AllocationUse) -> (String, String) {
+    match a {
+        AllocationUse::Counted {
+            per_message,
+            bytes_per_message,
+            ..
+        } => (
+            format!("{per_message:.0}"),
+            format!("{bytes_per_message:.0} B"),
+        ),
+        AllocationUse::NotAvailable(why) => (why.clone(), why.clone()),
+    }
 }
 
 fn rate(r: Option<f64>) -> String {
@@ -126,6 +157,21 @@ pub fn render(r: &ScenarioReport) -> String {
     }
     let _ = writeln!(
         s,
+        "  {:<13} {}{}",
+        if r.bridge_in_process {
+            "allocations"
+        } else {
+            "bridge allocs"
+        },
+        allocations(&r.bridge_allocations),
+        if r.bridge_in_process && matches!(r.bridge_allocations, AllocationUse::Counted { .. }) {
+            "  (bridge in-process: combined)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        s,
         "  bridge RSS    peak {} (VmHWM since start), max sampled {}, now {}",
         mb(r.bridge_memory.peak_rss_bytes),
         mb(r.bridge_memory.max_sampled_rss_bytes),
@@ -190,12 +236,13 @@ fn short_kind(kind: &str) -> &str {
 /// A Markdown table with one row per report.
 pub fn markdown(reports: &[ScenarioReport]) -> String {
     let mut s = String::new();
-    s.push_str("| scenario | rate | msgs | throughput | latency p50 / p95 / p99 / max | bridge CPU / msg | generator CPU / msg | bridge peak RSS | Connect calls / msg | X calls / msg | SNS deliveries / msg |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("| scenario | rate | msgs | throughput | latency p50 / p95 / p99 / max | bridge CPU / msg | bridge allocations / msg | bridge bytes allocated / msg | generator CPU / msg | bridge peak RSS | Connect calls / msg | X calls / msg | SNS deliveries / msg |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in reports {
+        let (allocs, bytes) = allocation_cells(&r.bridge_allocations);
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.0}/s | {} {} / {} / {} / {} | {:.0} µs{} | {} | {} | {:.2} | {:.2} | {:.2} |",
+            "| {} | {} | {} | {:.0}/s | {} {} / {} / {} / {} | {:.0} µs{} | {allocs} | {bytes} | {} | {} | {:.2} | {:.2} | {:.2} |",
             r.scenario.name(),
             rate(r.rate),
             r.messages,

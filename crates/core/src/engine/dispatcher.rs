@@ -58,6 +58,7 @@ impl<S: Store, K: Clock> JobEngine<S, K> {
             if *shutdown.borrow() {
                 break;
             }
+            self.wakeups(queue).awake();
             let (hints, rescan) = self.wakeups(queue).take();
             for (lane, due) in hints {
                 waiting
@@ -164,6 +165,10 @@ impl<S: Store, K: Clock> JobEngine<S, K> {
                 Duration::from_millis(u64::try_from(wake_at.saturating_sub(now)).unwrap_or(0))
                     .min(IDLE_POLL)
             };
+            // Hints due before this wake-up still notify; later ones wait for it.
+            self.wakeups(queue).sleeping_until(
+                now.saturating_add(i64::try_from(sleep_for.as_millis()).unwrap_or(i64::MAX)),
+            );
             tokio::select! {
                 _ = self.wakeups(queue).notified() => {}
                 _ = tokio::time::sleep(sleep_for) => {}

@@ -217,7 +217,7 @@ pub(super) async fn job(
     let key = key.to_owned();
     store
         .worker
-        .call("job", move |conn| {
+        .read("job", move |conn| {
             query_one(
                 conn,
                 SQL_JOB,

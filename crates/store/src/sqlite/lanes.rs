@@ -60,7 +60,7 @@ pub(super) async fn lane_heads(
     }
     store
         .worker
-        .call("lane_heads", move |conn| {
+        .read("lane_heads", move |conn| {
             query_all(
                 conn,
                 SQL_LANE_HEADS,
@@ -80,7 +80,7 @@ pub(super) async fn lane_head(
     let lane = lane.to_owned();
     store
         .worker
-        .call("lane_head", move |conn| {
+        .read("lane_head", move |conn| {
             query_one(
                 conn,
                 SQL_LANE_HEAD,

@@ -39,6 +39,7 @@
 //! ([`InstanceLock`]) and `options.rs` ([`SqliteOptions`], [`Synchronous`]).
 
 mod access;
+mod checkpoints;
 mod instance_lock;
 mod jobs;
 mod lanes;

@@ -22,7 +22,7 @@ pub(super) async fn cached_profile(
     let id = id.clone();
     store
         .worker
-        .call("cached_profile", move |conn| {
+        .read("cached_profile", move |conn| {
             let json: Option<String> = conn
                 .prepare_cached(SQL_CACHED_PROFILE)?
                 .query_row(params![id.as_str(), now_ms], |row| row.get(0))
@@ -40,7 +40,7 @@ pub(super) async fn cache_profile(
     let profile = profile.clone();
     store
         .worker
-        .call("cache_profile", move |conn| {
+        .write("cache_profile", move |conn| {
             let json = profile_to_json(&profile)?;
             conn.prepare_cached(SQL_CACHE_PROFILE)?.execute(params![
                 profile.id.as_str(),

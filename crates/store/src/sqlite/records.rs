@@ -43,7 +43,7 @@ pub(super) async fn record(store: &SqliteStore, key: &str) -> Result<Option<Reco
     let key = key.to_owned();
     store
         .worker
-        .call("record", move |conn| {
+        .read("record", move |conn| {
             query_one(conn, SQL_RECORD, params![key], record_from_row)
         })
         .await

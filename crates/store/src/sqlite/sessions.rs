@@ -61,7 +61,7 @@ pub(super) async fn open_session(
     let (business, customer) = (business.clone(), customer.clone());
     store
         .worker
-        .call("open_session", move |conn| {
+        .read("open_session", move |conn| {
             open_session_in(conn, business.as_str(), customer.as_str())
         })
         .await
@@ -74,7 +74,7 @@ pub(super) async fn session_by_initial_contact(
     let id = id.clone();
     store
         .worker
-        .call("session_by_initial_contact", move |conn| {
+        .read("session_by_initial_contact", move |conn| {
             session_by_id_in(conn, id.as_str())
         })
         .await
@@ -142,7 +142,7 @@ pub(super) async fn set_session_connection(
     let (id, connection) = (id.clone(), connection.clone());
     store
         .worker
-        .call("set_session_connection", move |conn| {
+        .write("set_session_connection", move |conn| {
             conn.prepare_cached(SQL_SET_CONNECTION)?.execute(params![
                 id.as_str(),
                 connection.token.expose(),
@@ -162,7 +162,7 @@ pub(super) async fn end_session(
     let id = id.clone();
     store
         .worker
-        .call("end_session", move |conn| {
+        .write("end_session", move |conn| {
             execute_one(conn, SQL_END_SESSION, params![id.as_str(), now_ms])
         })
         .await

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use super::access;
 use super::options::SqliteOptions;
+use super::options::Synchronous;
 use super::schema::{self, SCHEMA_VERSION, Target};
-use super::worker::Worker;
+use super::worker::{Worker, WorkerOptions};
 use crate::OpenError;
 
 /// The `Store` on an SQLite database file (or in memory, for tests).
@@ -43,7 +44,7 @@ impl SqliteStore {
         for warning in &warnings {
             tracing::warn!(%location, "{warning}");
         }
-        let mut store = Self::start(location, move |location| {
+        let mut store = Self::start(location, worker_options(&options), move |location| {
             schema::open_connection(Target::File(&path), location, &options)
         })
         .await?;
@@ -59,18 +60,25 @@ impl SqliteStore {
 
     /// A private database in memory: gone when the store is dropped. For tests.
     pub async fn open_in_memory() -> Result<Self, OpenError> {
-        Self::start(":memory:".to_owned(), |location| {
-            schema::open_connection(Target::Memory, location, &SqliteOptions::default())
-        })
+        let options = SqliteOptions::default();
+        Self::start(
+            ":memory:".to_owned(),
+            worker_options(&options),
+            move |location| schema::open_connection(Target::Memory, location, &options),
+        )
         .await
     }
 
-    async fn start<F>(location: String, open: F) -> Result<Self, OpenError>
+    async fn start<F>(
+        location: String,
+        worker_options: WorkerOptions,
+        open: F,
+    ) -> Result<Self, OpenError>
     where
         F: FnOnce(&str) -> Result<rusqlite::Connection, OpenError> + Send + 'static,
     {
         let loc = location.clone();
-        let worker = Worker::start(location, move || open(&loc)).await?;
+        let worker = Worker::start(location, worker_options, move || open(&loc)).await?;
         Ok(Self {
             worker,
             warnings: Vec::new(),
@@ -86,5 +94,14 @@ impl SqliteStore {
     /// owner), each a sentence with its fix; logged at open, shown by `doctor`.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+}
+
+/// Calls run on the caller's thread when the connection is free, unless every commit syncs the
+/// disk (`synchronous=FULL`): see `worker.rs`.
+fn worker_options(options: &SqliteOptions) -> WorkerOptions {
+    WorkerOptions {
+        inline: options.synchronous == Synchronous::Normal,
+        busy_timeout: options.busy_timeout,
     }
 }

@@ -1,26 +1,39 @@
-//! The thread that owns the SQLite connection.
+//! Who runs a store call on the one SQLite connection: the caller itself when the connection
+//! is free, else the store thread.
 //!
-//! Every call is a closure sent over a bounded channel to one dedicated OS thread, which runs it
-//! against the connection and sends the result back. Chosen over `spawn_blocking` + `Mutex`:
+//! The connection sits behind a mutex. A call first tries to take it on the caller's own
+//! thread (**inline**): an index lookup or a one-row commit is a few microseconds of work, less
+//! than handing it to another thread and being woken with the answer (two thread wake-ups,
+//! which on a small VM cost more than the SQL). When the connection is busy, or calls are
+//! already queued, the call is queued to one dedicated OS thread instead, which runs the queue in
+//! arrival order. Chosen over `spawn_blocking` + `Mutex` alone:
 //!
 //! * SQLite takes one writer at a time anyway, so one connection loses no write throughput;
-//! * a burst of N concurrent calls costs N queued closures, not N blocking-pool threads parked
-//!   on a mutex (tokio lets that pool grow to 512 threads);
-//! * calls run in arrival order (a std `Mutex` is not fair), and the bounded channel pushes back
-//!   on callers when the disk cannot keep up;
-//! * the connection never changes threads, and closing it (which checkpoints the WAL) happens
-//!   on that thread when the last handle is dropped, never on an executor thread;
+//! * under load a burst of N concurrent calls costs N queued closures, not N blocking-pool
+//!   threads parked on a mutex (tokio lets that pool grow to 512 threads), and the bounded
+//!   channel pushes back on callers when the disk cannot keep up;
 //! * group commit: writes queued back to back ([`Worker::write`]) share one transaction, each in
 //!   its own savepoint, so a burst of webhook acceptances pays for one commit, not one each.
-//!   Each write stays atomic on its own, and no caller hears "done" before the commit.
+//!   Each write stays atomic on its own, and no caller hears "done" before the commit;
+//! * nothing slow runs inline: a commit with `synchronous=NORMAL` in WAL mode appends to the log
+//!   without syncing it; checkpoints (which sync) run on the store thread (`checkpoints.rs`); a
+//!   write lock held by another process is never waited for inline (the call is queued and the
+//!   store thread waits, up to the busy timeout); with `synchronous=FULL` (a sync per commit)
+//!   every call is queued; long calls (scans, purges, migrations) always are;
+//! * closing the connection (which checkpoints the WAL) happens on the store thread when the last
+//!   handle is dropped, never on an executor thread.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::ffi::ErrorCode;
+use rusqlite::{CachedStatement, Connection};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Span;
 use xdm_core::ports::StoreError;
 
+use super::checkpoints::{self, CheckpointDue};
 use super::rows::DbError;
 use crate::OpenError;
 
@@ -40,12 +53,30 @@ type Reply = Box<dyn FnOnce(Option<&str>) + Send + 'static>;
 enum Task {
     Call(Box<dyn FnOnce(&mut Connection) + Send + 'static>),
     Write(Write),
+    /// The WAL has grown past its threshold during an inline commit.
+    Checkpoint,
 }
 
-/// Handle to the connection thread. Dropping the last handle stops the thread once the calls
-/// already queued have run.
+/// How a worker runs calls, decided at open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WorkerOptions {
+    /// Calls may run on the caller's thread when the connection is free (not with
+    /// `synchronous=FULL`, whose every commit syncs the disk).
+    pub inline: bool,
+    /// How long the store thread waits for another process's write lock (the connection's
+    /// busy timeout); inline calls do not wait at all.
+    pub busy_timeout: Duration,
+}
+
+/// Handle to the connection and its thread. Dropping the last handle stops the thread once the
+/// calls already queued have run.
 pub(crate) struct Worker {
+    // Declared before `tx`: dropped first, so the thread owns the connection alone once it sees
+    // the channel closed, and closes it there.
+    conn: Arc<Mutex<Connection>>,
     tx: mpsc::Sender<Task>,
+    options: WorkerOptions,
+    checkpoint_due: CheckpointDue,
     location: String,
 }
 
@@ -53,89 +84,111 @@ impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker")
             .field("location", &self.location)
+            .field("options", &self.options)
             .field("queued", &(QUEUE_DEPTH - self.tx.capacity()))
             .finish()
     }
 }
 
+/// Takes the connection if nobody holds it. A poisoned lock is taken anyway: every call runs
+/// under `catch_unwind` and leaves no transaction open, so a panic leaves nothing half done.
+fn try_take(conn: &Mutex<Connection>) -> Option<MutexGuard<'_, Connection>> {
+    match conn.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
+fn take(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    conn.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs one of the fixed transaction-control statements, prepared once per connection.
+fn control(conn: &Connection, sql: &'static str) -> rusqlite::Result<()> {
+    let mut stmt: CachedStatement<'_> = conn.prepare_cached(sql)?;
+    stmt.execute([])?;
+    Ok(())
+}
+
+/// Rolls back whatever transaction is open on `conn` (after a failed or panicking call).
+fn roll_back(conn: &Connection) {
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+}
+
 impl Worker {
     /// Starts the thread and opens the connection on it with `open`.
-    pub(crate) async fn start<F>(location: String, open: F) -> Result<Self, OpenError>
+    pub(crate) async fn start<F>(
+        location: String,
+        options: WorkerOptions,
+        open: F,
+    ) -> Result<Self, OpenError>
     where
         F: FnOnce() -> Result<Connection, OpenError> + Send + 'static,
     {
         let (tx, mut rx) = mpsc::channel::<Task>(QUEUE_DEPTH);
-        let (ready_tx, ready_rx) = oneshot::channel::<Result<(), OpenError>>();
+        type Ready = Result<Arc<Mutex<Connection>>, OpenError>;
+        let (ready_tx, ready_rx) = oneshot::channel::<Ready>();
         let thread_location = location.clone();
+        let checkpoint_due = CheckpointDue::default();
+        let due = checkpoint_due.clone();
         std::thread::Builder::new()
             .name("xdm-sqlite".into())
             .spawn(move || {
-                let mut conn = match open() {
-                    Ok(conn) => {
-                        let _ = ready_tx.send(Ok(()));
-                        conn
+                let shared = match open().and_then(|mut conn| {
+                    due.watch(&mut conn).map_err(|source| OpenError::Sqlite {
+                        location: thread_location.clone(),
+                        source,
+                    })?;
+                    Ok(Arc::new(Mutex::new(conn)))
+                }) {
+                    Ok(shared) => {
+                        let _ = ready_tx.send(Ok(Arc::clone(&shared)));
+                        shared
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
                         return;
                     }
                 };
-                let mut next: Option<Task> = None;
-                loop {
-                    let task = match next.take() {
-                        Some(task) => task,
-                        None => match rx.blocking_recv() {
-                            Some(task) => task,
-                            None => break,
-                        },
-                    };
-                    match task {
-                        Task::Call(call) => {
-                            // A panicking call drops its reply sender (the caller sees an
-                            // error) and its transaction (rolled back); the connection stays
-                            // usable for the next call.
-                            if catch_unwind(AssertUnwindSafe(|| call(&mut conn))).is_err() {
-                                tracing::error!(location = %thread_location, "a SQLite store call panicked; its transaction was rolled back");
-                            }
-                        }
-                        Task::Write(first) => {
-                            let mut group = vec![first];
-                            while group.len() < MAX_GROUP {
-                                match rx.try_recv() {
-                                    Ok(Task::Write(w)) => group.push(w),
-                                    Ok(other) => {
-                                        next = Some(other);
-                                        break;
-                                    }
-                                    Err(_) => break,
-                                }
-                            }
-                            commit_group(&conn, group, &thread_location);
-                        }
-                    }
-                }
-                // Refreshes planner statistics where SQLite thinks they are stale (cheap).
-                if let Err(e) = conn.execute_batch("PRAGMA optimize") {
-                    tracing::debug!(location = %thread_location, error = %e, "PRAGMA optimize failed");
-                }
-                if let Err((_, e)) = conn.close() {
-                    tracing::warn!(location = %thread_location, error = %e, "closing the SQLite store failed");
-                } else {
-                    tracing::debug!(location = %thread_location, "SQLite store closed");
-                }
+                run_queue(&shared, &mut rx, &due, &thread_location);
+                close(shared, &thread_location);
             })
             .map_err(|source| OpenError::Thread {
                 location: location.clone(),
                 source,
             })?;
         match ready_rx.await {
-            Ok(Ok(())) => Ok(Self { tx, location }),
+            Ok(Ok(conn)) => Ok(Self {
+                conn,
+                tx,
+                options,
+                checkpoint_due,
+                location,
+            }),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(OpenError::ThreadStopped { location }),
         }
     }
 
-    /// Runs `f` on the connection thread. `op` names the operation in errors.
+    /// True when a call may try the connection on the caller's thread: allowed, and nothing
+    /// queued that it would overtake.
+    fn may_run_inline(&self) -> bool {
+        self.options.inline && self.tx.capacity() == QUEUE_DEPTH
+    }
+
+    /// After an inline commit: hands a due checkpoint to the store thread.
+    fn after_inline_commit(&self) {
+        if self.checkpoint_due.take() && self.tx.try_send(Task::Checkpoint).is_err() {
+            self.checkpoint_due.restore();
+        }
+    }
+
+    /// Runs `f`, which may write with its own transaction or scan at length, on the store thread.
+    /// `op` names the operation in errors.
     ///
     /// Dropping the returned future does not cancel a call the thread has already received:
     /// its transaction still commits (or rolls back) as a whole.
@@ -152,28 +205,50 @@ impl Worker {
         }));
         self.tx.send(task).await.map_err(|_| self.stopped(op))?;
         match reply_rx.await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => {
-                let e = e.into_store_error(op);
-                tracing::debug!(location = %self.location, op, error = %e, "SQLite store call failed");
-                Err(e)
-            }
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "sqlite {op}: the call was aborted on the store thread ({})",
-                self.location
-            ))),
+            Ok(result) => self.answer(op, result),
+            Err(_) => Err(self.aborted(op)),
         }
     }
 
-    /// Runs the write `f` on the connection thread inside a transaction, possibly shared with
-    /// other writes queued at the same time (group commit). `f` must not open a transaction
-    /// itself; its effects are all applied or, if it fails, none. The result is returned once
-    /// the transaction is committed. `op` names the operation in errors.
+    /// Runs the short read `f` (index lookups; it must not write): inline when the connection
+    /// is free, else on the store thread. `op` names the operation in errors.
+    pub(crate) async fn read<T, F>(&self, op: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    {
+        if self.may_run_inline()
+            && let Some(conn) = try_take(&self.conn)
+        {
+            let result = catch_unwind(AssertUnwindSafe(|| f(&conn)));
+            roll_back(&conn);
+            drop(conn);
+            return match result {
+                Ok(result) => self.answer(op, result),
+                Err(_) => {
+                    tracing::error!(location = %self.location, op, "a SQLite store read panicked");
+                    Err(self.aborted(op))
+                }
+            };
+        }
+        self.call(op, move |conn| f(conn)).await
+    }
+
+    /// Runs the write `f` inside a transaction: inline in a transaction of its own when the
+    /// connection is free and no other process holds the write lock, else on the store thread,
+    /// possibly sharing a transaction with other writes queued at the same time (group commit).
+    /// `f` must not open a transaction itself; its effects are all applied or, if it fails, none.
+    /// The result is returned once the transaction is committed. `op` names the operation in
+    /// errors.
     pub(crate) async fn write<T, F>(&self, op: &'static str, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
     {
+        let f = match self.write_inline(op, f) {
+            Ok(answer) => return answer,
+            Err(f) => f,
+        };
         let (reply_tx, reply_rx) = oneshot::channel::<Result<T, StoreError>>();
         let span = Span::current();
         let location = self.location.clone();
@@ -209,11 +284,70 @@ impl Worker {
             (ok, reply)
         }));
         self.tx.send(task).await.map_err(|_| self.stopped(op))?;
-        reply_rx.await.unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(format!(
-                "sqlite {op}: the call was aborted on the store thread ({})",
-                self.location
-            )))
+        reply_rx.await.unwrap_or_else(|_| Err(self.aborted(op)))
+    }
+
+    /// The inline path of [`Worker::write`]: `Err(f)` when it must be queued instead (the
+    /// connection busy, calls queued, or another process holding the write lock).
+    fn write_inline<T, F>(&self, op: &'static str, f: F) -> Result<Result<T, StoreError>, F>
+    where
+        F: FnOnce(&Connection) -> Result<T, DbError>,
+    {
+        if !self.may_run_inline() {
+            return Err(f);
+        }
+        let Some(conn) = try_take(&self.conn) else {
+            return Err(f);
+        };
+        // Never wait for another process's lock on this thread: no busy timeout while starting.
+        let began = conn.busy_timeout(Duration::ZERO).and_then(|()| {
+            let began = control(&conn, "BEGIN IMMEDIATE");
+            conn.busy_timeout(self.options.busy_timeout)?;
+            began
+        });
+        match began {
+            Ok(()) => {}
+            Err(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => return Err(f),
+            Err(e) => {
+                roll_back(&conn);
+                return Ok(Err(StoreError::Unavailable(format!(
+                    "sqlite {op}: cannot start a transaction: {e}"
+                ))));
+            }
+        }
+        let answer = match catch_unwind(AssertUnwindSafe(|| f(&conn))) {
+            Ok(Ok(value)) => match control(&conn, "COMMIT") {
+                Ok(()) => Ok(value),
+                Err(e) => {
+                    roll_back(&conn);
+                    Err(StoreError::Unavailable(format!(
+                        "sqlite {op}: commit failed: {e}"
+                    )))
+                }
+            },
+            Ok(Err(e)) => {
+                roll_back(&conn);
+                Err(e.into_store_error(op))
+            }
+            Err(_) => {
+                roll_back(&conn);
+                tracing::error!(location = %self.location, op, "a SQLite store write panicked; it was rolled back");
+                Err(self.aborted(op))
+            }
+        };
+        drop(conn);
+        self.after_inline_commit();
+        if let Err(e) = &answer {
+            tracing::debug!(location = %self.location, op, error = %e, "SQLite store write failed");
+        }
+        Ok(answer)
+    }
+
+    fn answer<T>(&self, op: &str, result: Result<T, DbError>) -> Result<T, StoreError> {
+        result.map_err(|e| {
+            let e = e.into_store_error(op);
+            tracing::debug!(location = %self.location, op, error = %e, "SQLite store call failed");
+            e
         })
     }
 
@@ -224,14 +358,96 @@ impl Worker {
         ))
     }
 
+    fn aborted(&self, op: &str) -> StoreError {
+        StoreError::Unavailable(format!(
+            "sqlite {op}: the call was aborted ({})",
+            self.location
+        ))
+    }
+
     pub(crate) fn location(&self) -> &str {
         &self.location
     }
 }
 
+/// The store thread: runs the queue in arrival order until every handle is gone.
+fn run_queue(
+    shared: &Mutex<Connection>,
+    rx: &mut mpsc::Receiver<Task>,
+    checkpoint_due: &CheckpointDue,
+    location: &str,
+) {
+    let mut next: Option<Task> = None;
+    loop {
+        let task = match next.take() {
+            Some(task) => task,
+            None => match rx.blocking_recv() {
+                Some(task) => task,
+                None => break,
+            },
+        };
+        let mut conn = take(shared);
+        match task {
+            Task::Call(call) => {
+                // A panicking call drops its reply sender (the caller sees an error) and its
+                // transaction (rolled back); the connection stays usable for the next call.
+                if catch_unwind(AssertUnwindSafe(|| call(&mut conn))).is_err() {
+                    tracing::error!(
+                        location,
+                        "a SQLite store call panicked; its transaction was rolled back"
+                    );
+                }
+                roll_back(&conn);
+            }
+            Task::Write(first) => {
+                let mut group = vec![first];
+                while group.len() < MAX_GROUP {
+                    match rx.try_recv() {
+                        Ok(Task::Write(w)) => group.push(w),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                commit_group(&conn, group, location);
+            }
+            Task::Checkpoint => {}
+        }
+        if checkpoint_due.take() {
+            checkpoints::run(&conn, location);
+        }
+    }
+}
+
+/// Closes the connection on the store thread once the last handle is gone.
+fn close(shared: Arc<Mutex<Connection>>, location: &str) {
+    let conn = match Arc::try_unwrap(shared) {
+        Ok(mutex) => mutex
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+        Err(_) => {
+            // A handle outlived its channel (cannot happen with the field order above): the
+            // connection closes wherever the last handle is dropped.
+            tracing::debug!(location, "SQLite store handle still held at close");
+            return;
+        }
+    };
+    // Refreshes planner statistics where SQLite thinks they are stale (cheap).
+    if let Err(e) = conn.execute_batch("PRAGMA optimize") {
+        tracing::debug!(location, error = %e, "PRAGMA optimize failed");
+    }
+    if let Err((_, e)) = conn.close() {
+        tracing::warn!(location, error = %e, "closing the SQLite store failed");
+    } else {
+        tracing::debug!(location, "SQLite store closed");
+    }
+}
+
 /// Runs `group` in one transaction, each write in a savepoint, then commits and replies to all.
 fn commit_group(conn: &Connection, group: Vec<Write>, location: &str) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
         let msg = e.to_string();
         for write in group {
             let _ = write(Err(&msg));
@@ -240,17 +456,17 @@ fn commit_group(conn: &Connection, group: Vec<Write>, location: &str) {
     }
     let mut replies = Vec::with_capacity(group.len());
     for write in group {
-        if let Err(e) = conn.execute_batch("SAVEPOINT xdm_write") {
+        if let Err(e) = control(conn, "SAVEPOINT xdm_write") {
             let _ = write(Err(&e.to_string()));
             continue;
         }
         match catch_unwind(AssertUnwindSafe(|| write(Ok(conn)))) {
             Ok((true, reply)) => {
-                let _ = conn.execute_batch("RELEASE xdm_write");
+                let _ = control(conn, "RELEASE xdm_write");
                 replies.push(reply);
             }
             Ok((false, reply)) => {
-                let _ = conn.execute_batch("ROLLBACK TO xdm_write; RELEASE xdm_write");
+                undo_savepoint(conn);
                 // It failed on its own: its error is the answer, whatever the commit does.
                 reply(None);
             }
@@ -260,17 +476,22 @@ fn commit_group(conn: &Connection, group: Vec<Write>, location: &str) {
                     location,
                     "a SQLite store write panicked; it was rolled back"
                 );
-                let _ = conn.execute_batch("ROLLBACK TO xdm_write; RELEASE xdm_write");
+                undo_savepoint(conn);
             }
         }
     }
-    let commit_error = conn.execute_batch("COMMIT").err().map(|e| {
-        let _ = conn.execute_batch("ROLLBACK");
+    let commit_error = control(conn, "COMMIT").err().map(|e| {
+        roll_back(conn);
         e.to_string()
     });
     for reply in replies {
         reply(commit_error.as_deref());
     }
+}
+
+fn undo_savepoint(conn: &Connection) {
+    let _ = control(conn, "ROLLBACK TO xdm_write");
+    let _ = control(conn, "RELEASE xdm_write");
 }
 
 #[cfg(test)]
@@ -280,9 +501,18 @@ mod tests {
 
     use super::*;
 
+    const INLINE: WorkerOptions = WorkerOptions {
+        inline: true,
+        busy_timeout: Duration::from_secs(5),
+    };
+
     async fn worker(path: &std::path::Path) -> Worker {
+        worker_with(path, INLINE).await
+    }
+
+    async fn worker_with(path: &std::path::Path, options: WorkerOptions) -> Worker {
         let p = path.to_owned();
-        Worker::start("unit".into(), move || {
+        Worker::start("unit".into(), options, move || {
             let conn = Connection::open(&p).unwrap();
             conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (x INTEGER UNIQUE);")
                 .unwrap();
@@ -367,5 +597,133 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 1);
+    }
+
+    fn on_store_thread() -> bool {
+        std::thread::current().name() == Some("xdm-sqlite")
+    }
+
+    fn count(conn: &Connection) -> Result<i64, DbError> {
+        Ok(conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?)
+    }
+
+    /// A free connection: reads and writes run on the caller's thread, and a write is committed
+    /// when it returns (another connection sees it).
+    #[tokio::test]
+    async fn calls_run_on_the_callers_thread_when_the_connection_is_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inline.db");
+        let w = worker(&path).await;
+        let wrote_on_store_thread = w
+            .write("w", |conn| {
+                insert(conn, 1)?;
+                Ok(on_store_thread())
+            })
+            .await
+            .unwrap();
+        assert!(!wrote_on_store_thread);
+        let other = Connection::open(&path).unwrap();
+        assert_eq!(count(&other).unwrap(), 1, "an inline write is committed");
+        let read_on_store_thread = w.read("r", |_| Ok(on_store_thread())).await.unwrap();
+        assert!(!read_on_store_thread);
+        // A failing inline write leaves nothing behind and the connection usable.
+        let dup = w
+            .write("dup", |conn| {
+                insert(conn, 2)?;
+                insert(conn, 1)
+            })
+            .await;
+        assert!(matches!(dup, Err(StoreError::Corrupt(_))), "{dup:?}");
+        assert_eq!(w.read("count", count).await.unwrap(), 1);
+    }
+
+    /// With `synchronous=FULL` (inline off) every call goes to the store thread; so do calls
+    /// made while the connection is busy.
+    #[tokio::test]
+    async fn calls_go_to_the_store_thread_when_inline_is_off_or_the_connection_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let queued = worker_with(
+            &dir.path().join("full.db"),
+            WorkerOptions {
+                inline: false,
+                ..INLINE
+            },
+        )
+        .await;
+        assert!(queued.write("w", |_| Ok(on_store_thread())).await.unwrap());
+        assert!(queued.read("r", |_| Ok(on_store_thread())).await.unwrap());
+
+        let w = worker(&dir.path().join("busy.db")).await;
+        let (_, wrote_on_store_thread) = tokio::join!(
+            w.call("block", |_| {
+                std::thread::sleep(Duration::from_millis(100));
+                Ok(())
+            }),
+            w.write("w", |_| Ok(on_store_thread())),
+        );
+        assert!(wrote_on_store_thread.unwrap());
+    }
+
+    /// Another process holding the write lock: the caller's thread does not wait for it (the
+    /// write is queued and the store thread waits, within the busy timeout).
+    #[tokio::test]
+    async fn a_write_lock_held_elsewhere_is_waited_for_on_the_store_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("locked.db");
+        let w = worker(&path).await;
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            other.execute_batch("COMMIT").unwrap();
+        });
+        let wrote_on_store_thread = w
+            .write("w", |conn| {
+                insert(conn, 5)?;
+                Ok(on_store_thread())
+            })
+            .await
+            .unwrap();
+        release.join().unwrap();
+        assert!(
+            wrote_on_store_thread,
+            "the caller's thread waited for the lock"
+        );
+        assert_eq!(w.read("count", count).await.unwrap(), 1);
+    }
+
+    /// SQLite's automatic checkpoint is replaced by one on the store thread: after thousands of
+    /// inline commits the log has been copied back and reused, not grown without bound.
+    #[tokio::test]
+    async fn inline_commits_are_checkpointed_by_the_store_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal.db");
+        let w = worker(&path).await;
+        w.call("schema", |conn| {
+            Ok(conn.execute_batch("CREATE TABLE pad (x INTEGER PRIMARY KEY, v BLOB)")?)
+        })
+        .await
+        .unwrap();
+        for i in 0..4000_i64 {
+            w.write("pad", move |conn| {
+                // A row of its own page: each commit appends at least one page to the log.
+                conn.execute("INSERT INTO pad (x, v) VALUES (?1, zeroblob(3000))", [i])?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+            if i % 500 == 0 {
+                // Let a queued checkpoint run (the store thread is otherwise idle here).
+                w.call("sync", |_| Ok(())).await.unwrap();
+            }
+        }
+        let wal = std::fs::metadata(dir.path().join("wal.db-wal"))
+            .unwrap()
+            .len();
+        // 4,000 commits of ≥ 1 page (4 KiB) each: ≥ 16 MB of log without checkpoints.
+        assert!(
+            wal < 12 * 1024 * 1024,
+            "the WAL grew to {wal} bytes: no checkpoints"
+        );
     }
 }
