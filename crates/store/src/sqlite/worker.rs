@@ -24,6 +24,7 @@
 //!   handle is dropped, never on an executor thread.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
@@ -77,6 +78,9 @@ pub(crate) struct Worker {
     tx: mpsc::Sender<Task>,
     options: WorkerOptions,
     checkpoint_due: CheckpointDue,
+    /// The store thread has a call in hand and waits for the connection: inline callers leave
+    /// it to the thread (a mutex is not fair; they could otherwise keep it waiting).
+    thread_waiting: Arc<AtomicBool>,
     location: String,
 }
 
@@ -135,6 +139,8 @@ impl Worker {
         let thread_location = location.clone();
         let checkpoint_due = CheckpointDue::default();
         let due = checkpoint_due.clone();
+        let thread_waiting = Arc::new(AtomicBool::new(false));
+        let waiting = Arc::clone(&thread_waiting);
         std::thread::Builder::new()
             .name("xdm-sqlite".into())
             .spawn(move || {
@@ -154,7 +160,7 @@ impl Worker {
                         return;
                     }
                 };
-                run_queue(&shared, &mut rx, &due, &thread_location);
+                run_queue(&shared, &mut rx, &due, &waiting, &thread_location);
                 close(shared, &thread_location);
             })
             .map_err(|source| OpenError::Thread {
@@ -167,6 +173,7 @@ impl Worker {
                 tx,
                 options,
                 checkpoint_due,
+                thread_waiting,
                 location,
             }),
             Ok(Err(e)) => Err(e),
@@ -175,9 +182,11 @@ impl Worker {
     }
 
     /// True when a call may try the connection on the caller's thread: allowed, and nothing
-    /// queued that it would overtake.
+    /// queued or in the store thread's hand that it would overtake.
     fn may_run_inline(&self) -> bool {
-        self.options.inline && self.tx.capacity() == QUEUE_DEPTH
+        self.options.inline
+            && self.tx.capacity() == QUEUE_DEPTH
+            && !self.thread_waiting.load(Ordering::Acquire)
     }
 
     /// After an inline commit: hands a due checkpoint to the store thread.
@@ -375,6 +384,7 @@ fn run_queue(
     shared: &Mutex<Connection>,
     rx: &mut mpsc::Receiver<Task>,
     checkpoint_due: &CheckpointDue,
+    waiting: &AtomicBool,
     location: &str,
 ) {
     let mut next: Option<Task> = None;
@@ -386,7 +396,9 @@ fn run_queue(
                 None => break,
             },
         };
+        waiting.store(true, Ordering::Release);
         let mut conn = take(shared);
+        waiting.store(false, Ordering::Release);
         match task {
             Task::Call(call) => {
                 // A panicking call drops its reply sender (the caller sees an error) and its
