@@ -18,7 +18,7 @@ use super::http::{admin_settings, http_settings};
 use super::model::{
     Config, ConnectSettings, CrcKeySetting, LogFormat, SnsSettings, XAccount, XDelivery, XSettings,
 };
-use super::parse::{check_http_url, parse_num, split_list};
+use super::parse::{check_http_url, parse_num, parse_switch, split_list};
 use super::replay::replay_settings;
 
 impl Config {
@@ -209,15 +209,8 @@ impl Config {
                 "X keeps 5 minutes: use 0 to 5",
             ));
         }
-        let catch_up = match env("XDM_X_CATCH_UP").as_deref().map(str::trim) {
-            Some("on" | "true" | "1") => true,
-            Some("off" | "false" | "0") => false,
-            Some(other) => {
-                return Err(invalid(
-                    "XDM_X_CATCH_UP",
-                    format!("`{other}`: use on or off"),
-                ));
-            }
+        let catch_up = match env("XDM_X_CATCH_UP") {
+            Some(v) => parse_switch("XDM_X_CATCH_UP", &v)?,
             None => x.catch_up.unwrap_or(true),
         };
         let x = XSettings {

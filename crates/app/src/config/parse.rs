@@ -1,5 +1,5 @@
-//! Reading one setting's text: comma-separated lists, numbers and http(s) URLs, every error
-//! naming the setting.
+//! Reading one setting's text: comma-separated lists, numbers, switches and http(s) URLs, every
+//! error naming the setting.
 
 use super::error::{ConfigError, invalid};
 
@@ -19,6 +19,18 @@ pub(super) fn parse_num<T: std::str::FromStr>(
     v.trim()
         .parse()
         .map_err(|_| invalid(setting, format!("`{v}` is not a valid number")))
+}
+
+/// A switch: `on`/`true`/`1` or `off`/`false`/`0`.
+pub(super) fn parse_switch(setting: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim() {
+        "on" | "true" | "1" => Ok(true),
+        "off" | "false" | "0" => Ok(false),
+        other => Err(invalid(
+            setting,
+            format!("`{other}`: use on or off (true or false, 1 or 0)"),
+        )),
+    }
 }
 
 pub(super) fn check_http_url(setting: &'static str, v: &str) -> Result<(), ConfigError> {

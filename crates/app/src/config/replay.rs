@@ -12,7 +12,7 @@ use xdm_core::BridgeConfig;
 use xdm_core::jobs::JOB_RETENTION_MS;
 
 use super::error::{ConfigError, invalid};
-use super::parse::parse_num;
+use super::parse::{parse_num, parse_switch};
 
 const HOUR_MS: i64 = 3600 * 1000;
 /// The longest X age bound: a day shorter than the job retention (6 days).
@@ -67,10 +67,8 @@ pub(super) fn replay_settings(
             format!("{secs}: use 60 to 86400 seconds (SNS retries for at most 3600)"),
         ));
     }
-    let require_v2 = match env(SNS_V2).as_deref().map(str::trim) {
-        Some("on" | "true" | "1") => true,
-        Some("off" | "false" | "0") => false,
-        Some(other) => return Err(invalid(SNS_V2, format!("`{other}`: use true or false"))),
+    let require_v2 = match env(SNS_V2) {
+        Some(v) => parse_switch(SNS_V2, &v)?,
         None => sns_require_signature_v2.unwrap_or(false),
     };
     Ok(ReplaySettings {

@@ -121,6 +121,21 @@ fn x_activity_settings() {
     assert!(err(&[("XDM_X_CRC_KEY", "bearer")]).starts_with("XDM_X_CRC_KEY is invalid"));
     assert!(err(&[("XDM_X_WEBHOOK_ID", "abc")]).starts_with("XDM_X_WEBHOOK_ID is invalid"));
     assert!(err(&[("XDM_X_CATCH_UP", "maybe")]).starts_with("XDM_X_CATCH_UP is invalid"));
+    assert!(
+        err(&[("XDM_SNS_REQUIRE_SIGNATURE_V2", "yes")])
+            .starts_with("XDM_SNS_REQUIRE_SIGNATURE_V2 is invalid")
+    );
+    // One spelling of a switch for every switch.
+    let on = Config::from_toml(
+        "",
+        &env(&[
+            ("XDM_X_CATCH_UP", " off "),
+            ("XDM_SNS_REQUIRE_SIGNATURE_V2", "on"),
+        ]),
+    )
+    .unwrap();
+    assert!(!on.x.catch_up);
+    assert!(on.sns.require_signature_v2);
 }
 
 #[test]
