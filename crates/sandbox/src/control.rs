@@ -23,6 +23,7 @@ use crate::faults::{DownMode, Fault, FaultOp, FaultProfile, Side, ThrottleBurst}
 use crate::handle::SandboxHandle;
 use crate::media::files::{MediaFile, ServeOptions, generated_sha256};
 use crate::media::stream::file_response;
+use crate::sns::controls::policy_text;
 use crate::state::Shared;
 use crate::sync::lock;
 use crate::x::dm_spec::DmSpec;
@@ -306,19 +307,10 @@ struct SubscribeBody {
     filter_policy: Option<serde_json::Value>,
 }
 
-/// A filter policy in a control body: a JSON document, or a string holding one.
-fn filter_policy_text(value: serde_json::Value) -> Option<String> {
-    match value {
-        serde_json::Value::Null => None,
-        serde_json::Value::String(s) => Some(s),
-        other => Some(other.to_string()),
-    }
-}
-
 async fn subscribe(State(shared): Ctl, bytes: Bytes) -> Reply {
     let req: SubscribeBody = body(&bytes)?;
     let h = handle(shared);
-    let policy = req.filter_policy.and_then(filter_policy_text);
+    let policy = req.filter_policy.map(policy_text);
     ok(
         h.subscribe_filtered(req.topic_arn.as_deref(), &req.endpoint, policy.as_deref())
             .await?,
@@ -330,12 +322,12 @@ struct FilterPolicyBody {
     subscription_arn: String,
     /// `null` (or absent) removes the policy.
     #[serde(default)]
-    filter_policy: serde_json::Value,
+    filter_policy: Option<serde_json::Value>,
 }
 
 async fn set_filter_policy(State(shared): Ctl, bytes: Bytes) -> Reply {
     let req: FilterPolicyBody = body(&bytes)?;
-    let policy = filter_policy_text(req.filter_policy);
+    let policy = req.filter_policy.map(policy_text);
     ok(handle(shared).set_subscription_filter_policy(&req.subscription_arn, policy.as_deref())?)
 }
 

@@ -117,7 +117,7 @@ fn control_error(err: &SandboxError) -> ControlError {
 }
 
 /// A policy in a control body: a JSON document, or a string holding one.
-fn policy_text(value: serde_json::Value) -> String {
+pub(crate) fn policy_text(value: serde_json::Value) -> String {
     match value {
         serde_json::Value::String(s) => s,
         other => other.to_string(),
