@@ -890,12 +890,19 @@ class Deployment:
 # ------------------------------------------------------------------------------------------
 
 def template_memory_mb() -> int:
+    """The functions' memory as deploy/template.yaml deploys it by default: the global
+    `MemorySize`, a number or the default of the parameter it names."""
     text = open(os.path.join(ROOT, "deploy/template.yaml")).read()
     globals_block = text[text.index("\nGlobals:"):text.index("\nResources:")]
-    sizes = re.findall(r"^\s+MemorySize:\s*(\d+)", text[text.index("\nResources:"):], re.M)
-    if sizes:
+    if re.findall(r"^\s+MemorySize:", text[text.index("\nResources:"):], re.M):
         sys.exit("a function of deploy/template.yaml sets its own MemorySize: teach this script")
-    return int(re.search(r"MemorySize:\s*(\d+)", globals_block).group(1))
+    size = re.search(r"MemorySize:\s*(\S+)(?:\s+(\w+))?", globals_block)
+    if size.group(1).isdigit():
+        return int(size.group(1))
+    if size.group(1) != "!Ref":
+        sys.exit(f"deploy/template.yaml: MemorySize {size.group(1)}: teach this script")
+    param = text[text.index(f"\n  {size.group(2)}:"):]
+    return int(re.search(r"^    Default:\s*(\d+)", param, re.M).group(1))
 
 
 def bootstrap_from(path: str, workdir: str) -> str:
@@ -1186,6 +1193,8 @@ def main():
     ap.add_argument("--sandbox-bin", help="an xdm-connect built with the sandbox (default: found in target/)")
     ap.add_argument("--reorder-window-ms", type=int,
                     help="XDM_REORDER_WINDOW_MS for the functions (default: unset, as in the template)")
+    ap.add_argument("--memory-mb", type=int,
+                    help="the functions' memory in MB (default: the template's default, FunctionMemoryMB)")
     ap.add_argument("--json", help="write every figure to this file")
     ap.add_argument("--report", metavar="JSON", help="print the report of a run saved with --json, and stop")
     args = ap.parse_args()
@@ -1197,7 +1206,7 @@ def main():
         print_report(saved)
         return
 
-    memory_mb = template_memory_mb()
+    memory_mb = args.memory_mb or template_memory_mb()
     load_at_start = open("/proc/loadavg").read().split()[:3]
     workdir = tempfile.mkdtemp(prefix="xdm-lambda-cost-")
     bootstrap = bootstrap_from(args.bootstrap, workdir)

@@ -35,7 +35,7 @@ const CONFLICT_ATTEMPTS: u32 = 8;
 /// Attempts at fetching the keys a BatchGetItem left unprocessed.
 const UNPROCESSED_ATTEMPTS: u32 = 8;
 /// BatchGetItem takes at most 100 keys.
-const BATCH_GET_MAX: usize = 100;
+pub(crate) const BATCH_GET_MAX: usize = 100;
 /// Items a page of a Query with a `max` asks for at most.
 const QUERY_PAGE_MAX: i32 = 1_000;
 /// Single-item writes [`count_written`] runs at once.
@@ -194,9 +194,9 @@ impl Calls {
         Ok(out.map_or(Written::ConditionFailed, |_| Written::Yes))
     }
 
-    /// An UpdateItem like [`update`](Self::update), its condition optional, that returns the new
-    /// values of the attributes it updated (`UPDATED_NEW`). `Ok(None)`: the condition did not
-    /// hold, nothing was written.
+    /// An UpdateItem like [`update`](Self::update), its condition optional, that returns the
+    /// attributes `returning` names (`UPDATED_NEW`: those it updated, new values; `ALL_NEW`: the
+    /// whole item after it). `Ok(None)`: the condition did not hold, nothing was written.
     pub(crate) async fn update_returning(
         &self,
         op: &'static str,
@@ -204,6 +204,7 @@ impl Calls {
         key: Item,
         e: &Expr,
         cond: Option<String>,
+        returning: ReturnValue,
     ) -> Result<Option<Item>, StoreError> {
         let request = self
             .client
@@ -214,7 +215,7 @@ impl Calls {
             .set_condition_expression(cond)
             .set_expression_attribute_names(e.names())
             .set_expression_attribute_values(e.values())
-            .return_values(ReturnValue::UpdatedNew);
+            .return_values(returning);
         let out = write_retrying(
             op,
             table,

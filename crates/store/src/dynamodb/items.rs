@@ -60,7 +60,7 @@ pub(crate) const LEASE_UNTIL_MS: &str = "lease_until_ms";
 pub(crate) const LAST_ERROR: &str = "last_error";
 /// Absent until the job's first claim (and again after `retry_failed`).
 pub(crate) const FIRST_CLAIMED_AT_MS: &str = "first_claimed_at_ms";
-/// `by_state` hash key: `{queue}#{state}`.
+/// `by_state` hash key: `{queue}#open`, `{queue}#done` or `{queue}#failed` ([`queue_state`]).
 pub(crate) const QUEUE_STATE: &str = "queue_state";
 /// `by_state` range key: `{accepted_at_ms as sortable hex}#{key}`.
 pub(crate) const ACCEPTED_KEY: &str = "accepted_key";
@@ -100,8 +100,26 @@ pub(crate) fn lane_pk(queue: JobQueue, lane: &str) -> String {
     format!("{}#{lane}", queue.as_str())
 }
 
+/// The `by_state` partition of a job in `state`: `{queue}#open` while it is pending or
+/// processing — one partition, so that a claim, a retry later and a claim given back leave the
+/// index alone (a changed index key is a delete and a put, each billed) — then `{queue}#done`
+/// or `{queue}#failed`.
 pub(crate) fn queue_state(queue: JobQueue, state: JobState) -> String {
-    format!("{}#{}", queue.as_str(), state.as_str())
+    let partition = if state.is_open() {
+        "open"
+    } else {
+        state.as_str()
+    };
+    format!("{}#{partition}", queue.as_str())
+}
+
+/// The partition an open job in `state` had in `by_state` before open jobs shared one
+/// ([`queue_state`]): a job written by an earlier version keeps it until its next state change,
+/// so the listings read these partitions too.
+pub(crate) fn former_queue_state(queue: JobQueue, state: JobState) -> Option<String> {
+    state
+        .is_open()
+        .then(|| format!("{}#{}", queue.as_str(), state.as_str()))
 }
 
 /// An i64 as 16 hex digits whose string order is the numeric order (offset binary).

@@ -1,13 +1,13 @@
 //! Lanes: the item per lane in the `lanes` table, whose `open` set lists the lane's open jobs in
 //! run order, and the lane heads read from it (see "Lane order across processes" and
-//! "lane_heads" in `mod.rs`). The job transactions of `jobs.rs` change a lane only through the
-//! updates and the check made here.
+//! "lane_heads" in `mod.rs`). `jobs.rs` changes a lane only through the updates made here, and
+//! reads whether a job heads its lane through [`is_head`].
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use xdm_core::jobs::{Job, JobKey, JobNameError, JobQueue, JobState, Lane};
 use xdm_core::ports::StoreError;
 
-use super::calls::{Written, tx_check, tx_update};
+use super::calls::{Written, tx_update};
 use super::expr::Expr;
 use super::items::{
     self, EXPIRES_AT, LANE, OPEN, OPEN_QUEUE, PK, QUEUE, Reader, VER, job_from_item, job_pk,
@@ -39,33 +39,42 @@ pub(super) fn lane_add(
     )
 }
 
-/// The transaction item that removes a job that is no longer open from its lane.
-pub(super) fn lane_remove(
+/// Removes a job that is no longer open from its lane: one UpdateItem, made after the job's own
+/// update (`finish`). A crash between the two leaves the member of a finished job at the
+/// lane's head, which the next read of the lane removes ([`fresh_head`]); a lane item that is
+/// missing is not created.
+pub(super) async fn lane_remove(
     store: &DynamoStore,
+    op: &'static str,
     queue: JobQueue,
     lane: &Lane,
     member: String,
-) -> Result<TransactWriteItem, StoreError> {
+) -> Result<(), StoreError> {
     let mut e = Expr::new();
     e.delete(OPEN, AttributeValue::Ss(vec![member]))
         .add(VER, n(1));
-    tx_update(
-        &store.tables.lanes,
-        key_of(PK, lane_pk(queue, lane.as_str())),
-        &e,
-        None,
-    )
+    let cond = format!("attribute_exists({})", e.n(PK));
+    store
+        .calls
+        .update(
+            op,
+            &store.tables.lanes,
+            key_of(PK, lane_pk(queue, lane.as_str())),
+            &e,
+            cond,
+        )
+        .await?;
+    Ok(())
 }
 
-/// The `ver` of `job`'s lane, read consistently, if `job` is the lane's head; `None` if it is
-/// not (or the lane item is missing). `claim` commits only while the lane still has this `ver`
-/// ([`lane_unchanged`]).
-pub(super) async fn version_if_head(
+/// Whether `job` is its lane's head, read consistently from the lane item (`false` if the
+/// lane item is missing). `claim` asks before and after its update of the job.
+pub(super) async fn is_head(
     store: &DynamoStore,
     op: &'static str,
     queue: JobQueue,
     job: &Job,
-) -> Result<Option<i64>, StoreError> {
+) -> Result<bool, StoreError> {
     let lane_key = key_of(PK, lane_pk(queue, job.lane.as_str()));
     let Some(lane) = store.calls.get(op, &store.tables.lanes, lane_key).await? else {
         tracing::warn!(
@@ -73,35 +82,20 @@ pub(super) async fn version_if_head(
             key = job.key.as_str(),
             "an open job has no lane item"
         );
-        return Ok(None);
+        return Ok(false);
     };
     let r = Reader::new(&lane, "lane");
-    if items::lane_head(r.ss(OPEN)?) != Some(member(job.order_key, job.key.as_str()).as_str()) {
-        return Ok(None);
-    }
-    Ok(Some(r.n(VER)?))
-}
-
-/// The transaction item that checks that the lane still has the `ver` read before.
-pub(super) fn lane_unchanged(
-    store: &DynamoStore,
-    queue: JobQueue,
-    lane: &Lane,
-    ver: i64,
-) -> Result<TransactWriteItem, StoreError> {
-    let mut e = Expr::new();
-    let cond = e.eq(VER, "ver", n(ver));
-    tx_check(
-        &store.tables.lanes,
-        key_of(PK, lane_pk(queue, lane.as_str())),
-        &e,
-        cond,
-    )
+    Ok(items::lane_head(r.ss(OPEN)?) == Some(member(job.order_key, job.key.as_str()).as_str()))
 }
 
 /// Stops listing a lane whose `open` set is empty (and lets TTL delete it later). Safe
 /// against a concurrent enqueue: the condition re-checks the set.
-async fn retire_lane(store: &DynamoStore, queue: JobQueue, lane: &Lane) -> Result<(), StoreError> {
+async fn retire_lane(
+    store: &DynamoStore,
+    op: &'static str,
+    queue: JobQueue,
+    lane: &Lane,
+) -> Result<(), StoreError> {
     let mut e = Expr::new();
     e.remove(OPEN_QUEUE).set(EXPIRES_AT, n(store.job_ttl()));
     let cond = format!(
@@ -112,7 +106,7 @@ async fn retire_lane(store: &DynamoStore, queue: JobQueue, lane: &Lane) -> Resul
     store
         .calls
         .update(
-            "lane_heads",
+            op,
             &store.tables.lanes,
             key_of(PK, lane_pk(queue, lane.as_str())),
             &e,
@@ -140,8 +134,8 @@ fn leased(job: &Job, now_ms: i64) -> bool {
 }
 
 /// The lane's current head, read from the lane item itself (consistently). A member whose
-/// job is not open (which the transactions never leave behind) is removed, so that one bad
-/// member cannot block a customer's lane forever.
+/// job is not open is removed: `finish` leaves one behind when its process stops between the
+/// job's update and the lane's, and one bad member must not block a customer's lane forever.
 async fn fresh_head(
     store: &DynamoStore,
     op: &'static str,
@@ -195,24 +189,19 @@ async fn fresh_head(
     Ok(None)
 }
 
-/// One Query of `open_lanes` (paged) for the lanes of the queue that have open jobs, then their
-/// head jobs by strongly consistent BatchGetItems; a lane whose index image was behind is read
-/// itself.
-pub(super) async fn lane_heads(
+/// The head job of every lane of the queue that has open jobs, leased or not: one Query of
+/// `open_lanes` (paged), then the heads by strongly consistent BatchGetItems; a lane whose index
+/// image was behind is read itself.
+pub(super) async fn heads(
     store: &DynamoStore,
+    op: &'static str,
     queue: JobQueue,
-    now_ms: i64,
-    limit: usize,
 ) -> Result<Vec<Job>, StoreError> {
-    const OP: &str = "lane_heads";
-    if limit == 0 {
-        return Ok(Vec::new());
-    }
     let mut e = Expr::new();
     let cond = e.eq(OPEN_QUEUE, "q", s(queue.as_str()));
     let lanes = store
         .calls
-        .query(OP, &store.tables.lanes, OPEN_LANES, &e, cond, None)
+        .query(op, &store.tables.lanes, OPEN_LANES, &e, cond, None)
         .await?;
 
     // (lane, key of its head) from the index image.
@@ -223,13 +212,13 @@ pub(super) async fn lane_heads(
         let lane = Lane::parse(name).map_err(|e| corrupt_lane(name, &e))?;
         match items::lane_head(r.ss(OPEN)?) {
             Some(head) => candidates.push((lane, head_key(name, head)?.to_owned())),
-            None => retire_lane(store, queue, &lane).await?,
+            None => retire_lane(store, op, queue, &lane).await?,
         }
     }
     let found = store
         .calls
         .batch_get(
-            OP,
+            op,
             &store.tables.jobs,
             PK,
             candidates.iter().map(|(_, key)| job_pk(queue, key)),
@@ -244,9 +233,23 @@ pub(super) async fn lane_heads(
         match job {
             Some(job) if job.state.is_open() && job.lane == lane => heads.push(job),
             // The index image was behind: ask the lane itself.
-            _ => heads.extend(fresh_head(store, OP, queue, &lane).await?),
+            _ => heads.extend(fresh_head(store, op, queue, &lane).await?),
         }
     }
+    Ok(heads)
+}
+
+/// The heads of [`heads`] that nobody holds, soonest due first.
+pub(super) async fn lane_heads(
+    store: &DynamoStore,
+    queue: JobQueue,
+    now_ms: i64,
+    limit: usize,
+) -> Result<Vec<Job>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut heads = heads(store, "lane_heads", queue).await?;
     heads.retain(|j| !leased(j, now_ms));
     heads.sort_by(|a, b| (a.due_at_ms(), &a.key).cmp(&(b.due_at_ms(), &b.key)));
     heads.truncate(limit);

@@ -28,7 +28,7 @@
 //! |---|---|---|---|---|---|
 //! | sessions | `ended_by_age` | `ended_group` ("ended") / `updated_at_ms` | keys | ended sessions | `purge` |
 //! | profiles | `by_expiry` | `expiry_group` ("profile") / `expires_at_ms` | keys | profiles | `purge` |
-//! | jobs | `by_state` | `queue_state` ("inbound#pending") / `accepted_key` | keys | jobs | `jobs`, `backlog`, `release_claims` |
+//! | jobs | `by_state` | `queue_state` ("inbound#open", "…#done", "…#failed") / `accepted_key` | keys | jobs | `jobs`, `backlog`, `release_claims` |
 //! | jobs | `finished_by_age` | `finished_queue` / `updated_at_ms` | keys | done and failed jobs | `purge` |
 //! | lanes | `open_lanes` | `open_queue` / — | all | lanes with open jobs | `lane_heads` |
 //!
@@ -51,18 +51,22 @@
 //! * **Lane order across processes.** A job may run only when it is the first open job of its
 //!   lane by `(order_key, key)`. An index cannot answer that (it is eventually consistent), so each
 //!   lane has an item whose string set `open` lists its open jobs as members `hex(order_key)#key`
-//!   (string order = run order). Every change of a job between open and finished changes `open`
-//!   in the same transaction, so the set is exact. `claim` reads the job and its lane
-//!   (consistently), checks that the job is the lowest member and due, then commits a
-//!   transaction that (a) checks the lane's `ver` is unchanged and (b) updates the job under the
-//!   compare-and-set condition "pending and due, or processing with an expired lease". Two
-//!   workers never both win: the second one's condition fails.
+//!   (string order = run order). A job joins `open` in the transaction that makes it open
+//!   (enqueue, `retry_failed`), so a job is never open without being listed. `claim` reads the
+//!   job and its lane (consistently), checks that the job is due and the lowest member, updates
+//!   the job under the compare-and-set condition "pending and due, or processing with an expired
+//!   lease" (two workers never both win: the second one's condition fails), then reads the lane
+//!   again: if a job that runs first joined it meanwhile, the claim is given back. A job that
+//!   finishes leaves `open` in a second write right after its own update; should the process
+//!   stop between the two, the member of a finished job is left at the head, and whoever reads
+//!   the lane next (`lane_head`, `lane_heads`) removes it — the lane waits until then, nothing
+//!   runs twice or out of order. Neither `claim` nor `finish` is a transaction: DynamoDB bills a
+//!   transaction's writes double, and these two run for every message.
 //! * **Fencing.** A claim is numbered by the job's `attempts`, which `claim` increments. The
-//!   holder's `renew_lease` and `reschedule` are one UpdateItem each and its `finish` one
-//!   transaction (job + lane), all conditioned on `state = processing AND attempts = <its
-//!   claim>`: a worker whose lease ran out and whose job was claimed again (by any process)
-//!   writes nothing, and the lane item is changed only together with the job. `reschedule`
-//!   never reopens a finished job.
+//!   holder's `renew_lease`, `reschedule` and `finish` update the job under the condition
+//!   `state = processing AND attempts = <its claim>`: a worker whose lease ran out and whose job
+//!   was claimed again (by any process) writes nothing, and `finish` changes the lane only after
+//!   its fenced job update succeeded. `reschedule` never reopens a finished job.
 //! * **lane_heads** queries `open_lanes` (one query, paged) for the lanes of the queue that have
 //!   open jobs, takes each lane's lowest member, and fetches those jobs with strongly consistent
 //!   BatchGetItems. If the index was behind (the job is no longer open), the lane item itself is
@@ -92,12 +96,14 @@
 //! | `enqueue` | 1 TransactWriteItems per ≤ 50 jobs (Put per job + Update per lane); a refused duplicate costs one more |
 //! | `lane_heads` | 1 Query (per 1 MB page) + 1 BatchGetItem per 100 lanes |
 //! | `lane_head` (one lane) | 2 GetItem (lane, job): strongly consistent, no index |
-//! | `claim` | 2 GetItem (job, lane) + 1 TransactWriteItems (ConditionCheck lane + Update job) |
+//! | `claim` | 2 GetItem (job, lane) + 1 UpdateItem (job) + 1 GetItem (lane); +1 UpdateItem when given back |
 //! | `renew_lease`, `reschedule` | 1 UpdateItem (conditional on the claim) |
-//! | `finish`, `retry_failed` | 1 GetItem + 1 TransactWriteItems (Update job + Update lane) |
+//! | `finish` | 2 UpdateItem (job, returning it; then its lane) |
+//! | `retry_failed` | 1 GetItem + 1 TransactWriteItems (Update job + Update lane) |
 //! | `job` | 1 GetItem |
-//! | `jobs` | 1 Query per state listed + 1 BatchGetItem per 100 jobs |
-//! | `release_claims` | 1 Query + 1 UpdateItem per processing job |
+//! | `jobs` | 1 Query per partition listed (3 for pending or processing: `open` and the two former ones) + 1 BatchGetItem per 100 jobs |
+//! | `backlog` | 4 Queries (`open`, the former two, `failed`) + the heads as in `lane_heads` when there are open jobs |
+//! | `release_claims` | 3 Queries + 1 BatchGetItem per 100 open jobs + 1 UpdateItem per processing job |
 //! | `purge` | 4 Queries + 1 DeleteItem per deleted item |
 //! | `record` / `put_record` / `delete_record` | 1 GetItem / 1 conditional UpdateItem / 1 conditional DeleteItem |
 //! | `records` | 1 strongly consistent Scan (per 1 MB page) with a `begins_with` filter: records are few |

@@ -2,6 +2,7 @@
 //! write is a compare-and-set on `version` (see "Records" in `mod.rs`). Values may hold secrets:
 //! never logged.
 
+use aws_sdk_dynamodb::types::ReturnValue;
 use xdm_core::ports::StoreError;
 use xdm_core::records::{Expect, Record};
 
@@ -54,7 +55,14 @@ pub(super) async fn put_record(
     };
     let Some(new) = store
         .calls
-        .update_returning(OP, &store.tables.records, key_of(KEY, key), &e, condition)
+        .update_returning(
+            OP,
+            &store.tables.records,
+            key_of(KEY, key),
+            &e,
+            condition,
+            ReturnValue::UpdatedNew,
+        )
         .await?
     else {
         return Ok(None);

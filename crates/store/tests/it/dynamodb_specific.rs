@@ -280,6 +280,226 @@ async fn large_enqueues_are_split_and_still_deduplicated() {
     }
 }
 
+/// Pending and processing jobs share one `by_state` partition (`inbound#open`), so claims and
+/// retries leave the index alone; listings still tell the two apart (reading past `limit`
+/// entries of the other state when they must), and jobs an earlier version filed under
+/// `inbound#pending` / `inbound#processing` are still listed and counted, and move to
+/// `inbound#open` at their next state change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_jobs_share_one_index_partition_and_are_still_listed_by_state() {
+    let store = fresh_dynamodb().await;
+    let jobs_table = store.table_names().jobs.clone();
+    let partition = |item: Option<HashMap<String, AttributeValue>>| match item
+        .as_ref()
+        .and_then(|i| i.get("queue_state"))
+    {
+        Some(AttributeValue::S(s)) => s.clone(),
+        other => panic!("queue_state: {other:?}"),
+    };
+    ok(store
+        .enqueue(&[
+            new_job(IN, "old", "A", 1, 100, 0),
+            new_job(IN, "new", "B", 1, 200, 0),
+            new_job(IN, "former", "C", 1, 300, 0),
+        ])
+        .await);
+    assert_eq!(
+        partition(raw(&store, &jobs_table, "pk", "inbound#old").await),
+        "inbound#open"
+    );
+    assert!(ok(store.claim(IN, &k("old"), 60_000, 1_000).await));
+    assert_eq!(
+        partition(raw(&store, &jobs_table, "pk", "inbound#old").await),
+        "inbound#open"
+    );
+    // As an earlier version filed a pending job.
+    store
+        .client()
+        .update_item()
+        .table_name(&jobs_table)
+        .key("pk", AttributeValue::S("inbound#former".to_owned()))
+        .update_expression("SET queue_state = :qs")
+        .expression_attribute_values(":qs", AttributeValue::S("inbound#pending".to_owned()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+
+    let keys = |jobs: Vec<xdm_core::jobs::Job>| jobs.into_iter().map(|j| j.key).collect::<Vec<_>>();
+    // The oldest open job is processing: the pending listing reads past it.
+    assert_eq!(
+        keys(ok(store.jobs(IN, Some(JobState::Pending), 1).await)),
+        [k("new")]
+    );
+    assert_eq!(
+        keys(ok(store.jobs(IN, Some(JobState::Pending), 10).await)),
+        [k("new"), k("former")]
+    );
+    assert_eq!(
+        keys(ok(store.jobs(IN, Some(JobState::Processing), 10).await)),
+        [k("old")]
+    );
+    let backlog = ok(store.backlog(IN, 10).await);
+    assert_eq!((backlog.pending, backlog.processing), (2, 1));
+
+    assert!(ok(store.claim(IN, &k("former"), 60_000, 1_000).await));
+    assert_eq!(
+        partition(raw(&store, &jobs_table, "pk", "inbound#former").await),
+        "inbound#open"
+    );
+    assert!(ok(store
+        .finish(IN, &k("old"), 1, FinalState::Done, None, 2_000)
+        .await));
+    assert_eq!(
+        partition(raw(&store, &jobs_table, "pk", "inbound#old").await),
+        "inbound#done"
+    );
+    assert_eq!(
+        keys(ok(store.jobs(IN, Some(JobState::Done), 10).await)),
+        [k("old")]
+    );
+    assert_eq!(ok(store.release_claims(IN, 3_000).await), 1);
+    let backlog = ok(store.backlog(IN, 10).await);
+    assert_eq!((backlog.pending, backlog.processing), (2, 0));
+}
+
+/// `finish` updates the job, then its lane, in two writes: a process that stops between them
+/// leaves the member of a finished job at the head of its lane. The lane is not blocked for
+/// good: the next read of it (`lane_head`, `lane_heads`) removes that member, and the next job
+/// runs — once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finish_cut_short_before_its_lane_write_is_mended_by_the_next_read() {
+    let store = fresh_dynamodb().await;
+    let jobs = store.table_names().jobs.clone();
+    let lanes = store.table_names().lanes.clone();
+    ok(store
+        .enqueue(&[job_in("first", "L", 1), job_in("second", "L", 2)])
+        .await);
+    assert!(ok(store.claim(IN, &k("first"), 60_000, 1_000).await));
+    // The first of finish's two writes only, as a process that stopped after it leaves it.
+    store
+        .client()
+        .update_item()
+        .table_name(&jobs)
+        .key("pk", AttributeValue::S("inbound#first".to_owned()))
+        .update_expression("SET #s = :done, queue_state = :qs, lease_until_ms = :zero")
+        .expression_attribute_names("#s", "state")
+        .expression_attribute_values(":done", AttributeValue::S("done".to_owned()))
+        .expression_attribute_values(":qs", AttributeValue::S("inbound#done".to_owned()))
+        .expression_attribute_values(":zero", AttributeValue::N("0".to_owned()))
+        .condition_expression("attribute_exists(pk)")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let members = |item: Option<HashMap<String, AttributeValue>>| match item
+        .as_ref()
+        .and_then(|i| i.get("open"))
+    {
+        Some(AttributeValue::Ss(m)) => m.len(),
+        _ => 0,
+    };
+    assert_eq!(members(raw(&store, &lanes, "pk", "inbound#L").await), 2);
+    // The finished job still heads the lane: the second is not its head yet.
+    assert!(!ok(store.claim(IN, &k("second"), 60_000, 2_000).await));
+
+    let head = ok(store.lane_head(IN, &crate::fixtures::l("L"), 2_000).await);
+    assert_eq!(head.map(|j| j.key), Some(k("second")));
+    assert_eq!(members(raw(&store, &lanes, "pk", "inbound#L").await), 1);
+    assert!(ok(store.claim(IN, &k("second"), 60_000, 2_000).await));
+    assert!(ok(store
+        .finish(IN, &k("second"), 1, FinalState::Done, None, 3_000)
+        .await));
+    assert_eq!(members(raw(&store, &lanes, "pk", "inbound#L").await), 0);
+    let first = ok(store.job(IN, &k("first")).await).map(|j| (j.state, j.attempts));
+    assert_eq!(first, Some((JobState::Done, 1)));
+}
+
+/// Enqueues `job` through a store of its own, once, just before the first UpdateItem that is a
+/// claim (its values name `:pending`) leaves the store under test: a job that runs first joins
+/// the lane between the claim's read of the lane and its write.
+#[derive(Debug)]
+struct JoinsDuringTheClaim {
+    other: DynamoStore,
+    job: xdm_core::jobs::NewJob,
+    fired: std::sync::atomic::AtomicBool,
+}
+
+impl aws_sdk_dynamodb::config::Intercept for JoinsDuringTheClaim {
+    fn name(&self) -> &'static str {
+        "JoinsDuringTheClaim"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef<
+            '_,
+        >,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let is_claim = context
+            .input()
+            .downcast_ref::<aws_sdk_dynamodb::operation::update_item::UpdateItemInput>()
+            .and_then(|input| input.expression_attribute_values())
+            .is_some_and(|values| values.contains_key(":pending"));
+        if !is_claim || self.fired.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let (other, job) = (self.other.clone(), self.job.clone());
+        // The interceptor is synchronous: the enqueue runs to its end on a runtime of its own.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap_or_else(|e| panic!("{e}"));
+            runtime.block_on(async { ok(other.enqueue(&[job]).await) })
+        })
+        .join()
+        .map_err(|_| "the enqueue of the interceptor panicked")?;
+        Ok(())
+    }
+}
+
+/// `claim` writes the job, then reads its lane again: a job that runs first and joined the lane
+/// in the meantime makes it give the claim back (pending, attempts and first-claim time as
+/// they were), so the two never run side by side and the first runs first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_is_given_back_when_a_job_that_runs_first_joins_its_lane_meanwhile() {
+    let sdk = xdm_testkit::moto::sdk_config();
+    let prefix = format!("xdm-test-{}.", uuid::Uuid::new_v4().simple());
+    let other = DynamoStore::new(&sdk, &prefix);
+    ok_tables(other.create_tables().await);
+    let interceptor = JoinsDuringTheClaim {
+        other,
+        job: job_in("early", "L", 1),
+        fired: std::sync::atomic::AtomicBool::new(false),
+    };
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
+        .interceptor(interceptor)
+        .build();
+    let store = DynamoStore::from_client(aws_sdk_dynamodb::Client::from_conf(config), &prefix);
+
+    ok(store.enqueue(&[job_in("late", "L", 2)]).await);
+    assert!(!ok(store.claim(IN, &k("late"), 60_000, 1_000).await));
+    let late = ok(store.job(IN, &k("late")).await)
+        .map(|j| (j.state, j.attempts, j.lease_until_ms, j.first_claimed_at_ms));
+    assert_eq!(late, Some((JobState::Pending, 0, 0, None)));
+
+    let head = ok(store.lane_head(IN, &crate::fixtures::l("L"), 1_000).await);
+    assert_eq!(head.map(|j| j.key), Some(k("early")));
+    assert!(!ok(store.claim(IN, &k("late"), 60_000, 1_000).await));
+    assert!(ok(store.claim(IN, &k("early"), 60_000, 1_000).await));
+    assert!(ok(store
+        .finish(IN, &k("early"), 1, FinalState::Done, None, 2_000)
+        .await));
+    // The claim given back was never used: the next one is the late job's first.
+    assert!(ok(store.claim(IN, &k("late"), 60_000, 2_000).await));
+    let late = ok(store.job(IN, &k("late")).await).map(|j| (j.state, j.attempts));
+    assert_eq!(late, Some((JobState::Processing, 1)));
+}
+
+fn ok_tables(r: Result<(), TableError>) {
+    r.unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// `create_tables` makes the five tables (TTL on `expires_at` where they expire), and running it again (or from a
 /// second store) changes nothing; `check_tables` agrees.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
