@@ -50,21 +50,34 @@ pub(super) async fn lane_remove(
     lane: &Lane,
     member: String,
 ) -> Result<(), StoreError> {
+    let mut e = without_member(member);
+    let cond = format!("attribute_exists({})", e.n(PK));
+    update_lane(store, op, queue, lane, &e, cond).await?;
+    Ok(())
+}
+
+/// The clauses that take `member` out of a lane's `open` set, bumping `ver`.
+fn without_member(member: String) -> Expr {
     let mut e = Expr::new();
     e.delete(OPEN, AttributeValue::Ss(vec![member]))
         .add(VER, n(1));
-    let cond = format!("attribute_exists({})", e.n(PK));
+    e
+}
+
+/// One UpdateItem of the item of `lane`, applied only while `cond` (built in `e`) holds.
+async fn update_lane(
+    store: &DynamoStore,
+    op: &'static str,
+    queue: JobQueue,
+    lane: &Lane,
+    e: &Expr,
+    cond: String,
+) -> Result<Written, StoreError> {
+    let lane_key = key_of(PK, lane_pk(queue, lane.as_str()));
     store
         .calls
-        .update(
-            op,
-            &store.tables.lanes,
-            key_of(PK, lane_pk(queue, lane.as_str())),
-            &e,
-            cond,
-        )
-        .await?;
-    Ok(())
+        .update(op, &store.tables.lanes, lane_key, e, cond)
+        .await
 }
 
 /// Whether `job` is its lane's head, read consistently from the lane item (`false` if the
@@ -103,16 +116,7 @@ async fn retire_lane(
         e.n(OPEN),
         e.n(OPEN_QUEUE)
     );
-    store
-        .calls
-        .update(
-            op,
-            &store.tables.lanes,
-            key_of(PK, lane_pk(queue, lane.as_str())),
-            &e,
-            cond,
-        )
-        .await?;
+    update_lane(store, op, queue, lane, &e, cond).await?;
     Ok(())
 }
 
@@ -167,17 +171,9 @@ async fn fresh_head(
         {
             return Ok(Some(job));
         }
-        let mut e = Expr::new();
-        e.delete(OPEN, AttributeValue::Ss(vec![head.to_owned()]))
-            .add(VER, n(1));
+        let mut e = without_member(head.to_owned());
         let cond = e.eq(VER, "ver", n(ver));
-        let lane_key = key_of(PK, lane_pk(queue, lane.as_str()));
-        if store
-            .calls
-            .update(op, &store.tables.lanes, lane_key, &e, cond)
-            .await?
-            == Written::Yes
-        {
+        if update_lane(store, op, queue, lane, &e, cond).await? == Written::Yes {
             tracing::warn!(
                 queue = queue.as_str(),
                 lane = lane.as_str(),
