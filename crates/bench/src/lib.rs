@@ -46,6 +46,8 @@
 //! * `connect-down` — chats opened, then every Connect call answers 503 while customers keep
 //!   sending: acknowledgement latency while Connect is down; then Connect comes back and the
 //!   drain time and exactly-once arrival of every message are reported.
+//! * `idle` — chats opened, then nothing for `--duration` seconds: the bridge's CPU (as a share
+//!   of a core, from its threads' scheduler statistics) and wake-ups while it waits.
 //!
 //! Any scenario can run while a platform misbehaves: `--connect-faults SPEC` / `--x-faults SPEC`
 //! put a fault profile of the sandbox (error, throttling and dropped-connection rates, latency;

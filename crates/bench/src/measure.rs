@@ -19,7 +19,7 @@ use crate::latency::LatencySummary;
 use crate::options::{LoadOptions, Scenario, Target};
 use crate::procfs::{self, CpuTimes, Memory, SchedStat, SystemCpu};
 use crate::report::{
-    AllocationUse, CallUse, CpuUse, MachineUse, MemoryUse, ScenarioReport, ThreadSched,
+    AllocationUse, CallUse, CpuUse, IdleUse, MachineUse, MemoryUse, ScenarioReport, ThreadSched,
 };
 use crate::tracker::{Phase, Tracker};
 
@@ -108,6 +108,32 @@ impl Mark {
             busy_cores: busy / wall,
             other_cores: (busy - ours).max(0.0) / wall,
             steal_cores: system.steal().as_secs_f64() / wall,
+        }
+    }
+
+    /// The bridge's CPU and wake-ups between `earlier` and `self`, summed over its threads' scheduler
+    /// statistics (threads that ended meanwhile are not counted).
+    pub(crate) fn bridge_idle_since(&self, earlier: &Mark) -> IdleUse {
+        let wall = self.at.saturating_duration_since(earlier.at).as_secs_f64();
+        let (run_ns, slices) = self
+            .bridge_sched
+            .iter()
+            .map(|(name, s)| s.since(&earlier.bridge_sched.get(name).copied().unwrap_or_default()))
+            .fold((0u64, 0u64), |(r, n), d| (r + d.run_ns, n + d.slices));
+        if wall <= 0.0 {
+            return IdleUse {
+                cpu_ms_per_s: 0.0,
+                percent_of_core: 0.0,
+                wakeups_per_s: 0.0,
+            };
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let cpu_s_per_s = run_ns as f64 / 1e9 / wall;
+        #[allow(clippy::cast_precision_loss)]
+        IdleUse {
+            cpu_ms_per_s: cpu_s_per_s * 1e3,
+            percent_of_core: cpu_s_per_s * 100.0,
+            wakeups_per_s: slices as f64 / wall,
         }
     }
 
@@ -234,6 +260,7 @@ impl Window<'_> {
             machine: self.to.machine_since(self.from),
             calls: self.to.calls_since(self.from, self.messages),
             lagged_events: tracker.lagged(),
+            idle: None,
             notes: Vec::new(),
         })
     }

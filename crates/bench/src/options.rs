@@ -18,6 +18,8 @@ pub enum Scenario {
     /// Connect down (every call 503) while customers keep sending: acknowledgement latency; then
     /// Connect up again: drain time and exactly-once delivery.
     ConnectDown,
+    /// Chats open, nothing sent: what the bridge costs while it waits (CPU and wake-ups).
+    Idle,
 }
 
 impl Scenario {
@@ -27,6 +29,7 @@ impl Scenario {
             Self::InboundE2e => "inbound-e2e",
             Self::OutboundE2e => "outbound-e2e",
             Self::ConnectDown => "connect-down",
+            Self::Idle => "idle",
         }
     }
 }

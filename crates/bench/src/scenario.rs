@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 use xdm_sandbox::SandboxHandle;
 
 use crate::calls::set_connect_down;
-use crate::latency::Recorder;
+use crate::latency::{LatencySummary, Recorder};
 use crate::load::{Ctx, Sent, Until, open_chats, prepare, send_inbound, send_outbound, settle};
 use crate::measure::{Mark, RssSampler, Window, e2e_window, memory_use};
 use crate::tracker::{Direction, Phase, Tracker, check_exactly_once};
@@ -40,6 +40,7 @@ pub async fn run(
         Scenario::InboundE2e => inbound_e2e(&ctx).await,
         Scenario::OutboundE2e => outbound_e2e(&ctx).await,
         Scenario::ConnectDown => connect_down(&ctx).await,
+        Scenario::Idle => idle(&ctx).await,
     }
 }
 
@@ -343,6 +344,46 @@ async fn connect_down(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
             ctx.opts.drain_timeout.as_secs()
         ));
     }
+    listener.abort();
+    Ok(report)
+}
+
+/// `idle`: one chat opened per customer, then `--warmup` seconds to settle and `--duration`
+/// seconds of nothing: the bridge's CPU and wake-ups while it waits (dispatchers' polls, timers,
+/// the store's housekeeping).
+async fn idle(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
+    let tracker = Tracker::new(Direction::Inbound);
+    let listener = tracker.listen(&ctx.sandbox);
+    open_chats(ctx, &tracker).await?;
+    tokio::time::sleep(ctx.opts.warmup).await;
+    let from = Mark::now(&ctx.sandbox, &ctx.target).await?;
+    let rss = RssSampler::start(ctx.target.pid);
+    tokio::time::sleep(ctx.opts.duration).await;
+    let to = Mark::now(&ctx.sandbox, &ctx.target).await?;
+    let sampled = rss.stop();
+    let mut report = Window {
+        scenario: Scenario::Idle,
+        opts: &ctx.opts,
+        target: &ctx.target,
+        from: &from,
+        to: &to,
+        messages: 0,
+        sampled_rss: sampled,
+    }
+    .report(
+        "none",
+        LatencySummary::default(),
+        to.at.saturating_duration_since(from.at),
+        0,
+        &tracker,
+    )?;
+    let idle = to.bridge_idle_since(&from);
+    report.chats = Some(ctx.sandbox.contacts().len());
+    report.notes.push(
+        "idle: the bridge's CPU summed over its threads' scheduler statistics (nanoseconds)"
+            .to_owned(),
+    );
+    report.idle = Some(idle);
     listener.abort();
     Ok(report)
 }

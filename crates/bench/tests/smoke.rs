@@ -188,3 +188,36 @@ async fn connect_down_acknowledges_then_drains_exactly_once() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_reports_the_bridges_cpu_with_no_traffic() {
+    let app = start().await;
+    let report = xdm_bench::run(Scenario::Idle, &app.sandbox, &app.target, &tiny())
+        .await
+        .unwrap();
+    let text = xdm_bench::report::render(&report);
+    print!("{text}");
+    assert_eq!(report.messages, 0);
+    assert_eq!(report.chats, Some(3), "the chats are opened first");
+    assert_eq!(
+        (
+            report.calls.calls.connect_total(),
+            report.calls.calls.x_total()
+        ),
+        (0, 0),
+        "nothing crosses to the platforms while idle: {:?}",
+        report.calls
+    );
+    let idle = report.idle.expect("an idle figure");
+    // In process, the "bridge" is this test (bridge, sandbox and runtime): it does run.
+    assert!(
+        idle.cpu_ms_per_s > 0.0 && idle.wakeups_per_s > 0.0,
+        "{idle:?}"
+    );
+    assert!(
+        (idle.percent_of_core * 10.0 - idle.cpu_ms_per_s).abs() < 1e-9,
+        "{idle:?}"
+    );
+    assert!(text.contains("% of a core"), "{text}");
+    app.stop().await;
+}

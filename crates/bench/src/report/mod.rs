@@ -215,7 +215,22 @@ pub struct ScenarioReport {
     /// Live events the tracker missed (the sandbox's broadcast buffer overflowed); arrival
     /// counts then come from the sandbox's state, without latency for the missed ones.
     pub lagged_events: u64,
+    /// `idle`: the bridge's CPU while nothing happens.
+    pub idle: Option<IdleUse>,
     pub notes: Vec<String>,
+}
+
+/// The bridge's CPU over a window without traffic, summed over its threads from the kernel's
+/// per-thread scheduler statistics (nanoseconds; `/proc/<pid>/stat` counts 10 ms ticks, too
+/// coarse for a process that should be asleep).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct IdleUse {
+    /// CPU milliseconds per second of wall time.
+    pub cpu_ms_per_s: f64,
+    /// The same as a share of one core, in percent.
+    pub percent_of_core: f64,
+    /// Times a bridge thread was scheduled in, per second.
+    pub wakeups_per_s: f64,
 }
 
 #[cfg(test)]

@@ -93,12 +93,14 @@ pub fn render(r: &ScenarioReport) -> String {
         "  throughput    {:.0} msg/s over {:.2} s",
         r.throughput_per_s, r.window_s
     );
-    let _ = writeln!(
-        s,
-        "  {:<13} {}",
-        format!("{} latency", short_kind(r.latency_kind)),
-        percentiles(&r.latency)
-    );
+    if r.latency.count > 0 {
+        let _ = writeln!(
+            s,
+            "  {:<13} {}",
+            format!("{} latency", short_kind(r.latency_kind)),
+            percentiles(&r.latency)
+        );
+    }
     if let Some(a) = &r.ack_latency {
         let _ = writeln!(s, "  ack latency   {}", percentiles(a));
     }
@@ -115,6 +117,13 @@ pub fn render(r: &ScenarioReport) -> String {
             } else {
                 ""
             }
+        );
+    }
+    if let Some(i) = &r.idle {
+        let _ = writeln!(
+            s,
+            "  idle          {:.3} ms of CPU per second ({:.4} % of a core), {:.1} wake-ups/s",
+            i.cpu_ms_per_s, i.percent_of_core, i.wakeups_per_s
         );
     }
     if let Some(c) = r.chats {

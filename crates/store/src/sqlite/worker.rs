@@ -16,7 +16,8 @@
 //!   its own savepoint, so a burst of webhook acceptances pays for one commit, not one each.
 //!   Each write stays atomic on its own, and no caller hears "done" before the commit;
 //! * nothing slow runs inline: a commit with `synchronous=NORMAL` in WAL mode appends to the log
-//!   without syncing it; checkpoints (which sync) run on the store thread (`checkpoints.rs`); a
+//!   without syncing it; checkpoints (which sync) run on a second connection and thread of their
+//!   own (`checkpoints.rs`), so they hold up no call at all; a
 //!   write lock held by another process is never waited for inline (the call is queued and the
 //!   store thread waits, up to the busy timeout); with `synchronous=FULL` (a sync per commit)
 //!   every call is queued; long calls (scans, purges, migrations) always are;
@@ -34,7 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Span;
 use xdm_core::ports::StoreError;
 
-use super::checkpoints::{self, CheckpointDue};
+use super::checkpoints::Checkpointer;
 use super::rows::DbError;
 use crate::OpenError;
 
@@ -54,8 +55,6 @@ type Reply = Box<dyn FnOnce(Option<&str>) + Send + 'static>;
 enum Task {
     Call(Box<dyn FnOnce(&mut Connection) + Send + 'static>),
     Write(Write),
-    /// The WAL has grown past its threshold during an inline commit.
-    Checkpoint,
 }
 
 /// How a worker runs calls, decided at open.
@@ -77,7 +76,6 @@ pub(crate) struct Worker {
     conn: Arc<Mutex<Connection>>,
     tx: mpsc::Sender<Task>,
     options: WorkerOptions,
-    checkpoint_due: CheckpointDue,
     /// The store thread has a call in hand and waits for the connection: inline callers leave
     /// it to the thread (a mutex is not fair; they could otherwise keep it waiting).
     thread_waiting: Arc<AtomicBool>,
@@ -137,30 +135,29 @@ impl Worker {
         type Ready = Result<Arc<Mutex<Connection>>, OpenError>;
         let (ready_tx, ready_rx) = oneshot::channel::<Ready>();
         let thread_location = location.clone();
-        let checkpoint_due = CheckpointDue::default();
-        let due = checkpoint_due.clone();
         let thread_waiting = Arc::new(AtomicBool::new(false));
         let waiting = Arc::clone(&thread_waiting);
         std::thread::Builder::new()
             .name("xdm-sqlite".into())
             .spawn(move || {
-                let shared = match open().and_then(|mut conn| {
-                    due.watch(&mut conn).map_err(|source| OpenError::Sqlite {
-                        location: thread_location.clone(),
-                        source,
-                    })?;
-                    Ok(Arc::new(Mutex::new(conn)))
-                }) {
-                    Ok(shared) => {
+                let opened = open().and_then(|mut conn| {
+                    let checkpointer = Checkpointer::start(&mut conn, &thread_location)?;
+                    Ok((Arc::new(Mutex::new(conn)), checkpointer))
+                });
+                let (shared, checkpointer) = match opened {
+                    Ok((shared, checkpointer)) => {
                         let _ = ready_tx.send(Ok(Arc::clone(&shared)));
-                        shared
+                        (shared, checkpointer)
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
                         return;
                     }
                 };
-                run_queue(&shared, &mut rx, &due, &waiting, &thread_location);
+                run_queue(&shared, &mut rx, &waiting, &thread_location);
+                // The checkpointer's connection first: the store's, closing last, checkpoints
+                // what is left and removes the log.
+                drop(checkpointer);
                 close(shared, &thread_location);
             })
             .map_err(|source| OpenError::Thread {
@@ -172,7 +169,6 @@ impl Worker {
                 conn,
                 tx,
                 options,
-                checkpoint_due,
                 thread_waiting,
                 location,
             }),
@@ -187,13 +183,6 @@ impl Worker {
         self.options.inline
             && self.tx.capacity() == QUEUE_DEPTH
             && !self.thread_waiting.load(Ordering::Acquire)
-    }
-
-    /// After an inline commit: hands a due checkpoint to the store thread.
-    fn after_inline_commit(&self) {
-        if self.checkpoint_due.take() && self.tx.try_send(Task::Checkpoint).is_err() {
-            self.checkpoint_due.restore();
-        }
     }
 
     /// Runs `f`, which may write with its own transaction or scan at length, on the store thread.
@@ -345,7 +334,6 @@ impl Worker {
             }
         };
         drop(conn);
-        self.after_inline_commit();
         if let Err(e) = &answer {
             tracing::debug!(location = %self.location, op, error = %e, "SQLite store write failed");
         }
@@ -383,7 +371,6 @@ impl Worker {
 fn run_queue(
     shared: &Mutex<Connection>,
     rx: &mut mpsc::Receiver<Task>,
-    checkpoint_due: &CheckpointDue,
     waiting: &AtomicBool,
     location: &str,
 ) {
@@ -425,10 +412,6 @@ fn run_queue(
                 }
                 commit_group(&conn, group, location);
             }
-            Task::Checkpoint => {}
-        }
-        if checkpoint_due.take() {
-            checkpoints::run(&conn, location);
         }
     }
 }
@@ -704,10 +687,11 @@ mod tests {
         assert_eq!(w.read("count", count).await.unwrap(), 1);
     }
 
-    /// SQLite's automatic checkpoint is replaced by one on the store thread: after thousands of
-    /// inline commits the log has been copied back and reused, not grown without bound.
+    /// SQLite's automatic checkpoint is replaced by one on a connection of its own: after
+    /// thousands of inline commits the log has been copied back and reused, not grown without
+    /// bound, and the checkpoints ran on neither the caller's thread nor the store thread.
     #[tokio::test]
-    async fn inline_commits_are_checkpointed_by_the_store_thread() {
+    async fn inline_commits_are_checkpointed_by_the_checkpointer() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wal.db");
         let w = worker(&path).await;
@@ -725,8 +709,8 @@ mod tests {
             .await
             .unwrap();
             if i % 500 == 0 {
-                // Let a queued checkpoint run (the store thread is otherwise idle here).
-                w.call("sync", |_| Ok(())).await.unwrap();
+                // Give the checkpointer's thread a moment (this test hogs the connection).
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
         }
         let wal = std::fs::metadata(dir.path().join("wal.db-wal"))
