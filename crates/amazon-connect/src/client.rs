@@ -4,7 +4,7 @@ use aws_config::SdkConfig;
 use xdm_core::chat_item::AttachmentRef;
 use xdm_core::ids::{ConnectionToken, ContactId, ParticipantToken};
 use xdm_core::media::MediaStream;
-use xdm_core::ports::{ChatMessage, ConnectApi, ConnectError, StartChat, StartedChat};
+use xdm_core::ports::{ChatEvent, ChatMessage, ConnectApi, ConnectError, StartChat, StartedChat};
 use xdm_core::session::ConnectionCredentials;
 
 use crate::attachments::Attachments;
@@ -212,6 +212,21 @@ impl ConnectApi for ConnectClient {
                 &message.content,
                 client_token,
             )
+            .await
+            .map(|_| ())
+    }
+
+    async fn send_event(
+        &self,
+        connection: &ConnectionToken,
+        event: ChatEvent,
+        client_token: &str,
+    ) -> Result<(), ConnectError> {
+        let content = match event {
+            ChatEvent::Typing => None,
+        };
+        self.sends
+            .send_event(connection, event.content_type(), content, client_token)
             .await
             .map(|_| ())
     }

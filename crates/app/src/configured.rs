@@ -11,8 +11,8 @@ use xdm_core::ids::{ConnectionToken, ContactId, ParticipantToken, XUserId};
 use xdm_core::inbound::InboundMedia;
 use xdm_core::media::{MediaStream, XMediaCategory};
 use xdm_core::ports::{
-    ChatMessage, ConnectApi, ConnectError, DmRequest, SentDm, SentDmRecord, StartChat, StartedChat,
-    XApi, XError,
+    ChatEvent, ChatMessage, ConnectApi, ConnectError, DmRequest, SentDm, SentDmRecord, StartChat,
+    StartedChat, XApi, XError,
 };
 use xdm_core::profile::XProfile;
 use xdm_core::session::ConnectionCredentials;
@@ -124,6 +124,17 @@ impl<T: ConnectApi> ConnectApi for Configured<T> {
     ) -> Result<(), ConnectError> {
         self.connect()?
             .send_message(connection, message, client_token)
+            .await
+    }
+
+    async fn send_event(
+        &self,
+        connection: &ConnectionToken,
+        event: ChatEvent,
+        client_token: &str,
+    ) -> Result<(), ConnectError> {
+        self.connect()?
+            .send_event(connection, event, client_token)
             .await
     }
 

@@ -11,9 +11,13 @@ use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 /// Counter `{result = accepted | duplicate | stale | echo | ignored}`: events of X deliveries
 /// (webhook, stream, catch-up): customer DMs stored as jobs, DMs already stored, DMs older than
-/// the age bound (acknowledged, not delivered), the business account's own DMs, and typing /
-/// read / revoke events.
+/// the age bound (acknowledged, not delivered), the business account's own DMs, and read /
+/// revoke events (typing: [`TYPING_EVENTS`]).
 pub const INBOUND_EVENTS: &str = "xdm_inbound_events_total";
+/// Counter `{result = sent | throttled | no_chat | failed}`: the customers' typing events on X,
+/// shown in their chats (`sent`), within the interval of the last one shown, without an open
+/// chat to show them in, or not shown because the store or Connect failed.
+pub const TYPING_EVENTS: &str = "xdm_typing_events_total";
 /// Counter `{result = accepted | duplicate | filtered | after_end}`: chat items streamed by
 /// Connect; `after_end`: accepted but not delivered, arriving long after its chat ended (a
 /// replay).
@@ -83,7 +87,12 @@ pub fn describe() {
     describe_counter!(
         INBOUND_EVENTS,
         Unit::Count,
-        "Events of X deliveries, by result: accepted (stored as a job), duplicate, stale (older than the age bound: not delivered), echo (the business account's own DM), ignored (typing, read, revoke)."
+        "Events of X deliveries, by result: accepted (stored as a job), duplicate, stale (older than the age bound: not delivered), echo (the business account's own DM), ignored (read, revoke)."
+    );
+    describe_counter!(
+        TYPING_EVENTS,
+        Unit::Count,
+        "The customers' typing events on X, by result: sent (shown in the chat), throttled (within the interval of the last one shown), no_chat, failed (store or Connect)."
     );
     describe_counter!(
         CHAT_ITEMS,

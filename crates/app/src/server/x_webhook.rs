@@ -123,6 +123,7 @@ pub async fn events(
             "echoes": report.echoes,
             "ignored": report.ignored,
             "stale": report.stale,
+            "typing": report.typing,
             }))
             .into_response()
         }

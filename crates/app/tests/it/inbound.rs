@@ -138,3 +138,38 @@ async fn the_business_accounts_own_dms_are_not_relayed() {
     assert_eq!(customer_messages(&app.contacts()[0]), vec!["hi"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_customer_typing_on_x_shows_in_their_chat_at_most_once_per_interval() {
+    const TYPING: &str = "application/vnd.amazonaws.connect.event.typing";
+    let app = spawn_app().await;
+    // Typing with no chat opens none.
+    let d = app.sandbox.deliver_typing(CUSTOMER).await.unwrap();
+    assert_eq!(d.status, Some(200), "{d:?}");
+    app.settle().await;
+    assert!(app.contacts().is_empty(), "typing opened a chat");
+
+    app.open_chat("hello").await;
+    for _ in 0..20 {
+        let d = app.sandbox.deliver_typing(CUSTOMER).await.unwrap();
+        assert_eq!(d.status, Some(200), "{d:?}");
+    }
+    app.settle().await;
+    let chat = &app.contacts()[0];
+    let typing: Vec<_> = chat
+        .transcript
+        .iter()
+        .filter(|i| i.item.content_type == TYPING)
+        .collect();
+    assert_eq!(
+        typing.len(),
+        1,
+        "a burst of 20 is one typing event: {typing:?}"
+    );
+    assert_eq!(
+        typing[0].item.participant_role,
+        Some(xdm_sandbox::ParticipantRole::Customer)
+    );
+    assert_eq!(customer_messages(chat), vec!["hello"]);
+    app.stop().await;
+}

@@ -4,7 +4,7 @@ use crate::chat_item::{ChatItem, ChatItemBody, event_types};
 use crate::inbound::{InboundBatch, InboundEvent};
 use crate::jobs::{JobKey, JobQueue, Lane, NewJob};
 use crate::metric_names::{CHAT_ITEMS, INBOUND_EVENTS};
-use crate::ports::{Clock, Store, StoreError};
+use crate::ports::{Clock, ConnectApi, Store, StoreError};
 
 use super::Bridge;
 
@@ -17,7 +17,9 @@ pub struct AcceptReport {
     pub duplicates: usize,
     /// The business account's own DMs coming back (echoes).
     pub echoes: usize,
-    /// Events the bridge does not relay (typing, read, revoke).
+    /// Typing events, shown in the customer's open chat (best effort, never stored).
+    pub typing: usize,
+    /// Events the bridge does not relay (read, revoke).
     pub ignored: usize,
     /// Messages older than [`BridgeConfig::max_event_age_ms`](super::BridgeConfig) by their
     /// `created_timestamp`: acknowledged, not delivered (a replayed delivery whose dedup record
@@ -38,9 +40,11 @@ pub enum ItemAcceptance {
     Filtered,
 }
 
-impl<S: Store, X, C, K: Clock> Bridge<S, X, C, K> {
+impl<S: Store, X, C: ConnectApi, K: Clock> Bridge<S, X, C, K> {
     /// Persists the customer messages of a verified delivery X pushed (webhook, activity
-    /// stream). When this returns `Ok`, every message is durable and X may be answered 200.
+    /// stream), then shows its typing events in the customers' chats (best effort: never an
+    /// error, never stored, see `typing.rs`). When this returns `Ok`, every message is durable
+    /// and X may be answered 200.
     /// Messages older than [`BridgeConfig::max_event_age_ms`](super::BridgeConfig) are counted
     /// as `stale` and not stored: their first acceptance may have been purged already.
     pub async fn accept_inbound(&self, batch: InboundBatch) -> Result<AcceptReport, StoreError> {
@@ -64,6 +68,7 @@ impl<S: Store, X, C, K: Clock> Bridge<S, X, C, K> {
         let now = self.now_ms();
         let mut report = AcceptReport::default();
         let mut jobs = Vec::new();
+        let mut typing = Vec::new();
         for event in batch.events {
             match event {
                 InboundEvent::Message(dm) if dm.is_echo() => {
@@ -104,16 +109,25 @@ impl<S: Store, X, C, K: Clock> Bridge<S, X, C, K> {
                     tracing::warn!(user_id = ?user_id, "X reports the app's access was revoked: no more events for this account");
                     report.ignored += 1;
                 }
-                InboundEvent::Typing(_) | InboundEvent::Read(_) => report.ignored += 1,
+                InboundEvent::Typing(indicator) => typing.push(indicator),
+                InboundEvent::Read(_) => report.ignored += 1,
             }
         }
+        report.typing = typing.len();
         metrics::counter!(INBOUND_EVENTS, "result" => "stale").increment(report.stale as u64);
         metrics::counter!(INBOUND_EVENTS, "result" => "echo").increment(report.echoes as u64);
         metrics::counter!(INBOUND_EVENTS, "result" => "ignored").increment(report.ignored as u64);
-        if jobs.is_empty() {
-            return Ok(report);
+        if !jobs.is_empty() {
+            self.persist(&jobs, &mut report).await?;
         }
-        let fresh_flags = self.engine.enqueue(&jobs).await?;
+        // After the messages are durable: typing never delays or fails them.
+        self.relay_typing(&typing).await;
+        Ok(report)
+    }
+
+    /// Enqueues the jobs of accepted messages and counts them in `report`.
+    async fn persist(&self, jobs: &[NewJob], report: &mut AcceptReport) -> Result<(), StoreError> {
+        let fresh_flags = self.engine.enqueue(jobs).await?;
         for (job, &new) in jobs.iter().zip(&fresh_flags) {
             if new {
                 // One INFO line per message is the delivery's; acceptances are counted
@@ -132,7 +146,7 @@ impl<S: Store, X, C, K: Clock> Bridge<S, X, C, K> {
         metrics::counter!(INBOUND_EVENTS, "result" => "accepted").increment(report.accepted as u64);
         metrics::counter!(INBOUND_EVENTS, "result" => "duplicate")
             .increment(report.duplicates as u64);
-        Ok(report)
+        Ok(())
     }
 
     /// Persists one chat item streamed by Connect if it is for the customer. When this returns

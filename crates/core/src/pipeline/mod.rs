@@ -8,6 +8,7 @@ mod inbound;
 mod notes;
 mod outbound;
 mod port_errors;
+mod typing;
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use crate::media::AttachmentPolicy;
 use crate::ports::{Clock, Store};
 
 pub use accept::{AcceptReport, ItemAcceptance};
+pub use typing::TYPING_INTERVAL_MS;
 
 /// Tunables of the bridge (its pipelines and its job engine). Defaults suit production; tests
 /// shorten the timings.
@@ -131,6 +133,7 @@ pub struct Bridge<S, X, C, K> {
     x: X,
     connect: C,
     config: BridgeConfig,
+    typing: typing::TypingGate,
 }
 
 impl<S: Store, X, C, K: Clock> Bridge<S, X, C, K> {
@@ -140,6 +143,7 @@ impl<S: Store, X, C, K: Clock> Bridge<S, X, C, K> {
             x,
             connect,
             config,
+            typing: typing::TypingGate::default(),
         })
     }
 

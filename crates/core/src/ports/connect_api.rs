@@ -37,6 +37,23 @@ impl ChatMessage {
     }
 }
 
+/// An event the customer's side shows in the chat (`SendEvent`). Not a message: nothing is
+/// kept, and a lost one is not sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatEvent {
+    /// The customer is typing.
+    Typing,
+}
+
+impl ChatEvent {
+    /// Its `ContentType`.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ChatEvent::Typing => crate::chat_item::event_types::TYPING,
+        }
+    }
+}
+
 /// StartChatContact, as the core asks for it (instance, flow and the streaming topic are the
 /// adapter's configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +147,14 @@ pub trait ConnectApi: Send + Sync + 'static {
         &self,
         connection: &ConnectionToken,
         message: &ChatMessage,
+        client_token: &str,
+    ) -> impl Future<Output = Result<(), ConnectError>> + Send;
+
+    /// `SendEvent` as the customer.
+    fn send_event(
+        &self,
+        connection: &ConnectionToken,
+        event: ChatEvent,
         client_token: &str,
     ) -> impl Future<Output = Result<(), ConnectError>> + Send;
 

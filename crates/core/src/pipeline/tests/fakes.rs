@@ -19,8 +19,8 @@ use crate::media::{ByteStream, MediaStream, XMediaCategory};
 use crate::memory_store::MemoryStore;
 use crate::pipeline::{Bridge, BridgeConfig};
 use crate::ports::{
-    ChatMessage, Clock, ConnectApi, ConnectError, DmRequest, SentDm, SentDmRecord, StartChat,
-    StartedChat, Store, XApi, XError,
+    ChatEvent, ChatMessage, Clock, ConnectApi, ConnectError, DmRequest, SentDm, SentDmRecord,
+    StartChat, StartedChat, Store, XApi, XError,
 };
 use crate::profile::XProfile;
 use crate::session::ConnectionCredentials;
@@ -62,6 +62,8 @@ pub(super) struct Contact {
     pub(super) messages: Vec<String>,
     /// Files the customer attached: (name, content type, bytes).
     pub(super) attachments: Vec<(String, String, Vec<u8>)>,
+    /// Events the customer's side sent (`SendEvent`), in order.
+    pub(super) events: Vec<ChatEvent>,
     pub(super) streaming: bool,
     pub(super) connected: bool,
     pub(super) ended: bool,
@@ -193,6 +195,22 @@ impl ConnectApi for FakeConnect {
         {
             s.contacts[i].messages.push(msg.content.clone());
         }
+        Ok(())
+    }
+
+    async fn send_event(
+        &self,
+        conn: &ConnectionToken,
+        event: ChatEvent,
+        _client_token: &str,
+    ) -> Result<(), ConnectError> {
+        self.take_fault("SendEvent")?;
+        let i = Self::index(conn.expose());
+        let mut s = self.0.lock().unwrap();
+        if s.contacts[i].ended {
+            return Err(ConnectError::ChatEnded("ended".into()));
+        }
+        s.contacts[i].events.push(event);
         Ok(())
     }
 
@@ -657,6 +675,14 @@ impl ConnectApi for SlowConnect {
         client_token: &str,
     ) -> Result<(), ConnectError> {
         self.inner.send_message(conn, msg, client_token).await
+    }
+    async fn send_event(
+        &self,
+        conn: &ConnectionToken,
+        event: ChatEvent,
+        client_token: &str,
+    ) -> Result<(), ConnectError> {
+        self.inner.send_event(conn, event, client_token).await
     }
     async fn disconnect(
         &self,

@@ -7,3 +7,4 @@ mod inbound;
 mod leases;
 mod media;
 mod outbound;
+mod typing;
