@@ -13,7 +13,9 @@ use tokio::task::JoinSet;
 use xdm_sandbox::SandboxHandle;
 
 use crate::latency::Recorder;
+use crate::measure::Mark;
 use crate::options::{LoadOptions, Target};
+use crate::report::CallUse;
 use crate::tracker::{Phase, Tracker, inbound_text, outbound_text};
 use crate::webhook::{Customer, WebhookClient};
 
@@ -255,8 +257,18 @@ pub(crate) async fn send_outbound(
 
 /// One DM per customer; waits until every chat exists with the customer connected. Returns the
 /// ContactId of each customer's chat, in customer order.
-pub(crate) async fn open_chats(ctx: &Ctx, tracker: &Arc<Tracker>) -> anyhow::Result<Vec<String>> {
+/// The chats opened before a scenario measures anything.
+pub(crate) struct OpenedChats {
+    /// Their ContactIds, one per customer.
+    pub contacts: Vec<String>,
+    /// The platform calls of opening them (a first DM into no chat, until it is in the
+    /// transcript and the set-up has settled), per chat.
+    pub calls: CallUse,
+}
+
+pub(crate) async fn open_chats(ctx: &Ctx, tracker: &Arc<Tracker>) -> anyhow::Result<OpenedChats> {
     let n = ctx.customers.len() as u64;
+    let before = Mark::now(&ctx.sandbox, &ctx.target).await?;
     let sent = send_inbound(ctx, tracker, Phase::Open, Until::Count(n), None, None).await;
     if sent.errors > 0 {
         bail!(
@@ -289,7 +301,11 @@ pub(crate) async fn open_chats(ctx: &Ctx, tracker: &Arc<Tracker>) -> anyhow::Res
         bail!("the chat-opening messages did not all arrive");
     }
     settle().await;
-    Ok(contacts)
+    let after = Mark::now(&ctx.sandbox, &ctx.target).await?;
+    Ok(OpenedChats {
+        contacts,
+        calls: after.calls_since(&before, n),
+    })
 }
 
 /// Lets streamed items and retries of a set-up step finish before measuring.

@@ -248,6 +248,7 @@ impl Window<'_> {
             ack_latency: None,
             exactness: None,
             chats: None,
+            new_chat_calls: None,
             drain_s: None,
             bridge_in_process: self.to.in_process,
             bridge_cpu: self.to.bridge_cpu_since(self.from, self.messages),

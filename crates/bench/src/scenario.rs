@@ -137,7 +137,7 @@ async fn acks(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
 async fn inbound_e2e(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
     let tracker = Tracker::new(Direction::Inbound);
     let listener = tracker.listen(&ctx.sandbox);
-    open_chats(ctx, &tracker).await?;
+    let opened = open_chats(ctx, &tracker).await?;
     let in_flight = Arc::new(Semaphore::new(ctx.opts.max_in_flight));
     tracker.set_in_flight(Some(Arc::clone(&in_flight)));
     if !ctx.opts.warmup.is_zero() {
@@ -171,6 +171,7 @@ async fn inbound_e2e(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
     report.ack_errors = sent.errors;
     report.ack_latency = Some(acks.summary());
     report.chats = Some(ctx.sandbox.contacts().len());
+    report.new_chat_calls = Some(opened.calls);
     listener.abort();
     Ok(report)
 }
@@ -222,9 +223,9 @@ async fn e2e_report(
 async fn outbound_e2e(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
     let opener = Tracker::new(Direction::Inbound);
     let open_listener = opener.listen(&ctx.sandbox);
-    let contacts = open_chats(ctx, &opener).await?;
+    let opened = open_chats(ctx, &opener).await?;
     open_listener.abort();
-    for contact in &contacts {
+    for contact in &opened.contacts {
         ctx.sandbox
             .agent_accept(contact, "Load Agent")
             .with_context(|| format!("accepting {contact}"))?;
@@ -238,7 +239,7 @@ async fn outbound_e2e(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
         let warm = send_outbound(
             ctx,
             &tracker,
-            &contacts,
+            &opened.contacts,
             Phase::Warmup,
             Until::Time(ctx.opts.warmup),
             &in_flight,
@@ -254,7 +255,7 @@ async fn outbound_e2e(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
     let sent = send_outbound(
         ctx,
         &tracker,
-        &contacts,
+        &opened.contacts,
         Phase::Measured,
         Until::Time(ctx.opts.duration),
         &in_flight,
@@ -262,6 +263,7 @@ async fn outbound_e2e(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
     .await?;
     let mut report = e2e_report(ctx, &tracker, Scenario::OutboundE2e, &from, rss, sent.ok).await?;
     report.chats = Some(ctx.sandbox.contacts().len());
+    report.new_chat_calls = Some(opened.calls);
     report.notes.push(
         "each DM sent is echoed by the sandbox X to the webhook (as X does); the bridge drops the echoes"
             .to_owned(),
@@ -274,7 +276,7 @@ async fn outbound_e2e(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
 async fn connect_down(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
     let tracker = Tracker::new(Direction::Inbound);
     let listener = tracker.listen(&ctx.sandbox);
-    open_chats(ctx, &tracker).await?;
+    let opened = open_chats(ctx, &tracker).await?;
     let acks = Arc::new(Recorder::new());
     let from = Mark::now(&ctx.sandbox, &ctx.target).await?;
     let rss = RssSampler::start(ctx.target.pid);
@@ -322,6 +324,7 @@ async fn connect_down(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
     report.ack_errors = sent.errors;
     report.exactness = Some(exact);
     report.chats = Some(ctx.sandbox.contacts().len());
+    report.new_chat_calls = Some(opened.calls);
     let last = tracker.last_arrival(Phase::Measured).unwrap_or(to.at);
     report.drain_s = Some(last.saturating_duration_since(up_at).as_secs_f64());
     let while_down = down.calls.since(&from.calls);
@@ -354,7 +357,7 @@ async fn connect_down(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
 async fn idle(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
     let tracker = Tracker::new(Direction::Inbound);
     let listener = tracker.listen(&ctx.sandbox);
-    open_chats(ctx, &tracker).await?;
+    let opened = open_chats(ctx, &tracker).await?;
     tokio::time::sleep(ctx.opts.warmup).await;
     let from = Mark::now(&ctx.sandbox, &ctx.target).await?;
     let rss = RssSampler::start(ctx.target.pid);
@@ -379,6 +382,7 @@ async fn idle(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
     )?;
     let idle = to.bridge_idle_since(&from);
     report.chats = Some(ctx.sandbox.contacts().len());
+    report.new_chat_calls = Some(opened.calls);
     report.notes.push(
         "idle: the bridge's CPU summed over its threads' scheduler statistics (nanoseconds)"
             .to_owned(),

@@ -103,6 +103,26 @@ async fn inbound_end_to_end_delivers_every_message_once() {
     assert!(exact.exactly_once(), "{exact:?}");
     assert_eq!(exact.delivered, report.messages);
     assert_eq!(report.chats, Some(3), "one chat per customer");
+    // A new chat: StartChatContact (the first DM as its initial message), streaming, the
+    // customer's connection; nothing on X (the profile came inline).
+    let opening = report.new_chat_calls.clone().unwrap();
+    assert_eq!(
+        opening.connect_ops_per_message,
+        [
+            ("CreateParticipantConnection".to_owned(), 1.0),
+            ("StartChatContact".to_owned(), 1.0),
+            ("StartContactStreaming".to_owned(), 1.0),
+        ]
+        .into_iter()
+        .collect(),
+        "{opening:?}"
+    );
+    assert_eq!(opening.x_per_message, 0.0);
+    assert!(
+        xdm_bench::report::render(&report).contains("new chat      Connect calls/chat 3.00"),
+        "{}",
+        xdm_bench::report::render(&report)
+    );
     assert_eq!(report.latency.count, report.messages);
     assert!(
         report.latency.p50_us >= 50_000,

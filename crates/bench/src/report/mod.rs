@@ -187,6 +187,9 @@ pub struct ScenarioReport {
     pub exactness: Option<Exactness>,
     /// Chats in the sandbox at the end (one per customer expected).
     pub chats: Option<usize>,
+    /// Platform calls of opening those chats (each customer's first DM into no chat), per chat;
+    /// before the measured window.
+    pub new_chat_calls: Option<CallUse>,
     /// `connect-down`: from Connect up again to the last message arrived; `acks`: from the end of
     /// sending to the last message arrived.
     pub drain_s: Option<f64>,

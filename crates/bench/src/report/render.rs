@@ -129,6 +129,16 @@ pub fn render(r: &ScenarioReport) -> String {
     if let Some(c) = r.chats {
         let _ = writeln!(s, "  chats         {c}");
     }
+    if let Some(c) = &r.new_chat_calls {
+        let _ = writeln!(
+            s,
+            "  new chat      Connect calls/chat {:.2}: {}; X calls/chat {:.2}: {}",
+            c.connect_per_message,
+            per_op(&c.connect_ops_per_message),
+            c.x_per_message,
+            per_op(&c.x_ops_per_message)
+        );
+    }
     if let Some(d) = r.drain_s {
         let _ = writeln!(s, "  drain         {d:.2} s");
     }
