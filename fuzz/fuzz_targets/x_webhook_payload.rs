@@ -18,7 +18,8 @@ fuzz_target!(|data: &[u8]| {
     for event in &parsed.batch.events {
         let business = match event {
             InboundEvent::Message(dm) => &dm.business,
-            InboundEvent::Typing(i) | InboundEvent::Read(i) => &i.business,
+            InboundEvent::Typing(i) => &i.business,
+            InboundEvent::Read(r) => &r.business,
             InboundEvent::Revoked { .. } => continue,
         };
         assert_eq!(

@@ -219,14 +219,19 @@ impl ConnectApi for ConnectClient {
     async fn send_event(
         &self,
         connection: &ConnectionToken,
-        event: ChatEvent,
+        event: &ChatEvent,
         client_token: &str,
     ) -> Result<(), ConnectError> {
-        let content = match event {
-            ChatEvent::Typing => None,
-        };
+        let content = event
+            .message_id()
+            .map(|id| serde_json::json!({ "messageId": id }).to_string());
         self.sends
-            .send_event(connection, event.content_type(), content, client_token)
+            .send_event(
+                connection,
+                event.content_type(),
+                content.as_deref(),
+                client_token,
+            )
             .await
             .map(|_| ())
     }

@@ -130,7 +130,7 @@ impl<T: ConnectApi> ConnectApi for Configured<T> {
     async fn send_event(
         &self,
         connection: &ConnectionToken,
-        event: ChatEvent,
+        event: &ChatEvent,
         client_token: &str,
     ) -> Result<(), ConnectError> {
         self.connect()?

@@ -111,11 +111,13 @@ impl Visibility {
     }
 }
 
-/// Connect event content types the bridge acts on.
+/// Connect event content types the bridge acts on or sends.
 pub mod event_types {
     pub const PARTICIPANT_LEFT: &str = "application/vnd.amazonaws.connect.event.participant.left";
     pub const CHAT_ENDED: &str = "application/vnd.amazonaws.connect.event.chat.ended";
     pub const TYPING: &str = "application/vnd.amazonaws.connect.event.typing";
+    pub const MESSAGE_DELIVERED: &str = "application/vnd.amazonaws.connect.event.message.delivered";
+    pub const MESSAGE_READ: &str = "application/vnd.amazonaws.connect.event.message.read";
 }
 
 impl ChatItem {

@@ -23,7 +23,7 @@ pub enum InboundEvent {
     /// The customer is typing.
     Typing(Indicator),
     /// The customer read the conversation up to an event.
-    Read(Indicator),
+    Read(ReadUpTo),
     /// The business account revoked the app's access: nothing more will be delivered for it.
     Revoked { user_id: Option<XUserId> },
 }
@@ -92,5 +92,16 @@ impl MediaKind {
 pub struct Indicator {
     pub business: XUserId,
     pub sender: XUserId,
+    pub created_ms: i64,
+}
+
+/// The customer read the conversation up to a DM (`direct_message_mark_read_events`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadUpTo {
+    pub business: XUserId,
+    /// Who read: the customer.
+    pub sender: XUserId,
+    /// The last DM read (`last_read_event_id`): it and every earlier one are read.
+    pub last_read_event_id: XEventId,
     pub created_ms: i64,
 }

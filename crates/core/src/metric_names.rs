@@ -18,6 +18,10 @@ pub const INBOUND_EVENTS: &str = "xdm_inbound_events_total";
 /// shown in their chats (`sent`), within the interval of the last one shown, without an open
 /// chat to show them in, or not shown because the store or Connect failed.
 pub const TYPING_EVENTS: &str = "xdm_typing_events_total";
+/// Counter `{receipt = delivered | read, result}`: receipts of the agent's messages sent into
+/// the chat. Delivered: `sent | failed`, one per message on X. Read: `sent` (one per message
+/// marked read), `nothing_unread` and `failed` (one per read event of the customer).
+pub const RECEIPTS: &str = "xdm_receipts_total";
 /// Counter `{result = accepted | duplicate | filtered | after_end}`: chat items streamed by
 /// Connect; `after_end`: accepted but not delivered, arriving long after its chat ended (a
 /// replay).
@@ -93,6 +97,11 @@ pub fn describe() {
         TYPING_EVENTS,
         Unit::Count,
         "The customers' typing events on X, by result: sent (shown in the chat), throttled (within the interval of the last one shown), no_chat, failed (store or Connect)."
+    );
+    describe_counter!(
+        RECEIPTS,
+        Unit::Count,
+        "Receipts of the agent's messages sent into the chat, by receipt (delivered, read) and result (sent, failed; for reads also nothing_unread, per read event)."
     );
     describe_counter!(
         CHAT_ITEMS,

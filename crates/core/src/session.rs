@@ -30,6 +30,16 @@ impl Session {
         (self.status == SessionStatus::Ended).then_some(self.updated_at_ms)
     }
 
+    /// The customer's connection token if the chat's set-up finished and it has not expired at
+    /// `now_ms`. Typing and receipts use it as it is: they never set one up or renew it (the
+    /// deliveries of messages do).
+    pub fn current_connection(&self, now_ms: i64) -> Option<&ConnectionToken> {
+        self.connection
+            .as_ref()
+            .filter(|c| c.expires_at_ms.is_none_or(|exp| exp > now_ms))
+            .map(|c| &c.token)
+    }
+
     /// The first contact of the chat (the one StartChatContact returned).
     pub fn initial_contact(&self) -> ContactId {
         ContactId::from(self.initial_contact_id.clone())

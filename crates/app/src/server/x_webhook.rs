@@ -124,6 +124,7 @@ pub async fn events(
             "ignored": report.ignored,
             "stale": report.stale,
             "typing": report.typing,
+            "reads": report.reads,
             }))
             .into_response()
         }

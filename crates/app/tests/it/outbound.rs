@@ -341,3 +341,70 @@ async fn an_item_arriving_after_its_chat_ended_is_sent_only_within_the_window() 
     assert_eq!(job.state, JobState::Done, "skipped, nothing to retry");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn agent_messages_are_delivered_then_read_up_to_the_dm_the_customer_read_on_x() {
+    const DELIVERED: &str = "application/vnd.amazonaws.connect.event.message.delivered";
+    const READ: &str = "application/vnd.amazonaws.connect.event.message.read";
+    let app = spawn_app().await;
+    let chat = app.open_chat("hi").await;
+    app.sandbox
+        .agent_accept(&chat.contact_id, "Enrique")
+        .unwrap();
+    let mut agent_ids = Vec::new();
+    for (n, text) in ["first answer", "second answer"].into_iter().enumerate() {
+        let item = app
+            .sandbox
+            .agent_send(&chat.contact_id, text, "text/plain")
+            .unwrap();
+        agent_ids.push(item.item.id.clone());
+        app.wait_dms(n + 1).await;
+    }
+    // The receipts the customer's side sent into the chat: (content type, messageId).
+    let receipts = |app: &TestApp| -> Vec<(String, String)> {
+        app.contacts()[0]
+            .transcript
+            .iter()
+            .filter(|i| i.item.content_type == DELIVERED || i.item.content_type == READ)
+            .map(|i| {
+                assert_eq!(i.item.participant_role, Some(ParticipantRole::Customer));
+                let content: serde_json::Value =
+                    serde_json::from_str(i.item.content.as_deref().unwrap()).unwrap();
+                let id = content["messageId"].as_str().unwrap().to_owned();
+                (i.item.content_type.clone(), id)
+            })
+            .collect()
+    };
+    app.wait_contact("two delivered receipts", |c, _| {
+        c.transcript
+            .iter()
+            .filter(|i| i.item.content_type == DELIVERED)
+            .count()
+            >= 2
+    })
+    .await;
+    let delivered: Vec<(String, String)> = agent_ids
+        .iter()
+        .map(|id| (DELIVERED.to_owned(), id.clone()))
+        .collect();
+    assert_eq!(receipts(&app), delivered);
+
+    // The customer reads up to the first DM on X: the first message is read, not the second.
+    let first_dm = app.sandbox.sent_dms()[0].dm_event_id.clone();
+    let d = app.sandbox.deliver_read(CUSTOMER, &first_dm).await.unwrap();
+    assert_eq!(d.status, Some(200), "{d:?}");
+    app.settle().await;
+    let mut expected = delivered.clone();
+    expected.push((READ.to_owned(), agent_ids[0].clone()));
+    assert_eq!(receipts(&app), expected);
+    // Then up to the second.
+    let second_dm = app.sandbox.sent_dms()[1].dm_event_id.clone();
+    app.sandbox
+        .deliver_read(CUSTOMER, &second_dm)
+        .await
+        .unwrap();
+    app.settle().await;
+    expected.push((READ.to_owned(), agent_ids[1].clone()));
+    assert_eq!(receipts(&app), expected);
+    app.stop().await;
+}

@@ -19,7 +19,9 @@ pub struct AcceptReport {
     pub echoes: usize,
     /// Typing events, shown in the customer's open chat (best effort, never stored).
     pub typing: usize,
-    /// Events the bridge does not relay (read, revoke).
+    /// Read events, shown as read receipts of the agent's messages (best effort).
+    pub reads: usize,
+    /// Events the bridge does not relay (revoke).
     pub ignored: usize,
     /// Messages older than [`BridgeConfig::max_event_age_ms`](super::BridgeConfig) by their
     /// `created_timestamp`: acknowledged, not delivered (a replayed delivery whose dedup record
@@ -42,8 +44,8 @@ pub enum ItemAcceptance {
 
 impl<S: Store, X, C: ConnectApi, K: Clock> Bridge<S, X, C, K> {
     /// Persists the customer messages of a verified delivery X pushed (webhook, activity
-    /// stream), then shows its typing events in the customers' chats (best effort: never an
-    /// error, never stored, see `typing.rs`). When this returns `Ok`, every message is durable
+    /// stream), then shows its typing and read events in the customers' chats (best effort:
+    /// never an error, see `typing.rs` and `receipts.rs`). When this returns `Ok`, every message is durable
     /// and X may be answered 200.
     /// Messages older than [`BridgeConfig::max_event_age_ms`](super::BridgeConfig) are counted
     /// as `stale` and not stored: their first acceptance may have been purged already.
@@ -69,6 +71,7 @@ impl<S: Store, X, C: ConnectApi, K: Clock> Bridge<S, X, C, K> {
         let mut report = AcceptReport::default();
         let mut jobs = Vec::new();
         let mut typing = Vec::new();
+        let mut reads = Vec::new();
         for event in batch.events {
             match event {
                 InboundEvent::Message(dm) if dm.is_echo() => {
@@ -110,18 +113,20 @@ impl<S: Store, X, C: ConnectApi, K: Clock> Bridge<S, X, C, K> {
                     report.ignored += 1;
                 }
                 InboundEvent::Typing(indicator) => typing.push(indicator),
-                InboundEvent::Read(_) => report.ignored += 1,
+                InboundEvent::Read(read) => reads.push(read),
             }
         }
         report.typing = typing.len();
+        report.reads = reads.len();
         metrics::counter!(INBOUND_EVENTS, "result" => "stale").increment(report.stale as u64);
         metrics::counter!(INBOUND_EVENTS, "result" => "echo").increment(report.echoes as u64);
         metrics::counter!(INBOUND_EVENTS, "result" => "ignored").increment(report.ignored as u64);
         if !jobs.is_empty() {
             self.persist(&jobs, &mut report).await?;
         }
-        // After the messages are durable: typing never delays or fails them.
+        // After the messages are durable: typing and read receipts never delay or fail them.
         self.relay_typing(&typing).await;
+        self.relay_reads(&reads).await;
         Ok(report)
     }
 

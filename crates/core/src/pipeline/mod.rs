@@ -8,7 +8,9 @@ mod inbound;
 mod notes;
 mod outbound;
 mod port_errors;
+mod receipts;
 mod typing;
+mod typing_gate;
 
 use std::sync::Arc;
 
@@ -18,7 +20,7 @@ use crate::media::AttachmentPolicy;
 use crate::ports::{Clock, Store};
 
 pub use accept::{AcceptReport, ItemAcceptance};
-pub use typing::TYPING_INTERVAL_MS;
+pub use typing_gate::TYPING_INTERVAL_MS;
 
 /// Tunables of the bridge (its pipelines and its job engine). Defaults suit production; tests
 /// shorten the timings.
@@ -133,7 +135,7 @@ pub struct Bridge<S, X, C, K> {
     x: X,
     connect: C,
     config: BridgeConfig,
-    typing: typing::TypingGate,
+    typing: typing_gate::TypingGate,
 }
 
 impl<S: Store, X, C, K: Clock> Bridge<S, X, C, K> {
@@ -143,7 +145,7 @@ impl<S: Store, X, C, K: Clock> Bridge<S, X, C, K> {
             x,
             connect,
             config,
-            typing: typing::TypingGate::default(),
+            typing: typing_gate::TypingGate::default(),
         })
     }
 

@@ -111,6 +111,7 @@ where
                 {
                     Ok(_) => {
                         tracing::info!("chat ended; the customer's next DM opens a new chat");
+                        self.forget_receipts(&item.initial_contact_id).await;
                         JobOutcome::Done
                     }
                     Err(e) => e.into(),
@@ -169,6 +170,9 @@ where
         texts: &[String],
         on_x: &mut AlreadyOnX,
     ) -> JobOutcome {
+        // The DM the message's last part became (a retry whose parts X all had already
+        // leaves it unknown: no receipts then).
+        let mut last_dm = None;
         for text in texts {
             if on_x.take_text(text) {
                 continue;
@@ -179,11 +183,15 @@ where
                 text: Some(text.clone()),
                 media_id: None,
             };
-            if let Err(e) = self.x.send_dm(&dm).await {
-                return self.x_failure(session, item, e).await;
+            match self.x.send_dm(&dm).await {
+                Ok(sent) => last_dm = Some(sent.dm_event_id),
+                Err(e) => return self.x_failure(session, item, e).await,
             }
         }
         tracing::info!("delivered to the customer on X");
+        if let Some(dm_event_id) = last_dm {
+            self.note_delivered(session, &item.id, &dm_event_id).await;
+        }
         JobOutcome::Done
     }
 
@@ -289,11 +297,13 @@ where
             media_id: Some(media_id),
         };
         match self.x.send_dm(&dm).await {
-            Ok(_) => {
+            Ok(sent) => {
                 tracing::info!(
                     category = category.as_str(),
                     "file delivered to the customer on X"
                 );
+                self.note_delivered(session, &item.id, &sent.dm_event_id)
+                    .await;
                 JobOutcome::Done
             }
             Err(e) => self.x_failure(session, item, e).await,

@@ -39,17 +39,33 @@ impl ChatMessage {
 
 /// An event the customer's side shows in the chat (`SendEvent`). Not a message: nothing is
 /// kept, and a lost one is not sent again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChatEvent {
     /// The customer is typing.
     Typing,
+    /// The agent's message (its transcript item id) reached the customer.
+    Delivered { message_id: String },
+    /// The customer read the agent's message.
+    Read { message_id: String },
 }
 
 impl ChatEvent {
     /// Its `ContentType`.
-    pub fn content_type(self) -> &'static str {
+    pub fn content_type(&self) -> &'static str {
         match self {
             ChatEvent::Typing => crate::chat_item::event_types::TYPING,
+            ChatEvent::Delivered { .. } => crate::chat_item::event_types::MESSAGE_DELIVERED,
+            ChatEvent::Read { .. } => crate::chat_item::event_types::MESSAGE_READ,
+        }
+    }
+
+    /// The message a receipt is for.
+    pub fn message_id(&self) -> Option<&str> {
+        match self {
+            ChatEvent::Typing => None,
+            ChatEvent::Delivered { message_id } | ChatEvent::Read { message_id } => {
+                Some(message_id)
+            }
         }
     }
 }
@@ -150,11 +166,11 @@ pub trait ConnectApi: Send + Sync + 'static {
         client_token: &str,
     ) -> impl Future<Output = Result<(), ConnectError>> + Send;
 
-    /// `SendEvent` as the customer.
+    /// `SendEvent` as the customer (a receipt's `Content` is `{"messageId":"…"}`).
     fn send_event(
         &self,
         connection: &ConnectionToken,
-        event: ChatEvent,
+        event: &ChatEvent,
         client_token: &str,
     ) -> impl Future<Output = Result<(), ConnectError>> + Send;
 

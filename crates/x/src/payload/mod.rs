@@ -38,7 +38,7 @@ pub(crate) use model::UrlEntity;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use xdm_core::ids::{XEventId, XUserId};
-use xdm_core::inbound::{InboundBatch, InboundDm, InboundEvent, InboundMedia, Indicator};
+use xdm_core::inbound::{InboundBatch, InboundDm, InboundEvent, InboundMedia, Indicator, ReadUpTo};
 use xdm_core::profile::XProfile;
 
 use crate::user::UserObject;
@@ -170,7 +170,7 @@ pub fn parse_delivery(body: &[u8]) -> Result<ParsedDelivery, PayloadError> {
         r.indicator(e).map(|i| i.map(InboundEvent::Typing))
     });
     reader.read_list(payload, READ_EVENTS, |r, e| {
-        r.indicator(e).map(|i| i.map(InboundEvent::Read))
+        r.read_up_to(e).map(|i| i.map(InboundEvent::Read))
     });
     if let Some(user_event) = payload.get(USER_EVENT).and_then(value_as::<UserEvent>)
         && let Some(revoke) = user_event.revoke
@@ -313,6 +313,24 @@ impl Reader<'_> {
             business,
             sender,
             created_ms,
+        }))
+    }
+
+    fn read_up_to(&self, item: &Value) -> Result<Option<ReadUpTo>, Skip> {
+        let ev: IndicatorEvent = value_as(item).ok_or(("the event is not an object", None))?;
+        let last_read_event_id = ev
+            .last_read_event_id
+            .as_deref()
+            .and_then(|id| XEventId::parse(id).ok())
+            .ok_or(("last_read_event_id is missing or not an event id", None))?;
+        let Some(read) = self.indicator(item)? else {
+            return Ok(None);
+        };
+        Ok(Some(ReadUpTo {
+            business: read.business,
+            sender: read.sender,
+            last_read_event_id,
+            created_ms: read.created_ms,
         }))
     }
 

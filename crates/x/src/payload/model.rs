@@ -116,6 +116,9 @@ pub(super) struct IndicatorEvent {
     pub created_timestamp: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
     pub sender_id: Option<String>,
+    /// Read events only.
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub last_read_event_id: Option<String>,
 }
 
 /// `user_event`.

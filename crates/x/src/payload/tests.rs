@@ -177,9 +177,10 @@ fn reads_typing_read_and_revoke() {
     let d = parse(READ);
     assert_eq!(
         d.batch.events,
-        vec![InboundEvent::Read(Indicator {
+        vec![InboundEvent::Read(ReadUpTo {
             business: uid("4337869213"),
             sender: uid("199566737"),
+            last_read_event_id: XEventId::parse("963085315333238788").unwrap(),
             created_ms: 1_518_452_444_662,
         })]
     );

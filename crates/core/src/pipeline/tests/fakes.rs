@@ -201,7 +201,7 @@ impl ConnectApi for FakeConnect {
     async fn send_event(
         &self,
         conn: &ConnectionToken,
-        event: ChatEvent,
+        event: &ChatEvent,
         _client_token: &str,
     ) -> Result<(), ConnectError> {
         self.take_fault("SendEvent")?;
@@ -210,7 +210,7 @@ impl ConnectApi for FakeConnect {
         if s.contacts[i].ended {
             return Err(ConnectError::ChatEnded("ended".into()));
         }
-        s.contacts[i].events.push(event);
+        s.contacts[i].events.push(event.clone());
         Ok(())
     }
 
@@ -360,7 +360,7 @@ impl XApi for FakeX {
             ));
         }
         Ok(SentDm {
-            dm_event_id: format!("dm-{}", s.sent.len()),
+            dm_event_id: format!("{}", 900_000 + s.sent.len()),
         })
     }
 
@@ -383,7 +383,7 @@ impl XApi for FakeX {
                 &dm.business == business && &dm.recipient == recipient && **at >= since_ms
             })
             .map(|(i, (dm, at))| SentDmRecord {
-                dm_event_id: format!("dm-{}", i + 1),
+                dm_event_id: format!("{}", 900_000 + i + 1),
                 at_ms: *at,
                 text: dm.text.clone(),
                 has_media: dm.media_id.is_some(),
@@ -679,7 +679,7 @@ impl ConnectApi for SlowConnect {
     async fn send_event(
         &self,
         conn: &ConnectionToken,
-        event: ChatEvent,
+        event: &ChatEvent,
         client_token: &str,
     ) -> Result<(), ConnectError> {
         self.inner.send_event(conn, event, client_token).await

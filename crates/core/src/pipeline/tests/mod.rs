@@ -7,4 +7,5 @@ mod inbound;
 mod leases;
 mod media;
 mod outbound;
+mod receipts;
 mod typing;
