@@ -4,7 +4,7 @@
 //!
 //! X says what the customer read as one DM id (`last_read_event_id`: that DM and every earlier
 //! one). So the bridge keeps, per chat, the agent's messages still unread with the id of the
-//! last DM each became: one record (`receipts/<initial contact id>`, a few hundred bytes),
+//! last DM each became: one record (`receipts/<initial contact id>`, at most ~1 KB),
 //! appended to when a message reaches X, cut when the customer reads, deleted when the chat
 //! ends. Every write is a compare-and-set on the record's version, so a read arriving while a
 //! message is appended loses neither. DM ids are snowflakes: a later DM has a larger id.
@@ -25,8 +25,11 @@ use crate::session::Session;
 
 use super::Bridge;
 
-/// Unread messages remembered per chat, at most; the oldest are forgotten first.
-const MAX_UNREAD: usize = 200;
+/// Unread messages remembered per chat, at most; the oldest are forgotten first (they get no
+/// read receipt). Every message that reaches X reads and rewrites the record, and a customer who
+/// turned X's read receipts off never empties it: 200 made each agent reply cost 57 % more CPU
+/// at saturation (docs/performance.md, "Receipts").
+const MAX_UNREAD: usize = 20;
 
 /// Compare-and-set attempts before an update is given up.
 const WRITE_ATTEMPTS: usize = 4;
