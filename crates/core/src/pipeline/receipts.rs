@@ -34,6 +34,10 @@ const MAX_UNREAD: usize = 20;
 /// Compare-and-set attempts before an update is given up.
 const WRITE_ATTEMPTS: usize = 4;
 
+/// How long one receipt may wait for Connect (read receipts are sent before X's delivery is
+/// answered, as typing is).
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The record of a chat's unread agent messages.
 fn record_key(chat: &InitialContactId) -> String {
     format!("receipts/{chat}")
@@ -122,10 +126,7 @@ impl<S: Store, X, C: ConnectApi, K: Clock> Bridge<S, X, C, K> {
         };
         let key = record_key(&session.initial_contact_id);
         let noted = self
-            .update_unread(&key, |unread| {
-                unread.add(dm_id, message_id.as_str());
-                true
-            })
+            .update_unread(&key, |unread| unread.add(dm_id, message_id.as_str()))
             .await;
         if !noted {
             tracing::debug!(item = %message_id, "could not note the message for its read receipt");
@@ -247,32 +248,32 @@ impl<S: Store, X, C: ConnectApi, K: Clock> Bridge<S, X, C, K> {
                 .message_id()
                 .unwrap_or(session.initial_contact_id.as_str())
         );
-        match self
-            .connect
-            .send_event(connection, event, &client_token)
-            .await
-        {
-            Ok(()) => true,
-            Err(e) => {
+        let sent = self.connect.send_event(connection, event, &client_token);
+        match tokio::time::timeout(SEND_TIMEOUT, sent).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
                 tracing::debug!(initial_contact_id = %session.initial_contact_id, error = %e,
                     "receipt not relayed: Connect refused it");
+                false
+            }
+            Err(_) => {
+                tracing::debug!(initial_contact_id = %session.initial_contact_id,
+                    "receipt not relayed: Connect did not answer in time");
                 false
             }
         }
     }
 
-    /// Reads, changes (when `change` says so) and writes back the record `key` with a
-    /// compare-and-set, again if another writer came first. Whether it was written.
-    async fn update_unread(&self, key: &str, mut change: impl FnMut(&mut Unread) -> bool) -> bool {
+    /// Reads, changes and writes back the record `key` with a compare-and-set, again if another
+    /// writer came first. Whether it was written.
+    async fn update_unread(&self, key: &str, mut change: impl FnMut(&mut Unread)) -> bool {
         for _ in 0..WRITE_ATTEMPTS {
             let (mut unread, expect) = match self.store().record(key).await {
                 Ok(Some(r)) => (Unread::parse(&r.value), Expect::Version(r.version)),
                 Ok(None) => (Unread::default(), Expect::Absent),
                 Err(_) => return false,
             };
-            if !change(&mut unread) {
-                return true;
-            }
+            change(&mut unread);
             match self
                 .store()
                 .put_record(key, &unread.encode(), expect, self.now_ms())
