@@ -27,6 +27,9 @@ pub enum ManageReason {
     NotAuthorized,
     /// 429 (`reset_at_s`: when X's window resets, Unix seconds).
     RateLimited { reset_at_s: Option<i64> },
+    /// 429 `usage-capped`: the app's pay-per-use spend cap is reached. Not a rate limit: no
+    /// window resets it, waiting does not help (raise the cap in X's developer console).
+    UsageCapped,
     /// 404: no such webhook or subscription.
     NotFound,
     /// 5xx, timeouts, connection errors, unreadable answers.
@@ -128,10 +131,12 @@ pub fn manage_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Man
             .or_else(|| p.summary())
         })
         .unwrap_or_else(|| status_reason(status));
-    crate::error::count_error_answer(status, headers, code == 429);
+    let usage_capped = code == 429 && Problem::parse(body).is_some_and(|p| p.is_usage_capped());
+    crate::error::count_error_answer(status, headers, code == 429 && !usage_capped);
     let reason = match (known, code) {
         (Some(r), _) => Some(r),
         (None, 401 | 403) => Some(ManageReason::NotAuthorized),
+        (None, 429) if usage_capped => Some(ManageReason::UsageCapped),
         (None, 429) => Some(ManageReason::RateLimited {
             reset_at_s: rate_limit::reset_at_s(headers),
         }),
@@ -146,6 +151,9 @@ pub fn manage_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Man
         Some(ManageReason::RateLimited {
             reset_at_s: Some(at),
         }) => format!("X rate-limited the call (HTTP 429) until Unix time {at}: {summary}"),
+        Some(ManageReason::UsageCapped) => format!(
+            "X refused the call: the app's usage cap is spent (HTTP 429; raise it in the developer console): {summary}"
+        ),
         _ => match reason.and_then(ManageReason::x_name) {
             Some(name) if !summary.contains(name) => format!("HTTP {code}: {summary} ({name})"),
             _ => format!("HTTP {code}: {summary}"),

@@ -173,6 +173,18 @@ async fn webhook_errors_name_the_reason_in_one_line() {
             reset_at_s: Some(1_775_080_999)
         })
     );
+    // The spend cap is a 429 too, but no window resets it: not a rate limit to wait out.
+    let mut capped = answer(
+        429,
+        r#"{"title":"UsageCapExceeded","detail":"Usage cap exceeded: Monthly product cap","type":"https://api.x.com/2/problems/usage-capped","period":"Monthly","scope":"Product"}"#,
+    );
+    capped
+        .headers
+        .push(("x-rate-limit-reset", "1775080999".to_owned()));
+    let server = Server::start(capped).await;
+    let e = app(&server).webhooks().await.unwrap_err();
+    assert_eq!(e.reason(), Some(ManageReason::UsageCapped));
+    assert!(e.to_string().contains("usage cap is spent"), "{e}");
 }
 
 fn new_subscription() -> NewSubscription {
