@@ -6,9 +6,7 @@
 //! and every other store call waits while the one connection is busy, the store replaces it: a
 //! WAL hook on the store's connection notes that the log has grown past [`CHECKPOINT_PAGES`]
 //! (SQLite's default threshold), and a **second connection on its own thread** (`xdm-sqlite-wal`)
-//! runs the checkpoint (`PASSIVE`, as the automatic one); while the log stays that long (a
-//! checkpoint cannot start it over while commits keep coming), the hook wakes the checkpointer
-//! again only after each further [`CHECKPOINT_PAGES`], not after every commit ([`Growth`]). In WAL mode a checkpoint by another
+//! runs the checkpoint (`PASSIVE`, as the automatic one). In WAL mode a checkpoint by another
 //! connection takes no lock a writer needs, so commits (webhook acceptances) go on appending to
 //! the log while the checkpoint copies and syncs: a checkpoint no longer stalls every call
 //! behind it (measured in docs/performance.md, "Checkpoints on their own connection").
@@ -16,11 +14,10 @@
 //! The log starts over from its beginning only when a writer finds it copied back entirely; under
 //! sustained writes a passive checkpoint never catches up with the commits made while it runs,
 //! and the log would grow without bound (measured: past 1 GB in 15 s of 15,000 acceptances a
-//! second). So once it holds [`RESTART_PAGES`], the checkpointer follows its passive checkpoint
-//! with a `RESTART`: that one waits for the writer of the moment, holds new writes back while it
-//! copies what the passive one left (the commits made meanwhile; those of the store's connection
-//! queue to the store thread, which waits up to the busy timeout), and lets the next commit
-//! start the log over. Only then are writes held back, and only briefly.
+//! second). So once it holds [`RESTART_PAGES`], the checkpointer runs `RESTART` instead: it
+//! waits for the writer of the moment, holds new writes back while it copies the rest (those of
+//! the store's connection queue to the store thread, which waits up to the busy timeout), and
+//! lets the next commit start the log over. That stall, the old behaviour, happens only then.
 //!
 //! A database in memory has no log and no checkpointer.
 
@@ -34,12 +31,6 @@ use crate::OpenError;
 
 /// Pages in the log after which a checkpoint is due (SQLite's `wal_autocheckpoint` default).
 const CHECKPOINT_PAGES: i32 = 1000;
-
-/// While the log stays past [`CHECKPOINT_PAGES`], the checkpointer is woken again after it has
-/// grown by this much. Larger steps cost less CPU (each checkpoint syncs the database file) but
-/// make each checkpoint longer, and the commits that append to the log meanwhile wait longer on
-/// the disk: the acknowledgements' tail (docs/performance.md).
-const WAKE_STEP_PAGES: i32 = 250;
 
 /// Pages in the log (16 MB of 4 KiB pages) after which the checkpoint makes the log start over
 /// (`RESTART`), holding writes back while it finishes.
@@ -122,9 +113,8 @@ impl Checkpointer {
                 source,
             })?;
         let hook_signal = Arc::clone(&signal);
-        let mut growth = Growth::default();
         conn.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
-            if growth.checkpoint_due(pages) {
+            if pages >= CHECKPOINT_PAGES {
                 hook_signal.update(|s| s.due_pages = s.due_pages.max(pages));
             }
             Ok(())
@@ -134,31 +124,6 @@ impl Checkpointer {
             signal,
             thread: Some(thread),
         }))
-    }
-}
-
-/// When the hook wakes the checkpointer: once the log holds [`CHECKPOINT_PAGES`], then after
-/// every further [`WAKE_STEP_PAGES`] while it does not start over. Waking it after every
-/// commit past the threshold (as the first version did) ran a checkpoint per commit under
-/// sustained load, each copying a few pages and syncing: a fifth of a core at 3,400 DMs/s.
-#[derive(Debug, Default)]
-struct Growth {
-    /// The log's length (pages) at the last wake-up; 0: none since it started over.
-    woken_at: i32,
-}
-
-impl Growth {
-    /// Called with the log's length after each commit.
-    fn checkpoint_due(&mut self, pages: i32) -> bool {
-        if pages < self.woken_at {
-            // The log started over.
-            self.woken_at = 0;
-        }
-        let due = pages >= CHECKPOINT_PAGES && pages >= self.woken_at + WAKE_STEP_PAGES;
-        if due {
-            self.woken_at = pages;
-        }
-        due
     }
 }
 
@@ -186,13 +151,7 @@ fn checkpoint_when_due(conn: &Connection, signal: &Signal, location: &str) {
         }
         let pages = std::mem::take(&mut state.due_pages);
         drop(state);
-        // A `RESTART` holds writes back while it copies: a passive checkpoint first copies
-        // what the log holds without doing so, leaving the `RESTART` only the commits made
-        // meanwhile (p99 of acknowledgements at 6,000/s: 10 ms without this step, 4 with it).
-        run(conn, location, false);
-        if pages >= RESTART_PAGES {
-            run(conn, location, true);
-        }
+        run(conn, location, pages >= RESTART_PAGES);
     }
 }
 
@@ -219,50 +178,5 @@ fn run(conn: &Connection, location: &str, restart: bool) {
         Err(e) => {
             tracing::warn!(location, error = %e, "WAL checkpoint failed; tried again after the next commits")
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Pages after each commit for which the checkpointer is woken.
-    fn wake_ups(pages: impl IntoIterator<Item = i32>) -> Vec<i32> {
-        let mut growth = Growth::default();
-        pages
-            .into_iter()
-            .filter(|&p| growth.checkpoint_due(p))
-            .collect()
-    }
-
-    #[test]
-    fn a_log_that_keeps_growing_wakes_the_checkpointer_once_per_step_not_per_commit() {
-        let expected: Vec<i32> = (0..=12)
-            .map(|n| CHECKPOINT_PAGES + n * WAKE_STEP_PAGES)
-            .collect();
-        assert_eq!(wake_ups(1..=4_100), expected);
-        // Commits of several pages each cross the marks between two commits.
-        let woken = wake_ups((1..=1_000).map(|c| c * 7));
-        assert_eq!(woken.first(), Some(&1_001));
-        assert_eq!(woken.len(), 24);
-        assert!(
-            woken
-                .windows(2)
-                .all(|w| (WAKE_STEP_PAGES..WAKE_STEP_PAGES + 7).contains(&(w[1] - w[0])))
-        );
-    }
-
-    #[test]
-    fn a_log_that_started_over_wakes_it_again_at_the_threshold() {
-        let mut growth = Growth::default();
-        assert!(growth.checkpoint_due(1_500));
-        assert!(!growth.checkpoint_due(1_500 + WAKE_STEP_PAGES - 1));
-        assert!(growth.checkpoint_due(1_500 + WAKE_STEP_PAGES));
-        // Started over: short again, then past the threshold but below the last wake-up.
-        assert!(!growth.checkpoint_due(3));
-        assert!(!growth.checkpoint_due(999));
-        assert!(growth.checkpoint_due(1_000));
-        assert!(!growth.checkpoint_due(1_000 + WAKE_STEP_PAGES - 1));
-        assert!(growth.checkpoint_due(1_000 + WAKE_STEP_PAGES));
     }
 }
