@@ -3,6 +3,7 @@
 //! ([`outbound`]) — registered with the job engine as the handlers of their queues.
 
 mod accept;
+mod chat_events;
 mod handlers;
 mod inbound;
 mod notes;

@@ -16,7 +16,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ChatItemId, InitialContactId};
-
 use crate::inbound::ReadUpTo;
 use crate::metric_names::RECEIPTS;
 use crate::ports::{ChatEvent, Clock, ConnectApi, Store};
@@ -33,10 +32,6 @@ const MAX_UNREAD: usize = 20;
 
 /// Compare-and-set attempts before an update is given up.
 const WRITE_ATTEMPTS: usize = 4;
-
-/// How long one receipt may wait for Connect (read receipts are sent before X's delivery is
-/// answered, as typing is).
-const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The record of a chat's unread agent messages.
 fn record_key(chat: &InitialContactId) -> String {
@@ -248,20 +243,8 @@ impl<S: Store, X, C: ConnectApi, K: Clock> Bridge<S, X, C, K> {
                 .message_id()
                 .unwrap_or(session.initial_contact_id.as_str())
         );
-        let sent = self.connect.send_event(connection, event, &client_token);
-        match tokio::time::timeout(SEND_TIMEOUT, sent).await {
-            Ok(Ok(())) => true,
-            Ok(Err(e)) => {
-                tracing::debug!(initial_contact_id = %session.initial_contact_id, error = %e,
-                    "receipt not relayed: Connect refused it");
-                false
-            }
-            Err(_) => {
-                tracing::debug!(initial_contact_id = %session.initial_contact_id,
-                    "receipt not relayed: Connect did not answer in time");
-                false
-            }
-        }
+        self.send_chat_event(session, connection, event, &client_token)
+            .await
     }
 
     /// Reads, changes and writes back the record `key` with a compare-and-set, again if another

@@ -8,17 +8,11 @@
 //! one. The interval is kept per process (on AWS Lambda, per warm instance): a few more may
 //! get through when several processes share the work, never a flood.
 
-use std::time::Duration;
-
 use crate::inbound::Indicator;
 use crate::metric_names::TYPING_EVENTS;
 use crate::ports::{ChatEvent, Clock, ConnectApi, Store};
 
 use super::Bridge;
-
-/// How long the X delivery's answer may wait for one `SendEvent` (typing is relayed before X
-/// is answered, which is also what AWS Lambda needs: work left after the answer may never run).
-const SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What became of one typing event (the `result` label of [`TYPING_EVENTS`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,21 +81,13 @@ impl<S: Store, X, C: ConnectApi, K: Clock> Bridge<S, X, C, K> {
             "xdm-typing-{}-{}",
             session.initial_contact_id, indicator.created_ms
         );
-        let sent = self
-            .connect
-            .send_event(connection, &ChatEvent::Typing, &client_token);
-        match tokio::time::timeout(SEND_TIMEOUT, sent).await {
-            Ok(Ok(())) => Relayed::Sent,
-            Ok(Err(e)) => {
-                tracing::debug!(initial_contact_id = %session.initial_contact_id, error = %e,
-                    "typing not relayed: Connect refused it");
-                Relayed::Failed
-            }
-            Err(_) => {
-                tracing::debug!(initial_contact_id = %session.initial_contact_id,
-                    "typing not relayed: Connect did not answer in time");
-                Relayed::Failed
-            }
+        if self
+            .send_chat_event(&session, connection, &ChatEvent::Typing, &client_token)
+            .await
+        {
+            Relayed::Sent
+        } else {
+            Relayed::Failed
         }
     }
 }
