@@ -4,18 +4,22 @@ use aws_config::SdkConfig;
 use xdm_core::chat_item::AttachmentRef;
 use xdm_core::ids::{ConnectionToken, ContactId, ParticipantToken};
 use xdm_core::media::MediaStream;
-use xdm_core::ports::{ChatEvent, ChatMessage, ConnectApi, ConnectError, StartChat, StartedChat};
+use xdm_core::ports::{
+    ChatEvent, ChatMessage, ConnectApi, ConnectError, CustomerProfile, StartChat, StartedChat,
+};
+use xdm_core::profile::XProfile;
 use xdm_core::session::ConnectionCredentials;
 
 use crate::attachments::Attachments;
 use crate::config::{ConfigError, ConnectConfig};
 use crate::contact_client::{
-    ChatMessageBody, ChatStreamingConfiguration, ContactClient, ParticipantDetails,
+    ChatMessageBody, ChatStreamingConfiguration, ContactClient, ParticipantDetails, PersistentChat,
     SUPPORTED_MESSAGING_CONTENT_TYPES, StartChatContactRequest, StartContactStreamingRequest,
     StopContactRequest,
 };
 use crate::participant_client::ParticipantClient;
 use crate::participant_send::ParticipantSendClient;
+use crate::profiles_client::ProfilesClient;
 
 /// Amazon Connect, as the core sees it: the control plane (hand-signed), the participant API's
 /// send calls (reqwest, bearer token) and its other calls (SDK), all built once from one
@@ -27,6 +31,8 @@ pub struct ConnectClient {
     participant: ParticipantClient,
     sends: ParticipantSendClient,
     attachments: Attachments,
+    /// Customer Profiles, when a domain is configured.
+    profiles: Option<ProfilesClient>,
 }
 
 impl ConnectClient {
@@ -55,6 +61,16 @@ impl ConnectClient {
             config.request_timeout,
             &env,
         )?;
+        let profiles = match &config.profiles_domain {
+            Some(domain) => Some(ProfilesClient::with_env(
+                sdk,
+                domain,
+                config.profiles_endpoint.as_deref(),
+                config.request_timeout,
+                &env,
+            )?),
+            None => None,
+        };
         let participant = ParticipantClient::new(sdk, config.participant_endpoint.as_deref());
         let attachments = Attachments::new(
             participant.sdk_client().clone(),
@@ -65,6 +81,7 @@ impl ConnectClient {
             participant_endpoint = sends.endpoint(),
             region = contact.region(),
             instance_id = %config.instance_id,
+            profiles_domain = profiles.as_ref().map(ProfilesClient::domain),
             "Amazon Connect client ready"
         );
         Ok(Self {
@@ -73,6 +90,7 @@ impl ConnectClient {
             participant,
             sends,
             attachments,
+            profiles,
         })
     }
 
@@ -88,6 +106,11 @@ impl ConnectClient {
     /// The participant-API client (SDK): connection, disconnection.
     pub fn participant_api(&self) -> &ParticipantClient {
         &self.participant
+    }
+
+    /// Customer Profiles, when a domain is configured.
+    pub fn profiles(&self) -> Option<&ProfilesClient> {
+        self.profiles.as_ref()
     }
 
     /// SendMessage and SendEvent (reqwest).
@@ -123,7 +146,10 @@ impl ConnectClient {
         });
         StartChatContactRequest {
             instance_id: self.config.instance_id.clone(),
-            contact_flow_id: self.config.contact_flow_id.clone(),
+            contact_flow_id: req
+                .contact_flow_id
+                .clone()
+                .unwrap_or_else(|| self.config.contact_flow_id.clone()),
             attributes: req.attributes.clone(),
             participant_details: ParticipantDetails {
                 display_name: req.display_name.clone(),
@@ -135,6 +161,11 @@ impl ConnectClient {
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
+            customer_id: req.customer_id.clone(),
+            persistent_chat: req
+                .continues
+                .as_ref()
+                .map(|chat| PersistentChat::entire_past_session(chat.as_str())),
         }
     }
 }
@@ -154,12 +185,24 @@ impl ConnectApi for ConnectClient {
                 "StartChatContact: empty ParticipantToken in the response".into(),
             ));
         }
-        tracing::info!(contact_id = %contact_id, "chat contact started");
+        tracing::info!(contact_id = %contact_id, continued_from = out.continued_from_contact_id.as_deref(),
+            "chat contact started");
         Ok(StartedChat {
             contact_id,
             participant_id: out.participant_id,
             participant_token: ParticipantToken::new(out.participant_token),
+            continued_from: out.continued_from_contact_id,
         })
+    }
+
+    async fn customer_profile(
+        &self,
+        profile: &XProfile,
+    ) -> Result<Option<CustomerProfile>, ConnectError> {
+        match &self.profiles {
+            Some(profiles) => profiles.customer_profile(profile).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn start_streaming(

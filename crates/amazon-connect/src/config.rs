@@ -18,6 +18,8 @@ pub mod settings {
     pub const REGION: &str = "AWS_REGION";
     pub const ENDPOINT_CONNECT: &str = "AWS_ENDPOINT_URL_CONNECT";
     pub const ENDPOINT_PARTICIPANT: &str = "AWS_ENDPOINT_URL_CONNECTPARTICIPANT";
+    pub const ENDPOINT_CUSTOMER_PROFILES: &str = "AWS_ENDPOINT_URL_CUSTOMER_PROFILES";
+    pub const PROFILES_DOMAIN: &str = "XDM_CONNECT_PROFILES_DOMAIN";
     pub const ENDPOINT: &str = "AWS_ENDPOINT_URL";
     pub const IGNORE_CONFIGURED_ENDPOINTS: &str = "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS";
 }
@@ -61,6 +63,12 @@ pub struct ConnectConfig {
     /// `AWS_ENDPOINT_URL`, the `SdkConfig` endpoint, the regional endpoint (resolved so by the
     /// AWS SDK for its calls and by `resolve_participant_endpoint` for SendMessage and SendEvent).
     pub participant_endpoint: Option<String>,
+    /// The Amazon Connect Customer Profiles domain (`XDM_CONNECT_PROFILES_DOMAIN`); `None`: new
+    /// chats start without a profile.
+    pub profiles_domain: Option<String>,
+    /// Customer Profiles endpoint override; else `AWS_ENDPOINT_URL_CUSTOMER_PROFILES`,
+    /// `AWS_ENDPOINT_URL`, the `SdkConfig` endpoint, `https://profile.{region}.amazonaws.com`.
+    pub profiles_endpoint: Option<String>,
     /// Whole-request timeout of the control-plane calls and of SendMessage and SendEvent.
     pub request_timeout: Duration,
     /// Idle timeout of the attachment transfers to and from S3: a transfer fails when no byte
@@ -84,6 +92,8 @@ impl ConnectConfig {
             chat_duration_minutes: None,
             connect_endpoint: None,
             participant_endpoint: None,
+            profiles_domain: None,
+            profiles_endpoint: None,
             request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
             transfer_read_timeout: Self::DEFAULT_TRANSFER_READ_TIMEOUT,
         }
@@ -118,6 +128,12 @@ impl ConnectConfig {
         if let Some(ep) = &self.participant_endpoint {
             validate_endpoint(settings::ENDPOINT_PARTICIPANT, ep)?;
         }
+        if let Some(domain) = &self.profiles_domain {
+            validate_domain_name(domain)?;
+        }
+        if let Some(ep) = &self.profiles_endpoint {
+            validate_endpoint(settings::ENDPOINT_CUSTOMER_PROFILES, ep)?;
+        }
         if self.request_timeout.is_zero() {
             return Err(ConfigError::Invalid {
                 setting: "request_timeout",
@@ -131,6 +147,24 @@ impl ConnectConfig {
             });
         }
         Ok(())
+    }
+}
+
+/// A Customer Profiles domain name: 1–64 of `[A-Za-z0-9_-]` (the API's pattern).
+fn validate_domain_name(domain: &str) -> Result<(), ConfigError> {
+    let valid = (1..=64).contains(&domain.len())
+        && domain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            setting: settings::PROFILES_DOMAIN,
+            reason: format!(
+                "{domain:?} is not a Customer Profiles domain name (1 to 64 letters, digits, '_' or '-')"
+            ),
+        })
     }
 }
 
@@ -282,5 +316,28 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.starts_with("AWS_ENDPOINT_URL_CONNECT is invalid"), "{e}");
+
+        for (domain, valid) in [
+            ("xdm-demo", true),
+            ("Contact_Center_1", true),
+            ("", false),
+            ("has space", false),
+            ("a/b", false),
+            (&"d".repeat(65), false),
+        ] {
+            let mut c = ok();
+            c.profiles_domain = Some(domain.to_owned());
+            let e = c.validate().err().map(|e| e.to_string());
+            match e {
+                None => assert!(valid, "{domain:?} was accepted"),
+                Some(e) => {
+                    assert!(!valid, "{domain:?}: {e}");
+                    assert!(
+                        e.starts_with("XDM_CONNECT_PROFILES_DOMAIN is invalid"),
+                        "{e}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -10,19 +10,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
-use std::time::SystemTime;
 
 use aws_config::SdkConfig;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use xdm_core::ports::ConnectError;
 
-use crate::config::{ConfigError, settings, validate_endpoint};
+use crate::config::{ConfigError, settings};
 use crate::endpoints::resolve_connect_endpoint;
-use crate::errors::Plane;
-use crate::rest_json::{Failed, exchange, http_client};
-use crate::signing::{CredentialsCache, sign_request};
+use crate::rest_json::Failed;
+use crate::signed_client::SignedClient;
 
 /// SigV4 signing name of the Connect control plane.
 pub const SERVICE_NAME: &str = "connect";
@@ -60,6 +56,31 @@ pub struct StartChatContactRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat_duration_in_minutes: Option<u32>,
     pub supported_messaging_content_types: Vec<String>,
+    /// A Customer Profiles `ProfileId` (or another customer identifier); sensitive: not logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_chat: Option<PersistentChat>,
+}
+
+/// `PersistentChat` of StartChatContact: the ended chat whose history the new one carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PersistentChat {
+    /// `ENTIRE_PAST_SESSION` (every segment of the source chat; `SourceContactId` is its
+    /// InitialContactId) or `FROM_SEGMENT`.
+    pub rehydration_type: String,
+    pub source_contact_id: String,
+}
+
+impl PersistentChat {
+    /// Rehydration of every segment of the ended chat `initial_contact_id`.
+    pub fn entire_past_session(initial_contact_id: &str) -> Self {
+        Self {
+            rehydration_type: "ENTIRE_PAST_SESSION".to_owned(),
+            source_contact_id: initial_contact_id.to_owned(),
+        }
+    }
 }
 
 /// StartChatContact response.
@@ -260,11 +281,7 @@ struct Empty {}
 /// The hand-signed Connect control-plane client.
 #[derive(Debug, Clone)]
 pub struct ContactClient {
-    http: reqwest::Client,
-    /// Endpoint without a trailing slash; operation paths are appended.
-    endpoint: String,
-    region: String,
-    credentials: Arc<CredentialsCache>,
+    signed: SignedClient,
 }
 
 impl ContactClient {
@@ -285,29 +302,25 @@ impl ContactClient {
         timeout: std::time::Duration,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let region = crate::endpoints::sdk_region(sdk)?;
-        let provider = sdk
-            .credentials_provider()
-            .ok_or(ConfigError::NoCredentials)?;
-        let endpoint =
-            resolve_connect_endpoint(endpoint_override, sdk.endpoint_url(), &region, env);
-        validate_endpoint(settings::ENDPOINT_CONNECT, &endpoint)?;
-        let http = http_client(timeout)?;
-        Ok(Self {
-            http,
-            endpoint: endpoint.trim_end_matches('/').to_owned(),
-            region,
-            credentials: Arc::new(CredentialsCache::new(provider)),
-        })
+        let signed = SignedClient::new(
+            sdk,
+            SERVICE_NAME,
+            settings::ENDPOINT_CONNECT,
+            |sdk_endpoint, region| {
+                resolve_connect_endpoint(endpoint_override, sdk_endpoint, region, env)
+            },
+            timeout,
+        )?;
+        Ok(Self { signed })
     }
 
     /// The resolved endpoint (scheme, host, optional port and base path).
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        self.signed.endpoint()
     }
 
     pub fn region(&self) -> &str {
-        &self.region
+        self.signed.region()
     }
 
     /// `StartChatContact` — `PUT /contact/chat`.
@@ -315,7 +328,8 @@ impl ContactClient {
         &self,
         req: &StartChatContactRequest,
     ) -> Result<StartChatContactResponse, ConnectError> {
-        self.call("StartChatContact", http::Method::PUT, "/contact/chat", req)
+        self.signed
+            .call("StartChatContact", http::Method::PUT, "/contact/chat", req)
             .await
     }
 
@@ -324,18 +338,20 @@ impl ContactClient {
         &self,
         req: &StartContactStreamingRequest,
     ) -> Result<StartContactStreamingResponse, ConnectError> {
-        self.call(
-            "StartContactStreaming",
-            http::Method::POST,
-            "/contact/start-streaming",
-            req,
-        )
-        .await
+        self.signed
+            .call(
+                "StartContactStreaming",
+                http::Method::POST,
+                "/contact/start-streaming",
+                req,
+            )
+            .await
     }
 
     /// `StopContact` — `POST /contact/stop`.
     pub async fn stop_contact(&self, req: &StopContactRequest) -> Result<(), ConnectError> {
         let _: Empty = self
+            .signed
             .call("StopContact", http::Method::POST, "/contact/stop", req)
             .await?;
         Ok(())
@@ -351,6 +367,7 @@ impl ContactClient {
         const OP: &str = "DescribeInstance";
         let path = format!("/instance/{}", path_segment(instance_id));
         let out: DescribeInstanceResponse = self
+            .signed
             .send(OP, http::Method::GET, &path, None)
             .await
             .map_err(DescribeError::from_failed)?;
@@ -383,6 +400,7 @@ impl ContactClient {
             path_segment(flow_id)
         );
         let out: DescribeContactFlowResponse = self
+            .signed
             .send(OP, http::Method::GET, &path, None)
             .await
             .map_err(DescribeError::from_failed)?;
@@ -398,57 +416,6 @@ impl ContactClient {
             state: flow.state.unwrap_or_default(),
             status: flow.status,
         })
-    }
-
-    async fn call<B: Serialize, R: DeserializeOwned>(
-        &self,
-        op: &'static str,
-        method: http::Method,
-        path: &str,
-        body: &B,
-    ) -> Result<R, ConnectError> {
-        let body = serde_json::to_vec(body)
-            .map_err(|e| ConnectError::Invalid(format!("{op}: could not encode the body: {e}")))?;
-        self.send(op, method, path, Some(body))
-            .await
-            .map_err(|failed| failed.err)
-    }
-
-    /// Signs and sends one call; `body: None` sends no body and no `Content-Type` (GET).
-    async fn send<R: DeserializeOwned>(
-        &self,
-        op: &'static str,
-        method: http::Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> Result<R, Failed> {
-        let url = format!("{}{path}", self.endpoint);
-        let mut builder = http::Request::builder().method(method).uri(&url);
-        if body.is_some() {
-            builder = builder.header(http::header::CONTENT_TYPE, "application/json");
-        }
-        let mut request = builder.body(body.unwrap_or_default()).map_err(|e| {
-            ConnectError::Invalid(format!("{op}: could not build the request: {e}"))
-        })?;
-
-        let credentials = self
-            .credentials
-            .get()
-            .await
-            .map_err(|e| crate::errors::from_credentials(op, &e))?;
-        sign_request(
-            &mut request,
-            credentials,
-            &self.region,
-            SERVICE_NAME,
-            SystemTime::now(),
-        )
-        .map_err(|e| ConnectError::Invalid(format!("{op}: could not sign the request: {e}")))?;
-
-        let request = reqwest::Request::try_from(request).map_err(|e| {
-            ConnectError::Invalid(format!("{op}: could not build the request: {e}"))
-        })?;
-        exchange(&self.http, Plane::Control, op, request).await
     }
 }
 
@@ -490,6 +457,8 @@ mod tests {
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
+            customer_id: None,
+            persistent_chat: None,
         };
         let v = serde_json::to_value(&req).unwrap();
         assert_eq!(

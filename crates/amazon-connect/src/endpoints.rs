@@ -25,6 +25,9 @@ enum Service {
     /// `connectparticipant`: `AWS_ENDPOINT_URL_CONNECTPARTICIPANT`,
     /// `https://participant.connect.{region}.{suffix}`.
     Participant,
+    /// `profile` (Customer Profiles): `AWS_ENDPOINT_URL_CUSTOMER_PROFILES`,
+    /// `https://profile.{region}.{suffix}`.
+    CustomerProfiles,
 }
 
 impl Service {
@@ -32,6 +35,7 @@ impl Service {
         match self {
             Service::Connect => settings::ENDPOINT_CONNECT,
             Service::Participant => settings::ENDPOINT_PARTICIPANT,
+            Service::CustomerProfiles => settings::ENDPOINT_CUSTOMER_PROFILES,
         }
     }
 
@@ -39,6 +43,7 @@ impl Service {
         match self {
             Service::Connect => "connect",
             Service::Participant => "participant.connect",
+            Service::CustomerProfiles => "profile",
         }
     }
 }
@@ -67,6 +72,24 @@ pub fn resolve_participant_endpoint(
     env: impl Fn(&str) -> Option<String>,
 ) -> String {
     resolve(Service::Participant, explicit, sdk_endpoint, region, env)
+}
+
+/// Resolves the Customer Profiles endpoint in the same order, with
+/// `AWS_ENDPOINT_URL_CUSTOMER_PROFILES` (the variable `aws-sdk-customerprofiles` reads) and
+/// `https://profile.{region}.amazonaws.com`.
+pub fn resolve_profiles_endpoint(
+    explicit: Option<&str>,
+    sdk_endpoint: Option<&str>,
+    region: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> String {
+    resolve(
+        Service::CustomerProfiles,
+        explicit,
+        sdk_endpoint,
+        region,
+        env,
+    )
 }
 
 fn resolve(
@@ -157,6 +180,29 @@ mod tests {
         assert_eq!(
             resolve_connect_endpoint(None, Some("http://sdk:4"), "eu-west-2", &env),
             "https://connect.eu-west-2.amazonaws.com"
+        );
+    }
+
+    #[test]
+    fn customer_profiles_endpoint_has_its_own_variable_and_host() {
+        let env = env_of(&[
+            ("AWS_ENDPOINT_URL_CONNECT", "http://connect.local:1"),
+            (
+                "AWS_ENDPOINT_URL_CUSTOMER_PROFILES",
+                "http://profiles.local:6",
+            ),
+        ]);
+        assert_eq!(
+            resolve_profiles_endpoint(None, Some("http://sdk:4"), "us-east-1", &env),
+            "http://profiles.local:6"
+        );
+        assert_eq!(
+            resolve_profiles_endpoint(None, None, "eu-west-2", env_of(&[])),
+            "https://profile.eu-west-2.amazonaws.com"
+        );
+        assert_eq!(
+            resolve_profiles_endpoint(Some("http://explicit:3"), None, "eu-west-2", &env),
+            "http://explicit:3"
         );
     }
 

@@ -11,8 +11,8 @@ use xdm_core::ids::{ConnectionToken, ContactId, ParticipantToken, XUserId};
 use xdm_core::inbound::InboundMedia;
 use xdm_core::media::{MediaStream, XMediaCategory};
 use xdm_core::ports::{
-    ChatEvent, ChatMessage, ConnectApi, ConnectError, DmRequest, SentDm, SentDmRecord, StartChat,
-    StartedChat, XApi, XError,
+    ChatEvent, ChatMessage, ConnectApi, ConnectError, CustomerProfile, DmRequest, SentDm,
+    SentDmRecord, StartChat, StartedChat, XApi, XError,
 };
 use xdm_core::profile::XProfile;
 use xdm_core::session::ConnectionCredentials;
@@ -95,6 +95,13 @@ impl<T: ConnectApi> Configured<T> {
 impl<T: ConnectApi> ConnectApi for Configured<T> {
     async fn start_chat(&self, req: &StartChat) -> Result<StartedChat, ConnectError> {
         self.connect()?.start_chat(req).await
+    }
+
+    async fn customer_profile(
+        &self,
+        profile: &XProfile,
+    ) -> Result<Option<CustomerProfile>, ConnectError> {
+        self.connect()?.customer_profile(profile).await
     }
 
     async fn start_streaming(

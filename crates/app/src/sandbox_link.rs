@@ -47,6 +47,8 @@ pub fn bridge_config(
     config.connect.topic_arn = Some(sandbox.sns_topic_arn());
     config.connect.endpoint_url = Some(sandbox.base_url());
     config.connect.participant_endpoint_url = Some(sandbox.base_url());
+    // Customer Profiles stays off unless a test or the demo names a domain.
+    config.connect.profiles_endpoint_url = Some(sandbox.base_url());
     config.sns.trusted_cert_urls = vec![sandbox.sns_cert_url()];
     Ok(config)
 }
@@ -104,12 +106,13 @@ impl LinkedBridge {
     ) -> anyhow::Result<Self> {
         let mut config = bridge_config(sandbox, "127.0.0.1:0", store)?;
         tweak(&mut config);
-        let app = crate::startup::Application::build(
+        // Boxed: building the application is a large future, and callers hold this one.
+        let app = Box::pin(crate::startup::Application::build(
             config.clone(),
             crate::startup::Overrides {
                 sdk_config: Some(sdk_config(sandbox)),
             },
-        )
+        ))
         .await?;
         let base = app.base_url();
         let admin_base = app.admin_base_url();

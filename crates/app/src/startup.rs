@@ -260,6 +260,11 @@ async fn purge_periodically(bridge: Arc<AppBridge>, mut shutdown: watch::Receive
             Ok(n) => tracing::info!(rows = n, "purged old events, sessions and profiles"),
             Err(e) => tracing::warn!(error = %e, "purge failed"),
         }
+        match bridge.purge_previous_chats().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(records = n, "forgot chats past the persistent-chat window"),
+            Err(e) => tracing::warn!(error = %e, "purge of previous-chat records failed"),
+        }
         tokio::select! {
             _ = tokio::time::sleep(PURGE_EVERY) => {}
             _ = shutdown.changed() => return,

@@ -101,6 +101,8 @@ pub fn configured_connect_client(
     cfg.chat_duration_minutes = c.chat_duration_minutes;
     cfg.connect_endpoint = c.endpoint_url.clone();
     cfg.participant_endpoint = c.participant_endpoint_url.clone();
+    cfg.profiles_domain = c.profiles_domain.clone();
+    cfg.profiles_endpoint = c.profiles_endpoint_url.clone();
     match ConnectClient::new(cfg, sdk) {
         Ok(client) => Configured::Ready(client),
         Err(e) => Configured::Missing(e.to_string()),
@@ -130,15 +132,14 @@ pub fn x_client(config: &Config, tokens: Option<&Arc<Tokens>>) -> anyhow::Result
             cfg = cfg.with_default_token(token)?;
         }
         for account in &x.accounts {
-            let Ok(id) = XUserId::parse(account.user_id.clone()) else {
+            let (Ok(id), Some((token, secret))) =
+                (XUserId::parse(account.user_id.clone()), &account.oauth1)
+            else {
                 continue;
             };
             cfg = cfg.with_account_token(
                 id,
-                AccessToken::new(
-                    account.access_token.expose_secret(),
-                    account.access_token_secret.expose_secret(),
-                ),
+                AccessToken::new(token.expose_secret(), secret.expose_secret()),
             )?;
         }
     }

@@ -21,6 +21,6 @@ pub mod x_tokens;
 
 pub use engine::{DeliveryHold, JobEngine, JobHandler, JobOutcome};
 pub use pipeline::{
-    AcceptReport, Bridge, BridgeConfig, BridgeConfigError, DEFAULT_ENDED_CHAT_WINDOW_MS,
-    DEFAULT_MAX_EVENT_AGE_MS, ItemAcceptance,
+    AcceptReport, AccountRouting, Bridge, BridgeConfig, BridgeConfigError,
+    DEFAULT_ENDED_CHAT_WINDOW_MS, DEFAULT_MAX_EVENT_AGE_MS, ItemAcceptance,
 };

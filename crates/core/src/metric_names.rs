@@ -22,6 +22,14 @@ pub const TYPING_EVENTS: &str = "xdm_typing_events_total";
 /// the chat. Delivered: `sent | failed`, one per message on X. Read: `sent` (one per message
 /// marked read), `nothing_unread` and `failed` (one per read event of the customer).
 pub const RECEIPTS: &str = "xdm_receipts_total";
+/// Counter `{result = found | updated | created | failed | timeout}`: Customer Profiles lookups
+/// of new chats' customers (with a domain configured): the profile found as it was, found and
+/// brought up to date, created; or the chat started without it (Connect refused, or did not
+/// answer in time).
+pub const CUSTOMER_PROFILES: &str = "xdm_customer_profiles_total";
+/// Counter `{result = continued | refused}`: new chats started as persistent chats of the
+/// customer's previous one, and those Connect refused to continue (then started afresh).
+pub const PERSISTENT_CHATS: &str = "xdm_persistent_chats_total";
 /// Counter `{result = accepted | duplicate | filtered | after_end}`: chat items streamed by
 /// Connect; `after_end`: accepted but not delivered, arriving long after its chat ended (a
 /// replay).
@@ -102,6 +110,16 @@ pub fn describe() {
         RECEIPTS,
         Unit::Count,
         "Receipts of the agent's messages sent into the chat, by receipt (delivered, read) and result (sent, failed; for reads also nothing_unread, per read event)."
+    );
+    describe_counter!(
+        CUSTOMER_PROFILES,
+        Unit::Count,
+        "Customer Profiles lookups for new chats, by result: found, updated (name or handle brought up to date), created, failed or timeout (the chat started without the profile)."
+    );
+    describe_counter!(
+        PERSISTENT_CHATS,
+        Unit::Count,
+        "New chats started as a continuation of the customer's previous chat (continued), or refused by Amazon Connect and started afresh (refused)."
     );
     describe_counter!(
         CHAT_ITEMS,

@@ -15,6 +15,8 @@ pub struct SandboxConfig {
     pub listen: SocketAddr,
     pub x: XConfig,
     pub connect: ConnectConfig,
+    /// Amazon Connect Customer Profiles: its domains.
+    pub profiles: ProfilesConfig,
     pub sns: SnsConfig,
     pub media: MediaConfig,
     /// Seed of the fault profiles' PRNGs (default 0); a profile's own `seed` overrides it. Each
@@ -28,6 +30,7 @@ impl Default for SandboxConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             x: XConfig::default(),
             connect: ConnectConfig::default(),
+            profiles: ProfilesConfig::default(),
             sns: SnsConfig::default(),
             media: MediaConfig::default(),
             fault_seed: 0,
@@ -368,6 +371,27 @@ impl Default for ConnectConfig {
             attachment_url_expiry_secs: 300,
             attachment_scan: AttachmentScan::default(),
             attachment_extra_headers: Vec::new(),
+        }
+    }
+}
+
+/// Amazon Connect Customer Profiles (service `profile`, SigV4 in `ConnectConfig::region`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProfilesConfig {
+    /// The domains that exist (default one, `xdm-demo`), each empty at start. SearchProfiles,
+    /// CreateProfile and UpdateProfile on any other `DomainName` answer 404
+    /// `ResourceNotFoundException`.
+    pub domains: Vec<String>,
+}
+
+/// The Customer Profiles domain of the default configuration.
+pub const DEFAULT_PROFILES_DOMAIN: &str = "xdm-demo";
+
+impl Default for ProfilesConfig {
+    fn default() -> Self {
+        Self {
+            domains: vec![DEFAULT_PROFILES_DOMAIN.to_owned()],
         }
     }
 }

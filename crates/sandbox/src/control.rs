@@ -1,6 +1,7 @@
 //! The HTTP control API under `/_sandbox`: every `SandboxHandle` control method, with JSON bodies,
 //! for `xdm-connect sandbox` run standalone and for tools that are not in-process (the X activity,
-//! contact flow and SNS topic controls live with their parts and are merged here).
+//! contact flow, Customer Profiles and SNS topic controls live with their parts and are merged
+//! here).
 
 pub(crate) mod reply;
 
@@ -92,6 +93,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/faults/down", get(down).post(set_down))
         .route("/stats", get(stats).delete(reset_stats))
         .merge(crate::connect::controls::control_routes())
+        .merge(crate::profiles::controls::control_routes())
         .merge(crate::sns::controls::control_routes())
         .merge(crate::x::controls::control_routes())
 }

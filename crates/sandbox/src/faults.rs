@@ -91,6 +91,12 @@ pub enum FaultOp {
     ActivityStream,
     /// X `GET /2/dm_conversations/media/…` (OAuth 2.0 DM media download).
     DmMediaDownload,
+    /// Customer Profiles `POST /domains/{DomainName}/profiles/search`.
+    SearchProfiles,
+    /// Customer Profiles `POST /domains/{DomainName}/profiles`.
+    CreateProfile,
+    /// Customer Profiles `PUT /domains/{DomainName}/profiles`.
+    UpdateProfile,
 }
 
 /// A platform, for the down switch and side-wide profiles.
@@ -99,7 +105,8 @@ pub enum Side {
     /// X API v2 REST, media upload, TON and public media downloads.
     #[serde(alias = "x")]
     X,
-    /// Amazon Connect: contact and participant services, attachments and their S3 URLs.
+    /// Amazon Connect: contact and participant services, attachments and their S3 URLs, Customer
+    /// Profiles.
     #[serde(alias = "connect")]
     Connect,
 }
@@ -130,6 +137,8 @@ pub(crate) enum Platform {
     Connect,
     /// `connectparticipant`.
     Participant,
+    /// Customer Profiles (`profile`).
+    Profiles,
     /// The pre-signed attachment URLs (S3 XML errors).
     S3,
     /// X REST (problem JSON with rate-limit headers).
@@ -142,7 +151,7 @@ pub(crate) enum Platform {
 
 impl FaultOp {
     /// Every operation, in declaration order (a new variant must be added here too).
-    pub const ALL: [Self; 30] = [
+    pub const ALL: [Self; 33] = [
         Self::StartChatContact,
         Self::StartContactStreaming,
         Self::StopContactStreaming,
@@ -173,6 +182,9 @@ impl FaultOp {
         Self::Subscriptions,
         Self::ActivityStream,
         Self::DmMediaDownload,
+        Self::SearchProfiles,
+        Self::CreateProfile,
+        Self::UpdateProfile,
     ];
 
     /// The platform the operation belongs to.
@@ -200,6 +212,7 @@ impl FaultOp {
             | Self::CompleteAttachmentUpload
             | Self::GetAttachment => Platform::Participant,
             Self::AttachmentPut | Self::AttachmentGet => Platform::S3,
+            Self::SearchProfiles | Self::CreateProfile | Self::UpdateProfile => Platform::Profiles,
             Self::CreateDm
             | Self::GetUser
             | Self::MediaInitialize
@@ -382,6 +395,7 @@ mod tests {
         assert_eq!(FaultOp::MediaDownload.side(), Side::X);
         assert_eq!(FaultOp::AttachmentPut.side(), Side::Connect);
         assert_eq!(FaultOp::of_side(Side::X).count(), 16);
-        assert_eq!(FaultOp::of_side(Side::Connect).count(), 14);
+        assert_eq!(FaultOp::SearchProfiles.side(), Side::Connect);
+        assert_eq!(FaultOp::of_side(Side::Connect).count(), 17);
     }
 }

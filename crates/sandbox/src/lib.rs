@@ -1,9 +1,9 @@
 //! # xdm-sandbox: wire-compatible emulators of X, Amazon Connect and SNS
 //!
 //! A faithful emulator of **X (Twitter) Direct Messages** and **Amazon Connect Chat** (with SNS
-//! message streaming) on one HTTP listener, so that the real xdm-connect bridge — its OAuth 1.0a X
-//! client, its SigV4-signed Connect calls and the official `aws-sdk-connectparticipant` client —
-//! talks to it unmodified. Wire formats follow `docs/protocols.md`; request checking (OAuth 1.0a
+//! message streaming and Customer Profiles) on one HTTP listener, so that the real xdm-connect
+//! bridge — its OAuth 1.0a X client, its SigV4-signed Connect calls and the official
+//! `aws-sdk-connectparticipant` client — talks to it unmodified. Wire formats follow `docs/protocols.md`; request checking (OAuth 1.0a
 //! verification, CRC, webhook and SNS signatures) is written here from those formats, not borrowed
 //! from the bridge, so that the sandbox checks the bridge.
 //!
@@ -15,7 +15,8 @@
 //!
 //! let sandbox = Sandbox::start(SandboxConfig::default()).await?;
 //! // Point the bridge at it: XDM_X_API_URL = AWS_ENDPOINT_URL_CONNECT =
-//! // AWS_ENDPOINT_URL_CONNECTPARTICIPANT = sandbox.base_url(),
+//! // AWS_ENDPOINT_URL_CONNECTPARTICIPANT = AWS_ENDPOINT_URL_CUSTOMER_PROFILES =
+//! // sandbox.base_url(),
 //! // XDM_SNS_TRUSTED_CERT_URLS = sandbox.sns_cert_url(), XDM_CONNECT_TOPIC_ARN = sandbox.sns_topic_arn().
 //! sandbox.add_user(SandboxUser::new("55125386", "Elizabeth Fuentes", "ElizabethFue12"));
 //! sandbox.set_webhook("http://127.0.0.1:8080/webhooks/x").await?;
@@ -30,7 +31,8 @@
 //! `4337869213-sandbox-access-token` / `sandbox-access-token-secret`, business account
 //! `4337869213` "Acme Support" `@AcmeSupport`, app `13090192` `AcmeSupportBridge`, Connect instance
 //! `6f8c1a52-3b7e-4d2a-9c11-5a0e2b7d9f40`, contact flow `c2a9e4f7-8d13-4b6e-a5f2-0e7d3c9b1a68`,
-//! region `us-east-1`, account `123456789012`, topic
+//! region `us-east-1`, account `123456789012`, Customer Profiles domain `xdm-demo`
+//! ([`ProfilesConfig`]), topic
 //! `arn:aws:sns:us-east-1:123456789012:xdm-sandbox-chat`, SNS SignatureVersion 1, fault seed 0;
 //! OAuth 2.0 client id/secret `sandbox-client-id` / `sandbox-client-secret`, app Bearer token
 //! `sandbox-app-bearer-token`.
@@ -51,8 +53,10 @@
 //! | `POST`/`GET /2/activity/subscriptions`, `PUT`/`DELETE /2/activity/subscriptions/{id}` | X Activity API subscriptions (see below) |
 //! | `GET /2/activity/stream?backfill_minutes&start_time&end_time` | the activity stream: JSON lines ending `\r\n`, bare `\r\n` keep-alives, backfill ≤ 5 min, `max_stream_connections` (app Bearer) |
 //! | `/2/account_activity/webhooks/{id}/subscriptions/all[/list]`, `…/subscriptions/{user_id}/all` | Account Activity API, only with `XConfig::account_activity_api`; otherwise 403 "retired" |
-//! | `PUT /contact/chat` | StartChatContact (SigV4 `connect`) |
+//! | `PUT /contact/chat` | StartChatContact (SigV4 `connect`); `CustomerId` (1–128) kept on the contact; `PersistentChat`: source ended, each source continued once (else 400 `InvalidRequestException`), not with `RelatedContactId` |
 //! | `POST /contact/start-streaming`, `/contact/stop-streaming`, `/contact/stop` | StartContactStreaming, StopContactStreaming, StopContact |
+//! | `POST /domains/{DomainName}/profiles/search?max-results&next-token` | Customer Profiles SearchProfiles (SigV4 `profile`): keys `_account`, `_profileId`, `_fullName`, `_phone`, `_email` (other predefined keys match nothing; unknown ⇒ 400 `BadRequestException`), `AdditionalSearchKeys` (≤ 4) with `LogicalOperator` `AND`/`OR` (⇒ `FoundByItems`), 1–100 per page (default 20) |
+//! | `POST /domains/{DomainName}/profiles`, `PUT /domains/{DomainName}/profiles` | CreateProfile (⇒ `{"ProfileId":"<32 hex>"}`), UpdateProfile (present members replace, absent kept, `""` clears; `Attributes` merge key by key); the model's lengths and enums (400 `BadRequestException`); unknown domain or ProfileId ⇒ 404 `ResourceNotFoundException` |
 //! | `GET /instance/{InstanceId}` | DescribeInstance (SigV4 `connect`): `ACTIVE`, alias `xdm-sandbox`; unknown id ⇒ 404 `ResourceNotFoundException` |
 //! | `GET /contact-flows/{InstanceId}/{ContactFlowId}` | DescribeContactFlow (SigV4 `connect`) of the instance's flows ([`ContactFlowSpec`]); unknown ⇒ 404 `ResourceNotFoundException`, `SAVED` ⇒ 404 `ContactFlowNotPublishedException` |
 //! | `POST /participant/connection`, `/message`, `/event`, `/disconnect`, `/transcript` | participant service (`X-Amz-Bearer`) |
@@ -68,7 +72,8 @@
 //! | `GET /sns/unsubscribe?Action=Unsubscribe&SubscriptionArn=…` | UnsubscribeURL |
 //!
 //! Every X response carries `x-rate-limit-limit/-remaining/-reset`; every Connect error carries
-//! `x-amzn-ErrorType`, `{"__type","message"}` and `x-amzn-RequestId`.
+//! `x-amzn-ErrorType`, `{"__type","message"}` and `x-amzn-RequestId`; Customer Profiles errors
+//! carry `x-amzn-ErrorType`, `{"Message"}` and `x-amzn-RequestId`.
 //!
 //! ## Control API (`/_sandbox`, JSON)
 //!
@@ -95,6 +100,7 @@
 //! | `GET /_sandbox/media/requests` | [`MediaRequestRecord`]s (every media GET) |
 //! | `GET /_sandbox/media/generated?size=N&seed=S` | `{"size","seed","sha256"}` of a generated file |
 //! | `GET /_sandbox/connect/contacts[/{id}]` | [`ContactView`]s |
+//! | `GET /_sandbox/connect/profiles` | [`ProfileView`]s: `{"domain","ProfileId",…every stored member…,"created_at","updated_at"}` |
 //! | `POST /_sandbox/connect/contacts/{id}/accept` | `{"agent_name"}` |
 //! | `POST …/{id}/message` | `{"content","content_type"?}` (default `text/markdown`) |
 //! | `POST …/{id}/item` | [`ItemSpec`] |
@@ -121,7 +127,8 @@
 //! operation above, plus `StartAttachmentUpload`, `CompleteAttachmentUpload`, `GetAttachment`,
 //! `AttachmentPut`, `AttachmentGet` (S3 XML errors), `MediaInitialize`, `MediaAppend`,
 //! `MediaFinalize`, `MediaStatus`, `MediaUpload`, `MediaProcessing` (makes the next GIF/video
-//! processing fail), `TonDownload`, `MediaDownload` (see [`FaultOp`]). DescribeInstance,
+//! processing fail), `TonDownload`, `MediaDownload`, and Customer Profiles' `SearchProfiles`,
+//! `CreateProfile`, `UpdateProfile` (see [`FaultOp`]). DescribeInstance,
 //! DescribeContactFlow and the SNS Query API are not fault operations (the Connect down switch
 //! still answers the first two 503).
 //!
@@ -139,13 +146,14 @@
 //!   queued fault; a throttling burst; the profile's error / drop draw. `clear_faults()` clears all
 //!   of them (not the counters).
 //! * **Default errors** (a profile's [`FaultError`] with `status: None`): Connect `503
-//!   ServiceUnavailableException`, participant service `500 InternalServerException`, S3 `500
-//!   InternalError`, X `503` problem, public media `503` text. Down: `503` everywhere (Connect and
-//!   participant `ServiceUnavailableException`, S3 `ServiceUnavailable`). Throttled: X `429` "Too
-//!   Many Requests" problem with `x-rate-limit-limit` ([`ThrottleBurst::limit`], else
+//!   ServiceUnavailableException`, participant service and Customer Profiles `500
+//!   InternalServerException`, S3 `500 InternalError`, X `503` problem, public media `503` text.
+//!   Down: `503` everywhere (Connect, participant and Customer Profiles
+//!   `ServiceUnavailableException`, S3 `ServiceUnavailable`). Throttled: X `429` "Too Many
+//!   Requests" problem with `x-rate-limit-limit` ([`ThrottleBurst::limit`], else
 //!   `XConfig::rate_limit`'s, else 15), `x-rate-limit-remaining: 0`, `x-rate-limit-reset` = the
-//!   burst's start + `reset_after_secs`; Connect and participant `429 ThrottlingException`; S3 `503
-//!   SlowDown`; public media `429`.
+//!   burst's start + `reset_after_secs`; Connect, participant and Customer Profiles `429
+//!   ThrottlingException`; S3 `503 SlowDown`; public media `429`.
 //! * **Dropped connections** ([`DropMode`]): `Before` — the call has no effect; `After` — the call
 //!   takes effect (the message is in the transcript, the DM is recorded, the echo is sent) and
 //!   only the answer is lost. Either way hyper closes the connection without sending a byte: the
@@ -157,7 +165,8 @@
 //!   operation draws once for latency and once for error / drop. The same calls per operation give
 //!   the same faults (under concurrency, which call gets which draw follows arrival order).
 //! * **Sides**: [`Side::X`] = the X REST, media upload, TON and public media operations;
-//!   [`Side::Connect`] = contact, participant and attachment operations, including the S3 URLs.
+//!   [`Side::Connect`] = contact, participant and attachment operations, including the S3 URLs,
+//!   and Customer Profiles.
 //!   Only API calls are affected: webhook deliveries and SNS notifications to the bridge are not.
 //! * `MediaProcessing` is not a call: only queued faults and a profile's `error_rate` apply (the
 //!   processing of GIFs / videos ends `failed`).
@@ -306,6 +315,7 @@ pub mod faults;
 mod handle;
 mod ids;
 pub mod media;
+pub mod profiles;
 mod server;
 mod sigv4;
 pub mod sns;
@@ -315,8 +325,8 @@ pub mod x;
 
 pub use config::{
     AttachmentScan, BusinessAccount, ConnectConfig, CrcSecret, DEFAULT_ATTACHMENT_TYPES,
-    MediaConfig, OAuth2Config, RateLimit, SandboxConfig, ScanVerdict, SignatureHeaders,
-    SignatureVersion, SnsConfig, XApp, XConfig, XMediaConfig,
+    DEFAULT_PROFILES_DOMAIN, MediaConfig, OAuth2Config, ProfilesConfig, RateLimit, SandboxConfig,
+    ScanVerdict, SignatureHeaders, SignatureVersion, SnsConfig, XApp, XConfig, XMediaConfig,
 };
 pub use connect::flows::ContactFlowSpec;
 pub use connect::model::{
@@ -337,6 +347,10 @@ pub use media::files::{
     generated_sha256, generated_stream, sha256_hex,
 };
 pub use media::registry::{MediaRequestKind, MediaRequestRecord};
+pub use profiles::model::{
+    Address, ContactPreference, EngagementPreferences, Gender, PartyType, Profile, ProfileType,
+    ProfileView,
+};
 pub use sns::filter_policy::{FilterPolicy, FilterPolicyError};
 pub use sns::state::{SnsAttempt, SnsDelivery, SnsMessageType, SubscriptionView};
 pub use sns::topics::{TopicView, default_policy};

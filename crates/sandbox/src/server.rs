@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::config::SandboxConfig;
 use crate::connect::chat::end_expired_chats;
-use crate::connect::errors::AwsError;
+use crate::connect::errors::{AwsError, Service};
 use crate::error::SandboxError;
 use crate::handle::SandboxHandle;
 use crate::sns::signer::SnsSigner;
@@ -20,7 +20,7 @@ use crate::state::Shared;
 use crate::sync::lock;
 use crate::x::users::SandboxUser;
 use crate::x::{calls, media_download, webhooks};
-use crate::{connect, control, faults, sns, x};
+use crate::{connect, control, faults, profiles, sns, x};
 
 /// How often expired chats are ended.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -29,6 +29,7 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(x::routes())
         .merge(connect::routes())
+        .merge(profiles::routes())
         .merge(sns::routes())
         .nest("/_sandbox", control::routes())
         .fallback(fallback)
@@ -61,6 +62,14 @@ async fn fallback(
             format!("The sandbox does not implement {method} {path}"),
         )
         .into_response();
+    }
+    if path.starts_with("/domains") {
+        return AwsError::new(
+            StatusCode::NOT_FOUND,
+            "UnknownOperationException",
+            format!("The sandbox does not implement {method} {path}"),
+        )
+        .render(Service::Profiles);
     }
     (
         StatusCode::NOT_FOUND,

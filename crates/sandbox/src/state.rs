@@ -15,13 +15,14 @@ use crate::events::EventBus;
 use crate::faults::FaultState;
 use crate::ids::Snowflake;
 use crate::media::registry::MediaState;
+use crate::profiles::state::ProfilesState;
 use crate::sns::signer::SnsSigner;
 use crate::sns::state::SnsState;
 use crate::x::state::XState;
 
-/// Lock order, where two are held: `connect` before `sns`; `media` and `x` are never held with
-/// another lock; `faults` is a leaf (nothing is locked while holding it). No lock is held across an
-/// `.await`.
+/// Lock order, where two are held: `connect` before `sns`; `media`, `x` and `profiles` are never
+/// held with another lock; `faults` is a leaf (nothing is locked while holding it). No lock is held
+/// across an `.await`.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub cfg: SandboxConfig,
@@ -30,6 +31,8 @@ pub(crate) struct Shared {
     pub x: Mutex<XState>,
     pub connect: Mutex<ConnectState>,
     pub sns: Mutex<SnsState>,
+    /// Customer Profiles: the configured domains and their profiles.
+    pub profiles: Mutex<ProfilesState>,
     /// Files, media paths and media GET records.
     pub media: Mutex<MediaState>,
     /// Fault settings and the call counters.
@@ -54,12 +57,14 @@ impl Shared {
     ) -> Arc<Self> {
         let (shutdown, _) = watch::channel(false);
         let faults = FaultState::new(cfg.fault_seed, clock::now_iso_ms());
+        let profiles = ProfilesState::new(&cfg.profiles.domains);
         Arc::new_cyclic(|me| Self {
             cfg,
             base_url,
             x: Mutex::default(),
             connect: Mutex::default(),
             sns: Mutex::default(),
+            profiles: Mutex::new(profiles),
             media: Mutex::default(),
             faults: Mutex::new(faults),
             events: EventBus::new(),

@@ -287,6 +287,8 @@ async fn handle(
             "ParticipantToken": "participant-token-secret",
         })),
         ("POST", "/contact/start-streaming") => ok(serde_json::json!({"StreamingId": "s-1"})),
+        ("POST", "/domains/xdm-demo/profiles/search") => ok(serde_json::json!({"Items": []})),
+        ("POST", "/domains/xdm-demo/profiles") => ok(serde_json::json!({"ProfileId": "p-9"})),
         ("POST", "/contact/stop") => ok(serde_json::json!({})),
         ("POST", "/participant/connection") => ok(serde_json::json!({
             "ConnectionCredentials": {
@@ -421,6 +423,7 @@ pub(crate) fn client(fake: &Fake) -> ConnectClient {
 
 fn start_chat_request() -> StartChat {
     StartChat {
+        contact_flow_id: None,
         display_name: "Elizabeth Fuentes".into(),
         attributes: BTreeMap::from([
             ("Channel".to_owned(), "X".to_owned()),
@@ -429,6 +432,8 @@ fn start_chat_request() -> StartChat {
         ]),
         initial_message: ChatMessage::plain("Hola2"),
         client_token: "x-dm-2039459599745679612".into(),
+        customer_id: None,
+        continues: None,
     }
 }
 
@@ -513,6 +518,69 @@ async fn start_chat_is_a_signed_put_with_the_expected_body() {
         })
     );
     assert_signature_matches_the_wire(&r);
+}
+
+#[tokio::test]
+async fn a_chat_can_start_with_a_customer_profile_and_continue_an_ended_chat() {
+    let fake = Fake::start().await;
+    let client = client(&fake);
+    let mut request = start_chat_request();
+    request.customer_id = Some("a1b2c3".into());
+    request.continues = Some(
+        xdm_core::ids::InitialContactId::parse("0b7f7a9c-3c1d-4d3e-9f1a-5f6e7d8c9b0a").unwrap(),
+    );
+    client.start_chat(&request).await.unwrap();
+    let body = fake.last("/contact/chat").json();
+    assert_eq!(body["CustomerId"], "a1b2c3");
+    assert_eq!(
+        body["PersistentChat"],
+        serde_json::json!({
+            "RehydrationType": "ENTIRE_PAST_SESSION",
+            "SourceContactId": "0b7f7a9c-3c1d-4d3e-9f1a-5f6e7d8c9b0a"
+        })
+    );
+}
+
+#[tokio::test]
+async fn customer_profiles_calls_are_signed_for_their_service_and_domain() {
+    let fake = Fake::start().await;
+    let mut config = ConnectConfig::new(INSTANCE, FLOW, TOPIC);
+    config.profiles_domain = Some("xdm-demo".into());
+    let with_domain =
+        ConnectClient::with_env(config, &sdk_config(Some(&fake.base)), no_env).unwrap();
+    let customer = xdm_core::profile::XProfile {
+        name: Some("Elizabeth Fuentes".into()),
+        username: Some("ElizabethFue12".into()),
+        ..xdm_core::profile::XProfile::unknown(xdm_core::ids::XUserId::parse("55125386").unwrap())
+    };
+    let found = with_domain
+        .customer_profile(&customer)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, "p-9");
+    assert_eq!(found.change, xdm_core::ports::ProfileChange::Created);
+
+    let search = fake.last("/domains/xdm-demo/profiles/search");
+    assert!(
+        search
+            .header("authorization")
+            .contains("/us-east-1/profile/aws4_request"),
+        "{}",
+        search.header("authorization")
+    );
+    assert_eq!(
+        search.json(),
+        serde_json::json!({"KeyName": "_account", "Values": ["x:55125386"]})
+    );
+    let created = fake.last("/domains/xdm-demo/profiles");
+    assert_eq!(created.method, Method::POST);
+    assert_eq!(created.json()["AccountNumber"], "x:55125386");
+    assert_eq!(created.json()["FirstName"], "Elizabeth Fuentes");
+
+    // Without a domain there is no call at all.
+    let plain = client(&fake);
+    assert_eq!(plain.customer_profile(&customer).await.unwrap(), None);
 }
 
 #[tokio::test]

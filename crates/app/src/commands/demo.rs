@@ -62,6 +62,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let running = Box::pin(LinkedBridge::start(&sandbox, &store, |config| {
         config.delivery.reorder_window_ms = 100;
         config.delivery.outbound_reorder_window_ms = 100;
+        // Both optional features on: the agent sees the customer's profile, and a returning
+        // customer's chat carries the previous one.
+        config.connect.profiles_domain = Some(xdm_sandbox::DEFAULT_PROFILES_DOMAIN.to_owned());
+        config.delivery.persistent_chat_window_ms = 30 * 24 * 3600 * 1000;
     }))
     .await?;
     let base = running.base.clone();
@@ -344,6 +348,15 @@ async fn print_events(sandbox: SandboxHandle, style: Style, business_name: Strin
                     a.get("x_username").map_or("?", String::as_str),
                     a.get("x_followers_count").map_or("?", String::as_str),
                 );
+                if let Some(profile) = &contact.customer_id {
+                    println!("{connect}  customer profile {}", short(profile));
+                }
+                if let Some(previous) = &contact.continued_from_contact_id {
+                    println!(
+                        "{connect}  continues chat {} (the agent sees its history)",
+                        short(previous)
+                    );
+                }
             }
             SandboxEvent::ChatItem { item, .. } => {
                 let i = &item.item;

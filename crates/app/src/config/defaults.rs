@@ -19,6 +19,10 @@ pub const DEFAULT_X_MEDIA_HOSTS: &[&str] = &["ton.twitter.com", "pbs.twimg.com",
 /// X posts small JSON documents and SNS messages are at most 256 KiB: 1 MiB bounds both.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// The longest look-back of persistent chat (`XDM_CONNECT_PERSISTENT_CHAT_DAYS`): two years,
+/// how long Amazon Connect keeps contact records.
+pub const MAX_PERSISTENT_CHAT_DAYS: u32 = 730;
+
 /// Connections a listener serves at once; one more is closed at once (`XDM_HTTP_MAX_CONNECTIONS`).
 /// Well under the common 1,024-file limit, beside the store and the outbound connections.
 pub const DEFAULT_HTTP_MAX_CONNECTIONS: usize = 512;

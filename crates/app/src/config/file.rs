@@ -85,8 +85,14 @@ pub(super) struct XFile {
 #[serde(deny_unknown_fields)]
 pub(super) struct XAccountFile {
     pub(super) user_id: String,
-    pub(super) access_token: String,
-    pub(super) access_token_secret: String,
+    /// OAuth 1.0a user token of the account; absent for an account logged in with OAuth 2.0
+    /// (`x login`, tokens in the store).
+    pub(super) access_token: Option<String>,
+    pub(super) access_token_secret: Option<String>,
+    /// The contact flow its chats start in (else `connect.contact_flow_id`).
+    pub(super) contact_flow_id: Option<String>,
+    /// Contact attributes added to its chats.
+    pub(super) attributes: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,6 +105,9 @@ pub(super) struct ConnectFile {
     pub(super) endpoint_url: Option<String>,
     pub(super) participant_endpoint_url: Option<String>,
     pub(super) attachment_types: Option<Vec<String>>,
+    pub(super) profiles_domain: Option<String>,
+    pub(super) profiles_endpoint_url: Option<String>,
+    pub(super) persistent_chat_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,15 +1,17 @@
 //! Loading: the file layer overridden by the `XDM_*` environment, setting by setting, each value
 //! checked as it is read so that an error names the setting it is about.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
-use xdm_core::BridgeConfig;
+use xdm_core::ids::XUserId;
+use xdm_core::{AccountRouting, BridgeConfig};
 
 use super::defaults::{
     DEFAULT_CONFIG_FILE, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_STORE, DEFAULT_X_API_URL,
     DEFAULT_X_MEDIA_HOSTS, DEFAULT_X_REDIRECT_URI, DEFAULT_X_STREAM_SILENCE_MS,
-    DEFAULT_X_WEBHOOK_CHECK_MS, default_authorize_url,
+    DEFAULT_X_WEBHOOK_CHECK_MS, MAX_PERSISTENT_CHAT_DAYS, default_authorize_url,
 };
 use super::error::{ConfigError, invalid};
 use super::file::{FileConfig, read_file};
@@ -121,17 +123,13 @@ impl Config {
             .unwrap_or_default()
             .into_iter()
             .map(|a| {
-                if a.user_id.is_empty() || !a.user_id.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(invalid(
-                        "x.accounts.user_id",
-                        format!("`{}` is not an X user id", a.user_id),
-                    ));
-                }
-                Ok(XAccount {
-                    user_id: a.user_id,
-                    access_token: SecretString::from(a.access_token),
-                    access_token_secret: SecretString::from(a.access_token_secret),
-                })
+                x_account(
+                    a.user_id,
+                    a.access_token,
+                    a.access_token_secret,
+                    a.contact_flow_id,
+                    a.attributes.unwrap_or_default(),
+                )
             })
             .collect::<Result<Vec<_>, _>>()?;
         let delivery_raw = env("XDM_X_DELIVERY").or(x.delivery);
@@ -258,6 +256,20 @@ impl Config {
             ));
         }
         let connect_attachment_types = connect.attachment_types;
+        let profiles_domain = env("XDM_CONNECT_PROFILES_DOMAIN")
+            .or(connect.profiles_domain)
+            .map(|d| d.trim().to_owned())
+            .filter(|d| !d.is_empty());
+        let persistent_chat_days = match env("XDM_CONNECT_PERSISTENT_CHAT_DAYS") {
+            Some(v) => parse_num::<u32>("XDM_CONNECT_PERSISTENT_CHAT_DAYS", &v)?,
+            None => connect.persistent_chat_days.unwrap_or(0),
+        };
+        if persistent_chat_days > MAX_PERSISTENT_CHAT_DAYS {
+            return Err(invalid(
+                "XDM_CONNECT_PERSISTENT_CHAT_DAYS",
+                format!("must be between 0 (off) and {MAX_PERSISTENT_CHAT_DAYS} days"),
+            ));
+        }
         let connect = ConnectSettings {
             instance_id: env("XDM_CONNECT_INSTANCE_ID").or(connect.instance_id),
             contact_flow_id: env("XDM_CONNECT_CONTACT_FLOW_ID").or(connect.contact_flow_id),
@@ -265,6 +277,9 @@ impl Config {
             chat_duration_minutes,
             endpoint_url: connect.endpoint_url,
             participant_endpoint_url: connect.participant_endpoint_url,
+            profiles_domain,
+            profiles_endpoint_url: connect.profiles_endpoint_url,
+            persistent_chat_days,
         };
 
         let trusted_cert_urls = match env("XDM_SNS_TRUSTED_CERT_URLS") {
@@ -334,6 +349,9 @@ impl Config {
             &env,
         )?;
         replay.apply(&mut delivery)?;
+        delivery.accounts = account_routing(&x.accounts);
+        delivery.persistent_chat_window_ms =
+            i64::from(connect.persistent_chat_days) * 24 * 3600 * 1000;
 
         let http = http_settings(file.http.unwrap_or_default(), &env, max_body_bytes)?;
         let admin = admin_settings(file.admin.unwrap_or_default(), &env, listen)?;
@@ -357,4 +375,82 @@ impl Config {
             file_warnings: Vec::new(),
         })
     }
+}
+
+/// One further business account, checked: a numeric user id, both halves of an OAuth 1.0a
+/// token or neither, a plausible contact flow id and contact attributes.
+pub(crate) fn x_account(
+    user_id: String,
+    access_token: Option<String>,
+    access_token_secret: Option<String>,
+    contact_flow_id: Option<String>,
+    attributes: BTreeMap<String, String>,
+) -> Result<XAccount, ConfigError> {
+    if user_id.is_empty() || user_id.len() > 20 || !user_id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(
+            "x.accounts.user_id",
+            format!("`{user_id}` is not an X user id"),
+        ));
+    }
+    let oauth1 = match (access_token, access_token_secret) {
+        (Some(t), Some(s)) => Some((SecretString::from(t), SecretString::from(s))),
+        (None, None) => None,
+        _ => {
+            return Err(invalid(
+                "x.accounts.access_token",
+                format!(
+                    "account {user_id}: set both access_token and access_token_secret, or neither (an OAuth 2.0 account)"
+                ),
+            ));
+        }
+    };
+    let contact_flow_id = contact_flow_id
+        .map(|f| f.trim().to_owned())
+        .filter(|f| !f.is_empty());
+    if let Some(flow) = &contact_flow_id
+        && (flow.len() > 500 || flow.chars().any(char::is_whitespace))
+    {
+        return Err(invalid(
+            "x.accounts.contact_flow_id",
+            format!("account {user_id}: `{flow}` is not a contact flow id"),
+        ));
+    }
+    // Connect's limits: keys of letters, digits, '-' and '_'; 32 KB in all (with the bridge's own).
+    let total: usize = attributes.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let valid_key = |k: &str| {
+        !k.is_empty()
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    if !attributes.keys().all(|k| valid_key(k)) || total > 16 * 1024 {
+        return Err(invalid(
+            "x.accounts.attributes",
+            format!(
+                "account {user_id}: contact attribute keys are letters, digits, '-' and '_', and all of them at most 16 KB (Connect takes 32 KB with the bridge's own)"
+            ),
+        ));
+    }
+    Ok(XAccount {
+        user_id,
+        oauth1,
+        contact_flow_id,
+        attributes,
+    })
+}
+
+/// The core's routing of each further business account's chats.
+pub(crate) fn account_routing(accounts: &[XAccount]) -> BTreeMap<XUserId, AccountRouting> {
+    accounts
+        .iter()
+        .filter_map(|a| {
+            let id = XUserId::parse(a.user_id.clone()).ok()?;
+            Some((
+                id,
+                AccountRouting {
+                    contact_flow_id: a.contact_flow_id.clone(),
+                    attributes: a.attributes.clone(),
+                },
+            ))
+        })
+        .collect()
 }

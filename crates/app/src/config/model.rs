@@ -128,11 +128,17 @@ pub struct XSettings {
     pub stream_backfill_minutes: u8,
 }
 
+/// A business account beyond the default one (`[[x.accounts]]`; on Lambda the secret's
+/// `accounts`): its OAuth 1.0a token, if it does not use OAuth 2.0, and how its chats start.
 #[derive(Debug, Clone)]
 pub struct XAccount {
     pub user_id: String,
-    pub access_token: SecretString,
-    pub access_token_secret: SecretString,
+    /// The OAuth 1.0a user token (token, secret); `None` for an OAuth 2.0 account.
+    pub oauth1: Option<(SecretString, SecretString)>,
+    /// The contact flow its chats start in; `None`: `XDM_CONNECT_CONTACT_FLOW_ID`.
+    pub contact_flow_id: Option<String>,
+    /// Contact attributes added to its chats.
+    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -144,6 +150,14 @@ pub struct ConnectSettings {
     /// Overrides of the AWS endpoints (normally `AWS_ENDPOINT_URL_CONNECT` / `…_CONNECTPARTICIPANT`).
     pub endpoint_url: Option<String>,
     pub participant_endpoint_url: Option<String>,
+    /// `XDM_CONNECT_PROFILES_DOMAIN`: the Customer Profiles domain new chats find or create the
+    /// customer's profile in; `None`: off.
+    pub profiles_domain: Option<String>,
+    /// Overrides the Customer Profiles endpoint (normally `AWS_ENDPOINT_URL_CUSTOMER_PROFILES`).
+    pub profiles_endpoint_url: Option<String>,
+    /// `XDM_CONNECT_PERSISTENT_CHAT_DAYS`: a customer's new chat continues their previous one
+    /// when it ended at most this many days ago; 0: off.
+    pub persistent_chat_days: u32,
 }
 
 #[derive(Debug, Clone)]

@@ -193,3 +193,63 @@ fn http_limits_and_admin_listener() {
     assert!(short.starts_with("XDM_ADMIN_TOKEN is invalid"), "{short}");
     assert!(!short.contains("hunter2"));
 }
+
+#[test]
+fn further_business_accounts_route_their_chats_and_are_checked() {
+    let toml = r#"
+        [connect]
+        contact_flow_id = "default-flow"
+        persistent_chat_days = 30
+        profiles_domain = "xdm-demo"
+        [[x.accounts]]
+        user_id = "1000000000000000001"
+        access_token = "t"
+        access_token_secret = "s"
+        contact_flow_id = "flow-b"
+        attributes = { brand = "B", queue = "vip" }
+        [[x.accounts]]
+        user_id = "1000000000000000002"
+    "#;
+    let c = Config::from_toml(toml, &env(&[])).unwrap();
+    assert_eq!(c.x.accounts.len(), 2);
+    assert!(c.x.accounts[0].oauth1.is_some());
+    assert!(c.x.accounts[1].oauth1.is_none(), "an OAuth 2.0 account");
+    let b = xdm_core::ids::XUserId::parse("1000000000000000001").unwrap();
+    let routing = &c.delivery.accounts[&b];
+    assert_eq!(routing.contact_flow_id.as_deref(), Some("flow-b"));
+    assert_eq!(routing.attributes["brand"], "B");
+    assert_eq!(c.connect.profiles_domain.as_deref(), Some("xdm-demo"));
+    assert_eq!(c.delivery.persistent_chat_window_ms, 30 * 24 * 3600 * 1000);
+    assert!(!format!("{c:?}").contains("\"t\""));
+
+    for (bad, setting) in [
+        (
+            "[[x.accounts]]\nuser_id = \"12\"\naccess_token = \"t\"",
+            "x.accounts.access_token",
+        ),
+        ("[[x.accounts]]\nuser_id = \"@brand\"", "x.accounts.user_id"),
+        (
+            "[[x.accounts]]\nuser_id = \"12\"\ncontact_flow_id = \"a b\"",
+            "x.accounts.contact_flow_id",
+        ),
+        (
+            "[[x.accounts]]\nuser_id = \"12\"\nattributes = { \"\" = \"v\" }",
+            "x.accounts.attributes",
+        ),
+        (
+            "[[x.accounts]]\nuser_id = \"12\"\nattributes = { \"a key\" = \"v\" }",
+            "x.accounts.attributes",
+        ),
+        (
+            "[connect]\npersistent_chat_days = 731",
+            "XDM_CONNECT_PERSISTENT_CHAT_DAYS",
+        ),
+    ] {
+        let e = Config::from_toml(bad, &env(&[])).unwrap_err().to_string();
+        assert!(e.contains(setting), "{bad}: {e}");
+    }
+    let e = Config::from_toml("", &env(&[("XDM_CONNECT_PERSISTENT_CHAT_DAYS", "x")]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("XDM_CONNECT_PERSISTENT_CHAT_DAYS"), "{e}");
+}

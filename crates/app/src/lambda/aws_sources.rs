@@ -49,6 +49,34 @@ pub struct SampleSecret {
     pub client_id: Option<String>,
     #[serde(default)]
     pub client_secret: Option<String>,
+    /// Beyond the sample: further business accounts, each with its OAuth 1.0a token (unless it
+    /// logs in with OAuth 2.0), contact flow and contact attributes.
+    #[serde(default)]
+    pub accounts: Vec<SecretAccount>,
+}
+
+/// One further business account of the secret (the TOML's `[[x.accounts]]`).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretAccount {
+    pub user_id: String,
+    #[serde(default)]
+    pub access_token: Option<String>,
+    #[serde(default)]
+    pub access_token_secret: Option<String>,
+    #[serde(default)]
+    pub contact_flow_id: Option<String>,
+    #[serde(default)]
+    pub attributes: std::collections::BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for SecretAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretAccount")
+            .field("user_id", &self.user_id)
+            .field("contact_flow_id", &self.contact_flow_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for SampleSecret {
@@ -135,12 +163,13 @@ impl AwsSources {
     }
 }
 
-/// Fills what the environment left unset.
+/// Fills what the environment left unset. The secret's `accounts` replace none configured
+/// otherwise; an invalid one is an error naming it (the others are still applied).
 pub fn apply(
     config: &mut Config,
     parameter: Option<&SampleParameter>,
     secret: Option<&SampleSecret>,
-) {
+) -> Result<(), crate::config::ConfigError> {
     if let Some(p) = parameter {
         if config.connect.instance_id.is_none() {
             config.connect.instance_id = p.instance_id.clone();
@@ -164,7 +193,27 @@ pub fn apply(
         if config.x.client_id.is_none() {
             config.x.client_id = s.client_id.clone();
         }
+        if config.x.accounts.is_empty() && !s.accounts.is_empty() {
+            let mut invalid = None;
+            for a in &s.accounts {
+                match crate::config::x_account(
+                    a.user_id.clone(),
+                    a.access_token.clone(),
+                    a.access_token_secret.clone(),
+                    a.contact_flow_id.clone(),
+                    a.attributes.clone(),
+                ) {
+                    Ok(account) => config.x.accounts.push(account),
+                    Err(e) => invalid = invalid.or(Some(e)),
+                }
+            }
+            config.delivery.accounts = crate::config::account_routing(&config.x.accounts);
+            if let Some(e) = invalid {
+                return Err(e);
+            }
+        }
     }
+    Ok(())
 }
 
 /// Reads `CONFIG_PARAM_NAME` / `SECRET_ARN` (when set) into `config` as the functions do
@@ -177,8 +226,10 @@ pub async fn apply_from_env(config: &mut Config, sdk: &SdkConfig) -> Result<(), 
     let (param, secret) = sources.fetch().await;
     let param = param.transpose()?;
     let secret = secret.transpose()?;
-    apply(config, param.as_ref(), secret.as_ref());
-    Ok(())
+    apply(config, param.as_ref(), secret.as_ref()).map_err(|e| SourceError::Secret {
+        id: std::env::var("SECRET_ARN").unwrap_or_default(),
+        reason: e.to_string(),
+    })
 }
 
 /// `AmazonSSM.GetParameter` over SigV4 (JSON 1.1 protocol).

@@ -211,7 +211,9 @@ impl LambdaApp {
             }
             None => None,
         };
-        aws_sources::apply(&mut config, param.as_ref(), secret.as_ref());
+        if let Err(e) = aws_sources::apply(&mut config, param.as_ref(), secret.as_ref()) {
+            tracing::error!(error = %e, "an account of the X credentials secret is invalid; it is left out");
+        }
         let fingerprint = fingerprint(&config);
         if let Some(cur) = slot.as_mut()
             && cur.fingerprint == fingerprint
@@ -468,6 +470,26 @@ fn fingerprint(c: &Config) -> String {
         c.connect.instance_id.clone().unwrap_or_default(),
         c.connect.contact_flow_id.clone().unwrap_or_default(),
     ]
+    .into_iter()
+    .chain(c.x.accounts.iter().map(|a| {
+        let (token, token_secret) = a
+            .oauth1
+            .as_ref()
+            .map(|(t, s)| (t.expose_secret().to_owned(), s.expose_secret().to_owned()))
+            .unwrap_or_default();
+        let attributes: Vec<String> = a
+            .attributes
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!(
+            "{}|{token}|{token_secret}|{}|{}",
+            a.user_id,
+            a.contact_flow_id.as_deref().unwrap_or_default(),
+            attributes.join("&")
+        )
+    }))
+    .collect::<Vec<_>>()
     .join("\n");
     // Hashed: the fingerprint is kept beside the state and must not be a copy of the secrets.
     sha2::Sha256::digest(text.as_bytes())

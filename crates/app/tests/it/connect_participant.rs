@@ -36,10 +36,13 @@ fn connect_client(sandbox: &SandboxHandle, request_timeout: Duration) -> Connect
 async fn open_chat(client: &ConnectClient, token: &str) -> (String, ConnectionToken) {
     let started = client
         .start_chat(&StartChat {
+            contact_flow_id: None,
             display_name: "Jordan Brinks".into(),
             attributes: Default::default(),
             initial_message: ChatMessage::plain("hello"),
             client_token: format!("start-{token}"),
+            customer_id: None,
+            continues: None,
         })
         .await
         .unwrap();

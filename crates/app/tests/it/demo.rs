@@ -39,6 +39,8 @@ fn the_demo_plays_a_whole_conversation() {
         "receives from Acme Support: Thanks for contacting Acme. Goodbye!",
         "chat ended",
         "agent sees  Jordan Brinks: One more question",
+        "customer profile ",
+        "continues chat ",
         "inbound events: 0 pending, 0 processing, 3 done, 0 failed",
     ] {
         assert!(
@@ -47,4 +49,7 @@ fn the_demo_plays_a_whole_conversation() {
         );
     }
     assert_eq!(stdout.matches("new chat").count(), 2, "{stdout}");
+    // Both chats show the one profile; only the second continues a chat.
+    assert_eq!(stdout.matches("customer profile ").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("continues chat ").count(), 1, "{stdout}");
 }

@@ -16,6 +16,7 @@ mod lambda;
 mod lifecycle;
 mod media;
 mod metrics_endpoint;
+mod new_chats;
 mod outbound;
 mod restart;
 mod second_process;

@@ -8,6 +8,7 @@ use crate::ids::{ConnectionToken, InitialContactId};
 use crate::inbound::{InboundDm, InboundEvent, InboundMedia};
 use crate::jobs::Job;
 use crate::media::human_size;
+use crate::metric_names::PERSISTENT_CHATS;
 use crate::ports::{
     ChatMessage, Clock, ConnectApi, ConnectError, SessionInsert, StartChat, Store, StoreError,
     XApi, XError,
@@ -16,8 +17,8 @@ use crate::profile::XProfile;
 use crate::session::{Session, SessionStatus};
 use crate::text::{CONNECT_MESSAGE_MAX_CHARS, split_message};
 
-use super::Bridge;
 use super::notes;
+use super::{AccountRouting, Bridge};
 use crate::engine::JobOutcome;
 
 /// How often one delivery may find its chat ended and open a new one before giving up for now.
@@ -121,9 +122,7 @@ where
                 Err(Halt::ChatEnded(why)) => {
                     tracing::info!(initial_contact_id = %session.initial_contact_id, reason = %why,
                         "chat is over; opening a new one for the customer");
-                    self.store()
-                        .end_session(&session.initial_contact_id, self.now_ms())
-                        .await?;
+                    self.end_chat(&session).await?;
                 }
                 Err(Halt::Stop(outcome)) => return Err(outcome),
             }
@@ -235,13 +234,45 @@ where
             Some(Piece::Media(m)) => (notes::media_opening(m.kind), false),
             None => (String::new(), false),
         };
-        let request = StartChat {
+        let previous = self.previous_chat(&dm.business, &dm.sender).await;
+        let routing = self.config.accounts.get(&dm.business);
+        let mut request = StartChat {
+            contact_flow_id: routing.and_then(|r| r.contact_flow_id.clone()),
             display_name: profile.display_name(),
-            attributes: contact_attributes(&profile, dm),
+            attributes: contact_attributes(&profile, dm, routing),
             initial_message: ChatMessage::plain(initial),
             client_token: start_token(dm, from),
+            customer_id: self.customer_profile_id(&profile).await,
+            continues: previous.as_ref().map(|p| p.chat.clone()),
         };
-        let started = self.connect.start_chat(&request).await?;
+        let started = match self.connect.start_chat(&request).await {
+            Ok(started) => {
+                if let Some(previous) = &previous {
+                    tracing::info!(continues = %previous.chat, "new chat continues the customer's previous one");
+                    metrics::counter!(PERSISTENT_CHATS, "result" => "continued").increment(1);
+                    self.previous_chat_used(&dm.business, &dm.sender, previous)
+                        .await;
+                }
+                started
+            }
+            // Connect would not continue that chat (ended too recently for its transcript,
+            // already continued, gone): the customer's message matters more than the history.
+            // Nothing was created, so the same ClientToken opens the chat afresh.
+            Err(e @ (ConnectError::Invalid(_) | ConnectError::NotFound(_)))
+                if request.continues.is_some() =>
+            {
+                tracing::warn!(error = %e, "Amazon Connect refused to continue the previous chat; starting afresh");
+                metrics::counter!(PERSISTENT_CHATS, "result" => "refused").increment(1);
+                if let Some(previous) = &previous {
+                    // Asking again would be refused again.
+                    self.previous_chat_used(&dm.business, &dm.sender, previous)
+                        .await;
+                }
+                request.continues = None;
+                self.connect.start_chat(&request).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
         let now = self.now_ms();
         let session = Session {
             business: dm.business.clone(),
@@ -383,8 +414,12 @@ fn pieces(dm: &InboundDm) -> Vec<Piece<'_>> {
 
 /// Contact attributes, compatible with the AWS sample's contact flows (`Channel`, `customerId`,
 /// `customerName`) plus namespaced extras.
-fn contact_attributes(profile: &XProfile, dm: &InboundDm) -> BTreeMap<String, String> {
-    let mut a = BTreeMap::new();
+fn contact_attributes(
+    profile: &XProfile,
+    dm: &InboundDm,
+    routing: Option<&AccountRouting>,
+) -> BTreeMap<String, String> {
+    let mut a = routing.map(|r| r.attributes.clone()).unwrap_or_default();
     a.insert("Channel".to_owned(), "X".to_owned());
     a.insert("customerId".to_owned(), dm.sender.to_string());
     a.insert("customerName".to_owned(), profile.display_name());

@@ -4,18 +4,22 @@
 
 mod accept;
 mod chat_events;
+mod customer_profiles;
 mod handlers;
 mod inbound;
 mod notes;
 mod outbound;
 mod port_errors;
+mod previous_chat;
 mod receipts;
 mod typing;
 mod typing_gate;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::engine::{DeliveryHold, EngineConfig, JobEngine};
+use crate::ids::XUserId;
 use crate::jobs::{JOB_RETENTION_MS, JobQueue};
 use crate::media::AttachmentPolicy;
 use crate::ports::{Clock, Store};
@@ -59,6 +63,22 @@ pub struct BridgeConfig {
     /// an agent's last message may arrive after `chat.ended`. The app sets it to the SNS message
     /// age bound plus the clock-skew allowance.
     pub ended_chat_window_ms: i64,
+    /// Persistent chat: a customer's new chat continues their previous one (`ENTIRE_PAST_SESSION`)
+    /// when it ended at most this long ago; 0 (or less) turns it off.
+    pub persistent_chat_window_ms: i64,
+    /// Where each business account's chats start, when not in the default contact flow, and the
+    /// contact attributes it adds (several business accounts, each with its own flow).
+    pub accounts: BTreeMap<XUserId, AccountRouting>,
+}
+
+/// How the chats of one business account start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountRouting {
+    /// StartChatContact's `ContactFlowId`; `None`: the configured default flow.
+    pub contact_flow_id: Option<String>,
+    /// Contact attributes added to its chats (the bridge's own — `Channel`, `customerId`, … —
+    /// win over a key of the same name).
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// Default of [`BridgeConfig::max_event_age_ms`]: 48 hours — X's webhook replay reaches 24 hours
@@ -84,6 +104,8 @@ impl Default for BridgeConfig {
             attachments: AttachmentPolicy::default(),
             max_event_age_ms: DEFAULT_MAX_EVENT_AGE_MS,
             ended_chat_window_ms: DEFAULT_ENDED_CHAT_WINDOW_MS,
+            persistent_chat_window_ms: 0,
+            accounts: BTreeMap::new(),
         }
     }
 }

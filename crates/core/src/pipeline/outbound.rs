@@ -104,11 +104,7 @@ where
                 outcome
             }
             ChatItemBody::Event { content_type } if content_type == event_types::CHAT_ENDED => {
-                match self
-                    .store()
-                    .end_session(&item.initial_contact_id, self.now_ms())
-                    .await
-                {
+                match self.end_chat(&session).await {
                     Ok(_) => {
                         tracing::info!("chat ended; the customer's next DM opens a new chat");
                         self.forget_receipts(&item.initial_contact_id).await;

@@ -2,8 +2,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use crate::chat_item::AttachmentRef;
-use crate::ids::{ConnectionToken, ContactId, ParticipantToken};
+use crate::ids::{ConnectionToken, ContactId, InitialContactId, ParticipantToken};
 use crate::media::MediaStream;
+use crate::profile::XProfile;
 use crate::session::ConnectionCredentials;
 
 /// Content types the bridge sends into a chat.
@@ -70,15 +71,23 @@ impl ChatEvent {
     }
 }
 
-/// StartChatContact, as the core asks for it (instance, flow and the streaming topic are the
-/// adapter's configuration).
+/// StartChatContact, as the core asks for it (instance, default flow and the streaming topic
+/// are the adapter's configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StartChat {
+    /// The business account's own contact flow; `None`: the configured one.
+    pub contact_flow_id: Option<String>,
     pub display_name: String,
     pub attributes: BTreeMap<String, String>,
     pub initial_message: ChatMessage,
     /// Idempotency token: the same token never opens a second chat.
     pub client_token: String,
+    /// `CustomerId`: the customer's Amazon Connect Customer Profiles id, when one was found or
+    /// created (the agent workspace then shows the profile).
+    pub customer_id: Option<String>,
+    /// `PersistentChat` (`ENTIRE_PAST_SESSION`): the customer's previous chat, ended, whose
+    /// history the new chat carries.
+    pub continues: Option<InitialContactId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +95,39 @@ pub struct StartedChat {
     pub contact_id: ContactId,
     pub participant_id: String,
     pub participant_token: ParticipantToken,
+    /// `ContinuedFromContactId`: the contact the new chat's history starts from (persistent
+    /// chat only).
+    pub continued_from: Option<String>,
+}
+
+/// The customer's profile in Amazon Connect Customer Profiles, as [`ConnectApi::customer_profile`]
+/// left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerProfile {
+    /// `ProfileId`.
+    pub id: String,
+    pub change: ProfileChange,
+}
+
+/// What [`ConnectApi::customer_profile`] had to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileChange {
+    /// Found, already current.
+    Found,
+    /// Found, and its name or handle brought up to date.
+    Updated,
+    /// None had the customer's X user id: created.
+    Created,
+}
+
+impl ProfileChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProfileChange::Found => "found",
+            ProfileChange::Updated => "updated",
+            ProfileChange::Created => "created",
+        }
+    }
 }
 
 /// Amazon Connect errors, classified by what the bridge should do about them.
@@ -138,6 +180,14 @@ pub trait ConnectApi: Send + Sync + 'static {
         &self,
         req: &StartChat,
     ) -> impl Future<Output = Result<StartedChat, ConnectError>> + Send;
+
+    /// The customer's Customer Profiles profile, keyed on their X user id: found by search,
+    /// created when missing (with name and handle), its name and handle kept current.
+    /// `Ok(None)` when no Customer Profiles domain is configured.
+    fn customer_profile(
+        &self,
+        profile: &XProfile,
+    ) -> impl Future<Output = Result<Option<CustomerProfile>, ConnectError>> + Send;
 
     /// `StartContactStreaming` to the configured SNS topic.
     fn start_streaming(

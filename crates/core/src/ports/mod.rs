@@ -11,7 +11,8 @@ mod x_api;
 pub use crate::records::{Expect, Record};
 pub use clock::{Clock, SystemClock};
 pub use connect_api::{
-    ChatEvent, ChatMessage, ConnectApi, ConnectError, MessageContentType, StartChat, StartedChat,
+    ChatEvent, ChatMessage, ConnectApi, ConnectError, CustomerProfile, MessageContentType,
+    ProfileChange, StartChat, StartedChat,
 };
 pub use store::{SessionInsert, Store, StoreError};
 pub use token_refresher::{RefreshError, TokenGrant, TokenRefresher};

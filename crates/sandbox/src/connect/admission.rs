@@ -17,8 +17,12 @@ pub(crate) fn check_sigv4(headers: &HeaderMap, region: &str) -> Result<(), AwsEr
 }
 
 /// Fault injection for a call of `op`: waits the injected delay, then fails the call with the
-/// injected error, if any.
-async fn injected_fault(shared: &Shared, service: Service, op: FaultOp) -> Result<(), AwsError> {
+/// injected error (in `service`'s codes), if any.
+pub(crate) async fn injected_fault(
+    shared: &Shared,
+    service: Service,
+    op: FaultOp,
+) -> Result<(), AwsError> {
     match faults::gate(shared, op).await {
         None => Ok(()),
         Some(injected) => Err(AwsError::from_fault(

@@ -1,6 +1,12 @@
 //! The Amazon Connect control plane the bridge calls (`connect`, SigV4): StartChatContact,
 //! StartContactStreaming, StopContactStreaming, StopContact (docs/protocols.md B1).
 //!
+//! StartChatContact's persistent chat (`PersistentChat`): `RehydrationType` required, the source
+//! contact must exist and have ended, a source continues into one chat only (a second
+//! StartChatContact naming it is 400 `InvalidRequestException`, unless it replays the first one's
+//! ClientToken), and `RelatedContactId` cannot come with it. `CustomerId` (1–128) is kept on the
+//! contact ([`crate::ContactView::customer_id`]).
+//!
 //! SigV4 is checked for presence and shape ([`crate::connect::admission`]) — the signature itself is
 //! not recomputed.
 
@@ -36,6 +42,8 @@ const MAX_TOPICS_PER_CONTACT: usize = 2;
 /// Total UTF-8 bytes of all attribute keys and values.
 const MAX_ATTRIBUTE_BYTES: usize = 32_768;
 const DEFAULT_CHAT_DURATION_MINUTES: u32 = 1500;
+/// `CustomerId` (`CustomerIdNonEmpty`): 1–128 characters.
+const MAX_CUSTOMER_ID_CHARS: usize = 128;
 
 const SUPPORTED_MESSAGING_TYPES: &[&str] = &[
     content_types::TEXT_PLAIN,
@@ -77,6 +85,8 @@ struct StartChatContactRequest {
     supported_messaging_content_types: Option<Vec<String>>,
     persistent_chat: Option<PersistentChat>,
     related_contact_id: Option<String>,
+    /// The customer's identification number (e.g. a Customer Profiles ProfileId); sensitive.
+    customer_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,6 +184,15 @@ fn validate_start(shared: &Shared, req: &StartChatContactRequest) -> Result<(), 
             "ClientToken must be at most 500 characters",
         ));
     }
+    if req
+        .customer_id
+        .as_deref()
+        .is_some_and(|id| !(1..=MAX_CUSTOMER_ID_CHARS).contains(&chars(id)))
+    {
+        return Err(AwsError::invalid_parameter(format!(
+            "CustomerId must be 1 to {MAX_CUSTOMER_ID_CHARS} characters"
+        )));
+    }
     if req.persistent_chat.is_some() && req.related_contact_id.is_some() {
         return Err(AwsError::invalid_request(
             "PersistentChat and RelatedContactId cannot be used together",
@@ -233,6 +252,11 @@ async fn start_chat_contact_inner(
                     "Only chats that have ended can be rehydrated (PersistentChat.SourceContactId)",
                 ));
             }
+            if let Some(continued_by) = cs.persistent_sources.get(source) {
+                return Err(AwsError::invalid_request(format!(
+                    "PersistentChat.SourceContactId {source} has already been used for a persistent chat (contact {continued_by}); a contact can be continued only once"
+                )));
+            }
             Some(source.to_owned())
         }
     };
@@ -272,6 +296,7 @@ async fn start_chat_contact_inner(
         },
         agent: None,
         client_token: req.client_token.clone(),
+        customer_id: req.customer_id.clone(),
         initial_message: initial_message.clone(),
         supported_types: req
             .supported_messaging_content_types
@@ -295,6 +320,10 @@ async fn start_chat_contact_inner(
     let customer = chat.customer.clone();
     let view = chat.view();
     let idx = cs.insert(chat);
+    if let Some(source) = &continued_from {
+        cs.persistent_sources
+            .insert(source.clone(), contact_id.clone());
+    }
     tracing::info!(contact_id = %contact_id, "chat contact started");
     shared.events.emit(SandboxEvent::ContactStarted {
         contact: Box::new(view),

@@ -1,6 +1,7 @@
 //! AWS rest-json as the Connect services speak it (docs/protocols.md B0): JSON request bodies in
 //! (an unparsable one is an error), errors out as status + `x-amzn-ErrorType` +
-//! `{"__type","message"}` + `x-amzn-RequestId`, successful JSON answers with a request id.
+//! `{"__type","message"}` (Customer Profiles: `{"Message"}`, the only member of its error shapes)
+//! + `x-amzn-RequestId`, successful JSON answers with a request id.
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +19,8 @@ pub(crate) enum Service {
     Connect,
     /// `connectparticipant` (`/participant/*`).
     Participant,
+    /// Customer Profiles, `profile` (`/domains/*`).
+    Profiles,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +59,11 @@ impl AwsError {
         Self::new(StatusCode::BAD_REQUEST, "InvalidRequestException", message)
     }
 
+    /// Customer Profiles' 400.
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BadRequestException", message)
+    }
+
     pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", message)
     }
@@ -91,7 +99,23 @@ impl AwsError {
         match service {
             Service::Connect => Self::invalid_request(message),
             Service::Participant => Self::validation(message),
+            Service::Profiles => Self::bad_request(message),
         }
+    }
+
+    /// The error as `service` sends it.
+    pub(crate) fn render(self, service: Service) -> Response {
+        let body = match service {
+            Service::Profiles => json!({"Message": self.message}),
+            Service::Connect | Service::Participant => {
+                json!({"__type": self.code, "message": self.message})
+            }
+        };
+        let mut response = with_request_id((self.status, axum::Json(body)).into_response());
+        if let Ok(code) = HeaderValue::from_str(&self.code) {
+            response.headers_mut().insert("x-amzn-ErrorType", code);
+        }
+        response
     }
 }
 
@@ -123,13 +147,14 @@ fn default_code(service: Service, status: StatusCode) -> &'static str {
         (Service::Connect, 400) => "InvalidRequestException",
         (Service::Participant, 400) => "ValidationException",
         (Service::Participant, 402) => "ServiceQuotaExceededException",
+        (Service::Profiles, 400) => "BadRequestException",
         (_, 403) => "AccessDeniedException",
         (_, 404) => "ResourceNotFoundException",
         (_, 409) => "ConflictException",
         (_, 429) => "ThrottlingException",
         (Service::Connect, 503) => "ServiceUnavailableException",
         (Service::Connect, _) => "InternalServiceException",
-        (Service::Participant, _) => "InternalServerException",
+        (Service::Participant | Service::Profiles, _) => "InternalServerException",
     }
 }
 
@@ -140,14 +165,10 @@ fn with_request_id(mut response: Response) -> Response {
     response
 }
 
+/// The Connect control plane's and participant service's shape (`{"__type","message"}`).
 impl IntoResponse for AwsError {
     fn into_response(self) -> Response {
-        let body = json!({"__type": self.code, "message": self.message});
-        let mut response = with_request_id((self.status, axum::Json(body)).into_response());
-        if let Ok(code) = HeaderValue::from_str(&self.code) {
-            response.headers_mut().insert("x-amzn-ErrorType", code);
-        }
-        response
+        self.render(Service::Connect)
     }
 }
 
@@ -156,13 +177,18 @@ pub(crate) fn aws_ok(body: Value) -> Response {
     with_request_id((StatusCode::OK, axum::Json(body)).into_response())
 }
 
-/// Renders a handler's outcome.
+/// Renders a handler's outcome (Connect and participant service).
 pub(crate) fn respond(result: Result<Value, AwsError>) -> Response {
+    respond_as(Service::Connect, result)
+}
+
+/// Renders a handler's outcome as `service` answers.
+pub(crate) fn respond_as(service: Service, result: Result<Value, AwsError>) -> Response {
     match result {
         Ok(body) => aws_ok(body),
         Err(err) => {
             tracing::info!(code = %err.code, status = err.status.as_u16(), message = %err.message, "AWS call refused");
-            err.into_response()
+            err.render(service)
         }
     }
 }
@@ -181,6 +207,30 @@ mod tests {
             "AccessDeniedException"
         );
         assert!(response.headers().contains_key("x-amzn-RequestId"));
+    }
+
+    #[test]
+    fn profiles_errors_carry_message_only() {
+        let response = AwsError::bad_request("bad key").render(Service::Profiles);
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            response.headers()["x-amzn-ErrorType"],
+            "BadRequestException"
+        );
+        let fault = Fault::status(500);
+        assert_eq!(
+            AwsError::from_fault(Service::Profiles, StatusCode::INTERNAL_SERVER_ERROR, &fault).code,
+            "InternalServerException"
+        );
+        assert_eq!(
+            AwsError::from_fault(
+                Service::Profiles,
+                StatusCode::BAD_REQUEST,
+                &Fault::status(400)
+            )
+            .code,
+            "BadRequestException"
+        );
     }
 
     #[test]

@@ -334,6 +334,9 @@ pub struct ContactView {
     pub display_name: String,
     pub customer_participant_id: String,
     pub client_token: Option<String>,
+    /// StartChatContact's `CustomerId` (sensitive in the API: e.g. the Customer Profiles
+    /// ProfileId).
+    pub customer_id: Option<String>,
     pub initial_message: Option<ChatMessage>,
     pub supported_messaging_content_types: Vec<String>,
     pub chat_duration_minutes: u32,

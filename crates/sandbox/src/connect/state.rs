@@ -54,6 +54,8 @@ pub(crate) struct Chat {
     pub customer: Customer,
     pub agent: Option<Agent>,
     pub client_token: Option<String>,
+    /// StartChatContact's `CustomerId`.
+    pub customer_id: Option<String>,
     pub initial_message: Option<ChatMessage>,
     pub supported_types: Vec<String>,
     pub duration_minutes: u32,
@@ -92,6 +94,7 @@ impl Chat {
             display_name: self.customer.display_name.clone(),
             customer_participant_id: self.customer.participant_id.clone(),
             client_token: self.client_token.clone(),
+            customer_id: self.customer_id.clone(),
             initial_message: self.initial_message.clone(),
             supported_messaging_content_types: self.supported_types.clone(),
             chat_duration_minutes: self.duration_minutes,
@@ -227,6 +230,9 @@ pub(crate) struct ConnectState {
     by_connection_token: HashMap<String, (usize, OffsetDateTime)>,
     /// StartChatContact ClientToken → (chat, original response).
     pub start_tokens: HashMap<String, (usize, Value)>,
+    /// `PersistentChat.SourceContactId`s used → the ContactId of the chat that continued each (a
+    /// source can be continued only once).
+    pub persistent_sources: HashMap<String, String>,
     /// AttachmentId → (chat, position in its `attachments`).
     pub attachment_index: HashMap<String, (usize, usize)>,
     /// Pre-signed URL signatures (`X-Amz-Signature`) handed out.

@@ -68,7 +68,7 @@ impl Injected {
     /// The platform's answer while switched down.
     fn unavailable(platform: Platform) -> Self {
         match platform {
-            Platform::Connect | Platform::Participant => Self::new(
+            Platform::Connect | Platform::Participant | Platform::Profiles => Self::new(
                 FaultKind::Down,
                 503,
                 Some("ServiceUnavailableException"),
@@ -88,7 +88,7 @@ impl Injected {
 
     fn throttled(platform: Platform, reset: i64, limit: Option<u32>) -> Self {
         match platform {
-            Platform::Connect | Platform::Participant => Self::new(
+            Platform::Connect | Platform::Participant | Platform::Profiles => Self::new(
                 FaultKind::Throttle,
                 429,
                 Some("ThrottlingException"),
@@ -111,7 +111,7 @@ impl Injected {
 
     fn from_profile(platform: Platform, profile: &FaultProfile, kind: FaultKind) -> Self {
         let status = profile.error.status.unwrap_or(match platform {
-            Platform::Participant | Platform::S3 => 500,
+            Platform::Participant | Platform::Profiles | Platform::S3 => 500,
             _ => 503,
         });
         Self::new(
@@ -458,10 +458,12 @@ mod tests {
             FaultOp::SendMessage,
             FaultOp::AttachmentPut,
             FaultOp::CreateDm,
+            FaultOp::SearchProfiles,
         ] {
             s.set_profile(op, FaultProfile::errors(1.0));
         }
         let status = |s: &mut FaultState, op| s.decide(op, NOW).answer.unwrap().fault.status;
+        assert_eq!(status(&mut s, FaultOp::SearchProfiles), Some(500));
         assert_eq!(status(&mut s, FaultOp::StartChatContact), Some(503));
         assert_eq!(status(&mut s, FaultOp::SendMessage), Some(500));
         assert_eq!(status(&mut s, FaultOp::AttachmentPut), Some(500));

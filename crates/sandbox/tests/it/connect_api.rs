@@ -144,6 +144,151 @@ async fn start_chat_contact_validates_like_connect() {
     assert_eq!(sb.contacts().len(), 1);
 }
 
+/// StartChatContact → (status, `x-amzn-ErrorType`, body).
+async fn start(sb: &SandboxHandle, body: serde_json::Value) -> (u16, String, serde_json::Value) {
+    let (status, headers, body) = connect_call(sb, Method::PUT, "/contact/chat", body).await;
+    let code = headers
+        .get("x-amzn-errortype")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, code, body)
+}
+
+#[tokio::test]
+async fn start_chat_contact_keeps_the_customer_id() {
+    let sb = sandbox().await;
+    let profile_id = "0123456789abcdef0123456789abcdef";
+    let mut body = start_chat_body(&sb, "Elizabeth Fuentes", "Hola");
+    body["CustomerId"] = json!(profile_id);
+    let (status, _, started) = start(&sb, body).await;
+    assert_eq!(status, 200, "{started}");
+    let contact_id = started["ContactId"].as_str().unwrap();
+    assert_eq!(
+        sb.contact(contact_id).unwrap().customer_id.as_deref(),
+        Some(profile_id)
+    );
+    let view: serde_json::Value = http()
+        .get(format!(
+            "{}/_sandbox/connect/contacts/{contact_id}",
+            sb.base_url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["customer_id"], profile_id);
+    let (_, _, plain) = start(&sb, start_chat_body(&sb, "A", "hi")).await;
+    assert_eq!(
+        sb.contact(plain["ContactId"].as_str().unwrap())
+            .unwrap()
+            .customer_id,
+        None
+    );
+
+    // CustomerId: 1–128 characters.
+    let mut longest = start_chat_body(&sb, "A", "hi");
+    longest["CustomerId"] = json!("c".repeat(128));
+    assert_eq!(start(&sb, longest).await.0, 200);
+    for bad in [String::new(), "c".repeat(129)] {
+        let mut body = start_chat_body(&sb, "A", "hi");
+        body["CustomerId"] = json!(bad);
+        let (status, code, _) = start(&sb, body).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (400, "InvalidParameterException"),
+            "{} characters",
+            bad.len()
+        );
+    }
+    assert_eq!(sb.contacts().len(), 3);
+}
+
+#[tokio::test]
+async fn persistent_chat_rules() {
+    let sb = sandbox().await;
+    let (source, _) = start_chat(&sb, "first chat").await;
+    let persistent = |source: &str, token: &str| {
+        let mut body = start_chat_body(&sb, "Elizabeth Fuentes", "back again");
+        body["PersistentChat"] =
+            json!({"RehydrationType": "ENTIRE_PAST_SESSION", "SourceContactId": source});
+        body["ClientToken"] = json!(token);
+        body
+    };
+
+    // The source must have ended.
+    let (status, code, _) = start(&sb, persistent(&source, "t-0")).await;
+    assert_eq!((status, code.as_str()), (400, "InvalidRequestException"));
+    sb.end_chat(&source).unwrap();
+    // It must exist; RehydrationType is required and one of two.
+    let (status, code, _) = start(&sb, persistent("no-such-contact", "t-1")).await;
+    assert_eq!((status, code.as_str()), (404, "ResourceNotFoundException"));
+    for rehydration in [json!(null), json!("EVERYTHING")] {
+        let mut body = persistent(&source, "t-2");
+        body["PersistentChat"]["RehydrationType"] = rehydration;
+        let (status, code, _) = start(&sb, body).await;
+        assert_eq!((status, code.as_str()), (400, "InvalidParameterException"));
+    }
+    // Not together with RelatedContactId (documented: "You cannot provide data for both").
+    let mut related = persistent(&source, "t-3");
+    related["RelatedContactId"] = json!(source);
+    let (status, code, body) = start(&sb, related).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (400, "InvalidRequestException"),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("RelatedContactId")
+    );
+    // RelatedContactId alone is fine.
+    let mut related_only = start_chat_body(&sb, "A", "hi");
+    related_only["RelatedContactId"] = json!(source);
+    assert_eq!(start(&sb, related_only).await.0, 200);
+
+    let (status, _, first) = start(&sb, persistent(&source, "t-4")).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["ContinuedFromContactId"], source.as_str());
+    let continued = first["ContactId"].as_str().unwrap();
+    assert_eq!(
+        sb.contact(continued)
+            .unwrap()
+            .continued_from_contact_id
+            .as_deref(),
+        Some(source.as_str())
+    );
+
+    // The same ClientToken answers the first response again…
+    let (status, _, replay) = start(&sb, persistent(&source, "t-4")).await;
+    assert_eq!((status, &replay), (200, &first));
+    // …another one cannot continue the same source a second time (either rehydration type).
+    for (token, rehydration) in [("t-5", "ENTIRE_PAST_SESSION"), ("t-6", "FROM_SEGMENT")] {
+        let mut body = persistent(&source, token);
+        body["PersistentChat"]["RehydrationType"] = json!(rehydration);
+        let (status, code, body) = start(&sb, body).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (400, "InvalidRequestException"),
+            "{body}"
+        );
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains(&source) && message.contains("only once"),
+            "{message}"
+        );
+    }
+    // The continued chat, once ended, can itself be continued.
+    sb.end_chat(continued).unwrap();
+    let (status, _, next) = start(&sb, persistent(continued, "t-7")).await;
+    assert_eq!(status, 200, "{next}");
+    assert_eq!(next["ContinuedFromContactId"], continued);
+    assert_eq!(sb.contacts().len(), 4);
+}
+
 #[tokio::test]
 async fn participant_service_through_the_aws_sdk() {
     let sb = sandbox().await;

@@ -4,6 +4,7 @@
 mod attachments;
 mod connect_api;
 mod control;
+mod customer_profiles;
 mod dm_events;
 mod doctor_aws;
 mod faults;

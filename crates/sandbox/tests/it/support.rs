@@ -35,11 +35,16 @@ pub fn http() -> reqwest::Client {
 
 /// A SigV4 `Authorization` header of the shape aws-sigv4 produces (the sandbox checks the shape).
 pub fn sigv4(region: &str) -> [(&'static str, String); 2] {
+    sigv4_for(region, "connect")
+}
+
+/// [`sigv4`] scoped to another signing name (`profile`: Customer Profiles).
+pub fn sigv4_for(region: &str, service: &str) -> [(&'static str, String); 2] {
     [
         (
             "authorization",
             format!(
-                "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261125/{region}/connect/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
+                "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261125/{region}/{service}/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
             ),
         ),
         ("x-amz-date", "20261125T120000Z".to_owned()),
@@ -324,4 +329,17 @@ pub async fn sandbox_with_webhook() -> (SandboxHandle, Receiver) {
     let crc = sb.set_webhook(&rx.webhook_url()).await.expect("webhook");
     assert!(crc.ok, "{crc:?}");
     (sb, rx)
+}
+
+/// The project's `./.venv` Python (X's and AWS's own clients, installed by `./scripts/venv.sh`),
+/// and the path of a script of this directory; the test fails saying what to run when it is
+/// missing.
+pub fn venv_python(script: &str, needs: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = manifest.join("../../.venv/bin/python");
+    assert!(
+        python.is_file(),
+        "this test needs {needs}: run ./scripts/venv.sh"
+    );
+    (python, manifest.join("tests/it").join(script))
 }

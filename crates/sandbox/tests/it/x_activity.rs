@@ -9,7 +9,8 @@ use xdm_sandbox::{
 };
 
 use crate::support::{
-    Receiver, WAIT, hmac_b64, http, sandbox, sandbox_with, sandbox_with_webhook, x_auth, x_creds,
+    Receiver, WAIT, hmac_b64, http, sandbox, sandbox_with, sandbox_with_webhook, venv_python,
+    x_auth, x_creds,
 };
 
 const CUSTOMER: &str = "55125386";
@@ -779,12 +780,7 @@ async fn dm_events_lists_every_conversation_paged_with_includes_and_a_rate_limit
 /// create and list, subscriptions list, DM events with an OAuth 2.0 user token.
 #[tokio::test]
 async fn x_python_sdk_talks_to_the_sandbox() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let python = root.join(".venv/bin/python");
-    assert!(
-        python.is_file(),
-        "this test needs X's Python SDK: run ./scripts/venv.sh"
-    );
+    let (python, script) = venv_python("xdk_client.py", "X's Python SDK");
     let sb = sandbox().await;
     let rx = Receiver::for_sandbox(&sb).await;
     sb.add_user(xdm_sandbox::SandboxUser::new(
@@ -799,7 +795,6 @@ async fn x_python_sdk_talks_to_the_sandbox() {
         .await
         .unwrap();
     let token = sb.issue_oauth2_token(&business, &["dm.read", "tweet.read", "users.read"]);
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/xdk_client.py");
     let output = tokio::process::Command::new(&python)
         .arg(&script)
         .arg(sb.base_url())

@@ -19,8 +19,8 @@ use crate::media::{ByteStream, MediaStream, XMediaCategory};
 use crate::memory_store::MemoryStore;
 use crate::pipeline::{Bridge, BridgeConfig};
 use crate::ports::{
-    ChatEvent, ChatMessage, Clock, ConnectApi, ConnectError, DmRequest, SentDm, SentDmRecord,
-    StartChat, StartedChat, Store, XApi, XError,
+    ChatEvent, ChatMessage, Clock, ConnectApi, ConnectError, CustomerProfile, DmRequest,
+    ProfileChange, SentDm, SentDmRecord, StartChat, StartedChat, Store, XApi, XError,
 };
 use crate::profile::XProfile;
 use crate::session::ConnectionCredentials;
@@ -68,7 +68,15 @@ pub(super) struct Contact {
     pub(super) connected: bool,
     pub(super) ended: bool,
     pub(super) stopped: bool,
+    /// StartChatContact's `CustomerId` and `PersistentChat` source.
+    pub(super) customer_id: Option<String>,
+    pub(super) continues: Option<String>,
+    /// StartChatContact's flow, when not the default one.
+    pub(super) contact_flow_id: Option<String>,
 }
+
+/// A Customer Profiles profile: (profile id, name, handle).
+pub(super) type FakeProfile = (String, Option<String>, Option<String>);
 
 #[derive(Debug, Default)]
 pub(super) struct ConnectState {
@@ -82,6 +90,10 @@ pub(super) struct ConnectState {
     /// Scripted failures: (operation, calls to let pass first, error).
     pub(super) faults: VecDeque<(&'static str, usize, ConnectError)>,
     pub(super) calls: Vec<&'static str>,
+    /// Customer Profiles, when a domain is "configured": X user id → (profile id, name, handle).
+    pub(super) profiles: Option<BTreeMap<String, FakeProfile>>,
+    /// Chats already continued by a persistent chat (Connect continues a source once).
+    pub(super) continued: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -125,23 +137,68 @@ impl ConnectApi for FakeConnect {
         let i = match s.start_tokens.get(&req.client_token) {
             Some(i) => *i,
             None => {
+                if let Some(source) = &req.continues {
+                    let source = source.as_str().to_owned();
+                    let ended = s.contacts.iter().any(|c| c.id == source && c.ended);
+                    if !ended || s.continued.contains(&source) {
+                        return Err(ConnectError::Invalid(format!(
+                            "{source} cannot be continued"
+                        )));
+                    }
+                    s.continued.push(source);
+                }
                 let i = s.contacts.len();
                 s.contacts.push(Contact {
                     id: format!("contact-{i}"),
                     display_name: req.display_name.clone(),
                     attributes: req.attributes.clone(),
                     messages: vec![req.initial_message.content.clone()],
+                    customer_id: req.customer_id.clone(),
+                    contact_flow_id: req.contact_flow_id.clone(),
+                    continues: req.continues.as_ref().map(|c| c.as_str().to_owned()),
                     ..Contact::default()
                 });
                 s.start_tokens.insert(req.client_token.clone(), i);
                 i
             }
         };
+        let continued_from = s.contacts[i].continues.clone();
         Ok(StartedChat {
             contact_id: ContactId::parse(format!("contact-{i}")).unwrap(),
             participant_id: format!("p-{i}"),
             participant_token: ParticipantToken::new(format!("pt-{i}")),
+            continued_from,
         })
+    }
+
+    async fn customer_profile(
+        &self,
+        profile: &XProfile,
+    ) -> Result<Option<CustomerProfile>, ConnectError> {
+        if self.0.lock().unwrap().profiles.is_none() {
+            return Ok(None);
+        }
+        self.take_fault("CustomerProfile")?;
+        let mut s = self.0.lock().unwrap();
+        let Some(profiles) = s.profiles.as_mut() else {
+            return Ok(None);
+        };
+        let key = profile.id.to_string();
+        let fields = (profile.name.clone(), profile.username.clone());
+        let count = profiles.len();
+        let (id, change) = match profiles.get_mut(&key) {
+            Some(p) if (p.1.clone(), p.2.clone()) == fields => (p.0.clone(), ProfileChange::Found),
+            Some(p) => {
+                (p.1, p.2) = fields;
+                (p.0.clone(), ProfileChange::Updated)
+            }
+            None => {
+                let id = format!("profile-{count}");
+                profiles.insert(key, (id.clone(), fields.0, fields.1));
+                (id, ProfileChange::Created)
+            }
+        };
+        Ok(Some(CustomerProfile { id, change }))
     }
 
     async fn start_streaming(&self, contact: &ContactId, _token: &str) -> Result<(), ConnectError> {
@@ -613,6 +670,48 @@ pub(super) async fn open_chat(h: &Harness) -> String {
     h.connect.contacts()[0].id.clone()
 }
 
+/// Ends the chat of `contact` as Connect does: the contact is over, and its `chat.ended` item
+/// streamed.
+pub(super) async fn end_chat(h: &Harness, contact: &str) {
+    if let Some(c) = h
+        .connect
+        .0
+        .lock()
+        .unwrap()
+        .contacts
+        .iter_mut()
+        .find(|c| c.id == contact)
+    {
+        c.ended = true;
+    }
+    let mut ended = agent_item(
+        &format!("end-{contact}"),
+        contact,
+        5,
+        ChatItemBody::Event {
+            content_type: crate::chat_item::event_types::CHAT_ENDED.into(),
+        },
+    );
+    ended.role = None;
+    h.bridge.accept_chat_item(ended).await.unwrap();
+    h.drain().await;
+}
+
+/// A harness whose bridge runs with `configure` applied to the tests' configuration.
+pub(super) fn harness_with(configure: impl FnOnce(&mut BridgeConfig)) -> Harness {
+    let mut h = harness();
+    let mut config = h.bridge.config().clone();
+    configure(&mut config);
+    h.bridge = Bridge::new(
+        MemoryStore::new(),
+        h.x.clone(),
+        h.connect.clone(),
+        Arc::clone(&h.clock),
+        config,
+    );
+    h
+}
+
 /// An attachment of an agent's chat item.
 pub(super) fn file(
     id: &str,
@@ -655,6 +754,12 @@ impl ConnectApi for SlowConnect {
         self.started.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
         self.inner.start_chat(req).await
+    }
+    async fn customer_profile(
+        &self,
+        profile: &XProfile,
+    ) -> Result<Option<CustomerProfile>, ConnectError> {
+        self.inner.customer_profile(profile).await
     }
     async fn start_streaming(&self, contact: &ContactId, token: &str) -> Result<(), ConnectError> {
         self.inner.start_streaming(contact, token).await

@@ -6,6 +6,7 @@ mod fakes;
 mod inbound;
 mod leases;
 mod media;
+mod new_chats;
 mod outbound;
 mod receipts;
 mod typing;

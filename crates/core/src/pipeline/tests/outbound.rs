@@ -340,21 +340,6 @@ async fn items_of_unknown_chats_are_skipped() {
     assert_eq!(job.state, JobState::Done);
 }
 
-/// Ends the chat of `contact` through its `chat.ended` item, as Connect streams it.
-async fn end_chat(h: &Harness, contact: &str) {
-    let mut ended = agent_item(
-        "end",
-        contact,
-        5,
-        ChatItemBody::Event {
-            content_type: event_types::CHAT_ENDED.into(),
-        },
-    );
-    ended.role = None;
-    h.bridge.accept_chat_item(ended).await.unwrap();
-    h.drain().await;
-}
-
 #[tokio::test]
 async fn a_late_item_of_a_recently_ended_chat_is_delivered_one_long_after_the_end_is_not() {
     let h = harness();
