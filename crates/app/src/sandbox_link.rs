@@ -59,6 +59,41 @@ pub fn oauth2_client_id(sandbox: &SandboxHandle) -> String {
     sandbox.config().x.client_id.clone()
 }
 
+/// Logs the sandbox user `user_id` in with OAuth 2.0 as `xdm-connect x login` leaves an
+/// account: a token pair the sandbox issued for it (`config`'s OAuth 2.0 client), stored in
+/// `store` for the bridge.
+pub async fn store_oauth2_login(
+    sandbox: &SandboxHandle,
+    config: &Config,
+    store: &std::sync::Arc<xdm_store::AnyStore>,
+    user_id: &str,
+) -> anyhow::Result<()> {
+    let tokens = crate::x_tokens::keeper(config, store)?
+        .ok_or_else(|| anyhow::anyhow!("no OAuth 2.0 client is configured (XDM_X_CLIENT_ID)"))?;
+    let issued = sandbox.issue_oauth2_token(
+        user_id,
+        &[
+            "dm.read",
+            "dm.write",
+            "tweet.read",
+            "users.read",
+            "offline.access",
+        ],
+    );
+    tokens
+        .store_login(
+            &xdm_core::ids::XUserId::parse(user_id.to_owned())?,
+            xdm_core::ports::TokenGrant {
+                access_token: issued.access_token,
+                refresh_token: issued.refresh_token,
+                expires_in_s: i64::try_from(issued.expires_in).ok(),
+                scope: Some(issued.scope),
+            },
+        )
+        .await?;
+    Ok(())
+}
+
 /// AWS configuration with the sandbox's region and throwaway static credentials (the AWS SDK
 /// signs every call, even to the participant service, so it needs some).
 pub fn sdk_config(sandbox: &SandboxHandle) -> SdkConfig {
@@ -155,6 +190,24 @@ impl LinkedBridge {
                 crc.error.unwrap_or_default()
             );
         }
+        Ok(())
+    }
+
+    /// Serves one more business account (one of `[[x.accounts]]`, on OAuth 2.0): logged in
+    /// ([`store_oauth2_login`]) and its DMs subscribed to the bridge's webhook (after
+    /// [`LinkedBridge::link_x_webhook`]).
+    pub async fn add_business_account(
+        &self,
+        sandbox: &SandboxHandle,
+        user_id: &str,
+    ) -> anyhow::Result<()> {
+        store_oauth2_login(sandbox, &self.config, self.bridge.store(), user_id).await?;
+        let webhook = sandbox
+            .webhooks()
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("no webhook registered: link X first"))?;
+        sandbox.subscribe_activity("dm.received", user_id, Some(&webhook.id), None)?;
         Ok(())
     }
 

@@ -367,7 +367,7 @@ pub async fn build_state(
         x,
         connect,
         SystemClock,
-        config.delivery.clone(),
+        config.bridge_config(),
     );
     let app = Arc::new(AppState {
         bridge,

@@ -17,8 +17,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use xdm_core::jobs::{JobQueue, JobState};
 use xdm_core::ports::Store;
 use xdm_sandbox::{
-    ContactStatus, ContactView, DmSpec, ItemType, ParticipantRole, Sandbox, SandboxConfig,
-    SandboxEvent, SandboxHandle, SandboxUser,
+    ContactFlowSpec, ContactStatus, ContactView, DmSpec, ItemType, ParticipantRole, Sandbox,
+    SandboxConfig, SandboxEvent, SandboxHandle, SandboxUser,
 };
 
 use crate::sandbox_link::LinkedBridge;
@@ -41,6 +41,14 @@ pub struct DemoArgs {
 }
 
 const CUSTOMER_ID: &str = "3001969357";
+
+/// The demo's second business account (on OAuth 2.0), with its own contact flow and queue
+/// attribute: a line starting with `@billing` is a DM to it.
+const BILLING_ID: &str = "1000000000000000002";
+const BILLING_NAME: &str = "Acme Billing";
+const BILLING_HANDLE: &str = "acme_billing";
+const BILLING_FLOW: &str = "b1111111-2222-4333-8444-555555555555";
+const BILLING_PREFIX: &str = "@billing";
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // Quiet logs: the demo prints what each side sees. RUST_LOG=info shows the bridge's logs.
@@ -66,6 +74,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         // customer's chat carries the previous one.
         config.connect.profiles_domain = Some(xdm_sandbox::DEFAULT_PROFILES_DOMAIN.to_owned());
         config.delivery.persistent_chat_window_ms = 30 * 24 * 3600 * 1000;
+        // A second business account with its own flow and attributes, logged in with OAuth 2.0.
+        config.x.client_id = Some(crate::sandbox_link::oauth2_client_id(&sandbox));
+        config.x.accounts = vec![crate::config::XAccount {
+            user_id: BILLING_ID.to_owned(),
+            oauth1: None,
+            contact_flow_id: Some(BILLING_FLOW.to_owned()),
+            attributes: [("queue".to_owned(), "billing".to_owned())].into(),
+        }];
     }))
     .await?;
     let base = running.base.clone();
@@ -76,6 +92,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ..SandboxUser::new(CUSTOMER_ID, &args.customer_name, &args.customer_handle)
     });
     running.link_x_webhook(&sandbox).await?;
+    sandbox.add_user(SandboxUser::new(BILLING_ID, BILLING_NAME, BILLING_HANDLE));
+    sandbox.add_contact_flow(ContactFlowSpec {
+        name: "Billing chat".to_owned(),
+        ..ContactFlowSpec::inbound(BILLING_FLOW)
+    });
+    running.add_business_account(&sandbox, BILLING_ID).await?;
 
     let business = &sandbox.config().x.business;
     println!("{}", style.bold("xdm-connect demo"));
@@ -93,15 +115,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  X webhook CRC passed; SNS subscription confirmed.");
     println!();
     println!(
-        "You are {} (@{}) writing to @{} on X, and {} answering in Amazon Connect.",
+        "You are {} (@{}) writing to @{} on X (or to @{BILLING_HANDLE}: start the line with {BILLING_PREFIX}), and {} answering in Amazon Connect.",
         args.customer_name, args.customer_handle, business.username, args.agent_name
     );
     print_help(&style);
 
+    let accounts = [
+        (business.id.clone(), business.name.clone()),
+        (BILLING_ID.to_owned(), BILLING_NAME.to_owned()),
+    ]
+    .into();
     let printer = tokio::spawn(print_events(
         sandbox.clone(),
         style,
-        business.name.clone(),
+        accounts,
         args.customer_handle.clone(),
     ));
     let interactive = args.script.is_none() && std::io::stdin().is_terminal();
@@ -169,10 +196,14 @@ impl Demo {
         let (cmd, rest) = match line.strip_prefix('/') {
             Some(c) => c.split_once(' ').map_or((c, ""), |(c, r)| (c, r.trim())),
             None => {
-                let delivery = self
-                    .sandbox
-                    .deliver_dm(DmSpec::text(CUSTOMER_ID, line))
-                    .await?;
+                let spec = match line.strip_prefix(BILLING_PREFIX) {
+                    Some(text) if text.starts_with(' ') => DmSpec {
+                        recipient_id: Some(BILLING_ID.to_owned()),
+                        ..DmSpec::text(CUSTOMER_ID, text.trim())
+                    },
+                    _ => DmSpec::text(CUSTOMER_ID, line),
+                };
+                let delivery = self.sandbox.deliver_dm(spec).await?;
                 if delivery.status != Some(200) {
                     bail!("the bridge answered X with {:?}", delivery.status);
                 }
@@ -317,6 +348,10 @@ fn print_help(style: &Style) {
         style.bold("text")
     );
     println!(
+        "  {}   send it to the second business account instead",
+        style.bold("@billing text")
+    );
+    println!(
         "  {}   reply as the agent (markdown works: **bold**, [link](https://…))",
         style.bold("/agent text")
     );
@@ -327,8 +362,19 @@ fn print_help(style: &Style) {
     println!();
 }
 
-/// Prints what each side sees as the sandbox reports it.
-async fn print_events(sandbox: SandboxHandle, style: Style, business_name: String, handle: String) {
+/// Prints what each side sees as the sandbox reports it; `accounts` names the business
+/// accounts by X user id.
+async fn print_events(
+    sandbox: SandboxHandle,
+    style: Style,
+    accounts: std::collections::BTreeMap<String, String>,
+    handle: String,
+) {
+    let name_of = |id: Option<&String>| {
+        id.and_then(|id| accounts.get(id))
+            .map_or("?", String::as_str)
+            .to_owned()
+    };
     let mut events = sandbox.events();
     let customer = style.magenta("📱 X        ");
     let connect = style.cyan("🎧 Connect  ");
@@ -342,12 +388,16 @@ async fn print_events(sandbox: SandboxHandle, style: Style, business_name: Strin
             SandboxEvent::ContactStarted { contact } => {
                 let a = &contact.attributes;
                 println!(
-                    "{connect}new chat {} for {} (@{}, {} followers) — queued for an agent",
+                    "{connect}new chat {} for {} (@{}, {} followers) to {} — queued for an agent",
                     short(&contact.initial_contact_id),
                     contact.display_name,
                     a.get("x_username").map_or("?", String::as_str),
                     a.get("x_followers_count").map_or("?", String::as_str),
+                    name_of(a.get("x_business_account_id")),
                 );
+                if contact.contact_flow_id == BILLING_FLOW {
+                    println!("{connect}  in the billing flow (queue: billing)");
+                }
                 if let Some(profile) = &contact.customer_id {
                     println!("{connect}  customer profile {}", short(profile));
                 }
@@ -401,7 +451,8 @@ async fn print_events(sandbox: SandboxHandle, style: Style, business_name: Strin
             }
             SandboxEvent::DmSent { dm } if dm.recipient_id == CUSTOMER_ID => {
                 println!(
-                    "{customer}@{handle} receives from {business_name}: {}",
+                    "{customer}@{handle} receives from {}: {}",
+                    name_of(Some(&dm.sender_id)),
                     dm.text.as_deref().unwrap_or("(media)")
                 );
             }

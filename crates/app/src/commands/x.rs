@@ -466,7 +466,7 @@ pub async fn catch_up_all(
         Configured::Missing("accepting only".into()),
         Configured::Missing("accepting only".into()),
         SystemClock,
-        link.config.delivery.clone(),
+        link.config.bridge_config(),
     );
     let since_ms = i64::try_from(since.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
     let mut reports = Vec::new();

@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
-use xdm_core::ids::XUserId;
-use xdm_core::{AccountRouting, BridgeConfig};
+use xdm_core::BridgeConfig;
 
 use super::defaults::{
     DEFAULT_CONFIG_FILE, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_STORE, DEFAULT_X_API_URL,
@@ -349,7 +348,6 @@ impl Config {
             &env,
         )?;
         replay.apply(&mut delivery)?;
-        delivery.accounts = account_routing(&x.accounts);
         delivery.persistent_chat_window_ms =
             i64::from(connect.persistent_chat_days) * 24 * 3600 * 1000;
 
@@ -436,21 +434,4 @@ pub(crate) fn x_account(
         contact_flow_id,
         attributes,
     })
-}
-
-/// The core's routing of each further business account's chats.
-pub(crate) fn account_routing(accounts: &[XAccount]) -> BTreeMap<XUserId, AccountRouting> {
-    accounts
-        .iter()
-        .filter_map(|a| {
-            let id = XUserId::parse(a.user_id.clone()).ok()?;
-            Some((
-                id,
-                AccountRouting {
-                    contact_flow_id: a.contact_flow_id.clone(),
-                    attributes: a.attributes.clone(),
-                },
-            ))
-        })
-        .collect()
 }

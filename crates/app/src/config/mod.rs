@@ -37,7 +37,7 @@ pub use defaults::{
     DEFAULT_X_REDIRECT_URI, DEFAULT_X_STREAM_SILENCE_MS, DEFAULT_X_WEBHOOK_CHECK_MS,
 };
 pub use error::ConfigError;
-pub(crate) use load::{account_routing, x_account};
+pub(crate) use load::x_account;
 pub use model::{
     AdminSettings, Config, ConnectSettings, CrcKeySetting, HttpSettings, LogFormat, SnsSettings,
     XAccount, XDelivery, XSettings,

@@ -1,10 +1,12 @@
 //! The typed configuration, as the rest of the app reads it once loaded and validated, and what
 //! it answers about itself (secrets, derived URLs, what delivery still lacks).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use secrecy::{ExposeSecret, SecretString};
-use xdm_core::BridgeConfig;
+use xdm_core::ids::XUserId;
+use xdm_core::{AccountRouting, BridgeConfig};
 
 /// How X's events reach the bridge (`XDM_X_DELIVERY`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -138,7 +140,7 @@ pub struct XAccount {
     /// The contact flow its chats start in; `None`: `XDM_CONNECT_CONTACT_FLOW_ID`.
     pub contact_flow_id: Option<String>,
     /// Contact attributes added to its chats.
-    pub attributes: std::collections::BTreeMap<String, String>,
+    pub attributes: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -171,6 +173,15 @@ pub struct SnsSettings {
 }
 
 impl Config {
+    /// The core's configuration: `delivery` with each further business account's routing
+    /// (`[[x.accounts]]`, or on Lambda the secret's `accounts`).
+    pub fn bridge_config(&self) -> BridgeConfig {
+        BridgeConfig {
+            accounts: account_routing(&self.x.accounts),
+            ..self.delivery.clone()
+        }
+    }
+
     /// The consumer secret (legacy webhook signature; the CRC key without an OAuth 2.0 client).
     pub fn webhook_secret(&self) -> Option<&str> {
         self.x
@@ -242,4 +253,21 @@ impl Config {
         }
         missing
     }
+}
+
+/// The core's routing of each further business account's chats.
+fn account_routing(accounts: &[XAccount]) -> BTreeMap<XUserId, AccountRouting> {
+    accounts
+        .iter()
+        .filter_map(|a| {
+            let id = XUserId::parse(a.user_id.clone()).ok()?;
+            Some((
+                id,
+                AccountRouting {
+                    contact_flow_id: a.contact_flow_id.clone(),
+                    attributes: a.attributes.clone(),
+                },
+            ))
+        })
+        .collect()
 }

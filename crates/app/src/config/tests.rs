@@ -215,7 +215,7 @@ fn further_business_accounts_route_their_chats_and_are_checked() {
     assert!(c.x.accounts[0].oauth1.is_some());
     assert!(c.x.accounts[1].oauth1.is_none(), "an OAuth 2.0 account");
     let b = xdm_core::ids::XUserId::parse("1000000000000000001").unwrap();
-    let routing = &c.delivery.accounts[&b];
+    let routing = &c.bridge_config().accounts[&b];
     assert_eq!(routing.contact_flow_id.as_deref(), Some("flow-b"));
     assert_eq!(routing.attributes["brand"], "B");
     assert_eq!(c.connect.profiles_domain.as_deref(), Some("xdm-demo"));

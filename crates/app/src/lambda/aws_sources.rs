@@ -207,7 +207,6 @@ pub fn apply(
                     Err(e) => invalid = invalid.or(Some(e)),
                 }
             }
-            config.delivery.accounts = crate::config::account_routing(&config.x.accounts);
             if let Some(e) = invalid {
                 return Err(e);
             }
@@ -322,5 +321,47 @@ impl SsmClient {
             .ok_or("no Parameter.Value in the answer")?;
         serde_json::from_str(param)
             .map_err(|e| format!("the parameter is not the expected JSON object: {e}"))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secrets_accounts_become_business_accounts_unless_configured_otherwise() {
+        let secret: SampleSecret = serde_json::from_str(
+            r#"{"consumer_key":null,"consumer_secret":null,"access_token":null,"access_token_secret":null,
+                "accounts":[{"user_id":"1000000000000000002","contact_flow_id":"flow-b","attributes":{"brand":"B"}},
+                            {"user_id":"1000000000000000003","access_token":"t","access_token_secret":"s"}]}"#,
+        )
+        .unwrap();
+        assert!(!format!("{secret:?}").contains("\"t\""));
+        let mut config = Config::from_toml("", &|_| None).unwrap();
+        apply(&mut config, None, Some(&secret)).unwrap();
+        assert_eq!(config.x.accounts.len(), 2);
+        let routing = config.bridge_config().accounts;
+        let b = xdm_core::ids::XUserId::parse("1000000000000000002").unwrap();
+        assert_eq!(routing[&b].contact_flow_id.as_deref(), Some("flow-b"));
+        assert_eq!(routing[&b].attributes["brand"], "B");
+        assert!(config.x.accounts[1].oauth1.is_some());
+
+        // Accounts of the file or environment win over the secret's.
+        let mut configured =
+            Config::from_toml("[[x.accounts]]\nuser_id = \"42\"", &|_| None).unwrap();
+        apply(&mut configured, None, Some(&secret)).unwrap();
+        assert_eq!(configured.x.accounts.len(), 1);
+        assert_eq!(configured.x.accounts[0].user_id, "42");
+
+        // An invalid account is named; the valid ones still apply.
+        let bad: SampleSecret =
+            serde_json::from_str(r#"{"accounts":[{"user_id":"@brand"},{"user_id":"7"}]}"#).unwrap();
+        let mut config = Config::from_toml("", &|_| None).unwrap();
+        let e = apply(&mut config, None, Some(&bad))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("@brand"), "{e}");
+        assert_eq!(config.x.accounts.len(), 1);
     }
 }

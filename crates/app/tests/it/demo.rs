@@ -15,6 +15,8 @@ fn the_demo_plays_a_whole_conversation() {
          /flow Thanks for contacting Acme. Goodbye!\n\
          /end\n\
          One more question\n\
+         @billing My invoice is wrong\n\
+         /agent We fixed your invoice.\n\
          /status\n",
     )
     .unwrap();
@@ -41,15 +43,19 @@ fn the_demo_plays_a_whole_conversation() {
         "agent sees  Jordan Brinks: One more question",
         "customer profile ",
         "continues chat ",
-        "inbound events: 0 pending, 0 processing, 3 done, 0 failed",
+        "to Acme Billing — queued for an agent",
+        "in the billing flow (queue: billing)",
+        "agent sees  Jordan Brinks: My invoice is wrong",
+        "receives from Acme Billing: We fixed your invoice.",
+        "inbound events: 0 pending, 0 processing, 4 done, 0 failed",
     ] {
         assert!(
             stdout.contains(expected),
             "missing `{expected}` in:\n{stdout}"
         );
     }
-    assert_eq!(stdout.matches("new chat").count(), 2, "{stdout}");
-    // Both chats show the one profile; only the second continues a chat.
-    assert_eq!(stdout.matches("customer profile ").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("new chat").count(), 3, "{stdout}");
+    // Every chat shows the one profile; only the second continues a chat.
+    assert_eq!(stdout.matches("customer profile ").count(), 3, "{stdout}");
     assert_eq!(stdout.matches("continues chat ").count(), 1, "{stdout}");
 }

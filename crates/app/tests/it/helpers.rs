@@ -201,6 +201,16 @@ impl TestApp {
         session.connection.unwrap().token.expose().to_owned()
     }
 
+    /// Serves one more business account: see `LinkedBridge::add_business_account`.
+    pub async fn add_business_account(&self, user_id: &str) {
+        self.running
+            .as_ref()
+            .unwrap()
+            .add_business_account(&self.sandbox, user_id)
+            .await
+            .unwrap();
+    }
+
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {
             running.stop().await.unwrap();

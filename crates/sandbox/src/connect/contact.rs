@@ -283,6 +283,7 @@ async fn start_chat_contact_inner(
         contact_id: contact_id.clone(),
         previous_contact_ids: Vec::new(),
         instance_id: shared.cfg.connect.instance_id.clone(),
+        contact_flow_id: req.contact_flow_id.clone().unwrap_or_default(),
         attributes: req.attributes.clone().unwrap_or_default(),
         customer: Customer {
             participant_id: ids::uuid(),

@@ -330,6 +330,8 @@ pub struct ContactView {
     /// ContactIds this chat had before transfers, oldest first.
     pub previous_contact_ids: Vec<String>,
     pub instance_id: String,
+    /// The contact flow StartChatContact started the chat in.
+    pub contact_flow_id: String,
     pub attributes: BTreeMap<String, String>,
     pub display_name: String,
     pub customer_participant_id: String,
