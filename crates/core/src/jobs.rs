@@ -272,6 +272,13 @@ impl From<FinalState> for JobState {
     }
 }
 
+/// One open job of a lane, as [`Store::lane_jobs`](crate::ports::Store::lane_jobs) lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneEntry {
+    pub order_key: i64,
+    pub key: JobKey,
+}
+
 /// A job to accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewJob {

@@ -27,6 +27,9 @@ pub const RECEIPTS: &str = "xdm_receipts_total";
 /// brought up to date, created; or the chat started without it (Connect refused, or did not
 /// answer in time).
 pub const CUSTOMER_PROFILES: &str = "xdm_customer_profiles_total";
+/// Counter `{result = deferred | carried}`: message buffering — DMs whose text waits for the
+/// customer's next DM, and deliveries carrying such texts (one Connect message for several DMs).
+pub const BUFFERED_MESSAGES: &str = "xdm_buffered_messages_total";
 /// Counter `{result = continued | refused}`: new chats started as persistent chats of the
 /// customer's previous one, and those Connect refused to continue (then started afresh).
 pub const PERSISTENT_CHATS: &str = "xdm_persistent_chats_total";
@@ -115,6 +118,11 @@ pub fn describe() {
         CUSTOMER_PROFILES,
         Unit::Count,
         "Customer Profiles lookups for new chats, by result: found, updated (name or handle brought up to date), created, failed or timeout (the chat started without the profile)."
+    );
+    describe_counter!(
+        BUFFERED_MESSAGES,
+        Unit::Count,
+        "Message buffering: DMs whose text waits for the customer's next DM (deferred), and deliveries that carry such texts in one Connect message (carried)."
     );
     describe_counter!(
         PERSISTENT_CHATS,

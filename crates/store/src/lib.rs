@@ -56,7 +56,9 @@ mod url;
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use xdm_core::ids::{InitialContactId, XUserId};
-use xdm_core::jobs::{Backlog, FinalState, Job, JobKey, JobQueue, JobState, Lane, NewJob};
+use xdm_core::jobs::{
+    Backlog, FinalState, Job, JobKey, JobQueue, JobState, Lane, LaneEntry, NewJob,
+};
 pub use xdm_core::memory_store::MemoryStore;
 use xdm_core::ports::{SessionInsert, Store, StoreError};
 use xdm_core::profile::XProfile;
@@ -318,6 +320,15 @@ impl Store for AnyStore {
         now_ms: i64,
     ) -> Result<Option<Job>, StoreError> {
         delegate!(self.lane_head(queue, lane, now_ms))
+    }
+
+    async fn lane_jobs(
+        &self,
+        queue: JobQueue,
+        lane: &Lane,
+        limit: usize,
+    ) -> Result<Vec<LaneEntry>, StoreError> {
+        delegate!(self.lane_jobs(queue, lane, limit))
     }
 
     async fn claim(

@@ -19,6 +19,9 @@ pub const DEFAULT_X_MEDIA_HOSTS: &[&str] = &["ton.twitter.com", "pbs.twimg.com",
 /// X posts small JSON documents and SNS messages are at most 256 KiB: 1 MiB bounds both.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// The longest message-buffering window (`XDM_BUFFER_WINDOW_MS`): every DM waits this long.
+pub const MAX_BUFFER_WINDOW_MS: i64 = 60_000;
+
 /// The longest look-back of persistent chat (`XDM_CONNECT_PERSISTENT_CHAT_DAYS`): two years,
 /// how long Amazon Connect keeps contact records.
 pub const MAX_PERSISTENT_CHAT_DAYS: u32 = 730;

@@ -126,4 +126,5 @@ pub(super) struct DeliveryFile {
     pub(super) retry_base_ms: Option<i64>,
     pub(super) lease_ms: Option<i64>,
     pub(super) concurrency: Option<usize>,
+    pub(super) buffer_window_ms: Option<i64>,
 }

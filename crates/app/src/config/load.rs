@@ -10,7 +10,8 @@ use xdm_core::BridgeConfig;
 use super::defaults::{
     DEFAULT_CONFIG_FILE, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_STORE, DEFAULT_X_API_URL,
     DEFAULT_X_MEDIA_HOSTS, DEFAULT_X_REDIRECT_URI, DEFAULT_X_STREAM_SILENCE_MS,
-    DEFAULT_X_WEBHOOK_CHECK_MS, MAX_PERSISTENT_CHAT_DAYS, default_authorize_url,
+    DEFAULT_X_WEBHOOK_CHECK_MS, MAX_BUFFER_WINDOW_MS, MAX_PERSISTENT_CHAT_DAYS,
+    default_authorize_url,
 };
 use super::error::{ConfigError, invalid};
 use super::file::{FileConfig, read_file};
@@ -316,6 +317,17 @@ impl Config {
         }
         if let Some(v) = env("XDM_LEASE_MS").or(delivery_file.lease_ms.map(|n| n.to_string())) {
             delivery.lease_ms = parse_num("XDM_LEASE_MS", &v)?;
+        }
+        if let Some(v) =
+            env("XDM_BUFFER_WINDOW_MS").or(delivery_file.buffer_window_ms.map(|n| n.to_string()))
+        {
+            delivery.buffer_window_ms = parse_num("XDM_BUFFER_WINDOW_MS", &v)?;
+            if !(0..=MAX_BUFFER_WINDOW_MS).contains(&delivery.buffer_window_ms) {
+                return Err(invalid(
+                    "XDM_BUFFER_WINDOW_MS",
+                    format!("must be between 0 (off) and {MAX_BUFFER_WINDOW_MS} ms"),
+                ));
+            }
         }
         if let Some(v) = env("XDM_CONCURRENCY").or(delivery_file.concurrency.map(|n| n.to_string()))
         {

@@ -201,6 +201,8 @@ fn further_business_accounts_route_their_chats_and_are_checked() {
         contact_flow_id = "default-flow"
         persistent_chat_days = 30
         profiles_domain = "xdm-demo"
+        [delivery]
+        buffer_window_ms = 2000
         [[x.accounts]]
         user_id = "1000000000000000001"
         access_token = "t"
@@ -220,6 +222,7 @@ fn further_business_accounts_route_their_chats_and_are_checked() {
     assert_eq!(routing.attributes["brand"], "B");
     assert_eq!(c.connect.profiles_domain.as_deref(), Some("xdm-demo"));
     assert_eq!(c.delivery.persistent_chat_window_ms, 30 * 24 * 3600 * 1000);
+    assert_eq!(c.delivery.buffer_window_ms, 2000);
     assert!(!format!("{c:?}").contains("\"t\""));
 
     for (bad, setting) in [
@@ -244,6 +247,11 @@ fn further_business_accounts_route_their_chats_and_are_checked() {
             "[connect]\npersistent_chat_days = 731",
             "XDM_CONNECT_PERSISTENT_CHAT_DAYS",
         ),
+        (
+            "[delivery]\nbuffer_window_ms = 60001",
+            "XDM_BUFFER_WINDOW_MS",
+        ),
+        ("[delivery]\nbuffer_window_ms = -1", "XDM_BUFFER_WINDOW_MS"),
     ] {
         let e = Config::from_toml(bad, &env(&[])).unwrap_err().to_string();
         assert!(e.contains(setting), "{bad}: {e}");

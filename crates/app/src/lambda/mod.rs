@@ -139,6 +139,9 @@ struct Built {
     router: Router,
     topic_arn: Option<String>,
     reorder_window_ms: i64,
+    /// How long an inbound job waits before it is due: the reorder window, or the message
+    /// buffering window when longer (a wake-up waits that long in the invocation).
+    inbound_wait_ms: i64,
     /// The sweep's look at the X webhook (webhook delivery with the bearer token and the
     /// catch-up on): re-validates it when X marked it invalid and reads back what it missed.
     watch: Option<WebhookWatch>,
@@ -259,6 +262,10 @@ impl LambdaApp {
                 .delivery
                 .reorder_window_ms
                 .max(config.delivery.outbound_reorder_window_ms),
+            inbound_wait_ms: config
+                .delivery
+                .reorder_window_ms
+                .max(config.delivery.buffer_window_ms),
             watch,
         });
         tracing::info!("bridge configuration loaded");
@@ -406,7 +413,7 @@ impl LambdaApp {
                     JobQueue::Inbound,
                     Some(&wake.lane),
                     deadline,
-                    built.reorder_window_ms + 100,
+                    built.inbound_wait_ms + 100,
                 )
                 .await;
             if summary.store_errors > 0 {

@@ -193,6 +193,8 @@ async fn on_lambda_each_account_routes_its_customers_chats_and_answers_from_itse
     let mut config = sandbox_link::bridge_config(&sandbox, "127.0.0.1:0", &store).unwrap();
     config.delivery.reorder_window_ms = 0;
     config.delivery.outbound_reorder_window_ms = 0;
+    // Message buffering on: a wake-up waits the buffering window for the job to be due.
+    config.delivery.buffer_window_ms = 300;
     with_brand_b(&mut config, sandbox_link::oauth2_client_id(&sandbox));
     let topic = config.connect.topic_arn.clone().unwrap();
     let app = LambdaApp::new(config.clone(), sandbox_link::sdk_config(&sandbox), &|_| {

@@ -173,3 +173,42 @@ async fn the_customer_typing_on_x_shows_in_their_chat_at_most_once_per_interval(
     assert_eq!(customer_messages(chat), vec!["hello"]);
     app.stop().await;
 }
+
+/// Message buffering on (2 s): five quick DMs reach the chat as one Connect message with the
+/// five lines in order; off, five messages.
+#[tokio::test]
+async fn with_buffering_five_quick_dms_are_one_connect_message_and_without_five() {
+    for (window_ms, expected) in [
+        (2_000, vec!["one\ntwo\nthree\nfour\nfive".to_owned()]),
+        (
+            0,
+            ["one", "two", "three", "four", "five"]
+                .map(str::to_owned)
+                .to_vec(),
+        ),
+    ] {
+        let app = spawn_app_with(xdm_sandbox::SandboxConfig::default(), |c| {
+            c.delivery.buffer_window_ms = window_ms;
+        })
+        .await;
+        let t = now_ms();
+        for (i, text) in ["one", "two", "three", "four", "five"].iter().enumerate() {
+            app.dm_spec(DmSpec {
+                created_timestamp_ms: Some(t + i64::try_from(i).unwrap() * 200),
+                ..DmSpec::text(CUSTOMER, *text)
+            })
+            .await;
+        }
+        app.wait_contact("the five lines", |_, m| m.concat().contains("five"))
+            .await;
+        app.settle().await;
+        let chats = app.contacts();
+        assert_eq!(chats.len(), 1);
+        assert_eq!(
+            customer_messages(&chats[0]),
+            expected,
+            "window {window_ms} ms"
+        );
+        app.stop().await;
+    }
+}

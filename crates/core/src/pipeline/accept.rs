@@ -105,7 +105,13 @@ impl<S: Store, X, C: ConnectApi, K: Clock> Bridge<S, X, C, K> {
                         order_key,
                         payload,
                         accepted_at_ms: now,
-                        not_before_ms: now + self.config.reorder_window_ms,
+                        // Buffering waits its window, so that the DMs that follow within
+                        // it are there when this one runs (`buffering.rs`).
+                        not_before_ms: now
+                            + self
+                                .config
+                                .reorder_window_ms
+                                .max(self.config.buffer_window_ms),
                     });
                 }
                 InboundEvent::Revoked { user_id } => {

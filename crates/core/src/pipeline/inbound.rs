@@ -17,6 +17,7 @@ use crate::profile::XProfile;
 use crate::session::{Session, SessionStatus};
 use crate::text::{CONNECT_MESSAGE_MAX_CHARS, split_message};
 
+use super::buffering::Buffered;
 use super::notes;
 use super::{AccountRouting, Bridge};
 use crate::engine::JobOutcome;
@@ -76,13 +77,30 @@ where
             InboundEvent::Message(dm) => {
                 let span =
                     tracing::info_span!("inbound", event_id = %dm.event_id, customer = %dm.sender);
-                match self.deliver_dm(&dm).instrument(span).await {
+                match self.buffer_and_deliver(job, &dm).instrument(span).await {
                     Ok(()) => JobOutcome::Done,
                     Err(o) => o,
                 }
             }
             // Only messages are enqueued.
             _ => JobOutcome::Done,
+        }
+    }
+
+    /// Delivers the DM — unless buffering defers it — with any lines buffering has it carry.
+    async fn buffer_and_deliver(&self, job: &Job, dm: &InboundDm) -> Result<(), JobOutcome> {
+        match self.buffer(job, dm).await? {
+            Buffered::Deferred => {
+                tracing::debug!("message deferred: its text goes with the customer's next one");
+                Ok(())
+            }
+            Buffered::Deliver { carried, clear } => {
+                self.deliver_dm(carried.as_deref().unwrap_or(dm)).await?;
+                match clear {
+                    Some(version) => self.buffer_delivered(dm, version).await,
+                    None => Ok(()),
+                }
+            }
         }
     }
 

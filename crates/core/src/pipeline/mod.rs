@@ -3,6 +3,7 @@
 //! ([`outbound`]) — registered with the job engine as the handlers of their queues.
 
 mod accept;
+mod buffering;
 mod chat_events;
 mod customer_profiles;
 mod handlers;
@@ -66,6 +67,10 @@ pub struct BridgeConfig {
     /// Persistent chat: a customer's new chat continues their previous one (`ENTIRE_PAST_SESSION`)
     /// when it ended at most this long ago; 0 (or less) turns it off.
     pub persistent_chat_window_ms: i64,
+    /// Message buffering: a customer's DMs written within this long of each other reach the
+    /// chat as one Connect message (each DM then waits this long before delivery); 0 (or less)
+    /// turns it off.
+    pub buffer_window_ms: i64,
     /// Where each business account's chats start, when not in the default contact flow, and the
     /// contact attributes it adds (several business accounts, each with its own flow).
     pub accounts: BTreeMap<XUserId, AccountRouting>,
@@ -105,6 +110,7 @@ impl Default for BridgeConfig {
             max_event_age_ms: DEFAULT_MAX_EVENT_AGE_MS,
             ended_chat_window_ms: DEFAULT_ENDED_CHAT_WINDOW_MS,
             persistent_chat_window_ms: 0,
+            buffer_window_ms: 0,
             accounts: BTreeMap::new(),
         }
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::ids::{InitialContactId, XUserId};
-use crate::jobs::{Backlog, FinalState, Job, JobKey, JobQueue, JobState, Lane, NewJob};
+use crate::jobs::{Backlog, FinalState, Job, JobKey, JobQueue, JobState, Lane, LaneEntry, NewJob};
 use crate::ports::{Expect, Record, SessionInsert, Store, StoreError};
 use crate::profile::XProfile;
 use crate::session::{ConnectionCredentials, Session};
@@ -78,6 +78,15 @@ impl<T: Store> Store for Arc<T> {
         now_ms: i64,
     ) -> Result<Option<Job>, StoreError> {
         T::lane_head(self, queue, lane, now_ms).await
+    }
+
+    async fn lane_jobs(
+        &self,
+        queue: JobQueue,
+        lane: &Lane,
+        limit: usize,
+    ) -> Result<Vec<LaneEntry>, StoreError> {
+        T::lane_jobs(self, queue, lane, limit).await
     }
 
     async fn claim(

@@ -1,7 +1,7 @@
 use std::future::Future;
 
 use crate::ids::{InitialContactId, XUserId};
-use crate::jobs::{Backlog, FinalState, Job, JobKey, JobQueue, JobState, Lane, NewJob};
+use crate::jobs::{Backlog, FinalState, Job, JobKey, JobQueue, JobState, Lane, LaneEntry, NewJob};
 use crate::profile::XProfile;
 use crate::records::{Expect, Record};
 use crate::session::{ConnectionCredentials, Session};
@@ -159,6 +159,33 @@ pub trait Store: Send + Sync + 'static {
         async move {
             let heads = self.lane_heads(queue, now_ms, usize::MAX).await?;
             Ok(heads.into_iter().find(|j| &j.lane == lane))
+        }
+    }
+
+    /// The open (pending or processing) jobs of one lane in the order they run (`order_key`, then
+    /// key), at most `limit`: the first is its head, leased or not. What a running job asks to
+    /// know what follows it in its lane (message buffering). Backends should override this with
+    /// a read of the lane alone; the default reads every job of the queue.
+    fn lane_jobs(
+        &self,
+        queue: JobQueue,
+        lane: &Lane,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<LaneEntry>, StoreError>> + Send {
+        async move {
+            let mut open: Vec<LaneEntry> = self
+                .jobs(queue, None, usize::MAX)
+                .await?
+                .into_iter()
+                .filter(|j| &j.lane == lane && j.state.is_open())
+                .map(|j| LaneEntry {
+                    order_key: j.order_key,
+                    key: j.key,
+                })
+                .collect();
+            open.sort_by(|a, b| (a.order_key, &a.key).cmp(&(b.order_key, &b.key)));
+            open.truncate(limit);
+            Ok(open)
         }
     }
 

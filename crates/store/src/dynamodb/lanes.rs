@@ -4,7 +4,7 @@
 //! reads whether a job heads its lane through [`is_head`].
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
-use xdm_core::jobs::{Job, JobKey, JobNameError, JobQueue, JobState, Lane};
+use xdm_core::jobs::{Job, JobKey, JobNameError, JobQueue, JobState, Lane, LaneEntry};
 use xdm_core::ports::StoreError;
 
 use super::calls::{Written, tx_update};
@@ -262,4 +262,43 @@ pub(super) async fn lane_head(
 ) -> Result<Option<Job>, StoreError> {
     let head = fresh_head(store, "lane_head", queue, lane).await?;
     Ok(head.filter(|j| !leased(j, now_ms)))
+}
+
+/// One lane's open jobs from its `open` set (one strongly consistent GetItem): members whose
+/// job has finished but not left the set yet (a process stopped between the two writes) are
+/// listed too; they sort before every job still open.
+pub(super) async fn lane_jobs(
+    store: &DynamoStore,
+    queue: JobQueue,
+    lane: &Lane,
+    limit: usize,
+) -> Result<Vec<LaneEntry>, StoreError> {
+    let Some(item) = store
+        .calls
+        .get(
+            "lane_jobs",
+            &store.tables.lanes,
+            key_of(PK, lane_pk(queue, lane.as_str())),
+        )
+        .await?
+    else {
+        return Ok(Vec::new());
+    };
+    let r = Reader::new(&item, "lane");
+    let mut members: Vec<&String> = r.ss(OPEN)?.iter().collect();
+    members.sort();
+    members
+        .into_iter()
+        .take(limit)
+        .map(|m| {
+            let (order_key, key) = parse_member(m).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "dynamodb lane {:?}: unreadable member {m:?}",
+                    lane.as_str()
+                ))
+            })?;
+            let key = JobKey::parse(key.to_owned()).map_err(|e| corrupt_lane(lane.as_str(), &e))?;
+            Ok(LaneEntry { order_key, key })
+        })
+        .collect()
 }

@@ -3,10 +3,10 @@
 //! re-checks that in its compare-and-set.
 
 use rusqlite::params;
-use xdm_core::jobs::{Job, JobQueue, Lane};
+use xdm_core::jobs::{Job, JobKey, JobQueue, Lane, LaneEntry};
 use xdm_core::ports::StoreError;
 
-use super::rows::{job_columns, job_from_row, query_all, query_one, sql_limit};
+use super::rows::{DbError, job_columns, job_from_row, query_all, query_one, sql_limit};
 use super::store::SqliteStore;
 
 // `pub(super)` so the unit tests (`tests.rs`) can check the query plans.
@@ -49,6 +49,11 @@ pub(super) const SQL_LANE_HEAD: &str = concat!(
        AND NOT (j.state = 'processing' AND j.lease_until_ms > ?3)"
 );
 
+/// One lane's open jobs in running order: a range of `jobs_open_by_lane`.
+pub(super) const SQL_LANE_JOBS: &str = "SELECT order_key, key FROM jobs \
+     WHERE queue = ?1 AND lane = ?2 AND state IN ('pending', 'processing') \
+     ORDER BY order_key, key LIMIT ?3";
+
 pub(super) async fn lane_heads(
     store: &SqliteStore,
     queue: JobQueue,
@@ -86,6 +91,36 @@ pub(super) async fn lane_head(
                 SQL_LANE_HEAD,
                 params![queue.as_str(), lane.as_str(), now_ms],
                 job_from_row,
+            )
+        })
+        .await
+}
+
+pub(super) async fn lane_jobs(
+    store: &SqliteStore,
+    queue: JobQueue,
+    lane: &Lane,
+    limit: usize,
+) -> Result<Vec<LaneEntry>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let lane = lane.to_owned();
+    store
+        .worker
+        .read("lane_jobs", move |conn| {
+            query_all(
+                conn,
+                SQL_LANE_JOBS,
+                params![queue.as_str(), lane.as_str(), sql_limit(limit)],
+                |row| {
+                    let key: String = row.get(1)?;
+                    Ok(LaneEntry {
+                        order_key: row.get(0)?,
+                        key: JobKey::parse(key.clone())
+                            .map_err(|e| DbError::Corrupt(format!("job {key:?}: {e}")))?,
+                    })
+                },
             )
         })
         .await

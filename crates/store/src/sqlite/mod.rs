@@ -54,7 +54,9 @@ mod store;
 mod worker;
 
 use xdm_core::ids::{InitialContactId, XUserId};
-use xdm_core::jobs::{Backlog, FinalState, Job, JobKey, JobQueue, JobState, Lane, NewJob};
+use xdm_core::jobs::{
+    Backlog, FinalState, Job, JobKey, JobQueue, JobState, Lane, LaneEntry, NewJob,
+};
 use xdm_core::ports::{SessionInsert, Store, StoreError};
 use xdm_core::profile::XProfile;
 use xdm_core::records::{Expect, Record};
@@ -134,6 +136,15 @@ impl Store for SqliteStore {
         now_ms: i64,
     ) -> Result<Option<Job>, StoreError> {
         lanes::lane_head(self, queue, lane, now_ms).await
+    }
+
+    async fn lane_jobs(
+        &self,
+        queue: JobQueue,
+        lane: &Lane,
+        limit: usize,
+    ) -> Result<Vec<LaneEntry>, StoreError> {
+        lanes::lane_jobs(self, queue, lane, limit).await
     }
 
     async fn claim(

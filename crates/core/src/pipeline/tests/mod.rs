@@ -3,6 +3,7 @@
 
 mod fakes;
 
+mod buffering;
 mod inbound;
 mod leases;
 mod media;

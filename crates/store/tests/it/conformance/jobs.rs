@@ -752,6 +752,58 @@ pub async fn jobs_lane_head_is_the_lanes_head<S: Store, F: Future<Output = Fresh
     assert_eq!(heads(&*store, IN, 500, 10).await, vec![stored(&m1)]);
 }
 
+/// `lane_jobs`: one lane's open jobs in running order (order key, then key), leased or not,
+/// at most `limit`; finished ones leave it.
+pub async fn jobs_lane_jobs_list_one_lane_in_order<S: Store, F: Future<Output = Fresh<S>>>(
+    fresh: impl Fn() -> F,
+) {
+    let store = fresh().await;
+    enqueue_all(
+        &*store,
+        &[
+            new_job(IN, "l3", "L", 3, 0, 0),
+            new_job(IN, "l1b", "L", 1, 0, 0),
+            new_job(IN, "l1a", "L", 1, 0, 0),
+            new_job(IN, "l-neg", "L", -5, 0, 0),
+            job_in("m1", "M", 1),
+            new_job(OUT, "o1", "L", 0, 0, 0),
+        ],
+    )
+    .await;
+    let lane = |name: &'static str, limit: usize| {
+        let store = store.shared();
+        async move {
+            store
+                .lane_jobs(IN, &l(name), limit)
+                .await
+                .unwrap_or_else(|e| panic!("lane_jobs {name}: {e}"))
+                .into_iter()
+                .map(|e| (e.order_key, e.key.as_str().to_owned()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = vec![
+        (-5, "l-neg".to_owned()),
+        (1, "l1a".to_owned()),
+        (1, "l1b".to_owned()),
+        (3, "l3".to_owned()),
+    ];
+    assert_eq!(lane("L", 10).await, all);
+    assert_eq!(lane("L", 2).await, all[..2].to_vec());
+    assert_eq!(lane("L", 0).await, Vec::new());
+    assert_eq!(lane("nope", 10).await, Vec::new());
+    // Claimed (leased) jobs are listed; finished ones are not.
+    assert!(claim(&*store, IN, "l-neg", 10, 1_000).await);
+    assert_eq!(lane("L", 10).await, all);
+    assert_eq!(
+        store
+            .finish(IN, &k("l-neg"), 1, FinalState::Done, None, 20)
+            .await,
+        Ok(true)
+    );
+    assert_eq!(lane("L", 10).await, all[1..].to_vec());
+}
+
 /// `first_claimed_at_ms`: unset until the first claim, then the first claim's time through
 /// reschedules, re-claims after a lease ran out, released claims and the finish; cleared by the
 /// operator's retry, after which the next claim sets it anew.

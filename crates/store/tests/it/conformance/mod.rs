@@ -37,6 +37,7 @@ macro_rules! conformance_suite {
             jobs_not_before_is_respected,
             jobs_lane_heads_soonest_due_first_and_limit,
             jobs_lane_head_is_the_lanes_head,
+            jobs_lane_jobs_list_one_lane_in_order,
             jobs_lease_blocks_the_lane,
             jobs_claim_is_compare_and_set,
             jobs_claim_refusals,
