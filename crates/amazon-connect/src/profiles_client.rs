@@ -149,6 +149,13 @@ impl ProfilesClient {
         }
     }
 
+    /// Whether the domain answers a search with these credentials (`xdm-connect doctor`): a
+    /// search no profile matches (`x:0`). `NotFound`: no such domain; `Unauthorized`: the
+    /// credentials lack `profile:SearchProfiles` on it.
+    pub async fn check(&self) -> Result<(), ConnectError> {
+        self.search(&account_number("0")).await.map(|_| ())
+    }
+
     /// SearchProfiles by [`SEARCH_KEY`]: the first profile with that account number.
     async fn search(&self, account: &str) -> Result<Option<ProfileWire>, ConnectError> {
         let path = format!("/domains/{}/profiles/search?max-results=1", self.domain);

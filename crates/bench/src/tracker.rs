@@ -53,14 +53,16 @@ pub fn outbound_text(seq: u64) -> String {
     format!("Thanks! Looking into order #{seq} now.")
 }
 
-/// The sequence number in a text made by `inbound_text` / `outbound_text`.
-pub fn parse_seq(text: &str) -> Option<u64> {
-    let (_, rest) = text.split_once("order #")?;
-    let digits: &str = rest
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap_or_default();
-    digits.parse().ok()
+/// The sequence numbers in a text made of `inbound_text` / `outbound_text` lines: one, or
+/// several when message buffering merged a customer's DMs into one Connect message.
+pub fn parse_seqs(text: &str) -> impl Iterator<Item = u64> + '_ {
+    text.split("order #").skip(1).filter_map(|rest| {
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .ok()
+    })
 }
 
 /// Which arrivals a tracker listens to.
@@ -146,8 +148,11 @@ impl Tracker {
             (Direction::Outbound, SandboxEvent::DmSent { dm }) => dm.text.as_deref(),
             _ => None,
         };
-        if let Some(seq) = text.and_then(parse_seq) {
-            self.arrived(seq, Instant::now());
+        if let Some(text) = text {
+            let now = Instant::now();
+            for seq in parse_seqs(text) {
+                self.arrived(seq, now);
+            }
         }
     }
 
@@ -277,16 +282,18 @@ pub fn arrivals_in_sandbox(sandbox: &SandboxHandle, direction: Direction) -> Has
                 for item in &contact.transcript {
                     if item.item.item_type == ItemType::Message
                         && item.item.participant_role == Some(ParticipantRole::Customer)
-                        && let Some(seq) = item.item.content.as_deref().and_then(parse_seq)
+                        && let Some(text) = item.item.content.as_deref()
                     {
-                        *counts.entry(seq).or_insert(0) += 1;
+                        for seq in parse_seqs(text) {
+                            *counts.entry(seq).or_insert(0) += 1;
+                        }
                     }
                 }
             }
         }
         Direction::Outbound => {
             for dm in sandbox.sent_dms() {
-                if let Some(seq) = dm.text.as_deref().and_then(parse_seq) {
+                for seq in dm.text.as_deref().map(parse_seqs).into_iter().flatten() {
                     *counts.entry(seq).or_insert(0) += 1;
                 }
             }
@@ -338,10 +345,12 @@ mod tests {
     #[test]
     fn texts_carry_their_sequence_number() {
         let seq = Phase::Measured.seq(42);
-        assert_eq!(parse_seq(&inbound_text(seq)), Some(seq));
-        assert_eq!(parse_seq(&outbound_text(seq)), Some(seq));
+        assert_eq!(parse_seqs(&inbound_text(seq)).collect::<Vec<_>>(), [seq]);
+        assert_eq!(parse_seqs(&outbound_text(seq)).collect::<Vec<_>>(), [seq]);
+        let merged = format!("{}\n{}", inbound_text(1), inbound_text(seq));
+        assert_eq!(parse_seqs(&merged).collect::<Vec<_>>(), [1, seq]);
         assert_eq!(Phase::of(seq), Some(Phase::Measured));
         assert_eq!(Phase::of(Phase::Open.seq(3)), Some(Phase::Open));
-        assert_eq!(parse_seq("no number"), None);
+        assert_eq!(parse_seqs("no number").next(), None);
     }
 }

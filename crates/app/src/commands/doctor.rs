@@ -13,7 +13,7 @@ use std::path::Path;
 use aws_config::{BehaviorVersion, SdkConfig};
 use clap::Args;
 use xdm_core::jobs::{JobQueue, JobState};
-use xdm_core::ports::Store;
+use xdm_core::ports::{ConnectError, Store};
 use xdm_store::{AnyStore, LockState};
 
 use xdm_amazon_connect::DescribeError;
@@ -433,6 +433,27 @@ async fn check_connect(r: &mut Report, config: &Config, sdk: Option<&SdkConfig>)
             format!("{flow}: {e}"),
             "check XDM_CONNECT_CONTACT_FLOW_ID (a published chat flow of this instance)",
         ),
+    }
+    if let Some(profiles) = client.profiles() {
+        let domain = profiles.domain();
+        match profiles.check().await {
+            Ok(()) => r.ok("Customer Profiles domain", domain),
+            Err(ConnectError::NotFound(m)) => r.fail(
+                "Customer Profiles domain",
+                format!("{domain}: not found ({m})"),
+                "set XDM_CONNECT_PROFILES_DOMAIN to a domain of this Region (Amazon Connect console → Customer profiles), or unset it",
+            ),
+            Err(ConnectError::Unauthorized(m)) => r.fail(
+                "Customer Profiles domain",
+                format!("{domain}: access denied ({m})"),
+                "allow profile:SearchProfiles, profile:CreateProfile and profile:UpdateProfile on the domain to these credentials",
+            ),
+            Err(e) => r.fail(
+                "Customer Profiles domain",
+                format!("{domain}: {e}"),
+                "check XDM_CONNECT_PROFILES_DOMAIN, AWS_REGION and the AWS credentials",
+            ),
+        }
     }
     let Some(topic) = &c.topic_arn else {
         r.fail(

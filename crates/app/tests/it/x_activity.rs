@@ -944,6 +944,27 @@ async fn doctor_says_ok_when_set_up_and_names_each_failure_and_its_fix() {
         "{lines:#?}"
     );
 
+    // Customer Profiles: the sandbox's domain answers; an unknown one is named with its fix.
+    let mut profiles = config.clone();
+    profiles.connect.profiles_domain = Some(xdm_sandbox::DEFAULT_PROFILES_DOMAIN.to_owned());
+    let lines = doctor_lines(&profiles, &sandbox).await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("OK   Customer Profiles domain: xdm-demo")),
+        "{lines:#?}"
+    );
+    profiles.connect.profiles_domain = Some("no-such-domain".to_owned());
+    let lines = doctor_lines(&profiles, &sandbox).await;
+    assert!(
+        has_fail(
+            &lines,
+            "Customer Profiles domain",
+            "XDM_CONNECT_PROFILES_DOMAIN"
+        ),
+        "{lines:#?}"
+    );
+
     // A topic whose policy does not let Connect publish.
     sandbox
         .set_sns_topic_policy(
