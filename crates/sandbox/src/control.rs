@@ -69,6 +69,8 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/connect/contacts/{id}/typing", post(typing))
         .route("/connect/contacts/{id}/read", post(read))
         .route("/connect/contacts/{id}/leave", post(leave))
+        .route("/connect/contacts/{id}/barge", post(barge))
+        .route("/connect/contacts/{id}/barge/leave", post(barge_leave))
         .route("/connect/contacts/{id}/system", post(system))
         .route("/connect/contacts/{id}/end", post(end))
         .route("/connect/contacts/{id}/transfer", post(transfer))
@@ -281,6 +283,25 @@ async fn read(State(shared): Ctl, Path(id): Path<String>, bytes: Bytes) -> Reply
 
 async fn leave(State(shared): Ctl, Path(id): Path<String>) -> Reply {
     ok(handle(shared).agent_leave(&id)?)
+}
+
+#[derive(Deserialize)]
+struct BargeBody {
+    #[serde(default = "default_supervisor")]
+    name: String,
+}
+
+fn default_supervisor() -> String {
+    "Supervisor".to_owned()
+}
+
+async fn barge(State(shared): Ctl, Path(id): Path<String>, bytes: Bytes) -> Reply {
+    let req: BargeBody = body(&bytes)?;
+    ok(handle(shared).supervisor_barge(&id, &req.name)?)
+}
+
+async fn barge_leave(State(shared): Ctl, Path(id): Path<String>) -> Reply {
+    ok(handle(shared).supervisor_leave(&id)?)
 }
 
 #[derive(Deserialize)]

@@ -34,6 +34,14 @@ pub enum SandboxError {
     NoAgent(String),
     #[error("an agent is already in contact {0}")]
     AgentAlreadyJoined(String),
+    #[error("a supervisor has already barged in to contact {0}")]
+    SupervisorAlreadyJoined(String),
+    #[error("no supervisor has barged in to contact {0} (call supervisor_barge first)")]
+    NoSupervisor(String),
+    #[error(
+        "contact {0} has more than two active participants (a supervisor barged in): message receipts are not supported"
+    )]
+    ReceiptsRefused(String),
     #[error("invalid SNS filter policy: {0}")]
     FilterPolicy(#[from] crate::sns::filter_policy::FilterPolicyError),
     #[error("unknown SNS subscription {0}")]

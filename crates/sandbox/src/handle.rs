@@ -320,12 +320,27 @@ impl SandboxHandle {
         agent::typing(&self.shared, contact_id)
     }
 
+    /// The agent's `message.read` receipt of item `message_id` (a MESSAGEMETADATA item); refused
+    /// while a supervisor is barged in.
     pub fn agent_read(&self, contact_id: &str, message_id: &str) -> Result<ChatItem, SandboxError> {
         agent::read(&self.shared, contact_id, message_id)
     }
 
     pub fn agent_leave(&self, contact_id: &str) -> Result<ChatItem, SandboxError> {
         agent::leave(&self.shared, contact_id)
+    }
+
+    /// A supervisor barges in to the contact (role SUPERVISOR, its `participant.joined` item):
+    /// the chat then has more than two active participants, so message receipts (SendEvent
+    /// `message.delivered` / `message.read`, `agent_read`) are refused with 409 until
+    /// `supervisor_leave`. Needs the agent present; refused if a supervisor already is.
+    pub fn supervisor_barge(&self, contact_id: &str, name: &str) -> Result<ChatItem, SandboxError> {
+        agent::supervisor_barge(&self.shared, contact_id, name)
+    }
+
+    /// The barged-in supervisor leaves (`participant.left`, role SUPERVISOR).
+    pub fn supervisor_leave(&self, contact_id: &str) -> Result<ChatItem, SandboxError> {
+        agent::supervisor_leave(&self.shared, contact_id)
     }
 
     pub fn system_message(&self, contact_id: &str, text: &str) -> Result<ChatItem, SandboxError> {

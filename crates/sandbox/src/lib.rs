@@ -105,6 +105,7 @@
 //! | `POST …/{id}/message` | `{"content","content_type"?}` (default `text/markdown`) |
 //! | `POST …/{id}/item` | [`ItemSpec`] |
 //! | `POST …/{id}/typing`, `/read` `{"message_id"}`, `/leave`, `/end`, `/transfer` | |
+//! | `POST …/{id}/barge` `{"name"?}` (default `Supervisor`), `POST …/{id}/barge/leave` | a supervisor barges in (role SUPERVISOR, `participant.joined`; needs the agent present) / leaves (`participant.left`) → [`ChatItem`] |
 //! | `POST …/{id}/system` | `{"text"}` |
 //! | `POST …/{id}/attachment` | [`AgentAttachment`] `{"name","file_id","content_type"?,"status"?}` → [`ChatItem`] |
 //! | `GET /_sandbox/connect/attachments`, `/connect/s3-requests` | [`AttachmentView`]s, [`S3RequestRecord`]s |
@@ -215,6 +216,15 @@
 //!   with SNS ([`FilterPolicy`]; `SubscriptionView::filtered_out` counts the others).
 //! * CreateParticipantConnection with `ConnectParticipant: true` adds a customer
 //!   `participant.joined` item. GetTranscript (customer view) omits AGENT-only items and typing.
+//! * **Message receipts** (SendEvent `….message.delivered` / `….message.read` with
+//!   `{"messageId":…}`, and `agent_read`) become `MESSAGEMETADATA` items with
+//!   `MessageMetadata: {"MessageId", "Receipts": [{"DeliveredTimestamp"|"ReadTimestamp",
+//!   "RecipientParticipantId"}]}` (the timestamp is the item's `AbsoluteTime`, the recipient the
+//!   participant who sent the receipt), in the transcript and streamed alike (see [`Item`]).
+//!   While more than two participants are active (a supervisor barged in,
+//!   [`SandboxHandle::supervisor_barge`]) receipts are refused — SendEvent 409
+//!   `ConflictException`, `agent_read` [`SandboxError::ReceiptsRefused`] — and nothing is added;
+//!   typing still goes through. A receipt of an id that is no message of the chat is accepted.
 //! * **Principals** (X's OpenAPI `security` per route): OAuth 1.0a user (the configured token: the
 //!   business account), OAuth 2.0 user tokens from the token endpoint or
 //!   [`SandboxHandle::issue_oauth2_token`] (acting as their user, limited to their scopes; unknown,
@@ -331,8 +341,8 @@ pub use config::{
 pub use connect::flows::ContactFlowSpec;
 pub use connect::model::{
     AgentAttachment, AgentView, ArtifactStatus, AttachmentItem, AttachmentView, ChatItem,
-    ChatMessage, ContactStatus, ContactView, EndReason, Item, ItemSpec, ItemType,
-    MessageVisibility, ParticipantRole, S3RequestRecord, StreamingView, content_types,
+    ChatMessage, ContactStatus, ContactView, EndReason, Item, ItemSpec, ItemType, MessageMetadata,
+    MessageVisibility, ParticipantRole, Receipt, S3RequestRecord, StreamingView, content_types,
 };
 pub use error::SandboxError;
 pub use events::{LoggedEvent, SandboxEvent};

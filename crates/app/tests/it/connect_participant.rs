@@ -84,8 +84,11 @@ fn customer_events(
         .transcript
         .into_iter()
         .filter(|i| {
-            i.item.item_type == ItemType::Event
-                && i.item.content_type == content_type
+            // Receipts are MESSAGEMETADATA items, typing an EVENT.
+            matches!(
+                i.item.item_type,
+                ItemType::Event | ItemType::MessageMetadata
+            ) && i.item.content_type == content_type
                 && i.item.participant_role == Some(ParticipantRole::Customer)
         })
         .map(|i| (i.item.id, i.item.content))

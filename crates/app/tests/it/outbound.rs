@@ -4,7 +4,7 @@ use xdm_core::jobs::{JobQueue, JobState};
 use xdm_core::ports::Store;
 use xdm_core::text::{X_DM_MAX_CHARS, render_for_x, split_message};
 use xdm_sandbox::{
-    DropMode, Fault, FaultOp, FaultProfile, ItemSpec, MediaFile, MessageVisibility,
+    DropMode, Fault, FaultOp, FaultProfile, ItemSpec, ItemType, MediaFile, MessageVisibility,
     ParticipantRole, SandboxConfig, XOp,
 };
 
@@ -406,5 +406,55 @@ async fn agent_messages_are_delivered_then_read_up_to_the_dm_the_customer_read_o
     app.settle().await;
     expected.push((READ.to_owned(), agent_ids[1].clone()));
     assert_eq!(receipts(&app), expected);
+    app.stop().await;
+}
+
+/// While a supervisor is barged in (three active participants) Connect refuses receipts: the
+/// reply still reaches X once, nothing is retried in a loop, and the read is marked once the
+/// customer reads again after the supervisor left.
+#[tokio::test]
+async fn receipts_refused_during_a_supervisor_barge_in_never_cost_the_reply_and_come_back_after() {
+    const READ: &str = "application/vnd.amazonaws.connect.event.message.read";
+    let app = spawn_app().await;
+    let chat = app.open_chat("hi").await;
+    app.sandbox
+        .agent_accept(&chat.contact_id, "Enrique")
+        .unwrap();
+    app.sandbox
+        .supervisor_barge(&chat.contact_id, "Supervisor")
+        .unwrap();
+    let reply = app
+        .sandbox
+        .agent_send(&chat.contact_id, "answer while barged", "text/plain")
+        .unwrap();
+    assert_eq!(app.wait_dms(1).await, vec!["answer while barged"]);
+    let dm = app.sandbox.sent_dms()[0].dm_event_id.clone();
+    app.sandbox.deliver_read(CUSTOMER, &dm).await.unwrap();
+    app.settle().await;
+    let receipts = |app: &TestApp| -> Vec<String> {
+        app.contacts()[0]
+            .transcript
+            .iter()
+            .filter(|i| i.item.item_type == ItemType::MessageMetadata)
+            .map(|i| i.item.content_type.clone())
+            .collect()
+    };
+    assert!(receipts(&app).is_empty(), "{:?}", receipts(&app));
+
+    app.sandbox.supervisor_leave(&chat.contact_id).unwrap();
+    app.sandbox.deliver_read(CUSTOMER, &dm).await.unwrap();
+    app.settle().await;
+    assert_eq!(receipts(&app), vec![READ.to_owned()]);
+    let read = app.contacts()[0]
+        .transcript
+        .iter()
+        .find(|i| i.item.item_type == ItemType::MessageMetadata)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        read.item.message_metadata.unwrap().message_id,
+        reply.item.id
+    );
+    assert_eq!(app.dm_texts(), vec!["answer while barged"]);
     app.stop().await;
 }

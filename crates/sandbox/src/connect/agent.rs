@@ -1,6 +1,6 @@
 //! The agent side of chats. Connect has no agent API a bridge could call, so these are control
 //! operations: accept, message, any item, type, read, leave, system messages, attachments, end and
-//! transfer.
+//! transfer; and a supervisor barging in and leaving.
 
 use crate::clock;
 use crate::connect::chat::{append_item, end_chat, present_agent, with_live_chat};
@@ -10,7 +10,8 @@ use crate::connect::model::{
 };
 use crate::connect::s3::s3_path;
 use crate::connect::state::{
-    Agent, Attachment, ConnectState, NewItem, SYSTEM_DISPLAY_NAME, SYSTEM_PARTICIPANT_ID, Uploaded,
+    Agent, Attachment, ConnectState, NewItem, NewMetadata, ReceiptKind, SYSTEM_DISPLAY_NAME,
+    SYSTEM_PARTICIPANT_ID, Uploaded,
 };
 use crate::error::SandboxError;
 use crate::ids;
@@ -99,6 +100,12 @@ pub(crate) fn send_item(
             .chats
             .get(idx)
             .ok_or_else(|| SandboxError::UnknownContact(contact_id.to_owned()))?;
+        let system = || {
+            (
+                SYSTEM_PARTICIPANT_ID.to_owned(),
+                SYSTEM_DISPLAY_NAME.to_owned(),
+            )
+        };
         let (default_id, default_name) = match spec.role {
             ParticipantRole::Customer => (
                 chat.customer.participant_id.clone(),
@@ -109,10 +116,12 @@ pub(crate) fn send_item(
                 .as_ref()
                 .map(|a| (a.participant_id.clone(), a.display_name.clone()))
                 .unwrap_or_else(|| (ids::uuid(), "Agent".to_owned())),
-            _ => (
-                SYSTEM_PARTICIPANT_ID.to_owned(),
-                SYSTEM_DISPLAY_NAME.to_owned(),
-            ),
+            ParticipantRole::Supervisor => chat
+                .supervisor
+                .as_ref()
+                .map(|s| (s.participant_id.clone(), s.display_name.clone()))
+                .unwrap_or_else(system),
+            _ => system(),
         };
         let new = NewItem {
             item_type: spec.item_type,
@@ -123,6 +132,7 @@ pub(crate) fn send_item(
             participant_id: Some(spec.participant_id.clone().unwrap_or(default_id)),
             display_name: Some(spec.display_name.clone().unwrap_or(default_name)),
             visibility: spec.visibility,
+            metadata: spec.message_metadata.clone().map(NewMetadata::Given),
         };
         appended(shared, cs, idx, new, contact_id)
     })
@@ -142,7 +152,8 @@ pub(crate) fn typing(shared: &Shared, contact_id: &str) -> Result<ChatItem, Sand
     })
 }
 
-/// A `message.read` receipt from the present agent for item `message_id`.
+/// A `message.read` receipt (a MESSAGEMETADATA item) from the present agent for item
+/// `message_id`; refused, like the agent's SendEvent, while a supervisor is barged in.
 pub(crate) fn read(
     shared: &Shared,
     contact_id: &str,
@@ -150,15 +161,16 @@ pub(crate) fn read(
 ) -> Result<ChatItem, SandboxError> {
     with_live_chat(shared, contact_id, |cs, idx| {
         let agent = present_agent(cs, idx, contact_id)?;
-        let new = NewItem::event(
-            content_types::MESSAGE_READ,
+        if cs.chats.get(idx).is_some_and(|c| !c.takes_receipts()) {
+            return Err(SandboxError::ReceiptsRefused(contact_id.to_owned()));
+        }
+        let new = NewItem::receipt(
+            ReceiptKind::Read,
+            message_id,
             ParticipantRole::Agent,
             &agent.participant_id,
             &agent.display_name,
-        )
-        .with_content(Some(
-            serde_json::json!({"messageId": message_id}).to_string(),
-        ));
+        );
         appended(shared, cs, idx, new, contact_id)
     })
 }
@@ -179,6 +191,68 @@ pub(crate) fn leave(shared: &Shared, contact_id: &str) -> Result<ChatItem, Sandb
         );
         appended(shared, cs, idx, new, contact_id)
     })
+}
+
+/// A supervisor barges in: `participant.joined` (SUPERVISOR), a third active participant until
+/// [`supervisor_leave`]. The agent must be present; one supervisor at a time.
+pub(crate) fn supervisor_barge(
+    shared: &Shared,
+    contact_id: &str,
+    name: &str,
+) -> Result<ChatItem, SandboxError> {
+    with_live_chat(shared, contact_id, |cs, idx| {
+        present_agent(cs, idx, contact_id)?;
+        let chat = cs
+            .chats
+            .get_mut(idx)
+            .ok_or_else(|| SandboxError::UnknownContact(contact_id.to_owned()))?;
+        if chat.supervisor.as_ref().is_some_and(|s| s.present) {
+            return Err(SandboxError::SupervisorAlreadyJoined(contact_id.to_owned()));
+        }
+        let supervisor = Agent {
+            participant_id: ids::uuid(),
+            display_name: name.to_owned(),
+            present: true,
+        };
+        chat.supervisor = Some(supervisor.clone());
+        tracing::info!(%contact_id, "supervisor barged in");
+        let new = NewItem::event(
+            content_types::PARTICIPANT_JOINED,
+            ParticipantRole::Supervisor,
+            &supervisor.participant_id,
+            &supervisor.display_name,
+        );
+        appended(shared, cs, idx, new, contact_id)
+    })
+}
+
+/// The barged-in supervisor leaves: `participant.left` (SUPERVISOR).
+pub(crate) fn supervisor_leave(
+    shared: &Shared,
+    contact_id: &str,
+) -> Result<ChatItem, SandboxError> {
+    with_live_chat(shared, contact_id, |cs, idx| {
+        let new = supervisor_left(cs, idx)
+            .ok_or_else(|| SandboxError::NoSupervisor(contact_id.to_owned()))?;
+        appended(shared, cs, idx, new, contact_id)
+    })
+}
+
+/// Marks the present supervisor of chat `idx` gone: its `participant.left` item, if there was one.
+fn supervisor_left(cs: &mut ConnectState, idx: usize) -> Option<NewItem> {
+    let supervisor = cs
+        .chats
+        .get_mut(idx)?
+        .supervisor
+        .as_mut()
+        .filter(|s| s.present)?;
+    supervisor.present = false;
+    Some(NewItem::event(
+        content_types::PARTICIPANT_LEFT,
+        ParticipantRole::Supervisor,
+        &supervisor.participant_id,
+        &supervisor.display_name,
+    ))
 }
 
 /// A flow/system MESSAGE (role SYSTEM, visibility ALL, text/plain).
@@ -210,11 +284,14 @@ pub(crate) fn end(shared: &Shared, contact_id: &str) -> Result<ChatItem, Sandbox
     })
 }
 
-/// Transfers the contact: the present agent (if any) leaves, then the chat gets a new ContactId
-/// (same InitialContactId) that later items carry. The customer's tokens keep working; an agent
-/// of the new contact joins with `agent_accept`.
+/// Transfers the contact: a barged-in supervisor and the present agent (if any) leave, then the
+/// chat gets a new ContactId (same InitialContactId) that later items carry. The customer's tokens
+/// keep working; an agent of the new contact joins with `agent_accept`.
 pub(crate) fn transfer(shared: &Shared, contact_id: &str) -> Result<ContactView, SandboxError> {
     with_live_chat(shared, contact_id, |cs, idx| {
+        if let Some(left) = supervisor_left(cs, idx) {
+            appended(shared, cs, idx, left, contact_id)?;
+        }
         if let Ok(agent) = present_agent(cs, idx, contact_id) {
             if let Some(a) = cs.chats.get_mut(idx).and_then(|c| c.agent.as_mut()) {
                 a.present = false;

@@ -27,9 +27,13 @@ pub(crate) fn append_item(
     new: NewItem,
 ) -> Option<ChatItem> {
     let chat = cs.chats.get_mut(idx)?;
+    let absolute_time = clock::now_iso_ms();
+    let message_metadata = new
+        .metadata
+        .map(|m| m.at(&absolute_time, new.participant_id.as_deref()));
     let item = ChatItem {
         item: Item {
-            absolute_time: clock::now_iso_ms(),
+            absolute_time,
             attachments: new.attachments,
             content: new.content,
             content_type: new.content_type,
@@ -38,6 +42,7 @@ pub(crate) fn append_item(
             participant_id: new.participant_id,
             display_name: new.display_name,
             participant_role: new.role,
+            message_metadata,
             initial_contact_id: chat.initial_contact_id.clone(),
             contact_id: chat.contact_id.clone(),
         },
@@ -56,7 +61,9 @@ pub(crate) fn append_item(
 }
 
 /// Publishes `item` of `chat` to `topic_arn`, as Connect chat streaming does: the `Item` as the
-/// message, with the contact's ids, role, type and visibility as message attributes.
+/// message, with the contact's ids, role, type and visibility as message attributes. A receipt is
+/// streamed as its GetTranscript `Item` (MESSAGEMETADATA, `Type` attribute `MESSAGEMETADATA`):
+/// the streaming documentation describes no receipt (see [`Item`]).
 pub(crate) fn stream_item(shared: &Shared, topic_arn: &str, chat: &Chat, item: &ChatItem) {
     let mut attributes = BTreeMap::new();
     let mut put = |k: &str, v: &str| {
@@ -108,6 +115,7 @@ pub(crate) fn end_chat(
             participant_id: None,
             display_name: None,
             visibility: MessageVisibility::All,
+            metadata: None,
         },
     )?;
     let chat = cs.chats.get_mut(idx)?;
@@ -117,8 +125,11 @@ pub(crate) fn end_chat(
     for stream in &mut chat.streams {
         stream.active = false;
     }
-    if let Some(agent) = &mut chat.agent {
-        agent.present = false;
+    for participant in [&mut chat.agent, &mut chat.supervisor]
+        .into_iter()
+        .flatten()
+    {
+        participant.present = false;
     }
     tracing::info!(contact_id = %chat.contact_id, ?reason, "chat ended");
     shared.events.emit(SandboxEvent::ContactEnded {

@@ -296,6 +296,7 @@ async fn start_chat_contact_inner(
             connected: false,
         },
         agent: None,
+        supervisor: None,
         client_token: req.client_token.clone(),
         customer_id: req.customer_id.clone(),
         initial_message: initial_message.clone(),

@@ -64,6 +64,11 @@ impl AwsError {
         Self::new(StatusCode::BAD_REQUEST, "BadRequestException", message)
     }
 
+    /// 409: the call conflicts with the state of the chat.
+    pub(crate) fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "ConflictException", message)
+    }
+
     pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", message)
     }

@@ -25,6 +25,14 @@ pub mod content_types {
 }
 
 /// `Item.Type`.
+///
+/// Delivery and read receipts (SendEvent `message.delivered` / `message.read`) are
+/// `MESSAGEMETADATA` items carrying [`MessageMetadata`]. That value is not in the API
+/// reference's `ChatItemType` (which lists `MESSAGE_DELIVERED` and `MESSAGE_READ` instead, and the
+/// official SDKs parse `MESSAGEMETADATA` as an unknown value); it is the value AWS's own chat
+/// clients expect in transcripts and on the WebSocket (`amazon-connect-chatjs`
+/// `CHAT_EVENTS.MESSAGE_METADATA`, `MessageReceiptsUtil`, `internalTranscriptUtils`;
+/// `amazon-connect-chat-android` `WebSocketMessageType.MESSAGE_METADATA`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ItemType {
@@ -32,6 +40,8 @@ pub enum ItemType {
     Message,
     Event,
     Attachment,
+    #[serde(rename = "MESSAGEMETADATA")]
+    MessageMetadata,
 }
 
 impl ItemType {
@@ -40,8 +50,33 @@ impl ItemType {
             Self::Message => "MESSAGE",
             Self::Event => "EVENT",
             Self::Attachment => "ATTACHMENT",
+            Self::MessageMetadata => "MESSAGEMETADATA",
         }
     }
+}
+
+/// `Item.MessageMetadata` (API reference, Amazon Connect Participant Service data type
+/// `MessageMetadata`): "currently this supports only information related to message receipts".
+/// `MessageProcessingStatus`, a member of the type that only SendMessage answers carry, is not
+/// produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MessageMetadata {
+    /// The `Id` of the message the receipts are about (the receipt's `messageId`).
+    pub message_id: String,
+    pub receipts: Vec<Receipt>,
+}
+
+/// `MessageMetadata.Receipts[]` (API reference data type `Receipt`): one of the two timestamps,
+/// and the participant that received the message — the one that sent the receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Receipt {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_timestamp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_timestamp: Option<String>,
+    pub recipient_participant_id: String,
 }
 
 /// `Item.ParticipantRole`.
@@ -97,6 +132,13 @@ impl MessageVisibility {
 ///
 /// ATTACHMENT items carry `Attachments` and no top-level `ContentType` (empty `content_type`),
 /// like the only real sample (CHATJS `ChatAttachmentsFeature.md`, docs/protocols.md B3).
+///
+/// Receipts are `MESSAGEMETADATA` items with `MessageMetadata` (the `Item` of GetTranscript in
+/// the API reference). The SNS streaming documentation describes no receipt (its `Type`
+/// attribute lists `EVENT` and `MESSAGE` only), so the streamed `Message` of a receipt is this
+/// same `Item`. They keep the `ContentType` (`….message.delivered` / `….message.read`) and
+/// `Content` (`{"messageId":…}`) of the SendEvent: no documentation gives them others
+/// (`amazon-connect-chat-android` names an `….event.message.metadata` content type — unconfirmed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Item {
@@ -116,6 +158,9 @@ pub struct Item {
     pub display_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub participant_role: Option<ParticipantRole>,
+    /// MESSAGEMETADATA items only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_metadata: Option<MessageMetadata>,
     pub initial_contact_id: String,
     pub contact_id: String,
 }
@@ -218,10 +263,14 @@ pub struct ItemSpec {
     pub visibility: MessageVisibility,
     pub content_type: String,
     pub content: Option<String>,
-    /// Default: the agent's name for AGENT, the customer's for CUSTOMER, `SYSTEM_MESSAGE` otherwise.
+    /// Default: the agent's name for AGENT, the customer's for CUSTOMER, the barged-in
+    /// supervisor's for SUPERVISOR, `SYSTEM_MESSAGE` otherwise.
     pub display_name: Option<String>,
-    /// Default: the agent's / customer's participant id, or a fixed system participant id.
+    /// Default: the agent's / customer's / barged-in supervisor's participant id, or a fixed
+    /// system participant id.
     pub participant_id: Option<String>,
+    /// `MessageMetadata`, as given (for MESSAGEMETADATA items).
+    pub message_metadata: Option<MessageMetadata>,
 }
 
 impl Default for ItemSpec {
@@ -234,6 +283,7 @@ impl Default for ItemSpec {
             content: None,
             display_name: None,
             participant_id: None,
+            message_metadata: None,
         }
     }
 }
@@ -306,11 +356,12 @@ pub struct ChatMessage {
     pub content: String,
 }
 
+/// The agent of a contact, or the supervisor who barged in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentView {
     pub participant_id: String,
     pub display_name: String,
-    /// false once the agent left.
+    /// false once they left.
     pub present: bool,
 }
 
@@ -346,6 +397,8 @@ pub struct ContactView {
     pub continued_from_contact_id: Option<String>,
     pub customer_connected: bool,
     pub agent: Option<AgentView>,
+    /// The supervisor who barged in (role SUPERVISOR), the last one if several did.
+    pub supervisor: Option<AgentView>,
     pub status: ContactStatus,
     pub end_reason: Option<EndReason>,
     pub streaming: Vec<StreamingView>,
@@ -384,6 +437,20 @@ mod tests {
         assert_eq!(serde_json::to_string(&item).unwrap(), real);
     }
 
+    /// A read receipt: `Type` MESSAGEMETADATA, `MessageMetadata` with one `Receipt` carrying only
+    /// the timestamp of its kind.
+    #[test]
+    fn receipt_item_carries_message_metadata() {
+        let json = r#"{"AbsoluteTime":"2026-04-01T22:21:00.000Z","Content":"{\"messageId\":\"m-1\"}","ContentType":"application/vnd.amazonaws.connect.event.message.read","Id":"r-1","Type":"MESSAGEMETADATA","ParticipantId":"c-1","DisplayName":"Elizabeth","ParticipantRole":"CUSTOMER","MessageMetadata":{"MessageId":"m-1","Receipts":[{"ReadTimestamp":"2026-04-01T22:21:00.000Z","RecipientParticipantId":"c-1"}]},"InitialContactId":"a","ContactId":"a"}"#;
+        let item: Item = serde_json::from_str(json).unwrap();
+        assert_eq!(item.item_type, ItemType::MessageMetadata);
+        assert_eq!(item.item_type.as_str(), "MESSAGEMETADATA");
+        let metadata = item.message_metadata.as_ref().unwrap();
+        assert_eq!(metadata.message_id, "m-1");
+        assert_eq!(metadata.receipts[0].delivered_timestamp, None);
+        assert_eq!(serde_json::to_string(&item).unwrap(), json);
+    }
+
     #[test]
     fn chat_ended_has_no_participant_fields() {
         let item = Item {
@@ -396,6 +463,7 @@ mod tests {
             participant_id: None,
             display_name: None,
             participant_role: None,
+            message_metadata: None,
             initial_contact_id: "a".into(),
             contact_id: "a".into(),
         };

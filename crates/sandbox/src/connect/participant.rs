@@ -21,7 +21,7 @@ use crate::connect::admission::{
 use crate::connect::chat::{append_item, end_chat};
 use crate::connect::errors::{AwsError, Service, parse, respond};
 use crate::connect::model::{ContactStatus, EndReason, ParticipantRole, content_types};
-use crate::connect::state::NewItem;
+use crate::connect::state::{Chat, NewItem, ReceiptKind};
 use crate::events::SandboxEvent;
 use crate::faults::FaultOp;
 use crate::ids;
@@ -177,12 +177,14 @@ fn validate_message(content_type: &str, content: &str, max_chars: usize) -> Resu
     Ok(())
 }
 
-/// Adds a customer MESSAGE or EVENT for a ConnectionToken, honouring ClientToken idempotency:
-/// the answer, and whether an item was added (false for a ClientToken replay).
+/// Adds a customer item for a ConnectionToken, honouring ClientToken idempotency: the answer,
+/// and whether an item was added (false for a ClientToken replay). `admit` may refuse the call
+/// given the chat's state (checked after a replay is recognised, before anything is added).
 fn add_customer_item(
     shared: &Shared,
     token: &str,
     client_token: Option<&str>,
+    admit: impl FnOnce(&Chat) -> Result<(), AwsError>,
     build: impl FnOnce(&str, &str) -> NewItem,
 ) -> Result<(Value, bool), AwsError> {
     let mut cs = lock(&shared.connect);
@@ -196,6 +198,7 @@ fn add_customer_item(
         lock(&shared.faults).stats.client_token_replays += 1;
         return Ok((previous, false));
     }
+    admit(chat)?;
     let new = build(&chat.customer.participant_id, &chat.customer.display_name);
     let item = append_item(shared, &mut cs, idx, new).ok_or_else(no_access)?;
     let response = json!({"Id": item.item.id, "AbsoluteTime": item.item.absolute_time});
@@ -227,10 +230,13 @@ async fn send_message_inner(
         &content,
         shared.cfg.connect.max_message_chars,
     )?;
-    let (response, created) =
-        add_customer_item(shared, &token, req.client_token.as_deref(), |id, name| {
-            NewItem::message(&content_type, &content, ParticipantRole::Customer, id, name)
-        })?;
+    let (response, created) = add_customer_item(
+        shared,
+        &token,
+        req.client_token.as_deref(),
+        |_| Ok(()),
+        |id, name| NewItem::message(&content_type, &content, ParticipantRole::Customer, id, name),
+    )?;
     if created {
         lock(&shared.faults).stats.messages_created += 1;
     }
@@ -253,19 +259,25 @@ async fn send_event_inner(
     let token = admit_participant_call(shared, headers, FaultOp::SendEvent).await?;
     let req: SendRequest = parse(Service::Participant, body)?;
     let content_type = req.content_type.unwrap_or_default();
-    match content_type.as_str() {
-        content_types::TYPING => {}
+    // A receipt: its kind and the `messageId` it is about.
+    let receipt = match content_type.as_str() {
+        content_types::TYPING => None,
         content_types::MESSAGE_READ | content_types::MESSAGE_DELIVERED => {
-            let has_message_id = req
+            let message_id = req
                 .content
                 .as_deref()
                 .and_then(|c| serde_json::from_str::<Value>(c).ok())
-                .is_some_and(|v| v.get("messageId").and_then(Value::as_str).is_some());
-            if !has_message_id {
-                return Err(AwsError::validation(
-                    "Content must be a JSON object with a messageId for receipts",
-                ));
-            }
+                .and_then(|v| {
+                    v.get("messageId")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
+                .ok_or_else(|| {
+                    AwsError::validation(
+                        "Content must be a JSON object with a messageId for receipts",
+                    )
+                })?;
+            ReceiptKind::of(&content_type).map(|kind| (kind, message_id))
         }
         content_types::CONNECTION_ACKNOWLEDGED => {
             return Err(AwsError::validation(
@@ -277,11 +289,34 @@ async fn send_event_inner(
                 "ContentType '{other}' is not a supported event type"
             )));
         }
-    }
+    };
     let content = req.content;
-    add_customer_item(shared, &token, req.client_token.as_deref(), |id, name| {
-        NewItem::event(&content_type, ParticipantRole::Customer, id, name).with_content(content)
-    })
+    // Receipts are refused (409, nothing added) while more than two participants are active;
+    // typing is not. A receipt for an id that is no message of this chat is accepted: the API
+    // reference documents no error for it.
+    let admit = |chat: &Chat| {
+        if receipt.is_some() && !chat.takes_receipts() {
+            return Err(AwsError::conflict(
+                "Message receipts are not supported when there are more than two active participants in the chat.",
+            ));
+        }
+        Ok(())
+    };
+    add_customer_item(
+        shared,
+        &token,
+        req.client_token.as_deref(),
+        admit,
+        |id, name| {
+            let new = match &receipt {
+                Some((kind, message_id)) => {
+                    NewItem::receipt(*kind, message_id, ParticipantRole::Customer, id, name)
+                }
+                None => NewItem::event(&content_type, ParticipantRole::Customer, id, name),
+            };
+            new.with_content(content)
+        },
+    )
     .map(|(response, _)| response)
 }
 

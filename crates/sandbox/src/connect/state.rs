@@ -13,8 +13,8 @@ use crate::config::AttachmentScan;
 use crate::connect::flows::ContactFlowSpec;
 use crate::connect::model::{
     AgentView, ArtifactStatus, AttachmentItem, AttachmentView, ChatItem, ChatMessage,
-    ContactStatus, ContactView, EndReason, ItemType, MessageVisibility, ParticipantRole,
-    S3RequestRecord, StreamingView,
+    ContactStatus, ContactView, EndReason, ItemType, MessageMetadata, MessageVisibility,
+    ParticipantRole, Receipt, S3RequestRecord, StreamingView, content_types,
 };
 use crate::ids;
 
@@ -30,11 +30,22 @@ pub(crate) struct Customer {
     pub connected: bool,
 }
 
+/// The agent, or a supervisor who barged in.
 #[derive(Debug, Clone)]
 pub(crate) struct Agent {
     pub participant_id: String,
     pub display_name: String,
     pub present: bool,
+}
+
+impl Agent {
+    fn view(&self) -> AgentView {
+        AgentView {
+            participant_id: self.participant_id.clone(),
+            display_name: self.display_name.clone(),
+            present: self.present,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +65,8 @@ pub(crate) struct Chat {
     pub attributes: BTreeMap<String, String>,
     pub customer: Customer,
     pub agent: Option<Agent>,
+    /// A supervisor who barged in (`supervisor_barge`): a third active participant while present.
+    pub supervisor: Option<Agent>,
     pub client_token: Option<String>,
     /// StartChatContact's `CustomerId`.
     pub customer_id: Option<String>,
@@ -102,11 +115,8 @@ impl Chat {
             chat_duration_minutes: self.duration_minutes,
             continued_from_contact_id: self.continued_from.clone(),
             customer_connected: self.customer.connected,
-            agent: self.agent.as_ref().map(|a| AgentView {
-                participant_id: a.participant_id.clone(),
-                display_name: a.display_name.clone(),
-                present: a.present,
-            }),
+            agent: self.agent.as_ref().map(Agent::view),
+            supervisor: self.supervisor.as_ref().map(Agent::view),
             status: self.status,
             end_reason: self.end_reason,
             streaming: self
@@ -123,6 +133,23 @@ impl Chat {
             created_at: clock::iso_ms(self.created_at),
             ended_at: self.ended_at.map(clock::iso_ms),
         }
+    }
+
+    /// Participants in the chat now: the connected customer, the agent and a barged-in
+    /// supervisor while present.
+    pub(crate) fn active_participants(&self) -> usize {
+        usize::from(self.customer.connected)
+            + [&self.agent, &self.supervisor]
+                .into_iter()
+                .filter(|p| p.as_ref().is_some_and(|p| p.present))
+                .count()
+    }
+
+    /// Message receipts are refused when more than two participants are active (SendEvent, API
+    /// reference: "Using the SendEvent API for message receipts when a supervisor is barged-in
+    /// will result in a conflict exception").
+    pub(crate) fn takes_receipts(&self) -> bool {
+        self.active_participants() <= 2
     }
 
     /// Topics currently streaming this chat.
@@ -205,6 +232,7 @@ impl Attachment {
             participant_id: Some(participant_id.to_owned()),
             display_name: Some(display_name.to_owned()),
             visibility: MessageVisibility::All,
+            metadata: None,
         }
     }
 }
@@ -335,6 +363,67 @@ impl ConnectState {
     }
 }
 
+/// Which receipt a SendEvent sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReceiptKind {
+    Delivered,
+    Read,
+}
+
+impl ReceiptKind {
+    /// The receipt a SendEvent content type is, if any.
+    pub(crate) fn of(content_type: &str) -> Option<Self> {
+        match content_type {
+            content_types::MESSAGE_DELIVERED => Some(Self::Delivered),
+            content_types::MESSAGE_READ => Some(Self::Read),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn content_type(self) -> &'static str {
+        match self {
+            Self::Delivered => content_types::MESSAGE_DELIVERED,
+            Self::Read => content_types::MESSAGE_READ,
+        }
+    }
+}
+
+/// The `MessageMetadata` of an item to add.
+#[derive(Debug, Clone)]
+pub(crate) enum NewMetadata {
+    /// As given (`agent_send_item`).
+    Given(MessageMetadata),
+    /// A receipt for `message_id` by the item's participant, stamped with the item's time.
+    Receipt {
+        kind: ReceiptKind,
+        message_id: String,
+    },
+}
+
+impl NewMetadata {
+    /// The metadata of an item added at `absolute_time` by `participant_id`.
+    pub(crate) fn at(self, absolute_time: &str, participant_id: Option<&str>) -> MessageMetadata {
+        match self {
+            Self::Given(metadata) => metadata,
+            Self::Receipt { kind, message_id } => {
+                let at = Some(absolute_time.to_owned());
+                let (delivered_timestamp, read_timestamp) = match kind {
+                    ReceiptKind::Delivered => (at, None),
+                    ReceiptKind::Read => (None, at),
+                };
+                MessageMetadata {
+                    message_id,
+                    receipts: vec![Receipt {
+                        delivered_timestamp,
+                        read_timestamp,
+                        recipient_participant_id: participant_id.unwrap_or_default().to_owned(),
+                    }],
+                }
+            }
+        }
+    }
+}
+
 /// An item to add; ids, time and contact ids are filled in by [`crate::connect::chat::append_item`].
 #[derive(Debug, Clone)]
 pub(crate) struct NewItem {
@@ -346,6 +435,7 @@ pub(crate) struct NewItem {
     pub participant_id: Option<String>,
     pub display_name: Option<String>,
     pub visibility: MessageVisibility,
+    pub metadata: Option<NewMetadata>,
 }
 
 impl NewItem {
@@ -365,6 +455,27 @@ impl NewItem {
             participant_id: Some(participant_id.to_owned()),
             display_name: Some(display_name.to_owned()),
             visibility: MessageVisibility::All,
+            metadata: None,
+        }
+    }
+
+    /// A MESSAGEMETADATA item: `participant_id`'s `kind` receipt of message `message_id`, visible
+    /// to all, with the SendEvent's content type and `{"messageId":…}` content.
+    pub(crate) fn receipt(
+        kind: ReceiptKind,
+        message_id: &str,
+        role: ParticipantRole,
+        participant_id: &str,
+        display_name: &str,
+    ) -> Self {
+        Self {
+            item_type: ItemType::MessageMetadata,
+            content: Some(serde_json::json!({ "messageId": message_id }).to_string()),
+            metadata: Some(NewMetadata::Receipt {
+                kind,
+                message_id: message_id.to_owned(),
+            }),
+            ..Self::event(kind.content_type(), role, participant_id, display_name)
         }
     }
 

@@ -34,7 +34,10 @@ impl From<SandboxError> for ControlError {
             | SandboxError::ContactEnded(_)
             | SandboxError::CustomerNotConnected(_)
             | SandboxError::NoAgent(_)
-            | SandboxError::AgentAlreadyJoined(_) => StatusCode::CONFLICT,
+            | SandboxError::AgentAlreadyJoined(_)
+            | SandboxError::SupervisorAlreadyJoined(_)
+            | SandboxError::NoSupervisor(_)
+            | SandboxError::ReceiptsRefused(_) => StatusCode::CONFLICT,
             SandboxError::Bind { .. } | SandboxError::Crypto(_) | SandboxError::HttpClient(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }

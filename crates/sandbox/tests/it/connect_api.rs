@@ -12,7 +12,8 @@ use crate::support::{
     connect_call, connect_customer, http, participant_call, sandbox, start_chat, start_chat_body,
 };
 
-fn sdk(sb: &SandboxHandle) -> Client {
+/// The official participant client, pointed at the sandbox.
+pub(crate) fn sdk(sb: &SandboxHandle) -> Client {
     let config = aws_sdk_connectparticipant::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(sb.config().connect.region.clone()))

@@ -9,6 +9,7 @@ mod dm_events;
 mod doctor_aws;
 mod faults;
 mod media_x;
+mod message_receipts;
 mod sns_stream;
 mod support;
 mod x_activity;

@@ -64,7 +64,7 @@ async fn verify(body: &Value) -> bool {
     }
 }
 
-async fn subscribed(sb: &SandboxHandle) -> Receiver {
+pub(crate) async fn subscribed(sb: &SandboxHandle) -> Receiver {
     let rx = Receiver::for_sandbox(sb).await;
     let sub = sb.subscribe(&rx.sns_url()).await.unwrap();
     assert_eq!(sub.confirmation_status, Some(200));
@@ -74,7 +74,7 @@ async fn subscribed(sb: &SandboxHandle) -> Receiver {
     rx
 }
 
-async fn start_streaming(sb: &SandboxHandle, contact_id: &str) {
+pub(crate) async fn start_streaming(sb: &SandboxHandle, contact_id: &str) {
     let (status, _, body) = connect_call(
         sb,
         Method::POST,
@@ -87,7 +87,7 @@ async fn start_streaming(sb: &SandboxHandle, contact_id: &str) {
     assert_eq!(status, 200, "{body}");
 }
 
-async fn wait_notifications(sb: &SandboxHandle, rx: &Receiver, n: usize) -> Vec<Value> {
+pub(crate) async fn wait_notifications(sb: &SandboxHandle, rx: &Receiver, n: usize) -> Vec<Value> {
     sb.wait_until("notifications", WAIT, |_| {
         let got = rx.notifications();
         (got.len() >= n).then_some(got)
