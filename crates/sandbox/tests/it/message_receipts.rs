@@ -14,23 +14,28 @@ use crate::connect_api::sdk;
 use crate::sns_stream::{start_streaming, subscribed, wait_notifications};
 use crate::support::{http, sandbox, start_chat};
 
-/// A chat whose customer is connected through the SDK and whose agent ("Enrique") sent one
-/// message: (ContactId, ConnectionToken, the agent message's Id).
-async fn chat_with_agent_message(sb: &SandboxHandle, client: &Client) -> (String, String, String) {
-    let (contact_id, participant_token) = start_chat(sb, "Hola").await;
+/// The customer's connection token, from CreateParticipantConnection through the SDK.
+async fn connect_with_sdk(client: &Client, participant_token: &str) -> String {
     let connection = client
         .create_participant_connection()
-        .participant_token(&participant_token)
+        .participant_token(participant_token)
         .r#type(ConnectionType::ConnectionCredentials)
         .connect_participant(true)
         .send()
         .await
         .unwrap();
-    let token = connection
+    connection
         .connection_credentials()
         .and_then(|c| c.connection_token())
         .unwrap()
-        .to_owned();
+        .to_owned()
+}
+
+/// A chat whose customer is connected through the SDK and whose agent ("Enrique") sent one
+/// message: (ContactId, ConnectionToken, the agent message's Id).
+async fn chat_with_agent_message(sb: &SandboxHandle, client: &Client) -> (String, String, String) {
+    let (contact_id, participant_token) = start_chat(sb, "Hola").await;
+    let token = connect_with_sdk(client, &participant_token).await;
     sb.agent_accept(&contact_id, "Enrique").unwrap();
     let message = sb
         .agent_send(&contact_id, "How can I help?", "text/markdown")
@@ -369,19 +374,7 @@ async fn a_streamed_receipt_carries_the_same_message_metadata() {
     let client = sdk(&sb);
     let (contact_id, participant_token) = start_chat(&sb, "Hola").await;
     start_streaming(&sb, &contact_id).await;
-    let connection = client
-        .create_participant_connection()
-        .participant_token(&participant_token)
-        .r#type(ConnectionType::ConnectionCredentials)
-        .connect_participant(true)
-        .send()
-        .await
-        .unwrap();
-    let token = connection
-        .connection_credentials()
-        .and_then(|c| c.connection_token())
-        .unwrap()
-        .to_owned();
+    let token = connect_with_sdk(&client, &participant_token).await;
     sb.agent_accept(&contact_id, "Enrique").unwrap();
     let message_id = sb
         .agent_send(&contact_id, "How can I help?", "text/markdown")
