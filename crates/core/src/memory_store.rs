@@ -2,6 +2,7 @@
 //! holds the real backends to. Not durable.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::ids::{InitialContactId, XUserId};
@@ -14,6 +15,8 @@ use crate::session::{ConnectionCredentials, Session, SessionStatus};
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// `lane_heads` calls so far (tests of how often the engine reads every lane).
+    lane_heads_reads: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -27,6 +30,11 @@ struct Inner {
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// How many times every lane's head was read (`lane_heads`).
+    pub fn lane_heads_reads(&self) -> u64 {
+        self.lane_heads_reads.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
@@ -192,6 +200,7 @@ impl Store for MemoryStore {
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<Job>, StoreError> {
+        self.lane_heads_reads.fetch_add(1, Ordering::Relaxed);
         let inner = self.lock()?;
         let mut heads: Vec<Job> = inner
             .jobs

@@ -79,9 +79,14 @@ impl<S: Store, K: Clock> JobEngine<S, K> {
                 let limit = concurrency * 2;
                 match self.store().lane_heads(queue, now, limit).await {
                     Ok(heads) => {
-                        if heads.len() >= limit {
-                            // More lanes than one read returns: read again as soon as there
-                            // is room, not only at the next poll.
+                        // Heads come soonest due first. If even the last one read is due,
+                        // more lanes may be due than one read returns: read again as soon as
+                        // there is room, not only at the next poll. (Lanes due later are not a
+                        // reason: re-reading them on every turn of the loop cost 3.6 ms of CPU
+                        // per DM with 200 lanes waiting a 2 s window.)
+                        if heads.len() >= limit
+                            && heads.last().is_some_and(|j| j.due_at_ms() <= now)
+                        {
                             next_scan_ms = now;
                         }
                         for job in heads {

@@ -212,3 +212,28 @@ async fn a_held_queue_starts_nothing_until_released() {
     task.await.unwrap();
     assert_eq!(recorder.runs.lock().unwrap().len(), 1);
 }
+
+/// Many lanes waiting for their time (a reorder or buffering window) are not a reason to read
+/// every lane's head again and again: the dispatcher reads them once, then waits.
+#[tokio::test]
+async fn lanes_due_later_are_read_once_not_on_every_turn() {
+    let engine = engine(); // concurrency 4: one read returns 8 heads
+    let now = engine.now_ms();
+    let later: Vec<NewJob> = (0..50)
+        .map(|i| NewJob {
+            not_before_ms: now + 60_000,
+            ..job(&format!("lane{i}"), &format!("k{i}"), 0, now)
+        })
+        .collect();
+    engine.enqueue(&later).await.unwrap();
+    let mut handlers = Handlers::default();
+    handlers.register(JobQueue::Outbound, Arc::new(Recorder::default()));
+    let handler = Arc::clone(handlers.get(JobQueue::Outbound).unwrap());
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(Arc::clone(&engine).run_dispatcher(JobQueue::Outbound, handler, rx));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reads = engine.store().lane_heads_reads();
+    assert!(reads <= 2, "every lane's head read {reads} times in 300 ms");
+    tx.send(true).unwrap();
+    task.await.unwrap();
+}

@@ -3,8 +3,9 @@
 //! messages for the agent to read and for Connect to bill.
 //!
 //! Each DM's job waits the window before it runs (accept). When it runs, a text-only DM that
-//! the customer's next DM (already accepted: it is in the lane) followed within the window is
-//! *deferred*: its text is noted in the lane's record `buffer/<business>/<customer>` and its job
+//! the customer's next DM (already accepted: it is in the lane) followed within the window — and
+//! within the window of the first DM deferred, so that one message carries one window's DMs and
+//! its first line waits about two windows at most — is *deferred*: its text is noted in the lane's record `buffer/<business>/<customer>` and its job
 //! is done. The first DM that is not deferred *carries* the noted texts: it commits that in the
 //! record (`carried_by`), delivers the lines — the noted ones, then its own — as its own message
 //! (its ClientTokens), and deletes the record. Every decision is committed before it is acted
@@ -43,6 +44,10 @@ struct Buffer {
     /// The DM delivering them, once decided.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     carried_by: Option<String>,
+    /// When the first deferred DM was written: a message carries DMs of one window, so the
+    /// first line waits about two windows at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    first_ms: Option<i64>,
 }
 
 impl Buffer {
@@ -115,13 +120,15 @@ impl<S: Store, X, C, K: Clock> Bridge<S, X, C, K> {
             if buffer.deferred.iter().any(|(d, _)| d == id) {
                 return Ok(Buffered::Deferred);
             }
+            let group_start = buffer.first_ms.unwrap_or(dm.created_ms);
             let defer = dm.media.is_none()
                 && !dm.text.is_empty()
                 && buffer.has_room_for(&dm.text)
-                && self.followed_within_window(job, dm).await?;
+                && self.followed_within_window(job, dm, group_start).await?;
             let next = if defer {
                 let mut next = buffer;
                 next.deferred.push((id.to_owned(), dm.text.clone()));
+                next.first_ms = Some(group_start);
                 next
             } else if buffer.deferred.is_empty() {
                 return Ok(deliver_alone());
@@ -168,8 +175,14 @@ impl<S: Store, X, C, K: Clock> Bridge<S, X, C, K> {
         Ok(())
     }
 
-    /// Whether the customer's next DM in the lane was written within the window after `dm`.
-    async fn followed_within_window(&self, job: &Job, dm: &InboundDm) -> Result<bool, JobOutcome> {
+    /// Whether the customer's next DM in the lane was written within the window after `dm`, and
+    /// within the window of the group's first DM (written at `group_start`).
+    async fn followed_within_window(
+        &self,
+        job: &Job,
+        dm: &InboundDm,
+        group_start: i64,
+    ) -> Result<bool, JobOutcome> {
         let open = self
             .store()
             .lane_jobs(JobQueue::Inbound, &job.lane, 16)
@@ -179,7 +192,8 @@ impl<S: Store, X, C, K: Clock> Bridge<S, X, C, K> {
             .skip_while(|e| e.key != job.key)
             .nth(1)
             .map(|e| e.order_key);
-        Ok(next.is_some_and(|at| at - dm.created_ms <= self.config.buffer_window_ms))
+        let window = self.config.buffer_window_ms;
+        Ok(next.is_some_and(|at| at - dm.created_ms <= window && at - group_start <= window))
     }
 }
 
@@ -198,7 +212,7 @@ mod tests {
         assert!(!b.has_room_for("hi"));
         let b = Buffer {
             deferred: vec![("1".into(), "x".repeat(MAX_CHARS - 1))],
-            carried_by: None,
+            ..Buffer::default()
         };
         assert!(b.has_room_for("y"));
         assert!(!b.has_room_for("yz"));
@@ -209,9 +223,13 @@ mod tests {
         let b = Buffer {
             deferred: vec![("1".into(), "a".into())],
             carried_by: Some("2".into()),
+            first_ms: Some(7),
         };
         let text = serde_json::to_string(&b).unwrap();
-        assert_eq!(text, r#"{"deferred":[["1","a"]],"carried_by":"2"}"#);
+        assert_eq!(
+            text,
+            r#"{"deferred":[["1","a"]],"carried_by":"2","first_ms":7}"#
+        );
         assert_eq!(serde_json::from_str::<Buffer>(&text).unwrap(), b);
     }
 }

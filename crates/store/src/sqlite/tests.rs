@@ -6,7 +6,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::jobs::{SQL_BACKLOG, SQL_CLAIM, SQL_JOB, SQL_JOBS_IN_STATE, SQL_RELEASE_CLAIMS};
-use super::lanes::SQL_LANE_HEADS;
+use super::lanes::{SQL_LANE_HEADS, SQL_LANE_JOBS};
 use super::purge::{SQL_PURGE_JOBS, SQL_PURGE_PROFILES, SQL_PURGE_SESSIONS};
 use super::records::{
     SQL_DELETE_RECORD_VERSION, SQL_PUT_RECORD_VERSION, SQL_RECORD, SQL_RECORDS_BY_PREFIX,
@@ -107,6 +107,7 @@ fn hot_queries_use_the_indexes() {
 
     for (sql, n, index) in [
         (SQL_OPEN_SESSION, 2, "sessions_one_open_per_pair"),
+        (SQL_LANE_JOBS, 3, "jobs_open_by_lane"),
         (SQL_PURGE_JOBS, 1, "jobs_finished_by_age"),
         (SQL_PURGE_SESSIONS, 1, "sessions_ended_by_age"),
         (SQL_PURGE_PROFILES, 1, "profiles_by_expiry"),

@@ -80,6 +80,22 @@ async fn dms_further_apart_than_the_window_are_separate_messages() {
 }
 
 #[tokio::test]
+async fn one_message_carries_the_dms_of_one_window_however_long_the_customer_types() {
+    let h = buffering();
+    let t = h.bridge.now_ms();
+    // Eight DMs 500 ms apart: 3.5 s of typing, two windows.
+    let dms = (0..8u64)
+        .map(|i| dm(i + 1, t + i64::try_from(i).unwrap() * 500, &format!("l{i}")))
+        .collect();
+    h.bridge.accept_inbound(batch(dms)).await.unwrap();
+    h.drain().await;
+    assert_eq!(
+        h.connect.contacts()[0].messages,
+        vec!["l0\nl1\nl2\nl3\nl4", "l5\nl6\nl7"]
+    );
+}
+
+#[tokio::test]
 async fn a_carrier_that_failed_after_deciding_delivers_the_same_lines_once() {
     let h = buffering();
     open_chat(&h).await;
