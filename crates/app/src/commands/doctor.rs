@@ -113,9 +113,17 @@ pub async fn check_with(
     }
     check_instance_lock(&mut r, config);
 
-    let store = match open_store(&config.store, sdk).await {
+    // The caller's store when it has one open (`setup`): a second opening would run the
+    // start-up checks again and, on SQLite, hold a second connection to the file.
+    let opened = match link {
+        Some(l) => Ok(std::sync::Arc::clone(&l.store)),
+        None => open_store(&config.store, sdk)
+            .await
+            .map(std::sync::Arc::new),
+    };
+    let store = match opened {
         Ok(store) => {
-            if let AnyStore::Sqlite(sqlite) = &store {
+            if let AnyStore::Sqlite(sqlite) = &*store {
                 for warning in sqlite.warnings() {
                     r.warn("store files", warning);
                 }
@@ -171,22 +179,20 @@ pub async fn check_with(
     let owned;
     let link = match (link, store) {
         (Some(l), _) => Some(l),
-        (None, Some(store)) => {
-            match XLink::with_store(config.clone(), std::sync::Arc::new(store)) {
-                Ok(l) => {
-                    owned = l;
-                    Some(&owned)
-                }
-                Err(e) => {
-                    r.fail(
-                        "X clients",
-                        format!("{e:#}"),
-                        "correct the X settings it names",
-                    );
-                    None
-                }
+        (None, Some(store)) => match XLink::with_store(config.clone(), store) {
+            Ok(l) => {
+                owned = l;
+                Some(&owned)
             }
-        }
+            Err(e) => {
+                r.fail(
+                    "X clients",
+                    format!("{e:#}"),
+                    "correct the X settings it names",
+                );
+                None
+            }
+        },
         (None, None) => None,
     };
     if let Some(link) = link {
