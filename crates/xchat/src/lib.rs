@@ -1,0 +1,23 @@
+//! xdm-xchat: the client side of X's end-to-end encrypted **X Chat** protocol, as
+//! docs/xchat.md describes it — no HTTP, no I/O:
+//!
+//! * [`keys`]: the business account's identity and signing key pairs, the key blob X's Chat SDK
+//!   exports and imports, and the public keys as X registers them;
+//! * [`wrap`]: conversation keys wrapped for a participant (ECIES: P-256 ECDH, X9.63 KDF,
+//!   AES-128-GCM with a 16-byte IV);
+//! * [`seal`]: message contents sealed with the conversation key (NaCl secretbox);
+//! * [`signatures`]: the comma-joined strings X Chat signs and ECDSA P-256 over them;
+//! * [`thrift`]: the Thrift binary structures the bridge writes and reads.
+//!
+//! Correctness is pinned by vectors made with X's own SDK (`testdata/xchat-vectors.json`).
+
+pub mod errors;
+pub mod keys;
+pub mod seal;
+pub mod signatures;
+pub mod thrift;
+pub mod wrap;
+
+pub use errors::XChatError;
+pub use keys::ChatKeys;
+pub use seal::ConversationKey;

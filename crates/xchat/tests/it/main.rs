@@ -1,0 +1,274 @@
+//! X Chat's primitives against the vectors made with X's own Chat SDK (`chatxdk` 0.5.2,
+//! `scripts/xchat_vectors.py` → `testdata/xchat-vectors.json`): what X's SDK wrapped, sealed and
+//! signed opens and verifies here, and what this crate makes from the same inputs is byte for
+//! byte what X's SDK accepted.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use serde_json::Value;
+use xdm_xchat::keys::{parse_public_key, public_key_der};
+use xdm_xchat::signatures::{self, SIGNATURE_VERSION};
+use xdm_xchat::{ChatKeys, ConversationKey, XChatError, thrift, wrap};
+
+fn vectors() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/xchat-vectors.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn s<'a>(v: &'a Value, path: &str) -> &'a str {
+    path.split('.')
+        .fold(v, |v, k| &v[k])
+        .as_str()
+        .unwrap_or_else(|| panic!("{path} is not a string"))
+}
+
+fn hex(v: &Value, path: &str) -> Vec<u8> {
+    hex::decode(s(v, path)).unwrap()
+}
+
+fn b64(v: &Value, path: &str) -> Vec<u8> {
+    let text = s(v, path);
+    STANDARD
+        .decode(text)
+        .or_else(|_| STANDARD_NO_PAD.decode(text))
+        .unwrap()
+}
+
+fn participant(v: &Value, who: &str) -> ChatKeys {
+    ChatKeys::from_blob(&b64(v, &format!("participants.{who}.key_blob_b64"))).unwrap()
+}
+
+fn key32(bytes: Vec<u8>) -> ConversationKey {
+    ConversationKey::from_bytes(bytes.try_into().unwrap())
+}
+
+#[test]
+fn the_sdks_key_blob_imports_and_exports_to_the_same_bytes_and_public_keys() {
+    let v = vectors();
+    let alice = participant(&v, "alice");
+    assert_eq!(
+        *alice.to_blob(),
+        b64(&v, "participants.alice.key_blob_b64"),
+        "export is the SDK's import"
+    );
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    assert_eq!(
+        alice.identity_public().to_encoded_point(false).as_bytes(),
+        b64(&v, "participants.alice.identity_public_sec1_b64")
+    );
+    assert_eq!(
+        public_key_der(&alice.signing_public()),
+        b64(&v, "participants.alice.signing_public_spki_b64")
+    );
+    assert_eq!(
+        parse_public_key(&b64(&v, "participants.alice.identity_public_spki_b64")).unwrap(),
+        alice.identity_public()
+    );
+    assert!(
+        !format!("{alice:?}").contains(s(&v, "participants.alice.identity_private_scalar_hex"))
+    );
+    for bad in [&[0u8; 32][..], &[0u8; 64][..], &[1u8; 65][..]] {
+        assert!(matches!(
+            ChatKeys::from_blob(bad),
+            Err(XChatError::KeyBlob(_))
+        ));
+    }
+    // The registration's key binding: the identity public key (DER) signed by the signing key,
+    // byte for byte as X's SDK signs it, and checked the way a participant's keys are trusted.
+    let binding = signatures::sign_key_binding(&alice);
+    assert_eq!(
+        binding,
+        s(&v, "participants.alice.identity_public_key_signature_b64")
+    );
+    let bob = participant(&v, "bob");
+    let bob_der = b64(&v, "participants.bob.identity_public_spki_b64");
+    let bob_binding = s(&v, "participants.bob.identity_public_key_signature_b64");
+    signatures::verify_key_binding(&bob.signing_public(), &bob_der, bob_binding).unwrap();
+    assert_eq!(
+        signatures::verify_key_binding(&alice.signing_public(), &bob_der, bob_binding),
+        Err(XChatError::Signature)
+    );
+}
+
+#[test]
+fn a_conversation_key_wraps_byte_for_byte_and_the_sdks_wraps_open() {
+    let v = vectors();
+    let bob = participant(&v, "bob");
+    let key = key32(hex(&v, "deterministic.conversation_key_hex"));
+    // Deterministic: a fixed ephemeral key gives the SDK-accepted bytes.
+    let ephemeral = p256::SecretKey::from_slice(&hex(
+        &v,
+        "deterministic.ecies_for_bob.ephemeral_private_scalar_hex",
+    ))
+    .unwrap();
+    let wrapped = wrap::wrap_with(&key, &bob.identity_public(), &ephemeral);
+    assert_eq!(
+        wrapped,
+        b64(&v, "deterministic.ecies_for_bob.wrapped_key_b64")
+    );
+    assert_eq!(wrapped.len(), wrap::WRAPPED_LEN);
+    assert_eq!(wrap::unwrap(&bob, &wrapped).unwrap(), key);
+    // A fresh wrap opens for its recipient only.
+    let fresh = wrap::wrap(&key, &bob.identity_public());
+    assert_ne!(fresh, wrapped);
+    assert_eq!(wrap::unwrap(&bob, &fresh).unwrap(), key);
+    assert_eq!(
+        wrap::unwrap(&participant(&v, "alice"), &fresh),
+        Err(XChatError::Unwrap)
+    );
+    let mut tampered = fresh.clone();
+    tampered[100] ^= 1;
+    assert_eq!(wrap::unwrap(&bob, &tampered), Err(XChatError::Unwrap));
+
+    // What X's SDK wrapped for bob (its own random ephemeral key) opens here.
+    let sdk_wrapped =
+        &v["conversation"]["add_conversation_keys_request"]["conversation_participant_keys"];
+    let for_bob = sdk_wrapped
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["user_id"] == "2222222222222222222")
+        .unwrap();
+    let bytes = STANDARD
+        .decode(for_bob["encrypted_conversation_key"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        wrap::unwrap(&bob, &bytes).unwrap(),
+        key32(hex(&v, "conversation.conversation_key_hex"))
+    );
+}
+
+#[test]
+fn a_text_message_seals_signs_and_frames_as_the_sdk_does() {
+    let v = vectors();
+    let alice = participant(&v, "alice");
+    let d = &v["deterministic"];
+    let key = key32(hex(&v, "deterministic.conversation_key_hex"));
+    let plaintext = thrift::text_message(s(d, "message.text"));
+    assert_eq!(plaintext, hex(d, "message.plaintext_thrift_hex"));
+    assert_eq!(
+        thrift::message_text(&plaintext).unwrap().as_deref(),
+        Some(s(d, "message.text"))
+    );
+    let nonce: [u8; 24] = hex(d, "message.xsalsa20_nonce_hex").try_into().unwrap();
+    let sealed = key.seal_with_nonce(&plaintext, nonce);
+    assert_eq!(sealed, hex(d, "message.contents_hex"));
+    assert_eq!(key.open(&sealed).unwrap(), plaintext);
+
+    let version = s(d, "conversation_key_version");
+    let payload = signatures::message_payload(
+        s(d, "message.message_id"),
+        "1111111111111111111",
+        s(d, "conversation_id"),
+        version,
+        &sealed,
+    )
+    .unwrap();
+    assert_eq!(payload, s(d, "message.signed_payload"));
+    let signature = signatures::sign(&alice, &payload);
+    assert_eq!(
+        signature,
+        s(d, "message.signature_b64_no_pad"),
+        "RFC 6979, as X's SDK"
+    );
+    signatures::verify(&alice.signing_public(), &payload, &signature).unwrap();
+
+    // The send-message request X's SDK builds, byte for byte.
+    let request = &d["message"]["send_message_request"];
+    let event = thrift::message_create_event(&sealed, version, true);
+    assert_eq!(
+        STANDARD.encode(&event),
+        request["encoded_message_create_event"]
+    );
+    let framed = thrift::message_event_signature(
+        &signature,
+        s(&v, "participants.alice.public_key_version"),
+        SIGNATURE_VERSION,
+    );
+    assert_eq!(
+        STANDARD.encode(&framed),
+        request["encoded_message_event_signature"]
+    );
+}
+
+#[test]
+fn what_the_sdk_sealed_and_signed_opens_and_verifies_and_nothing_altered_does() {
+    let v = vectors();
+    let alice = participant(&v, "alice");
+    let m = &v["message"];
+    let key = key32(hex(&v, "conversation.conversation_key_hex"));
+    let contents = hex(m, "contents_hex");
+    let plaintext = key.open(&contents).unwrap();
+    assert_eq!(
+        thrift::message_text(&plaintext).unwrap().as_deref(),
+        Some(s(m, "text"))
+    );
+    let signature = s(m, "send_payload.encoded_event_signature");
+    let framed = thrift::read_struct(&STANDARD.decode(signature).unwrap()).unwrap();
+    let raw = framed.field(1).and_then(thrift::Value::as_str).unwrap();
+    signatures::verify(&alice.signing_public(), s(m, "signed_payload"), raw).unwrap();
+    assert_eq!(framed.field(3).and_then(thrift::Value::as_str), Some("7"));
+
+    // Another sender, another payload, another contents: refused.
+    let bob = participant(&v, "bob");
+    assert_eq!(
+        signatures::verify(&bob.signing_public(), s(m, "signed_payload"), raw),
+        Err(XChatError::Signature)
+    );
+    let altered = s(m, "signed_payload").replacen("MessageCreateEvent,", "MessageCreateEvent,x", 1);
+    assert_eq!(
+        signatures::verify(&alice.signing_public(), &altered, raw),
+        Err(XChatError::Signature)
+    );
+    let mut tampered = contents.clone();
+    *tampered.last_mut().unwrap() ^= 1;
+    assert_eq!(key.open(&tampered), Err(XChatError::Open));
+    assert_eq!(key.open(&contents[..30]), Err(XChatError::Open));
+
+    // The key change X's SDK signed verifies too (its payload carries the key: never logged).
+    let c = &v["conversation"];
+    let key_change = signatures::key_change_payload(
+        s(c, "signed_payload").split(',').nth(1).unwrap(),
+        "1111111111111111111",
+        s(c, "conversation_id"),
+        s(c, "conversation_key_version"),
+        &key,
+    )
+    .unwrap();
+    assert_eq!(key_change, s(c, "signed_payload"));
+    assert!(signatures::message_payload("a,b", "1", "1:2", "1", b"x").is_err());
+}
+
+#[test]
+fn the_server_event_is_read_and_bad_thrift_is_refused() {
+    let v = vectors();
+    let event = thrift::read_struct(&b64(&v, "deterministic.message.server_event_b64")).unwrap();
+    assert_eq!(
+        event.field(2).and_then(thrift::Value::as_str),
+        Some(s(&v, "deterministic.message.message_id"))
+    );
+    assert_eq!(
+        event.field(4).and_then(thrift::Value::as_str),
+        Some(s(&v, "deterministic.conversation_id"))
+    );
+    for bad in [
+        &[0x0b, 0x00, 0x01, 0x7f, 0xff, 0xff, 0xff][..], // a 2 GiB string in 4 bytes
+        &[0x0c, 0x00, 0x01][..],                         // truncated
+        &[0x99, 0x00, 0x01, 0x00][..],                   // unknown type
+        &[0x00, 0x00][..],                               // bytes after the struct
+    ] {
+        assert!(
+            matches!(thrift::read_struct(bad), Err(XChatError::Thrift(_))),
+            "{bad:?}"
+        );
+    }
+    let deep: Vec<u8> = std::iter::repeat_n([0x0c, 0x00, 0x01], 100)
+        .flatten()
+        .collect();
+    assert!(thrift::read_struct(&deep).is_err());
+}
