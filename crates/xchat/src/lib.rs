@@ -7,11 +7,13 @@
 //!   AES-128-GCM with a 16-byte IV);
 //! * [`seal`]: message contents sealed with the conversation key (NaCl secretbox);
 //! * [`signatures`]: the comma-joined strings X Chat signs and ECDSA P-256 over them;
-//! * [`thrift`]: the Thrift binary structures the bridge writes and reads.
+//! * [`thrift`]: the Thrift binary structures the bridge writes and reads;
+//! * [`events`]: events as X delivers them, checked then opened, and the messages the bridge sends.
 //!
 //! Correctness is pinned by vectors made with X's own SDK (`testdata/xchat-vectors.json`).
 
 pub mod errors;
+pub mod events;
 pub mod keys;
 pub mod seal;
 pub mod signatures;

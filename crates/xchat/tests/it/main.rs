@@ -272,3 +272,110 @@ fn the_server_event_is_read_and_bad_thrift_is_refused() {
         .collect();
     assert!(thrift::read_struct(&deep).is_err());
 }
+
+#[test]
+fn delivered_events_are_verified_then_opened() {
+    use xdm_xchat::events::{self, Detail};
+    let v = vectors();
+    let alice = participant(&v, "alice");
+    let bob = participant(&v, "bob");
+    let bob_version = s(&v, "participants.bob.public_key_version");
+
+    // X's SDK's key change, as X delivers it to bob: unwrapped and checked against alice.
+    let change = events::parse_event(s(&v, "conversation.key_change_server_event_b64")).unwrap();
+    assert_eq!(change.sender_id, "1111111111111111111");
+    let (version, key) = change
+        .open_key_change(
+            &bob,
+            "2222222222222222222",
+            Some(bob_version),
+            &alice.signing_public(),
+        )
+        .unwrap();
+    assert_eq!(version, s(&v, "conversation.conversation_key_version"));
+    assert_eq!(key, key32(hex(&v, "conversation.conversation_key_hex")));
+    // Signed by someone else: refused, though it unwraps.
+    assert_eq!(
+        change
+            .open_key_change(&bob, "2222222222222222222", None, &bob.signing_public())
+            .map(|_| ()),
+        Err(XChatError::Signature)
+    );
+    // Wrapped for another version of bob's key: nothing to unwrap.
+    assert_eq!(
+        change
+            .open_key_change(
+                &bob,
+                "2222222222222222222",
+                Some("1"),
+                &alice.signing_public()
+            )
+            .map(|_| ()),
+        Err(XChatError::Unwrap)
+    );
+
+    // X's SDK's message, as delivered: verified, then opened with the key of its version.
+    let message = events::parse_event(s(&v, "message.server_event_b64")).unwrap();
+    assert!(matches!(message.detail, Detail::Message { .. }));
+    let plaintext = message
+        .open_message(&alice.signing_public(), |ver| {
+            (ver == version).then(|| key.clone())
+        })
+        .unwrap();
+    assert_eq!(
+        thrift::message_text(&plaintext).unwrap().as_deref(),
+        Some(s(&v, "message.text"))
+    );
+    // The envelope changed (another sender claimed): refused before anything is decrypted.
+    let mut forged = message.clone();
+    forged.sender_id = "3333333333333333333".into();
+    let mut asked_for_key = false;
+    assert_eq!(
+        forged.open_message(&alice.signing_public(), |_| {
+            asked_for_key = true;
+            Some(key.clone())
+        }),
+        Err(XChatError::Signature)
+    );
+    assert!(
+        !asked_for_key,
+        "no key is looked up for an event that does not verify"
+    );
+    // An unknown key version: verified, but nothing to open it with.
+    assert_eq!(
+        message.open_message(&alice.signing_public(), |_| None),
+        Err(XChatError::Unwrap)
+    );
+}
+
+#[test]
+fn a_sent_text_message_is_the_request_x_sdk_builds() {
+    use xdm_xchat::events::{Sender, text_message_with};
+    let v = vectors();
+    let alice = participant(&v, "alice");
+    let d = &v["deterministic"];
+    let sent = text_message_with(
+        Sender {
+            keys: &alice,
+            user_id: "1111111111111111111",
+            public_key_version: s(&v, "participants.alice.public_key_version"),
+        },
+        s(d, "conversation_id"),
+        s(d, "conversation_key_version"),
+        &key32(hex(&v, "deterministic.conversation_key_hex")),
+        s(d, "message.message_id"),
+        s(d, "message.text"),
+        hex(d, "message.xsalsa20_nonce_hex").try_into().unwrap(),
+    )
+    .unwrap();
+    let request = &d["message"]["send_message_request"];
+    assert_eq!(sent.message_id, request["message_id"]);
+    assert_eq!(
+        sent.encoded_message_create_event,
+        request["encoded_message_create_event"]
+    );
+    assert_eq!(
+        sent.encoded_message_event_signature,
+        request["encoded_message_event_signature"]
+    );
+}
