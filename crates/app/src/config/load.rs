@@ -279,7 +279,6 @@ impl Config {
             participant_endpoint_url: connect.participant_endpoint_url,
             profiles_domain,
             profiles_endpoint_url: connect.profiles_endpoint_url,
-            persistent_chat_days,
         };
 
         let trusted_cert_urls = match env("XDM_SNS_TRUSTED_CERT_URLS") {
@@ -360,8 +359,8 @@ impl Config {
             &env,
         )?;
         replay.apply(&mut delivery)?;
-        delivery.persistent_chat_window_ms =
-            i64::from(connect.persistent_chat_days) * 24 * 3600 * 1000;
+        // `XDM_CONNECT_PERSISTENT_CHAT_DAYS`, read with the Connect settings.
+        delivery.persistent_chat_window_ms = i64::from(persistent_chat_days) * 24 * 3600 * 1000;
 
         let http = http_settings(file.http.unwrap_or_default(), &env, max_body_bytes)?;
         let admin = admin_settings(file.admin.unwrap_or_default(), &env, listen)?;

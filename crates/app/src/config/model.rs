@@ -157,9 +157,6 @@ pub struct ConnectSettings {
     pub profiles_domain: Option<String>,
     /// Overrides the Customer Profiles endpoint (normally `AWS_ENDPOINT_URL_CUSTOMER_PROFILES`).
     pub profiles_endpoint_url: Option<String>,
-    /// `XDM_CONNECT_PERSISTENT_CHAT_DAYS`: a customer's new chat continues their previous one
-    /// when it ended at most this many days ago; 0: off.
-    pub persistent_chat_days: u32,
 }
 
 #[derive(Debug, Clone)]

@@ -111,10 +111,6 @@ async fn on_serve_each_account_routes_its_customers_chats_and_answers_from_itsel
     app.stop().await;
 }
 
-fn far_deadline() -> i64 {
-    now_ms() + 30_000
-}
-
 /// An API Gateway (REST) event POSTing `body` to `/webhooks/x`, signed with `secret`.
 fn webhook_event(body: &str, secret: &str) -> Value {
     let sig = x_signature(secret, body.as_bytes());
@@ -128,13 +124,6 @@ fn webhook_event(body: &str, secret: &str) -> Value {
             "stage": "prod", "requestId": "r", "identity": {"sourceIp": "192.133.77.8"}},
         "body": body, "isBase64Encoded": false
     })
-}
-
-/// The SQS message that wakes the worker for one lane.
-fn wake(lane: &str) -> Value {
-    json!({"Records":[{"messageId":"m-1","receiptHandle":"r","body":json!({"lane":lane}).to_string(),
-        "attributes":{},"messageAttributes":{},"md5OfBody":"x","eventSource":"aws:sqs",
-        "eventSourceARN":"arn:aws:sqs:us-east-1:123456789012:xdm-inbound.fifo","awsRegion":"us-east-1"}]})
 }
 
 /// The SNS record of an agent's message in `chat`, as Lambda receives it from the chat topic:

@@ -370,3 +370,15 @@ pub async fn accept_when_open(
         }
     }
 }
+
+/// A Lambda invocation deadline 30 s away.
+pub fn far_deadline() -> i64 {
+    now_ms() + 30_000
+}
+
+/// The SQS message that wakes the Lambda worker for one lane.
+pub fn wake(lane: &str) -> serde_json::Value {
+    serde_json::json!({"Records":[{"messageId":"m-1","receiptHandle":"r","body":serde_json::json!({"lane":lane}).to_string(),
+        "attributes":{},"messageAttributes":{},"md5OfBody":"x","eventSource":"aws:sqs",
+        "eventSourceARN":"arn:aws:sqs:us-east-1:123456789012:xdm-inbound.fifo","awsRegion":"us-east-1"}]})
+}

@@ -45,17 +45,6 @@ async fn lambda_app(topic: Option<&str>) -> LambdaHarness {
     }
 }
 
-fn far_deadline() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-        + 30_000
-}
-
 /// The captured event as X would send it now (its DMs dated a second ago: `redated`), its body
 /// signed by `secret` instead of AWS's unknown one.
 fn resigned(mut ev: Value, secret: &str) -> Value {
@@ -65,12 +54,6 @@ fn resigned(mut ev: Value, secret: &str) -> Value {
     ev["headers"]["X-Twitter-Webhooks-Signature"] = json!(sig);
     ev["multiValueHeaders"]["X-Twitter-Webhooks-Signature"] = json!([sig]);
     ev
-}
-
-fn wake(lane: &str) -> Value {
-    json!({"Records":[{"messageId":"m-1","receiptHandle":"r","body":json!({"lane":lane}).to_string(),
-        "attributes":{},"messageAttributes":{},"md5OfBody":"x","eventSource":"aws:sqs",
-        "eventSourceARN":"arn:aws:sqs:us-east-1:123456789012:xdm-inbound.fifo","awsRegion":"us-east-1"}]})
 }
 
 #[tokio::test]

@@ -252,7 +252,11 @@ where
             Some(Piece::Media(m)) => (notes::media_opening(m.kind), false),
             None => (String::new(), false),
         };
-        let previous = self.previous_chat(&dm.business, &dm.sender).await;
+        // Independent lookups (a store read, Customer Profiles calls): side by side.
+        let (previous, customer_id) = tokio::join!(
+            self.previous_chat(&dm.business, &dm.sender),
+            self.customer_profile_id(&profile)
+        );
         let routing = self.config.accounts.get(&dm.business);
         let mut request = StartChat {
             contact_flow_id: routing.and_then(|r| r.contact_flow_id.clone()),
@@ -260,7 +264,7 @@ where
             attributes: contact_attributes(&profile, dm, routing),
             initial_message: ChatMessage::plain(initial),
             client_token: start_token(dm, from),
-            customer_id: self.customer_profile_id(&profile).await,
+            customer_id,
             continues: previous.as_ref().map(|p| p.chat.clone()),
         };
         let started = match self.connect.start_chat(&request).await {
