@@ -8,11 +8,11 @@
 
 use xdm_core::chat_item::AttachmentRef;
 use xdm_core::ids::{ConnectionToken, ContactId, ParticipantToken, XUserId};
-use xdm_core::inbound::InboundMedia;
+use xdm_core::inbound::{InboundChat, InboundMedia};
 use xdm_core::media::{MediaStream, XMediaCategory};
 use xdm_core::ports::{
-    ChatEvent, ChatMessage, ConnectApi, ConnectError, CustomerProfile, DmRequest, SentDm,
-    SentDmRecord, StartChat, StartedChat, XApi, XError,
+    ChatEvent, ChatMessage, ChatRequest, ConnectApi, ConnectError, CustomerProfile, DmRequest,
+    OpenedChat, SentChat, SentDm, SentDmRecord, StartChat, StartedChat, XApi, XError,
 };
 use xdm_core::profile::XProfile;
 use xdm_core::session::ConnectionCredentials;
@@ -82,6 +82,14 @@ impl<T: XApi> XApi for Configured<T> {
         file: MediaStream,
     ) -> Result<String, XError> {
         self.x()?.upload_media(business, category, file).await
+    }
+
+    async fn open_chat(&self, chat: &InboundChat) -> Result<OpenedChat, XError> {
+        self.x()?.open_chat(chat).await
+    }
+
+    async fn send_chat(&self, message: &ChatRequest) -> Result<SentChat, XError> {
+        self.x()?.send_chat(message).await
     }
 }
 

@@ -11,6 +11,7 @@ use xdm_core::Bridge;
 use xdm_core::ids::XUserId;
 use xdm_core::ports::SystemClock;
 use xdm_store::{AnyStore, InstanceLock, LockState, SqliteLocation, StoreUrl};
+use xdm_x::chat::ChatIdentity;
 use xdm_x::webhook::{CrcKey, WebhookSecrets};
 use xdm_x::{AccessToken, AppClient, Consumer, MediaHosts, XClient, XClientConfig};
 
@@ -146,7 +147,28 @@ pub fn x_client(config: &Config, tokens: Option<&Arc<Tokens>>) -> anyhow::Result
     if let Some(tokens) = tokens {
         cfg = cfg.with_user_tokens(Arc::new(StoreTokens(Arc::clone(tokens))));
     }
+    if let Some(identity) = chat_identity(config)? {
+        cfg = cfg.with_default_chat_identity(identity);
+    }
     Ok(XClient::new(cfg)?)
+}
+
+/// The default business account's X Chat keys, when configured (both the blob and its
+/// version, or neither).
+pub fn chat_identity(config: &Config) -> anyhow::Result<Option<ChatIdentity>> {
+    match (&config.x.chat_keys, &config.x.chat_key_version) {
+        (None, None) => Ok(None),
+        (Some(blob), Some(version)) => Ok(Some(
+            ChatIdentity::from_blob_base64(blob.expose_secret(), version.clone())
+                .map_err(|e| anyhow::anyhow!("XDM_X_CHAT_KEYS / XDM_X_CHAT_KEY_VERSION: {e}"))?,
+        )),
+        (Some(_), None) => anyhow::bail!(
+            "XDM_X_CHAT_KEYS is set without XDM_X_CHAT_KEY_VERSION (the version X registered the keys under)"
+        ),
+        (None, Some(_)) => {
+            anyhow::bail!("XDM_X_CHAT_KEY_VERSION is set without XDM_X_CHAT_KEYS")
+        }
+    }
 }
 
 /// The app-only client (webhooks, subscriptions, replay, the stream), when the bearer token is set.

@@ -20,6 +20,18 @@ use crate::x_tokens::{self, Tokens};
 pub const SUBSCRIPTION_TAG: &str = "xdm-connect";
 /// The X Activity API events the bridge subscribes each business account to.
 pub const DM_EVENT_TYPES: [&str; 3] = ["dm.received", "dm.read", "dm.indicate_typing"];
+/// The X Chat events subscribed to when the bridge has X Chat keys (customers' encrypted
+/// messages; the business account's own, `chat.sent`, would only be echoes).
+pub const CHAT_EVENT_TYPES: [&str; 1] = ["chat.received"];
+
+/// Every event type the bridge subscribes each business account to under `config`.
+pub fn event_types(config: &Config) -> Vec<&'static str> {
+    let mut types = DM_EVENT_TYPES.to_vec();
+    if config.x.chat_keys.is_some() {
+        types.extend(CHAT_EVENT_TYPES);
+    }
+    types
+}
 /// The store record remembering the webhook `x webhook create` registered.
 const WEBHOOK_RECORD: &str = "x/webhook";
 

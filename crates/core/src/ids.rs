@@ -79,6 +79,12 @@ macro_rules! numeric_x_id {
     };
 }
 
+/// X Chat message ids are UUIDs chosen by the sender; accept what such an id is made of (letters,
+/// digits, `-`), bounded, so that it is safe in job keys and logs.
+fn is_chat_message_id(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 macro_rules! connect_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
         validated_id!($(#[$doc])* $name, $kind, is_connect_id, "1 to 256 printable ASCII characters without whitespace");
@@ -94,6 +100,14 @@ numeric_x_id!(
     /// The id of an X DM event (`direct_message_events[].id`).
     XEventId,
     "X event id"
+);
+
+validated_id!(
+    /// The id of an X Chat message (`payload.id`; the sender's UUID, covered by its signature).
+    ChatMessageId,
+    "X Chat message id",
+    is_chat_message_id,
+    "1 to 64 ASCII letters, digits and hyphens (a UUID)"
 );
 
 connect_id!(

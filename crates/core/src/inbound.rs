@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{XEventId, XUserId};
+use crate::ids::{ChatMessageId, XEventId, XUserId};
 use crate::profile::XProfile;
 
 /// Everything one webhook delivery carried that the bridge cares about.
@@ -20,6 +20,8 @@ pub struct InboundBatch {
 pub enum InboundEvent {
     /// A direct message (from the customer, or an echo of one the business sent).
     Message(InboundDm),
+    /// A message on X Chat (end-to-end encrypted), still sealed (from the customer, or an echo).
+    Chat(InboundChat),
     /// The customer is typing.
     Typing(Indicator),
     /// The customer read the conversation up to an event.
@@ -46,11 +48,64 @@ pub struct InboundDm {
     pub sender_profile: Option<XProfile>,
     /// The attached photo, GIF or video, if any.
     pub media: Option<InboundMedia>,
+    /// Which of X's two kinds of direct message it came as.
+    #[serde(default)]
+    pub channel: XChannel,
+}
+
+/// X's two kinds of direct message: legacy DMs, and X Chat (end-to-end encrypted), which X
+/// moves conversations to once both sides have registered chat keys. One customer keeps one
+/// Connect chat across both (contact attribute `x_channel`: where their chat started).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum XChannel {
+    #[default]
+    Dm,
+    Chat,
+}
+
+impl XChannel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            XChannel::Dm => "dm",
+            XChannel::Chat => "chat",
+        }
+    }
 }
 
 impl InboundDm {
     /// An echo is a DM the business account itself sent (through us, another app or X's own UI):
     /// it must never be relayed to Connect as if the customer wrote it.
+    pub fn is_echo(&self) -> bool {
+        self.sender == self.business
+    }
+}
+
+/// A message on X Chat as X delivered it (`chat.received`, `chat.sent`): sealed. It is
+/// accepted as it came — nothing here has been verified or decrypted — and opened (the sender's
+/// signature checked, then the contents decrypted) when it is delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundChat {
+    /// The subscribed business account the delivery is for (`filter.user_id`).
+    pub business: XUserId,
+    pub sender: XUserId,
+    /// The sender's id for the message (`payload.id`, a UUID the sender signs): the dedup key.
+    pub message_id: ChatMessageId,
+    /// As X gives it (`A:B`, the two user ids in numeric order).
+    pub conversation_id: String,
+    /// `created_at_msec`.
+    pub created_ms: i64,
+    /// The message: base64 of X Chat's Thrift `MessageEvent`.
+    pub encoded_event: String,
+    /// The key change that made the conversation key the message is sealed with, when X sent it
+    /// along (`conversation_key_change_event`).
+    pub key_change_event: Option<String>,
+    /// The sender's profile when the delivery carried it (`includes.users`).
+    pub sender_profile: Option<XProfile>,
+}
+
+impl InboundChat {
+    /// A message the business account itself sent (`chat.sent`): never relayed to Connect.
     pub fn is_echo(&self) -> bool {
         self.sender == self.business
     }

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ChatItemId, InitialContactId, XEventId, XUserId};
+use crate::ids::{ChatItemId, ChatMessageId, InitialContactId, XEventId, XUserId};
 
 /// Why a stored or typed job key or lane was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +48,12 @@ impl JobKey {
     /// account is part of the key (`<business>:<event id>`).
     pub fn inbound_dm(business: &XUserId, event: &XEventId) -> Self {
         Self(format!("{business}:{event}"))
+    }
+
+    /// The inbound job of an X Chat message: `<business>:chat:<message id>` (the message id is
+    /// the sender's UUID, so it cannot be mistaken for a DM's numeric event id).
+    pub fn inbound_chat(business: &XUserId, message: &ChatMessageId) -> Self {
+        Self(format!("{business}:chat:{message}"))
     }
 
     /// The outbound job of a chat item (`<item id>`), or of its `n`-th file when the item

@@ -20,6 +20,7 @@
 //! [`crate::media_upload`], [`crate::manage`]; [`crate::x_api`] makes the client the core's
 //! `XApi`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use http::{Method, StatusCode, header};
@@ -29,6 +30,8 @@ use xdm_core::ids::XUserId;
 use xdm_core::ports::XError;
 
 use crate::auth::{Credentials, UserAuth, UserTokenSource};
+use crate::chat::ChatIdentity;
+use crate::chat::signing_key_cache::SigningKeyCache;
 use crate::config::{MediaTimeouts, check_consumer};
 use crate::error::transport_error;
 use crate::media_hosts::MediaHosts;
@@ -53,6 +56,9 @@ pub struct XClient {
     credentials: Arc<Credentials>,
     media_hosts: Arc<MediaHosts>,
     media: MediaTimeouts,
+    chat: Arc<BTreeMap<XUserId, ChatIdentity>>,
+    default_chat: Option<ChatIdentity>,
+    signing_keys: Arc<SigningKeyCache>,
 }
 
 impl XClient {
@@ -75,6 +81,9 @@ impl XClient {
             credentials: Arc::new(config.credentials),
             media_hosts: Arc::new(config.media_hosts),
             media: config.media,
+            chat: Arc::new(config.chat),
+            default_chat: config.default_chat,
+            signing_keys: Arc::default(),
         })
     }
 
@@ -100,6 +109,21 @@ impl XClient {
 
     pub(crate) fn media_timeouts(&self) -> MediaTimeouts {
         self.media
+    }
+
+    /// The X Chat keys of `business`; `Invalid` when it has none (its customers on X Chat
+    /// cannot be read or answered until keys are set up).
+    pub fn chat_identity(&self, business: &XUserId) -> Result<ChatIdentity, XError> {
+        self.chat.get(business).or(self.default_chat.as_ref()).cloned().ok_or_else(|| {
+            XError::Invalid(format!(
+                "business account {business} has no X Chat keys (XDM_X_CHAT_KEYS; `xdm-connect x chat-keys init`)"
+            ))
+        })
+    }
+
+    /// The signing keys seen on X (X Chat).
+    pub(crate) fn signing_keys(&self) -> &SigningKeyCache {
+        &self.signing_keys
     }
 
     /// Who this client can act as.

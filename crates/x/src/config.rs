@@ -2,6 +2,7 @@
 //! tokens, the OAuth 2.0 token source, the timeouts and the media host allow-list — each setting
 //! checked as it is given ([`XConfigError`] names the setting that cannot work).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use url::Url;
 use xdm_core::ids::XUserId;
 
 use crate::auth::{Credentials, UserTokenSource};
+use crate::chat::ChatIdentity;
 use crate::media_hosts::{MediaHosts, MediaHostsError};
 use crate::oauth1::{AccessToken, Consumer};
 
@@ -52,6 +54,9 @@ pub struct XClientConfig {
     pub(crate) timeout: Duration,
     pub(crate) media_hosts: MediaHosts,
     pub(crate) media: MediaTimeouts,
+    /// X Chat keys, per business account, and those of accounts without their own.
+    pub(crate) chat: BTreeMap<XUserId, ChatIdentity>,
+    pub(crate) default_chat: Option<ChatIdentity>,
 }
 
 /// The timeouts of the media calls.
@@ -97,7 +102,21 @@ impl XClientConfig {
                 append: DEFAULT_MEDIA_APPEND_TIMEOUT,
                 processing: DEFAULT_MEDIA_PROCESSING_LIMIT,
             },
+            chat: BTreeMap::new(),
+            default_chat: None,
         })
+    }
+
+    /// The X Chat keys of `business` (its customers on X Chat are read and answered with them).
+    pub fn with_chat_identity(mut self, business: XUserId, identity: ChatIdentity) -> Self {
+        self.chat.insert(business, identity);
+        self
+    }
+
+    /// The X Chat keys of the accounts without keys of their own (the default account).
+    pub fn with_default_chat_identity(mut self, identity: ChatIdentity) -> Self {
+        self.default_chat = Some(identity);
+        self
     }
 
     /// The app's OAuth 1.0a consumer (X "API key" and secret), needed by every OAuth 1.0a call

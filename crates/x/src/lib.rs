@@ -18,6 +18,8 @@
 //!   reconciler).
 //! * [`manage`] — [`AppClient`] (app bearer: webhooks, replay, subscriptions) and the
 //!   user-context subscription calls; [`stream`] — the X Activity API stream.
+//! * [`chat`] — X Chat (end-to-end encrypted messages): the account's keys, public keys, a
+//!   customer's message checked then opened, a reply sealed, signed and sent.
 //! * [`media_hosts`] — the media host allow-list (`XDM_X_MEDIA_HOSTS`);
 //!   [`media_download`] and [`media_upload`] — DM media from X (TON / v2 / twimg) and to X
 //!   (upload v2).
@@ -29,6 +31,7 @@ mod transport;
 mod user;
 
 pub mod auth;
+pub mod chat;
 pub mod client;
 pub mod config;
 pub mod dm_events;

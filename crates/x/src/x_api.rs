@@ -1,15 +1,17 @@
 //! [`XClient`] as the core's [`XApi`] port: each call is in the file of its concern
 //! ([`crate::dm_send`], [`crate::dm_events`], [`crate::user_lookup`],
-//! [`crate::media_download`], [`crate::media_upload`]).
+//! [`crate::media_download`], [`crate::media_upload`], [`crate::chat`]).
 
 use xdm_core::ids::XUserId;
-use xdm_core::inbound::InboundMedia;
+use xdm_core::inbound::{InboundChat, InboundMedia};
 use xdm_core::media::{MediaStream, XMediaCategory};
-use xdm_core::ports::{DmRequest, SentDm, SentDmRecord, XApi, XError};
+use xdm_core::ports::{
+    ChatRequest, DmRequest, OpenedChat, SentChat, SentDm, SentDmRecord, XApi, XError,
+};
 use xdm_core::profile::XProfile;
 
 use crate::client::XClient;
-use crate::{dm_events, dm_send, media_download, media_upload, user_lookup};
+use crate::{chat, dm_events, dm_send, media_download, media_upload, user_lookup};
 
 impl XApi for XClient {
     async fn send_dm(&self, dm: &DmRequest) -> Result<SentDm, XError> {
@@ -36,6 +38,14 @@ impl XApi for XClient {
         max_bytes: u64,
     ) -> Result<MediaStream, XError> {
         media_download::download(self, business, media, max_bytes).await
+    }
+
+    async fn open_chat(&self, message: &InboundChat) -> Result<OpenedChat, XError> {
+        chat::open::open(self, message).await
+    }
+
+    async fn send_chat(&self, message: &ChatRequest) -> Result<SentChat, XError> {
+        chat::send::send(self, message).await
     }
 
     async fn upload_media(

@@ -10,7 +10,7 @@ use p256::ecdsa::SigningKey;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::pkcs8::EncodePublicKey;
 use p256::{PublicKey, SecretKey};
-use zeroize::Zeroizing;
+pub use zeroize::Zeroizing;
 
 use crate::errors::XChatError;
 

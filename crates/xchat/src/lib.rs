@@ -2,7 +2,8 @@
 //! docs/xchat.md describes it — no HTTP, no I/O:
 //!
 //! * [`keys`]: the business account's identity and signing key pairs, the key blob X's Chat SDK
-//!   exports and imports, and the public keys as X registers them;
+//!   exports and imports, and the public keys as X serves them;
+//! * [`registration`]: the public keys a business account registers, bound to each other;
 //! * [`wrap`]: conversation keys wrapped for a participant (ECIES: P-256 ECDH, X9.63 KDF,
 //!   AES-128-GCM with a 16-byte IV);
 //! * [`seal`]: message contents sealed with the conversation key (NaCl secretbox);
@@ -15,6 +16,7 @@
 pub mod errors;
 pub mod events;
 pub mod keys;
+pub mod registration;
 pub mod seal;
 pub mod signatures;
 pub mod thrift;
@@ -22,4 +24,6 @@ pub mod wrap;
 
 pub use errors::XChatError;
 pub use keys::ChatKeys;
+/// A P-256 public key (identity or signing), as the other modules take it.
+pub use p256::PublicKey;
 pub use seal::ConversationKey;

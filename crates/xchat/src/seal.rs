@@ -48,6 +48,22 @@ impl ConversationKey {
         self.seal_with_nonce(plaintext, nonce)
     }
 
+    /// A nonce for the message `message_id`: SHA-256 of the key, a label and the id, cut to 24
+    /// bytes. A message sent again after an unknown outcome must be the same request byte for
+    /// byte (X keeps one message per id); under one key, one id names one message, so a nonce
+    /// is never used for two different contents.
+    pub fn nonce_for(&self, message_id: &str) -> [u8; NONCE_LEN] {
+        use sha2_10::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(self.0)
+            .chain_update(b"xdm-connect message nonce\0")
+            .chain_update(message_id.as_bytes())
+            .finalize();
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&digest[..NONCE_LEN]);
+        nonce
+    }
+
     /// Seals `plaintext` with `nonce` (tests pin it; use [`ConversationKey::seal`]).
     pub fn seal_with_nonce(&self, plaintext: &[u8], nonce: [u8; NONCE_LEN]) -> Vec<u8> {
         // `crypto_secretbox` writes `tag ‖ ciphertext`, as libsodium's `crypto_secretbox_easy`.

@@ -22,7 +22,7 @@ use xdm_amazon_connect::sns::{SubscriptionState, TopicCheck};
 use crate::config::{Config, XDelivery};
 use crate::configured::Configured;
 use crate::wiring::{configured_connect_client, instance_lock_state, open_store};
-use crate::x_link::{DM_EVENT_TYPES, XLink};
+use crate::x_link::{XLink, event_types};
 
 #[derive(Debug, Args, Default, Clone)]
 pub struct DoctorArgs {
@@ -345,7 +345,8 @@ async fn check_x(r: &mut Report, link: &XLink) {
     match (app.activity_subscriptions().await, &accounts) {
         (Ok(subs), Ok(accounts)) => {
             for a in accounts {
-                let missing: Vec<&str> = DM_EVENT_TYPES
+                let wanted = event_types(&link.config);
+                let missing: Vec<&str> = wanted
                     .iter()
                     .copied()
                     .filter(|t| {
@@ -357,10 +358,7 @@ async fn check_x(r: &mut Report, link: &XLink) {
                     })
                     .collect();
                 if missing.is_empty() {
-                    r.ok(
-                        "X subscriptions",
-                        format!("{a}: {}", DM_EVENT_TYPES.join(", ")),
-                    );
+                    r.ok("X subscriptions", format!("{a}: {}", wanted.join(", ")));
                 } else {
                     r.fail(
                         "X subscriptions",

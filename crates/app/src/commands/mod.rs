@@ -6,6 +6,7 @@ pub mod doctor;
 pub mod inbox;
 #[cfg(not(feature = "sandbox"))]
 pub mod no_sandbox;
+pub mod private_file;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod serve;

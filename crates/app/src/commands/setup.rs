@@ -344,28 +344,7 @@ fn write_config(file: &Path, args: &SetupArgs) -> anyhow::Result<()> {
         }
     }
     let text = toml::to_string(&doc).context("cannot write the configuration")?;
-    write_private(file, &text)
-}
-
-/// Writes `text` to `path`, readable by its owner only (it holds secrets).
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    f.write_all(text.as_bytes())?;
-    Ok(())
+    crate::commands::private_file::write_private(file, &text)
 }
 
 /// One question on the terminal; Enter keeps `current`.

@@ -18,8 +18,9 @@ use crate::config::{Config, XDelivery};
 use crate::configured::Configured;
 use crate::wiring::AppBridge;
 use crate::x_events::catch_up::{self, Progress};
-use crate::x_link::{DM_EVENT_TYPES, SUBSCRIPTION_TAG, XLink, same_url};
+use crate::x_link::{SUBSCRIPTION_TAG, XLink, event_types, same_url};
 
+pub mod chat_keys;
 pub mod login;
 
 #[derive(Debug, Subcommand)]
@@ -40,6 +41,9 @@ pub enum XCommand {
     Replay(ReplayArgs),
     /// Read the DMs received since a time back from X and accept the ones the bridge lacks.
     CatchUp(CatchUpArgs),
+    /// The business account's X Chat keys (end-to-end encrypted messages).
+    #[command(subcommand)]
+    ChatKeys(chat_keys::ChatKeysCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,6 +116,7 @@ pub async fn run(config_path: Option<&Path>, command: XCommand) -> anyhow::Resul
         XCommand::Subscriptions(args) => subscriptions(&link, &args).await,
         XCommand::Unsubscribe(args) => unsubscribe(&link, &args.api).await,
         XCommand::Replay(args) => replay(&link, &args).await,
+        XCommand::ChatKeys(cmd) => chat_keys::run(config_path, &link, cmd).await,
         XCommand::CatchUp(args) => {
             let since = parse_since(&args.since, OffsetDateTime::now_utc())?;
             catch_up_all(&link, since, true).await.map(|_| ())
@@ -293,7 +298,7 @@ pub async fn subscribe(
     }
     let existing = app.activity_subscriptions().await?;
     for account in accounts {
-        for event_type in DM_EVENT_TYPES {
+        for event_type in event_types(&link.config) {
             let what = format!(
                 "{event_type} {account} → {}",
                 webhook

@@ -66,6 +66,8 @@ pub(super) struct XFile {
     pub(super) media_hosts: Option<Vec<String>>,
     pub(super) accounts: Option<Vec<XAccountFile>>,
     pub(super) bearer_token: Option<String>,
+    pub(super) chat_keys: Option<String>,
+    pub(super) chat_key_version: Option<String>,
     pub(super) client_id: Option<String>,
     pub(super) client_secret: Option<String>,
     pub(super) authorize_url: Option<String>,

@@ -44,6 +44,7 @@ fn secret_keys(file: &FileConfig) -> Vec<&'static str> {
             ("x.access_token", &x.access_token),
             ("x.access_token_secret", &x.access_token_secret),
             ("x.bearer_token", &x.bearer_token),
+            ("x.chat_keys", &x.chat_keys),
             ("x.client_secret", &x.client_secret),
         ] {
             if value.as_deref().is_some_and(|v| !v.trim().is_empty()) {

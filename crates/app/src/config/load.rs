@@ -211,8 +211,13 @@ impl Config {
             Some(v) => parse_switch("XDM_X_CATCH_UP", &v)?,
             None => x.catch_up.unwrap_or(true),
         };
+        let chat_keys = secret("XDM_X_CHAT_KEYS", x.chat_keys);
+        let chat_key_version = env("XDM_X_CHAT_KEY_VERSION").or(x.chat_key_version);
+        check_chat_keys(chat_keys.as_ref(), chat_key_version.as_deref())?;
         let x = XSettings {
             bearer_token: secret("XDM_X_BEARER_TOKEN", x.bearer_token),
+            chat_keys,
+            chat_key_version,
             client_id: env("XDM_X_CLIENT_ID").or(x.client_id),
             client_secret: secret("XDM_X_CLIENT_SECRET", x.client_secret),
             authorize_url,
@@ -445,4 +450,26 @@ pub(crate) fn x_account(
         contact_flow_id,
         attributes,
     })
+}
+
+/// The X Chat key blob and its version: both or neither, each usable (the blob is never
+/// echoed in the error).
+fn check_chat_keys(blob: Option<&SecretString>, version: Option<&str>) -> Result<(), ConfigError> {
+    use secrecy::ExposeSecret;
+    match (blob, version) {
+        (None, None) => Ok(()),
+        (Some(_), None) => Err(invalid(
+            "XDM_X_CHAT_KEY_VERSION",
+            "is needed with XDM_X_CHAT_KEYS: the version X registered the keys under",
+        )),
+        (None, Some(_)) => Err(invalid(
+            "XDM_X_CHAT_KEYS",
+            "is needed with XDM_X_CHAT_KEY_VERSION (the key blob)",
+        )),
+        (Some(blob), Some(version)) => {
+            xdm_x::chat::ChatIdentity::from_blob_base64(blob.expose_secret(), version)
+                .map(|_| ())
+                .map_err(|e| invalid("XDM_X_CHAT_KEYS", e.to_string()))
+        }
+    }
 }

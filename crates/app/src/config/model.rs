@@ -107,6 +107,10 @@ pub struct XSettings {
     pub accounts: Vec<XAccount>,
     /// The app-only bearer token: webhooks, subscriptions list/delete, replay, the stream.
     pub bearer_token: Option<SecretString>,
+    /// X Chat: the default business account's key blob (base64 of X's Chat SDK export) and the
+    /// version X registered its public keys under (`xdm-connect x chat-keys`).
+    pub chat_keys: Option<SecretString>,
+    pub chat_key_version: Option<String>,
     /// OAuth 2.0 client of the X app (`xdm-connect x login`; the secret also checks
     /// `x-twitter-webhooks-signature-oauth2` and, by default, keys the CRC).
     pub client_id: Option<String>,

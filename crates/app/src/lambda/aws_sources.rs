@@ -49,6 +49,11 @@ pub struct SampleSecret {
     pub client_id: Option<String>,
     #[serde(default)]
     pub client_secret: Option<String>,
+    /// Beyond the sample: X Chat, the key blob (base64) and its registered version.
+    #[serde(default)]
+    pub chat_keys: Option<String>,
+    #[serde(default)]
+    pub chat_key_version: Option<String>,
     /// Beyond the sample: further business accounts, each with its OAuth 1.0a token (unless it
     /// logs in with OAuth 2.0), contact flow and contact attributes.
     #[serde(default)]
@@ -190,6 +195,10 @@ pub fn apply(
         fill(&mut config.x.access_token_secret, &s.access_token_secret);
         fill(&mut config.x.bearer_token, &s.bearer_token);
         fill(&mut config.x.client_secret, &s.client_secret);
+        fill(&mut config.x.chat_keys, &s.chat_keys);
+        if config.x.chat_key_version.is_none() {
+            config.x.chat_key_version = s.chat_key_version.clone();
+        }
         if config.x.client_id.is_none() {
             config.x.client_id = s.client_id.clone();
         }

@@ -114,6 +114,39 @@ impl<S: Store, X, C: ConnectApi, K: Clock> Bridge<S, X, C, K> {
                                 .max(self.config.buffer_window_ms),
                     });
                 }
+                InboundEvent::Chat(chat) if chat.is_echo() => {
+                    tracing::debug!(message_id = %chat.message_id, "the business account's own X Chat message dropped");
+                    report.echoes += 1;
+                }
+                InboundEvent::Chat(chat)
+                    if oldest_ms.is_some_and(|oldest| chat.created_ms < oldest) =>
+                {
+                    tracing::debug!(message_id = %chat.message_id, business = %chat.business, "X Chat message older than the age bound: acknowledged, not delivered");
+                    report.stale += 1;
+                }
+                InboundEvent::Chat(chat) => {
+                    let key = JobKey::inbound_chat(&chat.business, &chat.message_id);
+                    // The same lane as the customer's DMs: one customer, one order.
+                    let lane = Lane::customer(&chat.business, &chat.sender);
+                    let order_key = chat.created_ms;
+                    let payload =
+                        serde_json::to_string(&InboundEvent::Chat(chat)).map_err(|e| {
+                            StoreError::Corrupt(format!("cannot serialise an event: {e}"))
+                        })?;
+                    jobs.push(NewJob {
+                        queue: JobQueue::Inbound,
+                        key,
+                        lane,
+                        order_key,
+                        payload,
+                        accepted_at_ms: now,
+                        not_before_ms: now
+                            + self
+                                .config
+                                .reorder_window_ms
+                                .max(self.config.buffer_window_ms),
+                    });
+                }
                 InboundEvent::Revoked { user_id } => {
                     tracing::warn!(user_id = ?user_id, "X reports the app's access was revoked: no more events for this account");
                     report.ignored += 1;

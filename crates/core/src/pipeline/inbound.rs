@@ -82,6 +82,17 @@ where
                     Err(o) => o,
                 }
             }
+            InboundEvent::Chat(chat) => {
+                let span = tracing::info_span!("inbound", message_id = %chat.message_id, customer = %chat.sender, channel = "chat");
+                let delivered = async {
+                    let dm = self.open_chat(&chat).await?;
+                    self.buffer_and_deliver(job, &dm).await
+                };
+                match delivered.instrument(span).await {
+                    Ok(()) => JobOutcome::Done,
+                    Err(o) => o,
+                }
+            }
             // Only messages are enqueued.
             _ => JobOutcome::Done,
         }
@@ -446,6 +457,7 @@ fn contact_attributes(
     a.insert("customerId".to_owned(), dm.sender.to_string());
     a.insert("customerName".to_owned(), profile.display_name());
     a.insert("x_business_account_id".to_owned(), dm.business.to_string());
+    a.insert("x_channel".to_owned(), dm.channel.as_str().to_owned());
     if let Some(u) = &profile.username {
         a.insert("x_username".to_owned(), u.clone());
     }

@@ -15,6 +15,7 @@ mod previous_chat;
 mod receipts;
 mod typing;
 mod typing_gate;
+mod x_chat;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -23,6 +23,15 @@ pub fn media_not_attached(kind: MediaKind, reason: &str) -> String {
     )
 }
 
+/// An X Chat message from the customer failed its signature check or did not decrypt: its
+/// contents are not shown (they may not be the customer's words).
+pub fn chat_unreadable() -> String {
+    format!(
+        "{AGENT_NOTE_PREFIX} a message from the customer on X Chat could not be verified or \
+         decrypted, so it is not shown. Ask the customer to send it again."
+    )
+}
+
 /// The agent's message could not be delivered to the customer on X.
 pub fn not_delivered(error: &XError) -> String {
     format!(

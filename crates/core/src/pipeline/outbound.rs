@@ -83,11 +83,23 @@ where
                     tracing::info!(content_type = %content_type, "message has no readable text: skipped");
                     return JobOutcome::Done;
                 };
+                let parts = split_message(&text, X_DM_MAX_CHARS);
+                match self.chat_key(&session).await {
+                    Ok(Some(key)) => {
+                        // The customer writes on X Chat: answered there (X keeps one message
+                        // per id, so no read-back is needed before a retry).
+                        return match self.send_chat_texts(&session, item, &key, &parts).await {
+                            Ok(()) => JobOutcome::Done,
+                            Err(e) => self.x_failure(&session, item, e).await,
+                        };
+                    }
+                    Ok(None) => {}
+                    Err(outcome) => return outcome,
+                }
                 let mut on_x = match self.already_on_x(&session, retry_since_ms).await {
                     Ok(on_x) => on_x,
                     Err(outcome) => return outcome,
                 };
-                let parts = split_message(&text, X_DM_MAX_CHARS);
                 let outcome = self.send_texts(&session, item, &parts, &mut on_x).await;
                 on_x.report();
                 outcome

@@ -16,4 +16,6 @@ pub use connect_api::{
 };
 pub use store::{SessionInsert, Store, StoreError};
 pub use token_refresher::{RefreshError, TokenGrant, TokenRefresher};
-pub use x_api::{DmRequest, SentDm, SentDmRecord, XApi, XError};
+pub use x_api::{
+    ChatKeyChange, ChatRequest, DmRequest, OpenedChat, SentChat, SentDm, SentDmRecord, XApi, XError,
+};

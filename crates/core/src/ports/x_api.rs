@@ -1,7 +1,7 @@
 use std::future::Future;
 
-use crate::ids::XUserId;
-use crate::inbound::InboundMedia;
+use crate::ids::{XEventId, XUserId};
+use crate::inbound::{InboundChat, InboundMedia};
 use crate::media::{MediaStream, XMediaCategory};
 use crate::profile::XProfile;
 
@@ -34,6 +34,52 @@ pub struct SentDmRecord {
     pub has_media: bool,
 }
 
+/// An X Chat message opened: its sender's signature checked, then decrypted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedChat {
+    /// The id X gave the message in the conversation (what read marks refer to).
+    pub sequence_id: XEventId,
+    /// What the customer wrote.
+    pub text: String,
+    /// The conversation key the message was sealed with, as the key change that made it:
+    /// what the business's replies are sealed with. `None` for an event that is not a message
+    /// (nothing to show then).
+    pub key: Option<ChatKeyChange>,
+}
+
+/// A conversation key of X Chat as X delivers it: the key change that made it, wrapped for each
+/// participant (opened only with the business account's private key; never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChatKeyChange {
+    /// As X writes it in events (`A:B`).
+    pub conversation_id: String,
+    /// The key's version (X Chat's `conversation_key_version`, a millisecond timestamp).
+    pub key_version: String,
+    /// Base64 of the key change's Thrift `MessageEvent`.
+    pub encoded_event: String,
+}
+
+/// A text for a customer on X Chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatRequest {
+    /// The business account sending (its keys sign and its key opens `key`).
+    pub business: XUserId,
+    pub recipient: XUserId,
+    /// The conversation key to seal the message with.
+    pub key: ChatKeyChange,
+    /// The message's id, the same on every attempt: X keeps one message per id, so a retry
+    /// after an unknown outcome cannot send it twice.
+    pub message_id: String,
+    pub text: String,
+}
+
+/// An X Chat message X took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentChat {
+    /// The id X gave it in the conversation.
+    pub sequence_id: String,
+}
+
 /// X REST errors, classified by what the bridge should do about them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum XError {
@@ -55,6 +101,10 @@ pub enum XError {
     /// 404 or a `resource-not-found` problem.
     #[error("not found on X: {0}")]
     NotFound(String),
+    /// An X Chat message whose signature does not verify, or that does not open with the keys it
+    /// names (a forgery, a corrupted event, or keys this bridge does not hold). Not retried.
+    #[error("the X Chat message cannot be trusted or opened: {0}")]
+    Unreadable(String),
     /// 5xx, timeouts, connection errors: retried with backoff.
     #[error("X is unavailable: {0}")]
     Unavailable(String),
@@ -109,6 +159,23 @@ pub trait XApi: Send + Sync + 'static {
         media: &InboundMedia,
         max_bytes: u64,
     ) -> impl Future<Output = Result<MediaStream, XError>> + Send;
+
+    /// Checks the signature of an X Chat message against the sender's signing key (as X lists
+    /// it, its binding to the identity key checked) and only then decrypts it with the
+    /// conversation key it names, opened with `chat.business`'s private key. `Unreadable` when
+    /// the signature or the contents do not check out; `Invalid` when the business account has
+    /// no X Chat keys.
+    fn open_chat(
+        &self,
+        chat: &InboundChat,
+    ) -> impl Future<Output = Result<OpenedChat, XError>> + Send;
+
+    /// Seals `message.text` with the conversation key, signs it as the business account and
+    /// sends it: `POST /2/chat/conversations/{recipient}/messages`.
+    fn send_chat(
+        &self,
+        message: &ChatRequest,
+    ) -> impl Future<Output = Result<SentChat, XError>> + Send;
 
     /// Uploads a file with X media upload v2 as `business` (`initialize` with the category →
     /// `append` in chunks → `finalize` → `STATUS` polling until `succeeded`), streaming: the

@@ -6,7 +6,7 @@
 //! skips). X allows 15 requests / 15 min per user here.
 
 use xdm_core::ids::{XEventId, XUserId};
-use xdm_core::inbound::InboundDm;
+use xdm_core::inbound::{InboundDm, XChannel};
 use xdm_core::ports::XError;
 use xdm_core::profile::XProfile;
 
@@ -145,6 +145,7 @@ impl Page {
             source_app_id: None,
             sender_profile,
             media,
+            channel: XChannel::Dm,
         })
     }
 

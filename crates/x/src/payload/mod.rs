@@ -23,6 +23,7 @@
 //! Nothing here panics on any input.
 
 mod caption;
+mod chat;
 mod media;
 mod model;
 
@@ -38,7 +39,9 @@ pub(crate) use model::UrlEntity;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use xdm_core::ids::{XEventId, XUserId};
-use xdm_core::inbound::{InboundBatch, InboundDm, InboundEvent, InboundMedia, Indicator, ReadUpTo};
+use xdm_core::inbound::{
+    InboundBatch, InboundDm, InboundEvent, InboundMedia, Indicator, ReadUpTo, XChannel,
+};
 use xdm_core::profile::XProfile;
 
 use crate::user::UserObject;
@@ -128,6 +131,9 @@ pub fn parse_delivery(body: &[u8]) -> Result<ParsedDelivery, PayloadError> {
     });
 
     let empty = Map::new();
+    let event_type = xaa_data
+        .and_then(|d| d.get("event_type"))
+        .and_then(Value::as_str);
     let (shape, payload, business) = if let Some(data) = xaa_data {
         let payload = data
             .get("payload")
@@ -158,6 +164,32 @@ pub fn parse_delivery(body: &[u8]) -> Result<ParsedDelivery, PayloadError> {
                 .ok_or(PayloadError::InvalidBusinessId { field })?,
         ),
     };
+
+    if let Some(event_type) = event_type.filter(|t| t.starts_with("chat.")) {
+        // X Chat: one message per delivery, or an event without one (ignored).
+        let mut reader = Reader {
+            business: business.clone(),
+            users: None,
+            events: Vec::new(),
+            skipped: Vec::new(),
+        };
+        if chat::carries_a_message(event_type) {
+            match chat::message(payload, business.clone()) {
+                Ok(event) => reader.events.push(event),
+                Err(reason) => reader.skip("payload", 0, (reason, None)),
+            }
+        } else {
+            tracing::debug!(event_type, "X Chat event without a message ignored");
+        }
+        return Ok(ParsedDelivery {
+            shape,
+            business,
+            batch: InboundBatch {
+                events: reader.events,
+            },
+            skipped: reader.skipped,
+        });
+    }
 
     let mut reader = Reader {
         business: business.clone(),
@@ -300,6 +332,7 @@ impl Reader<'_> {
             source_app_id: mc.source_app_id.filter(|s| !s.is_empty()),
             sender_profile,
             media,
+            channel: XChannel::Dm,
         })))
     }
 

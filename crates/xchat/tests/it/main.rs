@@ -379,3 +379,34 @@ fn a_sent_text_message_is_the_request_x_sdk_builds() {
         request["encoded_message_event_signature"]
     );
 }
+
+#[test]
+fn the_registration_is_the_one_x_sdk_builds_for_the_same_keys() {
+    let v = vectors();
+    for who in ["alice", "bob"] {
+        let keys = participant(&v, who);
+        let reg = xdm_xchat::registration::registration(&keys);
+        let want = format!("participants.{who}.registration_request.public_key");
+        assert_eq!(reg.public_key, s(&v, &format!("{want}.public_key")));
+        assert_eq!(
+            reg.signing_public_key,
+            s(&v, &format!("{want}.signing_public_key"))
+        );
+        assert_eq!(
+            reg.identity_public_key_signature,
+            s(&v, &format!("{want}.identity_public_key_signature"))
+        );
+        assert_eq!(
+            reg.signing_public_key_signature,
+            s(&v, &format!("{want}.signing_public_key_signature"))
+        );
+        assert_eq!(
+            reg.public_key_fingerprint,
+            s(&v, &format!("{want}.public_key_fingerprint"))
+        );
+        assert_eq!(
+            reg.registration_method,
+            s(&v, &format!("{want}.registration_method"))
+        );
+    }
+}

@@ -13,14 +13,15 @@ use crate::chat_item::{
 use crate::ids::{
     ChatItemId, ConnectionToken, ContactId, InitialContactId, ParticipantToken, XEventId, XUserId,
 };
-use crate::inbound::{InboundBatch, InboundDm, InboundEvent, InboundMedia};
+use crate::inbound::{InboundBatch, InboundChat, InboundDm, InboundEvent, InboundMedia, XChannel};
 use crate::jobs::{JobQueue, JobState};
 use crate::media::{ByteStream, MediaStream, XMediaCategory};
 use crate::memory_store::MemoryStore;
 use crate::pipeline::{Bridge, BridgeConfig};
 use crate::ports::{
-    ChatEvent, ChatMessage, Clock, ConnectApi, ConnectError, CustomerProfile, DmRequest,
-    ProfileChange, SentDm, SentDmRecord, StartChat, StartedChat, Store, XApi, XError,
+    ChatEvent, ChatKeyChange, ChatMessage, ChatRequest, Clock, ConnectApi, ConnectError,
+    CustomerProfile, DmRequest, OpenedChat, ProfileChange, SentChat, SentDm, SentDmRecord,
+    StartChat, StartedChat, Store, XApi, XError,
 };
 use crate::profile::XProfile;
 use crate::session::ConnectionCredentials;
@@ -365,6 +366,11 @@ pub(super) struct XState {
     pub(super) user_calls: usize,
     pub(super) faults: VecDeque<XError>,
     pub(super) user_faults: VecDeque<XError>,
+    /// X Chat messages sent, and the faults of the next sends.
+    pub(super) chats_sent: Vec<ChatRequest>,
+    pub(super) chat_faults: VecDeque<XError>,
+    /// `open_chat` calls.
+    pub(super) chats_opened: usize,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -392,6 +398,37 @@ impl FakeX {
 }
 
 impl XApi for FakeX {
+    /// The fake's "sealed" event is `<sequence id>|<text>`; one starting `forged|` fails its
+    /// signature check. The key change names the version: `<version>`.
+    async fn open_chat(&self, chat: &InboundChat) -> Result<OpenedChat, XError> {
+        self.0.lock().unwrap().chats_opened += 1;
+        let (sequence, text) = chat.encoded_event.split_once('|').unwrap();
+        if sequence == "forged" {
+            return Err(XError::Unreadable("the signature does not verify".into()));
+        }
+        let version = chat.key_change_event.clone().unwrap_or_else(|| "1".into());
+        Ok(OpenedChat {
+            sequence_id: XEventId::parse(sequence).unwrap(),
+            text: text.to_owned(),
+            key: Some(ChatKeyChange {
+                conversation_id: chat.conversation_id.clone(),
+                encoded_event: format!("key-change-{version}"),
+                key_version: version,
+            }),
+        })
+    }
+
+    async fn send_chat(&self, message: &ChatRequest) -> Result<SentChat, XError> {
+        let mut s = self.0.lock().unwrap();
+        if let Some(e) = s.chat_faults.pop_front() {
+            return Err(e);
+        }
+        s.chats_sent.push(message.clone());
+        Ok(SentChat {
+            sequence_id: format!("{}", 700_000 + s.chats_sent.len()),
+        })
+    }
+
     async fn send_dm(&self, dm: &DmRequest) -> Result<SentDm, XError> {
         let mut s = self.0.lock().unwrap();
         if let Some(e) = s.faults.pop_front() {
@@ -559,6 +596,28 @@ pub(super) fn dm(event_id: u64, created_ms: i64, text: &str) -> InboundDm {
             followers_count: Some(1146),
         }),
         media: None,
+        channel: XChannel::Dm,
+    }
+}
+
+/// An X Chat message from the customer as the fake X reads it (`<sequence>|<text>`), sealed
+/// with the conversation key of version `key_version`.
+pub(super) fn chat(
+    message_id: &str,
+    sequence: u64,
+    created_ms: i64,
+    text: &str,
+    key_version: &str,
+) -> InboundChat {
+    InboundChat {
+        business: uid(BUSINESS),
+        sender: uid(CUSTOMER),
+        message_id: crate::ids::ChatMessageId::parse(message_id).unwrap(),
+        conversation_id: format!("{BUSINESS}:{CUSTOMER}"),
+        created_ms,
+        encoded_event: format!("{sequence}|{text}"),
+        key_change_event: Some(key_version.to_owned()),
+        sender_profile: dm(1, created_ms, "").sender_profile,
     }
 }
 

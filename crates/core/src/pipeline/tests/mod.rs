@@ -11,3 +11,4 @@ mod new_chats;
 mod outbound;
 mod receipts;
 mod typing;
+mod x_chat;
