@@ -11,8 +11,9 @@ use xdm_core::ids::{ConnectionToken, ContactId, ParticipantToken, XUserId};
 use xdm_core::inbound::{InboundChat, InboundMedia};
 use xdm_core::media::{MediaStream, XMediaCategory};
 use xdm_core::ports::{
-    ChatEvent, ChatMessage, ChatRequest, ConnectApi, ConnectError, CustomerProfile, DmRequest,
-    OpenedChat, SentChat, SentDm, SentDmRecord, StartChat, StartedChat, XApi, XError,
+    ChatEvent, ChatFileRequest, ChatMessage, ChatRequest, ConnectApi, ConnectError,
+    CustomerProfile, DmRequest, OpenedChat, SentChat, SentDm, SentDmRecord, StartChat, StartedChat,
+    XApi, XError,
 };
 use xdm_core::profile::XProfile;
 use xdm_core::session::ConnectionCredentials;
@@ -90,6 +91,10 @@ impl<T: XApi> XApi for Configured<T> {
 
     async fn send_chat(&self, message: &ChatRequest) -> Result<SentChat, XError> {
         self.x()?.send_chat(message).await
+    }
+
+    async fn send_chat_file(&self, message: ChatFileRequest) -> Result<SentChat, XError> {
+        self.x()?.send_chat_file(message).await
     }
 }
 

@@ -121,6 +121,22 @@ pub struct InboundMedia {
     pub url: String,
     /// MIME type when the payload states it (video variants do).
     pub content_type: Option<String>,
+    /// X Chat: the file is sealed with the conversation key of this key change (`media_id` is
+    /// its `media_hash_key`, `url` empty: X Chat serves it by conversation and key).
+    #[serde(default)]
+    pub sealed: Option<ChatKeyChange>,
+}
+
+/// A conversation key of X Chat as X delivers it: the key change that made it, wrapped for each
+/// participant (opened only with the business account's private key; never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatKeyChange {
+    /// As X writes it in events (`A:B`).
+    pub conversation_id: String,
+    /// The key's version (X Chat's `conversation_key_version`, a millisecond timestamp).
+    pub key_version: String,
+    /// Base64 of the key change's Thrift `MessageEvent`.
+    pub encoded_event: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -38,6 +38,15 @@ pub enum XMediaCategory {
 }
 
 impl XMediaCategory {
+    /// What a file of this category is, in the bridge's words.
+    pub fn media_kind(self) -> crate::inbound::MediaKind {
+        match self {
+            XMediaCategory::DmImage => crate::inbound::MediaKind::Photo,
+            XMediaCategory::DmGif => crate::inbound::MediaKind::AnimatedGif,
+            XMediaCategory::DmVideo => crate::inbound::MediaKind::Video,
+        }
+    }
+
     /// The category for a MIME type, or `None` when X DMs cannot carry it (documents, audio…).
     pub fn for_content_type(content_type: &str) -> Option<Self> {
         match essence(content_type).as_str() {

@@ -6,7 +6,8 @@ use xdm_core::ids::XUserId;
 use xdm_core::inbound::{InboundChat, InboundMedia};
 use xdm_core::media::{MediaStream, XMediaCategory};
 use xdm_core::ports::{
-    ChatRequest, DmRequest, OpenedChat, SentChat, SentDm, SentDmRecord, XApi, XError,
+    ChatFileRequest, ChatRequest, DmRequest, OpenedChat, SentChat, SentDm, SentDmRecord, XApi,
+    XError,
 };
 use xdm_core::profile::XProfile;
 
@@ -37,7 +38,10 @@ impl XApi for XClient {
         media: &InboundMedia,
         max_bytes: u64,
     ) -> Result<MediaStream, XError> {
-        media_download::download(self, business, media, max_bytes).await
+        match &media.sealed {
+            Some(key) => chat::media::download(self, business, media, key, max_bytes).await,
+            None => media_download::download(self, business, media, max_bytes).await,
+        }
     }
 
     async fn open_chat(&self, message: &InboundChat) -> Result<OpenedChat, XError> {
@@ -46,6 +50,10 @@ impl XApi for XClient {
 
     async fn send_chat(&self, message: &ChatRequest) -> Result<SentChat, XError> {
         chat::send::send(self, message).await
+    }
+
+    async fn send_chat_file(&self, message: ChatFileRequest) -> Result<SentChat, XError> {
+        Box::pin(chat::media::send_file(self, message)).await
     }
 
     async fn upload_media(

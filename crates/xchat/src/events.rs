@@ -244,7 +244,29 @@ pub fn text_message_with(
     text: &str,
     nonce: [u8; 24],
 ) -> Result<OutgoingMessage, XChatError> {
-    let sealed = key.seal_with_nonce(&thrift::text_message(text), nonce);
+    message_with(
+        sender,
+        conversation_id,
+        key_version,
+        key,
+        message_id,
+        &thrift::text_message(text),
+        nonce,
+    )
+}
+
+/// A message of any contents (`plaintext`: a Thrift `MessageEntryHolder`, e.g.
+/// [`thrift::text_message`] or [`thrift::attachment_message`]), sealed and signed.
+pub fn message_with(
+    sender: Sender<'_>,
+    conversation_id: &str,
+    key_version: &str,
+    key: &ConversationKey,
+    message_id: &str,
+    plaintext: &[u8],
+    nonce: [u8; 24],
+) -> Result<OutgoingMessage, XChatError> {
+    let sealed = key.seal_with_nonce(plaintext, nonce);
     let payload = signatures::message_payload(
         message_id,
         sender.user_id,

@@ -7,6 +7,7 @@
 //! * [`wrap`]: conversation keys wrapped for a participant (ECIES: P-256 ECDH, X9.63 KDF,
 //!   AES-128-GCM with a 16-byte IV);
 //! * [`seal`]: message contents sealed with the conversation key (NaCl secretbox);
+//! * [`media`]: files sealed with the conversation key (secretstream), piece by piece;
 //! * [`signatures`]: the comma-joined strings X Chat signs and ECDSA P-256 over them;
 //! * [`thrift`]: the Thrift binary structures the bridge writes and reads;
 //! * [`events`]: events as X delivers them, checked then opened, and the messages the bridge sends.
@@ -16,6 +17,7 @@
 pub mod errors;
 pub mod events;
 pub mod keys;
+pub mod media;
 pub mod registration;
 pub mod seal;
 pub mod signatures;

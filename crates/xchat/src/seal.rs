@@ -48,16 +48,19 @@ impl ConversationKey {
         self.seal_with_nonce(plaintext, nonce)
     }
 
-    /// A nonce for the message `message_id`: SHA-256 of the key, a label and the id, cut to 24
-    /// bytes. A message sent again after an unknown outcome must be the same request byte for
-    /// byte (X keeps one message per id); under one key, one id names one message, so a nonce
-    /// is never used for two different contents.
-    pub fn nonce_for(&self, message_id: &str) -> [u8; NONCE_LEN] {
+    /// A nonce for the message `message_id` with `plaintext`: SHA-256 of the key, a label, the
+    /// id and the plaintext's SHA-256, cut to 24 bytes. A message sent again after an unknown
+    /// outcome must be the same request byte for byte (X keeps one message per id), so the nonce
+    /// cannot be random; it covers the plaintext too, so that two different contents never share
+    /// a nonce under one key, even under one id (a file uploaded again names a new media key).
+    pub fn nonce_for(&self, message_id: &str, plaintext: &[u8]) -> [u8; NONCE_LEN] {
         use sha2_10::{Digest, Sha256};
         let digest = Sha256::new()
             .chain_update(self.0)
             .chain_update(b"xdm-connect message nonce\0")
             .chain_update(message_id.as_bytes())
+            .chain_update(b"\0")
+            .chain_update(Sha256::digest(plaintext))
             .finalize();
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&digest[..NONCE_LEN]);

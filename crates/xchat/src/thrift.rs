@@ -61,6 +61,24 @@ impl Writer {
         self
     }
 
+    pub fn i32(mut self, id: i16, value: i32) -> Self {
+        self.header(T_I32, id);
+        self.out.extend_from_slice(&value.to_be_bytes());
+        self
+    }
+
+    /// A list of structs as field `id`.
+    pub fn struct_list(mut self, id: i16, items: &[Vec<u8>]) -> Self {
+        self.header(T_LIST, id);
+        self.out.push(T_STRUCT);
+        let count = i32::try_from(items.len()).unwrap_or(i32::MAX);
+        self.out.extend_from_slice(&count.to_be_bytes());
+        for item in items {
+            self.out.extend_from_slice(item);
+        }
+        self
+    }
+
     /// A nested struct (or union) as field `id`.
     pub fn nested(mut self, id: i16, inner: Vec<u8>) -> Self {
         self.header(T_STRUCT, id);
@@ -81,6 +99,116 @@ pub fn text_message(text: &str) -> Vec<u8> {
     let contents = Writer::default().string(1, text).end();
     let entry = Writer::default().nested(1, contents).end();
     Writer::default().nested(1, entry).end()
+}
+
+/// `MediaAttachment.type` (X Chat's `MediaType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaType {
+    Image,
+    Gif,
+    Video,
+    Audio,
+    File,
+    Svg,
+    Other(i32),
+}
+
+impl MediaType {
+    pub fn from_i32(n: i32) -> Self {
+        match n {
+            1 => Self::Image,
+            2 => Self::Gif,
+            3 => Self::Video,
+            4 => Self::Audio,
+            5 => Self::File,
+            6 => Self::Svg,
+            n => Self::Other(n),
+        }
+    }
+
+    pub fn as_i32(self) -> i32 {
+        match self {
+            Self::Image => 1,
+            Self::Gif => 2,
+            Self::Video => 3,
+            Self::Audio => 4,
+            Self::File => 5,
+            Self::Svg => 6,
+            Self::Other(n) => n,
+        }
+    }
+}
+
+/// A sealed file a message refers to (`MessageAttachment { 1: MediaAttachment }`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaAttachment {
+    /// Where X keeps the sealed file (`GET /2/chat/media/{conversation}/{media_hash_key}`).
+    pub media_hash_key: String,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub kind: MediaType,
+    /// The file's size before sealing, as X's SDK writes it.
+    pub filesize: Option<i64>,
+    pub filename: Option<String>,
+}
+
+/// The plaintext of a message with `text` (may be empty) and one file: `MessageContents
+/// { 1: message_text, 3: [MessageAttachment { 1: MediaAttachment { 1: media_hash_key,
+/// 2: dimensions { 1: width, 2: height }, 3: type, 5: filesize_bytes, 6: filename } }] }`.
+pub fn attachment_message(text: &str, file: &MediaAttachment) -> Vec<u8> {
+    let mut media = Writer::default().string(1, &file.media_hash_key);
+    if let (Some(w), Some(h)) = (file.width, file.height) {
+        media = media.nested(2, Writer::default().i64(1, w).i64(2, h).end());
+    }
+    media = media.i32(3, file.kind.as_i32());
+    if let Some(size) = file.filesize {
+        media = media.i64(5, size);
+    }
+    if let Some(name) = &file.filename {
+        media = media.string(6, name);
+    }
+    let attachment = Writer::default().nested(1, media.end()).end();
+    let contents = Writer::default()
+        .string(1, text)
+        .struct_list(3, &[attachment])
+        .end();
+    let entry = Writer::default().nested(1, contents).end();
+    Writer::default().nested(1, entry).end()
+}
+
+/// The sealed files a message's plaintext refers to (none for other entries and other kinds
+/// of attachment: posts, links, cards).
+pub fn message_attachments(plaintext: &[u8]) -> Result<Vec<MediaAttachment>, XChatError> {
+    let holder = read_struct(plaintext)?;
+    let Some(Value::List(items)) = holder
+        .field(1)
+        .and_then(|entry| entry.field(1))
+        .and_then(|contents| contents.field(3))
+    else {
+        return Ok(Vec::new());
+    };
+    Ok(items
+        .iter()
+        .filter_map(|item| item.field(1))
+        .filter_map(|media| {
+            let media_hash_key = media.field(1)?.as_str()?.to_owned();
+            let dims = media.field(2);
+            Some(MediaAttachment {
+                media_hash_key,
+                width: dims.and_then(|d| d.field(1)).and_then(Value::as_int),
+                height: dims.and_then(|d| d.field(2)).and_then(Value::as_int),
+                kind: MediaType::from_i32(
+                    media
+                        .field(3)
+                        .and_then(Value::as_int)
+                        .and_then(|n| i32::try_from(n).ok())
+                        .unwrap_or(1),
+                ),
+                filesize: media.field(5).and_then(Value::as_int),
+                filename: media.field(6).and_then(Value::as_str).map(str::to_owned),
+            })
+        })
+        .collect())
 }
 
 /// `MessageCreateEvent { 100: contents, 101: conversation_key_version, 102: should_notify }`.

@@ -7,13 +7,15 @@ use crate::jobs::Job;
 use crate::media::{XMediaCategory, human_size};
 use crate::metric_names::CHAT_ITEMS;
 use crate::ports::{
-    ChatMessage, Clock, ConnectApi, ConnectError, DmRequest, SentDmRecord, Store, XApi, XError,
+    ChatFileRequest, ChatMessage, Clock, ConnectApi, ConnectError, DmRequest, SentDmRecord, Store,
+    XApi, XError,
 };
 use crate::session::{Session, SessionStatus};
 use crate::text::{X_DM_MAX_CHARS, render_for_x, split_message};
 
 use super::Bridge;
 use super::notes;
+use super::x_chat::chat_message_id;
 use crate::engine::JobOutcome;
 
 impl<S, X, C, K> Bridge<S, X, C, K>
@@ -88,7 +90,8 @@ where
                     Ok(Some(key)) => {
                         // The customer writes on X Chat: answered there (X keeps one message
                         // per id, so no read-back is needed before a retry).
-                        return match self.send_chat_texts(&session, item, &key, &parts).await {
+                        let name = format!("reply:{}", item.id);
+                        return match self.send_chat_texts(&session, &key, &name, &parts).await {
                             Ok(()) => JobOutcome::Done,
                             Err(e) => self.x_failure(&session, item, e).await,
                         };
@@ -255,7 +258,11 @@ where
                 .file_refused(session, item, attachment, i, &why, on_x)
                 .await;
         };
-        if on_x.take_media() {
+        let chat_key = match self.chat_key(session).await {
+            Ok(key) => key,
+            Err(outcome) => return outcome,
+        };
+        if chat_key.is_none() && on_x.take_media() {
             // An earlier attempt uploaded and sent it; X has the DM.
             return JobOutcome::Done;
         }
@@ -288,6 +295,32 @@ where
             return self
                 .file_refused(session, item, attachment, i, &why, on_x)
                 .await;
+        }
+        if let Some(key) = chat_key {
+            // The customer writes on X Chat: the file goes there, sealed (X keeps one message
+            // per id, so a retry cannot deliver it twice).
+            let message = ChatFileRequest {
+                business: session.business.clone(),
+                recipient: session.customer.clone(),
+                key,
+                message_id: chat_message_id(&format!("file:{}", item.id), i),
+                kind: category.media_kind(),
+                file,
+            };
+            return match self.x.send_chat_file(message).await {
+                Ok(_) => {
+                    tracing::info!(
+                        category = category.as_str(),
+                        "file delivered to the customer on X Chat"
+                    );
+                    JobOutcome::Done
+                }
+                Err(e) if e.is_retryable() => e.into(),
+                Err(e) => {
+                    self.file_refused(session, item, attachment, i, &notes::x_refusal(&e), on_x)
+                        .await
+                }
+            };
         }
         let media_id = match self.x.upload_media(&session.business, category, file).await {
             Ok(id) => id,
@@ -329,9 +362,21 @@ where
         on_x: &mut AlreadyOnX,
     ) -> JobOutcome {
         tracing::warn!(%reason, "agent file not delivered; telling both sides");
-        let outcome = self
-            .send_texts(session, item, &[notes::file_for_customer(attachment)], on_x)
-            .await;
+        let for_customer = [notes::file_for_customer(attachment)];
+        let outcome = match self.chat_key(session).await {
+            Ok(Some(key)) => {
+                let name = format!("file-refused:{}:{i}", item.id);
+                match self
+                    .send_chat_texts(session, &key, &name, &for_customer)
+                    .await
+                {
+                    Ok(()) => JobOutcome::Done,
+                    Err(e) => self.x_failure(session, item, e).await,
+                }
+            }
+            Ok(None) => self.send_texts(session, item, &for_customer, on_x).await,
+            Err(outcome) => outcome,
+        };
         if outcome == JobOutcome::Done {
             let note = notes::file_not_delivered(attachment, reason);
             self.tell_agent(session, &note, &format!("xdm-note-{}-{i}", item.id))

@@ -15,7 +15,6 @@
 //!   part with a message id derived from the chat item, the same on every attempt: X keeps one
 //!   message per id, so a retry cannot deliver a part twice.
 
-use crate::chat_item::ChatItem;
 use crate::engine::JobOutcome;
 use crate::ids::{XEventId, XUserId};
 use crate::inbound::{InboundChat, InboundDm, XChannel};
@@ -35,18 +34,18 @@ impl<S: Store, X: XApi, C, K: Clock> Bridge<S, X, C, K> {
     /// Opens an accepted X Chat message into the DM it reads as: the customer's words when it
     /// checks out, a note for the agent when it does not. Keeps the conversation key for replies.
     pub(super) async fn open_chat(&self, chat: &InboundChat) -> Result<InboundDm, JobOutcome> {
-        let (event_id, text) = match self.x.open_chat(chat).await {
+        let (event_id, text, media) = match self.x.open_chat(chat).await {
             Ok(opened) => {
                 if let Some(key) = &opened.key {
                     self.remember_chat_key(&chat.business, &chat.sender, key)
                         .await?;
                 }
-                (opened.sequence_id, opened.text)
+                (opened.sequence_id, opened.text, opened.media)
             }
             Err(XError::Unreadable(why)) => {
                 // Never the customer's words: the reason names no content, only what failed.
                 tracing::warn!(reason = %why, message_id = %chat.message_id, "X Chat message failed its checks: the agent gets a note instead");
-                (fallback_event_id(chat)?, notes::chat_unreadable())
+                (fallback_event_id(chat)?, notes::chat_unreadable(), None)
             }
             Err(e) => return Err(e.into()),
         };
@@ -59,7 +58,7 @@ impl<S: Store, X: XApi, C, K: Clock> Bridge<S, X, C, K> {
             text,
             source_app_id: None,
             sender_profile: chat.sender_profile.clone(),
-            media: None,
+            media,
             channel: XChannel::Chat,
         })
     }
@@ -119,20 +118,21 @@ impl<S: Store, X: XApi, C, K: Clock> Bridge<S, X, C, K> {
             })
     }
 
-    /// Sends the parts of an agent's message on X Chat, sealed with `key`.
+    /// Sends texts on X Chat, sealed with `key`, in order; the `n`-th text's message id is
+    /// made from `name` and `n` ([`chat_message_id`]), the same on every attempt.
     pub(super) async fn send_chat_texts(
         &self,
         session: &Session,
-        item: &ChatItem,
         key: &ChatKeyChange,
+        name: &str,
         texts: &[String],
     ) -> Result<(), XError> {
-        for (part, text) in texts.iter().enumerate() {
+        for (n, text) in texts.iter().enumerate() {
             let message = ChatRequest {
                 business: session.business.clone(),
                 recipient: session.customer.clone(),
                 key: key.clone(),
-                message_id: chat_message_id(item, part),
+                message_id: chat_message_id(name, n),
                 text: text.clone(),
             };
             self.x.send_chat(&message).await?;
@@ -167,9 +167,9 @@ fn fallback_event_id(chat: &InboundChat) -> Result<XEventId, JobOutcome> {
     })
 }
 
-/// The X Chat message id of one part of an agent's message: a UUID (the form X Chat ids take)
-/// made from the chat item id and the part, so that every attempt uses the same one.
-pub(super) fn chat_message_id(item: &ChatItem, part: usize) -> String {
-    let name = format!("reply:{}:{part}", item.id);
-    uuid::Uuid::new_v5(&ID_NAMESPACE, name.as_bytes()).to_string()
+/// The X Chat message id of the `n`-th message the bridge makes of what `name` names (an agent's
+/// text `reply:<item>`, a file `file:<item>:<n>`, a sentence about a file): a UUID (the form X
+/// Chat ids take), the same on every attempt.
+pub(super) fn chat_message_id(name: &str, n: usize) -> String {
+    uuid::Uuid::new_v5(&ID_NAMESPACE, format!("{name}:{n}").as_bytes()).to_string()
 }

@@ -8,6 +8,7 @@ mod store;
 mod token_refresher;
 mod x_api;
 
+pub use crate::inbound::ChatKeyChange;
 pub use crate::records::{Expect, Record};
 pub use clock::{Clock, SystemClock};
 pub use connect_api::{
@@ -17,5 +18,6 @@ pub use connect_api::{
 pub use store::{SessionInsert, Store, StoreError};
 pub use token_refresher::{RefreshError, TokenGrant, TokenRefresher};
 pub use x_api::{
-    ChatKeyChange, ChatRequest, DmRequest, OpenedChat, SentChat, SentDm, SentDmRecord, XApi, XError,
+    ChatFileRequest, ChatRequest, DmRequest, OpenedChat, SentChat, SentDm, SentDmRecord, XApi,
+    XError,
 };

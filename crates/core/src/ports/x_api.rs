@@ -1,7 +1,7 @@
 use std::future::Future;
 
 use crate::ids::{XEventId, XUserId};
-use crate::inbound::{InboundChat, InboundMedia};
+use crate::inbound::{ChatKeyChange, InboundChat, InboundMedia};
 use crate::media::{MediaStream, XMediaCategory};
 use crate::profile::XProfile;
 
@@ -41,22 +41,13 @@ pub struct OpenedChat {
     pub sequence_id: XEventId,
     /// What the customer wrote.
     pub text: String,
+    /// The photo, GIF or video they sent, sealed (downloaded and opened by
+    /// [`XApi::download_media`]).
+    pub media: Option<InboundMedia>,
     /// The conversation key the message was sealed with, as the key change that made it:
     /// what the business's replies are sealed with. `None` for an event that is not a message
     /// (nothing to show then).
     pub key: Option<ChatKeyChange>,
-}
-
-/// A conversation key of X Chat as X delivers it: the key change that made it, wrapped for each
-/// participant (opened only with the business account's private key; never the key itself).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ChatKeyChange {
-    /// As X writes it in events (`A:B`).
-    pub conversation_id: String,
-    /// The key's version (X Chat's `conversation_key_version`, a millisecond timestamp).
-    pub key_version: String,
-    /// Base64 of the key change's Thrift `MessageEvent`.
-    pub encoded_event: String,
 }
 
 /// A text for a customer on X Chat.
@@ -71,6 +62,18 @@ pub struct ChatRequest {
     /// after an unknown outcome cannot send it twice.
     pub message_id: String,
     pub text: String,
+}
+
+/// A file for a customer on X Chat.
+#[derive(Debug)]
+pub struct ChatFileRequest {
+    pub business: XUserId,
+    pub recipient: XUserId,
+    pub key: ChatKeyChange,
+    /// As [`ChatRequest::message_id`].
+    pub message_id: String,
+    pub kind: crate::inbound::MediaKind,
+    pub file: MediaStream,
 }
 
 /// An X Chat message X took.
@@ -148,7 +151,9 @@ pub trait XApi: Send + Sync + 'static {
         id: &XUserId,
     ) -> impl Future<Output = Result<Option<XProfile>, XError>> + Send;
 
-    /// Opens the file of a DM's media as `business` (TON photos need its OAuth 1.0a signature),
+    /// Opens the file of a DM's media as `business` (TON photos need its OAuth 1.0a signature;
+    /// an X Chat file is fetched from X Chat's media endpoint and opened with its conversation
+    /// key, `Unreadable` when it does not open),
     /// only from the allowed media hosts over https (`MediaHostNotAllowed` otherwise, without any
     /// request), following redirects only within them, and refusing files over `max_bytes`
     /// (`TooLarge`, before reading the body when the size is announced). The returned length is
@@ -175,6 +180,13 @@ pub trait XApi: Send + Sync + 'static {
     fn send_chat(
         &self,
         message: &ChatRequest,
+    ) -> impl Future<Output = Result<SentChat, XError>> + Send;
+
+    /// Seals the file with the conversation key while uploading it to X Chat's media endpoint,
+    /// then sends a message carrying it, as [`XApi::send_chat`].
+    fn send_chat_file(
+        &self,
+        message: ChatFileRequest,
     ) -> impl Future<Output = Result<SentChat, XError>> + Send;
 
     /// Uploads a file with X media upload v2 as `business` (`initialize` with the category →

@@ -1,12 +1,14 @@
 //! X Chat, X's end-to-end encrypted messages, as a business account (docs/xchat.md): the
 //! account's keys ([`identity`]), everyone's public keys as X serves them ([`public_keys`]),
 //! a customer's message checked then opened ([`open`]) and a reply sealed, signed and sent
-//! ([`send`]). The cryptography is `xdm_xchat`'s; this module adds the HTTP and the trust
+//! ([`send`]), files both ways ([`media`]). The cryptography is `xdm_xchat`'s; this module adds the HTTP and the trust
 //! decisions: whose signing key a signature is checked against (the one X lists for the sender,
 //! its binding to the sender's identity key verified), and that the conversation key is one
 //! wrapped for this account.
 
 pub mod identity;
+pub(crate) mod key_change;
+pub(crate) mod media;
 pub(crate) mod open;
 pub mod public_keys;
 pub(crate) mod send;

@@ -15,12 +15,16 @@
 use http::Method;
 use serde::Deserialize;
 use xdm_core::ids::{XEventId, XUserId};
+use xdm_core::inbound::ChatKeyChange;
 use xdm_core::inbound::InboundChat;
-use xdm_core::ports::{ChatKeyChange, OpenedChat, XError};
+use xdm_core::ports::{OpenedChat, XError};
 use xdm_xchat::ConversationKey;
 use xdm_xchat::events::{Detail, MessageEvent, parse_event};
-use xdm_xchat::thrift::message_text;
+use xdm_xchat::thrift::{message_attachments, message_text};
 
+use crate::chat::media::inbound_media;
+
+use crate::chat::key_change::open_key_change;
 use crate::chat::public_keys::signing_key;
 use crate::chat::{ChatIdentity, unreadable};
 use crate::client::XClient;
@@ -43,6 +47,7 @@ pub(crate) async fn open(client: &XClient, chat: &InboundChat) -> Result<OpenedC
         return Ok(OpenedChat {
             sequence_id: sequence_id(&event)?,
             text: String::new(),
+            media: None,
             key: None,
         });
     };
@@ -66,9 +71,19 @@ pub(crate) async fn open(client: &XClient, chat: &InboundChat) -> Result<OpenedC
     let text = message_text(&plaintext)
         .map_err(|e| unreadable("the contents", &e))?
         .unwrap_or_default();
+    let files = message_attachments(&plaintext).map_err(|e| unreadable("the contents", &e))?;
+    // One file per message, as for DMs: the first photo, GIF or video.
+    let media = files.iter().find_map(|f| inbound_media(f, &change));
+    if files.len() > usize::from(media.is_some()) {
+        tracing::warn!(
+            files = files.len(),
+            "X Chat message with files the bridge does not relay (audio, documents, more than one)"
+        );
+    }
     Ok(OpenedChat {
         sequence_id: sequence_id(&event)?,
         text,
+        media,
         key: Some(change),
     })
 }
@@ -108,40 +123,6 @@ async fn conversation_key(
     Err(XError::Unreadable(format!(
         "no key change of version {version} for this conversation"
     )))
-}
-
-/// Checks and unwraps a key change: its sender's signature, our wrapped copy.
-pub(crate) async fn open_key_change(
-    client: &XClient,
-    identity: &ChatIdentity,
-    business: &XUserId,
-    change: &MessageEvent,
-    encoded: &str,
-) -> Result<(ConversationKey, ChatKeyChange), XError> {
-    let changer = XUserId::parse(change.sender_id.clone())
-        .map_err(|_| XError::Unreadable("the key change's sender is not an X user id".into()))?;
-    let signature_version = change
-        .signature
-        .as_ref()
-        .map(|s| s.public_key_version.clone())
-        .unwrap_or_default();
-    let signer = signing_key(client, identity, business, &changer, &signature_version).await?;
-    let (key_version, key) = change
-        .open_key_change(
-            identity.keys(),
-            business.as_str(),
-            Some(identity.key_version()),
-            &signer,
-        )
-        .map_err(|e| unreadable("the key change", &e))?;
-    Ok((
-        key,
-        ChatKeyChange {
-            conversation_id: change.conversation_id.clone(),
-            key_version,
-            encoded_event: encoded.to_owned(),
-        },
-    ))
 }
 
 #[derive(Debug, Deserialize)]

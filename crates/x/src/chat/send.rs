@@ -6,10 +6,11 @@
 
 use http::Method;
 use serde::{Deserialize, Serialize};
+use xdm_core::ids::XUserId;
 use xdm_core::ports::{ChatRequest, SentChat, XError};
-use xdm_xchat::events::{Sender, parse_event, text_message_with};
+use xdm_xchat::events::{OutgoingMessage, Sender, parse_event, text_message_with};
 
-use crate::chat::open::open_key_change;
+use crate::chat::key_change::open_key_change;
 use crate::chat::unreadable;
 use crate::client::XClient;
 use crate::error::unexpected_body;
@@ -55,21 +56,31 @@ pub(crate) async fn send(client: &XClient, message: &ChatRequest) -> Result<Sent
         &key,
         &message.message_id,
         &message.text,
-        key.nonce_for(&message.message_id),
+        key.nonce_for(
+            &message.message_id,
+            &xdm_xchat::thrift::text_message(&message.text),
+        ),
     )
     .map_err(|e| XError::Invalid(format!("cannot build the X Chat message: {e}")))?;
-    let url = client.endpoint(&format!(
-        "/2/chat/conversations/{}/messages",
-        message.recipient
-    ))?;
+    tracing::debug!(business = %message.business, recipient = %message.recipient, "sending an X Chat message");
+    post_message(client, &message.business, &message.recipient, &outgoing).await
+}
+
+/// `POST /2/chat/conversations/{recipient}/messages` with a sealed, signed message.
+pub(crate) async fn post_message(
+    client: &XClient,
+    business: &XUserId,
+    recipient: &XUserId,
+    outgoing: &OutgoingMessage,
+) -> Result<SentChat, XError> {
+    let url = client.endpoint(&format!("/2/chat/conversations/{recipient}/messages"))?;
     let body = SendBody {
         message_id: &outgoing.message_id,
         encoded_message_create_event: &outgoing.encoded_message_create_event,
         encoded_message_event_signature: &outgoing.encoded_message_event_signature,
     };
-    tracing::debug!(business = %message.business, recipient = %message.recipient, "sending an X Chat message");
     let answer = client
-        .call(Method::POST, url, &message.business, Some(&body))
+        .call(Method::POST, url, business, Some(&body))
         .await?
         .success()?;
     let sent: Sent = serde_json::from_slice(&answer.body)

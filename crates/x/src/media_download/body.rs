@@ -34,7 +34,7 @@ pub(super) fn announced(response: reqwest::Response, length: u64) -> ByteStream 
 
 /// Passes `inner` through, ending with an error if it yields fewer or more than `expected`
 /// bytes (a truncated transfer must never pass for a whole file).
-fn exact_length<S>(inner: S, expected: u64) -> ByteStream
+pub(crate) fn exact_length<S>(inner: S, expected: u64) -> ByteStream
 where
     S: Stream<Item = io::Result<Bytes>> + Send + 'static,
 {
@@ -105,7 +105,7 @@ pub(super) async fn spool(
     Ok((total, exact_length(file_stream(file), total)))
 }
 
-fn file_stream(file: tokio::fs::File) -> impl Stream<Item = io::Result<Bytes>> + Send {
+pub(crate) fn file_stream(file: tokio::fs::File) -> impl Stream<Item = io::Result<Bytes>> + Send {
     futures_util::stream::try_unfold(file, |mut file| async move {
         let mut buf = BytesMut::with_capacity(SPOOL_READ_BYTES);
         let n = file.read_buf(&mut buf).await?;

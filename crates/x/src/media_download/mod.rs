@@ -21,7 +21,7 @@
 //!
 //! Logs: media URLs are private-ish (TON), so only host and path, at DEBUG.
 
-mod body;
+pub(crate) mod body;
 mod name;
 
 use http::{HeaderMap, Method, StatusCode, header};
@@ -269,7 +269,7 @@ fn origin(url: &Url) -> String {
     }
 }
 
-async fn download_error(mut response: reqwest::Response) -> XError {
+pub(crate) async fn download_error(mut response: reqwest::Response) -> XError {
     let status = response.status();
     let code = status.as_u16();
     match code {

@@ -52,6 +52,7 @@ pub(super) fn choose(media: &Media) -> Result<InboundMedia, &'static str> {
         media_id,
         url,
         content_type,
+        sealed: None,
     })
 }
 

@@ -7,6 +7,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use xdm_core::inbound::InboundEvent;
 use xdm_core::ports::{ChatKeyChange, ChatRequest};
@@ -326,4 +327,225 @@ async fn a_reply_is_sealed_with_the_conversation_key_signed_and_the_same_request
         signature.field(1).unwrap().as_str().unwrap(),
     )
     .unwrap();
+}
+
+fn key_of_conversation(v: &Value) -> ChatKeyChange {
+    let payload = &v["message"]["webhook_chat_received_example"]["data"]["payload"];
+    ChatKeyChange {
+        conversation_id: format!("{ALICE}:{BOB}"),
+        key_version: payload["conversation_key_version"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        encoded_event: payload["conversation_key_change_event"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    }
+}
+
+fn pattern() -> Vec<u8> {
+    (0..2500usize).map(|i| ((i * 7 + 3) % 256) as u8).collect()
+}
+
+#[tokio::test]
+async fn a_file_sealed_by_x_sdk_is_downloaded_and_opened_and_an_altered_one_refused() {
+    let v = vectors();
+    let sealed = STANDARD
+        .decode(text(&v, "media.chatxdk_encrypt_stream_b64"))
+        .unwrap();
+    let mut altered = sealed.clone();
+    altered[1500] ^= 1;
+    let serve = |bytes: Vec<u8>| -> Responder {
+        Arc::new(move |_seen: &Seen| {
+            (
+                StatusCode::OK,
+                [("content-type", "application/octet-stream")],
+                bytes.clone(),
+            )
+                .into_response()
+        })
+    };
+    let server = Server::routed(vec![
+        keys_route(alice_keys(&v)),
+        (
+            "/2/chat/media/1111111111111111111-2222222222222222222/abc123DEF456",
+            serve(sealed),
+        ),
+        (
+            "/2/chat/media/1111111111111111111-2222222222222222222/altered1",
+            serve(altered),
+        ),
+    ])
+    .await;
+    let client = bob_client(&server.url(), &v);
+    let media = |id: &str| xdm_core::inbound::InboundMedia {
+        kind: xdm_core::inbound::MediaKind::Photo,
+        media_id: id.into(),
+        url: String::new(),
+        content_type: None,
+        sealed: Some(key_of_conversation(&v)),
+    };
+    let file = client
+        .download_media(&uid(BOB), &media("abc123DEF456"), 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(file.length, 2500);
+    let bytes: Vec<u8> = file
+        .body
+        .fold(Vec::new(), |mut all, chunk| async move {
+            all.extend_from_slice(&chunk.unwrap());
+            all
+        })
+        .await;
+    assert_eq!(bytes, pattern());
+    let download = server
+        .requests()
+        .into_iter()
+        .find(|s| s.target.starts_with("/2/chat/media/"))
+        .unwrap();
+    download.assert_signed_by(&default_token());
+
+    let e = client
+        .download_media(&uid(BOB), &media("altered1"), 1 << 20)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, XError::Unreadable(_)), "{e:?}");
+    // Over the limit: not opened.
+    let e = client
+        .download_media(&uid(BOB), &media("abc123DEF456"), 100)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, XError::TooLarge { .. }), "{e:?}");
+    // A media key that is not X Chat's is never put in a URL.
+    let e = client
+        .download_media(&uid(BOB), &media("../x"), 1 << 20)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, XError::Unreadable(_)), "{e:?}");
+}
+
+#[tokio::test]
+async fn an_agents_file_is_sealed_uploaded_in_segments_and_sent_in_a_message() {
+    let v = vectors();
+    let answer = json!({"data": {"encoded_message_event": text(&v, "message.server_event_b64")}})
+        .to_string();
+    let segments: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let kept = Arc::clone(&segments);
+    let json_route =
+        |prefix: &'static str, status: StatusCode, body: String| -> (&'static str, Responder) {
+            (
+                prefix,
+                Arc::new(move |_seen: &Seen| {
+                    (status, [("content-type", "application/json")], body.clone()).into_response()
+                }),
+            )
+        };
+    let server = Server::routed(vec![
+        keys_route(alice_keys(&v)),
+        json_route(
+            "/2/chat/media/upload/initialize",
+            StatusCode::OK,
+            json!({"data": {"session_id": "s1", "media_hash_key": "Hk42", "conversation_id": format!("{ALICE}:{BOB}")}}).to_string(),
+        ),
+        (
+            "/2/chat/media/upload/s1/append",
+            Arc::new(move |seen: &Seen| {
+                // The fake keeps small bodies only: the segments are kept here.
+                kept.lock().unwrap().push(seen.json());
+                (StatusCode::OK, [("content-type", "application/json")], r#"{"data":{"expires_at":1}}"#)
+                    .into_response()
+            }),
+        ),
+        json_route("/2/chat/media/upload/s1/finalize", StatusCode::OK, json!({"data": {"success": true}}).to_string()),
+        json_route("/2/chat/conversations/1111111111111111111/messages", StatusCode::CREATED, answer),
+    ])
+    .await;
+    let client = bob_client(&server.url(), &v);
+    // 2.5 MiB: three segments.
+    let file: Vec<u8> = (0..(5 << 19)).map(|i: usize| (i % 251) as u8).collect();
+    let body = futures_util::stream::iter(
+        file.chunks(70_000)
+            .map(|c| Ok::<_, std::io::Error>(Bytes::copy_from_slice(c)))
+            .collect::<Vec<_>>(),
+    );
+    let sent = client
+        .send_chat_file(xdm_core::ports::ChatFileRequest {
+            business: uid(BOB),
+            recipient: uid(ALICE),
+            key: key_of_conversation(&v),
+            message_id: "6f1d6d8e-0c7a-4b57-9a55-0e9f3a1f7c11".into(),
+            kind: xdm_core::inbound::MediaKind::Photo,
+            file: xdm_core::media::MediaStream {
+                file_name: "receipt.png".into(),
+                content_type: "image/png".into(),
+                length: file.len() as u64,
+                body: Box::pin(body),
+            },
+        })
+        .await
+        .unwrap();
+    assert!(!sent.sequence_id.is_empty());
+    let seen = server.requests();
+    let init = seen
+        .iter()
+        .find(|s| s.target.ends_with("/initialize"))
+        .unwrap()
+        .json();
+    assert_eq!(init["conversation_id"], format!("{ALICE}:{BOB}"));
+    assert_eq!(
+        init["total_bytes"].as_u64().unwrap(),
+        xdm_xchat::media::sealed_len(file.len() as u64)
+    );
+    let appends = segments.lock().unwrap().clone();
+    assert_eq!(appends.len(), 3);
+    let mut uploaded = Vec::new();
+    for (i, a) in appends.iter().enumerate() {
+        assert_eq!(a["segment_index"], i);
+        assert_eq!(a["media_hash_key"], "Hk42");
+        uploaded.extend(STANDARD.decode(a["media"].as_str().unwrap()).unwrap());
+    }
+    let finalize = seen
+        .iter()
+        .find(|s| s.target.ends_with("/finalize"))
+        .unwrap()
+        .json();
+    assert_eq!(finalize["num_parts"], "3");
+    // The upload opens with the conversation key to the file.
+    let key = ConversationKey::from_bytes(
+        hex_bytes(&text(&v, "media.conversation_key_hex"))
+            .try_into()
+            .unwrap(),
+    );
+    let mut opener = xdm_xchat::media::MediaOpener::new(&key);
+    let mut opened = opener.push(&uploaded).unwrap();
+    opened.extend(opener.finish().unwrap());
+    assert_eq!(opened, file);
+    // The message names it.
+    let post = seen
+        .iter()
+        .find(|s| s.target.ends_with("/messages"))
+        .unwrap()
+        .json();
+    let create = thrift::read_struct(
+        &STANDARD
+            .decode(post["encoded_message_create_event"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let plaintext = key
+        .open(create.field(100).unwrap().as_bytes().unwrap())
+        .unwrap();
+    let files = thrift::message_attachments(&plaintext).unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].media_hash_key, "Hk42");
+    assert_eq!(files[0].filesize, Some(file.len() as i64));
+    assert_eq!(files[0].filename.as_deref(), Some("receipt.png"));
+}
+
+fn hex_bytes(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }

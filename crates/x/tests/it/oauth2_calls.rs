@@ -261,6 +261,7 @@ fn photo(url: &str) -> InboundMedia {
         media_id: "1547580751654203394".into(),
         url: url.into(),
         content_type: None,
+        sealed: None,
     }
 }
 
@@ -326,6 +327,7 @@ async fn twimg_media_is_fetched_without_credentials_for_oauth2_accounts() {
         media_id: "1".into(),
         url: format!("{}/dm_video/1/vid/a.mp4", server.url()),
         content_type: Some("video/mp4".into()),
+        sealed: None,
     };
     let file = client
         .download_media(&uid(BUSINESS), &media, 1024)

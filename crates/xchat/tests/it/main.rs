@@ -410,3 +410,71 @@ fn the_registration_is_the_one_x_sdk_builds_for_the_same_keys() {
         );
     }
 }
+
+#[test]
+fn files_the_sdk_and_libsodium_sealed_open_and_ours_have_their_layout() {
+    use xdm_xchat::media::{MediaOpener, MediaSealer, sealed_len};
+    let v = vectors();
+    let key = key32(hex(&v, "media.conversation_key_hex"));
+    let plaintext: Vec<u8> = (0..2500usize).map(|i| ((i * 7 + 3) % 256) as u8).collect();
+    for which in [
+        "chatxdk_encrypt_stream_b64",
+        "independent_libsodium_stream_b64",
+    ] {
+        let sealed = b64(&v, &format!("media.{which}"));
+        assert_eq!(sealed.len() as u64, sealed_len(2500), "{which}");
+        for piece in [1usize, 333, 1041, 4096] {
+            let mut opener = MediaOpener::new(&key);
+            let mut out = Vec::new();
+            for p in sealed.chunks(piece) {
+                out.extend(opener.push(p).unwrap());
+            }
+            out.extend(opener.finish().unwrap());
+            assert_eq!(out, plaintext, "{which} in pieces of {piece}");
+        }
+        // Cut after the second frame: refused (X's SDK refuses it too).
+        let mut opener = MediaOpener::new(&key);
+        let _ = opener.push(&sealed[..24 + 2 * 1041]).unwrap();
+        assert!(opener.finish().is_err());
+    }
+    // What we seal has the same layout and opens with the opener checked against libsodium above
+    // (X's SDK opening it is the sandbox tests' part).
+    let (mut sealer, header) = MediaSealer::new(&key);
+    let mut sealed = header.to_vec();
+    sealed.extend(sealer.push(&plaintext).unwrap());
+    sealed.extend(sealer.finish().unwrap());
+    assert_eq!(sealed.len() as u64, sealed_len(2500));
+    let mut opener = MediaOpener::new(&key);
+    let mut out = opener.push(&sealed).unwrap();
+    out.extend(opener.finish().unwrap());
+    assert_eq!(out, plaintext);
+}
+
+#[test]
+fn an_attachment_message_is_written_and_read_as_the_sdk_does() {
+    use xdm_xchat::thrift::{MediaAttachment, MediaType, attachment_message, message_attachments};
+    let v = vectors();
+    let file = MediaAttachment {
+        media_hash_key: "abc123DEF456".into(),
+        width: Some(640),
+        height: Some(480),
+        kind: MediaType::Image,
+        filesize: Some(2500),
+        filename: Some("photo.jpg".into()),
+    };
+    let plaintext = attachment_message("", &file);
+    assert_eq!(
+        plaintext,
+        hex(&v, "media.attachment_message_plaintext_thrift_hex")
+    );
+    assert_eq!(message_attachments(&plaintext).unwrap(), vec![file]);
+    assert_eq!(
+        thrift::message_text(&plaintext).unwrap().as_deref(),
+        Some("")
+    );
+    assert!(
+        message_attachments(&thrift::text_message("hi"))
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -132,6 +132,7 @@ async fn a_photo_carries_the_lines_written_before_it() {
         media_id: "1547580751654203394".into(),
         url: url.into(),
         content_type: None,
+        sealed: None,
     });
     h.x.0
         .lock()

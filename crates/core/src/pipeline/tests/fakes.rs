@@ -13,15 +13,17 @@ use crate::chat_item::{
 use crate::ids::{
     ChatItemId, ConnectionToken, ContactId, InitialContactId, ParticipantToken, XEventId, XUserId,
 };
-use crate::inbound::{InboundBatch, InboundChat, InboundDm, InboundEvent, InboundMedia, XChannel};
+use crate::inbound::{
+    InboundBatch, InboundChat, InboundDm, InboundEvent, InboundMedia, MediaKind, XChannel,
+};
 use crate::jobs::{JobQueue, JobState};
 use crate::media::{ByteStream, MediaStream, XMediaCategory};
 use crate::memory_store::MemoryStore;
 use crate::pipeline::{Bridge, BridgeConfig};
 use crate::ports::{
-    ChatEvent, ChatKeyChange, ChatMessage, ChatRequest, Clock, ConnectApi, ConnectError,
-    CustomerProfile, DmRequest, OpenedChat, ProfileChange, SentChat, SentDm, SentDmRecord,
-    StartChat, StartedChat, Store, XApi, XError,
+    ChatEvent, ChatFileRequest, ChatKeyChange, ChatMessage, ChatRequest, Clock, ConnectApi,
+    ConnectError, CustomerProfile, DmRequest, OpenedChat, ProfileChange, SentChat, SentDm,
+    SentDmRecord, StartChat, StartedChat, Store, XApi, XError,
 };
 use crate::profile::XProfile;
 use crate::session::ConnectionCredentials;
@@ -368,6 +370,8 @@ pub(super) struct XState {
     pub(super) user_faults: VecDeque<XError>,
     /// X Chat messages sent, and the faults of the next sends.
     pub(super) chats_sent: Vec<ChatRequest>,
+    /// X Chat files sent: (message id, kind, bytes).
+    pub(super) chat_files_sent: Vec<(String, MediaKind, Vec<u8>)>,
     pub(super) chat_faults: VecDeque<XError>,
     /// `open_chat` calls.
     pub(super) chats_opened: usize,
@@ -410,11 +414,33 @@ impl XApi for FakeX {
         Ok(OpenedChat {
             sequence_id: XEventId::parse(sequence).unwrap(),
             text: text.to_owned(),
+            media: None,
             key: Some(ChatKeyChange {
                 conversation_id: chat.conversation_id.clone(),
                 encoded_event: format!("key-change-{version}"),
                 key_version: version,
             }),
+        })
+    }
+
+    async fn send_chat_file(&self, message: ChatFileRequest) -> Result<SentChat, XError> {
+        let bytes: Vec<u8> = message
+            .file
+            .body
+            .try_fold(Vec::new(), |mut all, chunk| async move {
+                all.extend_from_slice(&chunk);
+                Ok(all)
+            })
+            .await
+            .unwrap();
+        let mut s = self.0.lock().unwrap();
+        if let Some(e) = s.chat_faults.pop_front() {
+            return Err(e);
+        }
+        s.chat_files_sent
+            .push((message.message_id, message.kind, bytes));
+        Ok(SentChat {
+            sequence_id: format!("{}", 700_000 + s.chat_files_sent.len()),
         })
     }
 

@@ -15,6 +15,7 @@ fn with_media(mut d: InboundDm, kind: MediaKind, url: &str) -> InboundDm {
         media_id: "1547580751654203394".into(),
         url: url.into(),
         content_type: None,
+        sealed: None,
     });
     d
 }

@@ -139,7 +139,7 @@ async fn replies_to_an_x_chat_customer_are_sealed_with_the_newest_key_and_keep_t
     drop(x);
     // The same item delivered again (a retry of the job) names the same message.
     assert_eq!(
-        super::super::x_chat::chat_message_id(&agent_item("i1", &contact, 30, markdown("x")), 0),
+        super::super::x_chat::chat_message_id("reply:i1", 0),
         first_id
     );
 }
@@ -167,5 +167,64 @@ async fn x_refusing_a_reply_tells_the_agent() {
     assert!(
         messages.last().unwrap().contains("was not delivered"),
         "{messages:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_agents_files_reach_an_x_chat_customer_on_x_chat_and_others_as_a_sentence_there() {
+    use crate::chat_item::{AttachmentStatus, ChatItemBody};
+    use crate::inbound::MediaKind;
+    let h = harness();
+    h.bridge
+        .accept_inbound(chats(vec![chat("m-8", 5008, 10, "hi", "100")]))
+        .await
+        .unwrap();
+    h.drain().await;
+    let contact = h.connect.contacts()[0].id.clone();
+    let png: Vec<u8> = vec![0x89, b'P', b'N', b'G', 1, 2, 3];
+    {
+        let mut s = h.connect.0.lock().unwrap();
+        s.agent_files
+            .insert("a-png".into(), ("image/png".into(), png.clone()));
+        s.agent_files
+            .insert("a-pdf".into(), ("application/pdf".into(), vec![1]));
+    }
+    let files = vec![
+        file(
+            "a-png",
+            "receipt.png",
+            "image/png",
+            AttachmentStatus::Approved,
+        ),
+        file(
+            "a-pdf",
+            "invoice.pdf",
+            "application/pdf",
+            AttachmentStatus::Approved,
+        ),
+    ];
+    h.bridge
+        .accept_chat_item(agent_item(
+            "i9",
+            &contact,
+            30,
+            ChatItemBody::Attachment { attachments: files },
+        ))
+        .await
+        .unwrap();
+    h.drain().await;
+    let x = h.x.0.lock().unwrap();
+    assert!(
+        x.sent.is_empty() && x.uploads.is_empty(),
+        "nothing went the legacy DM way"
+    );
+    assert_eq!(x.chat_files_sent.len(), 1);
+    let (id, kind, bytes) = &x.chat_files_sent[0];
+    assert_eq!((kind, bytes), (&MediaKind::Photo, &png));
+    assert_eq!(id, &super::super::x_chat::chat_message_id("file:i9", 0));
+    let texts: Vec<&str> = x.chats_sent.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        vec!["The agent sent a document (invoice.pdf) that can't be delivered over X DM."]
     );
 }

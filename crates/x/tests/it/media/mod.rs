@@ -49,6 +49,7 @@ fn inbound(kind: MediaKind, url: &str, content_type: Option<&str>) -> InboundMed
         media_id: "1547580751654203394".into(),
         url: url.into(),
         content_type: content_type.map(str::to_owned),
+        sealed: None,
     }
 }
 
