@@ -98,6 +98,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .merge(crate::profiles::controls::control_routes())
         .merge(crate::sns::controls::control_routes())
         .merge(crate::x::controls::control_routes())
+        .merge(crate::x::chat::controls::control_routes())
 }
 
 fn handle(shared: Arc<Shared>) -> SandboxHandle {

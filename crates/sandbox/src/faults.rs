@@ -97,6 +97,21 @@ pub enum FaultOp {
     CreateProfile,
     /// Customer Profiles `PUT /domains/{DomainName}/profiles`.
     UpdateProfile,
+    /// X Chat `POST /2/users/:id/public_keys`, `GET /2/users/:id/public_keys` and
+    /// `GET /2/users/public_keys`.
+    ChatPublicKeys,
+    /// X Chat `POST /2/chat/conversations/:id/keys`.
+    ChatAddKeys,
+    /// X Chat `POST /2/chat/conversations/:id/messages`.
+    ChatSendMessage,
+    /// X Chat `GET /2/chat/conversations/:id/events`.
+    ChatEvents,
+    /// X Chat `POST /2/chat/conversations/:id/typing` and `…/read`.
+    ChatIndicators,
+    /// X Chat `POST /2/chat/media/upload/initialize`, `…/:session_id/append`, `…/finalize`.
+    ChatMediaUpload,
+    /// X Chat `GET /2/chat/media/:conversation_id/:media_hash_key`.
+    ChatMediaDownload,
 }
 
 /// A platform, for the down switch and side-wide profiles.
@@ -151,7 +166,7 @@ pub(crate) enum Platform {
 
 impl FaultOp {
     /// Every operation, in declaration order (a new variant must be added here too).
-    pub const ALL: [Self; 33] = [
+    pub const ALL: [Self; 40] = [
         Self::StartChatContact,
         Self::StartContactStreaming,
         Self::StopContactStreaming,
@@ -185,6 +200,13 @@ impl FaultOp {
         Self::SearchProfiles,
         Self::CreateProfile,
         Self::UpdateProfile,
+        Self::ChatPublicKeys,
+        Self::ChatAddKeys,
+        Self::ChatSendMessage,
+        Self::ChatEvents,
+        Self::ChatIndicators,
+        Self::ChatMediaUpload,
+        Self::ChatMediaDownload,
     ];
 
     /// The platform the operation belongs to.
@@ -226,7 +248,14 @@ impl FaultOp {
             | Self::Webhooks
             | Self::Subscriptions
             | Self::ActivityStream
-            | Self::DmMediaDownload => Platform::X,
+            | Self::DmMediaDownload
+            | Self::ChatPublicKeys
+            | Self::ChatAddKeys
+            | Self::ChatSendMessage
+            | Self::ChatEvents
+            | Self::ChatIndicators
+            | Self::ChatMediaUpload
+            | Self::ChatMediaDownload => Platform::X,
             Self::MediaDownload => Platform::PublicMedia,
             Self::MediaProcessing => Platform::Processing,
         }
@@ -251,6 +280,13 @@ impl FaultOp {
                 | Self::Subscriptions
                 | Self::ActivityStream
                 | Self::DmMediaDownload
+                | Self::ChatPublicKeys
+                | Self::ChatAddKeys
+                | Self::ChatSendMessage
+                | Self::ChatEvents
+                | Self::ChatIndicators
+                | Self::ChatMediaUpload
+                | Self::ChatMediaDownload
         )
     }
 }
@@ -394,7 +430,8 @@ mod tests {
         assert_eq!(FaultOp::CreateDm.side(), Side::X);
         assert_eq!(FaultOp::MediaDownload.side(), Side::X);
         assert_eq!(FaultOp::AttachmentPut.side(), Side::Connect);
-        assert_eq!(FaultOp::of_side(Side::X).count(), 16);
+        assert_eq!(FaultOp::of_side(Side::X).count(), 23);
+        assert_eq!(FaultOp::ChatSendMessage.side(), Side::X);
         assert_eq!(FaultOp::SearchProfiles.side(), Side::Connect);
         assert_eq!(FaultOp::of_side(Side::Connect).count(), 17);
     }

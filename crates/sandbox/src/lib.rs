@@ -94,6 +94,8 @@
 //! | `POST /_sandbox/x/raw` | `{"body":"…","signature":"valid"\|"omit"\|{"custom":"sha256=…"}}` |
 //! | `GET /_sandbox/x/dms`, `/x/requests`, `/x/deliveries` | [`SentDm`]s, [`RequestRecord`]s, [`WebhookDelivery`]s |
 //! | `GET /_sandbox/x/media` | [`UploadedMedia`]s (media upload v2) |
+//! | `GET /_sandbox/x/chat/events`, `/x/chat/public-keys[?user_id=]`, `/x/chat/media`, `/x/chat/media/{media_hash_key}/content`, `/x/chat/indicators` | X Chat: [`ChatEventRecord`]s, [`ChatPublicKeyRecord`]s, [`ChatMediaRecord`]s, the stored ciphertext, [`ChatIndicatorRecord`]s |
+//! | `POST /_sandbox/x/chat/deliver` | `{"user_id","event_type","payload"}` → [`WebhookDelivery`]: a hand-made `chat.*` event to the user's subscriptions |
 //! | `GET`/`POST /_sandbox/media/files` | [`MediaFile`] → [`FileInfo`] (201); `content`: `{"bytes":"<base64>"}`, `{"text":"…"}` or `{"generated":{"size","seed"}}` |
 //! | `GET /_sandbox/media/files/{id}`, `…/{id}/content` | [`FileInfo`]; the bytes, streamed |
 //! | `POST /_sandbox/media/files/{id}/serve` | [`ServeOptions`] `{"omit_content_length"?,"redirect_to"?}` → [`FileInfo`] |
@@ -261,8 +263,15 @@
 //!   `DmEvents`.
 //! * DMs to ids not in the registry are accepted; registered users with `accepts_dms: false` get 403.
 //! * Not emulated: participant websockets (the `Websocket` URL of CreateParticipantConnection is not
-//!   served), v1.1 media upload, XAA events other than DMs (subscriptions to them are kept). The
+//!   served), v1.1 media upload, XAA events other than DMs and X Chat (subscriptions to them are kept). The
 //!   command-style `POST /2/media/upload?command=…` answers 400 (deprecated by X).
+//! * **X Chat** (encrypted DMs, [`x::chat`]; docs/xchat.md §9): public key registration and
+//!   lookup, conversation keys, signed messages relayed as Thrift `MessageEvent`s (`chat.received`,
+//!   `chat.sent`, `chat.conversation.join` through the Activity API), history, typing / read,
+//!   encrypted media. Ciphertext only; a message whose signature does not verify with the
+//!   sender's registered key answers 400 `INVALID_SENDER_SIGNATURE`. Fault ops `ChatPublicKeys`,
+//!   `ChatAddKeys`, `ChatSendMessage`, `ChatEvents`, `ChatIndicators`, `ChatMediaUpload`,
+//!   `ChatMediaDownload`.
 //!
 //! ## Media
 //!
@@ -364,6 +373,10 @@ pub use profiles::model::{
 pub use sns::filter_policy::{FilterPolicy, FilterPolicyError};
 pub use sns::state::{SnsAttempt, SnsDelivery, SnsMessageType, SubscriptionView};
 pub use sns::topics::{TopicView, default_policy};
+pub use x::chat::{
+    ChatEventKind, ChatEventRecord, ChatIndicatorKind, ChatIndicatorRecord, ChatMediaRecord,
+    ChatPublicKeyRecord,
+};
 pub use x::dm_spec::{DmSpec, MediaKind, MediaSpec, PayloadShape, UrlSpec};
 pub use x::oauth2_tokens::{OAuth2Settings, OAuth2TokenFamily, OAuth2Tokens, s256_challenge};
 pub use x::records::{

@@ -68,6 +68,19 @@ pub async fn spawn_app_with(
 }
 
 impl TestApp {
+    /// A test app around a bridge a test started itself (its own configuration).
+    pub fn from_running(sandbox: SandboxHandle, running: LinkedBridge) -> Self {
+        TestApp {
+            base: running.base.clone(),
+            admin: running.admin_base.clone(),
+            bridge: Arc::clone(&running.bridge),
+            sandbox,
+            http: reqwest::Client::new(),
+            running: Some(running),
+            _dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
     /// `GET path` on the admin listener, with the admin token.
     pub async fn admin_get(&self, path: &str) -> reqwest::Response {
         let admin = self.admin.as_deref().expect("the admin listener is on");

@@ -23,4 +23,5 @@ mod restart;
 mod second_process;
 mod sns_endpoint;
 mod x_activity;
+mod x_chat;
 mod x_webhook;

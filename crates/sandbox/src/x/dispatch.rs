@@ -1,31 +1,17 @@
 //! Routing an X event to the subscriptions it matches: the X Activity API ones get XAA's envelope
 //! (logged for backfills and replays, written to every open activity stream, POSTed to their
-//! webhook), the Account Activity ones the AAA shape. Events are not retried.
+//! webhook), the Account Activity ones the AAA shape (DM activity only: X Chat events exist only
+//! in the Activity API). Events are not retried.
 
 use crate::clock;
 use crate::error::SandboxError;
 use crate::state::Shared;
 use crate::sync::lock;
-use crate::x::dm_spec::PayloadShape;
+use crate::x::outgoing::Outgoing;
 use crate::x::payloads::{self, Activity};
-use crate::x::records::{
-    ActivitySubscription, DeliveredMedia, DeliveryKind, WebhookDelivery, XEventRecord,
-};
+use crate::x::records::{ActivitySubscription, DeliveryKind, WebhookDelivery, XEventRecord};
 use crate::x::users::SandboxUser;
 use crate::x::webhook_client::{self, SignatureHeader};
-
-/// An event to route.
-pub(crate) struct Outgoing {
-    pub kind: DeliveryKind,
-    /// The user whose subscriptions match (the receiver of a DM, the sender of a sent DM).
-    pub user_id: String,
-    pub activity: Activity,
-    pub event_id: Option<String>,
-    /// Envelope for Account Activity subscriptions.
-    pub aaa_shape: PayloadShape,
-    pub include_users: bool,
-    pub media: Option<DeliveredMedia>,
-}
 
 /// Renders `out` for every subscription it matches, logs and streams the XAA events and POSTs
 /// them to their webhooks. Returns the first webhook delivery (with the number of stream
@@ -50,16 +36,19 @@ pub(crate) async fn dispatch(
             })
             .cloned()
             .collect();
-        let aaa: Vec<String> =
-            if shared.cfg.x.account_activity_api && (!echo || shared.cfg.x.echo_outbound) {
-                x.aaa_subscriptions
-                    .iter()
-                    .filter(|(_, u)| *u == out.user_id)
-                    .map(|(w, _)| w.clone())
-                    .collect()
-            } else {
-                Vec::new()
-            };
+        let is_chat = matches!(out.activity, Activity::Chat { .. });
+        let aaa: Vec<String> = if shared.cfg.x.account_activity_api
+            && !is_chat
+            && (!echo || shared.cfg.x.echo_outbound)
+        {
+            x.aaa_subscriptions
+                .iter()
+                .filter(|(_, u)| *u == out.user_id)
+                .map(|(w, _)| w.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
         matched = !subs.is_empty() || !aaa.is_empty();
         let now_ms = clock::now_unix_ms();
         for sub in subs {

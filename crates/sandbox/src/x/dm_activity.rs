@@ -6,9 +6,10 @@ use crate::clock;
 use crate::error::SandboxError;
 use crate::state::Shared;
 use crate::sync::lock;
-use crate::x::dispatch::{Outgoing, dispatch};
+use crate::x::dispatch::dispatch;
 use crate::x::dm_media;
 use crate::x::dm_spec::{DmSpec, MediaKind, MediaSpec, PayloadShape, UrlSpec};
+use crate::x::outgoing::Outgoing;
 use crate::x::payloads::{Activity, DmEventParts};
 use crate::x::records::{
     DeliveryKind, MediaCategory, SentDm, SentMedia, WebhookDelivery, conversation_id,

@@ -1,10 +1,11 @@
 //! The X (Twitter) emulator: the REST routes the bridge calls (DMs, users, media upload and
-//! download, OAuth 2.0, webhooks, Activity API subscriptions and stream), and the webhook side that
-//! calls the bridge.
+//! download, OAuth 2.0, webhooks, Activity API subscriptions and stream, X Chat), and the webhook
+//! side that calls the bridge.
 
 pub(crate) mod account_activity;
 pub(crate) mod auth;
 pub(crate) mod calls;
+pub mod chat;
 pub(crate) mod controls;
 pub(crate) mod dispatch;
 pub(crate) mod dm_activity;
@@ -16,6 +17,7 @@ pub(crate) mod media_upload;
 pub(crate) mod oauth2;
 pub mod oauth2_tokens;
 pub mod oauth_verify;
+pub(crate) mod outgoing;
 pub mod payloads;
 pub(crate) mod problem;
 pub mod records;
@@ -60,4 +62,5 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .merge(subscriptions::routes())
         .merge(account_activity::routes())
         .merge(stream::routes())
+        .merge(chat::routes())
 }

@@ -1,6 +1,7 @@
 //! Webhook payloads as X sends them: Account Activity (`for_user_id` + `direct_message_events` +
 //! legacy `users`) and the X Activity API envelope (`data.payload`, v2 users), serialised the way X
 //! does (compact, `\/`-escaped slashes, `\uXXXX` for non-ASCII) — docs/protocols.md A1.2 and A2.
+//! X Chat events (`chat.*`) carry the payload the chat emulator built ([`crate::x::chat`]).
 
 use std::fmt::Write as _;
 
@@ -66,6 +67,14 @@ pub(crate) enum Activity {
         last_read_event_id: String,
         created_timestamp_ms: i64,
     },
+    /// An X Chat event (`chat.received`, `chat.sent`, `chat.conversation.join`, …): XAA only,
+    /// its `payload` as given (docs/xchat.md §3.8).
+    Chat {
+        event_type: String,
+        sender_id: String,
+        recipient_id: String,
+        payload: Value,
+    },
 }
 
 impl Activity {
@@ -79,6 +88,11 @@ impl Activity {
                 ..
             }
             | Self::Read {
+                sender_id,
+                recipient_id,
+                ..
+            }
+            | Self::Chat {
                 sender_id,
                 recipient_id,
                 ..
@@ -144,6 +158,24 @@ pub(crate) fn render_xaa(
     users: Option<&[SandboxUser]>,
     tag: Option<&str>,
 ) -> Vec<u8> {
+    if let Activity::Chat {
+        event_type,
+        payload,
+        ..
+    } = activity
+    {
+        return x_json(&ChatEnvelope {
+            data: ChatData {
+                event_uuid: event_uuid(),
+                filter: XaaFilter {
+                    user_id: for_user_id,
+                },
+                event_type,
+                tag,
+                payload,
+            },
+        });
+    }
     let (dms, typing, read, apps) = split(activity);
     x_json(&XaaEnvelope {
         data: XaaData {
@@ -165,12 +197,13 @@ pub(crate) fn render_xaa(
 }
 
 /// The XAA event type of `activity` seen from `for_user_id`.
-pub(crate) fn xaa_event_type(for_user_id: &str, activity: &Activity) -> &'static str {
+pub(crate) fn xaa_event_type<'a>(for_user_id: &str, activity: &'a Activity) -> &'a str {
     match activity {
         Activity::Dm { event, .. } if event.sender_id == for_user_id => "dm.sent",
         Activity::Dm { .. } => "dm.received",
         Activity::Typing { .. } => "dm.indicate_typing",
         Activity::Read { .. } => "dm.read",
+        Activity::Chat { event_type, .. } => event_type,
     }
 }
 
@@ -232,6 +265,8 @@ fn split(activity: &Activity) -> Split {
             }]),
             None,
         ),
+        // Chat events are rendered from their payload (`render_xaa`), never as DM events.
+        Activity::Chat { .. } => (None, None, None, None),
     }
 }
 
@@ -403,10 +438,25 @@ struct XaaEnvelope<'a> {
 struct XaaData<'a> {
     event_uuid: String,
     filter: XaaFilter<'a>,
-    event_type: &'static str,
+    event_type: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     tag: Option<&'a str>,
     payload: XaaPayload,
+}
+
+#[derive(Serialize)]
+struct ChatEnvelope<'a> {
+    data: ChatData<'a>,
+}
+
+#[derive(Serialize)]
+struct ChatData<'a> {
+    event_uuid: String,
+    filter: XaaFilter<'a>,
+    event_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tag: Option<&'a str>,
+    payload: &'a Value,
 }
 
 #[derive(Serialize)]
@@ -593,6 +643,27 @@ mod tests {
         assert_eq!(sender["username"], "OtherUser");
         assert_eq!(sender["public_metrics"]["followers_count"], 97);
         assert!(v.get("for_user_id").is_none());
+    }
+
+    #[test]
+    fn chat_events_carry_their_payload_in_xaa_order() {
+        let activity = Activity::Chat {
+            event_type: "chat.received".into(),
+            sender_id: "1".into(),
+            recipient_id: "2".into(),
+            payload: json!({"encoded_event": "ab/c+=", "id": "m"}),
+        };
+        assert_eq!(xaa_event_type("2", &activity), "chat.received");
+        let body = String::from_utf8(render_xaa("2", &activity, None, None)).unwrap();
+        assert!(body.starts_with(r#"{"data":{"event_uuid":""#), "{body}");
+        assert!(
+            body.contains(r#""filter":{"user_id":"2"},"event_type":"chat.received","payload":{"encoded_event":"ab\/c+=","id":"m"}}}"#),
+            "{body}"
+        );
+        let tagged = render_xaa("2", &activity, None, Some("t"));
+        let v: Value = serde_json::from_slice(&tagged).unwrap();
+        assert_eq!(v["data"]["tag"], "t");
+        assert_eq!(v["data"]["payload"]["encoded_event"], "ab/c+=");
     }
 
     #[test]

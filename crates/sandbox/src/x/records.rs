@@ -59,6 +59,28 @@ pub enum XOp {
     ActivityStream,
     /// Any Account Activity API route (`/2/account_activity/…`).
     AccountActivity,
+    /// X Chat `POST /2/users/:id/public_keys`.
+    ChatAddPublicKeys,
+    /// X Chat `GET /2/users/:id/public_keys` and `GET /2/users/public_keys?ids=`.
+    ChatGetPublicKeys,
+    /// X Chat `POST /2/chat/conversations/:id/keys`.
+    ChatAddConversationKeys,
+    /// X Chat `POST /2/chat/conversations/:id/messages`.
+    ChatSendMessage,
+    /// X Chat `GET /2/chat/conversations/:id/events`.
+    ChatListEvents,
+    /// X Chat `POST /2/chat/conversations/:id/typing`.
+    ChatTyping,
+    /// X Chat `POST /2/chat/conversations/:id/read`.
+    ChatRead,
+    /// X Chat `POST /2/chat/media/upload/initialize`.
+    ChatMediaInitialize,
+    /// X Chat `POST /2/chat/media/upload/:session_id/append`.
+    ChatMediaAppend,
+    /// X Chat `POST /2/chat/media/upload/:session_id/finalize`.
+    ChatMediaFinalize,
+    /// X Chat `GET /2/chat/media/:conversation_id/:media_hash_key`.
+    ChatMediaDownload,
     /// A path the emulator does not implement.
     Unknown,
 }
@@ -331,14 +353,15 @@ impl SubscriptionFilter {
 pub struct XEventRecord {
     /// Increasing from 1.
     pub seq: u64,
-    /// `dm.received`, `dm.sent`, `dm.indicate_typing`, `dm.read`.
+    /// `dm.received`, `dm.sent`, `dm.indicate_typing`, `dm.read`, `chat.received`, `chat.sent`,
+    /// `chat.conversation.join`.
     pub event_type: String,
     /// The subscribed user (`filter.user_id`).
     pub user_id: String,
     pub subscription_id: String,
     /// Where it went at the time (none: stream only).
     pub webhook_id: Option<String>,
-    /// The DM event id (DM events).
+    /// The DM event id (DM events); the message id (`payload.id`) of X Chat events.
     pub event_id: Option<String>,
     /// The exact envelope bytes (UTF-8 JSON).
     pub body: String,
@@ -413,6 +436,9 @@ pub enum DeliveryKind {
     Sent,
     /// A re-POST by a replay job.
     Replay,
+    /// An X Chat event (`chat.received`, `chat.sent`, `chat.conversation.join`, or a raw one
+    /// from `deliver_chat_raw`).
+    Chat,
 }
 
 /// One event POST to the webhook and its answer.

@@ -1,12 +1,13 @@
 //! The X emulator's memory: users, sent DMs and the DM history, REST call records, used nonces,
 //! rate windows, media uploads, OAuth 2.0 grants, webhooks, subscriptions, the event log, stream
-//! connections, replays and deliveries.
+//! connections, replays and deliveries, and the X Chat emulator's memory.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 
 use crate::config::RateLimit;
+use crate::x::chat::state::ChatState;
 use crate::x::oauth2_tokens::OAuth2State;
 use crate::x::records::{
     ActivitySubscription, ReplayJob, RequestRecord, SentDm, WebhookDelivery, WebhookRegistration,
@@ -54,6 +55,8 @@ pub(crate) struct XState {
     pub event_log: Vec<XEventRecord>,
     pub streams: Streams,
     pub replays: Vec<ReplayJob>,
+    /// X Chat: public keys, conversations, relayed events, media, typing / read calls.
+    pub chat: ChatState,
 }
 
 #[derive(Debug, Clone, Copy)]

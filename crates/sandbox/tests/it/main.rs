@@ -14,6 +14,7 @@ mod sns_stream;
 mod support;
 mod x_activity;
 mod x_api;
+mod x_chat;
 mod x_oauth2;
 mod x_stream;
 mod x_webhook;

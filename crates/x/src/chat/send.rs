@@ -81,8 +81,16 @@ pub(crate) async fn post_message(
     };
     let answer = client
         .call(Method::POST, url, business, Some(&body))
-        .await?
-        .success()?;
+        .await?;
+    if answer.status == http::StatusCode::CONFLICT {
+        // X has a message with this id already: an earlier attempt of this one (a retry of a
+        // file uploads it again, so the request is not the same byte for byte). Delivered.
+        tracing::info!(%recipient, "X Chat already has this message (an earlier attempt): not sent again");
+        return Ok(SentChat {
+            sequence_id: String::new(),
+        });
+    }
+    let answer = answer.success()?;
     let sent: Sent = serde_json::from_slice(&answer.body)
         .map_err(|_| unexpected_body("an X Chat send", &answer.body))?;
     let event = parse_event(&sent.data.encoded_message_event)
