@@ -303,13 +303,21 @@ async fn an_x_chat_customer_and_an_agent_talk_end_to_end_encrypted() {
         tokio::time::sleep(std::time::Duration::from_millis(150)).await;
     }
     assert_eq!(from_business.len(), 2, "{from_business:?}");
+    assert!(from_business.iter().all(|m| m["verified"] == true));
+    // (The two items may carry the same AbsoluteTime: either may be first.)
+    let text = from_business
+        .iter()
+        .find(|m| m["attachments"].as_array().is_none_or(Vec::is_empty))
+        .unwrap();
     assert_eq!(
-        from_business[0]["text"],
+        text["text"],
         "Your order ships today: track it (https://t.example/42)"
     );
-    assert_eq!(from_business[0]["verified"], true);
-    assert_eq!(from_business[1]["verified"], true);
-    let received = &from_business[1]["attachments"][0];
+    let with_file = from_business
+        .iter()
+        .find(|m| m["attachments"].as_array().is_some_and(|a| !a.is_empty()))
+        .unwrap();
+    let received = &with_file["attachments"][0];
     assert_eq!(received["sha256"], sha256_hex(&png));
     assert_eq!(received["size"], png.len());
     // Nothing went the legacy DM way.
@@ -408,6 +416,47 @@ async fn an_x_chat_customer_and_an_agent_talk_end_to_end_encrypted() {
     assert_ne!(
         versions[2], versions[0],
         "the reply after the rotation uses the new key"
+    );
+
+    // The bridge's key blob is X's own format: X's SDK imports it and reads the same
+    // conversation as the business.
+    let as_business = t.dir.path().join("business.json");
+    std::fs::write(
+        &as_business,
+        json!({
+            "api": app.sandbox.base_url(),
+            "token": app.sandbox.issue_oauth2_token(&t.business, &SCOPES).access_token,
+            "user_id": t.business,
+            "blob": t.blob,
+            "version": app.sandbox.chat_public_keys(&t.business)[0].public_key_version,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let read = customer_cli(&[
+        "receive",
+        "--state",
+        as_business.to_str().unwrap(),
+        "--peer",
+        CUSTOMER,
+    ])
+    .await
+    .unwrap();
+    assert_eq!(read["errors"], json!({}), "{read}");
+    let customer_said: Vec<&str> = read["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["sender_id"] == CUSTOMER)
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(
+        customer_said,
+        vec![
+            "Hola, ¿dónde está mi pedido? 📦",
+            "la foto",
+            "después de cambiar la clave"
+        ]
     );
 
     // No key material in the store, in /metrics or in the served keys' answers.
