@@ -289,3 +289,49 @@ pub fn message_with(
         )),
     })
 }
+
+/// The body of `POST /2/chat/conversations/{id}/keys` (docs/xchat.md §2.5), as fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyChangeRequest {
+    pub conversation_key_version: String,
+    pub participants: Vec<thrift::WrappedKey>,
+    /// The action signature: its message id, the encoded detail and the signature.
+    pub message_id: String,
+    /// Base64 (padded) of the Thrift `MessageEventDetail`.
+    pub encoded_message_event_detail: String,
+    /// Raw `r ‖ s`, base64 without padding.
+    pub signature: String,
+    pub public_key_version: String,
+    pub signature_version: &'static str,
+}
+
+/// A new conversation key `key` of `key_version` for `conversation_id` (canonical), already
+/// wrapped for each participant ([`crate::wrap::wrap`], the sender included), signed by the
+/// sender over the key change's string (which names the key itself: never log it).
+pub fn key_change_with(
+    sender: Sender<'_>,
+    conversation_id: &str,
+    key_version: &str,
+    key: &ConversationKey,
+    message_id: &str,
+    participants: Vec<thrift::WrappedKey>,
+) -> Result<KeyChangeRequest, XChatError> {
+    let payload = signatures::key_change_payload(
+        message_id,
+        sender.user_id,
+        conversation_id,
+        key_version,
+        key,
+    )?;
+    let signature = signatures::sign(sender.keys, &payload);
+    Ok(KeyChangeRequest {
+        conversation_key_version: key_version.to_owned(),
+        encoded_message_event_detail: STANDARD
+            .encode(thrift::key_change_detail(key_version, &participants)),
+        participants,
+        message_id: message_id.to_owned(),
+        signature,
+        public_key_version: sender.public_key_version.to_owned(),
+        signature_version: SIGNATURE_VERSION,
+    })
+}

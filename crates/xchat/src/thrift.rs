@@ -211,6 +211,38 @@ pub fn message_attachments(plaintext: &[u8]) -> Result<Vec<MediaAttachment>, XCh
         .collect())
 }
 
+/// A conversation key wrapped for one participant, as a key change lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedKey {
+    pub user_id: String,
+    /// The 113-byte wrap, standard base64 with padding.
+    pub wrapped_b64: String,
+    /// The version of the participant's identity key it is wrapped for.
+    pub public_key_version: String,
+}
+
+/// `MessageEventDetail` variant 3, `ConversationKeyChangeEvent { 1: conversation_key_version,
+/// 2: [ConversationParticipantKey { 1: user_id, 2: encrypted_conversation_key,
+/// 3: public_key_version }], 5: for_key_rotation = false }` (docs/xchat.md §2.5).
+pub fn key_change_detail(key_version: &str, participants: &[WrappedKey]) -> Vec<u8> {
+    let items: Vec<Vec<u8>> = participants
+        .iter()
+        .map(|p| {
+            Writer::default()
+                .string(1, &p.user_id)
+                .string(2, &p.wrapped_b64)
+                .string(3, &p.public_key_version)
+                .end()
+        })
+        .collect();
+    let change = Writer::default()
+        .string(1, key_version)
+        .struct_list(2, &items)
+        .bool(5, false)
+        .end();
+    Writer::default().nested(3, change).end()
+}
+
 /// `MessageCreateEvent { 100: contents, 101: conversation_key_version, 102: should_notify }`.
 pub fn message_create_event(
     sealed_contents: &[u8],

@@ -21,6 +21,10 @@ use xdm_sandbox::{
     SandboxConfig, SandboxEvent, SandboxHandle, SandboxUser,
 };
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::commands::demo_chat_customer::ChatCustomer;
 use crate::sandbox_link::LinkedBridge;
 use crate::wiring::AppBridge;
 
@@ -50,6 +54,12 @@ const BILLING_HANDLE: &str = "acme_billing";
 const BILLING_FLOW: &str = "b1111111-2222-4333-8444-555555555555";
 const BILLING_PREFIX: &str = "@billing";
 
+/// The demo's customer on X Chat (end-to-end encrypted): a line starting with `@chat` is hers.
+const CHAT_CUSTOMER_ID: &str = "3001969358";
+const CHAT_CUSTOMER_NAME: &str = "Mia Chen";
+const CHAT_CUSTOMER_HANDLE: &str = "mia_on_xchat";
+const CHAT_PREFIX: &str = "@chat";
+
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // Quiet logs: the demo prints what each side sees. RUST_LOG=info shows the bridge's logs.
     if std::env::var_os("RUST_LOG").is_none() {
@@ -67,7 +77,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .context("cannot start the sandbox")?;
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let store = format!("sqlite:{}", dir.path().join("demo.db").display());
+    // The business account's X Chat keys, made and registered as `x chat-keys init` does.
+    let (chat_keys, chat_key_version) = business_chat_keys(&sandbox, &store).await?;
     let running = Box::pin(LinkedBridge::start(&sandbox, &store, |config| {
+        config.x.chat_keys = Some(secrecy::SecretString::from(chat_keys));
+        config.x.chat_key_version = Some(chat_key_version);
         config.delivery.reorder_window_ms = 100;
         config.delivery.outbound_reorder_window_ms = 100;
         // Both optional features on: the agent sees the customer's profile, and a returning
@@ -98,6 +112,27 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ..ContactFlowSpec::inbound(BILLING_FLOW)
     });
     running.add_business_account(&sandbox, BILLING_ID).await?;
+    // X Chat: the business's encrypted conversations reach the bridge's webhook too.
+    let webhook = sandbox
+        .webhooks()
+        .into_iter()
+        .next()
+        .context("no webhook registered")?;
+    sandbox.subscribe_activity(
+        "chat.received",
+        &sandbox.config().x.business.id,
+        Some(&webhook.id),
+        None,
+    )?;
+    sandbox.add_user(SandboxUser {
+        followers_count: 310,
+        ..SandboxUser::new(CHAT_CUSTOMER_ID, CHAT_CUSTOMER_NAME, CHAT_CUSTOMER_HANDLE)
+    });
+    let chat_customer = Arc::new(tokio::sync::Mutex::new(
+        ChatCustomer::register(&sandbox, CHAT_CUSTOMER_ID, &sandbox.config().x.business.id)
+            .await
+            .context("the X Chat customer could not register her keys")?,
+    ));
 
     let business = &sandbox.config().x.business;
     println!("{}", style.bold("xdm-connect demo"));
@@ -115,7 +150,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  X webhook CRC passed; SNS subscription confirmed.");
     println!();
     println!(
-        "You are {} (@{}) writing to @{} on X (or to @{BILLING_HANDLE}: start the line with {BILLING_PREFIX}), and {} answering in Amazon Connect.",
+        "You are {} (@{}) writing to @{} on X (or to @{BILLING_HANDLE}: start the line with {BILLING_PREFIX}; or {CHAT_CUSTOMER_NAME} on encrypted X Chat: {CHAT_PREFIX}), and {} answering in Amazon Connect.",
         args.customer_name, args.customer_handle, business.username, args.agent_name
     );
     print_help(&style);
@@ -125,6 +160,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         (BILLING_ID.to_owned(), BILLING_NAME.to_owned()),
     ]
     .into();
+    let chat_reader = tokio::spawn({
+        let customer = Arc::clone(&chat_customer);
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                show_chat_answers(&customer, style).await;
+            }
+        }
+    });
     let printer = tokio::spawn(print_events(
         sandbox.clone(),
         style,
@@ -146,6 +190,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         bridge,
         args,
         style,
+        chat_customer,
+        last_customer: std::sync::Mutex::new(CUSTOMER_ID),
     };
     loop {
         if interactive {
@@ -174,6 +220,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     session.settle().await;
     println!("{}", style.dim("bye"));
     printer.abort();
+    chat_reader.abort();
     running.stop().await?;
     sandbox.shutdown();
     Ok(())
@@ -189,6 +236,39 @@ struct Demo {
     bridge: Arc<AppBridge>,
     args: DemoArgs,
     style: Style,
+    chat_customer: Arc<tokio::sync::Mutex<ChatCustomer>>,
+    /// Whose chat the agent's commands act on: the customer who wrote last.
+    last_customer: std::sync::Mutex<&'static str>,
+}
+
+/// The business account's X Chat keys (blob, version), registered with the sandbox's X.
+async fn business_chat_keys(
+    sandbox: &SandboxHandle,
+    store: &str,
+) -> anyhow::Result<(String, String)> {
+    let config = crate::sandbox_link::bridge_config(sandbox, "127.0.0.1:0", store)?;
+    let client = crate::wiring::x_client(&config, None)?;
+    let keys = xdm_xchat::ChatKeys::generate();
+    let business = xdm_core::ids::XUserId::parse(sandbox.config().x.business.id.clone())?;
+    let proposed = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).to_string();
+    let version = xdm_x::chat::register_public_keys(&client, &business, &keys, &proposed).await?;
+    Ok((STANDARD.encode(keys.to_blob()), version))
+}
+
+/// Prints the business's answers the X Chat customer's device opened since the last call.
+async fn show_chat_answers(customer: &tokio::sync::Mutex<ChatCustomer>, style: Style) {
+    let answers = customer.lock().await.new_answers().await;
+    match answers {
+        Ok(answers) => {
+            for text in answers {
+                println!(
+                    "{}@{CHAT_CUSTOMER_HANDLE} receives on X Chat (signature checked, decrypted on her device): {text}",
+                    style.magenta("📱 X Chat   ")
+                );
+            }
+        }
+        Err(e) => println!("{} the X Chat customer's device: {e:#}", style.red("!")),
+    }
 }
 
 impl Demo {
@@ -196,6 +276,14 @@ impl Demo {
         let (cmd, rest) = match line.strip_prefix('/') {
             Some(c) => c.split_once(' ').map_or((c, ""), |(c, r)| (c, r.trim())),
             None => {
+                if let Some(text) = line.strip_prefix(CHAT_PREFIX)
+                    && text.starts_with(' ')
+                {
+                    self.chat_customer.lock().await.send(text.trim()).await?;
+                    self.wrote(CHAT_CUSTOMER_ID);
+                    return Ok(Flow::Continue);
+                }
+                self.wrote(CUSTOMER_ID);
                 let spec = match line.strip_prefix(BILLING_PREFIX) {
                     Some(text) if text.starts_with(' ') => DmSpec {
                         recipient_id: Some(BILLING_ID.to_owned()),
@@ -258,15 +346,22 @@ impl Demo {
         Ok(Flow::Continue)
     }
 
-    /// The customer's chat that has not ended.
+    fn wrote(&self, customer: &'static str) {
+        if let Ok(mut last) = self.last_customer.lock() {
+            *last = customer;
+        }
+    }
+
+    /// The open chat of the customer who wrote last.
     fn open_contact(&self) -> anyhow::Result<ContactView> {
+        let customer = self.last_customer.lock().map_or(CUSTOMER_ID, |c| *c);
         self.sandbox
             .contacts()
             .into_iter()
             .rev()
             .find(|c| {
                 c.status != ContactStatus::Ended
-                    && c.attributes.get("customerId").map(String::as_str) == Some(CUSTOMER_ID)
+                    && c.attributes.get("customerId").map(String::as_str) == Some(customer)
             })
             .context("no open chat: write something as the customer first")
     }
@@ -335,6 +430,8 @@ impl Demo {
                 last_seq = seq;
                 quiet_since = Instant::now();
             } else if quiet_since.elapsed() > Duration::from_millis(400) {
+                // What reached the X Chat customer is shown before the next line.
+                show_chat_answers(&self.chat_customer, self.style).await;
                 return;
             }
         }
@@ -352,7 +449,11 @@ fn print_help(style: &Style) {
         style.bold("@billing text")
     );
     println!(
-        "  {}   reply as the agent (markdown works: **bold**, [link](https://…))",
+        "  {}      write as {CHAT_CUSTOMER_NAME} on X Chat (end-to-end encrypted)",
+        style.bold("@chat text")
+    );
+    println!(
+        "  {}   reply as the agent to whoever wrote last (markdown works: **bold**, [link](https://…))",
         style.bold("/agent text")
     );
     println!(
@@ -395,6 +496,11 @@ async fn print_events(
                     a.get("x_followers_count").map_or("?", String::as_str),
                     name_of(a.get("x_business_account_id")),
                 );
+                if a.get("x_channel").map(String::as_str) == Some("chat") {
+                    println!(
+                        "{connect}  on X Chat: end-to-end encrypted between her device and the bridge"
+                    );
+                }
                 if contact.contact_flow_id == BILLING_FLOW {
                     println!("{connect}  in the billing flow (queue: billing)");
                 }

@@ -2,6 +2,8 @@
 
 #[cfg(feature = "sandbox")]
 pub mod demo;
+#[cfg(feature = "sandbox")]
+pub mod demo_chat_customer;
 pub mod doctor;
 pub mod inbox;
 #[cfg(not(feature = "sandbox"))]

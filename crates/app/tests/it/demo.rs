@@ -17,6 +17,8 @@ fn the_demo_plays_a_whole_conversation() {
          One more question\n\
          @billing My invoice is wrong\n\
          /agent We fixed your invoice.\n\
+         @chat Is this conversation private?\n\
+         /agent Yes, **end to end**.\n\
          /status\n",
     )
     .unwrap();
@@ -47,15 +49,19 @@ fn the_demo_plays_a_whole_conversation() {
         "in the billing flow (queue: billing)",
         "agent sees  Jordan Brinks: My invoice is wrong",
         "receives from Acme Billing: We fixed your invoice.",
-        "inbound events: 0 pending, 0 processing, 4 done, 0 failed",
+        "for Mia Chen (@mia_on_xchat",
+        "on X Chat: end-to-end encrypted between her device and the bridge",
+        "agent sees  Mia Chen: Is this conversation private?",
+        "@mia_on_xchat receives on X Chat (signature checked, decrypted on her device): Yes, end to end.",
+        "inbound events: 0 pending, 0 processing, 5 done, 0 failed",
     ] {
         assert!(
             stdout.contains(expected),
             "missing `{expected}` in:\n{stdout}"
         );
     }
-    assert_eq!(stdout.matches("new chat").count(), 3, "{stdout}");
-    // Every chat shows the one profile; only the second continues a chat.
-    assert_eq!(stdout.matches("customer profile ").count(), 3, "{stdout}");
+    assert_eq!(stdout.matches("new chat").count(), 4, "{stdout}");
+    // Every chat shows its customer's profile; only the second continues a chat.
+    assert_eq!(stdout.matches("customer profile ").count(), 4, "{stdout}");
     assert_eq!(stdout.matches("continues chat ").count(), 1, "{stdout}");
 }

@@ -478,3 +478,48 @@ fn an_attachment_message_is_written_and_read_as_the_sdk_does() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_key_change_is_the_one_the_sdk_accepted_byte_for_byte() {
+    use xdm_xchat::events::{Sender, key_change_with};
+    use xdm_xchat::thrift::WrappedKey;
+    let v = vectors();
+    let alice = participant(&v, "alice");
+    let key = key32(hex(&v, "deterministic.conversation_key_hex"));
+    let participants = vec![
+        WrappedKey {
+            user_id: "1111111111111111111".into(),
+            wrapped_b64: s(&v, "deterministic.ecies_for_alice.wrapped_key_b64").into(),
+            public_key_version: s(&v, "participants.alice.public_key_version").into(),
+        },
+        WrappedKey {
+            user_id: "2222222222222222222".into(),
+            wrapped_b64: s(&v, "deterministic.ecies_for_bob.wrapped_key_b64").into(),
+            public_key_version: s(&v, "participants.bob.public_key_version").into(),
+        },
+    ];
+    let request = key_change_with(
+        Sender {
+            keys: &alice,
+            user_id: "1111111111111111111",
+            public_key_version: s(&v, "participants.alice.public_key_version"),
+        },
+        s(&v, "deterministic.conversation_id"),
+        s(&v, "deterministic.conversation_key_version"),
+        &key,
+        s(&v, "deterministic.key_change.message_id"),
+        participants,
+    )
+    .unwrap();
+    assert_eq!(
+        request.encoded_message_event_detail,
+        s(
+            &v,
+            "deterministic.key_change.encoded_message_event_detail_b64"
+        )
+    );
+    assert_eq!(
+        request.signature,
+        s(&v, "deterministic.key_change.signature_b64_no_pad")
+    );
+}
