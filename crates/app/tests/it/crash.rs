@@ -5,6 +5,12 @@
 //! bridge accepted must reach X exactly once and in order, nothing else may be sent, and no job
 //! may be failed.
 //!
+//! One more customer writes on encrypted X Chat, played by X's own Chat SDK
+//! (`scripts/xchat_customer.py`): the same judgement holds for what the bridge opened into her
+//! chat and for what X's SDK reads (signatures checked) of the replies the bridge sealed for her.
+//! The bridge runs with its own crates' logs at TRACE, and the X Chat key blob must appear
+//! nowhere in them.
+//!
 //! The kill schedule and the traffic's pacing come from a seeded PRNG; the seed is printed and
 //! `XDM_CRASH_SEED=<seed>` runs the same schedule again (timings still vary from run to run).
 //! Run it with `--nocapture` to see the rounds and the totals.
@@ -14,11 +20,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use base64::Engine as _;
 use tokio::task::JoinHandle;
 use xdm_core::jobs::{JobQueue, JobState};
 use xdm_core::ports::Store;
 use xdm_sandbox::{
-    DmSpec, Sandbox, SandboxConfig, SandboxHandle, SandboxUser, SnsDelivery, SnsMessageType,
+    ChatEventKind, DmSpec, Sandbox, SandboxConfig, SandboxHandle, SandboxUser, SnsDelivery,
+    SnsMessageType,
 };
 use xdm_store::SqliteStore;
 
@@ -97,6 +105,11 @@ fn customer_id(i: usize) -> String {
     format!("40000000{i:02}")
 }
 
+/// The customer on X Chat: after the DM customers.
+const CHAT: usize = CUSTOMERS;
+/// Her pause between two messages (each is a run of X's SDK: a few hundred ms of its own).
+const CHAT_PAUSE_MS: (u64, u64) = (100, 400);
+
 fn sleep_ms(ms: u64) -> tokio::time::Sleep {
     tokio::time::sleep(Duration::from_millis(ms))
 }
@@ -124,8 +137,8 @@ struct Ledger {
 impl Ledger {
     fn new() -> Self {
         Self {
-            accepted: vec![Vec::new(); CUSTOMERS],
-            replies: vec![Vec::new(); CUSTOMERS],
+            accepted: vec![Vec::new(); CUSTOMERS + 1],
+            replies: vec![Vec::new(); CUSTOMERS + 1],
             ..Self::default()
         }
     }
@@ -214,6 +227,108 @@ async fn customer(
         }
         sleep_ms(rng.range(CUSTOMER_PAUSE_MS)).await;
     }
+}
+
+/// The customer on X Chat: each message sealed and sent by X's SDK (X stores it), then delivered
+/// to the bridge again (as X retries) until it answers 200 — the bridge may have been down when
+/// X first delivered it.
+async fn chat_customer(
+    state: String,
+    business: String,
+    sandbox: SandboxHandle,
+    stop: Arc<AtomicBool>,
+    ledger: Shared,
+    mut rng: Rng,
+) {
+    for n in 1.. {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let text = format!("x #{n}");
+        let sent = chatxdk_customer(&[
+            "send", "--state", &state, "--to", &business, "--text", &text,
+        ])
+        .await
+        .unwrap();
+        let message_id = sent["message_id"].as_str().unwrap().to_owned();
+        let events = sandbox.chat_events();
+        let message = events.iter().find(|e| e.message_id == message_id).unwrap();
+        let key_change = events
+            .iter()
+            .find(|e| {
+                e.kind == ChatEventKind::KeyChange
+                    && e.conversation_key_version == message.conversation_key_version
+            })
+            .unwrap();
+        let payload = serde_json::json!({
+            "id": message.message_id, "sender_id": message.sender_id,
+            "created_at_msec": message.created_at_msec.to_string(),
+            "conversation_id": message.conversation_id, "encoded_event": message.encoded_event,
+            "conversation_key_version": message.conversation_key_version,
+            "conversation_key_change_event": key_change.encoded_event,
+        });
+        let started = Instant::now();
+        let mut posts = 0;
+        loop {
+            let d = sandbox
+                .deliver_chat_raw(&business, "chat.received", payload.clone())
+                .await
+                .unwrap();
+            posts += 1;
+            if d.status == Some(200) {
+                break;
+            }
+            assert!(
+                started.elapsed() < GIVE_UP,
+                "gave up: {text:?} was never answered 200 ({:?} {:?})",
+                d.status,
+                d.error
+            );
+            sleep_ms(50).await;
+        }
+        {
+            let mut l = ledger.lock().unwrap();
+            l.accepted[CHAT].push(text);
+            l.posts += posts;
+            l.unanswered_posts += posts - 1;
+            if posts > 1 {
+                l.retried_messages += 1;
+            }
+        }
+        sleep_ms(rng.range(CHAT_PAUSE_MS)).await;
+    }
+}
+
+/// What X's SDK reads of the business's messages to the X Chat customer (signatures checked),
+/// in order.
+async fn chat_replies(state: &str, business: &str) -> Vec<String> {
+    let read = chatxdk_customer(&["receive", "--state", state, "--peer", business])
+        .await
+        .unwrap();
+    assert_eq!(
+        read["errors"],
+        serde_json::json!({}),
+        "X's SDK refused: {read}"
+    );
+    read["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["sender_id"] == business)
+        .map(|m| {
+            assert_eq!(m["verified"], true, "{m}");
+            m["text"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect()
+}
+
+/// The bridge's messages on X Chat.
+fn chat_sent(sandbox: &SandboxHandle, business: &str) -> usize {
+    sandbox
+        .chat_events()
+        .iter()
+        .filter(|e| e.kind == ChatEventKind::Message && e.sender_id == business)
+        .count()
 }
 
 /// The agent of customer `i`'s chat: accepts it once it exists, then replies at its own pace.
@@ -383,7 +498,7 @@ struct Progress {
     failed_jobs: usize,
 }
 
-async fn progress(sandbox: &SandboxHandle, store: &SqliteStore) -> Progress {
+async fn progress(sandbox: &SandboxHandle, store: &SqliteStore, business: &str) -> Progress {
     let mut open_jobs = 0;
     let mut failed_jobs = 0;
     for q in JobQueue::ALL {
@@ -402,7 +517,7 @@ async fn progress(sandbox: &SandboxHandle, store: &SqliteStore) -> Progress {
             .flatten()
             .map(Vec::len)
             .sum(),
-        on_x: sandbox.sent_dms().len(),
+        on_x: sandbox.sent_dms().len() + chat_sent(sandbox, business),
         sns_undelivered: sandbox
             .sns_deliveries()
             .iter()
@@ -430,11 +545,28 @@ async fn kill_9_at_random_points_loses_doubles_and_reorders_nothing() {
             format!("customer{i}"),
         ));
     }
+    sandbox.add_user(SandboxUser::new(
+        customer_id(CHAT),
+        "Customer on X Chat",
+        "chat_customer",
+    ));
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("bridge.db");
     let log = BridgeLog::new(dir.path().join("bridge.log"));
     let port = free_port();
-    let env = [("XDM_RETRY_BASE_MS", "20"), ("XDM_REORDER_WINDOW_MS", "50")];
+    let business = sandbox.config().x.business.id.clone();
+    let (chat_keys, chat_key_version) = register_chat_keys(&sandbox, &business).await;
+    let env = [
+        ("XDM_RETRY_BASE_MS", "20"),
+        ("XDM_REORDER_WINDOW_MS", "50"),
+        ("XDM_X_CHAT_KEYS", chat_keys.as_str()),
+        ("XDM_X_CHAT_KEY_VERSION", chat_key_version.as_str()),
+        // Every line the bridge's own code logs, to look for key material in.
+        (
+            "RUST_LOG",
+            "info,xdm_x=trace,xdm_core=trace,xdm_app=trace,xdm_xchat=trace,xdm_store=trace",
+        ),
+    ];
     let options = ServeOptions {
         env: &env,
         log: Some(log.path()),
@@ -447,6 +579,28 @@ async fn kill_9_at_random_points_loses_doubles_and_reorders_nothing() {
     ledger.lock().unwrap().starts.push(now_ms());
     let base = format!("http://127.0.0.1:{port}");
     link_sandbox(&sandbox, &base).await;
+    let webhook = sandbox.webhooks().into_iter().next().unwrap();
+    sandbox
+        .subscribe_activity("chat.received", &business, Some(&webhook.id), None)
+        .unwrap();
+    let chat_state = dir.path().join("chat-customer.json");
+    let chat_state = chat_state.to_str().unwrap().to_owned();
+    let token = sandbox
+        .issue_oauth2_token(&customer_id(CHAT), &CHAT_SCOPES)
+        .access_token;
+    chatxdk_customer(&[
+        "init",
+        "--api",
+        &sandbox.base_url(),
+        "--token",
+        &token,
+        "--user-id",
+        &customer_id(CHAT),
+        "--state",
+        &chat_state,
+    ])
+    .await
+    .unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
     let settled = Arc::new(AtomicBool::new(false));
@@ -467,6 +621,21 @@ async fn kill_9_at_random_points_loses_doubles_and_reorders_nothing() {
             rng.fork(),
         )));
     }
+    drivers.push(tokio::spawn(chat_customer(
+        chat_state.clone(),
+        business.clone(),
+        sandbox.clone(),
+        Arc::clone(&stop),
+        Arc::clone(&ledger),
+        rng.fork(),
+    )));
+    drivers.push(tokio::spawn(agent(
+        CHAT,
+        sandbox.clone(),
+        Arc::clone(&stop),
+        Arc::clone(&ledger),
+        rng.fork(),
+    )));
     let redeliverer = tokio::spawn(sns_redeliverer(
         sandbox.clone(),
         Arc::clone(&settled),
@@ -497,7 +666,7 @@ async fn kill_9_at_random_points_loses_doubles_and_reorders_nothing() {
              inbound accepted {accepted:>4} (in Connect {in_connect:>4}); \
              outbound sent {replies:>4}, accepted {:>4} (on X {:>4})",
             replies_accepted(&sandbox, &ledger),
-            sandbox.sent_dms().len(),
+            sandbox.sent_dms().len() + chat_sent(&sandbox, &business),
         );
         sleep_ms(downtime).await;
         log.mark(&format!("start {}", round + 1));
@@ -529,7 +698,7 @@ async fn kill_9_at_random_points_loses_doubles_and_reorders_nothing() {
     let started = Instant::now();
     let mut last: Option<(Progress, Instant)> = None;
     let final_progress = loop {
-        let p = progress(&sandbox, &store).await;
+        let p = progress(&sandbox, &store, &business).await;
         let complete = p.in_connect >= total_in
             && p.on_x >= total_out
             && p.open_jobs == 0
@@ -577,7 +746,51 @@ async fn kill_9_at_random_points_loses_doubles_and_reorders_nothing() {
         }
         outbound_total.add(&c);
     }
-    let customers: HashSet<String> = (0..CUSTOMERS).map(customer_id).collect();
+    {
+        // The customer on X Chat: her chat as for the others; the replies as X's SDK reads them.
+        let id = customer_id(CHAT);
+        let chats = in_connect.get(&id).cloned().unwrap_or_default();
+        if chats.len() != 1 {
+            problems.push(format!(
+                "the X Chat customer has {} chats, expected 1",
+                chats.len()
+            ));
+        }
+        let got: Vec<String> = chats.into_iter().flatten().collect();
+        let c = Comparison::of(&expected_in[CHAT], &got);
+        if !c.is_exact() {
+            problems.push(format!("inbound, X Chat customer: {c:?}"));
+        }
+        inbound_total.add(&c);
+        let got = chat_replies(&chat_state, &business).await;
+        println!(
+            "X Chat: the customer sent {}, her chat holds {}; the agent sent {}, X's SDK read {}",
+            expected_in[CHAT].len(),
+            c.delivered,
+            expected_out[CHAT].len(),
+            got.len()
+        );
+        let c = Comparison::of(&expected_out[CHAT], &got);
+        if !c.is_exact() {
+            problems.push(format!("outbound, X Chat customer: {c:?}"));
+        }
+        outbound_total.add(&c);
+        if on_x.contains_key(&id) {
+            problems.push(format!("DMs to the X Chat customer: {:?}", on_x[&id]));
+        }
+    }
+    let logged = std::fs::read_to_string(log.path()).unwrap_or_default();
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(&chat_keys)
+        .unwrap();
+    let scalar_hex: String = blob[..32].iter().map(|b| format!("{b:02x}")).collect();
+    if logged.contains(&chat_keys) || logged.contains(&scalar_hex) {
+        problems.push("the X Chat key blob is in the bridge's log".to_owned());
+    }
+    if !logged.contains("sending an X Chat message") {
+        problems.push("the bridge's log has no X Chat send: were its DEBUG lines on?".to_owned());
+    }
+    let customers: HashSet<String> = (0..=CUSTOMERS).map(customer_id).collect();
     for (who, chats) in &in_connect {
         if !customers.contains(who) {
             problems.push(format!("chats of an unknown customer {who}: {chats:?}"));
@@ -623,7 +836,7 @@ async fn kill_9_at_random_points_loses_doubles_and_reorders_nothing() {
     let l = ledger.lock().unwrap();
     let unanswered_posts = l.unanswered_posts;
     println!(
-        "crash test, seed {seed}: {ROUNDS} kill -9 rounds, {CUSTOMERS} customers\n\
+        "crash test, seed {seed}: {ROUNDS} kill -9 rounds, {CUSTOMERS} customers on DMs and one on X Chat\n\
          inbound:  sent {total_in}, accepted (answered 200) {total_in}, in Connect {} \
          ({} webhook POSTs, {} not answered 200, {} messages needed a retry)\n\
          outbound: sent {total_out}, accepted by the bridge {}, on X {} \
@@ -684,6 +897,10 @@ async fn kill_9_at_random_points_loses_doubles_and_reorders_nothing() {
     // The kills hit traffic in both directions (else the test above proves nothing).
     assert!(total_in > 0 && total_out > 0, "no traffic was sent");
     assert!(
+        !expected_in[CHAT].is_empty() && !expected_out[CHAT].is_empty(),
+        "no X Chat traffic was sent"
+    );
+    assert!(
         unanswered_posts > 0,
         "no webhook delivery ever went unanswered: the kills missed the inbound stream"
     );
@@ -694,6 +911,25 @@ async fn kill_9_at_random_points_loses_doubles_and_reorders_nothing() {
 
     bridge.kill_9();
     sandbox.shutdown();
+}
+
+/// The business account's X Chat keys, made and registered with the sandbox's X as
+/// `x chat-keys init` does: (blob, version) for `XDM_X_CHAT_KEYS` / `XDM_X_CHAT_KEY_VERSION`.
+async fn register_chat_keys(sandbox: &SandboxHandle, business: &str) -> (String, String) {
+    use base64::Engine;
+    let config =
+        xdm_app::sandbox_link::bridge_config(sandbox, "127.0.0.1:0", "sqlite::memory:").unwrap();
+    let client = xdm_app::wiring::x_client(&config, None).unwrap();
+    let keys = xdm_xchat::ChatKeys::generate();
+    let business = xdm_core::ids::XUserId::parse(business.to_owned()).unwrap();
+    let version =
+        xdm_x::chat::register_public_keys(&client, &business, &keys, &now_ms().to_string())
+            .await
+            .unwrap();
+    (
+        base64::engine::general_purpose::STANDARD.encode(keys.to_blob()),
+        version,
+    )
 }
 
 /// The judge itself: each way a stream can go wrong is reported.

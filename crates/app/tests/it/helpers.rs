@@ -395,3 +395,34 @@ pub fn wake(lane: &str) -> serde_json::Value {
         "attributes":{},"messageAttributes":{},"md5OfBody":"x","eventSource":"aws:sqs",
         "eventSourceARN":"arn:aws:sqs:us-east-1:123456789012:xdm-inbound.fifo","awsRegion":"us-east-1"}]})
 }
+
+/// The OAuth 2.0 scopes of an X Chat client.
+pub const CHAT_SCOPES: [&str; 5] = [
+    "dm.read",
+    "dm.write",
+    "tweet.read",
+    "users.read",
+    "media.write",
+];
+
+/// Runs `scripts/xchat_customer.py` (an X Chat customer on X's own Chat SDK, `chatxdk`, in
+/// `./.venv`) with `args`: its JSON answer, or its error output.
+pub async fn chatxdk_customer(args: &[&str]) -> Result<serde_json::Value, String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = root.join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "this test needs X's chatxdk in ./.venv: run ./scripts/venv.sh"
+    );
+    let output = tokio::process::Command::new(python)
+        .arg(root.join("scripts/xchat_customer.py"))
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    if output.status.success() {
+        Ok(serde_json::from_slice(&output.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}

@@ -21,14 +21,6 @@ use xdm_sandbox::{
 
 use super::helpers::*;
 
-const SCOPES: [&str; 5] = [
-    "dm.read",
-    "dm.write",
-    "tweet.read",
-    "users.read",
-    "media.write",
-];
-
 /// A bridge with X Chat keys, and a chatxdk customer.
 struct ChatApp {
     app: TestApp,
@@ -42,31 +34,13 @@ struct Customer {
     state: PathBuf,
 }
 
-async fn customer_cli(args: &[&str]) -> Result<Value, String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let python = root.join(".venv/bin/python");
-    assert!(
-        python.is_file(),
-        "this test needs X's chatxdk in ./.venv: run ./scripts/venv.sh"
-    );
-    let output = tokio::process::Command::new(python)
-        .arg(root.join("scripts/xchat_customer.py"))
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    if output.status.success() {
-        Ok(serde_json::from_slice(&output.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
-    }
-}
-
 impl Customer {
     async fn init(sandbox: &SandboxHandle, dir: &Path) -> Self {
-        let token = sandbox.issue_oauth2_token(CUSTOMER, &SCOPES).access_token;
+        let token = sandbox
+            .issue_oauth2_token(CUSTOMER, &CHAT_SCOPES)
+            .access_token;
         let state = dir.join("customer.json");
-        customer_cli(&[
+        chatxdk_customer(&[
             "init",
             "--api",
             &sandbox.base_url(),
@@ -93,12 +67,12 @@ impl Customer {
             text,
         ];
         args.extend_from_slice(extra);
-        customer_cli(&args).await.unwrap()
+        chatxdk_customer(&args).await.unwrap()
     }
 
     /// The business's messages as X's SDK decrypts them (signatures required), media saved.
     async fn received_from(&self, business: &str, media_dir: &Path) -> Vec<Value> {
-        let out = customer_cli(&[
+        let out = chatxdk_customer(&[
             "receive",
             "--state",
             self.state.to_str().unwrap(),
@@ -425,7 +399,7 @@ async fn an_x_chat_customer_and_an_agent_talk_end_to_end_encrypted() {
         &as_business,
         json!({
             "api": app.sandbox.base_url(),
-            "token": app.sandbox.issue_oauth2_token(&t.business, &SCOPES).access_token,
+            "token": app.sandbox.issue_oauth2_token(&t.business, &CHAT_SCOPES).access_token,
             "user_id": t.business,
             "blob": t.blob,
             "version": app.sandbox.chat_public_keys(&t.business)[0].public_key_version,
@@ -433,7 +407,7 @@ async fn an_x_chat_customer_and_an_agent_talk_end_to_end_encrypted() {
         .to_string(),
     )
     .unwrap();
-    let read = customer_cli(&[
+    let read = chatxdk_customer(&[
         "receive",
         "--state",
         as_business.to_str().unwrap(),
