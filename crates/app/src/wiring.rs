@@ -150,6 +150,19 @@ pub fn x_client(config: &Config, tokens: Option<&Arc<Tokens>>) -> anyhow::Result
     if let Some(identity) = chat_identity(config)? {
         cfg = cfg.with_default_chat_identity(identity);
     }
+    for account in &x.accounts {
+        let Ok(id) = XUserId::parse(account.user_id.clone()) else {
+            continue;
+        };
+        let own = match &account.chat {
+            Some((blob, version)) => Some(
+                ChatIdentity::from_blob_base64(blob.expose_secret(), version.clone())
+                    .map_err(|e| anyhow::anyhow!("x.accounts.chat_keys of account {id}: {e}"))?,
+            ),
+            None => None,
+        };
+        cfg = cfg.with_chat_identity(id, own);
+    }
     Ok(XClient::new(cfg)?)
 }
 

@@ -24,10 +24,20 @@ pub const DM_EVENT_TYPES: [&str; 3] = ["dm.received", "dm.read", "dm.indicate_ty
 /// messages; the business account's own, `chat.sent`, would only be echoes).
 pub const CHAT_EVENT_TYPES: [&str; 1] = ["chat.received"];
 
-/// Every event type the bridge subscribes each business account to under `config`.
-pub fn event_types(config: &Config) -> Vec<&'static str> {
+/// Every event type the bridge subscribes `account` to under `config`: its DMs, and its X Chat
+/// messages when it has X Chat keys (its own in `[[x.accounts]]`, else the default account's).
+pub fn event_types(config: &Config, account: &XUserId) -> Vec<&'static str> {
     let mut types = DM_EVENT_TYPES.to_vec();
-    if config.x.chat_keys.is_some() {
+    let has_chat_keys = match config
+        .x
+        .accounts
+        .iter()
+        .find(|a| a.user_id == account.as_str())
+    {
+        Some(listed) => listed.chat.is_some(),
+        None => config.x.chat_keys.is_some(),
+    };
+    if has_chat_keys {
         types.extend(CHAT_EVENT_TYPES);
     }
     types

@@ -56,7 +56,7 @@ pub struct XClient {
     credentials: Arc<Credentials>,
     media_hosts: Arc<MediaHosts>,
     media: MediaTimeouts,
-    chat: Arc<BTreeMap<XUserId, ChatIdentity>>,
+    chat: Arc<BTreeMap<XUserId, Option<ChatIdentity>>>,
     default_chat: Option<ChatIdentity>,
     signing_keys: Arc<SigningKeyCache>,
 }
@@ -114,7 +114,11 @@ impl XClient {
     /// The X Chat keys of `business`; `Invalid` when it has none (its customers on X Chat
     /// cannot be read or answered until keys are set up).
     pub fn chat_identity(&self, business: &XUserId) -> Result<ChatIdentity, XError> {
-        self.chat.get(business).or(self.default_chat.as_ref()).cloned().ok_or_else(|| {
+        let identity = match self.chat.get(business) {
+            Some(own) => own.as_ref(),
+            None => self.default_chat.as_ref(),
+        };
+        identity.cloned().ok_or_else(|| {
             XError::Invalid(format!(
                 "business account {business} has no X Chat keys (XDM_X_CHAT_KEYS; `xdm-connect x chat-keys init`)"
             ))

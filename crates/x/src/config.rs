@@ -54,8 +54,9 @@ pub struct XClientConfig {
     pub(crate) timeout: Duration,
     pub(crate) media_hosts: MediaHosts,
     pub(crate) media: MediaTimeouts,
-    /// X Chat keys, per business account, and those of accounts without their own.
-    pub(crate) chat: BTreeMap<XUserId, ChatIdentity>,
+    /// X Chat keys, per business account (`None`: that account has none), and those of the
+    /// accounts not named here (the default account).
+    pub(crate) chat: BTreeMap<XUserId, Option<ChatIdentity>>,
     pub(crate) default_chat: Option<ChatIdentity>,
 }
 
@@ -107,13 +108,15 @@ impl XClientConfig {
         })
     }
 
-    /// The X Chat keys of `business` (its customers on X Chat are read and answered with them).
-    pub fn with_chat_identity(mut self, business: XUserId, identity: ChatIdentity) -> Self {
+    /// The X Chat keys of `business` (its customers on X Chat are read and answered with them);
+    /// `None`: it has none (and does not use the default account's).
+    pub fn with_chat_identity(mut self, business: XUserId, identity: Option<ChatIdentity>) -> Self {
         self.chat.insert(business, identity);
         self
     }
 
-    /// The X Chat keys of the accounts without keys of their own (the default account).
+    /// The X Chat keys of the accounts not given any with [`Self::with_chat_identity`] (the
+    /// default account).
     pub fn with_default_chat_identity(mut self, identity: ChatIdentity) -> Self {
         self.default_chat = Some(identity);
         self

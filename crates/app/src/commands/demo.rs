@@ -95,6 +95,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             oauth1: None,
             contact_flow_id: Some(BILLING_FLOW.to_owned()),
             attributes: [("queue".to_owned(), "billing".to_owned())].into(),
+            chat: None,
         }];
     }))
     .await?;

@@ -345,7 +345,7 @@ async fn check_x(r: &mut Report, link: &XLink) {
     match (app.activity_subscriptions().await, &accounts) {
         (Ok(subs), Ok(accounts)) => {
             for a in accounts {
-                let wanted = event_types(&link.config);
+                let wanted = event_types(&link.config, &a.id);
                 let missing: Vec<&str> = wanted
                     .iter()
                     .copied()

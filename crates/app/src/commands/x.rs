@@ -298,7 +298,7 @@ pub async fn subscribe(
     }
     let existing = app.activity_subscriptions().await?;
     for account in accounts {
-        for event_type in event_types(&link.config) {
+        for event_type in event_types(&link.config, &account.id) {
             let what = format!(
                 "{event_type} {account} → {}",
                 webhook

@@ -95,6 +95,9 @@ pub(super) struct XAccountFile {
     pub(super) contact_flow_id: Option<String>,
     /// Contact attributes added to its chats.
     pub(super) attributes: Option<std::collections::BTreeMap<String, String>>,
+    /// Its X Chat key blob and the version X registered it under (`x chat-keys … --account`).
+    pub(super) chat_keys: Option<String>,
+    pub(super) chat_key_version: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

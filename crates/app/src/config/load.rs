@@ -129,6 +129,8 @@ impl Config {
                     a.access_token_secret,
                     a.contact_flow_id,
                     a.attributes.unwrap_or_default(),
+                    a.chat_keys,
+                    a.chat_key_version,
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -399,6 +401,8 @@ pub(crate) fn x_account(
     access_token_secret: Option<String>,
     contact_flow_id: Option<String>,
     attributes: BTreeMap<String, String>,
+    chat_keys: Option<String>,
+    chat_key_version: Option<String>,
 ) -> Result<XAccount, ConfigError> {
     if user_id.is_empty() || user_id.len() > 20 || !user_id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid(
@@ -444,7 +448,15 @@ pub(crate) fn x_account(
             ),
         ));
     }
+    let chat_keys = chat_keys.map(SecretString::from);
+    check_chat_keys_of(
+        chat_keys.as_ref(),
+        chat_key_version.as_deref(),
+        "x.accounts.chat_keys",
+        "x.accounts.chat_key_version",
+    )?;
     Ok(XAccount {
+        chat: chat_keys.zip(chat_key_version),
         user_id,
         oauth1,
         contact_flow_id,
@@ -455,21 +467,30 @@ pub(crate) fn x_account(
 /// The X Chat key blob and its version: both or neither, each usable (the blob is never
 /// echoed in the error).
 fn check_chat_keys(blob: Option<&SecretString>, version: Option<&str>) -> Result<(), ConfigError> {
+    check_chat_keys_of(blob, version, "XDM_X_CHAT_KEYS", "XDM_X_CHAT_KEY_VERSION")
+}
+
+fn check_chat_keys_of(
+    blob: Option<&SecretString>,
+    version: Option<&str>,
+    blob_setting: &'static str,
+    version_setting: &'static str,
+) -> Result<(), ConfigError> {
     use secrecy::ExposeSecret;
     match (blob, version) {
         (None, None) => Ok(()),
         (Some(_), None) => Err(invalid(
-            "XDM_X_CHAT_KEY_VERSION",
-            "is needed with XDM_X_CHAT_KEYS: the version X registered the keys under",
+            version_setting,
+            format!("is needed with {blob_setting}: the version X registered the keys under"),
         )),
         (None, Some(_)) => Err(invalid(
-            "XDM_X_CHAT_KEYS",
-            "is needed with XDM_X_CHAT_KEY_VERSION (the key blob)",
+            blob_setting,
+            format!("is needed with {version_setting} (the key blob)"),
         )),
         (Some(blob), Some(version)) => {
             xdm_x::chat::ChatIdentity::from_blob_base64(blob.expose_secret(), version)
                 .map(|_| ())
-                .map_err(|e| invalid("XDM_X_CHAT_KEYS", e.to_string()))
+                .map_err(|e| invalid(blob_setting, e.to_string()))
         }
     }
 }

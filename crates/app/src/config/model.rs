@@ -145,6 +145,9 @@ pub struct XAccount {
     pub contact_flow_id: Option<String>,
     /// Contact attributes added to its chats.
     pub attributes: BTreeMap<String, String>,
+    /// Its X Chat key blob (base64) and registered version; `None`: its customers on X Chat
+    /// cannot be read (the default account's keys are the default account's only).
+    pub chat: Option<(SecretString, String)>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -261,3 +261,56 @@ fn further_business_accounts_route_their_chats_and_are_checked() {
         .to_string();
     assert!(e.contains("XDM_CONNECT_PERSISTENT_CHAT_DAYS"), "{e}");
 }
+
+#[test]
+fn x_chat_keys_come_in_pairs_are_checked_and_never_echoed() {
+    // X's SDK vectors' blob (testdata/xchat-vectors.json, alice).
+    let blob =
+        "YwNTM8/rLkxJrajQY1oEqhYitLEpkmdBaACwEXo4BwkLIML9kuB+H/a5tNolMs/c9pyu55q7oezadEsn6FOEPQ==";
+    let c = Config::from_toml(
+        "",
+        &env(&[
+            ("XDM_X_CHAT_KEYS", blob),
+            ("XDM_X_CHAT_KEY_VERSION", "1765382634817"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.x.chat_key_version.as_deref(), Some("1765382634817"));
+    assert!(!format!("{c:?}").contains(blob));
+    let err = |toml: &str, pairs: &[(&str, &str)]| {
+        Config::from_toml(toml, &env(pairs))
+            .unwrap_err()
+            .to_string()
+    };
+    let e = err("", &[("XDM_X_CHAT_KEYS", blob)]);
+    assert!(e.starts_with("XDM_X_CHAT_KEY_VERSION is invalid"), "{e}");
+    let e = err("", &[("XDM_X_CHAT_KEY_VERSION", "1")]);
+    assert!(e.starts_with("XDM_X_CHAT_KEYS is invalid"), "{e}");
+    let short = "c2hvcnQgYmxvYg==";
+    let e = err(
+        "",
+        &[("XDM_X_CHAT_KEYS", short), ("XDM_X_CHAT_KEY_VERSION", "1")],
+    );
+    assert!(
+        e.starts_with("XDM_X_CHAT_KEYS is invalid") && !e.contains(short),
+        "{e}"
+    );
+    // A further account's own keys, checked the same way.
+    let c = Config::from_toml(
+        &format!(
+            "[[x.accounts]]\nuser_id = \"12\"\nchat_keys = \"{blob}\"\nchat_key_version = \"5\"\n\
+             [[x.accounts]]\nuser_id = \"13\""
+        ),
+        &env(&[]),
+    )
+    .unwrap();
+    assert!(c.x.accounts[0].chat.is_some() && c.x.accounts[1].chat.is_none());
+    let e = err(
+        &format!("[[x.accounts]]\nuser_id = \"12\"\nchat_keys = \"{blob}\""),
+        &[],
+    );
+    assert!(
+        e.starts_with("x.accounts.chat_key_version is invalid"),
+        "{e}"
+    );
+}

@@ -73,6 +73,10 @@ pub struct SecretAccount {
     pub contact_flow_id: Option<String>,
     #[serde(default)]
     pub attributes: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub chat_keys: Option<String>,
+    #[serde(default)]
+    pub chat_key_version: Option<String>,
 }
 
 impl std::fmt::Debug for SecretAccount {
@@ -211,6 +215,8 @@ pub fn apply(
                     a.access_token_secret.clone(),
                     a.contact_flow_id.clone(),
                     a.attributes.clone(),
+                    a.chat_keys.clone(),
+                    a.chat_key_version.clone(),
                 ) {
                     Ok(account) => config.x.accounts.push(account),
                     Err(e) => invalid = invalid.or(Some(e)),

@@ -26,6 +26,7 @@ fn with_brand_b(config: &mut Config, client_id: String) {
         oauth1: None,
         contact_flow_id: Some(FLOW_B.to_owned()),
         attributes: BTreeMap::from([("brand".to_owned(), "B".to_owned())]),
+        chat: None,
     }];
 }
 

@@ -549,3 +549,42 @@ fn hex_bytes(s: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
 }
+
+#[test]
+fn each_account_reads_x_chat_with_its_own_keys_or_none() {
+    let v = vectors();
+    let bob = ChatIdentity::from_blob_base64(
+        &text(&v, "participants.bob.key_blob_b64"),
+        text(&v, "participants.bob.public_key_version"),
+    )
+    .unwrap();
+    let alice = ChatIdentity::from_blob_base64(
+        &text(&v, "participants.alice.key_blob_b64"),
+        text(&v, "participants.alice.public_key_version"),
+    )
+    .unwrap();
+    let config = XClientConfig::oauth1("http://127.0.0.1:9", consumer(), default_token())
+        .unwrap()
+        .with_default_chat_identity(bob.clone())
+        .with_chat_identity(uid(ALICE), Some(alice.clone()))
+        .with_chat_identity(uid(OTHER_BUSINESS), None);
+    let client = XClient::new(config).unwrap();
+    assert_eq!(
+        client.chat_identity(&uid(ALICE)).unwrap().fingerprint(),
+        alice.fingerprint()
+    );
+    // The default account (not named) has the default keys; a named account without keys has
+    // none, never the default account's.
+    assert_eq!(
+        client.chat_identity(&uid(BOB)).unwrap().fingerprint(),
+        bob.fingerprint()
+    );
+    assert!(matches!(
+        client.chat_identity(&uid(OTHER_BUSINESS)),
+        Err(XError::Invalid(_))
+    ));
+    // Debug shows the fingerprint, never the key.
+    let shown = format!("{bob:?}");
+    assert!(shown.contains(&bob.fingerprint()));
+    assert!(!shown.contains(&text(&v, "participants.bob.key_blob_b64")));
+}

@@ -92,7 +92,13 @@ pub async fn run(
                 identity.fingerprint(),
                 identity.key_version()
             );
-            keep(config_path, &identity, args.print)
+            let listed = is_listed(link, &account);
+            keep(
+                config_path,
+                listed.then_some(&account),
+                &identity,
+                args.print,
+            )
         }
         ChatKeysCommand::Import(args) => {
             let account = account(link, args.keep.account.account.as_deref()).await?;
@@ -113,17 +119,25 @@ pub async fn run(
                 identity.fingerprint(),
                 identity.key_version()
             );
-            keep(config_path, &identity, args.keep.print)
+            let listed = is_listed(link, &account);
+            keep(
+                config_path,
+                listed.then_some(&account),
+                &identity,
+                args.keep.print,
+            )
         }
         ChatKeysCommand::Show(args) => {
-            let Some(identity) = crate::wiring::chat_identity(&link.config)? else {
-                bail!(
-                    "no X Chat keys are configured (XDM_X_CHAT_KEYS): run `xdm-connect x chat-keys init`"
-                );
+            let account = account(link, args.account.as_deref()).await?;
+            let identity = match link.client.chat_identity(&account) {
+                Ok(identity) => identity,
+                Err(_) => bail!(
+                    "no X Chat keys are configured for account {account} (XDM_X_CHAT_KEYS, or its \
+                     [[x.accounts]] chat_keys): run `xdm-connect x chat-keys init`"
+                ),
             };
             println!("fingerprint {}", identity.fingerprint());
             println!("version     {}", identity.key_version());
-            let account = account(link, args.account.as_deref()).await?;
             match check_registered(link, &account, &identity).await {
                 Ok(()) => println!("X serves them for account {account}"),
                 Err(e) => println!("NOT served by X for account {account}: {e:#}"),
@@ -131,6 +145,16 @@ pub async fn run(
             Ok(())
         }
     }
+}
+
+/// Whether `account` is one of `[[x.accounts]]` (its keys are kept in its entry), not the
+/// default account.
+fn is_listed(link: &XLink, account: &XUserId) -> bool {
+    link.config
+        .x
+        .accounts
+        .iter()
+        .any(|a| a.user_id == account.as_str())
 }
 
 /// The account to act for: the one named, else the only one.
@@ -178,12 +202,29 @@ async fn check_registered(
     }
 }
 
-/// Prints the settings, or writes them into the configuration file (mode 0600).
-fn keep(config_path: Option<&Path>, identity: &ChatIdentity, print: bool) -> anyhow::Result<()> {
+/// Prints the settings, or writes them into the configuration file (mode 0600): `x.chat_keys`
+/// for the default account, the `chat_keys` of its `[[x.accounts]]` entry for a `listed` one.
+fn keep(
+    config_path: Option<&Path>,
+    listed: Option<&XUserId>,
+    identity: &ChatIdentity,
+    print: bool,
+) -> anyhow::Result<()> {
     let blob = STANDARD.encode(identity.keys().to_blob());
     if print {
-        println!("XDM_X_CHAT_KEYS={blob}");
-        println!("XDM_X_CHAT_KEY_VERSION={}", identity.key_version());
+        match listed {
+            None => {
+                println!("XDM_X_CHAT_KEYS={blob}");
+                println!("XDM_X_CHAT_KEY_VERSION={}", identity.key_version());
+            }
+            Some(account) => {
+                println!(
+                    "# the [[x.accounts]] entry (or the Lambda secret's \"accounts\" item) of {account}:"
+                );
+                println!("chat_keys = \"{blob}\"");
+                println!("chat_key_version = \"{}\"", identity.key_version());
+            }
+        }
         return Ok(());
     }
     let file = config_path.map_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE), Path::to_path_buf);
@@ -200,16 +241,41 @@ fn keep(config_path: Option<&Path>, identity: &ChatIdentity, print: bool) -> any
     let Some(section) = section.as_table_mut() else {
         bail!("[x] in {} is not a table", file.display());
     };
-    section.insert("chat_keys".into(), toml::Value::String(blob));
-    section.insert(
+    let (table, what) = match listed {
+        None => (section, "x.chat_keys, x.chat_key_version".to_owned()),
+        Some(account) => {
+            let entry = section
+                .get_mut("accounts")
+                .and_then(toml::Value::as_array_mut)
+                .and_then(|accounts| {
+                    accounts.iter_mut().find(|a| {
+                        a.get("user_id").and_then(toml::Value::as_str) == Some(account.as_str())
+                    })
+                })
+                .and_then(toml::Value::as_table_mut);
+            let Some(entry) = entry else {
+                bail!(
+                    "account {account} is not an [[x.accounts]] entry of {} (it may come from the \
+                     environment or a secret): use --print and keep the keys there",
+                    file.display()
+                );
+            };
+            (
+                entry,
+                format!("chat_keys, chat_key_version of [[x.accounts]] {account}"),
+            )
+        }
+    };
+    table.insert("chat_keys".into(), toml::Value::String(blob));
+    table.insert(
         "chat_key_version".into(),
         toml::Value::String(identity.key_version().to_owned()),
     );
     let text = toml::to_string(&doc).context("cannot write the configuration")?;
     write_private(&file, &text)?;
     println!(
-        "kept in {} (x.chat_keys, x.chat_key_version; mode 0600). Keep a copy of the file: \
-         without the keys, customers' X Chat messages cannot be read",
+        "kept in {} ({what}; mode 0600). Keep a copy of the file: without the keys, customers' \
+         X Chat messages cannot be read",
         file.display()
     );
     Ok(())
@@ -228,7 +294,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "[x]\napi_url = \"http://127.0.0.1:1\"\n").unwrap();
-        keep(Some(&file), &identity, false).unwrap();
+        keep(Some(&file), None, &identity, false).unwrap();
         let text = std::fs::read_to_string(&file).unwrap();
         assert!(text.contains(&format!("chat_keys = \"{blob}\"")), "{text}");
         assert!(text.contains("chat_key_version = \"1765382634817\""));
@@ -239,6 +305,21 @@ mod tests {
             let mode = std::fs::metadata(&file).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+        // A further account's keys go into its own entry.
+        std::fs::write(
+            &file,
+            "[[x.accounts]]\nuser_id = \"1000000000000000002\"\n[[x.accounts]]\nuser_id = \"7\"\n",
+        )
+        .unwrap();
+        let billing = XUserId::parse("1000000000000000002").unwrap();
+        keep(Some(&file), Some(&billing), &identity, false).unwrap();
+        let doc: toml::Table = std::fs::read_to_string(&file).unwrap().parse().unwrap();
+        let accounts = doc["x"]["accounts"].as_array().unwrap();
+        assert_eq!(accounts[0]["chat_keys"].as_str(), Some(blob));
+        assert!(accounts[1].get("chat_keys").is_none());
+        assert!(doc["x"].get("chat_keys").is_none());
+        let stranger = XUserId::parse("99").unwrap();
+        assert!(keep(Some(&file), Some(&stranger), &identity, false).is_err());
         // A wrong length or not base64: refused without echoing it.
         let e = ChatIdentity::from_blob_base64("AAAA", "1")
             .unwrap_err()
