@@ -2,7 +2,7 @@
 
 use aws_config::SdkConfig;
 use xdm_core::chat_item::AttachmentRef;
-use xdm_core::ids::{ConnectionToken, ContactId, ParticipantToken};
+use xdm_core::ids::{ConnectionToken, ContactId, InitialContactId, ParticipantToken};
 use xdm_core::media::MediaStream;
 use xdm_core::ports::{
     ChatEvent, ChatMessage, ConnectApi, ConnectError, CustomerProfile, StartChat, StartedChat,
@@ -15,7 +15,7 @@ use crate::config::{ConfigError, ConnectConfig};
 use crate::contact_client::{
     ChatMessageBody, ChatStreamingConfiguration, ContactClient, ParticipantDetails, PersistentChat,
     SUPPORTED_MESSAGING_CONTENT_TYPES, StartChatContactRequest, StartContactStreamingRequest,
-    StopContactRequest,
+    StopContactRequest, UpdateContactAttributesRequest,
 };
 use crate::participant_client::ParticipantClient;
 use crate::participant_send::ParticipantSendClient;
@@ -230,6 +230,21 @@ impl ConnectApi for ConnectClient {
         };
         self.contact.stop_contact(&body).await?;
         tracing::info!(contact_id = %contact, "contact stopped");
+        Ok(())
+    }
+
+    async fn update_attributes(
+        &self,
+        chat: &InitialContactId,
+        attributes: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), ConnectError> {
+        let body = UpdateContactAttributesRequest {
+            initial_contact_id: chat.as_str().to_owned(),
+            instance_id: self.config.instance_id.clone(),
+            attributes: attributes.clone(),
+        };
+        self.contact.update_contact_attributes(&body).await?;
+        tracing::debug!(initial_contact_id = %chat, "contact attributes updated");
         Ok(())
     }
 

@@ -137,6 +137,15 @@ pub struct StopContactRequest {
     pub instance_id: String,
 }
 
+/// `POST /contact/attributes` request body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateContactAttributesRequest {
+    pub initial_contact_id: String,
+    pub instance_id: String,
+    pub attributes: BTreeMap<String, String>,
+}
+
 /// What DescribeInstance says about the instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceInfo {
@@ -353,6 +362,23 @@ impl ContactClient {
         let _: Empty = self
             .signed
             .call("StopContact", http::Method::POST, "/contact/stop", req)
+            .await?;
+        Ok(())
+    }
+
+    /// `UpdateContactAttributes` — `POST /contact/attributes`.
+    pub async fn update_contact_attributes(
+        &self,
+        req: &UpdateContactAttributesRequest,
+    ) -> Result<(), ConnectError> {
+        let _: Empty = self
+            .signed
+            .call(
+                "UpdateContactAttributes",
+                http::Method::POST,
+                "/contact/attributes",
+                req,
+            )
             .await?;
         Ok(())
     }

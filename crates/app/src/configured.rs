@@ -7,7 +7,7 @@
 //! with `Unauthorized(why)`, and the dispatchers are not started (see `startup::build_state`).
 
 use xdm_core::chat_item::AttachmentRef;
-use xdm_core::ids::{ConnectionToken, ContactId, ParticipantToken, XUserId};
+use xdm_core::ids::{ConnectionToken, ContactId, InitialContactId, ParticipantToken, XUserId};
 use xdm_core::inbound::{InboundChat, InboundMedia};
 use xdm_core::media::{MediaStream, XMediaCategory};
 use xdm_core::ports::{
@@ -127,6 +127,14 @@ impl<T: ConnectApi> ConnectApi for Configured<T> {
 
     async fn stop_contact(&self, contact: &ContactId) -> Result<(), ConnectError> {
         self.connect()?.stop_contact(contact).await
+    }
+
+    async fn update_attributes(
+        &self,
+        chat: &InitialContactId,
+        attributes: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), ConnectError> {
+        self.connect()?.update_attributes(chat, attributes).await
     }
 
     async fn connect_participant(

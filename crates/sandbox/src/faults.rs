@@ -42,6 +42,8 @@ pub enum FaultOp {
     StartContactStreaming,
     StopContactStreaming,
     StopContact,
+    /// Connect `POST /contact/attributes` (UpdateContactAttributes).
+    UpdateContactAttributes,
     CreateParticipantConnection,
     SendMessage,
     SendEvent,
@@ -166,11 +168,12 @@ pub(crate) enum Platform {
 
 impl FaultOp {
     /// Every operation, in declaration order (a new variant must be added here too).
-    pub const ALL: [Self; 40] = [
+    pub const ALL: [Self; 41] = [
         Self::StartChatContact,
         Self::StartContactStreaming,
         Self::StopContactStreaming,
         Self::StopContact,
+        Self::UpdateContactAttributes,
         Self::CreateParticipantConnection,
         Self::SendMessage,
         Self::SendEvent,
@@ -224,7 +227,8 @@ impl FaultOp {
             Self::StartChatContact
             | Self::StartContactStreaming
             | Self::StopContactStreaming
-            | Self::StopContact => Platform::Connect,
+            | Self::StopContact
+            | Self::UpdateContactAttributes => Platform::Connect,
             Self::CreateParticipantConnection
             | Self::SendMessage
             | Self::SendEvent

@@ -458,3 +458,57 @@ async fn an_x_chat_customer_and_an_agent_talk_end_to_end_encrypted() {
     assert!(record.value.contains("key_version"));
     t.app.stop().await;
 }
+
+#[tokio::test]
+async fn a_customer_who_moves_from_dms_to_x_chat_stays_in_the_same_chat() {
+    let t = Box::pin(spawn_chat_app()).await;
+    let app = &t.app;
+    let chat = app.open_chat("first, as a legacy DM").await;
+    assert_eq!(chat.attributes["x_channel"], "dm");
+    app.sandbox
+        .agent_accept(&chat.contact_id, "Enrique")
+        .unwrap();
+    app.sandbox
+        .agent_send(&chat.contact_id, "Hello on DMs", "text/plain")
+        .unwrap();
+    app.wait_dms(1).await;
+
+    // X moved the conversation to X Chat: the customer's next message is encrypted.
+    t.customer.send(&t.business, "now on X Chat", &[]).await;
+    let chat = app
+        .wait_contact("the X Chat message in the same chat", |c, m| {
+            m.iter().any(|t| t == "now on X Chat")
+                && c.attributes.get("x_channel").map(String::as_str) == Some("chat")
+        })
+        .await;
+    assert_eq!(app.contacts().len(), 1, "one chat across both channels");
+    assert_eq!(
+        customer_messages(&chat),
+        vec!["first, as a legacy DM", "now on X Chat"]
+    );
+
+    // The agent's next answer goes where the customer now is.
+    app.sandbox
+        .agent_send(&chat.contact_id, "Answered on X Chat", "text/plain")
+        .unwrap();
+    let dir = t.dir.path().join("received");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        got = t.customer.received_from(&t.business, &dir).await;
+        if !got.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["text"], "Answered on X Chat");
+    assert_eq!(got[0]["verified"], true);
+    app.settle().await;
+    assert_eq!(
+        app.dm_texts(),
+        vec!["Hello on DMs"],
+        "no legacy DM after the move"
+    );
+    t.app.stop().await;
+}

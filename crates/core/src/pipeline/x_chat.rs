@@ -18,7 +18,7 @@
 use crate::engine::JobOutcome;
 use crate::ids::{XEventId, XUserId};
 use crate::inbound::{InboundChat, InboundDm, XChannel};
-use crate::ports::{ChatKeyChange, ChatRequest, Clock, Store, XApi, XError};
+use crate::ports::{ChatKeyChange, ChatRequest, Clock, ConnectApi, Store, XApi, XError};
 use crate::records::Expect;
 use crate::session::Session;
 
@@ -30,15 +30,18 @@ fn record_key(business: &XUserId, customer: &XUserId) -> String {
     format!("{PREFIX}{business}/{customer}")
 }
 
-impl<S: Store, X: XApi, C, K: Clock> Bridge<S, X, C, K> {
+impl<S: Store, X: XApi, C: ConnectApi, K: Clock> Bridge<S, X, C, K> {
     /// Opens an accepted X Chat message into the DM it reads as: the customer's words when it
     /// checks out, a note for the agent when it does not. Keeps the conversation key for replies.
     pub(super) async fn open_chat(&self, chat: &InboundChat) -> Result<InboundDm, JobOutcome> {
         let (event_id, text, media) = match self.x.open_chat(chat).await {
             Ok(opened) => {
-                if let Some(key) = &opened.key {
-                    self.remember_chat_key(&chat.business, &chat.sender, key)
-                        .await?;
+                if let Some(key) = &opened.key
+                    && self
+                        .remember_chat_key(&chat.business, &chat.sender, key)
+                        .await?
+                {
+                    self.mark_chat_channel(chat).await;
                 }
                 (opened.sequence_id, opened.text, opened.media)
             }
@@ -63,20 +66,21 @@ impl<S: Store, X: XApi, C, K: Clock> Bridge<S, X, C, K> {
         })
     }
 
-    /// Keeps `key` as the customer's conversation key unless the record already holds it.
+    /// Keeps `key` as the customer's conversation key unless the record already holds it;
+    /// `true` when the customer had none (their first X Chat message).
     async fn remember_chat_key(
         &self,
         business: &XUserId,
         customer: &XUserId,
         key: &ChatKeyChange,
-    ) -> Result<(), JobOutcome> {
+    ) -> Result<bool, JobOutcome> {
         let record_key = record_key(business, customer);
         let current = self.store().record(&record_key).await?;
         let expect = match &current {
             Some(r) => match serde_json::from_str::<ChatKeyChange>(&r.value) {
-                Ok(held) if held == *key => return Ok(()),
+                Ok(held) if held == *key => return Ok(false),
                 // An older key (by X's millisecond versions) never replaces a newer one.
-                Ok(held) if newer(&held.key_version, &key.key_version) => return Ok(()),
+                Ok(held) if newer(&held.key_version, &key.key_version) => return Ok(false),
                 _ => Expect::Version(r.version),
             },
             None => Expect::Absent,
@@ -94,8 +98,37 @@ impl<S: Store, X: XApi, C, K: Clock> Bridge<S, X, C, K> {
             tracing::debug!(
                 "X Chat key record changed meanwhile; left as the other writer made it"
             );
+            return Ok(false);
         }
-        Ok(())
+        Ok(expect == Expect::Absent)
+    }
+
+    /// A customer's first X Chat message: if their chat is already open (it started on legacy
+    /// DMs), its contact attribute `x_channel` becomes `chat` (best effort: the message matters
+    /// more than the attribute).
+    async fn mark_chat_channel(&self, chat: &InboundChat) {
+        let session = match self
+            .store()
+            .open_session(&chat.business, &chat.sender)
+            .await
+        {
+            Ok(Some(session)) => session,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the customer's chat; x_channel left as it was");
+                return;
+            }
+        };
+        let attributes = [("x_channel".to_owned(), XChannel::Chat.as_str().to_owned())].into();
+        match self
+            .connect
+            .update_attributes(&session.initial_contact_id, &attributes)
+            .await
+        {
+            Ok(()) => tracing::info!(initial_contact_id = %session.initial_contact_id,
+                "the customer moved to X Chat: their chat's x_channel is now chat"),
+            Err(e) => tracing::warn!(error = %e, "could not mark the chat's channel as X Chat"),
+        }
     }
 
     /// The conversation key to answer the customer of `session` with on X Chat, if they write

@@ -202,6 +202,13 @@ pub trait ConnectApi: Send + Sync + 'static {
         contact: &ContactId,
     ) -> impl Future<Output = Result<(), ConnectError>> + Send;
 
+    /// `UpdateContactAttributes` of the chat: adds `attributes`, replacing those of the same key.
+    fn update_attributes(
+        &self,
+        chat: &InitialContactId,
+        attributes: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), ConnectError>> + Send;
+
     /// `CreateParticipantConnection(Type=[CONNECTION_CREDENTIALS], ConnectParticipant=true)`.
     fn connect_participant(
         &self,

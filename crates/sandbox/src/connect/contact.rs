@@ -1,5 +1,6 @@
 //! The Amazon Connect control plane the bridge calls (`connect`, SigV4): StartChatContact,
-//! StartContactStreaming, StopContactStreaming, StopContact (docs/protocols.md B1).
+//! StartContactStreaming, StopContactStreaming, StopContact (docs/protocols.md B1); contact
+//! attributes are `contact_attributes.rs`'s.
 //!
 //! StartChatContact's persistent chat (`PersistentChat`): `RehydrationType` required, the source
 //! contact must exist and have ended, a source continues into one chat only (a second
@@ -26,6 +27,7 @@ use time::Duration;
 use crate::clock;
 use crate::connect::admission::{admit_contact_call, check_instance};
 use crate::connect::chat::{append_item, end_chat, stream_item};
+use crate::connect::contact_attributes::check_attributes;
 use crate::connect::errors::{AwsError, Service, parse, respond};
 use crate::connect::model::{
     ChatMessage, ContactStatus, EndReason, ParticipantRole, content_types,
@@ -39,8 +41,6 @@ use crate::sync::lock;
 
 /// At most this many SNS topics stream one contact (AG-STREAM).
 const MAX_TOPICS_PER_CONTACT: usize = 2;
-/// Total UTF-8 bytes of all attribute keys and values.
-const MAX_ATTRIBUTE_BYTES: usize = 32_768;
 const DEFAULT_CHAT_DURATION_MINUTES: u32 = 1500;
 /// `CustomerId` (`CustomerIdNonEmpty`): 1–128 characters.
 const MAX_CUSTOMER_ID_CHARS: usize = 128;
@@ -155,22 +155,7 @@ fn validate_start(shared: &Shared, req: &StartChatContactRequest) -> Result<(), 
         }
     }
     if let Some(attributes) = &req.attributes {
-        let valid_key = |k: &str| {
-            !k.is_empty()
-                && k.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        };
-        if let Some(bad) = attributes.keys().find(|k| !valid_key(k)) {
-            return Err(AwsError::invalid_parameter(format!(
-                "Attribute key '{bad}' must match ^[A-Za-z0-9_-]+$"
-            )));
-        }
-        let total: usize = attributes.iter().map(|(k, v)| k.len() + v.len()).sum();
-        if total > MAX_ATTRIBUTE_BYTES {
-            return Err(AwsError::invalid_parameter(format!(
-                "Attributes total {total} bytes; the limit is {MAX_ATTRIBUTE_BYTES}"
-            )));
-        }
+        check_attributes(attributes)?;
     }
     if let Some(minutes) = req.chat_duration_in_minutes
         && !(60..=10_080).contains(&minutes)

@@ -7,6 +7,7 @@ pub(crate) mod agent;
 pub(crate) mod attachments;
 pub(crate) mod chat;
 pub(crate) mod contact;
+pub(crate) mod contact_attributes;
 pub(crate) mod controls;
 pub(crate) mod errors;
 pub mod flows;
@@ -26,6 +27,7 @@ use crate::state::Shared;
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .merge(contact::routes())
+        .merge(contact_attributes::routes())
         .merge(instance::routes())
         .merge(participant::routes())
         .merge(attachments::routes())

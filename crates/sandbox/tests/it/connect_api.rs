@@ -674,3 +674,50 @@ async fn faults_reach_the_sdk_as_aws_errors() {
         (Some("ValidationException"), Some("nope"))
     );
 }
+
+#[tokio::test]
+async fn update_contact_attributes_merges_into_the_chat_and_checks_what_connect_checks() {
+    let sb = sandbox().await;
+    let (contact_id, _) = start_chat(&sb, "hi").await;
+    let instance = sb.config().connect.instance_id.clone();
+    let update = |attributes: serde_json::Value, initial: &str| json!({"InstanceId": instance, "InitialContactId": initial, "Attributes": attributes});
+    let (status, _, body) = connect_call(
+        &sb,
+        Method::POST,
+        "/contact/attributes",
+        update(
+            json!({"x_channel": "chat", "customerName": "Eli"}),
+            &contact_id,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let contact = sb.contact(&contact_id).unwrap();
+    assert_eq!(contact.attributes["x_channel"], "chat");
+    assert_eq!(contact.attributes["customerName"], "Eli", "replaced");
+    assert_eq!(contact.attributes["Channel"], "X", "kept");
+    // What Connect refuses.
+    for (attributes, initial, want) in [
+        (json!({"bad key": "x"}), contact_id.as_str(), 400),
+        (json!({"k": "x".repeat(40_000)}), contact_id.as_str(), 400),
+        (json!({"k": "v"}), "no-such-contact", 404),
+    ] {
+        let (status, _, body) = connect_call(
+            &sb,
+            Method::POST,
+            "/contact/attributes",
+            update(attributes, initial),
+        )
+        .await;
+        assert_eq!(status, want, "{body}");
+    }
+    let (status, _, _) = connect_call(
+        &sb,
+        Method::POST,
+        "/contact/attributes",
+        json!({"InstanceId": "other", "InitialContactId": contact_id, "Attributes": {}}),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(sb.contact(&contact_id).unwrap().attributes.get("k"), None);
+}

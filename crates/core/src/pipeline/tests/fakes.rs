@@ -220,6 +220,18 @@ impl ConnectApi for FakeConnect {
         Ok(())
     }
 
+    async fn update_attributes(
+        &self,
+        chat: &InitialContactId,
+        attributes: &BTreeMap<String, String>,
+    ) -> Result<(), ConnectError> {
+        self.take_fault("UpdateContactAttributes")?;
+        let i = Self::index(chat.as_str());
+        let mut s = self.0.lock().unwrap();
+        s.contacts[i].attributes.extend(attributes.clone());
+        Ok(())
+    }
+
     async fn connect_participant(
         &self,
         token: &ParticipantToken,
@@ -851,6 +863,13 @@ impl ConnectApi for SlowConnect {
     }
     async fn stop_contact(&self, contact: &ContactId) -> Result<(), ConnectError> {
         self.inner.stop_contact(contact).await
+    }
+    async fn update_attributes(
+        &self,
+        chat: &InitialContactId,
+        attributes: &BTreeMap<String, String>,
+    ) -> Result<(), ConnectError> {
+        self.inner.update_attributes(chat, attributes).await
     }
     async fn connect_participant(
         &self,

@@ -34,6 +34,15 @@ async fn an_x_chat_message_joins_the_customers_chat_once_opened_and_marks_the_ch
     assert_eq!(contacts[0].messages, vec!["hola por chat"]);
     assert_eq!(contacts[0].attributes["x_channel"], "chat");
     assert_eq!(h.x.0.lock().unwrap().chats_opened, 1);
+    // A chat X Chat opened is marked at its start: no update needed.
+    assert!(
+        !h.connect
+            .0
+            .lock()
+            .unwrap()
+            .calls
+            .contains(&"UpdateContactAttributes")
+    );
     // The conversation key is kept for replies: the key change, not a key.
     let record = h
         .bridge
@@ -66,7 +75,30 @@ async fn a_customer_moving_from_dms_to_x_chat_stays_in_the_same_chat() {
     let contacts = h.connect.contacts();
     assert_eq!(contacts.len(), 1);
     assert_eq!(contacts[0].messages, vec!["first on DMs", "now on X Chat"]);
-    assert_eq!(contacts[0].attributes["x_channel"], "dm");
+    // The chat says where the customer is now.
+    assert_eq!(contacts[0].attributes["x_channel"], "chat");
+    let calls = h.connect.0.lock().unwrap().calls.clone();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| **c == "UpdateContactAttributes")
+            .count(),
+        1
+    );
+    // Later X Chat messages change nothing more.
+    h.bridge
+        .accept_inbound(chats(vec![chat("m-2b", 5003, 30, "again", "100")]))
+        .await
+        .unwrap();
+    h.drain().await;
+    let calls = h.connect.0.lock().unwrap().calls.clone();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| **c == "UpdateContactAttributes")
+            .count(),
+        1
+    );
 }
 
 #[tokio::test]
