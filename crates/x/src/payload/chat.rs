@@ -2,13 +2,20 @@
 //! `payload` names the message (`id`, `sender_id`, `conversation_id`, `created_at_msec`) and
 //! carries it sealed (`encoded_event`) with the key change of its conversation key
 //! (`conversation_key_change_event`). Nothing is verified or decrypted here: the message is
-//! accepted as it came and opened when it is delivered. Other `chat.*` events (a conversation
-//! joined, group changes) carry no message and are ignored.
+//! accepted as it came and opened when it is delivered. A typing indicator (an event whose detail
+//! is X Chat's typing variant: neither sealed nor signed) is read at once, as a DM's typing
+//! event. Other `chat.*` events (a conversation joined, group changes) carry no message and are
+//! ignored.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use xdm_core::ids::{ChatMessageId, XUserId};
-use xdm_core::inbound::{InboundChat, InboundEvent};
+use xdm_core::inbound::{InboundChat, InboundEvent, Indicator};
+use xdm_xchat::events::{Detail, parse_event};
+
+/// `MessageEventDetail` variant 6, `messageTypingEvent` (X Chat's Thrift schema, docs/xchat.md
+/// §3.6).
+const TYPING_DETAIL: i16 = 6;
 
 /// The event types that carry a message.
 pub(super) fn carries_a_message(event_type: &str) -> bool {
@@ -40,9 +47,6 @@ pub(super) fn message(
     let p = ChatPayload::deserialize(&Value::Object(payload.clone()))
         .map_err(|_| "the chat payload is not readable")?;
     let business = business.ok_or("the delivery names no business account (filter.user_id)")?;
-    let message_id =
-        p.id.and_then(|id| ChatMessageId::parse(id).ok())
-            .ok_or("the chat message has no valid id")?;
     let sender = p
         .sender_id
         .as_ref()
@@ -60,6 +64,19 @@ pub(super) fn message(
         .encoded_event
         .filter(|e| !e.is_empty())
         .ok_or("the chat message has no encoded_event")?;
+    // A typing indicator is neither sealed nor signed: shown as the customer typing, as for DMs.
+    if let Ok(event) = parse_event(&encoded_event)
+        && event.detail == Detail::Other(TYPING_DETAIL)
+    {
+        return Ok(InboundEvent::Typing(Indicator {
+            business,
+            sender,
+            created_ms,
+        }));
+    }
+    let message_id =
+        p.id.and_then(|id| ChatMessageId::parse(id).ok())
+            .ok_or("the chat message has no valid id")?;
     Ok(InboundEvent::Chat(InboundChat {
         business,
         sender,

@@ -382,3 +382,43 @@ fn never_panics_on_truncated_or_mangled_bodies() {
         }
     }
 }
+
+#[test]
+fn an_x_chat_typing_event_is_the_customer_typing_and_a_message_stays_sealed() {
+    use base64::Engine;
+    use xdm_xchat::thrift::Writer;
+    let event = |detail_variant: i16| {
+        let detail = Writer::default()
+            .nested(detail_variant, Writer::default().end())
+            .end();
+        let bytes = Writer::default()
+            .string(1, "2080400825227100170")
+            .string(2, "6cd0b7b0-9b98-4741-95ef-d3bebb84caff")
+            .string(3, "55125386")
+            .string(4, "40876567:55125386")
+            .string(6, "1796529805488")
+            .nested(7, detail)
+            .end();
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    };
+    let delivery = |encoded: String| {
+        serde_json::json!({"data": {"event_type": "chat.received", "filter": {"user_id": "40876567"},
+            "payload": {"sender_id": "55125386", "conversation_id": "40876567:55125386",
+                "created_at_msec": "1796529805488", "encoded_event": encoded}}})
+        .to_string()
+    };
+    // Typing (variant 6): no message id is needed, nothing is sealed.
+    let d = parse(&delivery(event(6)));
+    assert!(d.skipped.is_empty(), "{:?}", d.skipped);
+    match d.batch.events.as_slice() {
+        [InboundEvent::Typing(t)] => {
+            assert_eq!((t.business.as_str(), t.sender.as_str()), ("40876567", "55125386"));
+            assert_eq!(t.created_ms, 1_796_529_805_488);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Anything else without a message id is skipped, not guessed at.
+    let d = parse(&delivery(event(1)));
+    assert!(d.batch.events.is_empty());
+    assert_eq!(d.skipped.len(), 1);
+}
