@@ -437,6 +437,6 @@ mod tests {
         assert_eq!(FaultOp::of_side(Side::X).count(), 23);
         assert_eq!(FaultOp::ChatSendMessage.side(), Side::X);
         assert_eq!(FaultOp::SearchProfiles.side(), Side::Connect);
-        assert_eq!(FaultOp::of_side(Side::Connect).count(), 17);
+        assert_eq!(FaultOp::of_side(Side::Connect).count(), 18);
     }
 }

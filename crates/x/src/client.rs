@@ -31,6 +31,7 @@ use xdm_core::ports::XError;
 
 use crate::auth::{Credentials, UserAuth, UserTokenSource};
 use crate::chat::ChatIdentity;
+use crate::chat::conversation_key_cache::ConversationKeyCache;
 use crate::chat::signing_key_cache::SigningKeyCache;
 use crate::config::{MediaTimeouts, check_consumer};
 use crate::error::transport_error;
@@ -59,6 +60,7 @@ pub struct XClient {
     chat: Arc<BTreeMap<XUserId, Option<ChatIdentity>>>,
     default_chat: Option<ChatIdentity>,
     signing_keys: Arc<SigningKeyCache>,
+    conversation_keys: Arc<ConversationKeyCache>,
 }
 
 impl XClient {
@@ -84,6 +86,7 @@ impl XClient {
             chat: Arc::new(config.chat),
             default_chat: config.default_chat,
             signing_keys: Arc::default(),
+            conversation_keys: Arc::default(),
         })
     }
 
@@ -128,6 +131,11 @@ impl XClient {
     /// The signing keys seen on X (X Chat).
     pub(crate) fn signing_keys(&self) -> &SigningKeyCache {
         &self.signing_keys
+    }
+
+    /// The conversation keys opened so far (X Chat).
+    pub(crate) fn conversation_keys(&self) -> &ConversationKeyCache {
+        &self.conversation_keys
     }
 
     /// Who this client can act as.

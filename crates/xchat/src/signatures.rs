@@ -4,11 +4,13 @@
 //! SDK, so the same event signs to the same bytes. Verification accepts high-S signatures (X's
 //! SDK does not normalise `s`).
 
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use p256::PublicKey;
-use p256::ecdsa::signature::{Signer, Verifier};
-use p256::ecdsa::{Signature, VerifyingKey};
+use p256::ecdsa::Signature;
+use p256::ecdsa::signature::Signer;
+use p256::elliptic_curve::sec1::ToEncodedPoint;
 
 use crate::errors::XChatError;
 use crate::keys::ChatKeys;
@@ -97,9 +99,13 @@ fn verify_bytes(signer: &PublicKey, message: &[u8], signature: &str) -> Result<(
     let raw = STANDARD_NO_PAD
         .decode(signature.trim_end_matches('='))
         .map_err(|_| XChatError::Signature)?;
-    let signature = Signature::from_slice(&raw).map_err(|_| XChatError::Signature)?;
-    VerifyingKey::from(signer)
-        .verify(message, &signature)
+    if raw.len() != 64 {
+        return Err(XChatError::Signature);
+    }
+    // aws-lc's ECDSA accepts high-S signatures, as X's SDK does (docs/xchat.md §1.1).
+    let point = signer.to_encoded_point(false);
+    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point.as_bytes())
+        .verify(message, &raw)
         .map_err(|_| XChatError::Signature)
 }
 

@@ -12,7 +12,8 @@ use crate::chat::public_keys::signing_key;
 use crate::chat::{ChatIdentity, unreadable};
 use crate::client::XClient;
 
-/// Checks and unwraps a key change: its sender's signature, our wrapped copy.
+/// Checks and unwraps a key change: its sender's signature, our wrapped copy (once per key
+/// change and account: the result is kept in the client's conversation key cache).
 pub(crate) async fn open_key_change(
     client: &XClient,
     identity: &ChatIdentity,
@@ -20,6 +21,9 @@ pub(crate) async fn open_key_change(
     change: &MessageEvent,
     encoded: &str,
 ) -> Result<(ConversationKey, ChatKeyChange), XError> {
+    if let Some(opened) = client.conversation_keys().get(business, encoded) {
+        return Ok(opened);
+    }
     let changer = XUserId::parse(change.sender_id.clone())
         .map_err(|_| XError::Unreadable("the key change's sender is not an X user id".into()))?;
     let signature_version = change
@@ -36,12 +40,16 @@ pub(crate) async fn open_key_change(
             &signer,
         )
         .map_err(|e| unreadable("the key change", &e))?;
-    Ok((
+    let opened = (
         key,
         ChatKeyChange {
             conversation_id: change.conversation_id.clone(),
             key_version,
             encoded_event: encoded.to_owned(),
         },
-    ))
+    );
+    client
+        .conversation_keys()
+        .put(business, encoded, opened.clone());
+    Ok(opened)
 }

@@ -6,6 +6,7 @@
 //! its binding to the sender's identity key verified), and that the conversation key is one
 //! wrapped for this account.
 
+pub(crate) mod conversation_key_cache;
 pub mod identity;
 pub(crate) mod key_change;
 pub(crate) mod media;

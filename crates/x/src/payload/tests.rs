@@ -412,7 +412,10 @@ fn an_x_chat_typing_event_is_the_customer_typing_and_a_message_stays_sealed() {
     assert!(d.skipped.is_empty(), "{:?}", d.skipped);
     match d.batch.events.as_slice() {
         [InboundEvent::Typing(t)] => {
-            assert_eq!((t.business.as_str(), t.sender.as_str()), ("40876567", "55125386"));
+            assert_eq!(
+                (t.business.as_str(), t.sender.as_str()),
+                ("40876567", "55125386")
+            );
             assert_eq!(t.created_ms, 1_796_529_805_488);
         }
         other => panic!("{other:?}"),

@@ -523,3 +523,25 @@ fn a_key_change_is_the_one_the_sdk_accepted_byte_for_byte() {
         s(&v, "deterministic.key_change.signature_b64_no_pad")
     );
 }
+
+#[test]
+fn a_signature_and_its_high_s_twin_both_verify_as_in_x_sdk() {
+    use p256::ecdsa::Signature;
+    let v = vectors();
+    let alice = participant(&v, "alice");
+    let payload = s(&v, "deterministic.key_change.signed_payload");
+    let signature = signatures::sign(&alice, payload);
+    let raw = STANDARD_NO_PAD.decode(&signature).unwrap();
+    let parsed = Signature::from_slice(&raw).unwrap();
+    let (r, s_) = parsed.split_scalars();
+    let twin = Signature::from_scalars(r.to_bytes(), (-*s_).to_bytes()).unwrap();
+    let twin_b64 = STANDARD_NO_PAD.encode(twin.to_bytes());
+    assert_ne!(twin_b64, signature);
+    let signer = alice.signing_public();
+    signatures::verify(&signer, payload, &signature).unwrap();
+    signatures::verify(&signer, payload, &twin_b64).unwrap();
+    // …and nothing else does.
+    assert!(signatures::verify(&signer, &format!("{payload}x"), &signature).is_err());
+    assert!(signatures::verify(&alice.identity_public(), payload, &signature).is_err());
+    assert!(signatures::verify(&signer, payload, &signature[..40]).is_err());
+}
