@@ -588,3 +588,60 @@ fn each_account_reads_x_chat_with_its_own_keys_or_none() {
     assert!(shown.contains(&bob.fingerprint()));
     assert!(!shown.contains(&text(&v, "participants.bob.key_blob_b64")));
 }
+
+#[tokio::test]
+async fn without_the_key_change_in_the_delivery_it_is_read_from_the_conversation() {
+    let v = vectors();
+    let payload = &v["message"]["webhook_chat_received_example"]["data"]["payload"];
+    let history = json!({"data": [], "meta": {
+        "conversation_key_events": [payload["conversation_key_change_event"]],
+        "result_count": 0}})
+    .to_string();
+    let server = Server::routed(vec![
+        keys_route(alice_keys(&v)),
+        (
+            "/2/chat/conversations/1111111111111111111/events",
+            Arc::new(move |_seen: &Seen| {
+                (
+                    StatusCode::OK,
+                    [("content-type", "application/json")],
+                    history.clone(),
+                )
+                    .into_response()
+            }),
+        ),
+    ])
+    .await;
+    let client = bob_client(&server.url(), &v);
+    let mut chat = delivered(&v);
+    chat.key_change_event = None;
+    let opened = client.open_chat(&chat).await.unwrap();
+    assert_eq!(opened.text, text(&v, "message.text"));
+    let read = server
+        .requests()
+        .into_iter()
+        .find(|s| s.target.contains("/events"))
+        .expect("the conversation's key changes were read");
+    assert!(read.target.contains("max_results=100"), "{}", read.target);
+    // A conversation without that key change: unreadable, not retried.
+    let empty = Server::routed(vec![
+        keys_route(alice_keys(&v)),
+        (
+            "/2/chat/conversations/1111111111111111111/events",
+            Arc::new(|_seen: &Seen| {
+                (
+                    StatusCode::OK,
+                    [("content-type", "application/json")],
+                    r#"{"data":[],"meta":{}}"#,
+                )
+                    .into_response()
+            }),
+        ),
+    ])
+    .await;
+    let e = bob_client(&empty.url(), &v)
+        .open_chat(&chat)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, XError::Unreadable(_)), "{e:?}");
+}
