@@ -50,6 +50,9 @@ step "crash test: kill -9 the bridge 10 times during a steady stream"
 # dependency graph for nothing.
 cargo test --workspace --test it --locked -- crash::kill_9 --show-output
 
+step "the web demo in a real browser (Debian's Chromium, playwright-core)"
+./scripts/e2e-browser.sh
+
 step "the load generator's allocation counting (cargo feature count-allocations)"
 cargo test --workspace --locked --features xdm-app/count-allocations --lib --test it -- allocations
 

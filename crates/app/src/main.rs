@@ -88,6 +88,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve => commands::serve::run(config).await,
             #[cfg(feature = "sandbox")]
+            Command::Demo(args) if args.web => commands::demo_web::run(args).await,
+            #[cfg(feature = "sandbox")]
             Command::Demo(args) => commands::demo::run(args).await,
             #[cfg(feature = "sandbox")]
             Command::Sandbox(args) => commands::sandbox::run(args).await,

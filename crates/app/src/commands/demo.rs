@@ -17,123 +17,56 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use xdm_core::jobs::{JobQueue, JobState};
 use xdm_core::ports::Store;
 use xdm_sandbox::{
-    ContactFlowSpec, ContactStatus, ContactView, DmSpec, ItemType, ParticipantRole, Sandbox,
-    SandboxConfig, SandboxEvent, SandboxHandle, SandboxUser,
+    ContactStatus, ContactView, DmSpec, ItemType, ParticipantRole, SandboxEvent, SandboxHandle,
 };
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-
 use crate::commands::demo_chat_customer::ChatCustomer;
-use crate::sandbox_link::LinkedBridge;
+use crate::commands::demo_world::{
+    BILLING_FLOW, BILLING_HANDLE, BILLING_ID, CHAT_CUSTOMER_HANDLE, CHAT_CUSTOMER_ID,
+    CHAT_CUSTOMER_NAME, CUSTOMER_ID, World, world_accounts,
+};
 use crate::wiring::AppBridge;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// The customer's X display name.
     #[arg(long, default_value = "Jordan Brinks")]
-    customer_name: String,
+    pub customer_name: String,
     /// The customer's X handle (without @).
     #[arg(long, default_value = "furiouscamper")]
-    customer_handle: String,
+    pub customer_handle: String,
     /// The agent's name in Connect.
     #[arg(long, default_value = "Enrique")]
-    agent_name: String,
+    pub agent_name: String,
     /// Read the conversation from this file instead of the terminal (one line per input, as typed).
+    #[arg(long, conflicts_with = "web")]
+    pub script: Option<PathBuf>,
+    /// Play both sides in a browser instead: serve the demo page on loopback and print its URL.
     #[arg(long)]
-    script: Option<PathBuf>,
+    pub web: bool,
+    /// Where `--web` serves its page: a loopback address (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0", requires = "web")]
+    pub web_listen: std::net::SocketAddr,
 }
 
-const CUSTOMER_ID: &str = "3001969357";
-
-/// The demo's second business account (on OAuth 2.0), with its own contact flow and queue
-/// attribute: a line starting with `@billing` is a DM to it.
-const BILLING_ID: &str = "1000000000000000002";
-const BILLING_NAME: &str = "Acme Billing";
-const BILLING_HANDLE: &str = "acme_billing";
-const BILLING_FLOW: &str = "b1111111-2222-4333-8444-555555555555";
+/// A terminal line starting with `@billing` is a DM to the second business account.
 const BILLING_PREFIX: &str = "@billing";
-
-/// The demo's customer on X Chat (end-to-end encrypted): a line starting with `@chat` is hers.
-const CHAT_CUSTOMER_ID: &str = "3001969358";
-const CHAT_CUSTOMER_NAME: &str = "Mia Chen";
-const CHAT_CUSTOMER_HANDLE: &str = "mia_on_xchat";
+/// A terminal line starting with `@chat` is written by the X Chat customer.
 const CHAT_PREFIX: &str = "@chat";
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    // Quiet logs: the demo prints what each side sees. RUST_LOG=info shows the bridge's logs.
-    if std::env::var_os("RUST_LOG").is_none() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("warn")
-            .with_writer(std::io::stderr)
-            .try_init();
-    } else {
-        crate::telemetry::init(crate::config::LogFormat::Text);
-    }
+    crate::commands::demo_world::init_logs();
     let style = Style::new(std::io::stdout().is_terminal());
 
-    let sandbox = Sandbox::start(SandboxConfig::default())
-        .await
-        .context("cannot start the sandbox")?;
-    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let store = format!("sqlite:{}", dir.path().join("demo.db").display());
-    // The business account's X Chat keys, made and registered as `x chat-keys init` does.
-    let (chat_keys, chat_key_version) = business_chat_keys(&sandbox, &store).await?;
-    let running = Box::pin(LinkedBridge::start(&sandbox, &store, |config| {
-        config.x.chat_keys = Some(secrecy::SecretString::from(chat_keys));
-        config.x.chat_key_version = Some(chat_key_version);
-        config.delivery.reorder_window_ms = 100;
-        config.delivery.outbound_reorder_window_ms = 100;
-        // Both optional features on: the agent sees the customer's profile, and a returning
-        // customer's chat carries the previous one.
-        config.connect.profiles_domain = Some(xdm_sandbox::DEFAULT_PROFILES_DOMAIN.to_owned());
-        config.delivery.persistent_chat_window_ms = 30 * 24 * 3600 * 1000;
-        // A second business account with its own flow and attributes, logged in with OAuth 2.0.
-        config.x.client_id = Some(crate::sandbox_link::oauth2_client_id(&sandbox));
-        config.x.accounts = vec![crate::config::XAccount {
-            user_id: BILLING_ID.to_owned(),
-            oauth1: None,
-            contact_flow_id: Some(BILLING_FLOW.to_owned()),
-            attributes: [("queue".to_owned(), "billing".to_owned())].into(),
-            chat: None,
-        }];
-    }))
-    .await?;
+    let World {
+        sandbox,
+        running,
+        store,
+        dir: _dir,
+        chat_customer,
+    } = World::start(&args.customer_name, &args.customer_handle).await?;
     let base = running.base.clone();
     let bridge = Arc::clone(&running.bridge);
-
-    sandbox.add_user(SandboxUser {
-        followers_count: 22,
-        ..SandboxUser::new(CUSTOMER_ID, &args.customer_name, &args.customer_handle)
-    });
-    running.link_x_webhook(&sandbox).await?;
-    sandbox.add_user(SandboxUser::new(BILLING_ID, BILLING_NAME, BILLING_HANDLE));
-    sandbox.add_contact_flow(ContactFlowSpec {
-        name: "Billing chat".to_owned(),
-        ..ContactFlowSpec::inbound(BILLING_FLOW)
-    });
-    running.add_business_account(&sandbox, BILLING_ID).await?;
-    // X Chat: the business's encrypted conversations reach the bridge's webhook too.
-    let webhook = sandbox
-        .webhooks()
-        .into_iter()
-        .next()
-        .context("no webhook registered")?;
-    sandbox.subscribe_activity(
-        "chat.received",
-        &sandbox.config().x.business.id,
-        Some(&webhook.id),
-        None,
-    )?;
-    sandbox.add_user(SandboxUser {
-        followers_count: 310,
-        ..SandboxUser::new(CHAT_CUSTOMER_ID, CHAT_CUSTOMER_NAME, CHAT_CUSTOMER_HANDLE)
-    });
-    let chat_customer = Arc::new(tokio::sync::Mutex::new(
-        ChatCustomer::register(&sandbox, CHAT_CUSTOMER_ID, &sandbox.config().x.business.id)
-            .await
-            .context("the X Chat customer could not register her keys")?,
-    ));
 
     let business = &sandbox.config().x.business;
     println!("{}", style.bold("xdm-connect demo"));
@@ -156,11 +89,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     print_help(&style);
 
-    let accounts = [
-        (business.id.clone(), business.name.clone()),
-        (BILLING_ID.to_owned(), BILLING_NAME.to_owned()),
-    ]
-    .into();
+    let accounts = world_accounts(&sandbox);
     let chat_reader = tokio::spawn({
         let customer = Arc::clone(&chat_customer);
         async move {
@@ -240,20 +169,6 @@ struct Demo {
     chat_customer: Arc<tokio::sync::Mutex<ChatCustomer>>,
     /// Whose chat the agent's commands act on: the customer who wrote last.
     last_customer: std::sync::Mutex<&'static str>,
-}
-
-/// The business account's X Chat keys (blob, version), registered with the sandbox's X.
-async fn business_chat_keys(
-    sandbox: &SandboxHandle,
-    store: &str,
-) -> anyhow::Result<(String, String)> {
-    let config = crate::sandbox_link::bridge_config(sandbox, "127.0.0.1:0", store)?;
-    let client = crate::wiring::x_client(&config, None)?;
-    let keys = xdm_xchat::ChatKeys::generate();
-    let business = xdm_core::ids::XUserId::parse(sandbox.config().x.business.id.clone())?;
-    let proposed = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).to_string();
-    let version = xdm_x::chat::register_public_keys(&client, &business, &keys, &proposed).await?;
-    Ok((STANDARD.encode(keys.to_blob()), version))
 }
 
 /// Prints the business's answers the X Chat customer's device opened since the last call.

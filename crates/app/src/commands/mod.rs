@@ -4,6 +4,10 @@
 pub mod demo;
 #[cfg(feature = "sandbox")]
 pub mod demo_chat_customer;
+#[cfg(feature = "sandbox")]
+pub mod demo_web;
+#[cfg(feature = "sandbox")]
+mod demo_world;
 pub mod doctor;
 pub mod inbox;
 #[cfg(not(feature = "sandbox"))]
