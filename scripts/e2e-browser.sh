@@ -31,11 +31,19 @@ demo=$!
 trap 'kill "$demo" 2>/dev/null || true; wait "$demo" 2>/dev/null || true; rm -f "$out"' EXIT
 url=""
 for _ in $(seq 1 600); do
-  url="$(grep -o 'http://127\.0\.0\.1:[0-9]*/' "$out" | head -1 || true)"
-  [ -n "$url" ] && break
+  url="$(grep -o 'open http://127\.0\.0\.1:[0-9]*/' "$out" | grep -o 'http.*' || true)"
+  # The URL line comes first; wait for the sandbox line after it too.
+  [ -n "$url" ] && grep -q 'sandbox ' "$out" && break
   kill -0 "$demo" 2>/dev/null || { cat "$out" >&2; echo "demo --web exited" >&2; exit 1; }
   sleep 0.1
 done
 [ -n "$url" ] || { cat "$out" >&2; echo "demo --web printed no URL within 60 s" >&2; exit 1; }
-echo "  demo --web at $url"
-node tests/browser/demo.mjs "$url" "$SCREENSHOTS"
+admin="$(grep -o 'operator page http://127\.0\.0\.1:[0-9]*/' "$out" | grep -o 'http.*' || true)"
+token="$(grep -o 'admin token: [^)]*' "$out" | sed 's/admin token: //' || true)"
+sandbox="$(grep -o 'sandbox  *http://127\.0\.0\.1:[0-9]*' "$out" | grep -o 'http.*' || true)"
+if [ -z "$admin" ] || [ -z "$token" ] || [ -z "$sandbox" ]; then
+  cat "$out" >&2; echo "demo --web did not print its operator page, token and sandbox" >&2; exit 1
+fi
+echo "  demo --web at $url (operator page $admin)"
+XDM_OPERATOR_URL="$admin" XDM_ADMIN_TOKEN="$token" XDM_SANDBOX_URL="$sandbox" \
+  node tests/browser/demo.mjs "$url" "$SCREENSHOTS"

@@ -1,6 +1,7 @@
 // The web demo (`xdm-connect demo --web`) driven in a real browser: Debian's Chromium through
 // playwright-core. A scripted conversation asserted on both panes, then screenshots.
-// Usage: node demo.mjs <page URL> <screenshot dir>   (scripts/e2e-browser.sh runs it)
+// Usage: XDM_OPERATOR_URL=… XDM_ADMIN_TOKEN=… XDM_SANDBOX_URL=… node demo.mjs <page URL> <screenshot dir>
+// (scripts/e2e-browser.sh runs it with what `demo --web` printed)
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -91,6 +92,45 @@ await page.click("#agent-form button[type=submit]");
 await customerPane.getByText("Yes, end to end.").waitFor(WAIT);
 await customerPane.getByText("decrypted on her device").first().waitFor(WAIT);
 step("X Chat: the customer's device decrypted the agent's answer");
+
+// The operator page: a failed event, shown and re-driven. X refuses the next DM (the sandbox's
+// fault control, the test's hand, not the page's): the agent's reply is parked as failed.
+const operatorUrl = process.env.XDM_OPERATOR_URL, token = process.env.XDM_ADMIN_TOKEN;
+const fault = await fetch(process.env.XDM_SANDBOX_URL + "/_sandbox/faults", {
+  method: "POST", headers: { "content-type": "application/json" },
+  body: JSON.stringify({ op: "CreateDm", count: 1, fault: { status: 403 } }),
+});
+if (!fault.ok) throw new Error("the sandbox took no fault: " + fault.status);
+await page.selectOption("#as", "support");
+await page.fill("#customer-text", "One more thing: can I change the address?");
+await page.click("#customer-form button[type=submit]");
+await agentPane.getByText("One more thing: can I change the address?").waitFor(WAIT);
+await page.fill("#agent-text", "Yes, the new address is saved.");
+await page.click("#agent-form button[type=submit]");
+await agentPane.getByText("Yes, the new address is saved.").waitFor(WAIT);
+
+const operator = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+const first = await operator.goto(operatorUrl);
+if (first.status() !== 401) throw new Error("the operator page without a session answered " + first.status());
+await operator.fill("#token", "not-the-token-0000");
+await operator.click("#login button[type=submit]");
+await operator.getByText("That is not the token.").waitFor(WAIT);
+await operator.fill("#token", token);
+await operator.click("#login button[type=submit]");
+await operator.getByText("Failed events").waitFor(WAIT);
+step("operator page: the login form refused a wrong token and took the right one");
+const retryButton = operator.locator("#failed button", { hasText: "Retry" });
+await retryButton.first().waitFor(WAIT);
+await operator.locator("#failed").getByText("outbound").first().waitFor(WAIT);
+await operator.screenshot({ path: join(shots, "operator.png") });
+step("operator page: the failed reply is listed; screenshot " + join(shots, "operator.png"));
+await retryButton.first().click();
+await operator.getByText("1 event(s) put back in line").waitFor(WAIT);
+await customerPane.getByText("Yes, the new address is saved.").waitFor(WAIT);
+step("operator page: re-driven, the reply reached the customer on X");
+await operator.click("#logout");
+await operator.locator("#token").waitFor(WAIT);
+step("operator page: logged out");
 
 if (offPage.length) throw new Error("requests left the page's origin: " + offPage.join(", "));
 if (errors.length) throw new Error("errors on the page: " + errors.join("; "));

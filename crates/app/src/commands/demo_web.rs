@@ -52,6 +52,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     super::demo_world::init_logs();
     let demo = WebDemo::start(args).await?;
     println!("xdm-connect demo in a browser: open {}", demo.url);
+    if let Some(admin) = &demo.world.running.admin_base {
+        println!(
+            "  operator page {admin}/   (admin token: {})",
+            crate::sandbox_link::SANDBOX_ADMIN_TOKEN
+        );
+    }
+    println!(
+        "  sandbox       {}   (X API + Amazon Connect + SNS)",
+        demo.world.sandbox.base_url()
+    );
     println!("  (the bridge, X and Amazon Connect sandboxes run in this process; Ctrl-C stops)");
     tokio::signal::ctrl_c()
         .await
@@ -105,6 +115,7 @@ impl WebDemo {
                 handle: args.customer_handle.clone(),
             },
             accounts: accounts(&world.sandbox),
+            operator_page: world.running.admin_base.as_ref().map(|a| format!("{a}/")),
         };
         let listener = tokio::net::TcpListener::bind(args.web_listen)
             .await
@@ -156,6 +167,8 @@ struct AppState {
     customer: Party,
     /// The business accounts, the main one first, with the `to` that writes to each.
     accounts: Vec<Account>,
+    /// The bridge's operator page (its admin listener).
+    operator_page: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -231,6 +244,7 @@ async fn world_view(State(state): State<AppState>) -> Json<serde_json::Value> {
         },
         "accounts": state.accounts,
         "agent": state.agent_name,
+        "operator_page": state.operator_page,
     }))
 }
 

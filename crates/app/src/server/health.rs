@@ -47,6 +47,17 @@ pub async fn healthz_details(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
+/// The admin `/healthz`'s body, for the operator page: `(healthy, details)`.
+pub(super) async fn details(state: &AppState) -> (bool, serde_json::Value) {
+    let Health { problems, stream } = check(state).await;
+    let healthy = problems.is_empty();
+    let status = if healthy { "ok" } else { "degraded" };
+    (
+        healthy,
+        json!({"status": status, "problems": problems, "stream": stream}),
+    )
+}
+
 /// What `/healthz` found.
 struct Health {
     /// Empty when healthy.

@@ -6,11 +6,13 @@
 //! within timeouts and a connection cap (`listener`, `connection`).
 
 mod admin;
+mod admin_auth;
 mod connect_webhook;
 mod connection;
 mod health;
 mod listener;
 mod log_limit;
+mod operator;
 mod reject;
 mod state;
 mod x_webhook;

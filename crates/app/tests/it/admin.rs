@@ -120,3 +120,143 @@ async fn without_a_token_the_admin_listener_refuses_everything_and_public_health
     );
     app.stop().await;
 }
+
+/// The operator page: the login form (401) until the token opens a session, then the page,
+/// the failed events with their errors (never a message's text) and a retry that delivers.
+#[tokio::test]
+async fn the_operator_page_logs_in_with_the_token_shows_a_failed_event_and_re_drives_it() {
+    use xdm_sandbox::{FaultOp, FaultProfile};
+
+    let app = spawn_app_with(SandboxConfig::default(), |c| {
+        c.delivery.max_attempts = 1;
+    })
+    .await;
+    let admin = app.admin.clone().unwrap();
+    let chat = app.open_chat("where is my parcel?").await;
+    app.sandbox
+        .agent_accept(&chat.contact_id, "Enrique")
+        .unwrap();
+    // X refuses every DM: the reply's one attempt fails and it is parked as failed.
+    app.sandbox
+        .set_fault_profile(FaultOp::CreateDm, FaultProfile::errors(1.0))
+        .unwrap();
+    let reply = "It left today, tracking number 42.";
+    app.sandbox
+        .agent_send(&chat.contact_id, reply, "text/plain")
+        .unwrap();
+    app.settle().await;
+    assert!(app.dm_texts().is_empty());
+
+    // Without a session: the login form with 401, and 401 for the API.
+    let res = app.http.get(format!("{admin}/")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(res.text().await.unwrap().contains("operator"));
+    for path in ["/api/overview"] {
+        let res = app.http.get(format!("{admin}{path}")).send().await.unwrap();
+        assert_eq!(res.status(), 401, "{path}");
+    }
+    let res = app
+        .http
+        .post(format!("{admin}/api/retry"))
+        .json(&serde_json::json!({"queue": "outbound", "all_failed": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let login = |token: &str| {
+        app.http
+            .post(format!("{admin}/login"))
+            .json(&serde_json::json!({ "token": token }))
+            .send()
+    };
+    assert_eq!(
+        login("not-the-token-at-all-0000").await.unwrap().status(),
+        401
+    );
+    assert_eq!(login("").await.unwrap().status(), 401);
+    let res = login(SANDBOX_ADMIN_TOKEN).await.unwrap();
+    assert_eq!(res.status(), 204);
+    let set_cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"));
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+
+    let get = |path: &str| {
+        app.http
+            .get(format!("{admin}{path}"))
+            .header("cookie", &cookie)
+            .send()
+    };
+    let page = get("/").await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Failed events"));
+    let overview: serde_json::Value = get("/api/overview").await.unwrap().json().await.unwrap();
+    let failed = overview["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{overview}");
+    assert_eq!(failed[0]["queue"], "outbound");
+    assert!(
+        failed[0]["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("503"),
+        "{overview}"
+    );
+    assert!(
+        !overview.to_string().contains(reply),
+        "no message text on the page: {overview}"
+    );
+    let outbound = overview["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["queue"] == "outbound")
+        .unwrap();
+    assert_eq!(outbound["failed"], 1);
+    // The metrics come with the session too.
+    assert_eq!(get("/metrics").await.unwrap().status(), 200);
+
+    // Re-driven from the page, once X takes DMs again: the reply reaches the customer once.
+    app.sandbox.clear_fault_profiles();
+    let retry = |body: serde_json::Value| {
+        app.http
+            .post(format!("{admin}/api/retry"))
+            .header("cookie", &cookie)
+            .json(&body)
+            .send()
+    };
+    let res = retry(serde_json::json!({"queue": "sideways", "all_failed": true}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let key = failed[0]["key"].as_str().unwrap().to_owned();
+    let res = retry(serde_json::json!({"queue": "outbound", "keys": [key]}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["retried"], serde_json::json!([key]));
+    app.sandbox
+        .wait_until("the re-driven reply on X", WAIT, |s| {
+            (!s.sent_dms().is_empty()).then_some(())
+        })
+        .await
+        .unwrap();
+    app.settle().await;
+    assert_eq!(app.dm_texts(), vec![reply], "exactly once");
+    let res = retry(serde_json::json!({"queue": "outbound", "keys": [key]}))
+        .await
+        .unwrap();
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["left_alone"], serde_json::json!([key]), "done now");
+
+    // Logged out: the cookie opens nothing any more.
+    let res = app
+        .http
+        .post(format!("{admin}/api/logout"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(get("/api/overview").await.unwrap().status(), 401);
+    app.stop().await;
+}
