@@ -64,6 +64,18 @@ await timed("the agent's markdown reply reaches the customer on X", async () => 
 });
 await agentPane.locator("strong", { hasText: "Jordan" }).waitFor(WAIT);
 step("the agent pane shows the markdown rendered");
+await agentPane.getByText("✓✓ read by the customer").last().waitFor(WAIT);
+step("the customer read it on X: the agent sees the read mark");
+// Typing reaches the chat at most every few seconds (the page sends it every 3 s, the bridge
+// relays one per 5 s per customer): keep typing until it shows.
+const typing = agentPane.getByText("is typing…");
+for (let i = 0; i < 15 && !(await typing.isVisible()); i++) {
+  await page.locator("#customer-text").pressSequentially("Thanks ");
+  await page.waitForTimeout(1000);
+}
+await typing.waitFor(WAIT);
+step("the customer typing on X shows in the agent pane");
+await page.fill("#customer-text", "");
 await page.click("#agent-photo");
 await agentPane.getByText("📎 parcel.png").last().waitFor(WAIT);
 

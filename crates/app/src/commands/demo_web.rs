@@ -210,6 +210,8 @@ fn router(state: AppState) -> Router {
         .route("/api/contacts", get(contacts))
         .route("/api/events", get(events))
         .route("/api/customer", post(customer_writes))
+        .route("/api/customer/typing", post(customer_types))
+        .route("/api/customer/read", post(customer_reads))
         .route("/api/agent", post(agent_acts))
         // Base64 of the largest file plus the JSON around it.
         .layer(axum::extract::DefaultBodyLimit::max(
@@ -363,19 +365,19 @@ async fn customer_writes(
                     photo.content_type.clone(),
                     photo.bytes()?,
                 ));
-                spec.media = Some(MediaSpec::photo(&file.file_id));
+                // As X sends them: a GIF is an mp4 of the animation, a video its mp4.
+                spec.media = Some(match photo.content_type.as_str() {
+                    "image/gif" => MediaSpec::animated_gif(&file.file_id),
+                    t if t.starts_with("video/") => MediaSpec::video(&file.file_id),
+                    _ => MediaSpec::photo(&file.file_id),
+                });
             }
             let delivery = state
                 .sandbox
                 .deliver_dm(spec)
                 .await
                 .map_err(|e| ApiError::Failed(e.to_string()))?;
-            if delivery.status != Some(200) {
-                return Err(ApiError::Failed(format!(
-                    "the bridge answered X's webhook delivery with {:?}",
-                    delivery.status
-                )));
-            }
+            delivered(delivery.status)?;
             who = CUSTOMER_ID;
         }
         other => {
@@ -394,6 +396,52 @@ async fn customer_writes(
         }),
     );
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/customer/typing`: the DM customer is typing (X's typing indicator, delivered to
+/// the bridge's webhook as X does).
+async fn customer_types(State(state): State<AppState>) -> Result<StatusCode, ApiError> {
+    let delivery = state
+        .sandbox
+        .deliver_typing(CUSTOMER_ID)
+        .await
+        .map_err(|e| ApiError::Failed(e.to_string()))?;
+    delivered(delivery.status)
+}
+
+#[derive(Debug, Deserialize)]
+struct CustomerReads {
+    /// The newest DM the customer has seen (`dm_event_id` of a `dm_sent` event).
+    dm_event_id: String,
+}
+
+/// `POST /api/customer/read`: the DM customer read up to a DM (X's read receipt).
+async fn customer_reads(
+    State(state): State<AppState>,
+    Json(body): Json<CustomerReads>,
+) -> Result<StatusCode, ApiError> {
+    if body.dm_event_id.is_empty() || !body.dm_event_id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::BadRequest(
+            "dm_event_id is an X event id (digits)".to_owned(),
+        ));
+    }
+    let delivery = state
+        .sandbox
+        .deliver_read(CUSTOMER_ID, &body.dm_event_id)
+        .await
+        .map_err(|e| ApiError::Failed(e.to_string()))?;
+    delivered(delivery.status)
+}
+
+/// What the bridge answered X's webhook delivery with, as the API's answer.
+fn delivered(status: Option<u16>) -> Result<StatusCode, ApiError> {
+    if status == Some(200) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::Failed(format!(
+            "the bridge answered X's webhook delivery with {status:?}"
+        )))
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -129,6 +129,7 @@ fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use http::{HeaderMap, HeaderValue, header};
     use secrecy::SecretString;

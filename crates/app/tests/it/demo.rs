@@ -90,13 +90,16 @@ async fn the_web_demo_serves_its_page_and_plays_both_sides_over_http() {
     }
     let stdout = child.stdout.take().unwrap();
     let _child = Kill(child);
-    let first = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
+    // The first line names the URL; the rest is read (and dropped) until the demo ends, so that
+    // its later lines never meet a closed pipe.
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let _ = first_tx.send(first);
+        for _ in lines {}
+    });
+    let first = first_rx.await.unwrap();
     let url = first
         .split_whitespace()
         .find(|w| w.starts_with("http://127.0.0.1:"))
@@ -228,6 +231,18 @@ async fn the_web_demo_serves_its_page_and_plays_both_sides_over_http() {
     assert_eq!(r.status(), 400);
     let r = post("customer", serde_json::json!({"to": "nobody", "text": "x"})).await;
     assert_eq!(r.status(), 400);
+    let r = post(
+        "customer/read",
+        serde_json::json!({"dm_event_id": "12; drop"}),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let r = post("customer/typing", serde_json::json!({})).await;
+    assert_eq!(
+        r.status(),
+        204,
+        "the customer's typing went to the bridge's webhook"
+    );
     let r = post(
         "customer",
         serde_json::json!({"to": "support", "text": "", "photo": {"name": "a.png", "content_type": "image/png", "base64": "%%%"}}),
