@@ -82,6 +82,9 @@ await agentPane.getByText("📎 parcel.png").last().waitFor(WAIT);
 // The wire: X's webhook deliveries and the DMs sent to X are listed, each expandable.
 await page.locator("#wire-log summary", { hasText: "webhook" }).first().waitFor(WAIT);
 await page.locator("#wire-log summary", { hasText: "DM to @furiouscamper" }).first().waitFor(WAIT);
+await page.locator("#wire-log summary", { hasText: /Connect\s+StartChatContact\s+PUT .* → 200 · [0-9.]+ ms/ }).first().waitFor(WAIT);
+await page.locator("#wire-log summary", { hasText: /X\s+CreateDm\s+POST .* → 20[01] · [0-9.]+ ms/ }).first().waitFor(WAIT);
+step("the wire pane lists Connect's and X's calls with status and timing");
 await page.screenshot({ path: join(shots, "demo-web.png") });
 step("screenshot " + join(shots, "demo-web.png"));
 

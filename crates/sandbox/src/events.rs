@@ -9,7 +9,7 @@ use tokio::sync::broadcast;
 
 use crate::clock;
 use crate::connect::model::{ArtifactStatus, ChatItem, ContactView, EndReason};
-use crate::faults::{FaultKind, FaultOp};
+use crate::faults::{FaultKind, FaultOp, Side};
 use crate::media::registry::MediaRequestKind;
 use crate::sync::lock;
 use crate::x::records::{DeliveryKind, MediaCategory, ProcessingState, SentDm, XOp};
@@ -23,6 +23,17 @@ const BROADCAST_CAPACITY: usize = 4_096;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum SandboxEvent {
+    /// A call of a platform operation was answered (or dropped: `status: None`), X's or
+    /// Connect's: what the bridge called, with how long the sandbox took to answer it (to the
+    /// response's head; a streamed body may take longer).
+    ApiCall {
+        op: FaultOp,
+        side: Side,
+        method: String,
+        path: String,
+        status: Option<u16>,
+        duration_ms: f64,
+    },
     /// An X REST call was answered (including rejected ones).
     XRequest {
         op: XOp,

@@ -7,12 +7,14 @@
 //! connection close with no response at all (a transport error, not an HTTP status).
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use crate::events::SandboxEvent;
 use crate::faults::FaultOp;
 use crate::state::Shared;
 use crate::sync::lock;
@@ -44,19 +46,28 @@ pub(crate) async fn layer(
     request: Request,
     next: Next,
 ) -> Response {
+    let method = request.method().to_string();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
     let note = Arc::new(Mutex::new(CallNote::default()));
     let response = CALL.scope(Arc::clone(&note), next.run(request)).await;
     let CallNote { op, drop } = std::mem::take(&mut *lock(&note));
     let Some(op) = op else {
         return response;
     };
+    let status = (!drop).then(|| response.status().as_u16());
+    lock(&shared.faults).stats.answered(op, status);
+    shared.events.emit(SandboxEvent::ApiCall {
+        op,
+        side: op.side(),
+        method,
+        path,
+        status,
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+    });
     if drop {
-        lock(&shared.faults).stats.answered(op, None);
         return aborted();
     }
-    lock(&shared.faults)
-        .stats
-        .answered(op, Some(response.status().as_u16()));
     response
 }
 

@@ -471,6 +471,31 @@ async fn control_routes_set_profiles_bursts_down_and_read_stats() {
             ..
         }
     )));
+    // Every call of an operation is logged with its answer and timing; the dropped one has none.
+    let calls: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            xdm_sandbox::SandboxEvent::ApiCall {
+                op: FaultOp::CreateDm,
+                status,
+                duration_ms,
+                method,
+                ..
+            } => Some((*status, *duration_ms, method.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        calls.iter().filter(|(status, ..)| status.is_none()).count(),
+        1,
+        "{calls:?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .all(|(_, ms, method)| *ms >= 0.0 && method == "POST"),
+        "{calls:?}"
+    );
 
     let reset = http().delete(format!("{base}/stats")).send().await.unwrap();
     assert_eq!(reset.status(), 204);
