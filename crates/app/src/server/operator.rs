@@ -121,8 +121,21 @@ pub(super) async fn overview(State(state): State<Arc<AppState>>) -> Response {
             Err(e) => return store_unavailable(&e),
         }
     }
+    // Per business account, the newest DM seen from X (where a catch-up would start).
+    let last_dm_seen = match &state.seen {
+        Some(seen) => match seen.newest().await {
+            Ok(accounts) => accounts
+                .into_iter()
+                .map(|(account, at_ms)| json!({"account": account.as_str(), "at_ms": at_ms}))
+                .collect::<Vec<_>>(),
+            Err(e) => return store_unavailable(&e),
+        },
+        None => Vec::new(),
+    };
     Json(json!({
         "healthy": healthy,
+        "x_delivery": if state.stream.is_some() { "stream" } else { "webhook" },
+        "last_dm_seen": last_dm_seen,
         "health": health,
         "queues": queues,
         "failed": failed,

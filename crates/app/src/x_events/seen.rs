@@ -70,6 +70,20 @@ impl SeenLog {
             .and_then(|r| r.value.trim().parse().ok()))
     }
 
+    /// Every account's newest DM time: stored, or noted since the last flush if newer.
+    pub async fn newest(&self) -> Result<Vec<(XUserId, i64)>, StoreError> {
+        let mut all: HashMap<XUserId, i64> = self.accounts().await?.into_iter().collect();
+        if let Ok(noted) = self.noted.lock() {
+            for (business, ms) in noted.iter() {
+                let at = all.entry(business.clone()).or_insert(*ms);
+                *at = (*at).max(*ms);
+            }
+        }
+        let mut all: Vec<_> = all.into_iter().collect();
+        all.sort();
+        Ok(all)
+    }
+
     /// Every account with a stored time.
     pub async fn accounts(&self) -> Result<Vec<(XUserId, i64)>, StoreError> {
         let records = self.store.records(PREFIX).await?;

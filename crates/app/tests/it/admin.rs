@@ -211,6 +211,12 @@ async fn the_operator_page_logs_in_with_the_token_shows_a_failed_event_and_re_dr
         .find(|q| q["queue"] == "outbound")
         .unwrap();
     assert_eq!(outbound["failed"], 1);
+    assert_eq!(overview["x_delivery"], "webhook");
+    let seen = overview["last_dm_seen"].as_array().unwrap();
+    assert!(
+        seen.iter().any(|s| s["at_ms"].as_i64().unwrap_or(0) > 0),
+        "the newest DM seen per account: {overview}"
+    );
     // The metrics come with the session too.
     assert_eq!(get("/metrics").await.unwrap().status(), 200);
 
