@@ -78,9 +78,15 @@ step("the customer typing on X shows in the agent pane");
 await page.fill("#customer-text", "");
 await page.click("#agent-photo");
 await agentPane.getByText("📎 parcel.png").last().waitFor(WAIT);
+// A file of the agent's own, picked from disk: it reaches X as media.
+await page.setInputFiles("#agent-file", { name: "label.gif", mimeType: "image/gif", buffer: Buffer.from("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;", "latin1") });
+await agentPane.getByText("📎 label.gif").waitFor(WAIT);
+await page.locator("#wire-log summary", { hasText: "media uploaded: image/gif" }).first().waitFor(WAIT);
+step("the agent's own file went to X's media upload");
 
 // The wire: X's webhook deliveries and the DMs sent to X are listed, each expandable.
-await page.locator("#wire-log summary", { hasText: "webhook" }).first().waitFor(WAIT);
+await page.locator("#wire-log summary", { hasText: /webhook dm → 200 · [0-9.]+ ms/ }).first().waitFor(WAIT);
+await page.locator("#wire-log summary", { hasText: /SNS → bridge\s+notification .* → 200 · [0-9.]+ ms/ }).first().waitFor(WAIT);
 await page.locator("#wire-log summary", { hasText: "DM to @furiouscamper" }).first().waitFor(WAIT);
 await page.locator("#wire-log summary", { hasText: /Connect\s+StartChatContact\s+PUT .* → 200 · [0-9.]+ ms/ }).first().waitFor(WAIT);
 await page.locator("#wire-log summary", { hasText: /X\s+CreateDm\s+POST .* → 20[01] · [0-9.]+ ms/ }).first().waitFor(WAIT);

@@ -52,6 +52,8 @@ pub enum SandboxEvent {
         event_id: Option<String>,
         kind: DeliveryKind,
         status: Option<u16>,
+        /// How long the webhook took to answer (0 when nothing was sent).
+        duration_ms: f64,
     },
     /// A DM was accepted by `POST /2/dm_conversations/with/:id/messages`.
     DmSent { dm: SentDm },
@@ -93,6 +95,8 @@ pub enum SandboxEvent {
         subscription_arn: String,
         status: Option<u16>,
         attempt: u32,
+        /// How long the subscriber took to answer.
+        duration_ms: f64,
     },
     /// X media upload v2 `initialize` accepted.
     MediaInitialized {

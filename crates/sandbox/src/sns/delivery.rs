@@ -226,6 +226,7 @@ async fn post_once(shared: &Shared, record: usize, post: &Post<'_>, attempt: u32
     if let Some(arn) = post.subscription_arn {
         request = request.header("x-amz-sns-subscription-arn", arn);
     }
+    let started = std::time::Instant::now();
     let result = match request.send().await {
         Ok(resp) => SnsAttempt {
             status: Some(resp.status().as_u16()),
@@ -255,6 +256,7 @@ async fn post_once(shared: &Shared, record: usize, post: &Post<'_>, attempt: u32
         subscription_arn,
         status: result.status,
         attempt,
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
     });
     result
 }

@@ -227,6 +227,7 @@ pub(crate) async fn post_to(
 ) -> Result<WebhookDelivery, SandboxError> {
     let hook = valid_webhook(shared, webhook_id).await?;
     let (signature, signature_oauth2) = signatures(shared, &payload, signature);
+    let started = std::time::Instant::now();
     let (status, response_body, error) = if hook.outage {
         (
             None,
@@ -273,6 +274,7 @@ pub(crate) async fn post_to(
         event_id,
         kind,
         status,
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
     });
     Ok(delivery)
 }
