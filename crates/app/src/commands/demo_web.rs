@@ -31,8 +31,8 @@ use xdm_sandbox::{ContactView, DmSpec, MediaFile, MediaSpec, SandboxEvent, Sandb
 
 use super::demo::DemoArgs;
 use super::demo_world::{
-    BILLING_ID, CHAT_CUSTOMER_HANDLE, CHAT_CUSTOMER_ID, CHAT_CUSTOMER_NAME, CUSTOMER_ID, World,
-    world_accounts,
+    BILLING_ID, BILLING_NAME, CHAT_CUSTOMER_HANDLE, CHAT_CUSTOMER_ID, CHAT_CUSTOMER_NAME,
+    CUSTOMER_ID, World,
 };
 
 const PAGE: &str = include_str!("demo_web/page.html");
@@ -69,10 +69,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     demo.stop().await
 }
 
-/// A running web demo (what `run` serves; tests drive it over HTTP).
-pub struct WebDemo {
+/// A running web demo: the world, and the page's server in front of it.
+struct WebDemo {
     /// The page's URL, `http://127.0.0.1:PORT/`.
-    pub url: String,
+    url: String,
     world: World,
     stop: oneshot::Sender<()>,
     server: tokio::task::JoinHandle<()>,
@@ -90,7 +90,7 @@ impl std::fmt::Debug for WebDemo {
 impl WebDemo {
     /// Starts the demo's world and serves its page on `args.web_listen`, which must be a
     /// loopback address.
-    pub async fn start(args: DemoArgs) -> anyhow::Result<Self> {
+    async fn start(args: DemoArgs) -> anyhow::Result<Self> {
         if !args.web_listen.ip().is_loopback() {
             anyhow::bail!(
                 "--web-listen {} is not a loopback address: the demo page has no login, so it is served on loopback only",
@@ -142,12 +142,7 @@ impl WebDemo {
         })
     }
 
-    /// The sandboxes behind the page (tests assert on what reached X and Connect).
-    pub fn sandbox(&self) -> &SandboxHandle {
-        &self.world.sandbox
-    }
-
-    pub async fn stop(self) -> anyhow::Result<()> {
+    async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
         // Open event streams keep a graceful shutdown waiting: give it a moment, then stop.
         let _ = tokio::time::timeout(Duration::from_secs(2), self.server).await;
@@ -187,19 +182,19 @@ struct Party {
 }
 
 fn accounts(sandbox: &SandboxHandle) -> Vec<Account> {
-    let mut names = world_accounts(sandbox);
-    let main = sandbox.config().x.business.id.clone();
-    let mut out = vec![Account {
-        name: names.remove(&main).unwrap_or_default(),
-        id: main,
-        to: "support",
-    }];
-    out.extend(names.remove_entry(BILLING_ID).map(|(id, name)| Account {
-        id,
-        name,
-        to: "billing",
-    }));
-    out
+    let main = &sandbox.config().x.business;
+    vec![
+        Account {
+            id: main.id.clone(),
+            name: main.name.clone(),
+            to: "support",
+        },
+        Account {
+            id: BILLING_ID.to_owned(),
+            name: BILLING_NAME.to_owned(),
+            to: "billing",
+        },
+    ]
 }
 
 fn router(state: AppState) -> Router {
@@ -587,10 +582,14 @@ impl Feed {
         self.changed.send_replace(seq);
     }
 
+    /// The entries after `seq` (entries are in `seq` order).
     fn since(&self, seq: u64) -> Vec<FeedEntry> {
         self.entries.lock().map_or_else(
             |_| Vec::new(),
-            |entries| entries.iter().filter(|e| e.seq > seq).cloned().collect(),
+            |entries| {
+                let from = entries.partition_point(|e| e.seq <= seq);
+                entries[from..].to_vec()
+            },
         )
     }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
+use xdm_core::engine::{FailedJobs, retry_failed_jobs};
 use xdm_core::jobs::{JobKey, JobQueue, JobState};
 use xdm_core::ports::{Clock, Store, SystemClock};
 
@@ -98,37 +99,27 @@ pub async fn run(config_path: Option<&Path>, cmd: InboxCommand) -> anyhow::Resul
             println!("{} event(s)", jobs.len());
         }
         InboxCommand::Retry(args) => {
-            let q = queue(args.queue);
-            let keys: Vec<JobKey> = if args.all_failed {
-                store
-                    .jobs(q, Some(JobState::Failed), usize::MAX)
-                    .await?
-                    .into_iter()
-                    .map(|j| j.key)
-                    .collect()
+            let which = if args.all_failed {
+                FailedJobs::All
             } else if args.keys.is_empty() {
                 bail!("name the events to retry, or pass --all-failed");
             } else {
-                args.keys
-                    .into_iter()
-                    .map(|key| JobKey::parse(key).context("not an event key"))
-                    .collect::<anyhow::Result<_>>()?
+                FailedJobs::Keys(
+                    args.keys
+                        .into_iter()
+                        .map(|key| JobKey::parse(key).context("not an event key"))
+                        .collect::<anyhow::Result<_>>()?,
+                )
             };
-            let now = SystemClock.now_ms();
-            let mut retried = 0;
-            for key in &keys {
-                if store
-                    .retry_failed(q, key, now)
-                    .await
-                    .with_context(|| format!("cannot retry {key}"))?
-                {
-                    retried += 1;
-                } else {
-                    println!("{key}: not a failed event, left alone");
-                }
+            let done = retry_failed_jobs(&store, queue(args.queue), which, SystemClock.now_ms())
+                .await
+                .context("cannot retry the failed events")?;
+            for key in &done.left_alone {
+                println!("{key}: not a failed event, left alone");
             }
             println!(
-                "{retried} event(s) put back in line; a running bridge delivers them within a second"
+                "{} event(s) put back in line; a running bridge delivers them within a second",
+                done.retried.len()
             );
         }
     }

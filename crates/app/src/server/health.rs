@@ -35,27 +35,26 @@ pub async fn healthz(State(state): State<Arc<AppState>>) -> Response {
 /// The admin `/healthz`: as [`healthz`], with the reasons (a setting missing, an OAuth 2.0
 /// account that must log in again, the activity stream down) and the stream's state.
 pub async fn healthz_details(State(state): State<Arc<AppState>>) -> Response {
-    let Health { problems, stream } = check(&state).await;
-    if problems.is_empty() {
-        Json(json!({"status": "ok", "stream": stream})).into_response()
+    let (healthy, body) = details(&state).await;
+    let status = if healthy {
+        StatusCode::OK
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "degraded", "problems": problems, "stream": stream})),
-        )
-            .into_response()
-    }
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
 }
 
-/// The admin `/healthz`'s body, for the operator page: `(healthy, details)`.
+/// The admin `/healthz`'s body (the operator page shows it too), and whether all is well.
 pub(super) async fn details(state: &AppState) -> (bool, serde_json::Value) {
     let Health { problems, stream } = check(state).await;
-    let healthy = problems.is_empty();
-    let status = if healthy { "ok" } else { "degraded" };
-    (
-        healthy,
-        json!({"status": status, "problems": problems, "stream": stream}),
-    )
+    if problems.is_empty() {
+        (true, json!({"status": "ok", "stream": stream}))
+    } else {
+        (
+            false,
+            json!({"status": "degraded", "problems": problems, "stream": stream}),
+        )
+    }
 }
 
 /// What `/healthz` found.

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Deserialize;
 use serde_json::json;
+use xdm_core::engine::{FailedJobs, retry_failed_jobs};
 use xdm_core::jobs::{Job, JobKey, JobQueue, JobState};
 use xdm_core::ports::{Clock, Store, SystemClock};
 
@@ -189,12 +190,8 @@ pub(super) async fn retry(State(state): State<Arc<AppState>>, Json(body): Json<R
             );
         }
     };
-    let store = state.bridge.store();
-    let keys: Vec<JobKey> = if body.all_failed {
-        match store.jobs(queue, Some(JobState::Failed), usize::MAX).await {
-            Ok(jobs) => jobs.into_iter().map(|j| j.key).collect(),
-            Err(e) => return store_unavailable(&e),
-        }
+    let which = if body.all_failed {
+        FailedJobs::All
     } else if body.keys.is_empty() {
         return reject(
             StatusCode::BAD_REQUEST,
@@ -207,27 +204,25 @@ pub(super) async fn retry(State(state): State<Arc<AppState>>, Json(body): Json<R
             .map(JobKey::parse)
             .collect::<Result<Vec<_>, _>>()
         {
-            Ok(keys) => keys,
+            Ok(keys) => FailedJobs::Keys(keys),
             Err(e) => return reject(StatusCode::BAD_REQUEST, format!("not an event key: {e}")),
         }
     };
-    let now = SystemClock.now_ms();
-    let mut retried = Vec::new();
-    let mut left_alone = Vec::new();
-    for key in keys {
-        match store.retry_failed(queue, &key, now).await {
-            Ok(true) => retried.push(key.as_str().to_owned()),
-            Ok(false) => left_alone.push(key.as_str().to_owned()),
+    let done =
+        match retry_failed_jobs(state.bridge.store(), queue, which, SystemClock.now_ms()).await {
+            Ok(done) => done,
             Err(e) => return store_unavailable(&e),
-        }
-    }
-    if !retried.is_empty() {
+        };
+    if !done.retried.is_empty() {
         tracing::info!(
             queue = queue.as_str(),
-            count = retried.len(),
+            count = done.retried.len(),
             "the operator put failed events back in line"
         );
         state.bridge.wake(queue);
     }
-    Json(json!({"retried": retried, "left_alone": left_alone})).into_response()
+    let keys =
+        |keys: &[JobKey]| -> Vec<String> { keys.iter().map(|k| k.as_str().to_owned()).collect() };
+    Json(json!({"retried": keys(&done.retried), "left_alone": keys(&done.left_alone)}))
+        .into_response()
 }

@@ -7,11 +7,13 @@
 //!   the dispatchers about them;
 //! * [`dispatcher`] runs a queue's jobs with its handler (a long-running loop, or one pass for
 //!   processes without one such as AWS Lambda);
-//! * [`JobOutcome`] is what a handler answers; the engine turns it into the job's next state.
+//! * [`JobOutcome`] is what a handler answers; the engine turns it into the job's next state;
+//! * [`retry_failed_jobs`] is the operator's re-drive of failed jobs.
 
 mod dispatcher;
 mod handler;
 mod outcome;
+mod retry_failed;
 mod wakeups;
 
 use std::collections::HashMap;
@@ -24,6 +26,7 @@ pub use dispatcher::RunSummary;
 pub use handler::{BoxedRun, Handlers, JobHandler};
 pub use outcome::JobOutcome;
 pub(crate) use outcome::backoff_ms;
+pub use retry_failed::{FailedJobs, Retried, retry_failed_jobs};
 use wakeups::Wakeups;
 
 /// The engine's tunables. Defaults suit production; tests shorten the timings.

@@ -237,3 +237,62 @@ async fn lanes_due_later_are_read_once_not_on_every_turn() {
     tx.send(true).unwrap();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn the_operator_retries_failed_jobs_by_key_or_all_and_leaves_the_others_alone() {
+    let engine = engine();
+    let handler: Arc<dyn JobHandler> = Arc::new(Recorder::default());
+    let now = engine.now_ms();
+    engine
+        .enqueue(&[
+            job("a", "a0-fail", 0, now),
+            job("b", "b0-fail", 0, now),
+            job("c", "c0", 0, now),
+        ])
+        .await
+        .unwrap();
+    engine
+        .run_due(JobQueue::Outbound, &handler, None, now + 5_000, 0)
+        .await;
+    let key = |k: &str| JobKey::parse(k).unwrap();
+    let state = |k: &'static str| {
+        let engine = Arc::clone(&engine);
+        async move {
+            engine
+                .store()
+                .job(JobQueue::Outbound, &key(k))
+                .await
+                .unwrap()
+                .unwrap()
+                .state
+        }
+    };
+    assert_eq!(state("a0-fail").await, JobState::Failed);
+
+    // By key: the failed one goes back in line; the done one and an unknown one are left alone.
+    let done = retry_failed_jobs(
+        engine.store(),
+        JobQueue::Outbound,
+        FailedJobs::Keys(vec![key("a0-fail"), key("c0"), key("nope")]),
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.retried, [key("a0-fail")]);
+    assert_eq!(done.left_alone, [key("c0"), key("nope")]);
+    assert_eq!(state("a0-fail").await, JobState::Pending);
+    assert_eq!(state("b0-fail").await, JobState::Failed);
+    assert_eq!(state("c0").await, JobState::Done);
+
+    // All: every failed job of the queue, and none of the other queue's.
+    let done = retry_failed_jobs(engine.store(), JobQueue::Outbound, FailedJobs::All, now)
+        .await
+        .unwrap();
+    assert_eq!(done.retried, [key("b0-fail")]);
+    assert!(done.left_alone.is_empty());
+    assert_eq!(state("b0-fail").await, JobState::Pending);
+    let none = retry_failed_jobs(engine.store(), JobQueue::Inbound, FailedJobs::All, now)
+        .await
+        .unwrap();
+    assert_eq!(none, Retried::default());
+}
