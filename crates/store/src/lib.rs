@@ -341,6 +341,16 @@ impl Store for AnyStore {
         delegate!(self.claim(queue, key, lease_until_ms, now_ms))
     }
 
+    async fn claim_deferred(
+        &self,
+        queue: JobQueue,
+        key: &JobKey,
+        lease_until_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        delegate!(self.claim_deferred(queue, key, lease_until_ms, now_ms))
+    }
+
     async fn renew_lease(
         &self,
         queue: JobQueue,

@@ -9,7 +9,8 @@ use crate::sqlite::{SqliteOptions, Synchronous};
 
 /// The accepted forms, for error messages.
 const FORMS: &str = "sqlite:PATH (e.g. sqlite:./xdm-connect.db, options as \
-    sqlite:PATH?synchronous=full&busy_timeout_ms=5000), sqlite::memory: or dynamodb:TABLE_PREFIX";
+    sqlite:PATH?synchronous=full&busy_timeout_ms=5000&deferred_commit_ms=50), sqlite::memory: or \
+    dynamodb:TABLE_PREFIX";
 
 /// A parsed `XDM_STORE` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +57,8 @@ pub enum StoreUrlError {
 }
 
 impl StoreUrl {
-    /// Parses `sqlite:PATH[?synchronous=normal|full&busy_timeout_ms=N]`, `sqlite::memory:` or
+    /// Parses `sqlite:PATH[?synchronous=normal|full&busy_timeout_ms=N&deferred_commit_ms=N]`,
+    /// `sqlite::memory:` or
     /// `dynamodb:TABLE_PREFIX`. The scheme is case-insensitive; the rest is taken as written
     /// (a path cannot contain `?`).
     pub fn parse(value: &str) -> Result<Self, StoreUrlError> {
@@ -154,7 +156,20 @@ fn parse_sqlite(rest: &str) -> Result<StoreUrl, StoreUrlError> {
                     .map_err(|_| bad("expected a number of milliseconds"))?;
                 options.busy_timeout = Duration::from_millis(ms);
             }
-            _ => return Err(bad("known options are synchronous and busy_timeout_ms")),
+            "deferred_commit_ms" => {
+                let ms: u64 = value
+                    .parse()
+                    .map_err(|_| bad("expected a number of milliseconds"))?;
+                if ms > 1_000 {
+                    return Err(bad("at most 1000 milliseconds"));
+                }
+                options.deferred_commit_within = Duration::from_millis(ms);
+            }
+            _ => {
+                return Err(bad(
+                    "known options are synchronous, busy_timeout_ms and deferred_commit_ms",
+                ));
+            }
         }
     }
     Ok(StoreUrl::Sqlite { location, options })
@@ -188,6 +203,14 @@ impl fmt::Display for StoreUrl {
                         f,
                         "{sep}busy_timeout_ms={}",
                         options.busy_timeout.as_millis()
+                    )?;
+                    sep = '&';
+                }
+                if options.deferred_commit_within != defaults.deferred_commit_within {
+                    write!(
+                        f,
+                        "{sep}deferred_commit_ms={}",
+                        options.deferred_commit_within.as_millis()
                     )?;
                 }
                 Ok(())
@@ -230,6 +253,7 @@ mod tests {
                 options: SqliteOptions {
                     synchronous: Synchronous::Full,
                     busy_timeout: Duration::from_millis(250),
+                    ..SqliteOptions::default()
                 },
             }
         );
@@ -306,6 +330,8 @@ mod tests {
             "sqlite:x.db?synchronous=full",
             "sqlite:x.db?synchronous=full&busy_timeout_ms=250",
             "sqlite:x.db?busy_timeout_ms=250",
+            "sqlite:x.db?busy_timeout_ms=250&deferred_commit_ms=0",
+            "sqlite:x.db?deferred_commit_ms=200",
             "dynamodb:xdm-",
         ] {
             assert_eq!(ok(s).to_string(), s);

@@ -210,7 +210,10 @@ impl<S: Store, K: Clock> JobEngine<S, K> {
         running: &mut JoinSet<Lane>,
         busy_lanes: &mut HashSet<Lane>,
     ) -> Result<bool, StoreError> {
-        let Some(job) = self.claim(queue, job, now).await? else {
+        let Some(job) = self
+            .claim(queue, job, now, handler.needs_recorded_claim())
+            .await?
+        else {
             return Ok(false);
         };
         busy_lanes.insert(job.lane.clone());
@@ -225,10 +228,24 @@ impl<S: Store, K: Clock> JobEngine<S, K> {
     }
 
     /// Claims a due head for `lease_ms`; returns it as claimed, or `None` if someone else
-    /// claimed it first.
-    async fn claim(&self, queue: JobQueue, job: Job, now: i64) -> Result<Option<Job>, StoreError> {
+    /// claimed it first. `recorded`: the claim must be on disk before the job runs (else the
+    /// store may defer it: [`JobHandler::needs_recorded_claim`]).
+    async fn claim(
+        &self,
+        queue: JobQueue,
+        job: Job,
+        now: i64,
+        recorded: bool,
+    ) -> Result<Option<Job>, StoreError> {
         let lease_until = now + self.config().lease_ms;
-        match self.store().claim(queue, &job.key, lease_until, now).await {
+        let claimed = if recorded {
+            self.store().claim(queue, &job.key, lease_until, now).await
+        } else {
+            self.store()
+                .claim_deferred(queue, &job.key, lease_until, now)
+                .await
+        };
+        match claimed {
             Ok(true) => {
                 if job.attempts == 0 {
                     metrics::histogram!(QUEUE_AGE, "queue" => queue.as_str())
@@ -307,7 +324,10 @@ impl<S: Store, K: Clock> JobEngine<S, K> {
             }
             let mut running = JoinSet::new();
             for job in due {
-                match self.claim(queue, job, now).await {
+                match self
+                    .claim(queue, job, now, handler.needs_recorded_claim())
+                    .await
+                {
                     Ok(Some(job)) => {
                         let engine = Arc::clone(self);
                         let handler = Arc::clone(handler);

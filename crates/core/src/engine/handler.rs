@@ -21,6 +21,17 @@ pub type BoxedRun<'a> = Pin<Box<dyn Future<Output = JobOutcome> + Send + 'a>>;
 /// may be stopped at any `.await` (a superseded claim drops its future).
 pub trait JobHandler: Send + Sync + 'static {
     fn run<'a>(&'a self, job: &'a Job) -> BoxedRun<'a>;
+
+    /// Whether a run needs its claim on disk before it starts. `true` (the default) for a handler
+    /// whose idempotence rests on what an earlier claim left (the outbound pipeline: a retry reads
+    /// back what X has since the first claim). A handler that reads nothing of an earlier claim
+    /// (its effects are keyed by the job itself, as Connect's ClientTokens made from the event id
+    /// are) answers `false`: the store may then record the claim with a later commit
+    /// ([`Store::claim_deferred`](crate::ports::Store::claim_deferred)), and a crash that loses
+    /// it makes the job run again exactly as a crash before the claim would.
+    fn needs_recorded_claim(&self) -> bool {
+        true
+    }
 }
 
 /// Which handler serves which queue. A new kind of work is a [`JobQueue`], a [`JobHandler`] and

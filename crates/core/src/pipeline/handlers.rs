@@ -27,6 +27,13 @@ where
     fn run<'a>(&'a self, job: &'a Job) -> BoxedRun<'a> {
         Box::pin(self.0.handle_inbound(job))
     }
+
+    /// Every Connect call of an inbound run carries a ClientToken made from the event id, and
+    /// nothing reads the claim's `attempts` or first time: a run after a lost claim repeats
+    /// nothing (Connect answers the same tokens with what it did the first time).
+    fn needs_recorded_claim(&self) -> bool {
+        false
+    }
 }
 
 impl<S, X, C, K> JobHandler for OutboundDelivery<S, X, C, K>

@@ -99,6 +99,16 @@ impl<T: Store> Store for Arc<T> {
         T::claim(self, queue, key, lease_until_ms, now_ms).await
     }
 
+    async fn claim_deferred(
+        &self,
+        queue: JobQueue,
+        key: &JobKey,
+        lease_until_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        T::claim_deferred(self, queue, key, lease_until_ms, now_ms).await
+    }
+
     async fn renew_lease(
         &self,
         queue: JobQueue,

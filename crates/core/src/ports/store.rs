@@ -58,6 +58,18 @@ pub enum SessionInsert {
 /// (no renewal gets through) can then be overtaken while it still runs; its outcome is fenced
 /// out as above.
 ///
+/// # Deferred writes
+///
+/// A backend may make the holder's writes — [`renew_lease`](Store::renew_lease),
+/// [`reschedule`](Store::reschedule), [`finish`](Store::finish) — and
+/// [`claim_deferred`](Store::claim_deferred) durable shortly *after* answering (SQLite: with its
+/// next commit, within 50 ms), provided that they take effect at once for every later call of
+/// this process, that they keep their compare-and-set and fencing, and that a crash can lose only
+/// writes made after every write it keeps (a suffix). Losing them is what a crash just before
+/// them does anyway: the job is still processing (or pending) and runs again, which handlers are
+/// built for. Every other write (`enqueue` above all: it answers the webhook) is durable when
+/// the call returns.
+///
 /// The operator's and the start-up paths are deliberately not fenced by a claim:
 /// [`retry_failed`](Store::retry_failed) reopens a failed job (and resets `attempts`), and
 /// [`release_claims`](Store::release_claims) returns processing jobs to pending (their holders
@@ -201,6 +213,21 @@ pub trait Store: Send + Sync + 'static {
         lease_until_ms: i64,
         now_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// [`claim`](Store::claim), for a run that does not need its claim on disk before it starts
+    /// ([`JobHandler::needs_recorded_claim`](crate::engine::JobHandler::needs_recorded_claim)):
+    /// the backend may make it durable later (see "Deferred writes"). After a crash that lost it,
+    /// the job is claimed again as if it never had been (same `attempts`, no
+    /// `first_claimed_at_ms`). Backends that have nothing to gain answer as `claim` does.
+    fn claim_deferred(
+        &self,
+        queue: JobQueue,
+        key: &JobKey,
+        lease_until_ms: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.claim(queue, key, lease_until_ms, now_ms)
+    }
 
     /// Extends the lease of the job claimed as `attempt` to `lease_until_ms` (and sets its
     /// `updated_at_ms` to `now_ms`), nothing else. Applies only while the job is processing with

@@ -1,7 +1,10 @@
 //! Jobs (the inbox and the outbox): the `jobs` table. Enqueue with deduplication, claims,
 //! leases and their fencing, the holder's and the operator's state changes, and listing. Each is
 //! one statement (enqueue: one per job, in one transaction). Claims and the holder's writes are
-//! group-committed ([`Worker::write`](super::worker::Worker::write)).
+//! group-committed ([`Worker::write`](super::worker::Worker::write)); the holder's writes
+//! (`renew_lease`, `reschedule`, `finish`) and the claims a handler does not need on disk are
+//! deferred ([`Worker::write_deferred`](super::worker::Worker::write_deferred)): committed with
+//! the next commit, within 50 ms, as the `Store` port allows.
 
 use rusqlite::params;
 use xdm_core::jobs::{Backlog, FinalState, Job, JobKey, JobQueue, JobState, NewJob};
@@ -9,6 +12,7 @@ use xdm_core::ports::StoreError;
 
 use super::rows::{execute_one, job_columns, job_from_row, query_all, query_one, sql_limit};
 use super::store::SqliteStore;
+use super::worker::Commit;
 
 // `pub(super)` so the unit tests (`tests.rs`) can check the query plans.
 
@@ -104,24 +108,28 @@ pub(super) async fn enqueue(store: &SqliteStore, jobs: &[NewJob]) -> Result<Vec<
         .await
 }
 
+/// `commit`: [`Commit::Deferred`] for a claim the handler does not need on disk before it runs
+/// ([`Store::claim_deferred`](xdm_core::ports::Store::claim_deferred)).
 pub(super) async fn claim(
     store: &SqliteStore,
     queue: JobQueue,
     key: &JobKey,
     lease_until_ms: i64,
     now_ms: i64,
+    commit: Commit,
 ) -> Result<bool, StoreError> {
     let key = key.to_owned();
-    store
-        .worker
-        .write("claim", move |conn| {
-            execute_one(
-                conn,
-                SQL_CLAIM,
-                params![queue.as_str(), key.as_str(), now_ms, lease_until_ms],
-            )
-        })
-        .await
+    let claim = move |conn: &rusqlite::Connection| {
+        execute_one(
+            conn,
+            SQL_CLAIM,
+            params![queue.as_str(), key.as_str(), now_ms, lease_until_ms],
+        )
+    };
+    match commit {
+        Commit::Now => store.worker.write("claim", claim).await,
+        Commit::Deferred => store.worker.write_deferred("claim", claim).await,
+    }
 }
 
 pub(super) async fn renew_lease(
@@ -135,7 +143,7 @@ pub(super) async fn renew_lease(
     let key = key.to_owned();
     store
         .worker
-        .write("renew_lease", move |conn| {
+        .write_deferred("renew_lease", move |conn| {
             execute_one(
                 conn,
                 SQL_RENEW_LEASE,
@@ -163,7 +171,7 @@ pub(super) async fn reschedule(
     let (key, error) = (key.to_owned(), error.to_owned());
     store
         .worker
-        .write("reschedule", move |conn| {
+        .write_deferred("reschedule", move |conn| {
             execute_one(
                 conn,
                 SQL_RESCHEDULE,
@@ -192,7 +200,7 @@ pub(super) async fn finish(
     let (key, error) = (key.to_owned(), error.map(str::to_owned));
     store
         .worker
-        .write("finish", move |conn| {
+        .write_deferred("finish", move |conn| {
             execute_one(
                 conn,
                 SQL_FINISH,

@@ -2,7 +2,10 @@
 //!
 //! Durability: the database runs in WAL mode with `synchronous=NORMAL` by default. A call returns
 //! only after its transaction is committed to the WAL file, so a process crash (panic, OOM kill,
-//! `kill -9`) right after the call loses nothing. What NORMAL does not cover is a power loss or
+//! `kill -9`) right after the call loses nothing — except the writes the `Store` port lets a
+//! backend defer (a job's outcome, a lease renewal, [`Store::claim_deferred`]): those are
+//! committed with the next commit, at the latest 50 ms later (`worker.rs`), and a crash in
+//! between makes their jobs run again, as a crash just before them would. What NORMAL does not cover is a power loss or
 //! an OS crash: the last transactions before it may be rolled back (never half-applied, never
 //! corrupting the file). [`Synchronous::Full`] closes that window by syncing the WAL on every
 //! commit, at the price of one fsync per write.
@@ -154,7 +157,33 @@ impl Store for SqliteStore {
         lease_until_ms: i64,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        jobs::claim(self, queue, key, lease_until_ms, now_ms).await
+        jobs::claim(
+            self,
+            queue,
+            key,
+            lease_until_ms,
+            now_ms,
+            worker::Commit::Now,
+        )
+        .await
+    }
+
+    async fn claim_deferred(
+        &self,
+        queue: JobQueue,
+        key: &JobKey,
+        lease_until_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        jobs::claim(
+            self,
+            queue,
+            key,
+            lease_until_ms,
+            now_ms,
+            worker::Commit::Deferred,
+        )
+        .await
     }
 
     async fn renew_lease(

@@ -1,5 +1,5 @@
-//! The tuning of an SQLite store: how hard a commit is made durable, and how long a write waits
-//! for another connection's lock.
+//! The tuning of an SQLite store: how hard a commit is made durable, how long a write waits
+//! for another connection's lock, and how long a deferred write waits for its commit.
 
 use std::time::Duration;
 
@@ -30,6 +30,10 @@ pub struct SqliteOptions {
     /// How long a write waits for another connection's write lock before failing with
     /// `StoreError::Unavailable`.
     pub busy_timeout: Duration,
+    /// The longest a deferred write (a job's outcome, a lease renewal, a claim the handler does
+    /// not need on disk: see the `Store` port) waits for its commit when no other write commits
+    /// it first. Zero commits every write on its own, as before deferral. Default 50 ms.
+    pub deferred_commit_within: Duration,
 }
 
 impl Default for SqliteOptions {
@@ -37,6 +41,7 @@ impl Default for SqliteOptions {
         Self {
             synchronous: Synchronous::Normal,
             busy_timeout: Duration::from_secs(5),
+            deferred_commit_within: Duration::from_millis(50),
         }
     }
 }

@@ -51,6 +51,7 @@ fn synchronous_full_is_an_option() {
     let options = SqliteOptions {
         synchronous: Synchronous::Full,
         busy_timeout: Duration::from_millis(1234),
+        ..SqliteOptions::default()
     };
     let (_dir, conn) = conn(&options);
     assert_eq!(pragma(&conn, "synchronous"), "2"); // FULL

@@ -15,6 +15,16 @@
 //! * group commit: writes queued back to back ([`Worker::write`]) share one transaction, each in
 //!   its own savepoint, so a burst of webhook acceptances pays for one commit, not one each.
 //!   Each write stays atomic on its own, and no caller hears "done" before the commit;
+//! * deferred writes: a write whose loss in a crash only makes a job run again (a job's outcome,
+//!   a lease renewal, a claim the handler does not need on disk; see the `Store` port) runs at once
+//!   in the open transaction but is not committed on its own: it is committed with the next
+//!   ordinary write (an accepted webhook's enqueue), or by the store thread
+//!   [`WorkerOptions::deferred_commit_within`] (50 ms by default) after the first one, or when the
+//!   store closes; the store thread wakes at most that often for it. Everything runs on
+//!   one connection in one order, so a commit makes every earlier write durable: a crash loses at
+//!   most the last few deferred writes — a suffix, never one in the middle — and the jobs they
+//!   concerned run again, as after a crash just before those writes. At 100 DMs a second this is
+//!   one commit per DM instead of three;
 //! * nothing slow runs inline: a commit with `synchronous=NORMAL` in WAL mode appends to the log
 //!   without syncing it; checkpoints (which sync) run on a second connection and thread of their
 //!   own (`checkpoints.rs`), so they hold up no call at all; a
@@ -25,9 +35,9 @@
 //!   handle is dropped, never on an executor thread.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::ffi::ErrorCode;
 use rusqlite::{CachedStatement, Connection};
@@ -52,9 +62,87 @@ type Write = Box<dyn FnOnce(Result<&Connection, &str>) -> (bool, Reply) + Send +
 /// Sends a write's result; given the commit's error, if the commit failed.
 type Reply = Box<dyn FnOnce(Option<&str>) + Send + 'static>;
 
+/// A call run on the store thread; it sends its own answer.
+type Call = Box<dyn FnOnce(&mut Connection) + Send + 'static>;
+
+/// What a queued call may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Only read: it leaves the deferred writes waiting (and sees them).
+    Read,
+    /// Anything, its own transactions included: the deferred writes are committed first.
+    Any,
+}
+
 enum Task {
-    Call(Box<dyn FnOnce(&mut Connection) + Send + 'static>),
-    Write(Write),
+    Call(Call, Access),
+    Write(Write, Commit),
+    /// Nothing to run: the store thread looks again at the deferred writes' deadline.
+    Wake,
+}
+
+/// When a write is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Commit {
+    /// Before the caller hears the answer.
+    Now,
+    /// With a later commit, within [`WorkerOptions::deferred_commit_within`] (see the module
+    /// doc).
+    Deferred,
+}
+
+/// Whether a transaction holding deferred writes is open, and since when; shared by the callers
+/// (inline writes) and the store thread. Changed only by whoever holds the connection.
+#[derive(Debug)]
+struct Deferred {
+    /// Milliseconds from `epoch` (plus one) at which the open transaction's first deferred
+    /// write ran; 0: no transaction is open between calls.
+    since: AtomicU64,
+    /// The store thread waits for a call without a deadline: the caller that opens a deferred
+    /// transaction must wake it (with [`Task::Wake`]) so that it commits in time.
+    thread_idle: AtomicBool,
+    epoch: Instant,
+    within: Duration,
+}
+
+impl Deferred {
+    fn new(within: Duration) -> Self {
+        Self {
+            since: AtomicU64::new(0),
+            thread_idle: AtomicBool::new(false),
+            epoch: Instant::now(),
+            within,
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        self.since.load(Ordering::SeqCst) != 0
+    }
+
+    /// Records that the transaction now holds deferred writes (keeps the first one's time).
+    /// `true` when this opened it and the store thread must be woken to keep the deadline.
+    fn opened(&self) -> bool {
+        if self.is_open() {
+            return false;
+        }
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.since.store(ms + 1, Ordering::SeqCst);
+        self.thread_idle.load(Ordering::SeqCst)
+    }
+
+    fn committed(&self) {
+        self.since.store(0, Ordering::SeqCst);
+    }
+
+    /// How long until the open transaction must be committed; `None` when none is open.
+    fn due_in(&self) -> Option<Duration> {
+        let since = self.since.load(Ordering::SeqCst);
+        if since == 0 {
+            return None;
+        }
+        let due = Duration::from_millis(since - 1) + self.within;
+        Some(due.saturating_sub(self.epoch.elapsed()))
+    }
 }
 
 /// How a worker runs calls, decided at open.
@@ -66,6 +154,8 @@ pub(crate) struct WorkerOptions {
     /// How long the store thread waits for another process's write lock (the connection's
     /// busy timeout); inline calls do not wait at all.
     pub busy_timeout: Duration,
+    /// The longest a deferred write waits for its commit; zero: none is deferred.
+    pub deferred_commit_within: Duration,
 }
 
 /// Handle to the connection and its thread. Dropping the last handle stops the thread once the
@@ -79,6 +169,7 @@ pub(crate) struct Worker {
     /// The store thread has a call in hand and waits for the connection: inline callers leave
     /// it to the thread (a mutex is not fair; they could otherwise keep it waiting).
     thread_waiting: Arc<AtomicBool>,
+    deferred: Arc<Deferred>,
     location: String,
 }
 
@@ -121,6 +212,42 @@ fn roll_back(conn: &Connection) {
     }
 }
 
+/// Commits the deferred writes, if a transaction holds some. A failed commit loses them (they
+/// are rolled back): as after a crash, their jobs run again.
+fn commit_deferred(conn: &Connection, deferred: &Deferred, location: &str) {
+    if !deferred.is_open() {
+        return;
+    }
+    if !conn.is_autocommit()
+        && let Err(e) = control(conn, "COMMIT")
+    {
+        roll_back(conn);
+        tracing::warn!(location, error = %e,
+            "committing deferred job updates failed; they were rolled back and those jobs will run again");
+    }
+    deferred.committed();
+}
+
+/// Runs `f` in a savepoint of the open transaction: applied whole, or rolled back alone.
+fn in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, DbError>,
+) -> std::thread::Result<Result<T, DbError>> {
+    if let Err(e) = control(conn, "SAVEPOINT xdm_write") {
+        return Ok(Err(e.into()));
+    }
+    let result = catch_unwind(AssertUnwindSafe(|| f(conn)));
+    if matches!(result, Ok(Ok(_))) {
+        if let Err(e) = control(conn, "RELEASE xdm_write") {
+            undo_savepoint(conn);
+            return Ok(Err(e.into()));
+        }
+    } else {
+        undo_savepoint(conn);
+    }
+    result
+}
+
 impl Worker {
     /// Starts the thread and opens the connection on it with `open`.
     pub(crate) async fn start<F>(
@@ -137,6 +264,16 @@ impl Worker {
         let thread_location = location.clone();
         let thread_waiting = Arc::new(AtomicBool::new(false));
         let waiting = Arc::clone(&thread_waiting);
+        let deferred = Arc::new(Deferred::new(options.deferred_commit_within));
+        let thread_deferred = Arc::clone(&deferred);
+        // The store thread's own clock, for the deferred writes' deadline while it waits for calls.
+        let timer = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|source| OpenError::Thread {
+                location: location.clone(),
+                source,
+            })?;
         std::thread::Builder::new()
             .name("xdm-sqlite".into())
             .spawn(move || {
@@ -154,7 +291,14 @@ impl Worker {
                         return;
                     }
                 };
-                run_queue(&shared, &mut rx, &waiting, &thread_location);
+                let thread = StoreThread {
+                    shared: &shared,
+                    waiting: &waiting,
+                    deferred: &thread_deferred,
+                    timer,
+                    location: &thread_location,
+                };
+                thread.run_queue(&mut rx);
                 // The checkpointer's connection first: the store's, closing last, checkpoints
                 // what is left and removes the log.
                 drop(checkpointer);
@@ -170,6 +314,7 @@ impl Worker {
                 tx,
                 options,
                 thread_waiting,
+                deferred,
                 location,
             }),
             Ok(Err(e)) => Err(e),
@@ -195,13 +340,25 @@ impl Worker {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
     {
+        self.queue(op, Access::Any, f).await
+    }
+
+    /// Runs `f` on the store thread and waits for its answer.
+    async fn queue<T, F>(&self, op: &'static str, access: Access, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
+    {
         let (reply_tx, reply_rx) = oneshot::channel();
         let span = Span::current();
-        let task = Task::Call(Box::new(move |conn| {
+        let run: Call = Box::new(move |conn| {
             let _entered = span.enter();
             let _ = reply_tx.send(f(conn));
-        }));
-        self.tx.send(task).await.map_err(|_| self.stopped(op))?;
+        });
+        self.tx
+            .send(Task::Call(run, access))
+            .await
+            .map_err(|_| self.stopped(op))?;
         match reply_rx.await {
             Ok(result) => self.answer(op, result),
             Err(_) => Err(self.aborted(op)),
@@ -219,7 +376,9 @@ impl Worker {
             && let Some(conn) = try_take(&self.conn)
         {
             let result = catch_unwind(AssertUnwindSafe(|| f(&conn)));
-            roll_back(&conn);
+            if !self.deferred.is_open() {
+                roll_back(&conn);
+            }
             drop(conn);
             return match result {
                 Ok(result) => self.answer(op, result),
@@ -229,7 +388,7 @@ impl Worker {
                 }
             };
         }
-        self.call(op, move |conn| f(conn)).await
+        self.queue(op, Access::Read, move |conn| f(conn)).await
     }
 
     /// Runs the write `f` inside a transaction: inline in a transaction of its own when the
@@ -243,14 +402,45 @@ impl Worker {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
     {
-        let f = match self.write_inline(op, f) {
+        self.write_with(op, Commit::Now, f).await
+    }
+
+    /// Runs the write `f` as [`Worker::write`] does, but answers once it has run, before its
+    /// commit: it is committed with the next ordinary write, by the store thread within
+    /// [`WorkerOptions::deferred_commit_within`], or at close (see the module doc); with that
+    /// zero, as `write`. Only for writes whose loss in a crash makes a job run again and nothing
+    /// worse.
+    pub(crate) async fn write_deferred<T, F>(&self, op: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    {
+        let commit = if self.options.deferred_commit_within.is_zero() {
+            Commit::Now
+        } else {
+            Commit::Deferred
+        };
+        self.write_with(op, commit, f).await
+    }
+
+    async fn write_with<T, F>(
+        &self,
+        op: &'static str,
+        commit: Commit,
+        f: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    {
+        let f = match self.write_inline(op, commit, f) {
             Ok(answer) => return answer,
             Err(f) => f,
         };
         let (reply_tx, reply_rx) = oneshot::channel::<Result<T, StoreError>>();
         let span = Span::current();
         let location = self.location.clone();
-        let task = Task::Write(Box::new(move |conn| {
+        let task: Write = Box::new(move |conn| {
             let conn = match conn {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -280,14 +470,22 @@ impl Worker {
                 let _ = reply_tx.send(result);
             });
             (ok, reply)
-        }));
-        self.tx.send(task).await.map_err(|_| self.stopped(op))?;
+        });
+        self.tx
+            .send(Task::Write(task, commit))
+            .await
+            .map_err(|_| self.stopped(op))?;
         reply_rx.await.unwrap_or_else(|_| Err(self.aborted(op)))
     }
 
     /// The inline path of [`Worker::write`]: `Err(f)` when it must be queued instead (the
     /// connection busy, calls queued, or another process holding the write lock).
-    fn write_inline<T, F>(&self, op: &'static str, f: F) -> Result<Result<T, StoreError>, F>
+    fn write_inline<T, F>(
+        &self,
+        op: &'static str,
+        commit: Commit,
+        f: F,
+    ) -> Result<Result<T, StoreError>, F>
     where
         F: FnOnce(&Connection) -> Result<T, DbError>,
     {
@@ -297,42 +495,59 @@ impl Worker {
         let Some(conn) = try_take(&self.conn) else {
             return Err(f);
         };
-        // Never wait for another process's lock on this thread: no busy timeout while starting.
-        let began = conn.busy_timeout(Duration::ZERO).and_then(|()| {
-            let began = control(&conn, "BEGIN IMMEDIATE");
-            conn.busy_timeout(self.options.busy_timeout)?;
-            began
-        });
-        match began {
-            Ok(()) => {}
-            Err(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => return Err(f),
-            Err(e) => {
-                roll_back(&conn);
-                return Ok(Err(StoreError::Unavailable(format!(
-                    "sqlite {op}: cannot start a transaction: {e}"
-                ))));
-            }
-        }
-        let answer = match catch_unwind(AssertUnwindSafe(|| f(&conn))) {
-            Ok(Ok(value)) => match control(&conn, "COMMIT") {
-                Ok(()) => Ok(value),
+        // A transaction holding deferred writes already has the write lock; else take it, but
+        // never wait for another process's lock on this thread: no busy timeout while starting.
+        if !self.deferred.is_open() {
+            let began = conn.busy_timeout(Duration::ZERO).and_then(|()| {
+                let began = control(&conn, "BEGIN IMMEDIATE");
+                conn.busy_timeout(self.options.busy_timeout)?;
+                began
+            });
+            match began {
+                Ok(()) => {}
+                Err(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => return Err(f),
                 Err(e) => {
                     roll_back(&conn);
-                    Err(StoreError::Unavailable(format!(
-                        "sqlite {op}: commit failed: {e}"
-                    )))
+                    return Ok(Err(StoreError::Unavailable(format!(
+                        "sqlite {op}: cannot start a transaction: {e}"
+                    ))));
+                }
+            }
+        }
+        let answer = match in_savepoint(&conn, f) {
+            Ok(Ok(value)) => match commit {
+                Commit::Now => match control(&conn, "COMMIT") {
+                    Ok(()) => {
+                        self.deferred.committed();
+                        Ok(value)
+                    }
+                    Err(e) => {
+                        roll_back(&conn);
+                        self.deferred.committed();
+                        Err(StoreError::Unavailable(format!(
+                            "sqlite {op}: commit failed: {e}"
+                        )))
+                    }
+                },
+                Commit::Deferred => {
+                    if self.deferred.opened() {
+                        // The store thread waits without a deadline: give it one. A full queue
+                        // means it is busy and looks at the deadline before it waits again.
+                        let _ = self.tx.try_send(Task::Wake);
+                    }
+                    Ok(value)
                 }
             },
-            Ok(Err(e)) => {
-                roll_back(&conn);
-                Err(e.into_store_error(op))
-            }
+            Ok(Err(e)) => Err(e.into_store_error(op)),
             Err(_) => {
-                roll_back(&conn);
                 tracing::error!(location = %self.location, op, "a SQLite store write panicked; it was rolled back");
                 Err(self.aborted(op))
             }
         };
+        if !self.deferred.is_open() {
+            // Nothing deferred is waiting: end the transaction this write began, if it failed.
+            roll_back(&conn);
+        }
         drop(conn);
         if let Err(e) = &answer {
             tracing::debug!(location = %self.location, op, error = %e, "SQLite store write failed");
@@ -367,51 +582,181 @@ impl Worker {
     }
 }
 
-/// The store thread: runs the queue in arrival order until every handle is gone.
-fn run_queue(
-    shared: &Mutex<Connection>,
-    rx: &mut mpsc::Receiver<Task>,
-    waiting: &AtomicBool,
-    location: &str,
-) {
-    let mut next: Option<Task> = None;
-    loop {
-        let task = match next.take() {
-            Some(task) => task,
-            None => match rx.blocking_recv() {
+/// The store thread's view of the shared state.
+struct StoreThread<'a> {
+    shared: &'a Mutex<Connection>,
+    /// Set while the thread waits for the connection (inline callers then leave it alone).
+    waiting: &'a AtomicBool,
+    deferred: &'a Deferred,
+    /// Times the wait for the next call while deferred writes wait for their commit.
+    timer: tokio::runtime::Runtime,
+    location: &'a str,
+}
+
+impl StoreThread<'_> {
+    fn take(&self) -> MutexGuard<'_, Connection> {
+        self.waiting.store(true, Ordering::Release);
+        let conn = take(self.shared);
+        self.waiting.store(false, Ordering::Release);
+        conn
+    }
+
+    /// Runs the queue in arrival order until every handle is gone.
+    fn run_queue(&self, rx: &mut mpsc::Receiver<Task>) {
+        let mut next: Option<Task> = None;
+        loop {
+            let task = match next.take() {
                 Some(task) => task,
-                None => break,
-            },
-        };
-        waiting.store(true, Ordering::Release);
-        let mut conn = take(shared);
-        waiting.store(false, Ordering::Release);
-        match task {
-            Task::Call(call) => {
-                // A panicking call drops its reply sender (the caller sees an error) and its
-                // transaction (rolled back); the connection stays usable for the next call.
-                if catch_unwind(AssertUnwindSafe(|| call(&mut conn))).is_err() {
-                    tracing::error!(
-                        location,
-                        "a SQLite store call panicked; its transaction was rolled back"
-                    );
-                }
-                roll_back(&conn);
+                None => match self.next_task(rx) {
+                    Some(task) => task,
+                    None => break,
+                },
+            };
+            if matches!(task, Task::Wake) {
+                continue;
             }
-            Task::Write(first) => {
-                let mut group = vec![first];
-                while group.len() < MAX_GROUP {
-                    match rx.try_recv() {
-                        Ok(Task::Write(w)) => group.push(w),
-                        Ok(other) => {
-                            next = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
+            let mut conn = self.take();
+            match task {
+                Task::Wake => {}
+                Task::Call(call, access) => {
+                    if access == Access::Any {
+                        // A call may open a transaction of its own: what is deferred is
+                        // committed first, so that nothing of it depends on the call's fate.
+                        commit_deferred(&conn, self.deferred, self.location);
+                    }
+                    // A panicking call drops its reply sender (the caller sees an error) and its
+                    // transaction (rolled back); the connection stays usable for the next call.
+                    if catch_unwind(AssertUnwindSafe(|| call(&mut conn))).is_err() {
+                        tracing::error!(
+                            location = self.location,
+                            "a SQLite store call panicked; its transaction was rolled back"
+                        );
+                    }
+                    if !self.deferred.is_open() {
+                        roll_back(&conn);
                     }
                 }
-                commit_group(&conn, group, location);
+                Task::Write(first, commit) => {
+                    let mut group = vec![(first, commit)];
+                    while group.len() < MAX_GROUP {
+                        match rx.try_recv() {
+                            Ok(Task::Write(w, c)) => group.push((w, c)),
+                            Ok(Task::Wake) => {}
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.commit_group(&conn, group);
+                }
             }
+        }
+    }
+
+    /// The next call; meanwhile commits the deferred writes when their time comes. `None` when
+    /// every handle is gone.
+    fn next_task(&self, rx: &mut mpsc::Receiver<Task>) -> Option<Task> {
+        loop {
+            match self.deferred.due_in() {
+                None => {
+                    // Announce the wait without a deadline, then look again: a deferred write
+                    // that opened a transaction meanwhile either sees the announcement (and wakes
+                    // this thread) or is seen here.
+                    self.deferred.thread_idle.store(true, Ordering::SeqCst);
+                    if self.deferred.is_open() {
+                        self.deferred.thread_idle.store(false, Ordering::SeqCst);
+                        continue;
+                    }
+                    let task = self.timer.block_on(rx.recv());
+                    self.deferred.thread_idle.store(false, Ordering::SeqCst);
+                    return task;
+                }
+                Some(left) if left.is_zero() => {
+                    let conn = self.take();
+                    commit_deferred(&conn, self.deferred, self.location);
+                }
+                Some(left) => {
+                    if let Ok(task) = self
+                        .timer
+                        .block_on(async { tokio::time::timeout(left, rx.recv()).await })
+                    {
+                        return task;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `group` in one transaction (the one holding deferred writes, if open), each write in
+    /// a savepoint; commits unless every write of the group is deferred, then replies. A
+    /// deferred write is answered as soon as it has run.
+    fn commit_group(&self, conn: &Connection, group: Vec<(Write, Commit)>) {
+        if conn.is_autocommit()
+            && let Err(e) = control(conn, "BEGIN IMMEDIATE")
+        {
+            let msg = e.to_string();
+            for (write, _) in group {
+                let _ = write(Err(&msg));
+            }
+            return;
+        }
+        let commit_now = group.iter().any(|(_, commit)| *commit == Commit::Now);
+        let mut replies = Vec::with_capacity(group.len());
+        let mut deferred_ran = false;
+        for (write, commit) in group {
+            if let Err(e) = control(conn, "SAVEPOINT xdm_write") {
+                let _ = write(Err(&e.to_string()));
+                continue;
+            }
+            match catch_unwind(AssertUnwindSafe(|| write(Ok(conn)))) {
+                Ok((true, reply)) => {
+                    let _ = control(conn, "RELEASE xdm_write");
+                    match commit {
+                        Commit::Now => replies.push(reply),
+                        Commit::Deferred => {
+                            deferred_ran = true;
+                            if !commit_now {
+                                reply(None);
+                            } else {
+                                replies.push(reply);
+                            }
+                        }
+                    }
+                }
+                Ok((false, reply)) => {
+                    undo_savepoint(conn);
+                    // It failed on its own: its error is the answer, whatever the commit does.
+                    reply(None);
+                }
+                Err(_) => {
+                    // Its reply sender is gone with the panic: the caller sees an aborted call.
+                    tracing::error!(
+                        location = self.location,
+                        "a SQLite store write panicked; it was rolled back"
+                    );
+                    undo_savepoint(conn);
+                }
+            }
+        }
+        if !commit_now {
+            if deferred_ran {
+                // The thread runs it, and looks at the deadline before it waits again.
+                let _ = self.deferred.opened();
+            } else if !self.deferred.is_open() {
+                // Every write failed and nothing deferred waits: end the transaction.
+                roll_back(conn);
+            }
+            return;
+        }
+        let commit_error = control(conn, "COMMIT").err().map(|e| {
+            roll_back(conn);
+            e.to_string()
+        });
+        self.deferred.committed();
+        for reply in replies {
+            reply(commit_error.as_deref());
         }
     }
 }
@@ -429,6 +774,11 @@ fn close(shared: Arc<Mutex<Connection>>, location: &str) {
             return;
         }
     };
+    if !conn.is_autocommit()
+        && let Err(e) = conn.execute_batch("COMMIT")
+    {
+        tracing::warn!(location, error = %e, "committing deferred job updates at close failed");
+    }
     // Refreshes planner statistics where SQLite thinks they are stale (cheap).
     if let Err(e) = conn.execute_batch("PRAGMA optimize") {
         tracing::debug!(location, error = %e, "PRAGMA optimize failed");
@@ -437,50 +787,6 @@ fn close(shared: Arc<Mutex<Connection>>, location: &str) {
         tracing::warn!(location, error = %e, "closing the SQLite store failed");
     } else {
         tracing::debug!(location, "SQLite store closed");
-    }
-}
-
-/// Runs `group` in one transaction, each write in a savepoint, then commits and replies to all.
-fn commit_group(conn: &Connection, group: Vec<Write>, location: &str) {
-    if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
-        let msg = e.to_string();
-        for write in group {
-            let _ = write(Err(&msg));
-        }
-        return;
-    }
-    let mut replies = Vec::with_capacity(group.len());
-    for write in group {
-        if let Err(e) = control(conn, "SAVEPOINT xdm_write") {
-            let _ = write(Err(&e.to_string()));
-            continue;
-        }
-        match catch_unwind(AssertUnwindSafe(|| write(Ok(conn)))) {
-            Ok((true, reply)) => {
-                let _ = control(conn, "RELEASE xdm_write");
-                replies.push(reply);
-            }
-            Ok((false, reply)) => {
-                undo_savepoint(conn);
-                // It failed on its own: its error is the answer, whatever the commit does.
-                reply(None);
-            }
-            Err(_) => {
-                // Its reply sender is gone with the panic: the caller sees an aborted call.
-                tracing::error!(
-                    location,
-                    "a SQLite store write panicked; it was rolled back"
-                );
-                undo_savepoint(conn);
-            }
-        }
-    }
-    let commit_error = control(conn, "COMMIT").err().map(|e| {
-        roll_back(conn);
-        e.to_string()
-    });
-    for reply in replies {
-        reply(commit_error.as_deref());
     }
 }
 
@@ -499,7 +805,9 @@ mod tests {
     const INLINE: WorkerOptions = WorkerOptions {
         inline: true,
         busy_timeout: Duration::from_secs(5),
+        deferred_commit_within: WITHIN,
     };
+    const WITHIN: Duration = Duration::from_millis(50);
 
     async fn worker(path: &std::path::Path) -> Worker {
         worker_with(path, INLINE).await
@@ -685,6 +993,117 @@ mod tests {
             "the caller's thread waited for the lock"
         );
         assert_eq!(w.read("count", count).await.unwrap(), 1);
+    }
+
+    /// What another connection (another process) sees of the table.
+    fn committed(path: &std::path::Path) -> i64 {
+        count(&Connection::open(path).unwrap()).unwrap()
+    }
+
+    /// A deferred write is seen at once by the store's own calls, by nobody else until it is
+    /// committed, and is committed by the store thread within the deadline with nothing else
+    /// happening — inline (the thread waited without a deadline and is woken) or on the thread.
+    #[tokio::test]
+    async fn deferred_writes_are_seen_at_once_and_committed_within_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, options) in [
+            ("inline.db", INLINE),
+            (
+                "queued.db",
+                WorkerOptions {
+                    inline: false,
+                    ..INLINE
+                },
+            ),
+        ] {
+            let path = dir.path().join(name);
+            let w = worker_with(&path, options).await;
+            w.write_deferred("d", |conn| insert(conn, 1)).await.unwrap();
+            w.write_deferred("d", |conn| insert(conn, 2)).await.unwrap();
+            assert_eq!(w.read("count", count).await.unwrap(), 2, "{name}");
+            assert_eq!(committed(&path), 0, "{name}: committed before its time");
+            tokio::time::sleep(WITHIN + Duration::from_millis(150)).await;
+            assert_eq!(
+                committed(&path),
+                2,
+                "{name}: not committed within the deadline"
+            );
+            // Again, once the thread went back to waiting without a deadline.
+            w.write_deferred("d", |conn| insert(conn, 3)).await.unwrap();
+            tokio::time::sleep(WITHIN + Duration::from_millis(150)).await;
+            assert_eq!(committed(&path), 3, "{name}: the second one waited");
+        }
+    }
+
+    /// An ordinary write commits the deferred writes made before it, a failing deferred write
+    /// undoes only itself, and a call (which may open its own transaction) commits them first.
+    #[tokio::test]
+    async fn an_ordinary_write_or_a_call_commits_the_deferred_writes_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("order.db");
+        let w = worker(&path).await;
+        w.write_deferred("d", |conn| insert(conn, 1)).await.unwrap();
+        let dup = w
+            .write_deferred("dup", |conn| {
+                insert(conn, 2)?;
+                insert(conn, 1)
+            })
+            .await;
+        assert!(matches!(dup, Err(StoreError::Corrupt(_))), "{dup:?}");
+        // A failing ordinary write leaves the deferred ones waiting, uncommitted.
+        let dup = w.write("dup", |conn| insert(conn, 1)).await;
+        assert!(matches!(dup, Err(StoreError::Corrupt(_))), "{dup:?}");
+        assert_eq!(committed(&path), 0);
+        w.write("w", |conn| insert(conn, 5)).await.unwrap();
+        assert_eq!(committed(&path), 2, "1 and 5, committed together");
+
+        w.write_deferred("d", |conn| insert(conn, 6)).await.unwrap();
+        w.call("own transaction", |conn| {
+            let tx = conn.transaction()?;
+            tx.execute("INSERT INTO t (x) VALUES (7)", [])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(committed(&path), 4);
+    }
+
+    /// With no deferral configured, a deferred write is committed before it answers.
+    #[tokio::test]
+    async fn zero_deferral_commits_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zero.db");
+        let w = worker_with(
+            &path,
+            WorkerOptions {
+                deferred_commit_within: Duration::ZERO,
+                ..INLINE
+            },
+        )
+        .await;
+        w.write_deferred("d", |conn| insert(conn, 1)).await.unwrap();
+        assert_eq!(committed(&path), 1);
+    }
+
+    /// Dropping the store commits what is deferred, as the connection closes.
+    #[tokio::test]
+    async fn closing_commits_the_deferred_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("close.db");
+        let w = worker(&path).await;
+        w.write_deferred("d", |conn| insert(conn, 1)).await.unwrap();
+        drop(w);
+        // The store thread closes the connection after the handle is gone.
+        let mut seen = 0;
+        for _ in 0..100 {
+            seen = committed(&path);
+            if seen == 1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(seen, 1);
     }
 
     /// SQLite's automatic checkpoint is replaced by one on a connection of its own: after

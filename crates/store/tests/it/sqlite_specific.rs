@@ -174,19 +174,19 @@ async fn crash_child() {
     std::process::abort();
 }
 
-#[test]
-fn a_crash_right_after_the_ack_loses_nothing() {
-    let (_dir, path) = temp();
+/// Runs the ignored test `name` of this binary in a child process with `env` set to the database
+/// `path`; asserts that it wrote (printed `ACKED`) and died.
+fn run_dying_child(name: &str, env: &str, path: &Path) -> std::process::Output {
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
     let out = Command::new(exe)
         .args([
             "--ignored",
             "--exact",
-            "sqlite_specific::crash_child",
+            name,
             "--nocapture",
             "--test-threads=1",
         ])
-        .env(CRASH_CHILD_DB, &path)
+        .env(env, path)
         .output()
         .unwrap_or_else(|e| panic!("spawn the child: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -195,6 +195,13 @@ fn a_crash_right_after_the_ack_loses_nothing() {
         stdout.contains("ACKED"),
         "the child did not write: {stdout}"
     );
+    out
+}
+
+#[test]
+fn a_crash_right_after_the_ack_loses_nothing() {
+    let (_dir, path) = temp();
+    let out = run_dying_child("sqlite_specific::crash_child", CRASH_CHILD_DB, &path);
     #[cfg(unix)]
     {
         use std::os::unix::process::ExitStatusExt;
@@ -235,6 +242,81 @@ fn a_crash_right_after_the_ack_loses_nothing() {
                 ..stored(&job_in("in-4", "202", 1))
             })
         );
+    });
+}
+
+const DEFERRED_CHILD_DB: &str = "XDM_STORE_DEFERRED_CHILD_DB";
+
+/// The child half of `a_crash_loses_only_the_last_deferred_writes`: claims and finishes jobs
+/// with deferred writes (a deadline far away, so that only other writes commit them), and dies
+/// like `kill -9`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run in a child process by a_crash_loses_only_the_last_deferred_writes"]
+async fn deferred_crash_child() {
+    let Some(path) = std::env::var_os(DEFERRED_CHILD_DB) else {
+        return;
+    };
+    let options = SqliteOptions {
+        deferred_commit_within: Duration::from_secs(600),
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open_with(Path::new(&path), options)
+        .await
+        .unwrap_or_else(|e| panic!("open: {e}"));
+    ok(store
+        .enqueue(&[job_in("a", "200", 1), job_in("b", "201", 1)])
+        .await);
+    assert!(ok(store.claim_deferred(IN, &k("a"), 1_000, 10).await));
+    assert!(ok(store
+        .finish(IN, &k("a"), 1, FinalState::Done, None, 20)
+        .await));
+    // An acknowledged webhook: committed, and with it everything before it.
+    ok(store.enqueue(&[job_in("c", "202", 1)]).await);
+    assert!(ok(store.claim_deferred(IN, &k("b"), 1_000, 30).await));
+    assert!(ok(store
+        .finish(IN, &k("b"), 1, FinalState::Done, None, 40)
+        .await));
+    assert_eq!(
+        ok(store.job(IN, &k("b")).await).map(|j| j.state),
+        Some(JobState::Done)
+    );
+    #[allow(clippy::print_stdout)]
+    {
+        println!("ACKED");
+    }
+    std::process::abort();
+}
+
+/// A crash loses the deferred writes made after the last commit — a suffix — and nothing an
+/// acknowledged write committed: `a` (finished before `c` was accepted) stays done, `b` (claimed
+/// and finished after) is pending again as never claimed, and runs again.
+#[test]
+fn a_crash_loses_only_the_last_deferred_writes() {
+    let (_dir, path) = temp();
+    run_dying_child(
+        "sqlite_specific::deferred_crash_child",
+        DEFERRED_CHILD_DB,
+        &path,
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    rt.block_on(async {
+        let store = open(&path).await;
+        let a = ok(store.job(IN, &k("a")).await).unwrap_or_else(|| panic!("a is gone"));
+        assert_eq!((a.state, a.attempts), (JobState::Done, 1));
+        assert_eq!(
+            ok(store.job(IN, &k("b")).await),
+            Some(stored(&job_in("b", "201", 1))),
+            "b's claim and finish were after the last commit"
+        );
+        assert_eq!(
+            ok(store.job(IN, &k("c")).await),
+            Some(stored(&job_in("c", "202", 1)))
+        );
+        assert_eq!(ok(store.release_claims(IN, 50).await), 0);
     });
 }
 

@@ -279,22 +279,21 @@ pub async fn jobs_lease_blocks_the_lane<S: Store, F: Future<Output = Fresh<S>>>(
 }
 
 /// 10 workers claim the same job at once: exactly one gets it.
-pub async fn jobs_claim_is_compare_and_set<S: Store, F: Future<Output = Fresh<S>>>(
-    fresh: impl Fn() -> F,
-) {
-    const WORKERS: usize = 10;
-    let store = fresh().await;
-    let x = job_in("x", "L", 1);
-    enqueue_all(&*store, std::slice::from_ref(&x)).await;
-
-    let barrier = Arc::new(Barrier::new(WORKERS));
+/// `workers` tasks claim inbound job `x` (lease until 1,000) at the same instant (100), every
+/// other one with `claim_deferred` if `mixed`; returns how many won.
+async fn race_claims<S: Store>(store: &Fresh<S>, workers: usize, mixed: bool) -> usize {
+    let barrier = Arc::new(Barrier::new(workers));
     let mut tasks = JoinSet::new();
-    for _ in 0..WORKERS {
+    for n in 0..workers {
         let store = store.shared();
         let barrier = Arc::clone(&barrier);
         tasks.spawn(async move {
             barrier.wait().await;
-            store.claim(IN, &k("x"), 1_000, 100).await
+            if mixed && n % 2 == 0 {
+                store.claim_deferred(IN, &k("x"), 1_000, 100).await
+            } else {
+                store.claim(IN, &k("x"), 1_000, 100).await
+            }
         });
     }
     let mut won = 0;
@@ -305,11 +304,59 @@ pub async fn jobs_claim_is_compare_and_set<S: Store, F: Future<Output = Fresh<S>
             Err(e) => panic!("claim failed: {e}"),
         }
     }
-    assert_eq!(won, 1);
+    won
+}
+
+pub async fn jobs_claim_is_compare_and_set<S: Store, F: Future<Output = Fresh<S>>>(
+    fresh: impl Fn() -> F,
+) {
+    const WORKERS: usize = 10;
+    let store = fresh().await;
+    let x = job_in("x", "L", 1);
+    enqueue_all(&*store, std::slice::from_ref(&x)).await;
+
+    assert_eq!(race_claims(&store, WORKERS, false).await, 1);
     assert_eq!(
         store.job(IN, &k("x")).await,
         Ok(Some(claimed(stored(&x), 100, 1_000)))
     );
+}
+
+/// `claim_deferred` is the same compare-and-set as `claim` (mixed, exactly one of many wins), and
+/// what a backend defers is seen at once by the process's later calls: the claim, then the
+/// holder's `finish`, which frees the lane for its next job.
+pub async fn jobs_claim_deferred_is_a_claim<S: Store, F: Future<Output = Fresh<S>>>(
+    fresh: impl Fn() -> F,
+) {
+    const WORKERS: usize = 10;
+    let store = fresh().await;
+    let (x, y) = (job_in("x", "L", 1), job_in("y", "L", 2));
+    enqueue_all(&*store, &[x.clone(), y.clone()]).await;
+    assert_eq!(
+        store.claim_deferred(IN, &k("y"), 1_000, 100).await,
+        Ok(false),
+        "not the lane's head"
+    );
+
+    assert_eq!(race_claims(&store, WORKERS, true).await, 1);
+    assert_eq!(job(&*store, IN, "x").await, claimed(stored(&x), 100, 1_000));
+    assert!(
+        heads(&*store, IN, 200, 10).await.is_empty(),
+        "the lane is leased"
+    );
+    assert_eq!(
+        store
+            .finish(IN, &k("x"), 1, FinalState::Done, None, 300)
+            .await,
+        Ok(true)
+    );
+    assert_eq!(job(&*store, IN, "x").await.state, JobState::Done);
+    assert_eq!(heads(&*store, IN, 400, 10).await, vec![stored(&y)]);
+    assert_eq!(
+        store.claim_deferred(IN, &k("y"), 2_000, 400).await,
+        Ok(true)
+    );
+    assert_eq!(job(&*store, IN, "y").await, claimed(stored(&y), 400, 2_000));
 }
 
 pub async fn jobs_claim_refusals<S: Store, F: Future<Output = Fresh<S>>>(fresh: impl Fn() -> F) {

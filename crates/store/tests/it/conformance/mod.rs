@@ -40,6 +40,7 @@ macro_rules! conformance_suite {
             jobs_lane_jobs_list_one_lane_in_order,
             jobs_lease_blocks_the_lane,
             jobs_claim_is_compare_and_set,
+            jobs_claim_deferred_is_a_claim,
             jobs_claim_refusals,
             jobs_reschedule,
             jobs_finish,
