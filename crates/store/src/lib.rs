@@ -439,6 +439,16 @@ impl Store for AnyStore {
         delegate!(self.put_record(key, value, expect, now_ms))
     }
 
+    async fn put_record_deferred(
+        &self,
+        key: &str,
+        value: &str,
+        expect: Expect,
+        now_ms: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        delegate!(self.put_record_deferred(key, value, expect, now_ms))
+    }
+
     async fn delete_record(&self, key: &str, expect: Expect) -> Result<bool, StoreError> {
         delegate!(self.delete_record(key, expect))
     }

@@ -193,9 +193,11 @@ impl<S: Store, X, C: ConnectApi, K: Clock> Bridge<S, X, C, K> {
                 .cloned()
                 .collect();
             unread.put_back(failed);
+            // Best-effort state (see `update_unread`): lost in a crash, the next read event
+            // sends these receipts again, with the same ClientTokens.
             match self
                 .store()
-                .put_record(&key, &unread.encode(), expect, self.now_ms())
+                .put_record_deferred(&key, &unread.encode(), expect, self.now_ms())
                 .await
             {
                 Ok(Some(_)) => {
@@ -248,7 +250,10 @@ impl<S: Store, X, C: ConnectApi, K: Clock> Bridge<S, X, C, K> {
     }
 
     /// Reads, changes and writes back the record `key` with a compare-and-set, again if another
-    /// writer came first. Whether it was written.
+    /// writer came first. Whether it was written. The write may be committed a little later
+    /// ([`Store::put_record_deferred`]): it is noted inside the outbound job, before that job's
+    /// finish, so a crash that loses it loses the finish too and the job runs again (which finds
+    /// the DM on X and notes nothing: that message gets no read receipt).
     async fn update_unread(&self, key: &str, mut change: impl FnMut(&mut Unread)) -> bool {
         for _ in 0..WRITE_ATTEMPTS {
             let (mut unread, expect) = match self.store().record(key).await {
@@ -259,7 +264,7 @@ impl<S: Store, X, C: ConnectApi, K: Clock> Bridge<S, X, C, K> {
             change(&mut unread);
             match self
                 .store()
-                .put_record(key, &unread.encode(), expect, self.now_ms())
+                .put_record_deferred(key, &unread.encode(), expect, self.now_ms())
                 .await
             {
                 Ok(Some(_)) => return true,

@@ -197,6 +197,16 @@ impl<T: Store> Store for Arc<T> {
         T::put_record(self, key, value, expect, now_ms).await
     }
 
+    async fn put_record_deferred(
+        &self,
+        key: &str,
+        value: &str,
+        expect: Expect,
+        now_ms: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        T::put_record_deferred(self, key, value, expect, now_ms).await
+    }
+
     async fn delete_record(&self, key: &str, expect: Expect) -> Result<bool, StoreError> {
         T::delete_record(self, key, expect).await
     }

@@ -61,8 +61,9 @@ pub enum SessionInsert {
 /// # Deferred writes
 ///
 /// A backend may make the holder's writes — [`renew_lease`](Store::renew_lease),
-/// [`reschedule`](Store::reschedule), [`finish`](Store::finish) — and
-/// [`claim_deferred`](Store::claim_deferred) durable shortly *after* answering (SQLite: with its
+/// [`reschedule`](Store::reschedule), [`finish`](Store::finish) —,
+/// [`claim_deferred`](Store::claim_deferred) and
+/// [`put_record_deferred`](Store::put_record_deferred) durable shortly *after* answering (SQLite: with its
 /// next commit, within 50 ms), provided that they take effect at once for every later call of
 /// this process, that they keep their compare-and-set and fencing, and that a crash can lose only
 /// writes made after every write it keeps (a suffix). Losing them is what a crash just before
@@ -369,6 +370,20 @@ pub trait Store: Send + Sync + 'static {
         expect: Expect,
         now_ms: i64,
     ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+
+    /// [`put_record`](Store::put_record), for a record whose latest writes the caller can lose in
+    /// a crash (best-effort state: the agent's messages awaiting a read receipt). The backend may
+    /// make it durable later, as the holder's writes (see "Deferred writes"); the compare-and-set
+    /// and the version are decided at once. Never for tokens, leases or anything spent once.
+    fn put_record_deferred(
+        &self,
+        key: &str,
+        value: &str,
+        expect: Expect,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
+        self.put_record(key, value, expect, now_ms)
+    }
 
     /// Deletes the record if `expect` holds, as one conditional write. `Ok(true)`: deleted;
     /// `Ok(false)`: the condition failed (or there was nothing to delete), nothing changed.

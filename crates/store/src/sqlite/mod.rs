@@ -56,6 +56,8 @@ mod sessions;
 mod store;
 mod worker;
 
+use worker::Commit;
+
 use xdm_core::ids::{InitialContactId, XUserId};
 use xdm_core::jobs::{
     Backlog, FinalState, Job, JobKey, JobQueue, JobState, Lane, LaneEntry, NewJob,
@@ -157,15 +159,7 @@ impl Store for SqliteStore {
         lease_until_ms: i64,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        jobs::claim(
-            self,
-            queue,
-            key,
-            lease_until_ms,
-            now_ms,
-            worker::Commit::Now,
-        )
-        .await
+        jobs::claim(self, queue, key, lease_until_ms, now_ms, Commit::Now).await
     }
 
     async fn claim_deferred(
@@ -175,15 +169,7 @@ impl Store for SqliteStore {
         lease_until_ms: i64,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        jobs::claim(
-            self,
-            queue,
-            key,
-            lease_until_ms,
-            now_ms,
-            worker::Commit::Deferred,
-        )
-        .await
+        jobs::claim(self, queue, key, lease_until_ms, now_ms, Commit::Deferred).await
     }
 
     async fn renew_lease(
@@ -271,7 +257,17 @@ impl Store for SqliteStore {
         expect: Expect,
         now_ms: i64,
     ) -> Result<Option<u64>, StoreError> {
-        records::put_record(self, key, value, expect, now_ms).await
+        records::put_record(self, key, value, expect, now_ms, Commit::Now).await
+    }
+
+    async fn put_record_deferred(
+        &self,
+        key: &str,
+        value: &str,
+        expect: Expect,
+        now_ms: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        records::put_record(self, key, value, expect, now_ms, Commit::Deferred).await
     }
 
     async fn delete_record(&self, key: &str, expect: Expect) -> Result<bool, StoreError> {

@@ -7,6 +7,7 @@ use xdm_core::records::{Expect, Record};
 
 use super::rows::{DbError, execute_one, query_all, query_one, record_columns, record_from_row};
 use super::store::SqliteStore;
+use super::worker::Commit;
 
 // `pub(super)` so the unit tests (`tests.rs`) can check the query plans.
 
@@ -49,45 +50,49 @@ pub(super) async fn record(store: &SqliteStore, key: &str) -> Result<Option<Reco
         .await
 }
 
+/// `commit`: [`Commit::Deferred`] for
+/// [`Store::put_record_deferred`](xdm_core::ports::Store::put_record_deferred).
 pub(super) async fn put_record(
     store: &SqliteStore,
     key: &str,
     value: &str,
     expect: Expect,
     now_ms: i64,
+    commit: Commit,
 ) -> Result<Option<u64>, StoreError> {
     let (key, value) = (key.to_owned(), value.to_owned());
-    store
-        .worker
-        .write("put_record", move |conn| {
-            let version: Option<i64> = match expect {
-                Expect::Absent => conn
-                    .prepare_cached(SQL_PUT_RECORD_ABSENT)?
-                    .query_row(params![key, value, now_ms], |row| row.get(0))
-                    .optional()?,
-                Expect::Version(v) => {
-                    // No stored version is above i64::MAX: the condition cannot hold.
-                    let Ok(v) = i64::try_from(v) else {
-                        return Ok(None);
-                    };
-                    conn.prepare_cached(SQL_PUT_RECORD_VERSION)?
-                        .query_row(params![key, value, now_ms, v], |row| row.get(0))
-                        .optional()?
-                }
-                Expect::Any => conn
-                    .prepare_cached(SQL_PUT_RECORD_ANY)?
-                    .query_row(params![key, value, now_ms], |row| row.get(0))
-                    .optional()?,
-            };
-            version
-                .map(|v| {
-                    u64::try_from(v).map_err(|_| {
-                        DbError::Corrupt(format!("record {key:?}: version out of range: {v}"))
-                    })
+    let put = move |conn: &rusqlite::Connection| {
+        let version: Option<i64> = match expect {
+            Expect::Absent => conn
+                .prepare_cached(SQL_PUT_RECORD_ABSENT)?
+                .query_row(params![key, value, now_ms], |row| row.get(0))
+                .optional()?,
+            Expect::Version(v) => {
+                // No stored version is above i64::MAX: the condition cannot hold.
+                let Ok(v) = i64::try_from(v) else {
+                    return Ok(None);
+                };
+                conn.prepare_cached(SQL_PUT_RECORD_VERSION)?
+                    .query_row(params![key, value, now_ms, v], |row| row.get(0))
+                    .optional()?
+            }
+            Expect::Any => conn
+                .prepare_cached(SQL_PUT_RECORD_ANY)?
+                .query_row(params![key, value, now_ms], |row| row.get(0))
+                .optional()?,
+        };
+        version
+            .map(|v| {
+                u64::try_from(v).map_err(|_| {
+                    DbError::Corrupt(format!("record {key:?}: version out of range: {v}"))
                 })
-                .transpose()
-        })
-        .await
+            })
+            .transpose()
+    };
+    match commit {
+        Commit::Now => store.worker.write("put_record", put).await,
+        Commit::Deferred => store.worker.write_deferred("put_record", put).await,
+    }
 }
 
 pub(super) async fn delete_record(

@@ -55,6 +55,7 @@ macro_rules! conformance_suite {
             jobs_fencing_renew_lease,
             purge_deletes_only_what_expired,
             records_absent_version_any,
+            records_deferred_put_is_a_put,
             records_delete_conditions,
             records_prefix_listing,
             records_values_round_trip,

@@ -94,6 +94,50 @@ pub async fn records_absent_version_any<S: Store, F: Future<Output = Fresh<S>>>(
     assert_eq!(store.record("a").await, Ok(Some(record("a", "v8", 8, 44))));
 }
 
+/// `put_record_deferred` is the same compare-and-set as `put_record`, seen at once by the
+/// process's later calls (whatever the backend defers).
+pub async fn records_deferred_put_is_a_put<S: Store, F: Future<Output = Fresh<S>>>(
+    fresh: impl Fn() -> F,
+) {
+    let store = fresh().await;
+    assert_eq!(
+        store
+            .put_record_deferred("a", "v0", Expect::Version(1), 5)
+            .await,
+        Ok(None)
+    );
+    assert_eq!(
+        store
+            .put_record_deferred("a", "v1", Expect::Absent, 10)
+            .await,
+        Ok(Some(1))
+    );
+    assert_eq!(store.record("a").await, Ok(Some(record("a", "v1", 1, 10))));
+    assert_eq!(
+        store.put_record("a", "v2", Expect::Version(1), 20).await,
+        Ok(Some(2))
+    );
+    assert_eq!(
+        store
+            .put_record_deferred("a", "stale", Expect::Version(1), 21)
+            .await,
+        Ok(None)
+    );
+    assert_eq!(
+        store
+            .put_record_deferred("a", "v3", Expect::Version(2), 30)
+            .await,
+        Ok(Some(3))
+    );
+    assert_eq!(
+        store.put_record_deferred("a", "v4", Expect::Any, 40).await,
+        Ok(Some(4))
+    );
+    assert_eq!(store.record("a").await, Ok(Some(record("a", "v4", 4, 40))));
+    assert_eq!(store.delete_record("a", Expect::Version(4)).await, Ok(true));
+    assert_eq!(store.record("a").await, Ok(None));
+}
+
 pub async fn records_delete_conditions<S: Store, F: Future<Output = Fresh<S>>>(
     fresh: impl Fn() -> F,
 ) {
