@@ -1,19 +1,20 @@
 //! The SQLite store's calls on the delivery path, one at a time, each a round trip to the store
 //! thread and a committed transaction where it writes (docs/performance.md, "Store calls"):
 //! `lane_head` (read, the planner's statement), `enqueue` of one job, and the claim → finish
-//! cycle of one job.
+//! cycle of one job with each write committed, with the finish deferred and with both deferred.
 //!
 //! `cargo bench -p xdm-store --bench sqlite_jobs`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use xdm_core::ids::{XEventId, XUserId};
 use xdm_core::jobs::{FinalState, JobKey, JobQueue, Lane, NewJob};
 use xdm_core::ports::Store;
-use xdm_store::SqliteStore;
+use xdm_store::{SqliteOptions, SqliteStore};
 
 /// Customers with work waiting, as in a busy contact center: the lane-head query picks one lane
 /// among many.
@@ -72,34 +73,60 @@ fn store_calls(c: &mut Criterion) {
                 .unwrap()
         })
     });
-    c.bench_function("claim then finish one job", |b| {
-        b.iter_batched(
-            || {
-                let event = next_event.fetch_add(1, Ordering::Relaxed);
-                let job = job(LANES + 100 + event % 50, event);
-                rt.block_on(store.enqueue(std::slice::from_ref(&job)))
-                    .unwrap();
-                job.key
+    // The claim → finish cycle three ways: each write committed on its own (deferral off, as
+    // before it existed), the finish deferred (an outbound job), both deferred (an inbound job).
+    // Each cycle's set-up enqueues the next job, a commit that carries the deferred writes before
+    // it, as the next webhook does in production.
+    let eager = rt
+        .block_on(SqliteStore::open_with(
+            dir.path().join("eager.db"),
+            SqliteOptions {
+                deferred_commit_within: Duration::ZERO,
+                ..SqliteOptions::default()
             },
-            |key| {
-                rt.block_on(async {
-                    assert!(
-                        store
-                            .claim(JobQueue::Inbound, &key, 60_000, 10_000)
-                            .await
-                            .unwrap()
-                    );
-                    assert!(
-                        store
-                            .finish(JobQueue::Inbound, &key, 1, FinalState::Done, None, 10_001)
-                            .await
-                            .unwrap()
-                    );
-                })
-            },
-            criterion::BatchSize::SmallInput,
-        )
-    });
+        ))
+        .unwrap();
+    let cycles: [(&str, &SqliteStore, bool); 3] = [
+        ("claim then finish one job, each committed", &eager, false),
+        (
+            "claim then finish one job, the finish deferred",
+            &store,
+            false,
+        ),
+        ("claim then finish one job, both deferred", &store, true),
+    ];
+    for (name, store, deferred_claim) in cycles {
+        c.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    let event = next_event.fetch_add(1, Ordering::Relaxed);
+                    let job = job(LANES + 100 + event % 50, event);
+                    rt.block_on(store.enqueue(std::slice::from_ref(&job)))
+                        .unwrap();
+                    job.key
+                },
+                |key| {
+                    rt.block_on(async {
+                        let claimed = if deferred_claim {
+                            store
+                                .claim_deferred(JobQueue::Inbound, &key, 60_000, 10_000)
+                                .await
+                        } else {
+                            store.claim(JobQueue::Inbound, &key, 60_000, 10_000).await
+                        };
+                        assert!(claimed.unwrap());
+                        assert!(
+                            store
+                                .finish(JobQueue::Inbound, &key, 1, FinalState::Done, None, 10_001)
+                                .await
+                                .unwrap()
+                        );
+                    })
+                },
+                criterion::BatchSize::SmallInput,
+            )
+        });
+    }
 }
 
 criterion_group!(benches, store_calls);
