@@ -88,6 +88,13 @@ pub(crate) fn open_connection(
     // Keep the WAL file from staying large after a burst (it is truncated at checkpoints).
     conn.pragma_update(None, "journal_size_limit", 64_i64 * 1024 * 1024)
         .map_err(sqlite)?;
+    // Temporary b-trees (a lane-head query's sort) and, above all, the journal that undoes a
+    // statement or a savepoint inside a transaction stay in memory, in 1 KiB pieces. By default
+    // that journal is a 64 KiB buffer allocated afresh for every statement and savepoint that
+    // writes (SQLite's statement-journal spill size): three per DM, 70 % of the bytes the bridge
+    // allocated (docs/performance.md, "Deferred writes").
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(sqlite)?;
     conn.set_prepared_statement_cache_capacity(64);
     // The bundled SQLite is built with STAT4, so a cached statement whose plan could depend on
     // its bound values (the lane-head query) was planned again on every call. The query planner

@@ -42,6 +42,7 @@ fn pragmas_default_to_wal_normal() {
     assert_eq!(pragma(&conn, "journal_mode"), "wal");
     assert_eq!(pragma(&conn, "synchronous"), "1"); // NORMAL
     assert_eq!(pragma(&conn, "foreign_keys"), "0");
+    assert_eq!(pragma(&conn, "temp_store"), "2"); // MEMORY: the undo journal in 1 KiB pieces
     assert_eq!(pragma(&conn, "busy_timeout"), "5000");
     assert_eq!(pragma(&conn, "user_version"), SCHEMA_VERSION.to_string());
 }

@@ -24,7 +24,10 @@
 //!   one connection in one order, so a commit makes every earlier write durable: a crash loses at
 //!   most the last few deferred writes — a suffix, never one in the middle — and the jobs they
 //!   concerned run again, as after a crash just before those writes. At 100 DMs a second this is
-//!   one commit per DM instead of three;
+//!   one commit per DM instead of three. A write that fails on the caller's thread rolls back the
+//!   deferred writes with it (inline writes take no savepoint: its undo journal costs more than
+//!   the write), which is again what a crash may do; queued writes keep a savepoint each, so that
+//!   one failing does not fail the others of its group;
 //! * nothing slow runs inline: a commit with `synchronous=NORMAL` in WAL mode appends to the log
 //!   without syncing it; checkpoints (which sync) run on a second connection and thread of their
 //!   own (`checkpoints.rs`), so they hold up no call at all; a
@@ -130,7 +133,7 @@ impl Deferred {
         self.thread_idle.load(Ordering::SeqCst)
     }
 
-    fn committed(&self) {
+    fn ended(&self) {
         self.since.store(0, Ordering::SeqCst);
     }
 
@@ -225,27 +228,7 @@ fn commit_deferred(conn: &Connection, deferred: &Deferred, location: &str) {
         tracing::warn!(location, error = %e,
             "committing deferred job updates failed; they were rolled back and those jobs will run again");
     }
-    deferred.committed();
-}
-
-/// Runs `f` in a savepoint of the open transaction: applied whole, or rolled back alone.
-fn in_savepoint<T>(
-    conn: &Connection,
-    f: impl FnOnce(&Connection) -> Result<T, DbError>,
-) -> std::thread::Result<Result<T, DbError>> {
-    if let Err(e) = control(conn, "SAVEPOINT xdm_write") {
-        return Ok(Err(e.into()));
-    }
-    let result = catch_unwind(AssertUnwindSafe(|| f(conn)));
-    if matches!(result, Ok(Ok(_))) {
-        if let Err(e) = control(conn, "RELEASE xdm_write") {
-            undo_savepoint(conn);
-            return Ok(Err(e.into()));
-        }
-    } else {
-        undo_savepoint(conn);
-    }
-    result
+    deferred.ended();
 }
 
 impl Worker {
@@ -514,16 +497,19 @@ impl Worker {
                 }
             }
         }
-        let answer = match in_savepoint(&conn, f) {
+        // No savepoint (its undo journal costs more than the write): a write that fails rolls
+        // back the whole transaction, the deferred writes before it included — what a crash
+        // could lose too, so their jobs run again, as the `Store` port allows.
+        let answer = match catch_unwind(AssertUnwindSafe(|| f(&conn))) {
             Ok(Ok(value)) => match commit {
                 Commit::Now => match control(&conn, "COMMIT") {
                     Ok(()) => {
-                        self.deferred.committed();
+                        self.deferred.ended();
                         Ok(value)
                     }
                     Err(e) => {
                         roll_back(&conn);
-                        self.deferred.committed();
+                        self.deferred.ended();
                         Err(StoreError::Unavailable(format!(
                             "sqlite {op}: commit failed: {e}"
                         )))
@@ -538,21 +524,31 @@ impl Worker {
                     Ok(value)
                 }
             },
-            Ok(Err(e)) => Err(e.into_store_error(op)),
+            Ok(Err(e)) => {
+                self.roll_back_all(&conn, op);
+                Err(e.into_store_error(op))
+            }
             Err(_) => {
+                self.roll_back_all(&conn, op);
                 tracing::error!(location = %self.location, op, "a SQLite store write panicked; it was rolled back");
                 Err(self.aborted(op))
             }
         };
-        if !self.deferred.is_open() {
-            // Nothing deferred is waiting: end the transaction this write began, if it failed.
-            roll_back(&conn);
-        }
         drop(conn);
         if let Err(e) = &answer {
             tracing::debug!(location = %self.location, op, error = %e, "SQLite store write failed");
         }
         Ok(answer)
+    }
+
+    /// Rolls back the open transaction after `op` failed inline, with the deferred writes it held.
+    fn roll_back_all(&self, conn: &Connection, op: &str) {
+        if self.deferred.is_open() {
+            tracing::warn!(location = %self.location, op,
+                "a store write failed: the deferred job updates before it were rolled back with it; those jobs will run again");
+            self.deferred.ended();
+        }
+        roll_back(conn);
     }
 
     fn answer<T>(&self, op: &str, result: Result<T, DbError>) -> Result<T, StoreError> {
@@ -754,7 +750,7 @@ impl StoreThread<'_> {
             roll_back(conn);
             e.to_string()
         });
-        self.deferred.committed();
+        self.deferred.ended();
         for reply in replies {
             reply(commit_error.as_deref());
         }
@@ -1035,8 +1031,9 @@ mod tests {
         }
     }
 
-    /// An ordinary write commits the deferred writes made before it, a failing deferred write
-    /// undoes only itself, and a call (which may open its own transaction) commits them first.
+    /// An ordinary write commits the deferred writes made before it, a failing write rolls them
+    /// back with it (as a crash may), and a call (which may open its own transaction) commits
+    /// them first.
     #[tokio::test]
     async fn an_ordinary_write_or_a_call_commits_the_deferred_writes_before_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -1050,12 +1047,18 @@ mod tests {
             })
             .await;
         assert!(matches!(dup, Err(StoreError::Corrupt(_))), "{dup:?}");
-        // A failing ordinary write leaves the deferred ones waiting, uncommitted.
-        let dup = w.write("dup", |conn| insert(conn, 1)).await;
+        assert_eq!(w.read("count", count).await.unwrap(), 0, "1 went with it");
+        w.write_deferred("d", |conn| insert(conn, 3)).await.unwrap();
+        let dup = w.write("dup", |conn| insert(conn, 3)).await;
         assert!(matches!(dup, Err(StoreError::Corrupt(_))), "{dup:?}");
+        assert_eq!(w.read("count", count).await.unwrap(), 0, "3 went with it");
+        w.write_deferred("d", |conn| insert(conn, 1)).await.unwrap();
         assert_eq!(committed(&path), 0);
         w.write("w", |conn| insert(conn, 5)).await.unwrap();
         assert_eq!(committed(&path), 2, "1 and 5, committed together");
+        // The store is usable after a rollback, and nothing is left to commit later.
+        tokio::time::sleep(WITHIN + Duration::from_millis(100)).await;
+        assert_eq!(committed(&path), 2);
 
         w.write_deferred("d", |conn| insert(conn, 6)).await.unwrap();
         w.call("own transaction", |conn| {
