@@ -1001,14 +1001,21 @@ mod tests {
     /// happening — inline (the thread waited without a deadline and is woken) or on the thread.
     #[tokio::test]
     async fn deferred_writes_are_seen_at_once_and_committed_within_the_deadline() {
+        // A deadline long enough that a loaded machine does not reach it between a write and
+        // the look that follows it.
+        const SLOW_WITHIN: Duration = Duration::from_millis(400);
+        const SLOW: WorkerOptions = WorkerOptions {
+            deferred_commit_within: SLOW_WITHIN,
+            ..INLINE
+        };
         let dir = tempfile::tempdir().unwrap();
         for (name, options) in [
-            ("inline.db", INLINE),
+            ("inline.db", SLOW),
             (
                 "queued.db",
                 WorkerOptions {
                     inline: false,
-                    ..INLINE
+                    ..SLOW
                 },
             ),
         ] {
@@ -1018,7 +1025,7 @@ mod tests {
             w.write_deferred("d", |conn| insert(conn, 2)).await.unwrap();
             assert_eq!(w.read("count", count).await.unwrap(), 2, "{name}");
             assert_eq!(committed(&path), 0, "{name}: committed before its time");
-            tokio::time::sleep(WITHIN + Duration::from_millis(150)).await;
+            tokio::time::sleep(SLOW_WITHIN + Duration::from_millis(300)).await;
             assert_eq!(
                 committed(&path),
                 2,
@@ -1026,7 +1033,7 @@ mod tests {
             );
             // Again, once the thread went back to waiting without a deadline.
             w.write_deferred("d", |conn| insert(conn, 3)).await.unwrap();
-            tokio::time::sleep(WITHIN + Duration::from_millis(150)).await;
+            tokio::time::sleep(SLOW_WITHIN + Duration::from_millis(300)).await;
             assert_eq!(committed(&path), 3, "{name}: the second one waited");
         }
     }
@@ -1038,8 +1045,29 @@ mod tests {
     async fn an_ordinary_write_or_a_call_commits_the_deferred_writes_before_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("order.db");
-        let w = worker(&path).await;
+        // A deadline far away: only the writes and calls below commit (a loaded machine must not
+        // let the store thread commit in between).
+        let w = worker_with(
+            &path,
+            WorkerOptions {
+                deferred_commit_within: Duration::from_secs(600),
+                ..INLINE
+            },
+        )
+        .await;
+        // The first deferred write wakes the store thread; once it has taken that wake-up the
+        // next write runs inline (queued writes fail alone instead: see the group test).
+        async fn inline_again(w: &Worker) {
+            for _ in 0..2_000 {
+                if w.may_run_inline() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            panic!("the store thread never took its wake-up");
+        }
         w.write_deferred("d", |conn| insert(conn, 1)).await.unwrap();
+        inline_again(&w).await;
         let dup = w
             .write_deferred("dup", |conn| {
                 insert(conn, 2)?;
@@ -1049,6 +1077,7 @@ mod tests {
         assert!(matches!(dup, Err(StoreError::Corrupt(_))), "{dup:?}");
         assert_eq!(w.read("count", count).await.unwrap(), 0, "1 went with it");
         w.write_deferred("d", |conn| insert(conn, 3)).await.unwrap();
+        inline_again(&w).await;
         let dup = w.write("dup", |conn| insert(conn, 3)).await;
         assert!(matches!(dup, Err(StoreError::Corrupt(_))), "{dup:?}");
         assert_eq!(w.read("count", count).await.unwrap(), 0, "3 went with it");
@@ -1056,9 +1085,6 @@ mod tests {
         assert_eq!(committed(&path), 0);
         w.write("w", |conn| insert(conn, 5)).await.unwrap();
         assert_eq!(committed(&path), 2, "1 and 5, committed together");
-        // The store is usable after a rollback, and nothing is left to commit later.
-        tokio::time::sleep(WITHIN + Duration::from_millis(100)).await;
-        assert_eq!(committed(&path), 2);
 
         w.write_deferred("d", |conn| insert(conn, 6)).await.unwrap();
         w.call("own transaction", |conn| {
