@@ -40,7 +40,7 @@ pub struct BridgeProcess {
     keep_dir: bool,
 }
 
-fn free_loopback_port() -> anyhow::Result<u16> {
+pub(crate) fn free_loopback_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
     Ok(listener.local_addr()?.port())
 }

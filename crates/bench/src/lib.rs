@@ -48,6 +48,9 @@
 //!   drain time and exactly-once arrival of every message are reported.
 //! * `idle` — chats opened, then nothing for `--duration` seconds: the bridge's CPU (as a share
 //!   of a core, from its threads' scheduler statistics) and wake-ups while it waits.
+//! * `floor` — no bridge: a stand-in process with the bridge's HTTP stack that only answers
+//!   each POST and relays it (at once, or after the reorder window): the CPU per request below
+//!   which no bridge on this machine can go at that rate ([`floor`]).
 //!
 //! Any scenario can run while a platform misbehaves: `--connect-faults SPEC` / `--x-faults SPEC`
 //! put a fault profile of the sandbox (error, throttling and dropped-connection rates, latency;
@@ -68,6 +71,7 @@ pub mod allocations;
 pub mod bridge;
 pub mod calls;
 pub mod faults;
+pub mod floor;
 pub mod latency;
 mod load;
 mod measure;

@@ -141,10 +141,25 @@ struct Output<'a> {
     /// SNS `SignatureVersion` the sandbox signed with.
     sns_signature_version: &'static str,
     reports: &'a [ScenarioReport],
+    /// The `floor` scenario's lines, if it ran.
+    floor: &'a [xdm_bench::floor::FloorLine],
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // The `floor` scenario's stand-in is this binary started again with its own environment.
+    if let Some(failed) = xdm_bench::floor::serve_if_asked() {
+        return Err(failed);
+    }
+    if std::env::var_os(xdm_bench::floor::SERVER_ENV).is_some() {
+        return Ok(());
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(generate())
+}
+
+async fn generate() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -182,9 +197,28 @@ async fn main() -> anyhow::Result<()> {
         cli.sns_signature_version.as_str()
     );
     let mut reports = Vec::new();
+    let mut floor = Vec::new();
     for scenario in &cli.scenarios {
+        if *scenario == Scenario::Floor {
+            let exe = std::env::current_exe()
+                .context("cannot find this binary to start the floor's stand-in")?;
+            let lines = xdm_bench::floor::run(
+                &exe,
+                opts.rate,
+                opts.concurrency,
+                opts.warmup,
+                opts.duration,
+            )
+            .await
+            .context("scenario floor")?;
+            println!();
+            print!("{}", xdm_bench::floor::render(&lines, opts.rate));
+            floor.extend(lines);
+            continue;
+        }
         let mut sandbox_config = SandboxConfig::default();
         sandbox_config.sns.signature_version = cli.sns_signature_version;
+
         let sandbox = Sandbox::start(sandbox_config)
             .await
             .context("cannot start the sandbox")?;
@@ -242,14 +276,17 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", report::render(&r));
         reports.push(r);
     }
-    println!();
-    print!("{}", report::markdown(&reports));
+    if !reports.is_empty() {
+        println!();
+        print!("{}", report::markdown(&reports));
+    }
     if let Some(path) = &cli.json {
         let json = serde_json::to_string_pretty(&Output {
             machine: &machine,
             command,
             sns_signature_version: cli.sns_signature_version.as_str(),
             reports: &reports,
+            floor: &floor,
         })?;
         if path.as_os_str() == "-" {
             println!("{json}");

@@ -20,6 +20,9 @@ pub enum Scenario {
     ConnectDown,
     /// Chats open, nothing sent: what the bridge costs while it waits (CPU and wake-ups).
     Idle,
+    /// No bridge: a stand-in that only answers requests and relays them, with the bridge's HTTP
+    /// stack — what the least a DM needs costs on this machine (`xdm_bench::floor`).
+    Floor,
 }
 
 impl Scenario {
@@ -30,6 +33,7 @@ impl Scenario {
             Self::OutboundE2e => "outbound-e2e",
             Self::ConnectDown => "connect-down",
             Self::Idle => "idle",
+            Self::Floor => "floor",
         }
     }
 }

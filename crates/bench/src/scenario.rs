@@ -41,6 +41,7 @@ pub async fn run(
         Scenario::OutboundE2e => outbound_e2e(&ctx).await,
         Scenario::ConnectDown => connect_down(&ctx).await,
         Scenario::Idle => idle(&ctx).await,
+        Scenario::Floor => bail!("`floor` runs without a bridge: see `xdm_bench::floor::run`"),
     }
 }
 
@@ -264,10 +265,12 @@ async fn outbound_e2e(ctx: &Ctx) -> anyhow::Result<ScenarioReport> {
     let mut report = e2e_report(ctx, &tracker, Scenario::OutboundE2e, &from, rss, sent.ok).await?;
     report.chats = Some(ctx.sandbox.contacts().len());
     report.new_chat_calls = Some(opened.calls);
-    report.notes.push(
-        "each DM sent is echoed by the sandbox X to the webhook (as X does); the bridge drops the echoes"
-            .to_owned(),
-    );
+    let x = &ctx.sandbox.config().x;
+    report.notes.push(if x.account_activity_api && x.echo_outbound {
+        "each DM sent is echoed by the sandbox X to the webhook (as the Account Activity API does); the bridge drops the echoes"
+    } else {
+        "no echo of the DMs sent: the bridge's X Activity API subscriptions are `dm.received`, `dm.read` and `dm.indicate_typing`, not `dm.sent`"
+    }.to_owned());
     listener.abort();
     Ok(report)
 }

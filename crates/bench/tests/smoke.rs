@@ -241,3 +241,41 @@ async fn idle_reports_the_bridges_cpu_with_no_traffic() {
     assert!(text.contains("% of a core"), "{text}");
     app.stop().await;
 }
+
+/// `floor` runs its three stand-ins (this package's `xdm-bench` binary, started again with
+/// `XDM_BENCH_FLOOR_SERVER`) and counts every request and every relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floor_measures_a_stand_in_that_answers_and_relays() {
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_xdm-bench"));
+    let lines = xdm_bench::floor::run(
+        exe,
+        Some(200.0),
+        8,
+        Duration::from_millis(200),
+        Duration::from_secs(1),
+    )
+    .await
+    .unwrap();
+    let variants: Vec<&str> = lines.iter().map(|l| l.variant.as_str()).collect();
+    assert_eq!(
+        variants,
+        ["answer", "answer + relay", "answer + relay after 250 ms"]
+    );
+    for line in &lines {
+        assert_eq!(line.requests, 200, "{line:?}");
+        let relays = if line.variant == "answer" { 0 } else { 200 };
+        assert_eq!(line.relayed, relays, "{line:?}");
+        assert!(line.cpu_per_request_us > 0.0, "{line:?}");
+        assert!(line.slices_per_request > 0.0, "{line:?}");
+    }
+    let table = xdm_bench::floor::render(&lines, Some(200.0));
+    assert!(
+        table.contains("| answer + relay after 250 ms | 200 | 200 |"),
+        "{table}"
+    );
+    assert!(
+        xdm_bench::floor::run(exe, Some(-1.0), 8, Duration::ZERO, Duration::ZERO)
+            .await
+            .is_err()
+    );
+}
