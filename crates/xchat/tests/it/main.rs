@@ -545,3 +545,99 @@ fn a_signature_and_its_high_s_twin_both_verify_as_in_x_sdk() {
     assert!(signatures::verify(&alice.identity_public(), payload, &signature).is_err());
     assert!(signatures::verify(&signer, payload, &signature[..40]).is_err());
 }
+
+/// Every truncation and every single-byte change of the two events X's SDK made (a key change
+/// and a message, as X delivers them) goes through the whole read — base64, Thrift, the key
+/// change's unwrapping, the message's signature check and decryption — without a panic; and
+/// whatever a change still lets through is the sender's own: the same signed fields (message id,
+/// sender, conversation, key version, sealed contents) and the same plaintext or key. Only the
+/// fields X's server adds after the sender signed (sequence id, timestamps, the notify flag,
+/// unknown fields) may differ — X's webhook signature is what vouches for those.
+#[test]
+fn changed_or_cut_events_are_refused_and_never_panic() {
+    use xdm_xchat::events::{self, Detail, MessageEvent};
+    let v = vectors();
+    let alice = participant(&v, "alice");
+    let bob = participant(&v, "bob");
+    let key = key32(hex(&v, "conversation.conversation_key_hex"));
+    let version = s(&v, "conversation.conversation_key_version").to_owned();
+    let message = b64(&v, "message.server_event_b64");
+    let change = b64(&v, "conversation.key_change_server_event_b64");
+
+    let variants = |bytes: &[u8]| -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = (0..bytes.len()).map(|n| bytes[..n].to_vec()).collect();
+        for at in 0..bytes.len() {
+            for mask in [0x01u8, 0x80, 0xff] {
+                let mut changed = bytes.to_vec();
+                changed[at] ^= mask;
+                out.push(changed);
+            }
+        }
+        out
+    };
+    let signed = |e: &MessageEvent| {
+        let (version, contents) = match &e.detail {
+            Detail::Message {
+                key_version,
+                contents,
+                ..
+            } => (key_version.clone(), contents.clone()),
+            Detail::KeyChange { key_version, .. } => (key_version.clone(), Vec::new()),
+            other => panic!("not a message or a key change: {other:?}"),
+        };
+        (
+            e.message_id.clone(),
+            e.sender_id.clone(),
+            e.conversation_id.clone(),
+            version,
+            contents,
+        )
+    };
+
+    let original = events::parse_event(&STANDARD.encode(&message)).unwrap();
+    let open = |e: &MessageEvent| {
+        e.open_message(&alice.signing_public(), |ver| {
+            (ver == version).then(|| key.clone())
+        })
+    };
+    let plaintext = open(&original).unwrap();
+    let (mut read, mut opened) = (0, 0);
+    for changed in variants(&message) {
+        let Ok(event) = events::parse_event(&STANDARD.encode(&changed)) else {
+            continue;
+        };
+        read += 1;
+        if let Ok(opened_text) = open(&event) {
+            assert_eq!(
+                signed(&event),
+                signed(&original),
+                "a changed message opened"
+            );
+            assert_eq!(opened_text, plaintext);
+            opened += 1;
+        }
+    }
+    // Most changes do not even read; of those that do, only server-side fields may differ.
+    assert!(read > 0 && opened < read, "read {read}, opened {opened}");
+
+    let original_change = events::parse_event(&STANDARD.encode(&change)).unwrap();
+    let unwrap = |e: &MessageEvent| {
+        e.open_key_change(&bob, "2222222222222222222", None, &alice.signing_public())
+    };
+    let unwrapped = unwrap(&original_change).unwrap();
+    for changed in variants(&change) {
+        if let Ok(event) = events::parse_event(&STANDARD.encode(&changed))
+            && let Ok(got) = unwrap(&event)
+        {
+            assert_eq!(
+                signed(&event),
+                signed(&original_change),
+                "a changed key change was accepted"
+            );
+            assert_eq!(got, unwrapped);
+        }
+    }
+    for garbage in ["", "!!!", "AAAA", "////", "DAABAAAA"] {
+        assert!(events::parse_event(garbage).is_err(), "{garbage}");
+    }
+}
