@@ -17,36 +17,36 @@ pub const USER_FIELDS: &str = "name,username,profile_image_url,verified,public_m
 pub(crate) struct UserObject {
     /// The v2 wrapper of X Activity API `users` maps.
     #[serde(default, deserialize_with = "lenient::object")]
-    data: Option<Box<UserObject>>,
+    pub(crate) data: Option<Box<UserObject>>,
     #[serde(default, deserialize_with = "lenient::string")]
     pub(crate) id: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// v2.
     #[serde(default, deserialize_with = "lenient::string")]
-    username: Option<String>,
+    pub(crate) username: Option<String>,
     /// Legacy.
     #[serde(default, deserialize_with = "lenient::string")]
-    screen_name: Option<String>,
+    pub(crate) screen_name: Option<String>,
     /// Legacy (the plain `profile_image_url` of legacy users is http).
     #[serde(default, deserialize_with = "lenient::string")]
-    profile_image_url_https: Option<String>,
+    pub(crate) profile_image_url_https: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
-    profile_image_url: Option<String>,
+    pub(crate) profile_image_url: Option<String>,
     #[serde(default, deserialize_with = "lenient::boolean")]
-    verified: Option<bool>,
+    pub(crate) verified: Option<bool>,
     /// Legacy.
     #[serde(default, deserialize_with = "lenient::unsigned")]
-    followers_count: Option<u64>,
+    pub(crate) followers_count: Option<u64>,
     /// v2.
     #[serde(default, deserialize_with = "lenient::object")]
-    public_metrics: Option<PublicMetrics>,
+    pub(crate) public_metrics: Option<PublicMetrics>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct PublicMetrics {
+pub(crate) struct PublicMetrics {
     #[serde(default, deserialize_with = "lenient::unsigned")]
-    followers_count: Option<u64>,
+    pub(crate) followers_count: Option<u64>,
 }
 
 impl UserObject {

@@ -21,11 +21,21 @@
 //!   t.co link stays in the text so the agent still sees that something was attached.
 //!
 //! Nothing here panics on any input.
+//!
+//! Layout: [`parse_delivery`] tries `typed.rs` (ordinary text-DM deliveries, read straight from the
+//! bytes into strict structs) and otherwise reads the body forgivingly here, through a
+//! `serde_json::Value` tree; both hand their events to `reader.rs` (one event at a time into the
+//! batch, the skips, the profiles), and give the same answer. `delivery.rs` holds what a read
+//! returns; `model.rs` the forgiving serde models; `caption.rs`, `media.rs` and `chat.rs` the text,
+//! the attachment and X Chat payloads.
 
 mod caption;
 mod chat;
+mod delivery;
 mod media;
 mod model;
+mod reader;
+mod typed;
 
 #[cfg(test)]
 mod tests;
@@ -34,24 +44,15 @@ mod vectors;
 
 /// For reading sent DMs back (`crate::dm_events`): X's t.co links expanded to their URLs.
 pub(crate) use caption::{MediaLink, agent_text};
+pub use delivery::{DeliveryShape, ParsedDelivery, SkippedEvent};
 pub(crate) use model::UrlEntity;
 
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use xdm_core::ids::{XEventId, XUserId};
-use xdm_core::inbound::{
-    InboundBatch, InboundDm, InboundEvent, InboundMedia, Indicator, ReadUpTo, XChannel,
-};
-use xdm_core::profile::XProfile;
+use xdm_core::ids::XUserId;
+use xdm_core::inbound::{InboundBatch, InboundEvent, InboundMedia};
 
-use crate::user::UserObject;
-use model::{DmEvent, IndicatorEvent, UserEvent};
-
-/// The event lists a delivery may carry (kept in this order in the batch).
-const DM_EVENTS: &str = "direct_message_events";
-const TYPING_EVENTS: &str = "direct_message_indicate_typing_events";
-const READ_EVENTS: &str = "direct_message_mark_read_events";
-const USER_EVENT: &str = "user_event";
+use model::UserEvent;
+use reader::{DM_EVENTS, READ_EVENTS, Reader, TYPING_EVENTS, USER_EVENT, Users, value_as};
 
 /// Top-level keys that make a JSON object an Account Activity delivery.
 const ACCOUNT_ACTIVITY_KEYS: &[&str] = &[
@@ -86,38 +87,17 @@ pub enum PayloadError {
     InvalidBusinessId { field: &'static str },
 }
 
-/// Which of the two webhook formats a delivery used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryShape {
-    AccountActivity,
-    XActivity,
-}
-
-/// A delivery read: the events the bridge understood, and those it had to skip.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ParsedDelivery {
-    pub shape: DeliveryShape,
-    /// The subscribed business account (`for_user_id`), when the delivery names one.
-    pub business: Option<XUserId>,
-    pub batch: InboundBatch,
-    /// Events dropped because they were malformed (each already logged at WARN).
-    pub skipped: Vec<SkippedEvent>,
-}
-
-/// An event left out of the batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SkippedEvent {
-    /// The list it came from (`direct_message_events`, …).
-    pub list: &'static str,
-    /// Its position in that list.
-    pub index: usize,
-    /// Its id, when it had a valid one.
-    pub event_id: Option<XEventId>,
-    pub reason: &'static str,
-}
-
 /// Reads a verified webhook body (the exact bytes whose signature was checked).
 pub fn parse_delivery(body: &[u8]) -> Result<ParsedDelivery, PayloadError> {
+    match typed::parse(body) {
+        Some(parsed) => Ok(parsed),
+        None => read_forgiving(body),
+    }
+}
+
+/// Reads any delivery through a `serde_json::Value` tree, forgiving every member that does not
+/// fit (see the module's notes); [`typed::parse`] reads the ordinary ones faster and alike.
+fn read_forgiving(body: &[u8]) -> Result<ParsedDelivery, PayloadError> {
     let root: Value = serde_json::from_slice(body)
         .map_err(|e| PayloadError::NotJson(format!("line {} column {}", e.line(), e.column())))?;
     let Value::Object(root) = root else {
@@ -169,7 +149,7 @@ pub fn parse_delivery(body: &[u8]) -> Result<ParsedDelivery, PayloadError> {
         // X Chat: one message per delivery, or an event without one (ignored).
         let mut reader = Reader {
             business: business.clone(),
-            users: None,
+            users: Users::None,
             events: Vec::new(),
             skipped: Vec::new(),
         };
@@ -193,7 +173,10 @@ pub fn parse_delivery(body: &[u8]) -> Result<ParsedDelivery, PayloadError> {
 
     let mut reader = Reader {
         business: business.clone(),
-        users: payload.get("users").and_then(Value::as_object),
+        users: payload
+            .get("users")
+            .and_then(Value::as_object)
+            .map_or(Users::None, Users::Values),
         events: Vec::new(),
         skipped: Vec::new(),
     };
@@ -223,155 +206,6 @@ pub fn parse_delivery(body: &[u8]) -> Result<ParsedDelivery, PayloadError> {
         },
         skipped: reader.skipped,
     })
-}
-
-/// A skip: the reason, and the event id when known.
-type Skip = (&'static str, Option<XEventId>);
-
-struct Reader<'a> {
-    business: Option<XUserId>,
-    users: Option<&'a Map<String, Value>>,
-    events: Vec<InboundEvent>,
-    skipped: Vec<SkippedEvent>,
-}
-
-impl Reader<'_> {
-    /// Converts every item of `payload[list]` with `convert` (`Ok(None)`: ignored on purpose).
-    fn read_list(
-        &mut self,
-        payload: &Map<String, Value>,
-        list: &'static str,
-        convert: impl Fn(&Self, &Value) -> Result<Option<InboundEvent>, Skip>,
-    ) {
-        let Some(value) = payload.get(list) else {
-            return;
-        };
-        let Some(items) = value.as_array() else {
-            self.skip(list, 0, ("the event list is not an array", None));
-            return;
-        };
-        for (index, item) in items.iter().enumerate() {
-            match convert(self, item) {
-                Ok(Some(event)) => self.events.push(event),
-                Ok(None) => {}
-                Err(skip) => self.skip(list, index, skip),
-            }
-        }
-    }
-
-    fn skip(&mut self, list: &'static str, index: usize, (reason, event_id): Skip) {
-        tracing::warn!(list, index, event_id = ?event_id, reason, "webhook event skipped");
-        self.skipped.push(SkippedEvent {
-            list,
-            index,
-            event_id,
-            reason,
-        });
-    }
-
-    fn business(&self, event_id: Option<&XEventId>) -> Result<XUserId, Skip> {
-        self.business.clone().ok_or((
-            "the delivery names no business account (for_user_id)",
-            event_id.cloned(),
-        ))
-    }
-
-    fn dm(&self, item: &Value) -> Result<Option<InboundEvent>, Skip> {
-        let ev: DmEvent = value_as(item).ok_or(("the event is not an object", None))?;
-        match ev.kind.as_deref() {
-            Some("message_create") => {}
-            None if ev.message_create.is_some() => {}
-            _ => {
-                tracing::debug!(kind = ?ev.kind, "DM event that is not a message_create ignored");
-                return Ok(None);
-            }
-        }
-        let raw_id = ev.id.ok_or(("the event has no id", None))?;
-        let event_id =
-            XEventId::parse(raw_id).map_err(|_| ("the event id is not 1 to 19 digits", None))?;
-        let skip = |reason: &'static str| (reason, Some(event_id.clone()));
-        let business = self.business(Some(&event_id))?;
-        let created_ms = timestamp(ev.created_timestamp.as_deref())
-            .ok_or_else(|| skip("created_timestamp is missing or not milliseconds"))?;
-        let mc = ev
-            .message_create
-            .ok_or_else(|| skip("message_create is missing"))?;
-        let sender = user_id(mc.sender_id.as_deref()).ok_or_else(|| skip("invalid sender_id"))?;
-        let recipient = user_id(mc.target.and_then(|t| t.recipient_id).as_deref())
-            .ok_or_else(|| skip("invalid target.recipient_id"))?;
-
-        let data = mc.message_data.unwrap_or_default();
-        let urls = data.entities.map(|e| e.urls).unwrap_or_default();
-        let attached = data.attachment.and_then(|a| a.media);
-        let (media, media_link) = match &attached {
-            None => (None, None),
-            Some(m) => {
-                let chosen = media::choose(m)
-                    .inspect_err(|reason| {
-                        tracing::warn!(event_id = %event_id, reason, "DM attachment cannot be read: relayed without it");
-                    })
-                    .ok();
-                let link = MediaLink {
-                    url: m.url.as_deref(),
-                    indices: m.indices,
-                    strip: chosen.is_some(),
-                };
-                (chosen, Some(link))
-            }
-        };
-        let text = agent_text(data.text.as_deref().unwrap_or(""), &urls, media_link);
-
-        let sender_profile = self.profile(&sender);
-        Ok(Some(InboundEvent::Message(InboundDm {
-            business,
-            event_id,
-            sender,
-            recipient,
-            created_ms,
-            text,
-            source_app_id: mc.source_app_id.filter(|s| !s.is_empty()),
-            sender_profile,
-            media,
-            channel: XChannel::Dm,
-        })))
-    }
-
-    fn indicator(&self, item: &Value) -> Result<Option<Indicator>, Skip> {
-        let ev: IndicatorEvent = value_as(item).ok_or(("the event is not an object", None))?;
-        let business = self.business(None)?;
-        let sender = user_id(ev.sender_id.as_deref()).ok_or(("invalid sender_id", None))?;
-        let created_ms = timestamp(ev.created_timestamp.as_deref())
-            .ok_or(("created_timestamp is missing or not milliseconds", None))?;
-        Ok(Some(Indicator {
-            business,
-            sender,
-            created_ms,
-        }))
-    }
-
-    fn read_up_to(&self, item: &Value) -> Result<Option<ReadUpTo>, Skip> {
-        let ev: IndicatorEvent = value_as(item).ok_or(("the event is not an object", None))?;
-        let last_read_event_id = ev
-            .last_read_event_id
-            .as_deref()
-            .and_then(|id| XEventId::parse(id).ok())
-            .ok_or(("last_read_event_id is missing or not an event id", None))?;
-        let Some(read) = self.indicator(item)? else {
-            return Ok(None);
-        };
-        Ok(Some(ReadUpTo {
-            business: read.business,
-            sender: read.sender,
-            last_read_event_id,
-            created_ms: read.created_ms,
-        }))
-    }
-
-    /// The sender's profile from the delivery's `users` map (either user shape).
-    fn profile(&self, id: &XUserId) -> Option<XProfile> {
-        let user: UserObject = value_as(self.users?.get(id.as_str())?)?;
-        Some(user.into_profile(id.clone())).filter(XProfile::is_known)
-    }
 }
 
 /// An API v2 `includes.media` object (`media_key`, `type`, `url`, `variants[]`, as
@@ -407,27 +241,10 @@ pub(crate) fn v2_media(value: &Value) -> Result<InboundMedia, &'static str> {
     media::choose(&legacy)
 }
 
-fn value_as<T: DeserializeOwned>(v: &Value) -> Option<T> {
-    T::deserialize(v).ok()
-}
-
 fn id_string(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
-}
-
-fn user_id(s: Option<&str>) -> Option<XUserId> {
-    XUserId::parse(s?).ok()
-}
-
-/// `created_timestamp`: milliseconds since the epoch, as a string of digits.
-fn timestamp(s: Option<&str>) -> Option<i64> {
-    let s = s?;
-    if s.is_empty() || s.len() > 18 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
 }

@@ -1,6 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use xdm_core::inbound::{InboundDm, InboundEvent, MediaKind};
+use serde_json::{Value, json};
+use xdm_core::ids::XEventId;
+use xdm_core::inbound::{InboundDm, InboundEvent, Indicator, MediaKind, ReadUpTo};
 
 use super::vectors::*;
 use super::*;
@@ -424,4 +426,121 @@ fn an_x_chat_typing_event_is_the_customer_typing_and_a_message_stays_sealed() {
     let d = parse(&delivery(event(1)));
     assert!(d.batch.events.is_empty());
     assert_eq!(d.skipped.len(), 1);
+}
+
+/// Every variant of `value` with one member or element changed: removed, or replaced by each
+/// kind of JSON value.
+fn one_change_variants(value: &Value) -> Vec<Value> {
+    let replacements = [
+        Value::Null,
+        json!(7),
+        json!(-7),
+        json!(7.5),
+        json!("7"),
+        json!(true),
+        json!([]),
+        json!({}),
+    ];
+    let mut out = Vec::new();
+    match value {
+        Value::Object(map) => {
+            for (key, member) in map {
+                let mut removed = map.clone();
+                removed.remove(key);
+                out.push(Value::Object(removed));
+                for r in &replacements {
+                    let mut changed = map.clone();
+                    changed.insert(key.clone(), r.clone());
+                    out.push(Value::Object(changed));
+                }
+                for inner in one_change_variants(member) {
+                    let mut changed = map.clone();
+                    changed.insert(key.clone(), inner);
+                    out.push(Value::Object(changed));
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let mut removed = items.clone();
+                removed.remove(i);
+                out.push(Value::Array(removed));
+                for r in &replacements {
+                    let mut changed = items.clone();
+                    changed[i] = r.clone();
+                    out.push(Value::Array(changed));
+                }
+                for inner in one_change_variants(item) {
+                    let mut changed = items.clone();
+                    changed[i] = inner;
+                    out.push(Value::Array(changed));
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// The typed read (`typed.rs`) answers exactly what the forgiving reader answers — for the
+/// documented deliveries and for every variant of them with one member removed or of another
+/// JSON type, with escapes, a field given twice, a user given twice — and it does not give up
+/// on the ordinary ones (text DMs in either shape, the captured delivery).
+#[test]
+fn the_typed_read_answers_what_the_forgiving_reader_answers() {
+    let bases: Vec<String> = vec![
+        fixture_body(),
+        AAA_TEXT_PRETTY.to_owned(),
+        PHOTO_AND_ECHO.to_owned(),
+        TYPING.to_owned(),
+        READ.to_owned(),
+        REVOKE.to_owned(),
+        XAA.to_owned(),
+        dm_with_media(
+            r#"{"type":"photo","media_url_https":"https://ton.twitter.com/x.jpg"}"#,
+            r#""look https://t.co/abc""#,
+            r#"[{"url":"https://t.co/abc","expanded_url":"https://x.com/m/1","indices":[5,21]}]"#,
+        ),
+    ];
+    for ordinary in [&bases[0], &bases[1], &bases[6]] {
+        assert!(
+            typed::parse(ordinary.as_bytes()).is_some(),
+            "gave up on {ordinary}"
+        );
+    }
+    let mut bodies: Vec<String> = bases.clone();
+    for base in &bases {
+        let value: Value = serde_json::from_str(base).unwrap();
+        bodies.extend(one_change_variants(&value).iter().map(Value::to_string));
+    }
+    bodies.extend([
+        // A sender id given as a number; a user given twice (the last one counts).
+        AAA_TEXT_PRETTY.replace(r#""sender_id":"55125386""#, r#""sender_id":55125386"#),
+        AAA_TEXT_PRETTY.replacen(r#""users":{"#, r#""users":{"55125386":{"name":"first"},"#, 1),
+        // A member given twice, at the top and inside an event.
+        r#"{"for_user_id":"1","for_user_id":"2","direct_message_events":[]}"#.to_owned(),
+        AAA_TEXT_PRETTY.replace(r#""text":"Hola2""#, r#""text":"a","text":"b""#),
+        // Escapes in what is read and in what is not.
+        AAA_TEXT_PRETTY.replace(r#""text":"Hola2""#, r#""text":"\u00e9\n\"\ud83d\ude00\/""#),
+        AAA_TEXT_PRETTY.replace(r#""Elizabeth Fuentes""#, r#""\ud83c\uddfb Eliza\u0062eth""#),
+        // Links with and without indices.
+        AAA_TEXT_PRETTY.replace(
+            r#""urls":[]"#,
+            r#""urls":[{"url":"https://t.co/a","expanded_url":"https://x.com","indices":[0,14]},{"url":"https://t.co/b"}]"#,
+        ),
+    ]);
+    let mut typed = 0;
+    for body in &bodies {
+        let forgiving = read_forgiving(body.as_bytes());
+        if let Some(read) = typed::parse(body.as_bytes()) {
+            typed += 1;
+            assert_eq!(Ok(read), forgiving, "{body}");
+        }
+        assert_eq!(parse_delivery(body.as_bytes()), forgiving, "{body}");
+    }
+    assert!(
+        typed * 5 > bodies.len(),
+        "typed {typed} of {}",
+        bodies.len()
+    );
 }
