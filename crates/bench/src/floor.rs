@@ -35,6 +35,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::load::{Pace, Until};
 use crate::procfs::{SchedStat, cpu_times, thread_schedstats};
 
 /// The environment variable that turns this binary into the stand-in:
@@ -167,13 +168,11 @@ fn per(total: f64, n: u64) -> f64 {
 
 /// Every thread of `pid` added up.
 fn total_sched(pid: u32) -> SchedStat {
-    thread_schedstats(pid)
-        .values()
-        .fold(SchedStat::default(), |a, s| SchedStat {
-            run_ns: a.run_ns + s.run_ns,
-            wait_ns: a.wait_ns + s.wait_ns,
-            slices: a.slices + s.slices,
-        })
+    let mut total = SchedStat::default();
+    for s in thread_schedstats(pid).values() {
+        total += *s;
+    }
+    total
 }
 
 /// POSTs the body to `url` for `length`, at `rate` or `concurrency` at a time; returns the
@@ -186,21 +185,10 @@ async fn send(
     length: Duration,
 ) -> anyhow::Result<u64> {
     let limit = Arc::new(Semaphore::new(concurrency.max(1)));
-    let start = Instant::now();
-    let end = start + length;
+    let pace = Pace::start(Until::Time(length), rate);
     let mut tasks = JoinSet::new();
     let mut n: u64 = 0;
-    loop {
-        if let Some(rate) = rate {
-            #[allow(clippy::cast_precision_loss)]
-            let at = start + Duration::from_secs_f64(n as f64 / rate);
-            if at >= end {
-                break;
-            }
-            tokio::time::sleep_until(at.into()).await;
-        } else if Instant::now() >= end {
-            break;
-        }
+    while pace.turn(n).await {
         let permit = Arc::clone(&limit).acquire_owned().await?;
         let request = client.post(url).body(body());
         tasks.spawn(async move {
@@ -325,22 +313,20 @@ impl Drop for StandIn {
     }
 }
 
-/// In the stand-in process (this binary started with [`SERVER_ENV`]): serves until killed and
-/// returns `Some` only if it could not; `None` in any other process.
-pub fn serve_if_asked() -> Option<anyhow::Error> {
+/// In the stand-in process (this binary started with [`SERVER_ENV`]): serves until killed, then
+/// `Some` with how it ended; `None` in any other process.
+pub fn serve_if_asked() -> Option<anyhow::Result<()>> {
     let spec = std::env::var(SERVER_ENV).ok()?;
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => return Some(e.into()),
-    };
-    runtime.block_on(serve(&spec)).err()
+    Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(serve(&spec))),
+    )
 }
 
 /// What the stand-in does with a request.
-#[derive(Clone)]
 struct Relay {
     client: reqwest::Client,
     url: String,

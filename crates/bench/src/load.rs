@@ -47,7 +47,7 @@ pub(crate) struct Sent {
 
 /// The pace of a sending phase: until when (or how many), and at which rate.
 #[derive(Debug)]
-struct Pace {
+pub(crate) struct Pace {
     start: Instant,
     until: Until,
     /// `None` for a phase of a given count.
@@ -58,7 +58,7 @@ struct Pace {
 
 impl Pace {
     /// Starts now; a rate only paces a phase of a given length.
-    fn start(until: Until, rate: Option<f64>) -> Self {
+    pub(crate) fn start(until: Until, rate: Option<f64>) -> Self {
         let start = Instant::now();
         let deadline = match until {
             Until::Time(d) => Some(start + d),
@@ -73,7 +73,7 @@ impl Pace {
     }
 
     /// Waits for the turn of message `n`; false when the phase is over before it.
-    async fn turn(&self, n: u64) -> bool {
+    pub(crate) async fn turn(&self, n: u64) -> bool {
         match self.until {
             Until::Count(c) if n >= c => return false,
             Until::Time(_) if self.deadline.is_some_and(|d| Instant::now() >= d) => return false,

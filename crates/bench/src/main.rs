@@ -147,11 +147,8 @@ struct Output<'a> {
 
 fn main() -> anyhow::Result<()> {
     // The `floor` scenario's stand-in is this binary started again with its own environment.
-    if let Some(failed) = xdm_bench::floor::serve_if_asked() {
-        return Err(failed);
-    }
-    if std::env::var_os(xdm_bench::floor::SERVER_ENV).is_some() {
-        return Ok(());
+    if let Some(served) = xdm_bench::floor::serve_if_asked() {
+        return served;
     }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -218,7 +215,6 @@ async fn generate() -> anyhow::Result<()> {
         }
         let mut sandbox_config = SandboxConfig::default();
         sandbox_config.sns.signature_version = cli.sns_signature_version;
-
         let sandbox = Sandbox::start(sandbox_config)
             .await
             .context("cannot start the sandbox")?;

@@ -115,11 +115,11 @@ impl Mark {
     /// statistics (threads that ended meanwhile are not counted).
     pub(crate) fn bridge_idle_since(&self, earlier: &Mark) -> IdleUse {
         let wall = self.at.saturating_duration_since(earlier.at).as_secs_f64();
-        let (run_ns, slices) = self
-            .bridge_sched
-            .iter()
-            .map(|(name, s)| s.since(&earlier.bridge_sched.get(name).copied().unwrap_or_default()))
-            .fold((0u64, 0u64), |(r, n), d| (r + d.run_ns, n + d.slices));
+        let mut total = SchedStat::default();
+        for (name, s) in &self.bridge_sched {
+            total += s.since(&earlier.bridge_sched.get(name).copied().unwrap_or_default());
+        }
+        let SchedStat { run_ns, slices, .. } = total;
         if wall <= 0.0 {
             return IdleUse {
                 cpu_ms_per_s: 0.0,

@@ -129,6 +129,14 @@ pub struct SchedStat {
     pub slices: u64,
 }
 
+impl std::ops::AddAssign for SchedStat {
+    fn add_assign(&mut self, other: SchedStat) {
+        self.run_ns += other.run_ns;
+        self.wait_ns += other.wait_ns;
+        self.slices += other.slices;
+    }
+}
+
 impl SchedStat {
     pub fn since(&self, earlier: &SchedStat) -> SchedStat {
         SchedStat {
@@ -147,9 +155,11 @@ pub fn thread_schedstats(pid: u32) -> BTreeMap<String, SchedStat> {
             .filter_map(|x| x.parse().ok())
             .collect();
         if let [run_ns, wait_ns, slices] = v[..] {
-            total.run_ns += run_ns;
-            total.wait_ns += wait_ns;
-            total.slices += slices;
+            *total += SchedStat {
+                run_ns,
+                wait_ns,
+                slices,
+            };
         }
     })
 }

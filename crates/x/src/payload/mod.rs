@@ -49,7 +49,7 @@ pub(crate) use model::UrlEntity;
 
 use serde_json::{Map, Value};
 use xdm_core::ids::XUserId;
-use xdm_core::inbound::{InboundBatch, InboundEvent, InboundMedia};
+use xdm_core::inbound::{InboundEvent, InboundMedia};
 
 use model::UserEvent;
 use reader::{DM_EVENTS, READ_EVENTS, Reader, TYPING_EVENTS, USER_EVENT, Users, value_as};
@@ -147,39 +147,21 @@ fn read_forgiving(body: &[u8]) -> Result<ParsedDelivery, PayloadError> {
 
     if let Some(event_type) = event_type.filter(|t| t.starts_with("chat.")) {
         // X Chat: one message per delivery, or an event without one (ignored).
-        let mut reader = Reader {
-            business: business.clone(),
-            users: Users::None,
-            events: Vec::new(),
-            skipped: Vec::new(),
-        };
+        let mut reader = Reader::new(business.clone(), Users::None);
         if chat::carries_a_message(event_type) {
-            match chat::message(payload, business.clone()) {
-                Ok(event) => reader.events.push(event),
-                Err(reason) => reader.skip("payload", 0, (reason, None)),
-            }
+            let message = chat::message(payload, business).map_err(|reason| (reason, None));
+            reader.keep("payload", 0, message.map(Some));
         } else {
             tracing::debug!(event_type, "X Chat event without a message ignored");
         }
-        return Ok(ParsedDelivery {
-            shape,
-            business,
-            batch: InboundBatch {
-                events: reader.events,
-            },
-            skipped: reader.skipped,
-        });
+        return Ok(reader.into_delivery(shape));
     }
 
-    let mut reader = Reader {
-        business: business.clone(),
-        users: payload
-            .get("users")
-            .and_then(Value::as_object)
-            .map_or(Users::None, Users::Values),
-        events: Vec::new(),
-        skipped: Vec::new(),
-    };
+    let users = payload
+        .get("users")
+        .and_then(Value::as_object)
+        .map_or(Users::None, Users::Values);
+    let mut reader = Reader::new(business, users);
     reader.read_list(payload, DM_EVENTS, Reader::dm);
     reader.read_list(payload, TYPING_EVENTS, |r, e| {
         r.indicator(e).map(|i| i.map(InboundEvent::Typing))
@@ -195,17 +177,9 @@ fn read_forgiving(body: &[u8]) -> Result<ParsedDelivery, PayloadError> {
         if raw.is_some() && user_id.is_none() {
             tracing::warn!("revoke event with an invalid user id: the account is unknown");
         }
-        reader.events.push(InboundEvent::Revoked { user_id });
+        reader.keep(USER_EVENT, 0, Ok(Some(InboundEvent::Revoked { user_id })));
     }
-
-    Ok(ParsedDelivery {
-        shape,
-        business,
-        batch: InboundBatch {
-            events: reader.events,
-        },
-        skipped: reader.skipped,
-    })
+    Ok(reader.into_delivery(shape))
 }
 
 /// An API v2 `includes.media` object (`media_key`, `type`, `url`, `variants[]`, as

@@ -6,11 +6,11 @@
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use xdm_core::ids::{XEventId, XUserId};
-use xdm_core::inbound::{InboundDm, InboundEvent, Indicator, ReadUpTo, XChannel};
+use xdm_core::inbound::{InboundBatch, InboundDm, InboundEvent, Indicator, ReadUpTo, XChannel};
 use xdm_core::profile::XProfile;
 
 use super::caption::{MediaLink, agent_text};
-use super::delivery::SkippedEvent;
+use super::delivery::{DeliveryShape, ParsedDelivery, SkippedEvent};
 use super::media;
 use super::model::{DmEvent, IndicatorEvent};
 use crate::user::UserObject;
@@ -25,10 +25,10 @@ pub(super) const USER_EVENT: &str = "user_event";
 pub(super) type Skip = (&'static str, Option<XEventId>);
 
 pub(super) struct Reader<'a> {
-    pub(super) business: Option<XUserId>,
-    pub(super) users: Users<'a>,
-    pub(super) events: Vec<InboundEvent>,
-    pub(super) skipped: Vec<SkippedEvent>,
+    business: Option<XUserId>,
+    users: Users<'a>,
+    events: Vec<InboundEvent>,
+    skipped: Vec<SkippedEvent>,
 }
 
 /// Where a delivery's `users` map was read into.
@@ -39,7 +39,43 @@ pub(super) enum Users<'a> {
     Lookup(&'a dyn Fn(&str) -> Option<UserObject>),
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    /// A reader for the events of `business` (the delivery's account, if it names one).
+    pub(super) fn new(business: Option<XUserId>, users: Users<'a>) -> Self {
+        Self {
+            business,
+            users,
+            events: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+
+    /// The read delivery.
+    pub(super) fn into_delivery(self, shape: DeliveryShape) -> ParsedDelivery {
+        ParsedDelivery {
+            shape,
+            business: self.business,
+            batch: InboundBatch {
+                events: self.events,
+            },
+            skipped: self.skipped,
+        }
+    }
+
+    /// Keeps what item `index` of `list` became: an event, nothing (ignored on purpose), or a skip.
+    pub(super) fn keep(
+        &mut self,
+        list: &'static str,
+        index: usize,
+        converted: Result<Option<InboundEvent>, Skip>,
+    ) {
+        match converted {
+            Ok(Some(event)) => self.events.push(event),
+            Ok(None) => {}
+            Err(skip) => self.skip(list, index, skip),
+        }
+    }
+
     /// Converts every item of `payload[list]` with `convert` (`Ok(None)`: ignored on purpose).
     pub(super) fn read_list(
         &mut self,
@@ -55,15 +91,12 @@ impl Reader<'_> {
             return;
         };
         for (index, item) in items.iter().enumerate() {
-            match convert(self, item) {
-                Ok(Some(event)) => self.events.push(event),
-                Ok(None) => {}
-                Err(skip) => self.skip(list, index, skip),
-            }
+            let converted = convert(self, item);
+            self.keep(list, index, converted);
         }
     }
 
-    pub(super) fn skip(&mut self, list: &'static str, index: usize, (reason, event_id): Skip) {
+    fn skip(&mut self, list: &'static str, index: usize, (reason, event_id): Skip) {
         tracing::warn!(list, index, event_id = ?event_id, reason, "webhook event skipped");
         self.skipped.push(SkippedEvent {
             list,

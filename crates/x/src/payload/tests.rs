@@ -496,6 +496,8 @@ fn the_typed_read_answers_what_the_forgiving_reader_answers() {
         READ.to_owned(),
         REVOKE.to_owned(),
         XAA.to_owned(),
+        // Where the business account is named twice: the payload's wins, even as null.
+        r#"{"for_user_id":"3","data":{"filter":{"user_id":"1"},"event_type":"dm.received","payload":{"for_user_id":"2","direct_message_events":[]}}}"#.to_owned(),
         dm_with_media(
             r#"{"type":"photo","media_url_https":"https://ton.twitter.com/x.jpg"}"#,
             r#""look https://t.co/abc""#,
