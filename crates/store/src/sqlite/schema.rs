@@ -13,7 +13,9 @@
 //!   migration that cannot get the lock says that another process holds it
 //!   ([`OpenError::Busy`]).
 
+use std::cell::Cell;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
@@ -36,6 +38,61 @@ pub(crate) const MIGRATIONS: &[&str] = &[
 
 /// The schema version (`PRAGMA user_version`) this build writes and reads.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// How long a try for a lock held by another connection waits before the next, for the first
+/// [`FINE_WAITS_FOR`] of a wait; after that, a millisecond.
+const FINE_WAIT: Duration = Duration::from_micros(100);
+const FINE_WAITS_FOR: Duration = Duration::from_millis(10);
+
+thread_local! {
+    /// Set while a call on this thread must not wait for a lock at all ([`without_waiting`]).
+    static NO_WAIT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` (SQL on a connection with [`wait_for_locks`]) so that a lock another connection holds
+/// fails it at once (busy) instead of waiting: an inline write's `BEGIN` on an async thread, which
+/// is queued to the store thread instead (`worker.rs`).
+pub(crate) fn without_waiting<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            NO_WAIT.with(|no_wait| no_wait.set(false));
+        }
+    }
+    NO_WAIT.with(|no_wait| no_wait.set(true));
+    let _reset = Reset;
+    f()
+}
+
+/// A connection's busy handler: how a call waits for a lock another connection holds — mostly
+/// the checkpointer's `RESTART`, which holds writes back for a few milliseconds
+/// (`checkpoints.rs`), or a second process. SQLite's own `busy_timeout` sleeps 1, 2, 5, 10, 15 ms
+/// … between tries, so a write held up for 3 ms went on after 8 (the acknowledgement's p99 at
+/// 10,000/s, docs/performance.md "Checkpoints once per 20 ms"); this one tries again every
+/// [`FINE_WAIT`] for the first [`FINE_WAITS_FOR`], then every millisecond, and gives up (busy)
+/// after `timeout` in all — at once inside [`without_waiting`].
+pub(crate) fn wait_for_locks(timeout: Duration) -> impl FnMut(i32) -> bool + Send + 'static {
+    let mut since = Instant::now();
+    move |tries| {
+        if NO_WAIT.with(Cell::get) {
+            return false;
+        }
+        if tries == 0 {
+            since = Instant::now();
+        }
+        let waited = since.elapsed();
+        let Some(left) = timeout.checked_sub(waited).filter(|left| !left.is_zero()) else {
+            return false;
+        };
+        let pause = if waited < FINE_WAITS_FOR {
+            FINE_WAIT
+        } else {
+            Duration::from_millis(1)
+        };
+        std::thread::sleep(pause.min(left));
+        true
+    }
+}
 
 /// Where the database lives.
 #[derive(Debug, Clone)]
@@ -61,13 +118,14 @@ pub(crate) fn open_connection(
             source,
         })?;
     }
-    let conn = match target {
+    let mut conn = match target {
         Target::File(path) => Connection::open_with_flags(path, flags),
         Target::Memory => Connection::open_in_memory_with_flags(flags),
     }
     .map_err(sqlite)?;
 
-    conn.busy_timeout(options.busy_timeout).map_err(sqlite)?;
+    conn.busy_handler(Some(wait_for_locks(options.busy_timeout)))
+        .map_err(sqlite)?;
     // WAL: readers never block the writer, and a commit is one append to the log.
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
@@ -146,7 +204,7 @@ fn check_integrity(conn: &Connection, location: &str) -> Result<(), OpenError> {
         location: location.to_owned(),
         problems,
     };
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let rows = conn
         .prepare(&format!("PRAGMA quick_check({INTEGRITY_PROBLEMS})"))
         .and_then(|mut stmt| {

@@ -43,7 +43,6 @@ fn pragmas_default_to_wal_normal() {
     assert_eq!(pragma(&conn, "synchronous"), "1"); // NORMAL
     assert_eq!(pragma(&conn, "foreign_keys"), "0");
     assert_eq!(pragma(&conn, "temp_store"), "2"); // MEMORY: the undo journal in 1 KiB pieces
-    assert_eq!(pragma(&conn, "busy_timeout"), "5000");
     assert_eq!(pragma(&conn, "user_version"), SCHEMA_VERSION.to_string());
 }
 
@@ -56,7 +55,50 @@ fn synchronous_full_is_an_option() {
     };
     let (_dir, conn) = conn(&options);
     assert_eq!(pragma(&conn, "synchronous"), "2"); // FULL
-    assert_eq!(pragma(&conn, "busy_timeout"), "1234");
+}
+
+/// A write waits for another connection's write lock: it goes on once that is released within
+/// the busy timeout, and fails busy (after having waited the timeout) when it is not.
+#[test]
+fn a_write_waits_for_another_connections_lock_up_to_the_busy_timeout() {
+    let options = SqliteOptions {
+        busy_timeout: Duration::from_millis(300),
+        ..SqliteOptions::default()
+    };
+    let (dir, conn) = conn(&options);
+    let other = Connection::open(dir.path().join("unit.db")).unwrap_or_else(|e| panic!("{e}"));
+    let write = "INSERT INTO records (key, value, version, updated_at_ms) VALUES ('k', 'v', 1, 0) \
+                 ON CONFLICT (key) DO UPDATE SET version = version + 1";
+
+    other
+        .execute_batch("BEGIN IMMEDIATE")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let started = std::time::Instant::now();
+    let Err(err) = conn.execute(write, []) else {
+        panic!("wrote while another connection held the write lock");
+    };
+    let waited = started.elapsed();
+    assert_eq!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy),
+        "{err}"
+    );
+    assert!(
+        waited >= Duration::from_millis(300),
+        "gave up after {waited:?}"
+    );
+
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        other
+            .execute_batch("COMMIT")
+            .unwrap_or_else(|e| panic!("{e}"));
+    });
+    conn.execute(write, [])
+        .unwrap_or_else(|e| panic!("waited for the lock, then: {e}"));
+    release
+        .join()
+        .unwrap_or_else(|_| panic!("the releasing thread panicked"));
 }
 
 /// The query plan of `sql` (with placeholder values bound), one detail line per step.

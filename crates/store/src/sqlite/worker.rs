@@ -50,6 +50,7 @@ use xdm_core::ports::StoreError;
 
 use super::checkpoints::Checkpointer;
 use super::rows::DbError;
+use super::schema::{wait_for_locks, without_waiting};
 use crate::OpenError;
 
 /// Calls waiting for the connection before callers wait to enqueue more.
@@ -154,8 +155,8 @@ pub(crate) struct WorkerOptions {
     /// Calls may run on the caller's thread when the connection is free (not with
     /// `synchronous=FULL`, whose every commit syncs the disk).
     pub inline: bool,
-    /// How long the store thread waits for another process's write lock (the connection's
-    /// busy timeout); inline calls do not wait at all.
+    /// How long the store thread waits for another connection's lock (the connection's busy
+    /// handler, `schema::wait_for_locks`); an inline write's `BEGIN` does not wait at all.
     pub busy_timeout: Duration,
     /// The longest a deferred write waits for its commit; zero: none is deferred.
     pub deferred_commit_within: Duration,
@@ -261,6 +262,13 @@ impl Worker {
             .name("xdm-sqlite".into())
             .spawn(move || {
                 let opened = open().and_then(|mut conn| {
+                    // How every call waits for another connection's lock: finely, up to the
+                    // busy timeout; an inline write's `BEGIN` not at all (`without_waiting`).
+                    conn.busy_handler(Some(wait_for_locks(options.busy_timeout)))
+                        .map_err(|source| OpenError::Sqlite {
+                            location: thread_location.clone(),
+                            source,
+                        })?;
                     let checkpointer = Checkpointer::start(&mut conn, &thread_location)?;
                     Ok((Arc::new(Mutex::new(conn)), checkpointer))
                 });
@@ -481,11 +489,7 @@ impl Worker {
         // A transaction holding deferred writes already has the write lock; else take it, but
         // never wait for another process's lock on this thread: no busy timeout while starting.
         if !self.deferred.is_open() {
-            let began = conn.busy_timeout(Duration::ZERO).and_then(|()| {
-                let began = control(&conn, "BEGIN IMMEDIATE");
-                conn.busy_timeout(self.options.busy_timeout)?;
-                began
-            });
+            let began = without_waiting(|| control(&conn, "BEGIN IMMEDIATE"));
             match began {
                 Ok(()) => {}
                 Err(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => return Err(f),
@@ -1157,8 +1161,10 @@ mod tests {
             .await
             .unwrap();
             if i % 500 == 0 {
-                // Give the checkpointer's thread a moment (this test hogs the connection).
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                // Give the checkpointer's thread a moment (this test hogs the connection): a
+                // passive checkpoint runs at most every 20 ms, and one that finds no commit
+                // after it lets the next commit start the log over.
+                tokio::time::sleep(std::time::Duration::from_millis(80)).await;
             }
         }
         let wal = std::fs::metadata(dir.path().join("wal.db-wal"))
