@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::hooks::Wal;
 use rusqlite::wal::CheckpointMode;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, ErrorCode, MAIN_DB, OpenFlags};
 
 use super::schema::wait_for_locks;
 use crate::OpenError;
@@ -96,7 +96,7 @@ enum Waiting {
 struct Signal {
     state: Mutex<State>,
     wake: Condvar,
-    /// Checkpoints run by the checkpointer's thread, passive ones (for tests and logs).
+    /// Passive checkpoints the thread has run (read by the tests).
     passive_runs: AtomicU64,
 }
 
@@ -279,9 +279,9 @@ fn checkpoint_when_due(conn: &Connection, signal: &Signal, location: &str) {
         // A passive checkpoint first in either case: before a `RESTART` it copies most of the
         // log without holding writes back, so that the `RESTART`, which does, copies only what
         // came since.
-        run(conn, location, Mode::Passive);
+        run(conn, location, CheckpointMode::PASSIVE);
         signal.passive_runs.fetch_add(1, Ordering::Relaxed);
-        if pages >= RESTART_PAGES && run(conn, location, Mode::Restart) {
+        if pages >= RESTART_PAGES && run(conn, location, CheckpointMode::RESTART) {
             // The commits that noted a checkpoint due meanwhile are copied: the `RESTART` held
             // writes back while it copied. The next commit starts the log over.
             signal.lock().due_pages = 0;
@@ -290,39 +290,27 @@ fn checkpoint_when_due(conn: &Connection, signal: &Signal, location: &str) {
     }
 }
 
-/// How far a checkpoint goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// As far as readers allow, never waiting for a lock.
-    Passive,
-    /// All of it, waiting for the writer of the moment and holding new writes back meanwhile;
-    /// the next commit then starts the log over.
-    Restart,
-}
-
-/// Copies the log back into the database file; whether it did all `mode` asks.
-fn run(conn: &Connection, location: &str, mode: Mode) -> bool {
-    let sql = match mode {
-        Mode::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
-        Mode::Restart => "PRAGMA wal_checkpoint(RESTART)",
-    };
-    match conn.query_row(sql, [], |row| {
-        Ok((
-            row.get::<_, i64>(0)?,
-            row.get::<_, i64>(1)?,
-            row.get::<_, i64>(2)?,
-        ))
-    }) {
-        Ok((busy, log, copied)) => {
+/// Copies the log back into the database file as far as `mode` asks: `PASSIVE`, as far as
+/// readers allow without waiting for a lock; `RESTART`, all of it, waiting for the writer of the
+/// moment and holding new writes back meanwhile, so that the next commit starts the log over.
+/// Whether it did all that.
+fn run(conn: &Connection, location: &str, mode: CheckpointMode) -> bool {
+    let restart = matches!(mode, CheckpointMode::RESTART);
+    match conn.wal_checkpoint_v2(Some(MAIN_DB), mode) {
+        Ok((log, copied)) => {
             tracing::debug!(
                 location,
-                ?mode,
-                busy = busy != 0,
+                restart,
                 log_pages = log,
                 copied_pages = copied,
                 "WAL checkpoint"
             );
-            busy == 0
+            true
+        }
+        // A `RESTART` that could not take the locks in time copied what it could.
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => {
+            tracing::debug!(location, restart, "WAL checkpoint did not finish: busy");
+            false
         }
         Err(e) => {
             tracing::warn!(location, error = %e, "WAL checkpoint failed; tried again after the next commits");
@@ -341,7 +329,6 @@ mod tests {
         let conn = Connection::open(dir.join("wal.db")).unwrap();
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-             PRAGMA wal_autocheckpoint = 0; \
              CREATE TABLE pad (x INTEGER PRIMARY KEY, v BLOB);",
         )
         .unwrap();

@@ -487,7 +487,7 @@ impl Worker {
             return Err(f);
         };
         // A transaction holding deferred writes already has the write lock; else take it, but
-        // never wait for another process's lock on this thread: no busy timeout while starting.
+        // never wait for another connection's lock on this thread (busy: queue to the store thread).
         if !self.deferred.is_open() {
             let began = without_waiting(|| control(&conn, "BEGIN IMMEDIATE"));
             match began {
