@@ -288,9 +288,13 @@ pub trait Store: Send + Sync + 'static {
     /// How many jobs of `queue` are pending, processing and failed — each counted up to `limit`
     /// (a count of `limit` means at least that many) — and when the oldest pending or
     /// processing job was accepted: the backlog gauges, sampled periodically, so it reads no
-    /// payload and at most `limit` index entries per state. The counts may lag writes by a
-    /// moment where the backend's index does (DynamoDB). The default reads the jobs themselves;
-    /// backends override it.
+    /// payload, at most `limit` index entries per state and one entry per open lane. The counts
+    /// may lag writes by a moment where the backend's index does (DynamoDB). A backend may count
+    /// the processing jobs among the lanes' heads (a job claimed just before an earlier one
+    /// joined its lane then counts as pending until it finishes), and may read the oldest
+    /// acceptance from the heads (SQLite: a job behind its lane's head that was accepted before
+    /// the head — X delivered it late — is not seen, so the age may read short by that delay).
+    /// The default reads the jobs themselves; backends override it.
     fn backlog(
         &self,
         queue: JobQueue,

@@ -21,13 +21,18 @@
 //! lock in steps of 100 µs (`schema::wait_for_locks`: SQLite's own busy handler sleeps 1, 2,
 //! 5 ms …, which made a 3 ms stall 8 ms).
 //!
-//! **How often.** Under sustained writes the log rarely starts over, so a checkpoint fell due at
-//! every commit and the checkpointer ran one after the other, each syncing the log and the
-//! database file: a quarter of the bridge's CPU at 10,000 acknowledgements a second. Below
-//! [`RESTART_PAGES`] a passive checkpoint now runs at most once per [`PASSIVE_INTERVAL`]: it copies
-//! what that time's commits wrote (mostly the same few pages again) with one pair of syncs. At low
-//! rates nothing changes (the log reaches [`CHECKPOINT_PAGES`] seconds apart, is copied at once and
-//! starts over). Measured in docs/performance.md, "Checkpoints once per 20 ms".
+//! **How often.** Under sustained writes the log rarely starts over, so a log past
+//! [`CHECKPOINT_PAGES`] made a checkpoint due at every commit, and the checkpointer ran one after
+//! the other, each syncing the log and the database file: a quarter of the bridge's CPU at 10,000
+//! acknowledgements a second. So a passive checkpoint is due only once the log has grown by
+//! [`CHECKPOINT_PAGES`] since the last one started (or has started over and reached that size
+//! again, as SQLite's own rule has it), and runs at most once per [`PASSIVE_INTERVAL`]: each copies
+//! what a thousand frames wrote (mostly the same few pages again) with one pair of syncs. At a few
+//! hundred DMs a second that is a checkpoint every few hundred milliseconds rather than every
+//! 20 ms; at 10,000 acknowledgements a second about every 35 ms. Once commits pause for
+//! [`PASSIVE_INTERVAL`], a log past [`CHECKPOINT_PAGES`] is copied back entirely whatever it grew
+//! by since, so that the next commit starts it over. Measured in docs/performance.md,
+//! "Checkpoints once per 20 ms" and "One index less, a checkpoint per thousand pages".
 //!
 //! **The bound holds without the checkpointer.** Its thread can be starved of CPU on a loaded
 //! machine while commits go on; then no checkpoint runs and the log would grow. So once the log
@@ -39,7 +44,7 @@
 //! A database in memory has no log and no checkpointer.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -51,7 +56,8 @@ use rusqlite::{Connection, ErrorCode, MAIN_DB, OpenFlags};
 use super::schema::wait_for_locks;
 use crate::OpenError;
 
-/// Pages in the log after which a checkpoint is due (SQLite's `wal_autocheckpoint` default).
+/// Pages of log after which a checkpoint is due: written since the last checkpoint copied the
+/// log, or since the log started over (SQLite's `wal_autocheckpoint` default).
 const CHECKPOINT_PAGES: i32 = 1000;
 
 /// Pages in the log (32 MB of 4 KiB pages) after which the checkpoint makes the log start over
@@ -86,7 +92,8 @@ enum Waiting {
     /// Nothing: it runs a checkpoint (and then looks at what fell due meanwhile).
     #[default]
     Not,
-    /// A commit that makes a checkpoint due.
+    /// A commit that makes a checkpoint due (or, with a log not copied back entirely, a pause of
+    /// the commits for [`PASSIVE_INTERVAL`]).
     Commits,
     /// The end of [`PASSIVE_INTERVAL`] (or the log reaching [`RESTART_PAGES`]).
     Interval,
@@ -96,6 +103,11 @@ enum Waiting {
 struct Signal {
     state: Mutex<State>,
     wake: Condvar,
+    /// Pages in the log at the last commit (written by the hook, without taking the lock).
+    last_commit: AtomicI32,
+    /// [`last_commit`](Self::last_commit) as the last checkpoint started: the next is due
+    /// [`CHECKPOINT_PAGES`] later, and once commits pause, the log past it is copied.
+    checkpointed_at: AtomicI32,
     /// Passive checkpoints the thread has run (read by the tests).
     passive_runs: AtomicU64,
 }
@@ -110,9 +122,24 @@ impl Signal {
         self.wake.notify_one();
     }
 
-    /// A commit left `pages` in the log, at least [`CHECKPOINT_PAGES`]. The thread is woken if it
-    /// waits for commits, or waits out [`PASSIVE_INTERVAL`] and the log has reached
-    /// [`RESTART_PAGES`].
+    /// A commit left `pages` in the log. A checkpoint is due once the log holds
+    /// [`CHECKPOINT_PAGES`] since the last checkpoint copied it, or that many since it started
+    /// over (fewer pages than that checkpoint saw).
+    fn committed(&self, pages: i32) {
+        self.last_commit.store(pages, Ordering::Relaxed);
+        let checkpointed = self.checkpointed_at.load(Ordering::Relaxed);
+        let since = if pages < checkpointed {
+            pages
+        } else {
+            pages - checkpointed
+        };
+        if since >= CHECKPOINT_PAGES || pages >= RESTART_PAGES {
+            self.due(pages);
+        }
+    }
+
+    /// A checkpoint is due with `pages` in the log. The thread is woken if it waits for commits,
+    /// or waits out [`PASSIVE_INTERVAL`] and the log has reached [`RESTART_PAGES`].
     fn due(&self, pages: i32) {
         let mut state = self.lock();
         state.due_pages = state.due_pages.max(pages);
@@ -209,9 +236,7 @@ fn install_hook(
         if pages >= BACKSTOP_PAGES && backstop(wal, pages, &location) {
             return Ok(());
         }
-        if pages >= CHECKPOINT_PAGES {
-            signal.due(pages);
-        }
+        signal.committed(pages);
         // An error here would fail the statement whose commit has already happened.
         Ok(())
     }))
@@ -254,10 +279,30 @@ fn checkpoint_when_due(conn: &Connection, signal: &Signal, location: &str) {
             }
             if state.due_pages == 0 {
                 state.waiting = Waiting::Commits;
-                state = signal
+                // The log holds commits past the last checkpoint, fewer than make one due: they
+                // are copied once commits pause for an interval, so that the log can start over
+                // (the next commit does that when it finds the log copied back entirely).
+                let last = signal.last_commit.load(Ordering::Relaxed);
+                let tail = last >= CHECKPOINT_PAGES
+                    && last != signal.checkpointed_at.load(Ordering::Relaxed);
+                if !tail {
+                    state = signal
+                        .wake
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    continue;
+                }
+                let (next, waited) = signal
                     .wake
-                    .wait(state)
+                    .wait_timeout(state, PASSIVE_INTERVAL)
                     .unwrap_or_else(PoisonError::into_inner);
+                state = next;
+                if waited.timed_out()
+                    && state.due_pages == 0
+                    && signal.last_commit.load(Ordering::Relaxed) == last
+                {
+                    state.due_pages = last;
+                }
                 continue;
             }
             let wait = last_passive.map_or(Duration::ZERO, |at| {
@@ -279,6 +324,12 @@ fn checkpoint_when_due(conn: &Connection, signal: &Signal, location: &str) {
         // A passive checkpoint first in either case: before a `RESTART` it copies most of the
         // log without holding writes back, so that the `RESTART`, which does, copies only what
         // came since.
+        // Even if it cannot copy everything (a reader holds an old snapshot), the next is due a
+        // thousand pages on.
+        signal.checkpointed_at.store(
+            signal.last_commit.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
         run(conn, location, CheckpointMode::PASSIVE);
         signal.passive_runs.fetch_add(1, Ordering::Relaxed);
         if pages >= RESTART_PAGES && run(conn, location, CheckpointMode::RESTART) {
@@ -366,6 +417,84 @@ mod tests {
         assert!(
             log <= bound,
             "the log grew to {log} bytes, past the backstop's {bound}"
+        );
+    }
+
+    /// While the log cannot start over (a reader holds an old snapshot), a passive checkpoint is
+    /// due once per [`CHECKPOINT_PAGES`] written, not after every commit past that size: ~3,000
+    /// pages in 300 commits spaced a millisecond apart make at most five, where a checkpoint after
+    /// every commit once per [`PASSIVE_INTERVAL`] made fifteen or more.
+    #[test]
+    fn a_passive_checkpoint_is_due_once_per_thousand_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = wal_file(dir.path());
+        let checkpointer = Checkpointer::start(&mut conn, "test").unwrap().unwrap();
+        let insert = |i: i64| {
+            // ~10 pages a commit (a row with overflow pages).
+            conn.execute("INSERT INTO pad (x, v) VALUES (?1, zeroblob(40000))", [i])
+                .unwrap();
+        };
+        insert(0);
+        let reader = Connection::open(dir.path().join("wal.db")).unwrap();
+        reader
+            .execute_batch("BEGIN; SELECT count(*) FROM pad;")
+            .unwrap();
+        for i in 1..=300_i64 {
+            insert(i);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(PASSIVE_INTERVAL * 2);
+        // The log cannot have started over: its file holds every frame since the first.
+        let page: u32 = conn
+            .query_row("PRAGMA page_size", [], |row| row.get(0))
+            .unwrap();
+        let pages = i32::try_from((log_bytes(dir.path()) - 32) / (u64::from(page) + 24)).unwrap();
+        let runs = checkpointer.signal.passive_runs.load(Ordering::Relaxed);
+        drop(checkpointer);
+        reader.execute_batch("COMMIT").unwrap();
+        assert!(
+            pages >= 2 * CHECKPOINT_PAGES,
+            "the log reached only {pages} pages"
+        );
+        let allowed = u64::try_from(pages / CHECKPOINT_PAGES).unwrap() + 2;
+        assert!(
+            (1..=allowed).contains(&runs),
+            "{runs} passive checkpoints for a log of {pages} pages"
+        );
+    }
+
+    /// Once commits pause for [`PASSIVE_INTERVAL`], a log past [`CHECKPOINT_PAGES`] is copied
+    /// back entirely, though the commits since the last checkpoint are too few to make the next
+    /// one due: the next commit starts the log over rather than leaving it to grow until a
+    /// thousand more pages come.
+    #[test]
+    fn the_log_is_copied_once_commits_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = wal_file(dir.path());
+        let checkpointer = Checkpointer::start(&mut conn, "test").unwrap().unwrap();
+        let insert = |i: i64| {
+            // ~10 pages a commit (a row with overflow pages).
+            conn.execute("INSERT INTO pad (x, v) VALUES (?1, zeroblob(40000))", [i])
+                .unwrap();
+        };
+        // ~1,100 pages: a checkpoint falls due at 1,000 and runs while the last commits go on.
+        for i in 0..110 {
+            insert(i);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while checkpointer.signal.passive_runs.load(Ordering::Relaxed) == 0 {
+            assert!(Instant::now() < deadline, "no checkpoint ran");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(PASSIVE_INTERVAL * 5);
+        insert(110);
+        let log: i32 = conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
+            .unwrap();
+        drop(checkpointer);
+        assert!(
+            log < CHECKPOINT_PAGES,
+            "the log holds {log} pages: what came after the last checkpoint was not copied"
         );
     }
 

@@ -10,7 +10,10 @@ use rusqlite::params;
 use xdm_core::jobs::{Backlog, FinalState, Job, JobKey, JobQueue, JobState, NewJob};
 use xdm_core::ports::StoreError;
 
-use super::rows::{execute_one, job_columns, job_from_row, query_all, query_one, sql_limit};
+use super::lanes::SQL_HEADS_SUMMARY;
+use super::rows::{
+    DbError, execute_one, job_columns, job_from_row, query_all, query_one, sql_limit,
+};
 use super::store::SqliteStore;
 use super::worker::Commit;
 
@@ -59,24 +62,46 @@ pub(super) const SQL_JOBS_ALL: &str = concat!(
     " FROM jobs WHERE queue = ?1 ORDER BY accepted_at_ms, key LIMIT ?2"
 );
 
-pub(super) const SQL_JOBS_IN_STATE: &str = concat!(
+/// Open jobs of one state (?2: 'pending' or 'processing'): the queue's range of
+/// `jobs_open_by_lane`, sorted. It reads every open job of the queue — an operator's listing, not a
+/// hot path; no index orders open jobs by acceptance, since each acceptance would write it.
+pub(super) const SQL_JOBS_OPEN_IN_STATE: &str = concat!(
     "SELECT ",
     job_columns!(),
-    " FROM jobs WHERE queue = ?1 AND state = ?2 ORDER BY accepted_at_ms, key LIMIT ?3"
+    " FROM jobs WHERE queue = ?1 AND state IN ('pending', 'processing') AND state = ?2 \
+     ORDER BY accepted_at_ms, key LIMIT ?3"
 );
 
-/// The backlog of one state: how many jobs (at most ?3) and the oldest one's acceptance, read
-/// from the `jobs_by_state` index alone.
-pub(super) const SQL_BACKLOG: &str = "SELECT COUNT(*), MIN(accepted_at_ms) FROM \
-     (SELECT accepted_at_ms FROM jobs WHERE queue = ?1 AND state = ?2 \
-      ORDER BY accepted_at_ms, key LIMIT ?3)";
+/// Failed jobs, in the order of `jobs_failed_by_acceptance`: `limit` index entries.
+pub(super) const SQL_JOBS_FAILED: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM jobs WHERE queue = ?1 AND state = 'failed' ORDER BY accepted_at_ms, key LIMIT ?2"
+);
+
+/// Done jobs: the queue's jobs read and sorted (done jobs are kept for the retention period, so
+/// this reads them all; operators list failed and open jobs, this is for a look at history).
+pub(super) const SQL_JOBS_DONE: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM jobs WHERE queue = ?1 AND state = 'done' ORDER BY accepted_at_ms, key LIMIT ?2"
+);
+
+/// Open jobs counted up to ?2, from `jobs_open_by_lane` alone.
+pub(super) const SQL_COUNT_OPEN: &str = "SELECT COUNT(*) FROM \
+     (SELECT 1 FROM jobs WHERE queue = ?1 AND state IN ('pending', 'processing') LIMIT ?2)";
+
+/// Failed jobs counted up to ?2, from `jobs_failed_by_acceptance` alone.
+pub(super) const SQL_COUNT_FAILED: &str = "SELECT COUNT(*) FROM \
+     (SELECT 1 FROM jobs WHERE queue = ?1 AND state = 'failed' LIMIT ?2)";
 
 pub(super) const SQL_RETRY_FAILED: &str = "UPDATE jobs SET state = 'pending', attempts = 0, not_before_ms = ?3, updated_at_ms = ?3, \
      first_claimed_at_ms = NULL \
      WHERE queue = ?1 AND key = ?2 AND state = 'failed'";
 
+/// Every claim of the queue given back: its range of `jobs_open_by_lane`.
 pub(super) const SQL_RELEASE_CLAIMS: &str = "UPDATE jobs SET state = 'pending', lease_until_ms = 0, not_before_ms = ?2, updated_at_ms = ?2 \
-     WHERE queue = ?1 AND state = 'processing'";
+     WHERE queue = ?1 AND state IN ('pending', 'processing') AND state = 'processing'";
 
 pub(super) async fn enqueue(store: &SqliteStore, jobs: &[NewJob]) -> Result<Vec<bool>, StoreError> {
     if jobs.is_empty() {
@@ -247,54 +272,71 @@ pub(super) async fn jobs(
     }
     store
         .worker
-        .call("jobs", move |conn| match state {
-            None => query_all(
-                conn,
-                SQL_JOBS_ALL,
-                params![queue.as_str(), sql_limit(limit)],
-                job_from_row,
-            ),
-            Some(state) => query_all(
-                conn,
-                SQL_JOBS_IN_STATE,
-                params![queue.as_str(), state.as_str(), sql_limit(limit)],
-                job_from_row,
-            ),
+        .call("jobs", move |conn| {
+            let q = queue.as_str();
+            let limit = sql_limit(limit);
+            match state {
+                None => query_all(conn, SQL_JOBS_ALL, params![q, limit], job_from_row),
+                Some(state @ (JobState::Pending | JobState::Processing)) => query_all(
+                    conn,
+                    SQL_JOBS_OPEN_IN_STATE,
+                    params![q, state.as_str(), limit],
+                    job_from_row,
+                ),
+                Some(JobState::Failed) => {
+                    query_all(conn, SQL_JOBS_FAILED, params![q, limit], job_from_row)
+                }
+                Some(JobState::Done) => {
+                    query_all(conn, SQL_JOBS_DONE, params![q, limit], job_from_row)
+                }
+            }
         })
         .await
 }
 
+/// As the DynamoDB store counts it: the lanes' heads say how many jobs are processing (a claim is
+/// always of its lane's head; a job claimed just before an earlier one joined its lane counts as
+/// pending until it finishes) and when the oldest open job was accepted, the open jobs counted up
+/// to `limit` beside them are the rest. The heads' earliest acceptance is the oldest open job's
+/// but for a job behind its lane's head accepted before it: one X delivered after a later DM of
+/// the same customer, by as long as X held it back. No index orders open jobs by acceptance: each
+/// acceptance would write one more b-tree page (docs/performance.md, "One index less, a
+/// checkpoint per thousand pages").
 pub(super) async fn backlog(
     store: &SqliteStore,
     queue: JobQueue,
     limit: usize,
 ) -> Result<Backlog, StoreError> {
+    if limit == 0 {
+        return Ok(Backlog::default());
+    }
     store
         .worker
         .call("backlog", move |conn| {
-            let mut backlog = Backlog::default();
-            for state in [JobState::Pending, JobState::Processing, JobState::Failed] {
-                let (count, oldest) = query_one(
+            let q = queue.as_str();
+            let (processing, oldest) = query_one(conn, SQL_HEADS_SUMMARY, params![q], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?))
+            })?
+            .unwrap_or((0, None));
+            let processing = u64::try_from(processing).unwrap_or(0);
+            let count = |sql: &str, limit: u64| -> Result<u64, DbError> {
+                let n = query_one(
                     conn,
-                    SQL_BACKLOG,
-                    params![queue.as_str(), state.as_str(), sql_limit(limit)],
-                    |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?)),
+                    sql,
+                    params![q, i64::try_from(limit).unwrap_or(i64::MAX)],
+                    |row| Ok(row.get::<_, i64>(0)?),
                 )?
-                .unwrap_or((0, None));
-                let count = u64::try_from(count).unwrap_or(0);
-                match state {
-                    JobState::Pending => backlog.pending = count,
-                    JobState::Processing => backlog.processing = count,
-                    _ => backlog.failed = count,
-                }
-                if state != JobState::Failed
-                    && let Some(at) = oldest
-                {
-                    backlog.oldest_open_accepted_ms =
-                        Some(backlog.oldest_open_accepted_ms.map_or(at, |o| o.min(at)));
-                }
-            }
-            Ok(backlog)
+                .unwrap_or(0);
+                Ok(u64::try_from(n).unwrap_or(0))
+            };
+            let limit = limit as u64;
+            let open = count(SQL_COUNT_OPEN, limit.saturating_add(processing))?;
+            Ok(Backlog {
+                pending: open.saturating_sub(processing).min(limit),
+                processing: processing.min(limit),
+                failed: count(SQL_COUNT_FAILED, limit)?,
+                oldest_open_accepted_ms: oldest,
+            })
         })
         .await
 }

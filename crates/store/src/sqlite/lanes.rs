@@ -11,30 +11,56 @@ use super::store::SqliteStore;
 
 // `pub(super)` so the unit tests (`tests.rs`) can check the query plans.
 
-/// Heads, one index seek per lane rather than one probe per open job: `lanes` hops through the
-/// distinct lanes of the queue's open jobs in `jobs_open_by_lane` (a skip-scan), each lane's head
-/// is the first entry of its range, then heads under an unexpired lease are dropped and the rest
-/// sorted soonest due first. Measured with 10k open jobs beside 200k done ones (release build):
-/// 10 lanes 0.25 ms vs 15 ms for a NOT EXISTS probe per open job; 1,000 lanes 2-4 ms vs 10-17 ms;
-/// 10,000 one-job lanes 25-31 ms vs 10-18 ms. Backlogs gather in busy lanes, hence this form.
+/// The distinct lanes of queue ?1's open jobs, as the recursive table `lanes(name)`: a hop from
+/// one lane to the next in `jobs_open_by_lane` (a skip-scan), one index seek per lane rather than
+/// one step per open job.
+macro_rules! open_lanes {
+    () => {
+        "WITH RECURSIVE lanes(name) AS ( \
+             SELECT min(lane) FROM jobs \
+             WHERE queue = ?1 AND state IN ('pending', 'processing') \
+           UNION ALL \
+             SELECT (SELECT min(n.lane) FROM jobs AS n \
+                     WHERE n.queue = ?1 AND n.state IN ('pending', 'processing') \
+                       AND n.lane > lanes.name) \
+             FROM lanes WHERE lanes.name IS NOT NULL) "
+    };
+}
+
+/// Joins each lane of [`open_lanes`] to its head `j`: the first entry of its range in
+/// `jobs_open_by_lane` (one index seek).
+macro_rules! lane_heads_join {
+    () => {
+        " FROM lanes JOIN jobs AS j ON j.rowid = \
+             (SELECT h.rowid FROM jobs AS h \
+              WHERE h.queue = ?1 AND h.lane = lanes.name AND h.state IN ('pending', 'processing') \
+              ORDER BY h.order_key, h.key LIMIT 1) "
+    };
+}
+
+/// Heads, one index seek per lane rather than one probe per open job: [`open_lanes`] hops through
+/// the distinct lanes, each lane's head is the first entry of its range, then heads under an
+/// unexpired lease are dropped and the rest sorted soonest due first. Measured with 10k open jobs
+/// beside 200k done ones (release build): 10 lanes 0.25 ms vs 15 ms for a NOT EXISTS probe per
+/// open job; 1,000 lanes 2-4 ms vs 10-17 ms; 10,000 one-job lanes 25-31 ms vs 10-18 ms. Backlogs
+/// gather in busy lanes, hence this form.
 pub(super) const SQL_LANE_HEADS: &str = concat!(
-    "WITH RECURSIVE lanes(name) AS ( \
-         SELECT min(lane) FROM jobs \
-         WHERE queue = ?1 AND state IN ('pending', 'processing') \
-       UNION ALL \
-         SELECT (SELECT min(n.lane) FROM jobs AS n \
-                 WHERE n.queue = ?1 AND n.state IN ('pending', 'processing') \
-                   AND n.lane > lanes.name) \
-         FROM lanes WHERE lanes.name IS NOT NULL) \
-     SELECT ",
+    open_lanes!(),
+    "SELECT ",
     job_columns!(),
-    " FROM lanes JOIN jobs AS j ON j.rowid = \
-         (SELECT h.rowid FROM jobs AS h \
-          WHERE h.queue = ?1 AND h.lane = lanes.name AND h.state IN ('pending', 'processing') \
-          ORDER BY h.order_key, h.key LIMIT 1) \
-     WHERE NOT (j.state = 'processing' AND j.lease_until_ms > ?2) \
+    lane_heads_join!(),
+    "WHERE NOT (j.state = 'processing' AND j.lease_until_ms > ?2) \
      ORDER BY CASE j.state WHEN 'processing' THEN j.lease_until_ms ELSE j.not_before_ms END, j.key \
      LIMIT ?3"
+);
+
+/// For the backlog: how many lanes' heads are processing, and the earliest acceptance among the
+/// heads (see [`backlog`](super::jobs::backlog) for why that is the oldest open job's). One index
+/// seek per lane, whatever the number of open jobs.
+pub(super) const SQL_HEADS_SUMMARY: &str = concat!(
+    open_lanes!(),
+    "SELECT COUNT(*) FILTER (WHERE j.state = 'processing'), MIN(j.accepted_at_ms)",
+    lane_heads_join!()
 );
 
 /// One lane's head: the first entry of its range in `jobs_open_by_lane` (one index seek), unless

@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use super::jobs::{SQL_BACKLOG, SQL_CLAIM, SQL_JOB, SQL_JOBS_IN_STATE, SQL_RELEASE_CLAIMS};
-use super::lanes::{SQL_LANE_HEADS, SQL_LANE_JOBS};
+use super::jobs::{
+    SQL_CLAIM, SQL_COUNT_FAILED, SQL_COUNT_OPEN, SQL_ENQUEUE, SQL_FINISH, SQL_JOB, SQL_JOBS_FAILED,
+    SQL_JOBS_OPEN_IN_STATE, SQL_RELEASE_CLAIMS,
+};
+use super::lanes::{SQL_HEADS_SUMMARY, SQL_LANE_HEADS, SQL_LANE_JOBS};
 use super::purge::{SQL_PURGE_JOBS, SQL_PURGE_PROFILES, SQL_PURGE_SESSIONS};
 use super::records::{
     SQL_DELETE_RECORD_VERSION, SQL_PUT_RECORD_VERSION, SQL_RECORD, SQL_RECORDS_BY_PREFIX,
@@ -155,9 +158,16 @@ fn hot_queries_use_the_indexes() {
         (SQL_PURGE_JOBS, 1, "jobs_finished_by_age"),
         (SQL_PURGE_SESSIONS, 1, "sessions_ended_by_age"),
         (SQL_PURGE_PROFILES, 1, "profiles_by_expiry"),
-        (SQL_JOBS_IN_STATE, 3, "jobs_by_state"),
-        (SQL_BACKLOG, 3, "jobs_by_state"),
-        (SQL_RELEASE_CLAIMS, 2, "jobs_by_state"),
+        (SQL_JOBS_OPEN_IN_STATE, 3, "jobs_open_by_lane"),
+        (SQL_JOBS_FAILED, 2, "jobs_failed_by_acceptance"),
+        (SQL_COUNT_OPEN, 2, "jobs_open_by_lane"),
+        (
+            SQL_COUNT_FAILED,
+            2,
+            "COVERING INDEX jobs_failed_by_acceptance",
+        ),
+        (SQL_HEADS_SUMMARY, 1, "jobs_open_by_lane"),
+        (SQL_RELEASE_CLAIMS, 2, "jobs_open_by_lane"),
         (SQL_RECORD, 1, "sqlite_autoindex_records_1"),
         (SQL_RECORDS_BY_PREFIX, 1, "sqlite_autoindex_records_1"),
         (SQL_PUT_RECORD_VERSION, 4, "sqlite_autoindex_records_1"),
@@ -167,6 +177,69 @@ fn hot_queries_use_the_indexes() {
         assert!(p.contains(index), "{sql}\n{p}");
         assert!(!scans(&p), "{sql}\n{p}");
     }
+}
+
+/// The b-trees a job's life writes. An open job is in the table, its primary key and
+/// `jobs_open_by_lane`, and in no other index: each one more would be one more page written per
+/// acceptance and an entry moved per claim and finish (docs/performance.md, "One index less, a
+/// checkpoint per thousand pages"). A failed job is in `jobs_failed_by_acceptance`, a finished
+/// one in `jobs_finished_by_age`.
+#[test]
+fn an_open_job_is_indexed_by_its_key_and_its_lane_only() {
+    let (_dir, conn) = conn(&SqliteOptions::default());
+    // Entries per b-tree of the jobs table (a leaf cell is an entry; these trees are one page).
+    let entries = || -> Vec<(String, i64)> {
+        let mut stmt = conn
+            .prepare(
+                "SELECT name, SUM(ncell) FROM dbstat WHERE pagetype = 'leaf' \
+                 AND name IN (SELECT name FROM sqlite_schema WHERE tbl_name = 'jobs') \
+                 GROUP BY name ORDER BY name",
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let expect = |table, key, lane, failed, finished| {
+        [
+            ("jobs", table),
+            ("jobs_failed_by_acceptance", failed),
+            ("jobs_finished_by_age", finished),
+            ("jobs_open_by_lane", lane),
+            ("sqlite_autoindex_jobs_1", key),
+        ]
+        .map(|(name, n)| (name.to_owned(), n))
+        .to_vec()
+    };
+    let run = |sql: &str, params: &[&dyn rusqlite::ToSql]| {
+        let n = conn.execute(sql, params).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(n, 1, "{sql}");
+    };
+    for key in ["a", "b"] {
+        run(
+            SQL_ENQUEUE,
+            rusqlite::params!["inbound", key, key, 1_i64, "{}", 10_i64, 10_i64],
+        );
+    }
+    assert_eq!(entries(), expect(2, 2, 2, 0, 0));
+    for key in ["a", "b"] {
+        run(
+            SQL_CLAIM,
+            rusqlite::params!["inbound", key, 20_i64, 500_i64],
+        );
+    }
+    assert_eq!(entries(), expect(2, 2, 2, 0, 0));
+    run(
+        SQL_FINISH,
+        rusqlite::params!["inbound", "a", 1_i64, "failed", "gone", 30_i64],
+    );
+    assert_eq!(entries(), expect(2, 2, 1, 1, 1));
+    run(
+        SQL_FINISH,
+        rusqlite::params!["inbound", "b", 1_i64, "done", None::<&str>, 30_i64],
+    );
+    assert_eq!(entries(), expect(2, 2, 0, 1, 2));
 }
 
 #[test]
@@ -239,6 +312,74 @@ fn a_version_1_database_upgrades() {
     assert_eq!(claimed, 1);
     let job = read(&conn);
     assert_eq!((job.attempts, job.first_claimed_at_ms), (3, Some(600)));
+}
+
+/// A database of schema version 3 (with `jobs_by_state`) opens and is migrated: that index is
+/// gone, its failed jobs are in `jobs_failed_by_acceptance` and listed from it, oldest first.
+#[test]
+fn a_version_3_database_upgrades() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("v3.db");
+    {
+        let v3 = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        for migration in &schema::MIGRATIONS[..3] {
+            v3.execute_batch(migration)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        v3.pragma_update(None, "user_version", 3_i64)
+            .unwrap_or_else(|e| panic!("{e}"));
+        for (key, state, accepted) in [
+            ("late", "failed", 30),
+            ("open", "pending", 5),
+            ("early", "failed", 10),
+            ("ok", "done", 1),
+        ] {
+            v3.execute(
+                "INSERT INTO jobs (queue, key, lane, order_key, payload, state, attempts, \
+                 accepted_at_ms, not_before_ms, updated_at_ms) \
+                 VALUES ('inbound', ?1, ?1, 1, '{}', ?2, 1, ?3, 0, 40)",
+                rusqlite::params![key, state, accepted],
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    let conn = open_connection(Target::File(&path), "v3.db", &SqliteOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pragma(&conn, "user_version"), SCHEMA_VERSION.to_string());
+    let indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'jobs' ORDER BY name")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |row| row.get(0))?
+                .collect::<Result<_, _>>()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        indexes,
+        [
+            "jobs_failed_by_acceptance",
+            "jobs_finished_by_age",
+            "jobs_open_by_lane",
+            "sqlite_autoindex_jobs_1"
+        ]
+    );
+    let failed: Vec<String> = conn
+        .prepare(SQL_JOBS_FAILED)
+        .and_then(|mut stmt| {
+            stmt.query_map(rusqlite::params!["inbound", 10_i64], |row| {
+                Ok(job_from_row(row))
+            })?
+            .collect::<Result<Vec<_>, _>>()
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|job| {
+            job.unwrap_or_else(|e| panic!("{e:?}"))
+                .key
+                .as_str()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(failed, ["early", "late"]);
 }
 
 /// The database and the files SQLite makes beside it are readable by their owner only (the
