@@ -29,7 +29,7 @@
 //! again, as SQLite's own rule has it), and runs at most once per [`PASSIVE_INTERVAL`]: each copies
 //! what a thousand frames wrote (mostly the same few pages again) with one pair of syncs. At a few
 //! hundred DMs a second that is a checkpoint every few hundred milliseconds rather than every
-//! 20 ms; at 10,000 acknowledgements a second about every 35 ms. Once commits pause for
+//! 20 ms; at 10,000 acknowledgements a second about every 30 ms. Once commits pause for
 //! [`PASSIVE_INTERVAL`], a log past [`CHECKPOINT_PAGES`] is copied back entirely whatever it grew
 //! by since, so that the next commit starts it over. Measured in docs/performance.md,
 //! "Checkpoints once per 20 ms" and "One index less, a checkpoint per thousand pages".
@@ -56,8 +56,8 @@ use rusqlite::{Connection, ErrorCode, MAIN_DB, OpenFlags};
 use super::schema::wait_for_locks;
 use crate::OpenError;
 
-/// Pages of log after which a checkpoint is due: written since the last checkpoint copied the
-/// log, or since the log started over (SQLite's `wal_autocheckpoint` default).
+/// Pages of log after which a checkpoint is due: written since the last checkpoint started, or
+/// since the log started over (SQLite's `wal_autocheckpoint` default).
 const CHECKPOINT_PAGES: i32 = 1000;
 
 /// Pages in the log (32 MB of 4 KiB pages) after which the checkpoint makes the log start over
@@ -123,8 +123,8 @@ impl Signal {
     }
 
     /// A commit left `pages` in the log. A checkpoint is due once the log holds
-    /// [`CHECKPOINT_PAGES`] since the last checkpoint copied it, or that many since it started
-    /// over (fewer pages than that checkpoint saw).
+    /// [`CHECKPOINT_PAGES`] written since the last checkpoint started, or that many since it
+    /// started over (fewer pages than that checkpoint saw).
     fn committed(&self, pages: i32) {
         self.last_commit.store(pages, Ordering::Relaxed);
         let checkpointed = self.checkpointed_at.load(Ordering::Relaxed);
@@ -279,9 +279,10 @@ fn checkpoint_when_due(conn: &Connection, signal: &Signal, location: &str) {
             }
             if state.due_pages == 0 {
                 state.waiting = Waiting::Commits;
-                // The log holds commits past the last checkpoint, fewer than make one due: they
-                // are copied once commits pause for an interval, so that the log can start over
-                // (the next commit does that when it finds the log copied back entirely).
+                // A log past CHECKPOINT_PAGES holding commits made since the last checkpoint
+                // started (too few to make the next one due) is copied once commits pause for an
+                // interval, so that it can start over (the next commit does that when it finds the
+                // log copied back entirely).
                 let last = signal.last_commit.load(Ordering::Relaxed);
                 let tail = last >= CHECKPOINT_PAGES
                     && last != signal.checkpointed_at.load(Ordering::Relaxed);
@@ -321,15 +322,15 @@ fn checkpoint_when_due(conn: &Connection, signal: &Signal, location: &str) {
         state.waiting = Waiting::Not;
         let pages = std::mem::take(&mut state.due_pages);
         drop(state);
-        // A passive checkpoint first in either case: before a `RESTART` it copies most of the
-        // log without holding writes back, so that the `RESTART`, which does, copies only what
-        // came since.
-        // Even if it cannot copy everything (a reader holds an old snapshot), the next is due a
-        // thousand pages on.
+        // The next is due a thousand pages on, even if this one cannot copy everything (a
+        // reader holds an old snapshot).
         signal.checkpointed_at.store(
             signal.last_commit.load(Ordering::Relaxed),
             Ordering::Relaxed,
         );
+        // A passive checkpoint first in either case: before a `RESTART` it copies most of the
+        // log without holding writes back, so that the `RESTART`, which does, copies only what
+        // came since.
         run(conn, location, CheckpointMode::PASSIVE);
         signal.passive_runs.fetch_add(1, Ordering::Relaxed);
         if pages >= RESTART_PAGES && run(conn, location, CheckpointMode::RESTART) {
