@@ -34,6 +34,9 @@ const LOGIN: &str = include_str!("operator_login.html");
 /// Events listed per queue and kind.
 const LISTED: usize = 100;
 
+/// Lanes' heads read per queue to find the events waiting for a retry.
+const HEADS_READ: usize = 1_000;
+
 /// The operator page (behind the admin listener's authentication).
 pub(super) async fn page() -> Response {
     html(StatusCode::OK, PAGE)
@@ -115,10 +118,18 @@ pub(super) async fn overview(State(state): State<Arc<AppState>>) -> Response {
             Ok(jobs) => failed.extend(jobs.iter().map(job_view)),
             Err(e) => return store_unavailable(&e),
         }
-        match store.jobs(queue, Some(JobState::Pending), LISTED).await {
-            Ok(jobs) => {
-                retrying.extend(jobs.iter().filter(|j| j.last_error.is_some()).map(job_view))
-            }
+        // Waiting for a retry: pending with an earlier attempt's error. Such a job keeps its
+        // lane's head until it is done, so the lanes' heads (one per chat or customer) hold them
+        // all: no listing of every pending job by age, which the SQLite store sorts afresh on
+        // each of this page's refreshes (every 2 s).
+        match store.lane_heads(queue, now, HEADS_READ).await {
+            Ok(heads) => retrying.extend(
+                heads
+                    .iter()
+                    .filter(|j| j.state == JobState::Pending && j.last_error.is_some())
+                    .take(LISTED)
+                    .map(job_view),
+            ),
             Err(e) => return store_unavailable(&e),
         }
     }

@@ -266,3 +266,59 @@ async fn the_operator_page_logs_in_with_the_token_shows_a_failed_event_and_re_dr
     assert_eq!(get("/api/overview").await.unwrap().status(), 401);
     app.stop().await;
 }
+
+/// The operator page lists a reply waiting for its retry with the error of its attempt, and
+/// only while it waits: it is read from the lanes' heads, which such a job holds.
+#[tokio::test]
+async fn the_operator_page_shows_a_reply_waiting_for_its_retry() {
+    use xdm_sandbox::{FaultOp, FaultProfile};
+
+    let app = spawn_app_with(SandboxConfig::default(), |c| {
+        // The retry comes long after the test looks.
+        c.delivery.retry_base_ms = 600_000;
+    })
+    .await;
+    let chat = app.open_chat("is it in stock?").await;
+    app.sandbox
+        .agent_accept(&chat.contact_id, "Enrique")
+        .unwrap();
+    let overview = || async {
+        let res = app.admin_get("/api/overview").await;
+        assert_eq!(res.status(), 200);
+        res.json::<serde_json::Value>().await.unwrap()
+    };
+    assert_eq!(overview().await["retrying"], serde_json::json!([]));
+
+    app.sandbox
+        .set_fault_profile(FaultOp::CreateDm, FaultProfile::errors(1.0))
+        .unwrap();
+    app.sandbox
+        .agent_send(&chat.contact_id, "Yes, two left.", "text/plain")
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let retrying = loop {
+        let retrying = overview().await["retrying"].clone();
+        if retrying.as_array().is_some_and(|r| !r.is_empty()) {
+            break retrying;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no reply waiting for a retry on the page"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let listed = retrying.as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{retrying}");
+    assert_eq!(listed[0]["queue"], "outbound");
+    assert_eq!(listed[0]["state"], "pending");
+    assert_eq!(listed[0]["attempts"], 1);
+    assert!(
+        listed[0]["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("503"),
+        "{retrying}"
+    );
+    assert!(app.dm_texts().is_empty());
+    app.stop().await;
+}
