@@ -45,7 +45,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -113,7 +113,7 @@ struct Signal {
 }
 
 impl Signal {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -278,32 +278,7 @@ fn checkpoint_when_due(conn: &Connection, signal: &Signal, location: &str) {
                 break;
             }
             if state.due_pages == 0 {
-                state.waiting = Waiting::Commits;
-                // A log past CHECKPOINT_PAGES holding commits made since the last checkpoint
-                // started (too few to make the next one due) is copied once commits pause for an
-                // interval, so that it can start over (the next commit does that when it finds the
-                // log copied back entirely).
-                let last = signal.last_commit.load(Ordering::Relaxed);
-                let tail = last >= CHECKPOINT_PAGES
-                    && last != signal.checkpointed_at.load(Ordering::Relaxed);
-                if !tail {
-                    state = signal
-                        .wake
-                        .wait(state)
-                        .unwrap_or_else(PoisonError::into_inner);
-                    continue;
-                }
-                let (next, waited) = signal
-                    .wake
-                    .wait_timeout(state, PASSIVE_INTERVAL)
-                    .unwrap_or_else(PoisonError::into_inner);
-                state = next;
-                if waited.timed_out()
-                    && state.due_pages == 0
-                    && signal.last_commit.load(Ordering::Relaxed) == last
-                {
-                    state.due_pages = last;
-                }
+                state = wait_for_commits(signal, state);
                 continue;
             }
             let wait = last_passive.map_or(Duration::ZERO, |at| {
@@ -340,6 +315,35 @@ fn checkpoint_when_due(conn: &Connection, signal: &Signal, location: &str) {
         }
         last_passive = Some(Instant::now());
     }
+}
+
+/// Nothing is due: waits until a commit makes a checkpoint due. A log past [`CHECKPOINT_PAGES`]
+/// holding commits made since the last checkpoint started (too few to make the next one due) is
+/// made due once the commits pause for [`PASSIVE_INTERVAL`], so that it is copied back entirely
+/// and the next commit starts it over.
+fn wait_for_commits<'a>(
+    signal: &'a Signal,
+    mut state: MutexGuard<'a, State>,
+) -> MutexGuard<'a, State> {
+    state.waiting = Waiting::Commits;
+    let last = signal.last_commit.load(Ordering::Relaxed);
+    if last < CHECKPOINT_PAGES || last == signal.checkpointed_at.load(Ordering::Relaxed) {
+        return signal
+            .wake
+            .wait(state)
+            .unwrap_or_else(PoisonError::into_inner);
+    }
+    let (mut state, waited) = signal
+        .wake
+        .wait_timeout(state, PASSIVE_INTERVAL)
+        .unwrap_or_else(PoisonError::into_inner);
+    if waited.timed_out()
+        && state.due_pages == 0
+        && signal.last_commit.load(Ordering::Relaxed) == last
+    {
+        state.due_pages = last;
+    }
+    state
 }
 
 /// Copies the log back into the database file as far as `mode` asks: `PASSIVE`, as far as
@@ -387,13 +391,36 @@ mod tests {
         conn
     }
 
-    /// The most bytes the log may hold: [`BACKSTOP_PAGES`] and one commit's pages (fewer than
-    /// 20 here), each frame a page and a 24-byte header, after the log's 32-byte header.
-    fn log_bound(conn: &Connection) -> u64 {
-        let page: i64 = conn
+    /// A commit of ~10 pages (a row with overflow pages).
+    fn commit_ten_pages(conn: &Connection, i: i64) {
+        conn.execute("INSERT INTO pad (x, v) VALUES (?1, zeroblob(40000))", [i])
+            .unwrap();
+    }
+
+    /// Bytes of a frame in the log: a page and its 24-byte header.
+    fn frame_bytes(conn: &Connection) -> u64 {
+        let page: u32 = conn
             .query_row("PRAGMA page_size", [], |row| row.get(0))
             .unwrap();
-        (u64::try_from(BACKSTOP_PAGES).unwrap() + 20) * (u64::try_from(page).unwrap() + 24) + 32
+        u64::from(page) + 24
+    }
+
+    /// The most bytes the log may hold: [`BACKSTOP_PAGES`] and one commit's pages (fewer than
+    /// 20 here), after the log's 32-byte header.
+    fn log_bound(conn: &Connection) -> u64 {
+        (u64::try_from(BACKSTOP_PAGES).unwrap() + 20) * frame_bytes(conn) + 32
+    }
+
+    /// Waits (up to 10 s) until the checkpointer has run a passive checkpoint; how many it ran.
+    fn passive_runs_after_the_first(checkpointer: &Checkpointer) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let runs = checkpointer.signal.passive_runs.load(Ordering::Relaxed);
+            if runs > 0 || Instant::now() >= deadline {
+                return runs;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     fn log_bytes(dir: &std::path::Path) -> u64 {
@@ -409,9 +436,7 @@ mod tests {
         let mut conn = wal_file(dir.path());
         install_hook(&mut conn, Arc::new(Signal::default()), "test").unwrap();
         for i in 0..2000_i64 {
-            // ~10 pages a commit (a row with overflow pages).
-            conn.execute("INSERT INTO pad (x, v) VALUES (?1, zeroblob(40000))", [i])
-                .unwrap();
+            commit_ten_pages(&conn, i);
         }
         let bound = log_bound(&conn);
         let log = log_bytes(dir.path());
@@ -430,26 +455,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut conn = wal_file(dir.path());
         let checkpointer = Checkpointer::start(&mut conn, "test").unwrap().unwrap();
-        let insert = |i: i64| {
-            // ~10 pages a commit (a row with overflow pages).
-            conn.execute("INSERT INTO pad (x, v) VALUES (?1, zeroblob(40000))", [i])
-                .unwrap();
-        };
-        insert(0);
+        commit_ten_pages(&conn, 0);
         let reader = Connection::open(dir.path().join("wal.db")).unwrap();
         reader
             .execute_batch("BEGIN; SELECT count(*) FROM pad;")
             .unwrap();
         for i in 1..=300_i64 {
-            insert(i);
+            commit_ten_pages(&conn, i);
             std::thread::sleep(Duration::from_millis(1));
         }
         std::thread::sleep(PASSIVE_INTERVAL * 2);
         // The log cannot have started over: its file holds every frame since the first.
-        let page: u32 = conn
-            .query_row("PRAGMA page_size", [], |row| row.get(0))
-            .unwrap();
-        let pages = i32::try_from((log_bytes(dir.path()) - 32) / (u64::from(page) + 24)).unwrap();
+        let pages = i32::try_from((log_bytes(dir.path()) - 32) / frame_bytes(&conn)).unwrap();
         let runs = checkpointer.signal.passive_runs.load(Ordering::Relaxed);
         drop(checkpointer);
         reader.execute_batch("COMMIT").unwrap();
@@ -473,22 +490,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut conn = wal_file(dir.path());
         let checkpointer = Checkpointer::start(&mut conn, "test").unwrap().unwrap();
-        let insert = |i: i64| {
-            // ~10 pages a commit (a row with overflow pages).
-            conn.execute("INSERT INTO pad (x, v) VALUES (?1, zeroblob(40000))", [i])
-                .unwrap();
-        };
         // ~1,100 pages: a checkpoint falls due at 1,000 and runs while the last commits go on.
         for i in 0..110 {
-            insert(i);
+            commit_ten_pages(&conn, i);
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while checkpointer.signal.passive_runs.load(Ordering::Relaxed) == 0 {
-            assert!(Instant::now() < deadline, "no checkpoint ran");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        assert!(
+            passive_runs_after_the_first(&checkpointer) > 0,
+            "no checkpoint ran"
+        );
         std::thread::sleep(PASSIVE_INTERVAL * 5);
-        insert(110);
+        commit_ten_pages(&conn, 110);
         let log: i32 = conn
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
             .unwrap();
@@ -514,14 +525,8 @@ mod tests {
                 .unwrap();
         }
         // The checkpoint due at the end runs once the thread gets the CPU.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while checkpointer.signal.passive_runs.load(Ordering::Relaxed) == 0
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let runs = passive_runs_after_the_first(&checkpointer);
         let elapsed = started.elapsed();
-        let runs = checkpointer.signal.passive_runs.load(Ordering::Relaxed);
         drop(checkpointer);
         let allowed = elapsed.as_millis() / PASSIVE_INTERVAL.as_millis() + 2;
         assert!(

@@ -102,7 +102,6 @@ impl SqliteStore {
 fn worker_options(options: &SqliteOptions) -> WorkerOptions {
     WorkerOptions {
         inline: options.synchronous == Synchronous::Normal,
-        busy_timeout: options.busy_timeout,
         deferred_commit_within: options.deferred_commit_within,
     }
 }

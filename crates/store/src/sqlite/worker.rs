@@ -50,7 +50,7 @@ use xdm_core::ports::StoreError;
 
 use super::checkpoints::Checkpointer;
 use super::rows::DbError;
-use super::schema::{wait_for_locks, without_waiting};
+use super::schema::without_waiting;
 use crate::OpenError;
 
 /// Calls waiting for the connection before callers wait to enqueue more.
@@ -155,9 +155,6 @@ pub(crate) struct WorkerOptions {
     /// Calls may run on the caller's thread when the connection is free (not with
     /// `synchronous=FULL`, whose every commit syncs the disk).
     pub inline: bool,
-    /// How long the store thread waits for another connection's lock (the connection's busy
-    /// handler, `schema::wait_for_locks`); an inline write's `BEGIN` does not wait at all.
-    pub busy_timeout: Duration,
     /// The longest a deferred write waits for its commit; zero: none is deferred.
     pub deferred_commit_within: Duration,
 }
@@ -233,7 +230,10 @@ fn commit_deferred(conn: &Connection, deferred: &Deferred, location: &str) {
 }
 
 impl Worker {
-    /// Starts the thread and opens the connection on it with `open`.
+    /// Starts the thread and opens the connection on it with `open`, which gives it the busy
+    /// handler `schema::wait_for_locks` (as `schema::open_connection` does): the store thread
+    /// waits for another connection's lock up to its timeout, an inline write's `BEGIN` not at
+    /// all (`without_waiting`).
     pub(crate) async fn start<F>(
         location: String,
         options: WorkerOptions,
@@ -262,13 +262,6 @@ impl Worker {
             .name("xdm-sqlite".into())
             .spawn(move || {
                 let opened = open().and_then(|mut conn| {
-                    // How every call waits for another connection's lock: finely, up to the
-                    // busy timeout; an inline write's `BEGIN` not at all (`without_waiting`).
-                    conn.busy_handler(Some(wait_for_locks(options.busy_timeout)))
-                        .map_err(|source| OpenError::Sqlite {
-                            location: thread_location.clone(),
-                            source,
-                        })?;
                     let checkpointer = Checkpointer::start(&mut conn, &thread_location)?;
                     Ok((Arc::new(Mutex::new(conn)), checkpointer))
                 });
@@ -801,10 +794,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::sqlite::schema::wait_for_locks;
 
     const INLINE: WorkerOptions = WorkerOptions {
         inline: true,
-        busy_timeout: Duration::from_secs(5),
         deferred_commit_within: WITHIN,
     };
     const WITHIN: Duration = Duration::from_millis(50);
@@ -816,7 +809,9 @@ mod tests {
     async fn worker_with(path: &std::path::Path, options: WorkerOptions) -> Worker {
         let p = path.to_owned();
         Worker::start("unit".into(), options, move || {
-            let conn = Connection::open(&p).unwrap();
+            let mut conn = Connection::open(&p).unwrap();
+            conn.busy_handler(Some(wait_for_locks(Duration::from_secs(5))))
+                .unwrap();
             conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (x INTEGER UNIQUE);")
                 .unwrap();
             Ok(conn)
