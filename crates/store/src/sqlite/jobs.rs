@@ -318,23 +318,19 @@ pub(super) async fn backlog(
                 Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?))
             })?
             .unwrap_or((0, None));
-            let processing = u64::try_from(processing).unwrap_or(0);
-            let count = |sql: &str, limit: u64| -> Result<u64, DbError> {
-                let n = query_one(
-                    conn,
-                    sql,
-                    params![q, i64::try_from(limit).unwrap_or(i64::MAX)],
-                    |row| Ok(row.get::<_, i64>(0)?),
-                )?
+            let processing = usize::try_from(processing).unwrap_or(0);
+            let count = |sql: &str, limit: usize| -> Result<usize, DbError> {
+                let n = query_one(conn, sql, params![q, sql_limit(limit)], |row| {
+                    Ok(row.get::<_, i64>(0)?)
+                })?
                 .unwrap_or(0);
-                Ok(u64::try_from(n).unwrap_or(0))
+                Ok(usize::try_from(n).unwrap_or(0))
             };
-            let limit = limit as u64;
             let open = count(SQL_COUNT_OPEN, limit.saturating_add(processing))?;
             Ok(Backlog {
-                pending: open.saturating_sub(processing).min(limit),
-                processing: processing.min(limit),
-                failed: count(SQL_COUNT_FAILED, limit)?,
+                pending: open.saturating_sub(processing).min(limit) as u64,
+                processing: processing.min(limit) as u64,
+                failed: count(SQL_COUNT_FAILED, limit)? as u64,
                 oldest_open_accepted_ms: oldest,
             })
         })
