@@ -9,7 +9,8 @@ use crate::sqlite::{SqliteOptions, Synchronous};
 
 /// The accepted forms, for error messages.
 const FORMS: &str = "sqlite:PATH (e.g. sqlite:./xdm-connect.db, options as \
-    sqlite:PATH?synchronous=full&busy_timeout_ms=5000&deferred_commit_ms=50), sqlite::memory: or \
+    sqlite:PATH?synchronous=full&busy_timeout_ms=5000&deferred_commit_ms=50&group_commit_us=1000), \
+    sqlite::memory: or \
     dynamodb:TABLE_PREFIX";
 
 /// A parsed `XDM_STORE` value.
@@ -57,7 +58,8 @@ pub enum StoreUrlError {
 }
 
 impl StoreUrl {
-    /// Parses `sqlite:PATH[?synchronous=normal|full&busy_timeout_ms=N&deferred_commit_ms=N]`,
+    /// Parses
+    /// `sqlite:PATH[?synchronous=normal|full&busy_timeout_ms=N&deferred_commit_ms=N&group_commit_us=N]`,
     /// `sqlite::memory:` or
     /// `dynamodb:TABLE_PREFIX`. The scheme is case-insensitive; the rest is taken as written
     /// (a path cannot contain `?`).
@@ -165,9 +167,19 @@ fn parse_sqlite(rest: &str) -> Result<StoreUrl, StoreUrlError> {
                 }
                 options.deferred_commit_within = Duration::from_millis(ms);
             }
+            "group_commit_us" => {
+                let us: u64 = value
+                    .parse()
+                    .map_err(|_| bad("expected a number of microseconds"))?;
+                // A group waits at most 2 ms whatever the window: a longer one only delays.
+                if us > 2_000 {
+                    return Err(bad("at most 2000 microseconds"));
+                }
+                options.group_commit_window = Duration::from_micros(us);
+            }
             _ => {
                 return Err(bad(
-                    "known options are synchronous, busy_timeout_ms and deferred_commit_ms",
+                    "known options are synchronous, busy_timeout_ms, deferred_commit_ms and group_commit_us",
                 ));
             }
         }
@@ -211,6 +223,14 @@ impl fmt::Display for StoreUrl {
                         f,
                         "{sep}deferred_commit_ms={}",
                         options.deferred_commit_within.as_millis()
+                    )?;
+                    sep = '&';
+                }
+                if options.group_commit_window != defaults.group_commit_window {
+                    write!(
+                        f,
+                        "{sep}group_commit_us={}",
+                        options.group_commit_window.as_micros()
                     )?;
                 }
                 Ok(())
@@ -273,6 +293,20 @@ mod tests {
             StoreUrl::parse("sqlite:x.db?busy_timeout_ms=soon"),
             Err(StoreUrlError::BadSqliteOption { .. })
         ));
+        assert_eq!(
+            ok("sqlite:x.db?group_commit_us=0"),
+            StoreUrl::Sqlite {
+                location: SqliteLocation::File("x.db".into()),
+                options: SqliteOptions {
+                    group_commit_window: Duration::ZERO,
+                    ..SqliteOptions::default()
+                },
+            }
+        );
+        assert!(matches!(
+            StoreUrl::parse("sqlite:x.db?group_commit_us=2001"),
+            Err(StoreUrlError::BadSqliteOption { .. })
+        ));
     }
 
     #[test]
@@ -332,6 +366,8 @@ mod tests {
             "sqlite:x.db?busy_timeout_ms=250",
             "sqlite:x.db?busy_timeout_ms=250&deferred_commit_ms=0",
             "sqlite:x.db?deferred_commit_ms=200",
+            "sqlite:x.db?deferred_commit_ms=200&group_commit_us=0",
+            "sqlite:x.db?group_commit_us=500",
             "dynamodb:xdm-",
         ] {
             assert_eq!(ok(s).to_string(), s);

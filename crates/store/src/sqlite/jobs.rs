@@ -1,10 +1,12 @@
 //! Jobs (the inbox and the outbox): the `jobs` table. Enqueue with deduplication, claims,
 //! leases and their fencing, the holder's and the operator's state changes, and listing. Each is
 //! one statement (enqueue: one per job, in one transaction). Claims and the holder's writes are
-//! group-committed ([`Worker::write`](super::worker::Worker::write)); the holder's writes
-//! (`renew_lease`, `reschedule`, `finish`) and the claims a handler does not need on disk are
-//! deferred ([`Worker::write_deferred`](super::worker::Worker::write_deferred)): committed with
-//! the next commit, within 50 ms, as the `Store` port allows.
+//! group-committed ([`Worker::write`](super::worker::Worker::write)); enqueues, which come from
+//! many webhook calls at once, may also wait for each other during a burst to share a commit
+//! ([`Commit::Grouped`]); the holder's writes (`renew_lease`, `reschedule`, `finish`) and the
+//! claims a handler does not need on disk are deferred
+//! ([`Worker::write_deferred`](super::worker::Worker::write_deferred)): committed with the next
+//! commit, within 50 ms, as the `Store` port allows.
 
 use rusqlite::params;
 use xdm_core::jobs::{Backlog, FinalState, Job, JobKey, JobQueue, JobState, NewJob};
@@ -111,7 +113,7 @@ pub(super) async fn enqueue(store: &SqliteStore, jobs: &[NewJob]) -> Result<Vec<
     // Group-committed with the enqueues of concurrent webhook calls.
     store
         .worker
-        .write("enqueue", move |conn| {
+        .write_as("enqueue", Commit::Grouped, move |conn| {
             let mut fresh = Vec::with_capacity(jobs.len());
             {
                 let mut insert = conn.prepare_cached(SQL_ENQUEUE)?;
@@ -151,10 +153,7 @@ pub(super) async fn claim(
             params![queue.as_str(), key.as_str(), now_ms, lease_until_ms],
         )
     };
-    match commit {
-        Commit::Now => store.worker.write("claim", claim).await,
-        Commit::Deferred => store.worker.write_deferred("claim", claim).await,
-    }
+    store.worker.write_as("claim", commit, claim).await
 }
 
 pub(super) async fn renew_lease(

@@ -37,12 +37,14 @@
 //! `profiles.rs`, `jobs.rs` (enqueue, claims, leases and fencing, state changes, listing),
 //! `lanes.rs` (lane heads), `records.rs` and `purge.rs`, each with its SQL. Below them:
 //! `store.rs` (the store type, opening it), `worker.rs` (the connection thread, group commit),
+//! `inline_groups.rs` (writes on the callers' threads sharing a commit during a burst),
 //! `rows.rs` (rows ⇄ core types, running a statement, errors), `schema.rs` (pragmas, integrity
 //! check and migrations), `access.rs` (file modes, the directory check), `instance_lock.rs`
 //! ([`InstanceLock`]) and `options.rs` ([`SqliteOptions`], [`Synchronous`]).
 
 mod access;
 mod checkpoints;
+mod inline_groups;
 mod instance_lock;
 mod jobs;
 mod lanes;

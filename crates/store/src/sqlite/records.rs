@@ -89,10 +89,7 @@ pub(super) async fn put_record(
             })
             .transpose()
     };
-    match commit {
-        Commit::Now => store.worker.write("put_record", put).await,
-        Commit::Deferred => store.worker.write_deferred("put_record", put).await,
-    }
+    store.worker.write_as("put_record", commit, put).await
 }
 
 pub(super) async fn delete_record(

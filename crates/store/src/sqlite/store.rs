@@ -103,5 +103,6 @@ fn worker_options(options: &SqliteOptions) -> WorkerOptions {
     WorkerOptions {
         inline: options.synchronous == Synchronous::Normal,
         deferred_commit_within: options.deferred_commit_within,
+        group_commit_window: options.group_commit_window,
     }
 }

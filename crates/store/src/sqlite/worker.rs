@@ -14,7 +14,11 @@
 //!   channel pushes back on callers when the disk cannot keep up;
 //! * group commit: writes queued back to back ([`Worker::write`]) share one transaction, each in
 //!   its own savepoint, so a burst of webhook acceptances pays for one commit, not one each.
-//!   Each write stays atomic on its own, and no caller hears "done" before the commit;
+//!   Each write stays atomic on its own, and no caller hears "done" before the commit. Inline,
+//!   webhook acceptances ([`Commit::Grouped`]) arriving faster than two a millisecond leave the
+//!   transaction open and wait, a millisecond or so, for the ones after them to share its commit
+//!   (`inline_groups.rs`); a write run beside them takes a savepoint, so that failing undoes only
+//!   itself;
 //! * deferred writes: a write whose loss in a crash only makes a job run again (a job's outcome,
 //!   a lease renewal, a claim the handler does not need on disk; see the `Store` port) runs at once
 //!   in the open transaction but is not committed on its own: it is committed with the next
@@ -49,6 +53,7 @@ use tracing::Span;
 use xdm_core::ports::StoreError;
 
 use super::checkpoints::Checkpointer;
+use super::inline_groups::{AfterWrite, InlineGroup, Outcome};
 use super::rows::DbError;
 use super::schema::without_waiting;
 use crate::OpenError;
@@ -83,6 +88,41 @@ enum Task {
     Write(Write, Commit),
     /// Nothing to run: the store thread looks again at the deferred writes' deadline.
     Wake,
+    /// Commit the writes waiting for the open transaction's commit, if any still wait (their
+    /// deadline passed, or one of their callers went away).
+    CommitGroup,
+}
+
+/// What became of a write tried on the caller's thread.
+enum Inline<T, F> {
+    /// It ran (committed, deferred or failed): the answer.
+    Done(Result<T, StoreError>),
+    /// It ran and waits for the commit it shares with the writes expected after it.
+    Wait {
+        value: T,
+        outcome: oneshot::Receiver<Outcome>,
+        deadline: Instant,
+    },
+    /// It did not run: queue it to the store thread.
+    Queue(F),
+}
+
+/// A caller waiting for its group's commit. Dropped before the answer (the caller went away),
+/// it asks the store thread to commit the group, which the other writes in it wait for.
+struct Waiting<'a> {
+    outcome: oneshot::Receiver<Outcome>,
+    tx: &'a mpsc::Sender<Task>,
+    answered: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            // A full queue means the store thread is busy; the queued calls commit the group
+            // (a write or a call) or the other waiters' deadlines do.
+            let _ = self.tx.try_send(Task::CommitGroup);
+        }
+    }
 }
 
 /// When a write is committed.
@@ -90,16 +130,23 @@ enum Task {
 pub(crate) enum Commit {
     /// Before the caller hears the answer.
     Now,
+    /// Before the caller hears the answer, in a commit it may wait for with the grouped writes
+    /// of other callers arriving at the same time (`inline_groups.rs`): for writes that come
+    /// from many independent callers at once (webhook acceptances), never for a caller that
+    /// writes in a sequence.
+    Grouped,
     /// With a later commit, within [`WorkerOptions::deferred_commit_within`] (see the module
     /// doc).
     Deferred,
 }
 
-/// Whether a transaction holding deferred writes is open, and since when; shared by the callers
-/// (inline writes) and the store thread. Changed only by whoever holds the connection.
+/// Whether a transaction holding uncommitted writes is open between calls, and since when:
+/// deferred writes, or grouped writes waiting to share a commit ([`InlineGroup`]). Shared by
+/// the callers (inline writes) and the store thread; changed only by whoever holds the
+/// connection.
 #[derive(Debug)]
-struct Deferred {
-    /// Milliseconds from `epoch` (plus one) at which the open transaction's first deferred
+struct Uncommitted {
+    /// Milliseconds from `epoch` (plus one) at which the open transaction's first uncommitted
     /// write ran; 0: no transaction is open between calls.
     since: AtomicU64,
     /// The store thread waits for a call without a deadline: the caller that opens a deferred
@@ -107,16 +154,25 @@ struct Deferred {
     thread_idle: AtomicBool,
     epoch: Instant,
     within: Duration,
+    /// The grouped writes waiting for the open transaction's commit, and their rate.
+    group: Mutex<InlineGroup>,
 }
 
-impl Deferred {
-    fn new(within: Duration) -> Self {
+impl Uncommitted {
+    fn new(within: Duration, group_window: Duration) -> Self {
         Self {
             since: AtomicU64::new(0),
             thread_idle: AtomicBool::new(false),
             epoch: Instant::now(),
             within,
+            group: Mutex::new(InlineGroup::new(group_window)),
         }
+    }
+
+    fn group(&self) -> MutexGuard<'_, InlineGroup> {
+        self.group
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn is_open(&self) -> bool {
@@ -129,9 +185,21 @@ impl Deferred {
         if self.is_open() {
             return false;
         }
+        self.mark_open();
+        self.thread_idle.load(Ordering::SeqCst)
+    }
+
+    /// Records that the transaction now holds writes waiting for their commit; they keep their
+    /// own deadline ([`Worker::wait_for_commit`]), so the store thread is not woken.
+    fn joined(&self) {
+        if !self.is_open() {
+            self.mark_open();
+        }
+    }
+
+    fn mark_open(&self) {
         let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
         self.since.store(ms + 1, Ordering::SeqCst);
-        self.thread_idle.load(Ordering::SeqCst)
     }
 
     fn ended(&self) {
@@ -157,6 +225,9 @@ pub(crate) struct WorkerOptions {
     pub inline: bool,
     /// The longest a deferred write waits for its commit; zero: none is deferred.
     pub deferred_commit_within: Duration,
+    /// How long the first of a burst of grouped writes may wait for the others to share its
+    /// commit (`inline_groups.rs`); zero: each commits on its own.
+    pub group_commit_window: Duration,
 }
 
 /// Handle to the connection and its thread. Dropping the last handle stops the thread once the
@@ -170,7 +241,7 @@ pub(crate) struct Worker {
     /// The store thread has a call in hand and waits for the connection: inline callers leave
     /// it to the thread (a mutex is not fair; they could otherwise keep it waiting).
     thread_waiting: Arc<AtomicBool>,
-    deferred: Arc<Deferred>,
+    uncommitted: Arc<Uncommitted>,
     location: String,
 }
 
@@ -213,20 +284,39 @@ fn roll_back(conn: &Connection) {
     }
 }
 
-/// Commits the deferred writes, if a transaction holds some. A failed commit loses them (they
-/// are rolled back): as after a crash, their jobs run again.
-fn commit_deferred(conn: &Connection, deferred: &Deferred, location: &str) {
-    if !deferred.is_open() {
-        return;
+/// Commits the open transaction, if it holds uncommitted writes, and answers the writes waiting
+/// for that commit. A failed commit is rolled back: the deferred writes are lost (as after a
+/// crash, their jobs run again) and the waiting writes hear the error. Returns that error.
+fn commit_open(conn: &Connection, uncommitted: &Uncommitted, location: &str) -> Option<String> {
+    if !uncommitted.is_open() {
+        return None;
     }
-    if !conn.is_autocommit()
-        && let Err(e) = control(conn, "COMMIT")
-    {
-        roll_back(conn);
-        tracing::warn!(location, error = %e,
-            "committing deferred job updates failed; they were rolled back and those jobs will run again");
-    }
-    deferred.ended();
+    let error = if conn.is_autocommit() {
+        None
+    } else {
+        control(conn, "COMMIT").err().map(|e| {
+            roll_back(conn);
+            tracing::warn!(location, error = %e,
+                "a commit failed; its writes were rolled back (deferred job updates will run again, waiting writes report the error)");
+            e.to_string()
+        })
+    };
+    let outcome = error.as_ref().map(|e| format!("commit failed: {e}"));
+    end_open(uncommitted, outcome.as_deref());
+    error
+}
+
+/// Rolls back the open transaction with its uncommitted writes (after `why`): the waiting writes
+/// hear it; the deferred ones are lost, their jobs run again.
+fn roll_back_open(conn: &Connection, uncommitted: &Uncommitted, why: &str) {
+    roll_back(conn);
+    end_open(uncommitted, Some(why));
+}
+
+/// The open transaction has ended (`error`: not committed): nothing is uncommitted any more.
+fn end_open(uncommitted: &Uncommitted, error: Option<&str>) {
+    uncommitted.group().ended(error);
+    uncommitted.ended();
 }
 
 impl Worker {
@@ -248,8 +338,11 @@ impl Worker {
         let thread_location = location.clone();
         let thread_waiting = Arc::new(AtomicBool::new(false));
         let waiting = Arc::clone(&thread_waiting);
-        let deferred = Arc::new(Deferred::new(options.deferred_commit_within));
-        let thread_deferred = Arc::clone(&deferred);
+        let uncommitted = Arc::new(Uncommitted::new(
+            options.deferred_commit_within,
+            options.group_commit_window,
+        ));
+        let thread_uncommitted = Arc::clone(&uncommitted);
         // The store thread's own clock, for the deferred writes' deadline while it waits for calls.
         let timer = tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -278,7 +371,7 @@ impl Worker {
                 let thread = StoreThread {
                     shared: &shared,
                     waiting: &waiting,
-                    deferred: &thread_deferred,
+                    uncommitted: &thread_uncommitted,
                     timer,
                     location: &thread_location,
                 };
@@ -298,7 +391,7 @@ impl Worker {
                 tx,
                 options,
                 thread_waiting,
-                deferred,
+                uncommitted,
                 location,
             }),
             Ok(Err(e)) => Err(e),
@@ -360,7 +453,7 @@ impl Worker {
             && let Some(conn) = try_take(&self.conn)
         {
             let result = catch_unwind(AssertUnwindSafe(|| f(&conn)));
-            if !self.deferred.is_open() {
+            if !self.uncommitted.is_open() {
                 roll_back(&conn);
             }
             drop(conn);
@@ -386,23 +479,39 @@ impl Worker {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
     {
-        self.write_with(op, Commit::Now, f).await
+        self.write_as(op, Commit::Now, f).await
     }
 
-    /// Runs the write `f` as [`Worker::write`] does, but answers once it has run, before its
-    /// commit: it is committed with the next ordinary write, by the store thread within
-    /// [`WorkerOptions::deferred_commit_within`], or at close (see the module doc); with that
-    /// zero, as `write`. Only for writes whose loss in a crash makes a job run again and nothing
-    /// worse.
+    /// [`Worker::write_as`] with [`Commit::Deferred`].
     pub(crate) async fn write_deferred<T, F>(&self, op: &'static str, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
     {
-        let commit = if self.options.deferred_commit_within.is_zero() {
-            Commit::Now
-        } else {
-            Commit::Deferred
+        self.write_as(op, Commit::Deferred, f).await
+    }
+
+    /// Runs the write `f` as [`Worker::write`] does, committed as `commit` says:
+    /// [`Commit::Grouped`] may wait for the grouped writes arriving after it to share its commit
+    /// (within [`WorkerOptions::group_commit_window`]); [`Commit::Deferred`] answers once it has
+    /// run, before its commit: it is committed with the next ordinary write, by the store thread
+    /// within [`WorkerOptions::deferred_commit_within`], or at close (see the module doc); only
+    /// for writes whose loss in a crash makes a job run again and nothing worse. With the window
+    /// or the deadline zero, as `write`.
+    pub(crate) async fn write_as<T, F>(
+        &self,
+        op: &'static str,
+        commit: Commit,
+        f: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    {
+        let commit = match commit {
+            Commit::Deferred if self.options.deferred_commit_within.is_zero() => Commit::Now,
+            Commit::Grouped if self.options.group_commit_window.is_zero() => Commit::Now,
+            other => other,
         };
         self.write_with(op, commit, f).await
     }
@@ -417,9 +526,27 @@ impl Worker {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
     {
+        if commit == Commit::Grouped {
+            // Inline or queued, it counts in the rate that decides whether grouped writes wait.
+            self.uncommitted.group().arrived(Instant::now());
+        }
         let f = match self.write_inline(op, commit, f) {
-            Ok(answer) => return answer,
-            Err(f) => f,
+            Inline::Done(answer) => return answer,
+            Inline::Wait {
+                value,
+                outcome,
+                deadline,
+            } => {
+                return match self.wait_for_commit(outcome, deadline).await {
+                    None => Ok(value),
+                    Some(e) => {
+                        let e = StoreError::Unavailable(format!("sqlite {op}: {e}"));
+                        tracing::debug!(location = %self.location, op, error = %e, "SQLite store write failed");
+                        Err(e)
+                    }
+                };
+            }
+            Inline::Queue(f) => f,
         };
         let (reply_tx, reply_rx) = oneshot::channel::<Result<T, StoreError>>();
         let span = Span::current();
@@ -462,58 +589,78 @@ impl Worker {
         reply_rx.await.unwrap_or_else(|_| Err(self.aborted(op)))
     }
 
-    /// The inline path of [`Worker::write`]: `Err(f)` when it must be queued instead (the
-    /// connection busy, calls queued, or another process holding the write lock).
-    fn write_inline<T, F>(
-        &self,
-        op: &'static str,
-        commit: Commit,
-        f: F,
-    ) -> Result<Result<T, StoreError>, F>
+    /// The inline path of [`Worker::write`]: [`Inline::Queue`] when it must be queued instead
+    /// (the connection busy, calls queued, or another process holding the write lock).
+    fn write_inline<T, F>(&self, op: &'static str, commit: Commit, f: F) -> Inline<T, F>
     where
         F: FnOnce(&Connection) -> Result<T, DbError>,
     {
         if !self.may_run_inline() {
-            return Err(f);
+            return Inline::Queue(f);
         }
         let Some(conn) = try_take(&self.conn) else {
-            return Err(f);
+            return Inline::Queue(f);
         };
-        // A transaction holding deferred writes already has the write lock; else take it, but
+        // A transaction holding uncommitted writes already has the write lock; else take it, but
         // never wait for another connection's lock on this thread (busy: queue to the store thread).
-        if !self.deferred.is_open() {
+        if !self.uncommitted.is_open() {
             let began = without_waiting(|| control(&conn, "BEGIN IMMEDIATE"));
             match began {
                 Ok(()) => {}
-                Err(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => return Err(f),
+                Err(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => {
+                    return Inline::Queue(f);
+                }
                 Err(e) => {
                     roll_back(&conn);
-                    return Ok(Err(StoreError::Unavailable(format!(
+                    return Inline::Done(Err(StoreError::Unavailable(format!(
                         "sqlite {op}: cannot start a transaction: {e}"
                     ))));
                 }
             }
         }
-        // No savepoint (its undo journal costs more than the write): a write that fails rolls
-        // back the whole transaction, the deferred writes before it included — what a crash
-        // could lose too, so their jobs run again, as the `Store` port allows.
-        let answer = match catch_unwind(AssertUnwindSafe(|| f(&conn))) {
+        let now = Instant::now();
+        // Writes of others wait for this transaction's commit: this one gets a savepoint, so that
+        // failing it undoes only itself. Otherwise none (its undo journal costs more than the
+        // write): a write that fails rolls back the whole transaction, the deferred writes
+        // before it included — what a crash could lose too, so their jobs run again, as the
+        // `Store` port allows.
+        let others_wait = self.uncommitted.group().is_waiting();
+        if others_wait && let Err(e) = control(&conn, "SAVEPOINT xdm_write") {
+            return Inline::Done(Err(StoreError::Unavailable(format!(
+                "sqlite {op}: cannot start a savepoint: {e}"
+            ))));
+        }
+        let ran = catch_unwind(AssertUnwindSafe(|| f(&conn)));
+        if others_wait {
+            match &ran {
+                Ok(Ok(_)) => {
+                    let _ = control(&conn, "RELEASE xdm_write");
+                }
+                _ => undo_savepoint(&conn),
+            }
+        }
+        let answer = match ran {
             Ok(Ok(value)) => match commit {
-                Commit::Now => match control(&conn, "COMMIT") {
-                    Ok(()) => {
-                        self.deferred.ended();
-                        Ok(value)
+                Commit::Now => {
+                    self.uncommitted.joined();
+                    self.commit_inline(&conn, op, value)
+                }
+                Commit::Grouped => {
+                    let next = self.uncommitted.group().after_write(now);
+                    self.uncommitted.joined();
+                    match next {
+                        AfterWrite::Commit => self.commit_inline(&conn, op, value),
+                        AfterWrite::Wait { outcome, deadline } => {
+                            return Inline::Wait {
+                                value,
+                                outcome,
+                                deadline,
+                            };
+                        }
                     }
-                    Err(e) => {
-                        roll_back(&conn);
-                        self.deferred.ended();
-                        Err(StoreError::Unavailable(format!(
-                            "sqlite {op}: commit failed: {e}"
-                        )))
-                    }
-                },
+                }
                 Commit::Deferred => {
-                    if self.deferred.opened() {
+                    if self.uncommitted.opened() {
                         // The store thread waits without a deadline: give it one. A full queue
                         // means it is busy and looks at the deadline before it waits again.
                         let _ = self.tx.try_send(Task::Wake);
@@ -522,11 +669,15 @@ impl Worker {
                 }
             },
             Ok(Err(e)) => {
-                self.roll_back_all(&conn, op);
+                if !others_wait {
+                    self.roll_back_all(&conn, op);
+                }
                 Err(e.into_store_error(op))
             }
             Err(_) => {
-                self.roll_back_all(&conn, op);
+                if !others_wait {
+                    self.roll_back_all(&conn, op);
+                }
                 tracing::error!(location = %self.location, op, "a SQLite store write panicked; it was rolled back");
                 Err(self.aborted(op))
             }
@@ -535,17 +686,75 @@ impl Worker {
         if let Err(e) = &answer {
             tracing::debug!(location = %self.location, op, error = %e, "SQLite store write failed");
         }
-        Ok(answer)
+        Inline::Done(answer)
+    }
+
+    /// Commits the open transaction after `op` ran inline with `value` as its answer (answering
+    /// the writes that waited for that commit too).
+    fn commit_inline<T>(&self, conn: &Connection, op: &str, value: T) -> Result<T, StoreError> {
+        match commit_open(conn, &self.uncommitted, &self.location) {
+            None => Ok(value),
+            Some(e) => Err(StoreError::Unavailable(format!(
+                "sqlite {op}: commit failed: {e}"
+            ))),
+        }
+    }
+
+    /// Waits for the commit of the group an inline write joined ([`InlineGroup`]); at `deadline`
+    /// the caller commits the group itself (on its thread if the connection is free, else
+    /// through the store thread). Returns the commit's error, if it failed. If this future is
+    /// dropped before the commit, the group is committed through the store thread, so that
+    /// writes waiting with it do not depend on this caller.
+    async fn wait_for_commit(
+        &self,
+        outcome: oneshot::Receiver<Outcome>,
+        deadline: Instant,
+    ) -> Option<String> {
+        let mut waiting = Waiting {
+            outcome,
+            tx: &self.tx,
+            answered: false,
+        };
+        let heard = tokio::time::timeout_at(deadline.into(), &mut waiting.outcome).await;
+        let heard = match heard {
+            Ok(heard) => heard,
+            Err(_) => {
+                // The writes expected did not come (or came slower): commit what is there.
+                self.uncommitted.group().deadline_passed(Instant::now());
+                if self.may_run_inline()
+                    && let Some(conn) = try_take(&self.conn)
+                {
+                    if self.uncommitted.group().is_waiting() {
+                        let _ = commit_open(&conn, &self.uncommitted, &self.location);
+                    }
+                } else if self.tx.send(Task::CommitGroup).await.is_err() {
+                    waiting.answered = true;
+                    return Some(format!(
+                        "the store thread for {} has stopped",
+                        self.location
+                    ));
+                }
+                (&mut waiting.outcome).await
+            }
+        };
+        waiting.answered = true;
+        match heard {
+            Ok(outcome) => outcome,
+            Err(_) => Some(format!("the commit was aborted ({})", self.location)),
+        }
     }
 
     /// Rolls back the open transaction after `op` failed inline, with the deferred writes it held.
     fn roll_back_all(&self, conn: &Connection, op: &str) {
-        if self.deferred.is_open() {
+        if self.uncommitted.is_open() {
             tracing::warn!(location = %self.location, op,
                 "a store write failed: the deferred job updates before it were rolled back with it; those jobs will run again");
-            self.deferred.ended();
         }
-        roll_back(conn);
+        roll_back_open(
+            conn,
+            &self.uncommitted,
+            "rolled back: another write of its transaction failed",
+        );
     }
 
     fn answer<T>(&self, op: &str, result: Result<T, DbError>) -> Result<T, StoreError> {
@@ -580,7 +789,7 @@ struct StoreThread<'a> {
     shared: &'a Mutex<Connection>,
     /// Set while the thread waits for the connection (inline callers then leave it alone).
     waiting: &'a AtomicBool,
-    deferred: &'a Deferred,
+    uncommitted: &'a Uncommitted,
     /// Times the wait for the next call while deferred writes wait for their commit.
     timer: tokio::runtime::Runtime,
     location: &'a str,
@@ -611,11 +820,16 @@ impl StoreThread<'_> {
             let mut conn = self.take();
             match task {
                 Task::Wake => {}
+                Task::CommitGroup => {
+                    if self.uncommitted.group().is_waiting() {
+                        let _ = commit_open(&conn, self.uncommitted, self.location);
+                    }
+                }
                 Task::Call(call, access) => {
                     if access == Access::Any {
                         // A call may open a transaction of its own: what is deferred is
                         // committed first, so that nothing of it depends on the call's fate.
-                        commit_deferred(&conn, self.deferred, self.location);
+                        let _ = commit_open(&conn, self.uncommitted, self.location);
                     }
                     // A panicking call drops its reply sender (the caller sees an error) and its
                     // transaction (rolled back); the connection stays usable for the next call.
@@ -625,7 +839,7 @@ impl StoreThread<'_> {
                             "a SQLite store call panicked; its transaction was rolled back"
                         );
                     }
-                    if !self.deferred.is_open() {
+                    if !self.uncommitted.is_open() {
                         roll_back(&conn);
                     }
                 }
@@ -652,23 +866,23 @@ impl StoreThread<'_> {
     /// every handle is gone.
     fn next_task(&self, rx: &mut mpsc::Receiver<Task>) -> Option<Task> {
         loop {
-            match self.deferred.due_in() {
+            match self.uncommitted.due_in() {
                 None => {
                     // Announce the wait without a deadline, then look again: a deferred write
                     // that opened a transaction meanwhile either sees the announcement (and wakes
                     // this thread) or is seen here.
-                    self.deferred.thread_idle.store(true, Ordering::SeqCst);
-                    if self.deferred.is_open() {
-                        self.deferred.thread_idle.store(false, Ordering::SeqCst);
+                    self.uncommitted.thread_idle.store(true, Ordering::SeqCst);
+                    if self.uncommitted.is_open() {
+                        self.uncommitted.thread_idle.store(false, Ordering::SeqCst);
                         continue;
                     }
                     let task = self.timer.block_on(rx.recv());
-                    self.deferred.thread_idle.store(false, Ordering::SeqCst);
+                    self.uncommitted.thread_idle.store(false, Ordering::SeqCst);
                     return task;
                 }
                 Some(left) if left.is_zero() => {
                     let conn = self.take();
-                    commit_deferred(&conn, self.deferred, self.location);
+                    let _ = commit_open(&conn, self.uncommitted, self.location);
                 }
                 Some(left) => {
                     if let Ok(task) = self
@@ -695,7 +909,9 @@ impl StoreThread<'_> {
             }
             return;
         }
-        let commit_now = group.iter().any(|(_, commit)| *commit == Commit::Now);
+        let commit_now = group
+            .iter()
+            .any(|(_, commit)| matches!(commit, Commit::Now | Commit::Grouped));
         let mut replies = Vec::with_capacity(group.len());
         let mut deferred_ran = false;
         for (write, commit) in group {
@@ -707,7 +923,7 @@ impl StoreThread<'_> {
                 Ok((true, reply)) => {
                     let _ = control(conn, "RELEASE xdm_write");
                     match commit {
-                        Commit::Now => replies.push(reply),
+                        Commit::Now | Commit::Grouped => replies.push(reply),
                         Commit::Deferred => {
                             deferred_ran = true;
                             if !commit_now {
@@ -736,18 +952,16 @@ impl StoreThread<'_> {
         if !commit_now {
             if deferred_ran {
                 // The thread runs it, and looks at the deadline before it waits again.
-                let _ = self.deferred.opened();
-            } else if !self.deferred.is_open() {
+                let _ = self.uncommitted.opened();
+            } else if !self.uncommitted.is_open() {
                 // Every write failed and nothing deferred waits: end the transaction.
                 roll_back(conn);
             }
             return;
         }
-        let commit_error = control(conn, "COMMIT").err().map(|e| {
-            roll_back(conn);
-            e.to_string()
-        });
-        self.deferred.ended();
+        // Commits the writes waiting inline with the group's (they ran before it).
+        self.uncommitted.joined();
+        let commit_error = commit_open(conn, self.uncommitted, self.location);
         for reply in replies {
             reply(commit_error.as_deref());
         }
@@ -799,6 +1013,7 @@ mod tests {
     const INLINE: WorkerOptions = WorkerOptions {
         inline: true,
         deferred_commit_within: WITHIN,
+        group_commit_window: Duration::from_millis(1),
     };
     const WITHIN: Duration = Duration::from_millis(50);
 
@@ -1130,6 +1345,183 @@ mod tests {
                 break;
             }
             std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(seen, 1);
+    }
+
+    /// A worker whose connection counts its commits.
+    async fn counting_worker(
+        path: &std::path::Path,
+        options: WorkerOptions,
+    ) -> (Arc<Worker>, Arc<AtomicU64>) {
+        let commits = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&commits);
+        let p = path.to_owned();
+        let w = Worker::start("unit".into(), options, move || {
+            let mut conn = Connection::open(&p).unwrap();
+            conn.busy_handler(Some(wait_for_locks(Duration::from_secs(5))))
+                .unwrap();
+            conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (x INTEGER UNIQUE);")
+                .unwrap();
+            conn.commit_hook(Some(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                false
+            }))
+            .unwrap();
+            Ok(conn)
+        })
+        .await
+        .unwrap();
+        (Arc::new(w), commits)
+    }
+
+    /// The largest window: grouping starts as soon as two writes are expected within 2 ms.
+    const GROUPING: WorkerOptions = WorkerOptions {
+        group_commit_window: Duration::from_millis(2),
+        ..INLINE
+    };
+
+    /// `tasks` callers each making `per_task` grouped writes back to back (values from `from`);
+    /// each checks on a connection of its own that its write is committed once answered.
+    async fn burst(w: &Arc<Worker>, path: &std::path::Path, from: i64, tasks: i64, per_task: i64) {
+        let mut set = tokio::task::JoinSet::new();
+        for t in 0..tasks {
+            let w = Arc::clone(w);
+            let reader = Connection::open(path).unwrap();
+            set.spawn(async move {
+                for i in 0..per_task {
+                    let x = from + t * per_task + i;
+                    w.write_as("burst", Commit::Grouped, move |conn| insert(conn, x))
+                        .await
+                        .unwrap();
+                    let seen: i64 = reader
+                        .query_row("SELECT count(*) FROM t WHERE x = ?1", [x], |r| r.get(0))
+                        .unwrap();
+                    assert_eq!(seen, 1, "write {x} answered before its commit");
+                }
+            });
+        }
+        while let Some(done) = set.join_next().await {
+            done.unwrap();
+        }
+    }
+
+    /// Makes the worker expect a burst of grouped writes, as if many had just arrived.
+    fn expect_a_burst(w: &Worker) {
+        let mut group = w.uncommitted.group();
+        for _ in 0..100 {
+            group.arrived(Instant::now());
+        }
+    }
+
+    /// Many callers writing at once share commits, and none hears "done" before the commit that
+    /// holds its write; with the window zero, each write is a commit of its own. (On one thread
+    /// every write runs inline, so the store thread's own group commit plays no part.)
+    #[tokio::test]
+    async fn a_burst_of_grouped_writes_shares_commits_each_answered_after_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("burst.db");
+        let (w, commits) = counting_worker(&path, GROUPING).await;
+        burst(&w, &path, 0, 32, 40).await;
+        assert_eq!(committed(&path), 1_280);
+        let n = commits.load(Ordering::SeqCst);
+        assert!(n < 1_280 / 4, "{n} commits for 1,280 writes");
+
+        let path = dir.path().join("alone.db");
+        let (w, commits) = counting_worker(
+            &path,
+            WorkerOptions {
+                group_commit_window: Duration::ZERO,
+                ..INLINE
+            },
+        )
+        .await;
+        burst(&w, &path, 0, 32, 10).await;
+        assert_eq!(commits.load(Ordering::SeqCst), 320);
+    }
+
+    /// A caller making grouped writes one after the other (as the X Activity stream accepts its
+    /// events) does not wait for itself on every write: after a wait alone, writes stop waiting
+    /// for 100 ms.
+    #[tokio::test]
+    async fn a_sequential_caller_waits_alone_at_most_once_per_quiet_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sequence.db");
+        let (w, commits) = counting_worker(&path, GROUPING).await;
+        expect_a_burst(&w);
+        let started = Instant::now();
+        for x in 0..300 {
+            w.write_as("sequence", Commit::Grouped, move |conn| insert(conn, x))
+                .await
+                .unwrap();
+        }
+        let periods = u64::try_from(started.elapsed().as_millis() / 100).unwrap() + 1;
+        let alone = w.uncommitted.group().alone();
+        assert!(
+            alone >= 1,
+            "the first write, expecting a burst, did not wait"
+        );
+        assert!(
+            alone <= periods,
+            "{alone} waits alone in {periods} quiet periods"
+        );
+        assert_eq!(commits.load(Ordering::SeqCst), 300);
+    }
+
+    /// A write that fails while others wait for their commit in the same transaction undoes only
+    /// itself: the waiting write is committed.
+    #[tokio::test]
+    async fn a_write_failing_beside_a_waiting_group_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fail.db");
+        let (w, _) = counting_worker(&path, GROUPING).await;
+        expect_a_burst(&w);
+        let uncommitted = Arc::clone(&w.uncommitted);
+        let (waiting, failing) = tokio::join!(
+            w.write_as("waits", Commit::Grouped, |conn| insert(conn, 1_000)),
+            w.write("fails", move |conn| {
+                assert!(
+                    uncommitted.group().is_waiting(),
+                    "the first write did not wait: nothing to fail beside"
+                );
+                insert(conn, 1_001)?;
+                insert(conn, 1_000)
+            }),
+        );
+        waiting.unwrap();
+        assert!(
+            matches!(failing, Err(StoreError::Corrupt(_))),
+            "{failing:?}"
+        );
+        assert_eq!(
+            committed(&path),
+            1,
+            "the waiting write committed, the failed one not"
+        );
+    }
+
+    /// A caller that goes away while its write waits for the group's commit does not leave the
+    /// group uncommitted: the store thread commits it.
+    #[tokio::test]
+    async fn a_group_whose_caller_went_away_is_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gone.db");
+        let (w, _) = counting_worker(&path, GROUPING).await;
+        expect_a_burst(&w);
+        {
+            let mut write =
+                Box::pin(w.write_as("gone", Commit::Grouped, |conn| insert(conn, 1_000)));
+            // Polled once: it runs and waits for its group; then its caller drops it.
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            assert!(write.as_mut().poll(&mut cx).is_pending(), "it did not wait");
+        }
+        let mut seen = 0;
+        for _ in 0..200 {
+            seen = committed(&path);
+            if seen == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert_eq!(seen, 1);
     }
