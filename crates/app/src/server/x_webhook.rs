@@ -8,7 +8,6 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
-use serde_json::json;
 
 use super::log_limit::REFUSALS;
 use super::reject::{refuse, reject, unread_body};
@@ -117,15 +116,15 @@ pub async fn events(
                 // The events are stored: if the wake-up fails, the periodic sweep delivers them.
                 trigger.notify(&report.lanes).await;
             }
-            Json(json!({
-            "accepted": report.accepted,
-            "duplicates": report.duplicates,
-            "echoes": report.echoes,
-            "ignored": report.ignored,
-            "stale": report.stale,
-            "typing": report.typing,
-            "reads": report.reads,
-            }))
+            Json(Answer {
+                accepted: report.accepted,
+                duplicates: report.duplicates,
+                echoes: report.echoes,
+                ignored: report.ignored,
+                reads: report.reads,
+                stale: report.stale,
+                typing: report.typing,
+            })
             .into_response()
         }
         Err(e) => {
@@ -138,6 +137,20 @@ pub async fn events(
             )
         }
     }
+}
+
+/// The body of the 200 answer to a delivery: what became of its events. A struct, not a
+/// `json!` map: the answer of every acknowledgement is written straight, without building a tree
+/// of allocated keys first. Its members in the order the map had (alphabetical).
+#[derive(serde::Serialize)]
+struct Answer {
+    accepted: usize,
+    duplicates: usize,
+    echoes: usize,
+    ignored: usize,
+    reads: usize,
+    stale: usize,
+    typing: usize,
 }
 
 /// The `crc_token` query parameter, percent-decoded only: a base64 token may carry a literal
