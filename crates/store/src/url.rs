@@ -144,6 +144,11 @@ fn parse_sqlite(rest: &str) -> Result<StoreUrl, StoreUrlError> {
         let (name, value) = pair
             .split_once('=')
             .ok_or_else(|| bad("expected NAME=VALUE"))?;
+        let number = |unit: &str| {
+            value
+                .parse::<u64>()
+                .map_err(|_| bad(&format!("expected a number of {unit}")))
+        };
         match name {
             "synchronous" => {
                 options.synchronous = match value.to_ascii_lowercase().as_str() {
@@ -153,24 +158,17 @@ fn parse_sqlite(rest: &str) -> Result<StoreUrl, StoreUrlError> {
                 };
             }
             "busy_timeout_ms" => {
-                let ms: u64 = value
-                    .parse()
-                    .map_err(|_| bad("expected a number of milliseconds"))?;
-                options.busy_timeout = Duration::from_millis(ms);
+                options.busy_timeout = Duration::from_millis(number("milliseconds")?);
             }
             "deferred_commit_ms" => {
-                let ms: u64 = value
-                    .parse()
-                    .map_err(|_| bad("expected a number of milliseconds"))?;
+                let ms = number("milliseconds")?;
                 if ms > 1_000 {
                     return Err(bad("at most 1000 milliseconds"));
                 }
                 options.deferred_commit_within = Duration::from_millis(ms);
             }
             "group_commit_us" => {
-                let us: u64 = value
-                    .parse()
-                    .map_err(|_| bad("expected a number of microseconds"))?;
+                let us = number("microseconds")?;
                 // A group waits at most 2 ms whatever the window: a longer one only delays.
                 if us > 2_000 {
                     return Err(bad("at most 2000 microseconds"));

@@ -37,7 +37,7 @@ const MIN_GROUP: u64 = 2;
 const MAX_GROUP: u64 = 64;
 
 /// The longest a write waits for its group's commit: then its caller commits the group itself.
-pub(super) const LONGEST_WAIT: Duration = Duration::from_millis(2);
+const LONGEST_WAIT: Duration = Duration::from_millis(2);
 
 /// How long writes stop waiting after a write waited alone until its deadline (its caller
 /// writes in a sequence, or the burst ended).

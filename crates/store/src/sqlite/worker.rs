@@ -284,13 +284,10 @@ fn roll_back(conn: &Connection) {
     }
 }
 
-/// Commits the open transaction, if it holds uncommitted writes, and answers the writes waiting
-/// for that commit. A failed commit is rolled back: the deferred writes are lost (as after a
-/// crash, their jobs run again) and the waiting writes hear the error. Returns that error.
+/// Commits the open transaction, if one is open, and answers the writes waiting for that commit.
+/// A failed commit is rolled back: the deferred writes are lost (as after a crash, their jobs run
+/// again) and the waiting writes hear the error. Returns that error.
 fn commit_open(conn: &Connection, uncommitted: &Uncommitted, location: &str) -> Option<String> {
-    if !uncommitted.is_open() {
-        return None;
-    }
     let error = if conn.is_autocommit() {
         None
     } else {
@@ -641,16 +638,13 @@ impl Worker {
         }
         let answer = match ran {
             Ok(Ok(value)) => match commit {
-                Commit::Now => {
-                    self.uncommitted.joined();
-                    self.commit_inline(&conn, op, value)
-                }
+                Commit::Now => self.commit_inline(&conn, op, value),
                 Commit::Grouped => {
                     let next = self.uncommitted.group().after_write(now);
-                    self.uncommitted.joined();
                     match next {
                         AfterWrite::Commit => self.commit_inline(&conn, op, value),
                         AfterWrite::Wait { outcome, deadline } => {
+                            self.uncommitted.joined();
                             return Inline::Wait {
                                 value,
                                 outcome,
@@ -668,18 +662,18 @@ impl Worker {
                     Ok(value)
                 }
             },
-            Ok(Err(e)) => {
+            failed => {
+                // With others waiting, its savepoint is undone above; else everything goes.
                 if !others_wait {
                     self.roll_back_all(&conn, op);
                 }
-                Err(e.into_store_error(op))
-            }
-            Err(_) => {
-                if !others_wait {
-                    self.roll_back_all(&conn, op);
+                match failed {
+                    Ok(Err(e)) => Err(e.into_store_error(op)),
+                    _ => {
+                        tracing::error!(location = %self.location, op, "a SQLite store write panicked; it was rolled back");
+                        Err(self.aborted(op))
+                    }
                 }
-                tracing::error!(location = %self.location, op, "a SQLite store write panicked; it was rolled back");
-                Err(self.aborted(op))
             }
         };
         drop(conn);
@@ -960,7 +954,6 @@ impl StoreThread<'_> {
             return;
         }
         // Commits the writes waiting inline with the group's (they ran before it).
-        self.uncommitted.joined();
         let commit_error = commit_open(conn, self.uncommitted, self.location);
         for reply in replies {
             reply(commit_error.as_deref());
