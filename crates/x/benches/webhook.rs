@@ -2,11 +2,16 @@
 //! delivery (the captured Account Activity delivery of `testdata/`, signed with the published
 //! vector secret — docs/protocols.md A1.2). docs/performance.md, "Micro-benchmarks".
 //!
+//! Also what signing a DM send with OAuth 1.0a costs (every agent reply sent as a business
+//! account that authorised the app with OAuth 1.0a).
+//!
 //! `cargo bench -p xdm-x --bench webhook`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use url::Url;
+use xdm_x::oauth1::{self, AccessToken, Consumer, SignableRequest};
 use xdm_x::parse_delivery;
 use xdm_x::webhook::verify_signature_header;
 
@@ -43,5 +48,27 @@ fn webhook(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, webhook);
+/// X's documented example credentials (docs/protocols.md A7), signing a DM send.
+fn oauth1_signature(c: &mut Criterion) {
+    let consumer = Consumer::new(
+        "xvz1evFS4wEEPTGEFPHBog",
+        "kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw",
+    );
+    let token = AccessToken::new(
+        "370773112-GmHxMAgYyLbNEtIKZeRNFsMKPR9EyMZeS9weJAEb",
+        "LswwdoUaIvS8ltyTt5jkRh4J50vUPVVHtR2YPi5kE",
+    );
+    let url = Url::parse("https://api.x.com/2/dm_conversations/with/3100000000/messages").unwrap();
+    let request = SignableRequest {
+        method: "POST",
+        url: &url,
+        form_body: None,
+    };
+    c.bench_function("oauth1 sign a DM send", |b| {
+        b.iter(|| oauth1::sign(&request, &consumer, Some(&token)).unwrap())
+    });
+    c.bench_function("oauth1 nonce", |b| b.iter(oauth1::new_nonce));
+}
+
+criterion_group!(benches, webhook, oauth1_signature);
 criterion_main!(benches);

@@ -11,6 +11,7 @@
 //! multipart bodies are not signed (RFC 5849 §3.4.1.3.1), so X v2 JSON endpoints sign only the
 //! query and the protocol parameters.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -126,7 +127,20 @@ pub enum OAuth1Error {
 
 /// RFC 3986 percent-encoding of UTF-8 bytes, uppercase hex, space as `%20`.
 pub fn percent_encode(s: &str) -> String {
-    utf8_percent_encode(s, RFC3986).to_string()
+    encoded(s).into_owned()
+}
+
+/// [`percent_encode`], borrowing `s` when nothing in it needs encoding (most of what is signed:
+/// ids, keys, hex nonces, timestamps).
+fn encoded(s: &str) -> Cow<'_, str> {
+    utf8_percent_encode(s, RFC3986).into()
+}
+
+/// Appends `s` percent-encoded to `out`, without a string of its own.
+fn push_encoded(out: &mut String, s: &str) {
+    for chunk in utf8_percent_encode(s, RFC3986) {
+        out.push_str(chunk);
+    }
 }
 
 /// The base string URI (RFC 5849 §3.4.1.2): scheme and host lower-cased, default port dropped,
@@ -148,24 +162,31 @@ pub fn normalized_parameters(
     oauth: &[(&str, &str)],
 ) -> String {
     let query = url.query().unwrap_or_default().as_bytes();
-    let decoded = url::form_urlencoded::parse(query)
+    let decoded: Vec<(Cow<'_, str>, Cow<'_, str>)> = url::form_urlencoded::parse(query)
         .chain(form_body.into_iter().flat_map(url::form_urlencoded::parse))
         .filter(|(k, _)| k != "oauth_signature")
-        .map(|(k, v)| (percent_encode(&k), percent_encode(&v)));
-    let mut pairs: Vec<(String, String)> = decoded
+        .collect();
+    let mut pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> = decoded
+        .iter()
+        .map(|(k, v)| (encoded(k), encoded(v)))
         .chain(
             oauth
                 .iter()
                 .filter(|(k, _)| *k != "oauth_signature")
-                .map(|(k, v)| (percent_encode(k), percent_encode(v))),
+                .map(|(k, v)| (encoded(k), encoded(v))),
         )
         .collect();
-    pairs.sort();
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&")
+    pairs.sort_unstable();
+    let mut out = String::with_capacity(pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+    }
+    out
 }
 
 /// The signature base string (RFC 5849 §3.4.1).
@@ -175,12 +196,16 @@ pub fn signature_base_string(
     form_body: Option<&[u8]>,
     oauth: &[(&str, &str)],
 ) -> String {
-    format!(
-        "{}&{}&{}",
-        method.to_ascii_uppercase(),
-        percent_encode(&base_string_uri(url)),
-        percent_encode(&normalized_parameters(url, form_body, oauth))
-    )
+    let uri = base_string_uri(url);
+    let parameters = normalized_parameters(url, form_body, oauth);
+    // Encoding at most triples a string.
+    let mut out = String::with_capacity(method.len() + 2 + 3 * (uri.len() + parameters.len()));
+    out.extend(method.chars().map(|c| c.to_ascii_uppercase()));
+    out.push('&');
+    push_encoded(&mut out, &uri);
+    out.push('&');
+    push_encoded(&mut out, &parameters);
+    out
 }
 
 /// base64(HMAC-SHA1(`pct(consumer_secret)&pct(token_secret)`, base string)) (RFC 5849 §3.4.2).
@@ -189,11 +214,10 @@ pub fn hmac_sha1_signature(
     consumer_secret: &str,
     token_secret: &str,
 ) -> Result<String, OAuth1Error> {
-    let key = format!(
-        "{}&{}",
-        percent_encode(consumer_secret),
-        percent_encode(token_secret)
-    );
+    let mut key = String::with_capacity(consumer_secret.len() + token_secret.len() + 1);
+    push_encoded(&mut key, consumer_secret);
+    key.push('&');
+    push_encoded(&mut key, token_secret);
     let mut mac =
         <Hmac<Sha1> as KeyInit>::new_from_slice(key.as_bytes()).map_err(|_| OAuth1Error::Key)?;
     mac.update(base_string.as_bytes());
@@ -208,12 +232,24 @@ pub fn authorization_header(oauth: &[(&str, &str)], signature: &str) -> String {
         .filter(|(k, _)| *k != "oauth_signature")
         .chain(std::iter::once(("oauth_signature", signature)))
         .collect();
-    params.sort();
-    let fields: Vec<String> = params
-        .iter()
-        .map(|(k, v)| format!("{}=\"{}\"", percent_encode(k), percent_encode(v)))
-        .collect();
-    format!("OAuth {}", fields.join(", "))
+    params.sort_unstable();
+    let mut out = String::with_capacity(
+        6 + params
+            .iter()
+            .map(|(k, v)| k.len() + 3 * v.len() + 5)
+            .sum::<usize>(),
+    );
+    out.push_str("OAuth ");
+    for (i, (k, v)) in params.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        push_encoded(&mut out, k);
+        out.push_str("=\"");
+        push_encoded(&mut out, v);
+        out.push('"');
+    }
+    out
 }
 
 /// Signs with a given nonce and timestamp (deterministic: for tests and verification).

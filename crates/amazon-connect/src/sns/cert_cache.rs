@@ -12,16 +12,17 @@ pub const FAILED_FETCH_TTL: Duration = Duration::from_secs(60);
 /// Failed URLs remembered at most (an attacker may name many): the oldest is forgotten first.
 const FAILED_CAPACITY: usize = 256;
 
-/// Public keys and recent failures, by exact certificate URL. `E` is the failure reported again.
-pub(super) struct CertCache<E> {
+/// Public keys (`K`) and recent failures, by exact certificate URL. `E` is the failure reported
+/// again.
+pub(super) struct CertCache<K: ?Sized, E> {
     capacity: usize,
-    keys: HashMap<String, Arc<[u8]>>,
+    keys: HashMap<String, Arc<K>>,
     order: VecDeque<String>,
     failure_ttl: Duration,
     failures: HashMap<String, (Instant, E)>,
 }
 
-impl<E: Clone> CertCache<E> {
+impl<K: ?Sized, E: Clone> CertCache<K, E> {
     pub(super) fn new(capacity: usize, failure_ttl: Duration) -> Self {
         Self {
             capacity: capacity.max(1),
@@ -40,11 +41,11 @@ impl<E: Clone> CertCache<E> {
         self.failure_ttl = ttl;
     }
 
-    pub(super) fn get(&self, url: &str) -> Option<Arc<[u8]>> {
+    pub(super) fn get(&self, url: &str) -> Option<Arc<K>> {
         self.keys.get(url).cloned()
     }
 
-    pub(super) fn insert(&mut self, url: String, key: Arc<[u8]>) {
+    pub(super) fn insert(&mut self, url: String, key: Arc<K>) {
         self.failures.remove(&url);
         if self.keys.insert(url.clone(), key).is_some() {
             return;
@@ -90,7 +91,7 @@ mod tests {
 
     #[test]
     fn keys_are_bounded() {
-        let mut c: CertCache<()> = CertCache::new(2, FAILED_FETCH_TTL);
+        let mut c: CertCache<[u8], ()> = CertCache::new(2, FAILED_FETCH_TTL);
         for u in ["a", "b", "c"] {
             c.insert(u.into(), Arc::from(&b"k"[..]));
         }
@@ -101,7 +102,7 @@ mod tests {
     #[test]
     fn failures_expire_and_a_success_clears_them() {
         let t0 = Instant::now();
-        let mut c: CertCache<&str> = CertCache::new(2, Duration::from_secs(60));
+        let mut c: CertCache<[u8], &str> = CertCache::new(2, Duration::from_secs(60));
         c.remember_failure("u", "HTTP 404", t0);
         assert_eq!(
             c.failure("u", t0 + Duration::from_secs(59)),
@@ -117,7 +118,7 @@ mod tests {
     #[test]
     fn failures_are_bounded() {
         let t0 = Instant::now();
-        let mut c: CertCache<usize> = CertCache::new(2, Duration::from_secs(60));
+        let mut c: CertCache<[u8], usize> = CertCache::new(2, Duration::from_secs(60));
         for i in 0..FAILED_CAPACITY + 10 {
             c.remember_failure(&format!("u{i}"), i, t0 + Duration::from_millis(i as u64));
         }

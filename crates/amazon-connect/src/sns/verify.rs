@@ -11,8 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_lc_rs::signature::{
-    RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY, RSA_PKCS1_2048_8192_SHA256, RsaParameters,
-    UnparsedPublicKey,
+    ParsedPublicKey, RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY, RSA_PKCS1_2048_8192_SHA256,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -176,12 +175,32 @@ impl Drop for GateRemoval<'_> {
     }
 }
 
+/// A signing certificate's RSA public key, parsed once for each signature version. Parsing the
+/// key and setting up its modular arithmetic again for every message was a sixth of what
+/// checking one cost (docs/performance.md, "Micro-benchmarks").
+struct SigningKey {
+    /// `None`: the key does not suit that version (not RSA of 2048 to 8192 bits); every
+    /// signature of that version is then bad, as it would be with the key parsed per message.
+    sha1: Option<ParsedPublicKey>,
+    sha256: Option<ParsedPublicKey>,
+}
+
+impl SigningKey {
+    /// `der`: the certificate's key (PKCS#1 `RSAPublicKey`).
+    fn new(der: &[u8]) -> Self {
+        Self {
+            sha1: ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY, der).ok(),
+            sha256: ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der).ok(),
+        }
+    }
+}
+
 /// Verifies SNS messages for one topic. Build once, share (`Arc`) across requests.
 pub struct SnsVerifier {
     topic_arn: String,
     trusted_cert_urls: HashSet<String>,
     http: reqwest::Client,
-    cache: Mutex<CertCache<VerifyError>>,
+    cache: Mutex<CertCache<SigningKey, VerifyError>>,
     /// One gate per certificate URL being fetched: messages naming the same URL wait for its one
     /// fetch; fetches of different URLs do not wait for each other.
     fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -293,12 +312,12 @@ impl SnsVerifier {
             url: url.to_owned(),
             reason,
         })?;
-        self.cache_insert(url, key.into());
+        self.cache_insert(url, Arc::new(SigningKey::new(&key)));
         Ok(())
     }
 
     /// What the cache knows of `url`: its key, or the failure of a recent fetch.
-    fn cached(&self, url: &str) -> Option<Result<Arc<[u8]>, VerifyError>> {
+    fn cached(&self, url: &str) -> Option<Result<Arc<SigningKey>, VerifyError>> {
         let cache = self.cache.lock().ok()?;
         match cache.get(url) {
             Some(key) => Some(Ok(key)),
@@ -306,7 +325,7 @@ impl SnsVerifier {
         }
     }
 
-    fn cache_insert(&self, url: &str, key: Arc<[u8]>) {
+    fn cache_insert(&self, url: &str, key: Arc<SigningKey>) {
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(url.to_owned(), key);
         }
@@ -314,7 +333,7 @@ impl SnsVerifier {
 
     /// The public key of the certificate at `url`: cached, else fetched — one fetch at a time
     /// per URL, and a failure is answered again from memory for a while.
-    async fn public_key(&self, url: &str) -> Result<Arc<[u8]>, VerifyError> {
+    async fn public_key(&self, url: &str) -> Result<Arc<SigningKey>, VerifyError> {
         if let Some(known) = self.cached(url) {
             return known;
         }
@@ -347,7 +366,7 @@ impl SnsVerifier {
         fetched
     }
 
-    async fn fetch_public_key(&self, url: &str) -> Result<Arc<[u8]>, VerifyError> {
+    async fn fetch_public_key(&self, url: &str) -> Result<Arc<SigningKey>, VerifyError> {
         let fetch_err = |reason: String| VerifyError::CertFetch {
             url: url.to_owned(),
             reason,
@@ -373,13 +392,11 @@ impl SnsVerifier {
             }
             pem.extend_from_slice(&chunk);
         }
-        let key: Arc<[u8]> = rsa_public_key_from_pem(&pem)
-            .map_err(|reason| VerifyError::BadCertificate {
-                url: url.to_owned(),
-                reason,
-            })?
-            .into();
-        Ok(key)
+        let key = rsa_public_key_from_pem(&pem).map_err(|reason| VerifyError::BadCertificate {
+            url: url.to_owned(),
+            reason,
+        })?;
+        Ok(Arc::new(SigningKey::new(&key)))
     }
 
     /// Verifies that `msg` comes from the configured topic, carries a valid SNS signature and
@@ -396,10 +413,10 @@ impl SnsVerifier {
                 topic_arn: msg.topic_arn.clone(),
             });
         }
-        let algorithm: &'static RsaParameters = match msg.signature_version.as_str() {
+        let sha256 = match msg.signature_version.as_str() {
             "1" if self.require_signature_v2 => return Err(VerifyError::SignatureVersionRefused),
-            "1" => &RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
-            "2" => &RSA_PKCS1_2048_8192_SHA256,
+            "1" => false,
+            "2" => true,
             other => return Err(VerifyError::UnsupportedVersion(other.to_owned())),
         };
         if !self.is_allowed_cert_url(&msg.signing_cert_url) {
@@ -411,8 +428,11 @@ impl SnsVerifier {
             .decode(msg.signature.trim())
             .map_err(|_| VerifyError::BadSignature)?;
         let key = self.public_key(&msg.signing_cert_url).await?;
-        UnparsedPublicKey::new(algorithm, &key[..])
-            .verify(string_to_sign(msg).as_bytes(), &signature)
+        let parsed = if sha256 { &key.sha256 } else { &key.sha1 };
+        parsed
+            .as_ref()
+            .ok_or(VerifyError::BadSignature)?
+            .verify_sig(string_to_sign(msg).as_bytes(), &signature)
             .map_err(|_| VerifyError::BadSignature)?;
         // Only now is the Timestamp known to be SNS's.
         let now_ms = now
