@@ -33,6 +33,7 @@ const IDLE_POLL_MS: i64 = 1_000;
 
 /// Pause after the store failed to answer, before asking again.
 const STORE_ERROR_PAUSE: Duration = Duration::from_millis(500);
+const STORE_ERROR_PAUSE_MS: i64 = 500;
 
 impl<S: Store, K: Clock> JobEngine<S, K> {
     /// Runs the jobs of `queue` with `handler` until `shutdown` turns true, then waits for the
@@ -200,7 +201,12 @@ impl<S: Store, K: Clock> JobEngine<S, K> {
         }
     }
 
-    /// Claims a due head and runs it in `running`. `Ok(false)`: someone else claimed it first.
+    /// Starts a due head in `running`. A claim the store may defer is made here, before the task
+    /// starts (`Ok(false)`: someone else claimed it first). A recorded claim is made by the task
+    /// itself, so that the claims of several lanes are in flight at the same time and a store can
+    /// make them durable in one commit (SQLite groups them with the acceptances arriving
+    /// meanwhile): a commit per recorded claim, made one after the other, was two fifths of an
+    /// agent reply's file locking (docs/performance.md, "Recorded claims in the job's task").
     async fn start(
         self: &Arc<Self>,
         queue: JobQueue,
@@ -210,18 +216,37 @@ impl<S: Store, K: Clock> JobEngine<S, K> {
         running: &mut JoinSet<Lane>,
         busy_lanes: &mut HashSet<Lane>,
     ) -> Result<bool, StoreError> {
-        let Some(job) = self
-            .claim(queue, job, now, handler.needs_recorded_claim())
-            .await?
-        else {
-            return Ok(false);
+        let recorded = handler.needs_recorded_claim();
+        let job = if recorded {
+            job
+        } else {
+            match self.claim(queue, job, now, false).await? {
+                Some(claimed) => claimed,
+                None => return Ok(false),
+            }
         };
         busy_lanes.insert(job.lane.clone());
         let engine = Arc::clone(self);
         let handler = Arc::clone(handler);
         running.spawn(async move {
             let lane = job.lane.clone();
-            engine.run_job(queue, handler.as_ref(), job).await;
+            let claimed = if recorded {
+                let now = engine.now_ms();
+                match engine.claim(queue, job, now, true).await {
+                    Ok(claimed) => claimed,
+                    Err(_) => {
+                        // (`claim` logged it.) The lane is looked at again after the pause.
+                        engine.wake_lane(queue, &lane, now.saturating_add(STORE_ERROR_PAUSE_MS));
+                        None
+                    }
+                }
+            } else {
+                Some(job)
+            };
+            // `None`: someone else claimed it first.
+            if let Some(job) = claimed {
+                engine.run_job(queue, handler.as_ref(), job).await;
+            }
             lane
         });
         Ok(true)

@@ -2,7 +2,8 @@
 //! leases and their fencing, the holder's and the operator's state changes, and listing. Each is
 //! one statement (enqueue: one per job, in one transaction). Claims and the holder's writes are
 //! group-committed ([`Worker::write`](super::worker::Worker::write)); enqueues, which come from
-//! many webhook calls at once, may also wait for each other during a burst to share a commit
+//! many webhook calls at once, and recorded claims, which the dispatcher makes from the jobs' own
+//! tasks, several lanes at once, may also wait for each other during a burst to share a commit
 //! ([`Commit::Grouped`]); the holder's writes (`renew_lease`, `reschedule`, `finish`) and the
 //! claims a handler does not need on disk are deferred
 //! ([`Worker::write_deferred`](super::worker::Worker::write_deferred)): committed with the next

@@ -161,7 +161,9 @@ impl Store for SqliteStore {
         lease_until_ms: i64,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        jobs::claim(self, queue, key, lease_until_ms, now_ms, Commit::Now).await
+        // Grouped: the dispatcher claims from the jobs' own tasks, several lanes at once, and at
+        // saturation these commits share one with each other and the acceptances arriving.
+        jobs::claim(self, queue, key, lease_until_ms, now_ms, Commit::Grouped).await
     }
 
     async fn claim_deferred(

@@ -15,7 +15,8 @@
 //! * group commit: writes queued back to back ([`Worker::write`]) share one transaction, each in
 //!   its own savepoint, so a burst of webhook acceptances pays for one commit, not one each.
 //!   Each write stays atomic on its own, and no caller hears "done" before the commit. Inline,
-//!   webhook acceptances ([`Commit::Grouped`]) arriving faster than two a millisecond leave the
+//!   webhook acceptances and recorded claims ([`Commit::Grouped`]) arriving faster than two a
+//!   millisecond leave the
 //!   transaction open and wait, a millisecond or so, for the ones after them to share its commit
 //!   (`inline_groups.rs`); a write run beside them takes a savepoint, so that failing undoes only
 //!   itself;
@@ -132,8 +133,8 @@ pub(crate) enum Commit {
     Now,
     /// Before the caller hears the answer, in a commit it may wait for with the grouped writes
     /// of other callers arriving at the same time (`inline_groups.rs`): for writes that come
-    /// from many independent callers at once (webhook acceptances), never for a caller that
-    /// writes in a sequence.
+    /// from many independent callers at once (webhook acceptances, the recorded claims the
+    /// dispatcher makes from the jobs' tasks), never for a caller that writes in a sequence.
     Grouped,
     /// With a later commit, within [`WorkerOptions::deferred_commit_within`] (see the module
     /// doc).
