@@ -17,6 +17,10 @@ pub struct MemoryStore {
     inner: Mutex<Inner>,
     /// `lane_heads` calls so far (tests of how often the engine reads every lane).
     lane_heads_reads: AtomicU64,
+    /// Tests of the engine: every claim (deferred ones too) waits here until the barrier's number
+    /// of claims are being made at once.
+    #[cfg(test)]
+    claim_gate: Option<tokio::sync::Barrier>,
 }
 
 #[derive(Debug, Default)]
@@ -30,6 +34,15 @@ struct Inner {
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store whose claims go through only once `claims` of them are being made at once.
+    #[cfg(test)]
+    pub(crate) fn with_claim_gate(claims: usize) -> Self {
+        Self {
+            claim_gate: Some(tokio::sync::Barrier::new(claims)),
+            ..Self::default()
+        }
     }
 
     /// How many times every lane's head was read (`lane_heads`).
@@ -221,6 +234,10 @@ impl Store for MemoryStore {
         lease_until_ms: i64,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
+        #[cfg(test)]
+        if let Some(gate) = &self.claim_gate {
+            gate.wait().await;
+        }
         let mut inner = self.lock()?;
         let Some(job) = inner.jobs.get(&(queue, key.clone())) else {
             return Ok(false);

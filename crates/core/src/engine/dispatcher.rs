@@ -32,7 +32,7 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 const IDLE_POLL_MS: i64 = 1_000;
 
 /// Pause after the store failed to answer, before asking again.
-const STORE_ERROR_PAUSE: Duration = Duration::from_millis(500);
+const STORE_ERROR_PAUSE: Duration = Duration::from_millis(STORE_ERROR_PAUSE_MS.unsigned_abs());
 const STORE_ERROR_PAUSE_MS: i64 = 500;
 
 impl<S: Store, K: Clock> JobEngine<S, K> {

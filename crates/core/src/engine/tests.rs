@@ -10,12 +10,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::*;
-use crate::ids::{InitialContactId, XUserId};
-use crate::jobs::{Backlog, FinalState, Job, JobKey, JobState, LaneEntry, NewJob};
+use crate::jobs::{Job, JobKey, JobState};
 use crate::memory_store::MemoryStore;
-use crate::ports::{Expect, Record, SessionInsert, Store, StoreError, SystemClock};
-use crate::profile::XProfile;
-use crate::session::{ConnectionCredentials, Session};
+use crate::ports::SystemClock;
 
 /// Records what it ran; answers `Retry` once for keys ending in `retry`, `Failed` for keys ending
 /// in `fail`, else `Done`.
@@ -300,22 +297,12 @@ async fn the_operator_retries_failed_jobs_by_key_or_all_and_leaves_the_others_al
     assert_eq!(none, Retried::default());
 }
 
-/// The memory store, except that each recorded claim waits until `gate`'s number of them are
-/// being made.
-struct GatedClaims {
-    inner: MemoryStore,
-    gate: tokio::sync::Barrier,
-}
-
 #[tokio::test]
 async fn the_recorded_claims_of_several_due_lanes_are_made_together() {
     // Three lanes due at once, and a claim goes through only once all three are being made: a
     // dispatcher that claimed each job before starting the next would wait forever on the first.
     let engine = JobEngine::new(
-        GatedClaims {
-            inner: MemoryStore::new(),
-            gate: tokio::sync::Barrier::new(3),
-        },
+        MemoryStore::with_claim_gate(3),
         SystemClock,
         EngineConfig {
             lease_ms: 10_000,
@@ -334,21 +321,9 @@ async fn the_recorded_claims_of_several_due_lanes_are_made_together() {
     assert!(handler.needs_recorded_claim());
     let (tx, rx) = watch::channel(false);
     let task = tokio::spawn(Arc::clone(&engine).run_dispatcher(JobQueue::Outbound, handler, rx));
-    let mut closed = false;
-    for _ in 0..500 {
-        let listed = engine
-            .store()
-            .jobs(JobQueue::Outbound, None, 10)
-            .await
-            .unwrap();
-        if listed.iter().all(|j| j.state == JobState::Done) {
-            closed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // Panics (the claims waited for each other) if they do not all finish.
+    wait_until_closed(&engine, jobs.len()).await;
     tx.send(true).unwrap();
-    assert!(closed, "the claims waited for each other");
     task.await.unwrap();
     let mut ran: Vec<String> = recorder
         .runs
@@ -359,226 +334,4 @@ async fn the_recorded_claims_of_several_due_lanes_are_made_together() {
         .collect();
     ran.sort();
     assert_eq!(ran, ["a0#1", "b0#1", "c0#1"]);
-}
-
-impl Store for GatedClaims {
-    async fn open_session(
-        &self,
-        business: &XUserId,
-        customer: &XUserId,
-    ) -> Result<Option<Session>, StoreError> {
-        self.inner.open_session(business, customer).await
-    }
-
-    async fn session_by_initial_contact(
-        &self,
-        id: &InitialContactId,
-    ) -> Result<Option<Session>, StoreError> {
-        self.inner.session_by_initial_contact(id).await
-    }
-
-    async fn insert_session(&self, session: &Session) -> Result<SessionInsert, StoreError> {
-        self.inner.insert_session(session).await
-    }
-
-    async fn set_session_connection(
-        &self,
-        id: &InitialContactId,
-        connection: &ConnectionCredentials,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.inner
-            .set_session_connection(id, connection, now_ms)
-            .await
-    }
-
-    async fn end_session(&self, id: &InitialContactId, now_ms: i64) -> Result<bool, StoreError> {
-        self.inner.end_session(id, now_ms).await
-    }
-
-    async fn cached_profile(
-        &self,
-        id: &XUserId,
-        now_ms: i64,
-    ) -> Result<Option<XProfile>, StoreError> {
-        self.inner.cached_profile(id, now_ms).await
-    }
-
-    async fn cache_profile(
-        &self,
-        profile: &XProfile,
-        expires_at_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.inner.cache_profile(profile, expires_at_ms).await
-    }
-
-    async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<bool>, StoreError> {
-        self.inner.enqueue(jobs).await
-    }
-
-    async fn lane_heads(
-        &self,
-        queue: JobQueue,
-        now_ms: i64,
-        limit: usize,
-    ) -> Result<Vec<Job>, StoreError> {
-        self.inner.lane_heads(queue, now_ms, limit).await
-    }
-
-    async fn lane_head(
-        &self,
-        queue: JobQueue,
-        lane: &Lane,
-        now_ms: i64,
-    ) -> Result<Option<Job>, StoreError> {
-        self.inner.lane_head(queue, lane, now_ms).await
-    }
-
-    async fn lane_jobs(
-        &self,
-        queue: JobQueue,
-        lane: &Lane,
-        limit: usize,
-    ) -> Result<Vec<LaneEntry>, StoreError> {
-        self.inner.lane_jobs(queue, lane, limit).await
-    }
-
-    async fn claim(
-        &self,
-        queue: JobQueue,
-        key: &JobKey,
-        lease_until_ms: i64,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.gate.wait().await;
-        self.inner.claim(queue, key, lease_until_ms, now_ms).await
-    }
-
-    async fn claim_deferred(
-        &self,
-        queue: JobQueue,
-        key: &JobKey,
-        lease_until_ms: i64,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.inner
-            .claim_deferred(queue, key, lease_until_ms, now_ms)
-            .await
-    }
-
-    async fn renew_lease(
-        &self,
-        queue: JobQueue,
-        key: &JobKey,
-        attempt: u32,
-        lease_until_ms: i64,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.inner
-            .renew_lease(queue, key, attempt, lease_until_ms, now_ms)
-            .await
-    }
-
-    async fn reschedule(
-        &self,
-        queue: JobQueue,
-        key: &JobKey,
-        attempt: u32,
-        not_before_ms: i64,
-        error: &str,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.inner
-            .reschedule(queue, key, attempt, not_before_ms, error, now_ms)
-            .await
-    }
-
-    async fn finish(
-        &self,
-        queue: JobQueue,
-        key: &JobKey,
-        attempt: u32,
-        state: FinalState,
-        error: Option<&str>,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.inner
-            .finish(queue, key, attempt, state, error, now_ms)
-            .await
-    }
-
-    async fn job(&self, queue: JobQueue, key: &JobKey) -> Result<Option<Job>, StoreError> {
-        self.inner.job(queue, key).await
-    }
-
-    async fn jobs(
-        &self,
-        queue: JobQueue,
-        state: Option<JobState>,
-        limit: usize,
-    ) -> Result<Vec<Job>, StoreError> {
-        self.inner.jobs(queue, state, limit).await
-    }
-
-    async fn backlog(&self, queue: JobQueue, limit: usize) -> Result<Backlog, StoreError> {
-        self.inner.backlog(queue, limit).await
-    }
-
-    async fn retry_failed(
-        &self,
-        queue: JobQueue,
-        key: &JobKey,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.inner.retry_failed(queue, key, now_ms).await
-    }
-
-    async fn release_claims(&self, queue: JobQueue, now_ms: i64) -> Result<u64, StoreError> {
-        self.inner.release_claims(queue, now_ms).await
-    }
-
-    async fn purge(
-        &self,
-        jobs_before_ms: i64,
-        sessions_before_ms: i64,
-        now_ms: i64,
-    ) -> Result<u64, StoreError> {
-        self.inner
-            .purge(jobs_before_ms, sessions_before_ms, now_ms)
-            .await
-    }
-
-    async fn record(&self, key: &str) -> Result<Option<Record>, StoreError> {
-        self.inner.record(key).await
-    }
-
-    async fn put_record(
-        &self,
-        key: &str,
-        value: &str,
-        expect: Expect,
-        now_ms: i64,
-    ) -> Result<Option<u64>, StoreError> {
-        self.inner.put_record(key, value, expect, now_ms).await
-    }
-
-    async fn put_record_deferred(
-        &self,
-        key: &str,
-        value: &str,
-        expect: Expect,
-        now_ms: i64,
-    ) -> Result<Option<u64>, StoreError> {
-        self.inner
-            .put_record_deferred(key, value, expect, now_ms)
-            .await
-    }
-
-    async fn delete_record(&self, key: &str, expect: Expect) -> Result<bool, StoreError> {
-        self.inner.delete_record(key, expect).await
-    }
-
-    async fn records(&self, prefix: &str) -> Result<Vec<Record>, StoreError> {
-        self.inner.records(prefix).await
-    }
 }

@@ -16,10 +16,9 @@
 //!   its own savepoint, so a burst of webhook acceptances pays for one commit, not one each.
 //!   Each write stays atomic on its own, and no caller hears "done" before the commit. Inline,
 //!   webhook acceptances and recorded claims ([`Commit::Grouped`]) arriving faster than two a
-//!   millisecond leave the
-//!   transaction open and wait, a millisecond or so, for the ones after them to share its commit
-//!   (`inline_groups.rs`); a write run beside them takes a savepoint, so that failing undoes only
-//!   itself;
+//!   millisecond leave the transaction open and wait, a millisecond or so, for the ones after
+//!   them to share its commit (`inline_groups.rs`); a write run beside them takes a savepoint, so
+//!   that failing undoes only itself;
 //! * deferred writes: a write whose loss in a crash only makes a job run again (a job's outcome,
 //!   a lease renewal, a claim the handler does not need on disk; see the `Store` port) runs at once
 //!   in the open transaction but is not committed on its own: it is committed with the next
