@@ -9,11 +9,12 @@
 //! ([`Worker::write_deferred`](super::worker::Worker::write_deferred)): committed with the next
 //! commit, within 50 ms, as the `Store` port allows.
 
+use std::sync::Arc;
+
 use rusqlite::params;
-use xdm_core::jobs::{Backlog, FinalState, Job, JobKey, JobQueue, JobState, NewJob};
+use xdm_core::jobs::{FinalState, Job, JobKey, JobQueue, JobState, Lane, NewJob};
 use xdm_core::ports::StoreError;
 
-use super::lanes::SQL_HEADS_SUMMARY;
 use super::rows::{
     DbError, execute_one, job_columns, job_from_row, query_all, query_one, sql_limit,
 };
@@ -27,17 +28,18 @@ pub(super) const SQL_ENQUEUE: &str = "INSERT INTO jobs (queue, key, lane, order_
      VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?7, 0, ?6, NULL) \
      ON CONFLICT (queue, key) DO NOTHING";
 
-/// The compare-and-set: one statement that takes the job only if it is still due and still the
-/// head of its lane. SQLite runs it under the write lock, so exactly one caller changes the row.
+/// The compare-and-set: takes the job only if it is still due. Run in the transaction that has
+/// found the job at the head of its lane (`claim`, [`leads`]); SQLite runs it under the write
+/// lock, so exactly one caller changes the row.
 pub(super) const SQL_CLAIM: &str = "UPDATE jobs SET state = 'processing', attempts = attempts + 1, lease_until_ms = ?4, \
      updated_at_ms = ?3, first_claimed_at_ms = COALESCE(first_claimed_at_ms, ?3) \
      WHERE queue = ?1 AND key = ?2 \
        AND ((state = 'pending' AND not_before_ms <= ?3) \
-         OR (state = 'processing' AND lease_until_ms <= ?3)) \
-       AND NOT EXISTS (SELECT 1 FROM jobs AS o \
-                       WHERE o.queue = jobs.queue AND o.lane = jobs.lane \
-                         AND o.state IN ('pending', 'processing') \
-                         AND (o.order_key, o.key) < (jobs.order_key, jobs.key))";
+         OR (state = 'processing' AND lease_until_ms <= ?3))";
+
+/// A job's lane and order key, for the claim's test of its place.
+pub(super) const SQL_JOB_PLACE: &str =
+    "SELECT lane, order_key FROM jobs WHERE queue = ?1 AND key = ?2";
 
 /// Fenced by the claim: changes the row only while it is processing under claim number ?3 (its
 /// `attempts`), so a worker whose lease ran out cannot undo a newer claim. The job stays open:
@@ -49,9 +51,11 @@ pub(super) const SQL_RESCHEDULE: &str = "UPDATE jobs SET state = 'pending', not_
 pub(super) const SQL_RENEW_LEASE: &str = "UPDATE jobs SET lease_until_ms = ?4, updated_at_ms = ?5 \
      WHERE queue = ?1 AND key = ?2 AND state = 'processing' AND attempts = ?3";
 
-/// Fenced like `SQL_RESCHEDULE`; ?4 is 'done' or 'failed' (a `FinalState`).
+/// Fenced like `SQL_RESCHEDULE`; ?4 is 'done' or 'failed' (a `FinalState`). Returns the job's
+/// lane and order key, which the lane order forgets.
 pub(super) const SQL_FINISH: &str = "UPDATE jobs SET state = ?4, lease_until_ms = 0, last_error = COALESCE(?5, last_error), \
-     updated_at_ms = ?6 WHERE queue = ?1 AND key = ?2 AND state = 'processing' AND attempts = ?3";
+     updated_at_ms = ?6 WHERE queue = ?1 AND key = ?2 AND state = 'processing' AND attempts = ?3 \
+     RETURNING lane, order_key";
 
 pub(super) const SQL_JOB: &str = concat!(
     "SELECT ",
@@ -65,9 +69,8 @@ pub(super) const SQL_JOBS_ALL: &str = concat!(
     " FROM jobs WHERE queue = ?1 ORDER BY accepted_at_ms, key LIMIT ?2"
 );
 
-/// Open jobs of one state (?2: 'pending' or 'processing'): the queue's range of
-/// `jobs_open_by_lane`, sorted. It reads every open job of the queue — an operator's listing, not a
-/// hot path; no index orders open jobs by acceptance, since each acceptance would write it.
+/// Open jobs of one state (?2: 'pending' or 'processing'): the queue's range of `jobs_open`,
+/// sorted. It reads every open job of the queue — an operator's listing, not a hot path.
 pub(super) const SQL_JOBS_OPEN_IN_STATE: &str = concat!(
     "SELECT ",
     job_columns!(),
@@ -90,19 +93,17 @@ pub(super) const SQL_JOBS_DONE: &str = concat!(
     " FROM jobs WHERE queue = ?1 AND state = 'done' ORDER BY accepted_at_ms, key LIMIT ?2"
 );
 
-/// Open jobs counted up to ?2, from `jobs_open_by_lane` alone.
-pub(super) const SQL_COUNT_OPEN: &str = "SELECT COUNT(*) FROM \
-     (SELECT 1 FROM jobs WHERE queue = ?1 AND state IN ('pending', 'processing') LIMIT ?2)";
-
 /// Failed jobs counted up to ?2, from `jobs_failed_by_acceptance` alone.
 pub(super) const SQL_COUNT_FAILED: &str = "SELECT COUNT(*) FROM \
      (SELECT 1 FROM jobs WHERE queue = ?1 AND state = 'failed' LIMIT ?2)";
 
+/// Returns the job's lane and order key, which the lane order takes back.
 pub(super) const SQL_RETRY_FAILED: &str = "UPDATE jobs SET state = 'pending', attempts = 0, not_before_ms = ?3, updated_at_ms = ?3, \
      first_claimed_at_ms = NULL \
-     WHERE queue = ?1 AND key = ?2 AND state = 'failed'";
+     WHERE queue = ?1 AND key = ?2 AND state = 'failed' \
+     RETURNING lane, order_key";
 
-/// Every claim of the queue given back: its range of `jobs_open_by_lane`.
+/// Every claim of the queue given back: its range of `jobs_open`.
 pub(super) const SQL_RELEASE_CLAIMS: &str = "UPDATE jobs SET state = 'pending', lease_until_ms = 0, not_before_ms = ?2, updated_at_ms = ?2 \
      WHERE queue = ?1 AND state IN ('pending', 'processing') AND state = 'processing'";
 
@@ -111,6 +112,7 @@ pub(super) async fn enqueue(store: &SqliteStore, jobs: &[NewJob]) -> Result<Vec<
         return Ok(Vec::new());
     }
     let jobs = jobs.to_vec();
+    let order = Arc::clone(&store.lane_order);
     // Group-committed with the enqueues of concurrent webhook calls.
     store
         .worker
@@ -131,6 +133,10 @@ pub(super) async fn enqueue(store: &SqliteStore, jobs: &[NewJob]) -> Result<Vec<
                     fresh.push(n == 1);
                 }
             }
+            // Every statement succeeded: the order takes the new jobs.
+            for (j, _) in jobs.into_iter().zip(&fresh).filter(|(_, new)| **new) {
+                order.added(j.queue, j.lane, (j.order_key, j.key));
+            }
             Ok(fresh)
         })
         .await
@@ -147,7 +153,20 @@ pub(super) async fn claim(
     commit: Commit,
 ) -> Result<bool, StoreError> {
     let key = key.to_owned();
+    let order = Arc::clone(&store.lane_order);
     let claim = move |conn: &rusqlite::Connection| {
+        let Some((lane, order_key)) = query_one(
+            conn,
+            SQL_JOB_PLACE,
+            params![queue.as_str(), key.as_str()],
+            lane_and_order_key,
+        )?
+        else {
+            return Ok(false);
+        };
+        if !order.leads(conn, queue, &lane, &(order_key, key.clone()))? {
+            return Ok(false);
+        }
         execute_one(
             conn,
             SQL_CLAIM,
@@ -223,10 +242,11 @@ pub(super) async fn finish(
     now_ms: i64,
 ) -> Result<bool, StoreError> {
     let (key, error) = (key.to_owned(), error.map(str::to_owned));
+    let order = Arc::clone(&store.lane_order);
     store
         .worker
         .write_deferred("finish", move |conn| {
-            execute_one(
+            let finished = query_one(
                 conn,
                 SQL_FINISH,
                 params![
@@ -237,7 +257,15 @@ pub(super) async fn finish(
                     error,
                     now_ms
                 ],
-            )
+                lane_and_order_key,
+            )?;
+            Ok(match finished {
+                Some((lane, order_key)) => {
+                    order.removed(queue, &lane, &(order_key, key));
+                    true
+                }
+                None => false,
+            })
         })
         .await
 }
@@ -294,49 +322,6 @@ pub(super) async fn jobs(
         .await
 }
 
-/// As the DynamoDB store counts it: the lanes' heads say how many jobs are processing (a claim is
-/// always of its lane's head; a job claimed just before an earlier one joined its lane counts as
-/// pending until it finishes) and when the oldest open job was accepted, the open jobs counted up
-/// to `limit` beside them are the rest. The heads' earliest acceptance is the oldest open job's
-/// but for a job behind its lane's head accepted before it: one X delivered after a later DM of
-/// the same customer, by as long as X held it back. No index orders open jobs by acceptance: each
-/// acceptance would write one more b-tree page (docs/performance.md, "One index less, a
-/// checkpoint per thousand pages").
-pub(super) async fn backlog(
-    store: &SqliteStore,
-    queue: JobQueue,
-    limit: usize,
-) -> Result<Backlog, StoreError> {
-    if limit == 0 {
-        return Ok(Backlog::default());
-    }
-    store
-        .worker
-        .call("backlog", move |conn| {
-            let q = queue.as_str();
-            let (processing, oldest) = query_one(conn, SQL_HEADS_SUMMARY, params![q], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?))
-            })?
-            .unwrap_or((0, None));
-            let processing = usize::try_from(processing).unwrap_or(0);
-            let count = |sql: &str, limit: usize| -> Result<usize, DbError> {
-                let n = query_one(conn, sql, params![q, sql_limit(limit)], |row| {
-                    Ok(row.get::<_, i64>(0)?)
-                })?
-                .unwrap_or(0);
-                Ok(usize::try_from(n).unwrap_or(0))
-            };
-            let open = count(SQL_COUNT_OPEN, limit.saturating_add(processing))?;
-            Ok(Backlog {
-                pending: open.saturating_sub(processing).min(limit) as u64,
-                processing: processing.min(limit) as u64,
-                failed: count(SQL_COUNT_FAILED, limit)? as u64,
-                oldest_open_accepted_ms: oldest,
-            })
-        })
-        .await
-}
-
 pub(super) async fn retry_failed(
     store: &SqliteStore,
     queue: JobQueue,
@@ -344,14 +329,23 @@ pub(super) async fn retry_failed(
     now_ms: i64,
 ) -> Result<bool, StoreError> {
     let key = key.to_owned();
+    let order = Arc::clone(&store.lane_order);
     store
         .worker
         .call("retry_failed", move |conn| {
-            execute_one(
+            let retried = query_one(
                 conn,
                 SQL_RETRY_FAILED,
                 params![queue.as_str(), key.as_str(), now_ms],
-            )
+                lane_and_order_key,
+            )?;
+            Ok(match retried {
+                Some((lane, order_key)) => {
+                    order.added(queue, lane, (order_key, key));
+                    true
+                }
+                None => false,
+            })
         })
         .await
 }
@@ -370,4 +364,11 @@ pub(super) async fn release_claims(
             Ok(n as u64)
         })
         .await
+}
+
+/// A row's `lane` and `order_key` (columns 0 and 1).
+fn lane_and_order_key(row: &rusqlite::Row<'_>) -> Result<(Lane, i64), DbError> {
+    let lane: String = row.get(0)?;
+    let lane = Lane::parse(lane).map_err(|e| DbError::Corrupt(format!("job lane: {e}")))?;
+    Ok((lane, row.get(1)?))
 }

@@ -1,85 +1,69 @@
-//! Lanes: which job of each lane runs next. SQLite keeps no lane table: a lane's head is the
-//! first of its open jobs in the partial index `jobs_open_by_lane`, and `claim` (`jobs.rs`)
-//! re-checks that in its compare-and-set.
+//! Lanes: which job of each lane runs next. The order within each lane is kept in memory
+//! (`lane_order.rs`); the jobs themselves are read from `jobs` by their key, and `claim`
+//! (`jobs.rs`) re-checks the order in the transaction that takes the job.
 
-use rusqlite::params;
-use xdm_core::jobs::{Job, JobKey, JobQueue, Lane, LaneEntry};
+use std::sync::Arc;
+
+use rusqlite::{Connection, params};
+use xdm_core::jobs::{Backlog, Job, JobQueue, JobState, Lane, LaneEntry};
 use xdm_core::ports::StoreError;
 
-use super::rows::{DbError, job_columns, job_from_row, query_all, query_one, sql_limit};
+use super::jobs::{SQL_COUNT_FAILED, SQL_JOB};
+use super::lane_order::{LaneOrder, Place};
+use super::rows::{DbError, job_from_row, query_one, sql_limit};
 use super::store::SqliteStore;
 
-// `pub(super)` so the unit tests (`tests.rs`) can check the query plans.
-
-/// The distinct lanes of queue ?1's open jobs, as the recursive table `lanes(name)`: a hop from
-/// one lane to the next in `jobs_open_by_lane` (a skip-scan), one index seek per lane rather than
-/// one step per open job.
-macro_rules! open_lanes {
-    () => {
-        "WITH RECURSIVE lanes(name) AS ( \
-             SELECT min(lane) FROM jobs \
-             WHERE queue = ?1 AND state IN ('pending', 'processing') \
-           UNION ALL \
-             SELECT (SELECT min(n.lane) FROM jobs AS n \
-                     WHERE n.queue = ?1 AND n.state IN ('pending', 'processing') \
-                       AND n.lane > lanes.name) \
-             FROM lanes WHERE lanes.name IS NOT NULL) "
-    };
+/// True for a head under an unexpired lease: nobody may run it now, so it is not returned.
+fn leased(job: &Job, now_ms: i64) -> bool {
+    job.state == JobState::Processing && job.lease_until_ms > now_ms
 }
 
-/// Joins each lane of [`open_lanes`] to its head `j`: the first entry of its range in
-/// `jobs_open_by_lane` (one index seek).
-macro_rules! lane_heads_join {
-    () => {
-        " FROM lanes JOIN jobs AS j ON j.rowid = \
-             (SELECT h.rowid FROM jobs AS h \
-              WHERE h.queue = ?1 AND h.lane = lanes.name AND h.state IN ('pending', 'processing') \
-              ORDER BY h.order_key, h.key LIMIT 1) "
-    };
+/// The open job at `place` of `queue`. A job the order holds but the file has not open (which
+/// only a change the order missed could cause) makes the order be read again, and `None`.
+fn open_job(
+    conn: &Connection,
+    order: &LaneOrder,
+    queue: JobQueue,
+    place: &Place,
+) -> Result<Option<Job>, DbError> {
+    let job = query_one(
+        conn,
+        SQL_JOB,
+        params![queue.as_str(), place.1.as_str()],
+        job_from_row,
+    )?;
+    match job {
+        Some(job) if matches!(job.state, JobState::Pending | JobState::Processing) => Ok(Some(job)),
+        _ => {
+            tracing::warn!(job = %place.1, "the lane order held a job that is not open: read again");
+            order.forget();
+            Ok(None)
+        }
+    }
 }
 
-/// Heads, one index seek per lane rather than one probe per open job: [`open_lanes`] hops through
-/// the distinct lanes, each lane's head is the first entry of its range, then heads under an
-/// unexpired lease are dropped and the rest sorted soonest due first. Measured with 10k open jobs
-/// beside 200k done ones (release build): 10 lanes 0.25 ms vs 15 ms for a NOT EXISTS probe per
-/// open job; 1,000 lanes 2-4 ms vs 10-17 ms; 10,000 one-job lanes 25-31 ms vs 10-18 ms. Backlogs
-/// gather in busy lanes, hence this form.
-pub(super) const SQL_LANE_HEADS: &str = concat!(
-    open_lanes!(),
-    "SELECT ",
-    job_columns!(),
-    lane_heads_join!(),
-    "WHERE NOT (j.state = 'processing' AND j.lease_until_ms > ?2) \
-     ORDER BY CASE j.state WHEN 'processing' THEN j.lease_until_ms ELSE j.not_before_ms END, j.key \
-     LIMIT ?3"
-);
+/// The first open job of `lane` as this connection's writes left it ([`LaneOrder::own`]: its
+/// claim tests it against other connections' commits too), read again once if the order turned
+/// out stale.
+fn head(
+    conn: &Connection,
+    order: &LaneOrder,
+    queue: JobQueue,
+    lane: &Lane,
+) -> Result<Option<Job>, DbError> {
+    for _ in 0..2 {
+        let Some(place) = order.own(conn)?.head(queue, lane).cloned() else {
+            return Ok(None);
+        };
+        if let Some(job) = open_job(conn, order, queue, &place)? {
+            return Ok(Some(job));
+        }
+    }
+    Ok(None)
+}
 
-/// For the backlog: how many lanes' heads are processing, and the earliest acceptance among the
-/// heads (see [`backlog`](super::jobs::backlog) for why that is the oldest open job's). One index
-/// seek per lane, whatever the number of open jobs.
-pub(super) const SQL_HEADS_SUMMARY: &str = concat!(
-    open_lanes!(),
-    "SELECT COUNT(*) FILTER (WHERE j.state = 'processing'), MIN(j.accepted_at_ms)",
-    lane_heads_join!()
-);
-
-/// One lane's head: the first entry of its range in `jobs_open_by_lane` (one index seek), unless
-/// it is under an unexpired lease.
-pub(super) const SQL_LANE_HEAD: &str = concat!(
-    "SELECT ",
-    job_columns!(),
-    " FROM jobs AS j WHERE j.rowid = \
-         (SELECT h.rowid FROM jobs AS h \
-          WHERE h.queue = ?1 AND h.lane = ?2 AND h.state IN ('pending', 'processing') \
-          ORDER BY h.order_key, h.key LIMIT 1) \
-       AND NOT (j.state = 'processing' AND j.lease_until_ms > ?3)"
-);
-
-/// One lane's open jobs in running order: a range of `jobs_open_by_lane`.
-pub(super) const SQL_LANE_JOBS: &str = "SELECT order_key, key FROM jobs \
-     WHERE queue = ?1 AND lane = ?2 AND state IN ('pending', 'processing') \
-     ORDER BY order_key, key LIMIT ?3";
-
+/// Heads due soonest first: a processing head when its lease runs out, a pending one when it may
+/// run; then by key. Heads under an unexpired lease are left out.
 pub(super) async fn lane_heads(
     store: &SqliteStore,
     queue: JobQueue,
@@ -89,19 +73,33 @@ pub(super) async fn lane_heads(
     if limit == 0 {
         return Ok(Vec::new());
     }
+    let order = Arc::clone(&store.lane_order);
     store
         .worker
         .read("lane_heads", move |conn| {
-            query_all(
-                conn,
-                SQL_LANE_HEADS,
-                params![queue.as_str(), now_ms, sql_limit(limit)],
-                job_from_row,
-            )
+            let places = order.current(conn)?.heads(queue);
+            let mut heads = Vec::with_capacity(places.len());
+            for place in &places {
+                if let Some(job) = open_job(conn, &order, queue, place)?
+                    && !leased(&job, now_ms)
+                {
+                    heads.push(job);
+                }
+            }
+            heads.sort_by(|a, b| {
+                let due = |j: &Job| match j.state {
+                    JobState::Processing => j.lease_until_ms,
+                    _ => j.not_before_ms,
+                };
+                due(a).cmp(&due(b)).then_with(|| a.key.cmp(&b.key))
+            });
+            heads.truncate(limit);
+            Ok(heads)
         })
         .await
 }
 
+/// One lane's head, unless it is under an unexpired lease.
 pub(super) async fn lane_head(
     store: &SqliteStore,
     queue: JobQueue,
@@ -109,19 +107,17 @@ pub(super) async fn lane_head(
     now_ms: i64,
 ) -> Result<Option<Job>, StoreError> {
     let lane = lane.to_owned();
+    let order = Arc::clone(&store.lane_order);
     store
         .worker
         .read("lane_head", move |conn| {
-            query_one(
-                conn,
-                SQL_LANE_HEAD,
-                params![queue.as_str(), lane.as_str(), now_ms],
-                job_from_row,
-            )
+            Ok(head(conn, &order, queue, &lane)?.filter(|job| !leased(job, now_ms)))
         })
         .await
 }
 
+/// One lane's open jobs in running order, as this connection's writes left them (for merging a
+/// lane's waiting messages: a job another connection added since is delivered on its own).
 pub(super) async fn lane_jobs(
     store: &SqliteStore,
     queue: JobQueue,
@@ -132,22 +128,78 @@ pub(super) async fn lane_jobs(
         return Ok(Vec::new());
     }
     let lane = lane.to_owned();
+    let order = Arc::clone(&store.lane_order);
     store
         .worker
         .read("lane_jobs", move |conn| {
-            query_all(
+            Ok(order
+                .own(conn)?
+                .jobs(queue, &lane, limit)
+                .into_iter()
+                .map(|(order_key, key)| LaneEntry { order_key, key })
+                .collect())
+        })
+        .await
+}
+
+/// For the backlog: how many lanes' heads are processing, and the earliest acceptance among the
+/// heads (see [`backlog`]), with the number of open jobs.
+fn heads_summary(
+    conn: &Connection,
+    order: &LaneOrder,
+    queue: JobQueue,
+) -> Result<(usize, Option<i64>, usize), DbError> {
+    let (places, open) = {
+        let current = order.current(conn)?;
+        (current.heads(queue), current.open_jobs(queue))
+    };
+    let mut processing = 0;
+    let mut oldest: Option<i64> = None;
+    for place in &places {
+        if let Some(job) = open_job(conn, order, queue, place)? {
+            if job.state == JobState::Processing {
+                processing += 1;
+            }
+            oldest = Some(oldest.map_or(job.accepted_at_ms, |o| o.min(job.accepted_at_ms)));
+        }
+    }
+    Ok((processing, oldest, open))
+}
+
+/// As the DynamoDB store counts it: the lanes' heads say how many jobs are processing (a claim is
+/// always of its lane's head; a job claimed just before an earlier one joined its lane counts as
+/// pending until it finishes) and when the oldest open job was accepted, the open jobs counted up
+/// to `limit` beside them are the rest. The heads' earliest acceptance is the oldest open job's
+/// but for a job behind its lane's head accepted before it: one X delivered after a later DM of
+/// the same customer, by as long as X held it back. The open jobs are counted in the lane order
+/// (memory), the heads read by their key.
+pub(super) async fn backlog(
+    store: &SqliteStore,
+    queue: JobQueue,
+    limit: usize,
+) -> Result<Backlog, StoreError> {
+    if limit == 0 {
+        return Ok(Backlog::default());
+    }
+    let order = Arc::clone(&store.lane_order);
+    store
+        .worker
+        .call("backlog", move |conn| {
+            let q = queue.as_str();
+            let (processing, oldest, open) = heads_summary(conn, &order, queue)?;
+            let failed = query_one(
                 conn,
-                SQL_LANE_JOBS,
-                params![queue.as_str(), lane.as_str(), sql_limit(limit)],
-                |row| {
-                    let key: String = row.get(1)?;
-                    Ok(LaneEntry {
-                        order_key: row.get(0)?,
-                        key: JobKey::parse(key.clone())
-                            .map_err(|e| DbError::Corrupt(format!("job {key:?}: {e}")))?,
-                    })
-                },
-            )
+                SQL_COUNT_FAILED,
+                params![q, sql_limit(limit)],
+                |row| Ok(row.get::<_, i64>(0)?),
+            )?
+            .unwrap_or(0);
+            Ok(Backlog {
+                pending: open.saturating_sub(processing).min(limit) as u64,
+                processing: processing.min(limit) as u64,
+                failed: usize::try_from(failed).unwrap_or(0) as u64,
+                oldest_open_accepted_ms: oldest,
+            })
         })
         .await
 }

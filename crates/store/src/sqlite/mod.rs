@@ -14,10 +14,12 @@
 //! several connections or processes on one file:
 //!
 //! * **Every statement** is correct beside the others: the one-open-session rule is a partial
-//!   unique index, enqueue is one transaction, `claim` is a single conditional UPDATE, and so are
-//!   `renew_lease`, `reschedule` and `finish` (fenced by the claim's `attempts`), `retry_failed`
-//!   and the records' writes (conditional on `version`). So the operator's commands (`inbox list`
-//!   / `retry`, `doctor`, `x …`) may run next to a `serve` on the same file.
+//!   unique index, enqueue is one transaction, `claim` tests its lane's order and takes the job
+//!   with a conditional UPDATE in one transaction (the order, kept in memory, is read again after
+//!   another connection's commit: `lane_order.rs`), and `renew_lease`, `reschedule` and `finish`
+//!   are single conditional UPDATEs (fenced by the claim's `attempts`), as are `retry_failed` and
+//!   the records' writes (conditional on `version`). So the operator's commands (`inbox list` /
+//!   `retry`, `doctor`, `x …`) may run next to a `serve` on the same file.
 //! * **One delivering process per file**: `release_claims` is not fenced — it hands back every
 //!   claim it finds, which is right only when the process that made them is dead. A process that
 //!   delivers from a file (`serve`, `demo`) therefore holds its [`InstanceLock`] first, and a
@@ -35,7 +37,8 @@
 //! Layout: this file holds the [`Store`] implementation, whose every method calls the function
 //! of the same name in the module of its concern, as in the DynamoDB backend: `sessions.rs`,
 //! `profiles.rs`, `jobs.rs` (enqueue, claims, leases and fencing, state changes, listing),
-//! `lanes.rs` (lane heads), `records.rs` and `purge.rs`, each with its SQL. Below them:
+//! `lanes.rs` (lane heads) over `lane_order.rs` (each lane's order, in memory), `records.rs`
+//! and `purge.rs`, each with its SQL. Below them:
 //! `store.rs` (the store type, opening it), `worker.rs` (the connection thread, group commit),
 //! `inline_groups.rs` (writes on the callers' threads sharing a commit during a burst),
 //! `rows.rs` (rows ⇄ core types, running a statement, errors), `schema.rs` (pragmas, integrity
@@ -47,6 +50,7 @@ mod checkpoints;
 mod inline_groups;
 mod instance_lock;
 mod jobs;
+mod lane_order;
 mod lanes;
 mod options;
 mod profiles;
@@ -225,7 +229,7 @@ impl Store for SqliteStore {
     }
 
     async fn backlog(&self, queue: JobQueue, limit: usize) -> Result<Backlog, StoreError> {
-        jobs::backlog(self, queue, limit).await
+        lanes::backlog(self, queue, limit).await
     }
 
     async fn retry_failed(

@@ -35,6 +35,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_first_claimed_at.sql"),
     include_str!("migrations/0003_records.sql"),
     include_str!("migrations/0004_failed_jobs_index.sql"),
+    include_str!("migrations/0005_lane_order_in_memory.sql"),
 ];
 
 /// The schema version (`PRAGMA user_version`) this build writes and reads.

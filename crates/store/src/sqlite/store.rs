@@ -2,8 +2,11 @@
 //! concern module runs its statements on.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use super::access;
+use super::lane_order::LaneOrder;
 use super::options::SqliteOptions;
 use super::options::Synchronous;
 use super::schema::{self, SCHEMA_VERSION, Target};
@@ -15,6 +18,8 @@ use crate::OpenError;
 pub struct SqliteStore {
     /// The connection thread; the concern modules send their statements to it.
     pub(super) worker: Worker,
+    /// Each lane's open jobs in running order, beside the connection (`lane_order.rs`).
+    pub(super) lane_order: Arc<LaneOrder>,
     /// What opening noticed about who may change the files (see `access.rs`).
     warnings: Vec<String>,
 }
@@ -78,9 +83,22 @@ impl SqliteStore {
         F: FnOnce(&str) -> Result<rusqlite::Connection, OpenError> + Send + 'static,
     {
         let loc = location.clone();
-        let worker = Worker::start(location, worker_options, move || open(&loc)).await?;
+        let lane_order = Arc::new(LaneOrder::default());
+        let rolled_back = lane_order.rollback_flag();
+        let worker = Worker::start(location, worker_options, move || {
+            let mut conn = open(&loc)?;
+            // Whatever a rollback undid, the lane order may still hold: it is read again.
+            conn.rollback_hook(Some(move || rolled_back.store(true, Ordering::SeqCst)))
+                .map_err(|e| OpenError::Sqlite {
+                    location: loc.clone(),
+                    source: e,
+                })?;
+            Ok(conn)
+        })
+        .await?;
         Ok(Self {
             worker,
+            lane_order,
             warnings: Vec::new(),
         })
     }

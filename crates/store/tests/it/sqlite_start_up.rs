@@ -291,7 +291,7 @@ fn old_schema_file(path: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_due_migration_under_another_process_write_lock_says_so() {
     assert_eq!(
-        SCHEMA_VERSION, 4,
+        SCHEMA_VERSION, 5,
         "update old_schema_file for a new migration"
     );
     let (_dir, path) = temp();
