@@ -29,8 +29,8 @@ pub(super) const SQL_ENQUEUE: &str = "INSERT INTO jobs (queue, key, lane, order_
      ON CONFLICT (queue, key) DO NOTHING";
 
 /// The compare-and-set: takes the job only if it is still due. Run in the transaction that has
-/// found the job at the head of its lane (`claim`, [`leads`]); SQLite runs it under the write
-/// lock, so exactly one caller changes the row.
+/// found the job at the head of its lane (`claim`, `LaneOrder::leads`); SQLite runs it under the
+/// write lock, so exactly one caller changes the row.
 pub(super) const SQL_CLAIM: &str = "UPDATE jobs SET state = 'processing', attempts = attempts + 1, lease_until_ms = ?4, \
      updated_at_ms = ?3, first_claimed_at_ms = COALESCE(first_claimed_at_ms, ?3) \
      WHERE queue = ?1 AND key = ?2 \
