@@ -23,8 +23,9 @@
 //! * another connection committed since (`PRAGMA data_version`, which changes on every commit but
 //!   this connection's own): an operator's `inbox retry` beside a running `serve`.
 //!
-//! A rebuild reads every open job's lane, order key and key (one pass over `jobs_open`: ~50 ms for
-//! 100,000 open jobs), so it must stay rare: [`LaneOrder::rebuilds`] counts them for the tests.
+//! A rebuild reads every open job's lane, order key and key (one pass over `jobs_open`: 96 ms for
+//! 120,000 open jobs, release build), holding the connection meanwhile, so it must stay rare:
+//! [`LaneOrder::rebuilds`] counts them for the tests.
 //! The copy costs memory in proportion to the open jobs (their lane and key strings, ~100 bytes a
 //! job), which the backlog bounds.
 
