@@ -23,13 +23,13 @@
 //! * another connection committed since (`PRAGMA data_version`, which changes on every commit but
 //!   this connection's own): an operator's `inbox retry` beside a running `serve`.
 //!
-//! A rebuild reads every open job's lane, order key and key (one pass over `jobs_open`: 96 ms for
+//! A rebuild reads every open job's lane, order key and key (one pass over `jobs_open`: ~0.1 s for
 //! 120,000 open jobs, release build), holding the connection meanwhile, so it must stay rare:
 //! [`LaneOrder::rebuilds`] counts them for the tests.
-//! The copy costs memory in proportion to the open jobs (their lane and key strings, ~100 bytes a
-//! job), which the backlog bounds.
+//! The copy costs memory in proportion to the open jobs (a key and its order key: ~80 bytes a
+//! job, measured), which the backlog bounds.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -48,7 +48,57 @@ pub(super) const SQL_OPEN_JOBS: &str = "SELECT queue, lane, order_key, key FROM 
 pub(super) type Place = (i64, JobKey);
 
 /// The open jobs of every lane that has one, in running order, by queue.
-type Lanes = HashMap<JobQueue, HashMap<Lane, BTreeSet<Place>>>;
+type Lanes = HashMap<JobQueue, HashMap<Lane, LaneJobs>>;
+
+/// One lane's open jobs in running order: a sorted ring, since jobs mostly join at the back and
+/// leave from the front. Keys are boxed strings: 24 bytes a slot instead of a `BTreeSet` node's
+/// share and a `String` (measured ~110–120 bytes an open job with those, docs/performance.md,
+/// "The lanes' order in memory").
+#[derive(Debug, Default)]
+struct LaneJobs(VecDeque<(i64, Box<str>)>);
+
+impl LaneJobs {
+    /// Where `(order_key, key)` is, or would be inserted.
+    fn position(&self, order_key: i64, key: &str) -> Result<usize, usize> {
+        self.0
+            .binary_search_by(|(o, k)| (*o, &**k).cmp(&(order_key, key)))
+    }
+
+    fn insert(&mut self, (order_key, key): Place) {
+        if let Err(at) = self.position(order_key, key.as_str()) {
+            self.0.insert(at, (order_key, key.as_str().into()));
+        }
+    }
+
+    fn remove(&mut self, (order_key, key): &Place) {
+        if let Ok(at) = self.position(*order_key, key.as_str()) {
+            self.0.remove(at);
+        }
+    }
+
+    fn is_first(&self, (order_key, key): &Place) -> bool {
+        self.0
+            .front()
+            .is_some_and(|(o, k)| o == order_key && **k == *key.as_str())
+    }
+
+    /// The jobs in running order, as places (a key this build wrote always parses again).
+    fn places(&self) -> impl Iterator<Item = Place> + '_ {
+        self.0.iter().filter_map(|(order_key, key)| {
+            JobKey::parse(key.to_string())
+                .ok()
+                .map(|key| (*order_key, key))
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 /// The copy and what says whether it is current. See the module doc.
 #[derive(Debug, Default)]
@@ -123,7 +173,7 @@ impl LaneOrder {
                 open_jobs = lanes
                     .values()
                     .flat_map(HashMap::values)
-                    .map(BTreeSet::len)
+                    .map(LaneJobs::len)
                     .sum::<usize>(),
                 lanes = lanes.values().map(HashMap::len).sum::<usize>(),
                 elapsed_us = started.elapsed().as_micros() as u64,
@@ -146,7 +196,7 @@ impl LaneOrder {
         lane: &Lane,
         place: &Place,
     ) -> Result<bool, DbError> {
-        Ok(self.current(conn)?.head(queue, lane) == Some(place))
+        Ok(self.current(conn)?.leads(queue, lane, place))
     }
 
     /// A job joined the open ones (accepted, or a failed one retried).
@@ -178,13 +228,20 @@ impl LaneOrder {
 pub(super) struct Current<'a>(MutexGuard<'a, Mirror>);
 
 impl Current<'_> {
-    fn lanes(&self, queue: JobQueue) -> Option<&HashMap<Lane, BTreeSet<Place>>> {
+    fn lanes(&self, queue: JobQueue) -> Option<&HashMap<Lane, LaneJobs>> {
         self.0.lanes.as_ref()?.get(&queue)
     }
 
     /// The first open job of `lane`.
-    pub(super) fn head(&self, queue: JobQueue, lane: &Lane) -> Option<&Place> {
-        self.lanes(queue)?.get(lane)?.first()
+    pub(super) fn head(&self, queue: JobQueue, lane: &Lane) -> Option<Place> {
+        self.lanes(queue)?.get(lane)?.places().next()
+    }
+
+    /// Whether the job at `place` is the first open job of `lane`.
+    fn leads(&self, queue: JobQueue, lane: &Lane, place: &Place) -> bool {
+        self.lanes(queue)
+            .and_then(|lanes| lanes.get(lane))
+            .is_some_and(|jobs| jobs.is_first(place))
     }
 
     /// The first open job of every lane of `queue` that has one.
@@ -192,7 +249,7 @@ impl Current<'_> {
         self.lanes(queue)
             .into_iter()
             .flat_map(HashMap::values)
-            .filter_map(|jobs| jobs.first().cloned())
+            .filter_map(|jobs| jobs.places().next())
             .collect()
     }
 
@@ -200,7 +257,7 @@ impl Current<'_> {
     pub(super) fn jobs(&self, queue: JobQueue, lane: &Lane, limit: usize) -> Vec<Place> {
         self.lanes(queue)
             .and_then(|lanes| lanes.get(lane))
-            .map(|jobs| jobs.iter().take(limit).cloned().collect())
+            .map(|jobs| jobs.places().take(limit).collect())
             .unwrap_or_default()
     }
 
@@ -209,7 +266,7 @@ impl Current<'_> {
         self.lanes(queue)
             .into_iter()
             .flat_map(HashMap::values)
-            .map(BTreeSet::len)
+            .map(LaneJobs::len)
             .sum()
     }
 }
@@ -293,6 +350,37 @@ mod tests {
 
     async fn head(store: &SqliteStore, lane_name: &str) -> Option<String> {
         ok(store.lane_head(IN, &lane(lane_name), 20).await).map(|j| j.key.as_str().to_owned())
+    }
+
+    /// A lane keeps its jobs in running order whatever order they join in: by order key, then by
+    /// key (byte order); a job joins once, and leaves from anywhere.
+    #[test]
+    fn a_lane_keeps_its_jobs_in_running_order() {
+        let place = |o: i64, k: &str| (o, key(k));
+        let mut jobs = LaneJobs::default();
+        for (o, k) in [
+            (5, "e"),
+            (1, "b"),
+            (9, "z"),
+            (1, "a"),
+            (5, "e"),
+            (3, "c#1"),
+            (3, "c#0"),
+        ] {
+            jobs.insert(place(o, k));
+        }
+        let order = |jobs: &LaneJobs| -> Vec<String> {
+            jobs.places().map(|(_, k)| k.as_str().to_owned()).collect()
+        };
+        assert_eq!(order(&jobs), ["a", "b", "c#0", "c#1", "e", "z"]);
+        assert!(jobs.is_first(&place(1, "a")));
+        assert!(!jobs.is_first(&place(1, "b")));
+        jobs.remove(&place(3, "c#0"));
+        jobs.remove(&place(3, "nothing"));
+        jobs.remove(&place(1, "a"));
+        assert_eq!(order(&jobs), ["b", "c#1", "e", "z"]);
+        assert!(jobs.is_first(&place(1, "b")));
+        assert_eq!(jobs.len(), 4);
     }
 
     /// The rebuild reads every queue this build runs.

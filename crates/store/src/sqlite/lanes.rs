@@ -52,7 +52,7 @@ fn head(
     lane: &Lane,
 ) -> Result<Option<Job>, DbError> {
     for _ in 0..2 {
-        let Some(place) = order.own(conn)?.head(queue, lane).cloned() else {
+        let Some(place) = order.own(conn)?.head(queue, lane) else {
             return Ok(None);
         };
         if let Some(job) = open_job(conn, order, queue, &place)? {
