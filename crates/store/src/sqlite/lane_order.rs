@@ -52,7 +52,7 @@ type Lanes = HashMap<JobQueue, HashMap<Lane, LaneJobs>>;
 
 /// One lane's open jobs in running order: a sorted ring, since jobs mostly join at the back and
 /// leave from the front. Keys are boxed strings: 24 bytes a slot instead of a `BTreeSet` node's
-/// share and a `String` (measured ~110–120 bytes an open job with those, docs/performance.md,
+/// share and a `String` (measured ~110 bytes an open job with those, docs/performance.md,
 /// "The lanes' order in memory").
 #[derive(Debug, Default)]
 struct LaneJobs(VecDeque<(i64, Box<str>)>);
@@ -66,7 +66,8 @@ impl LaneJobs {
 
     fn insert(&mut self, (order_key, key): Place) {
         if let Err(at) = self.position(order_key, key.as_str()) {
-            self.0.insert(at, (order_key, key.as_str().into()));
+            self.0
+                .insert(at, (order_key, String::from(key).into_boxed_str()));
         }
     }
 
@@ -471,8 +472,18 @@ mod tests {
         let path = dir.path().join("order.db");
         let store = open(&path).await;
         let payload = "x".repeat(2_000);
-        // ~4,000 pages of log: several checkpoints by the checkpointer's connection.
+        // ~4,000 pages of log: the checkpointer's connection copies them back as it goes; another
+        // connection checkpoints too, every 500 jobs, so that the test cannot pass without one.
+        let checkpointer = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
         for n in 0..2_000_i64 {
+            if n % 500 == 499 {
+                let (_, _, copied): (i64, i64, i64) = checkpointer
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    })
+                    .unwrap_or_else(|e| panic!("{e}"));
+                assert!(copied > 0, "the checkpoint copied nothing");
+            }
             let name = format!("k{n:05}");
             // Every third job in a lane of its own, where it leads and is run at once.
             let lane_name = if n % 3 == 0 {
