@@ -6,7 +6,9 @@
 #   scripts/build-pgo.sh [--production] [OUT_DIR]          (default: target/pgo)
 #
 # --production: the optimised build is the production binary (`-p xdm-app --no-default-features`:
-# no demo, no sandbox) instead of the default features the load generator's figures are of.
+# no demo, no sandbox) instead of the default features the load generator's figures are of. The
+# profile is of the default-feature program and fits it less well: it saves less so far
+# (docs/performance.md).
 #
 # 1. Builds the bridge and the load generator instrumented (`-Cprofile-generate`), in a target
 #    folder of their own (target/pgo-generate).
