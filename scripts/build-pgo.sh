@@ -26,9 +26,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-production=false
+# What the optimised build is made of (step 4).
+packages=(-p xdm-app -p xdm-bench)
 if [ "${1:-}" = --production ]; then
-    production=true
+    packages=(-p xdm-app --no-default-features)
     shift
 fi
 out=${1:-target/pgo}
@@ -93,11 +94,7 @@ echo "== 3/4 merging $profiles profiles"
 "$profdata" merge -o "$data/merged.profdata" "$data/bridge"
 
 echo "== 4/4 optimised build"
-if $production; then
-    RUSTFLAGS="-Cprofile-use=$data/merged.profdata" build "$use_dir" -p xdm-app --no-default-features
-else
-    RUSTFLAGS="-Cprofile-use=$data/merged.profdata" build "$use_dir" -p xdm-app -p xdm-bench
-fi
+RUSTFLAGS="-Cprofile-use=$data/merged.profdata" build "$use_dir" "${packages[@]}"
 mkdir -p "$out"
 cp "$use_dir/$host/release/xdm-connect" "$out/xdm-connect"
 echo "built $out/xdm-connect (profile: $data/merged.profdata)"
