@@ -7,7 +7,12 @@
 #   target/lambda/xdm-connect.zip          a copy of the zip just built: the file that
 #                                           deploy/template.yaml's CodeUri names
 #
-# usage: scripts/build-lambda.sh [--arch x86_64|arm64]      (default x86_64)
+# usage: scripts/build-lambda.sh [--arch x86_64|arm64] [--pgo]      (default x86_64)
+#
+# --pgo (x86_64 on an x86_64 Linux host only): the bootstrap is the production binary optimised
+#   with a profile of its own hot paths, the four functions' included (scripts/build-pgo.sh
+#   --production: two release builds and a few minutes of training on loopback; it also sets up
+#   ./.venv). docs/performance.md has what it saves.
 #
 # x86_64 on an x86_64 Linux host: a plain `cargo build --release`; the binary links glibc
 #   dynamically, so it is checked to need no glibc symbol newer than 2.34 (what Amazon Linux 2023,
@@ -25,12 +30,14 @@ CARGO_LAMBDA_VERSION=1.9.2 # PyPI package `cargo-lambda` (brings `ziglang`)
 MAX_GLIBC=2.34             # glibc of Amazon Linux 2023
 
 arch=x86_64
+pgo=false
 while [ $# -gt 0 ]; do
   case "$1" in
+    --pgo) pgo=true; shift ;;
     --arch) arch="${2:-}"; shift 2 || { echo "--arch needs a value: x86_64 or arm64" >&2; exit 2; } ;;
     --arch=*) arch="${1#--arch=}"; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "unknown argument: $1 (usage: scripts/build-lambda.sh [--arch x86_64|arm64])" >&2; exit 2 ;;
+    *) echo "unknown argument: $1 (usage: scripts/build-lambda.sh [--arch x86_64|arm64] [--pgo])" >&2; exit 2 ;;
   esac
 done
 case "$arch" in
@@ -63,10 +70,24 @@ PY
   } | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/^GLIBC_//' | sort -uV | tail -n 1
 }
 
-if [ "$arch" = x86_64 ] && [ "$(uname -s)" = Linux ] && [ "$(uname -m)" = x86_64 ]; then
-  echo "== cargo build --release -p xdm-app --no-default-features --locked ($triple, native)"
-  cargo build --release -p xdm-app --no-default-features --locked
-  bin="$target_dir/release/xdm-connect"
+native=false
+[ "$arch" = x86_64 ] && [ "$(uname -s)" = Linux ] && [ "$(uname -m)" = x86_64 ] && native=true
+if $pgo && ! $native; then
+  echo "--pgo builds the x86_64 package on an x86_64 Linux host only: the profile comes from running" >&2
+  echo "the binary here" >&2
+  exit 2
+fi
+
+if $native; then
+  if $pgo; then
+    echo "== scripts/build-pgo.sh --production $target_dir/pgo-production ($triple, native)"
+    ./scripts/build-pgo.sh --production "$target_dir/pgo-production"
+    bin="$target_dir/pgo-production/xdm-connect"
+  else
+    echo "== cargo build --release -p xdm-app --no-default-features --locked ($triple, native)"
+    cargo build --release -p xdm-app --no-default-features --locked
+    bin="$target_dir/release/xdm-connect"
+  fi
   need=$(max_glibc "$bin")
   if [ -n "$need" ] && [ "$(printf '%s\n%s\n' "$need" "$MAX_GLIBC" | sort -V | tail -n 1)" != "$MAX_GLIBC" ]; then
     echo "the binary needs glibc $need, but provided.al2023 has $MAX_GLIBC: build on an older distribution" >&2

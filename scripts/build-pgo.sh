@@ -6,29 +6,39 @@
 #   scripts/build-pgo.sh [--production] [OUT_DIR]          (default: target/pgo)
 #
 # --production: the optimised build is the production binary (`-p xdm-app --no-default-features`:
-# no demo, no sandbox) instead of the default features the load generator's figures are of. The
-# profile is of the default-feature program and fits it less well: it saves less so far
-# (docs/performance.md).
+# no demo, no sandbox), the one `serve` runs in production and the x86_64 Lambda package is made
+# of (`scripts/build-lambda.sh --pgo`). It is then also the binary instrumented and trained —
+# built alone, without the sandbox, it unifies its dependencies' features differently, and a
+# profile of the default-feature program would not fit it — and the training adds the four Lambda
+# functions (below).
 #
 # 1. Builds the bridge and the load generator instrumented (`-Cprofile-generate`), in a target
-#    folder of their own (target/pgo-generate).
+#    folder of their own (target/pgo-generate; with --production the bridge and the generator in
+#    two invocations, so that each keeps its own features, and also a debug build with the
+#    sandbox and the Python tools of ./.venv for the Lambda training).
 # 2. Trains: runs the load generator's scenarios against the instrumented bridge, on loopback,
 #    with the sandbox emulators and SQLite — DMs into open chats and agent replies at 100 a second
 #    and as fast as they go, webhook acknowledgements — the paths a contact center runs all day.
 #    Each bridge is stopped with SIGTERM (the generator kills its wrapper; the bridge gets the
-#    parent-death signal) so that it exits and writes its profile.
+#    parent-death signal) so that it exits and writes its profile. With --production, then the
+#    four Lambda functions (webhook, worker, outbound, sweeper) on DMs and replies, each bootstrap
+#    behind a local Lambda Runtime API with DynamoDB, SQS and SNS emulated (scripts/lambda-cost.py,
+#    which stops them with SIGTERM).
 # 3. Merges the profiles with `llvm-profdata` (rustup's `llvm-tools` component, added if missing).
 # 4. Builds again with `-Cprofile-use` (target/pgo-use) and copies `xdm-connect` to OUT_DIR.
 #
-# Two release builds (~16 min each on 2 cores) and ~2 min of training. Code the training does not
+# Two release builds (~16 min each on 2 cores) and 2-6 min of training. Code the training does not
 # run (media, X Chat, operator commands) is compiled as usual but laid out as cold: it works the
 # same, a little slower. Needs rustup (for llvm-tools) and `setpriv` (util-linux).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# What the optimised build is made of (step 4).
+# What is built instrumented (step 1) and then optimised (step 4): the bridge, and the generator
+# with it in one invocation unless the bridge is the production binary.
+production=false
 packages=(-p xdm-app -p xdm-bench)
 if [ "${1:-}" = --production ]; then
+    production=true
     packages=(-p xdm-app --no-default-features)
     shift
 fi
@@ -56,7 +66,14 @@ build() {
 echo "== 1/4 instrumented build"
 rm -rf "$data"
 mkdir -p "$data/bridge" "$data/generator"
-RUSTFLAGS="-Cprofile-generate=$data/generator" build "$generate_dir" -p xdm-app -p xdm-bench
+RUSTFLAGS="-Cprofile-generate=$data/generator" build "$generate_dir" "${packages[@]}"
+if $production; then
+    RUSTFLAGS="-Cprofile-generate=$data/generator" build "$generate_dir" -p xdm-bench
+    # The Lambda training's emulators: the sandbox (a debug build with it, target/debug, as the
+    # tests use) and moto (./.venv).
+    cargo build --locked -p xdm-app
+    ./scripts/venv.sh
+fi
 
 echo "== 2/4 training"
 bin=$(realpath "$generate_dir/$host/release/xdm-connect")
@@ -87,14 +104,27 @@ train inbound-e2e --duration 10
 train outbound-e2e --rate 100 --duration 15
 train outbound-e2e --duration 10
 train acks --rate 3000 --duration 8
+expected=5
+if $production; then
+    # Two passes of four functions: eight bootstraps, each writing its profile when stopped.
+    expected=$((expected + 8))
+    echo "lambda-cost.py (the four Lambda functions)" | tee -a "$data/training.log"
+    LLVM_PROFILE_FILE="$data/bridge/%p.profraw" python3 scripts/lambda-cost.py --messages 200 \
+        --bootstrap "$bin" --sandbox-bin "$PWD/target/debug/xdm-connect" >> "$data/training.log" 2>&1 ||
+        { tail -40 "$data/training.log" >&2; exit 1; }
+fi
 profiles=$(find "$data/bridge" -name '*.profraw' | wc -l)
-[ "$profiles" -ge 5 ] || { echo "only $profiles bridge profiles were written" >&2; exit 1; }
+[ "$profiles" -ge "$expected" ] || { echo "only $profiles bridge profiles were written" >&2; exit 1; }
 
 echo "== 3/4 merging $profiles profiles"
 "$profdata" merge -o "$data/merged.profdata" "$data/bridge"
+# Cargo rebuilds a registry crate when its flags change, not when the file a flag names does: a
+# profile named by its content makes a new profile rebuild every crate with it.
+profile="$data/merged-$(sha256sum "$data/merged.profdata" | cut -c1-16).profdata"
+mv "$data/merged.profdata" "$profile"
 
 echo "== 4/4 optimised build"
-RUSTFLAGS="-Cprofile-use=$data/merged.profdata" build "$use_dir" "${packages[@]}"
+RUSTFLAGS="-Cprofile-use=$profile" build "$use_dir" "${packages[@]}"
 mkdir -p "$out"
 cp "$use_dir/$host/release/xdm-connect" "$out/xdm-connect"
-echo "built $out/xdm-connect (profile: $data/merged.profdata)"
+echo "built $out/xdm-connect (profile: $profile)"

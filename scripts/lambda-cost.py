@@ -712,8 +712,14 @@ class Function:
         return [r for r in self.records if r["phase"] == phase]
 
     def stop(self):
-        self.proc.kill()
-        self.proc.wait()
+        # SIGTERM, as Lambda sends at shutdown: the bootstrap exits normally (an instrumented one
+        # then writes its profile: scripts/build-pgo.sh); SIGKILL if it does not within 10 s.
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
         self.runtime.close()
         self.log.close()
 
@@ -745,6 +751,8 @@ class Deployment:
         }
         if args.reorder_window_ms is not None:
             env["XDM_REORDER_WINDOW_MS"] = str(args.reorder_window_ms)
+        if "LLVM_PROFILE_FILE" in os.environ:  # where an instrumented bootstrap writes its profile
+            env["LLVM_PROFILE_FILE"] = os.environ["LLVM_PROFILE_FILE"]
         self.functions = {}
         for role in ("webhook", "worker", "outbound", "sweeper"):
             extra = {"XDM_INBOUND_QUEUE_URL": setup["queue_url"]} if role == "webhook" else {}

@@ -9,6 +9,7 @@ pub mod monitoring;
 #[cfg(feature = "sandbox")]
 pub mod sandbox_link;
 pub mod server;
+pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
 pub mod wiring;

@@ -95,7 +95,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
             Err(e) => println!("SNS subscription {endpoint}: not confirmed ({e})"),
         }
     }
-    crate::commands::serve::shutdown_signal().await;
+    crate::shutdown::signal().await;
     sandbox.shutdown();
     sandbox.stopped().await;
     Ok(())

@@ -73,7 +73,7 @@ pub async fn run() -> anyhow::Result<()> {
         Some(emf) => app.with_metrics(emf, Box::new(std::io::stdout())),
         None => app,
     });
-    Box::pin(lambda_runtime::run(lambda_runtime::service_fn(
+    let runtime = Box::pin(lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<Value>| {
             let app = Arc::clone(&app);
             async move {
@@ -83,9 +83,16 @@ pub async fn run() -> anyhow::Result<()> {
                     .map_err(lambda_runtime::Error::from)
             }
         },
-    )))
-    .await
-    .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
+    )));
+    // SIGTERM ends the loop and the process exits normally: Lambda sends it when it shuts the
+    // execution environment down (only when an extension is registered; otherwise it kills the
+    // process), and so do local runs (scripts/lambda-cost.py under scripts/build-pgo.sh, which
+    // needs the normal exit for the process to write its profile). Lambda sends it between
+    // invocations, when no handler is running.
+    tokio::select! {
+        result = runtime => result.map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}")),
+        () = crate::shutdown::signal() => Ok(()),
+    }
 }
 
 /// The EMF namespace for the `XDM_METRICS_NAMESPACE` setting: the default when unset or empty,

@@ -1,6 +1,7 @@
-//! The real `xdm-connect serve` binary as a child process, configured only through the public
-//! settings (`XDM_*`, `AWS_*`; README, Configuration) against an in-process sandbox, for tests that kill
-//! it with SIGKILL and start it again on the same port and SQLite file.
+//! The real `xdm-connect` binary as a child process, configured only through the public settings
+//! (`XDM_*`, `AWS_*`; README, Configuration) against an in-process sandbox: `serve`, for tests that
+//! kill it with SIGKILL and start it again on the same port and SQLite file, and the Lambda
+//! `bootstrap`.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -46,6 +47,15 @@ impl BridgeProcess {
         self.child.id()
     }
 
+    /// SIGTERM (what systemd, Docker and Lambda send before they stop a process).
+    pub fn terminate(&self) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -TERM failed: {sent}");
+    }
+
     /// Waits up to `limit` for the process to exit on its own; `None` if it is still running.
     pub async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let deadline = std::time::Instant::now() + limit;
@@ -79,21 +89,66 @@ pub fn serve_with(
     db: &Path,
     options: &ServeOptions<'_>,
 ) -> BridgeProcess {
-    let sb = sandbox.config();
     let stderr = match options.log {
         Some(path) => Stdio::from(append(path)),
         None => Stdio::null(),
     };
     let mut command = Command::new(env!("CARGO_BIN_EXE_xdm-connect"));
+    wire_to_sandbox(&mut command, sandbox, db);
     command
         .arg("serve")
+        .env("XDM_LISTEN", format!("127.0.0.1:{port}"))
+        // Several of these run at once: none may take the default admin port.
+        .env("XDM_ADMIN_LISTEN", "off")
+        .env("XDM_RETRY_BASE_MS", "100");
+    for (key, value) in options.env {
+        command.env(key, value);
+    }
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    BridgeProcess { child }
+}
+
+/// The binary started as a Lambda function's `bootstrap` (a link of that name in `dir`) with
+/// the variables Lambda sets, its Runtime API at `runtime_api`, its log (JSON lines) to `log`.
+pub fn lambda_bootstrap(
+    sandbox: &SandboxHandle,
+    runtime_api: std::net::SocketAddr,
+    dir: &Path,
+    log: &Path,
+) -> BridgeProcess {
+    let bootstrap = dir.join("bootstrap");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_xdm-connect"), &bootstrap).unwrap();
+    let mut command = Command::new(&bootstrap);
+    wire_to_sandbox(&mut command, sandbox, &dir.join("lambda.db"));
+    command
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "xdm-test")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/xdm-test")
+        .env("XDM_METRICS_NAMESPACE", "off");
+    let child = command
+        .stdout(Stdio::from(append(log)))
+        .stderr(Stdio::from(append(log)))
+        .spawn()
+        .unwrap();
+    BridgeProcess { child }
+}
+
+/// Only the given settings (first: it clears the rest): the store `db`, X and Amazon Connect at
+/// `sandbox`, static AWS credentials.
+fn wire_to_sandbox(command: &mut Command, sandbox: &SandboxHandle, db: &Path) {
+    let sb = sandbox.config();
+    command
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
-        .env("XDM_LISTEN", format!("127.0.0.1:{port}"))
-        // Several of these run at once: none may take the default admin port.
-        .env("XDM_ADMIN_LISTEN", "off")
         .env("XDM_STORE", format!("sqlite:{}", db.display()))
         .env("XDM_X_API_URL", sandbox.base_url())
         .env("XDM_X_CONSUMER_KEY", &sb.x.consumer_key)
@@ -106,22 +161,12 @@ pub fn serve_with(
         .env("XDM_CONNECT_CONTACT_FLOW_ID", &sb.connect.contact_flow_id)
         .env("XDM_CONNECT_TOPIC_ARN", sandbox.sns_topic_arn())
         .env("XDM_SNS_TRUSTED_CERT_URLS", sandbox.sns_cert_url())
-        .env("XDM_RETRY_BASE_MS", "100")
         .env("AWS_REGION", &sb.connect.region)
         .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
         .env("AWS_SECRET_ACCESS_KEY", "test-secret")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_ENDPOINT_URL_CONNECT", sandbox.base_url())
         .env("AWS_ENDPOINT_URL_CONNECTPARTICIPANT", sandbox.base_url());
-    for (key, value) in options.env {
-        command.env(key, value);
-    }
-    let child = command
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    BridgeProcess { child }
 }
 
 /// Waits until `GET /healthz` answers 200 (gives up after 15 s).

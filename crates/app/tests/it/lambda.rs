@@ -1,5 +1,7 @@
 //! The Lambda face, fed the real captured events and built ones through the handler, against the
-//! sandbox.
+//! sandbox; and the `bootstrap` process itself, stopped as Lambda stops it.
+
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use xdm_app::lambda::LambdaApp;
@@ -529,4 +531,60 @@ async fn on_aws_the_functions_read_ssm_and_secrets_store_in_dynamodb_and_wake_th
         contacts[0].initial_contact_id
     );
     sandbox.shutdown();
+}
+
+/// The `bootstrap` process waiting for its next event exits normally on SIGTERM, as Lambda sends
+/// when it shuts an execution environment down (and the local runs of scripts/lambda-cost.py do,
+/// whose instrumented bootstraps must exit to write their profiles: scripts/build-pgo.sh).
+#[tokio::test]
+async fn the_bootstrap_waiting_for_an_event_exits_normally_on_sigterm() {
+    use tokio::io::AsyncReadExt as _;
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The Runtime API: it takes the long poll for the next event and answers nothing.
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api_addr = api.local_addr().unwrap();
+    let (polled, first_poll) = tokio::sync::oneshot::channel::<String>();
+    let runtime_api = tokio::spawn(async move {
+        let (mut conn, _) = api.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = conn.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the bootstrap closed its poll");
+            head.extend_from_slice(&buf[..n]);
+        }
+        polled
+            .send(String::from_utf8_lossy(&head).into_owned())
+            .unwrap();
+        conn // held open: the poll stays unanswered
+    });
+    let log = dir.path().join("bootstrap.log");
+    let mut bootstrap =
+        crate::bridge_process::lambda_bootstrap(&sandbox, api_addr, dir.path(), &log);
+
+    let head = tokio::time::timeout(Duration::from_secs(30), first_poll)
+        .await
+        .expect("the bootstrap did not poll its Runtime API")
+        .unwrap();
+    assert!(
+        head.starts_with("GET /2018-06-01/runtime/invocation/next "),
+        "{head}"
+    );
+    let _conn = runtime_api.await.unwrap();
+    assert_eq!(
+        bootstrap.wait_exit(Duration::from_millis(300)).await,
+        None,
+        "the bootstrap stopped before SIGTERM: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+
+    bootstrap.terminate();
+    let status = bootstrap
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("the bootstrap did not exit within 10 s of SIGTERM");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{status}; log:\n{logged}");
+    assert!(logged.contains("shutting down"), "{logged}");
 }
