@@ -66,9 +66,12 @@ build() {
 echo "== 1/4 instrumented build"
 rm -rf "$data"
 mkdir -p "$data/bridge" "$data/generator"
-RUSTFLAGS="-Cprofile-generate=$data/generator" build "$generate_dir" "${packages[@]}"
+instrumented() {
+    RUSTFLAGS="-Cprofile-generate=$data/generator" build "$generate_dir" "$@"
+}
+instrumented "${packages[@]}"
 if $production; then
-    RUSTFLAGS="-Cprofile-generate=$data/generator" build "$generate_dir" -p xdm-bench
+    instrumented -p xdm-bench
     # The Lambda training's emulators: the sandbox (a debug build with it, target/debug, as the
     # tests use) and moto (./.venv).
     cargo build --locked -p xdm-app

@@ -84,11 +84,10 @@ pub async fn run() -> anyhow::Result<()> {
             }
         },
     )));
-    // SIGTERM ends the loop and the process exits normally: Lambda sends it when it shuts the
-    // execution environment down (only when an extension is registered; otherwise it kills the
-    // process), and so do local runs (scripts/lambda-cost.py under scripts/build-pgo.sh, which
-    // needs the normal exit for the process to write its profile). Lambda sends it between
-    // invocations, when no handler is running.
+    // SIGTERM ends the loop and the process exits normally. Lambda sends it between invocations
+    // when it shuts the execution environment down (only with an extension registered; otherwise
+    // it kills the process); scripts/lambda-cost.py sends it too, and an instrumented bootstrap
+    // (scripts/build-pgo.sh) writes its profile only on a normal exit.
     tokio::select! {
         result = runtime => result.map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}")),
         () = crate::shutdown::signal() => Ok(()),
