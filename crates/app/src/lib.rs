@@ -1,6 +1,7 @@
 //! The `xdm-connect` application: configuration, wiring of the adapters into the core, the
 //! HTTP server of `serve`, and the commands of the binary.
 
+pub mod async_runtime;
 pub mod commands;
 pub mod config;
 pub mod configured;

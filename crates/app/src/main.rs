@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use xdm_app::commands;
+use xdm_app::{async_runtime, commands};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -73,13 +73,10 @@ fn main() -> ExitCode {
     } else {
         Cli::parse()
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match async_runtime::build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };

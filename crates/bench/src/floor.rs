@@ -4,8 +4,8 @@
 //! A DM through the bridge is at least one HTTP request answered (X's webhook POST) and one HTTP
 //! request made (Connect's SendMessage), the second after the reorder window — two separate
 //! wake-ups of an otherwise idle process at low rates. This scenario runs a stand-in that does
-//! only that, with the bridge's own stack (tokio's multi-threaded runtime with its default
-//! workers, axum on hyper to answer, a pooled reqwest client to relay) and nothing else: no
+//! only that, with the bridge's own stack (tokio's multi-threaded runtime with one worker, the
+//! bridge's default, axum on hyper to answer, a pooled reqwest client to relay) and nothing else: no
 //! signature, no parsing, no store, no logging. It is a second process started from this binary
 //! (`XDM_BENCH_FLOOR_SERVER` in its environment, see [`serve_if_asked`]), sent the same 1.5 KB
 //! bodies at the same rate as the end-to-end scenarios; its CPU over the window (the scheduler's
@@ -319,6 +319,9 @@ pub fn serve_if_asked() -> Option<anyhow::Result<()>> {
     let spec = std::env::var(SERVER_ENV).ok()?;
     Some(
         tokio::runtime::Builder::new_multi_thread()
+            // As the bridge (`xdm-connect`'s `async_runtime`); figures before 2026-12-08 ran
+            // tokio's default of one worker per core.
+            .worker_threads(1)
             .enable_all()
             .build()
             .map_err(anyhow::Error::from)

@@ -14,7 +14,9 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
     let app = Application::build(config, Overrides::default())
         .await
         .context("cannot start the bridge")?;
-    tracing::info!(address = %app.local_addr(), "xdm-connect listening");
+    // The worker count comes from the environment (`async_runtime`): say which it took.
+    let async_workers = tokio::runtime::Handle::current().metrics().num_workers();
+    tracing::info!(address = %app.local_addr(), async_workers, "xdm-connect listening");
     if let Some(admin) = app.admin_addr() {
         tracing::info!(address = %admin, "admin listener (/metrics, /healthz) listening");
     }

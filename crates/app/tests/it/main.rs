@@ -7,6 +7,7 @@ mod helpers;
 
 mod abuse;
 mod admin;
+mod async_workers;
 mod business_accounts;
 mod connect_participant;
 mod crash;
