@@ -70,6 +70,8 @@ impl<S: Store, X, C: ConnectApi, K: Clock> Bridge<S, X, C, K> {
         let now = self.now_ms();
         let mut report = AcceptReport::default();
         let mut jobs = Vec::new();
+        // The events of `jobs`, in the same order, for the hand-off to their delivery.
+        let mut events = Vec::new();
         let mut typing = Vec::new();
         let mut reads = Vec::new();
         for event in batch.events {
@@ -94,10 +96,11 @@ impl<S: Store, X, C: ConnectApi, K: Clock> Bridge<S, X, C, K> {
                     let key = JobKey::inbound_dm(&dm.business, &dm.event_id);
                     let lane = Lane::customer(&dm.business, &dm.sender);
                     let order_key = dm.created_ms;
-                    let payload =
-                        serde_json::to_string(&InboundEvent::Message(dm)).map_err(|e| {
-                            StoreError::Corrupt(format!("cannot serialise an event: {e}"))
-                        })?;
+                    let event = InboundEvent::Message(dm);
+                    let payload = serde_json::to_string(&event).map_err(|e| {
+                        StoreError::Corrupt(format!("cannot serialise an event: {e}"))
+                    })?;
+                    events.push(event);
                     jobs.push(NewJob {
                         queue: JobQueue::Inbound,
                         key,
@@ -129,10 +132,11 @@ impl<S: Store, X, C: ConnectApi, K: Clock> Bridge<S, X, C, K> {
                     // The same lane as the customer's DMs: one customer, one order.
                     let lane = Lane::customer(&chat.business, &chat.sender);
                     let order_key = chat.created_ms;
-                    let payload =
-                        serde_json::to_string(&InboundEvent::Chat(chat)).map_err(|e| {
-                            StoreError::Corrupt(format!("cannot serialise an event: {e}"))
-                        })?;
+                    let event = InboundEvent::Chat(chat);
+                    let payload = serde_json::to_string(&event).map_err(|e| {
+                        StoreError::Corrupt(format!("cannot serialise an event: {e}"))
+                    })?;
+                    events.push(event);
                     jobs.push(NewJob {
                         queue: JobQueue::Inbound,
                         key,
@@ -161,7 +165,12 @@ impl<S: Store, X, C: ConnectApi, K: Clock> Bridge<S, X, C, K> {
         metrics::counter!(INBOUND_EVENTS, "result" => "echo").increment(report.echoes as u64);
         metrics::counter!(INBOUND_EVENTS, "result" => "ignored").increment(report.ignored as u64);
         if !jobs.is_empty() {
-            self.persist(&jobs, &mut report).await?;
+            let fresh = self.persist(&jobs, &mut report).await?;
+            for ((job, event), new) in jobs.into_iter().zip(events).zip(fresh) {
+                if new {
+                    self.inbound_handoff.put(job.key, event);
+                }
+            }
         }
         // After the messages are durable: typing and read receipts never delay or fail them.
         self.relay_typing(&typing).await;
@@ -169,8 +178,13 @@ impl<S: Store, X, C: ConnectApi, K: Clock> Bridge<S, X, C, K> {
         Ok(report)
     }
 
-    /// Enqueues the jobs of accepted messages and counts them in `report`.
-    async fn persist(&self, jobs: &[NewJob], report: &mut AcceptReport) -> Result<(), StoreError> {
+    /// Enqueues the jobs of accepted messages and counts them in `report`; for each job, whether
+    /// it is new (not a duplicate).
+    async fn persist(
+        &self,
+        jobs: &[NewJob],
+        report: &mut AcceptReport,
+    ) -> Result<Vec<bool>, StoreError> {
         let fresh_flags = self.engine.enqueue(jobs).await?;
         for (job, &new) in jobs.iter().zip(&fresh_flags) {
             if new {
@@ -190,7 +204,7 @@ impl<S: Store, X, C: ConnectApi, K: Clock> Bridge<S, X, C, K> {
         metrics::counter!(INBOUND_EVENTS, "result" => "accepted").increment(report.accepted as u64);
         metrics::counter!(INBOUND_EVENTS, "result" => "duplicate")
             .increment(report.duplicates as u64);
-        Ok(())
+        Ok(fresh_flags)
     }
 
     /// Persists one chat item streamed by Connect if it is for the customer. When this returns
@@ -203,8 +217,16 @@ impl<S: Store, X, C: ConnectApi, K: Clock> Bridge<S, X, C, K> {
         }
         let now = self.now_ms();
         let (id, chat) = (item.id.clone(), item.initial_contact_id.clone());
-        let jobs = outbound_jobs(item, now, self.config.outbound_reorder_window_ms)?;
+        let (jobs, items): (Vec<NewJob>, Vec<ChatItem>) =
+            outbound_jobs(item, now, self.config.outbound_reorder_window_ms)?
+                .into_iter()
+                .unzip();
         let fresh = self.engine.enqueue(&jobs).await?;
+        for ((job, item), &new) in jobs.iter().zip(items).zip(&fresh) {
+            if new {
+                self.outbound_handoff.put(job.key.clone(), item);
+            }
+        }
         if fresh.iter().any(|new| *new) {
             // As for inbound messages: the delivery logs at INFO, the acceptance at DEBUG.
             tracing::debug!(item = %id, initial_contact_id = %chat, "chat item accepted");
@@ -218,9 +240,14 @@ impl<S: Store, X, C: ConnectApi, K: Clock> Bridge<S, X, C, K> {
     }
 }
 
-/// The jobs for one chat item: one, except that an item carrying several files becomes one job
-/// per file (`<item id>#<n>`), so that a retry of one file never sends another twice.
-fn outbound_jobs(item: ChatItem, now: i64, window_ms: i64) -> Result<Vec<NewJob>, StoreError> {
+/// The jobs for one chat item, each with the item it carries: one, except that an item carrying
+/// several files becomes one job per file (`<item id>#<n>`), so that a retry of one file never
+/// sends another twice.
+fn outbound_jobs(
+    item: ChatItem,
+    now: i64,
+    window_ms: i64,
+) -> Result<Vec<(NewJob, ChatItem)>, StoreError> {
     let items: Vec<(JobKey, ChatItem)> = match &item.body {
         ChatItemBody::Attachment { attachments } if attachments.len() > 1 => attachments
             .iter()
@@ -240,7 +267,7 @@ fn outbound_jobs(item: ChatItem, now: i64, window_ms: i64) -> Result<Vec<NewJob>
     items
         .into_iter()
         .map(|(key, item)| {
-            Ok(NewJob {
+            let job = NewJob {
                 queue: JobQueue::Outbound,
                 key,
                 lane: Lane::chat(&item.initial_contact_id),
@@ -250,7 +277,8 @@ fn outbound_jobs(item: ChatItem, now: i64, window_ms: i64) -> Result<Vec<NewJob>
                 })?,
                 accepted_at_ms: now,
                 not_before_ms: now + window_ms,
-            })
+            };
+            Ok((job, item))
         })
         .collect()
 }

@@ -80,6 +80,11 @@ where
             );
             return;
         };
+        // What this process accepts from now on is delivered here: hand it over typed.
+        match queue {
+            JobQueue::Inbound => self.inbound_handoff.turn_on(),
+            JobQueue::Outbound => self.outbound_handoff.turn_on(),
+        }
         Arc::clone(&self.engine)
             .run_dispatcher(queue, handler, shutdown)
             .await;

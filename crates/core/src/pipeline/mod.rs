@@ -7,6 +7,7 @@ mod buffering;
 mod chat_events;
 mod customer_profiles;
 mod handlers;
+mod handoff;
 mod inbound;
 mod notes;
 mod outbound;
@@ -20,8 +21,10 @@ mod x_chat;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::chat_item::ChatItem;
 use crate::engine::{DeliveryHold, EngineConfig, JobEngine};
 use crate::ids::XUserId;
+use crate::inbound::InboundEvent;
 use crate::jobs::{JOB_RETENTION_MS, JobQueue};
 use crate::media::AttachmentPolicy;
 use crate::ports::{Clock, Store};
@@ -166,6 +169,9 @@ pub struct Bridge<S, X, C, K> {
     connect: C,
     config: BridgeConfig,
     typing: typing_gate::TypingGate,
+    /// Accepted events on their way to their delivery in this process ([`handoff`]).
+    inbound_handoff: handoff::HandOff<InboundEvent>,
+    outbound_handoff: handoff::HandOff<ChatItem>,
 }
 
 impl<S: Store, X, C, K: Clock> Bridge<S, X, C, K> {
@@ -176,6 +182,8 @@ impl<S: Store, X, C, K: Clock> Bridge<S, X, C, K> {
             connect,
             config,
             typing: typing_gate::TypingGate::default(),
+            inbound_handoff: handoff::HandOff::default(),
+            outbound_handoff: handoff::HandOff::default(),
         })
     }
 

@@ -27,7 +27,8 @@ where
 {
     /// Runs one outbound job.
     pub async fn handle_outbound(&self, job: &Job) -> JobOutcome {
-        let item: ChatItem = match serde_json::from_str(&job.payload) {
+        let handed = self.outbound_handoff.take(&job.key);
+        let item: ChatItem = match handed.map_or_else(|| serde_json::from_str(&job.payload), Ok) {
             Ok(i) => i,
             Err(e) => {
                 return JobOutcome::Failed {

@@ -4,6 +4,7 @@
 mod fakes;
 
 mod buffering;
+mod handoff;
 mod inbound;
 mod leases;
 mod media;
