@@ -751,8 +751,11 @@ class Deployment:
         }
         if args.reorder_window_ms is not None:
             env["XDM_REORDER_WINDOW_MS"] = str(args.reorder_window_ms)
-        if "LLVM_PROFILE_FILE" in os.environ:  # where an instrumented bootstrap writes its profile
-            env["LLVM_PROFILE_FILE"] = os.environ["LLVM_PROFILE_FILE"]
+        # Passed on when set: where an instrumented bootstrap writes its profile; the async
+        # runtime's worker threads (one by default), to compare another count.
+        for name in ("LLVM_PROFILE_FILE", "TOKIO_WORKER_THREADS"):
+            if name in os.environ:
+                env[name] = os.environ[name]
         self.functions = {}
         for role in ("webhook", "worker", "outbound", "sweeper"):
             extra = {"XDM_INBOUND_QUEUE_URL": setup["queue_url"]} if role == "webhook" else {}
