@@ -17,7 +17,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::jobs::JobKey;
+use serde::de::DeserializeOwned;
+
+use crate::jobs::{Job, JobKey};
 
 /// Events kept per generation: with two generations, at most twice this many (~1 MB of DMs).
 /// An event stays at least this many hand-offs: at 1,000 accepted DMs a second, half a second,
@@ -100,6 +102,17 @@ impl<T> HandOff<T> {
         match kept.current.remove(key) {
             Some(event) => Some(event),
             None => kept.previous.remove(key),
+        }
+    }
+
+    /// The event of `job`: the one handed over if it is still here, else read from its payload.
+    pub(crate) fn take_or_read(&self, job: &Job) -> Result<T, serde_json::Error>
+    where
+        T: DeserializeOwned,
+    {
+        match self.take(&job.key) {
+            Some(event) => Ok(event),
+            None => serde_json::from_str(&job.payload),
         }
     }
 

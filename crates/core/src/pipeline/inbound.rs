@@ -65,16 +65,14 @@ where
 {
     /// Runs one inbound job.
     pub async fn handle_inbound(&self, job: &Job) -> JobOutcome {
-        let handed = self.inbound_handoff.take(&job.key);
-        let event: InboundEvent =
-            match handed.map_or_else(|| serde_json::from_str(&job.payload), Ok) {
-                Ok(e) => e,
-                Err(e) => {
-                    return JobOutcome::Failed {
-                        reason: format!("unreadable inbound job: {e}"),
-                    };
-                }
-            };
+        let event: InboundEvent = match self.inbound_handoff.take_or_read(job) {
+            Ok(e) => e,
+            Err(e) => {
+                return JobOutcome::Failed {
+                    reason: format!("unreadable inbound job: {e}"),
+                };
+            }
+        };
         match event {
             InboundEvent::Message(dm) => {
                 let span =

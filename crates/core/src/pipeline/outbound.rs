@@ -27,8 +27,7 @@ where
 {
     /// Runs one outbound job.
     pub async fn handle_outbound(&self, job: &Job) -> JobOutcome {
-        let handed = self.outbound_handoff.take(&job.key);
-        let item: ChatItem = match handed.map_or_else(|| serde_json::from_str(&job.payload), Ok) {
+        let item: ChatItem = match self.outbound_handoff.take_or_read(job) {
             Ok(i) => i,
             Err(e) => {
                 return JobOutcome::Failed {
